@@ -1,0 +1,5 @@
+"""``python -m lwlocal`` runs the command line."""
+
+from lwlocal.cli import main
+
+main()

@@ -1,0 +1,49 @@
+"""Rich rendering of progress events for the command line."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+
+from lwlocal.progress import Progress as Event
+
+
+class WriteProgress:
+    """A progress display for planning and writing: section k/n, words, tokens/s."""
+
+    def __init__(self, console: Console) -> None:
+        self._bar = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[count]}"),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
+        self._tasks: dict[str, TaskID] = {}
+
+    def __enter__(self) -> WriteProgress:
+        self._bar.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._bar.stop()
+
+    def __call__(self, event: Event) -> None:
+        if event.stage == "plan":
+            description, total = "planning the outline", None
+            count = f"{event.done:.0f} tokens"
+        else:
+            description, total = f"section {event.step}/{event.steps}", event.total
+            count = f"{event.done:.0f}/{event.total:.0f} words"
+        if event.stage not in self._tasks:
+            self._tasks[event.stage] = self._bar.add_task(description, total=total, count="",
+                                                          rate="")
+        rate = f"{event.rate:.1f} tok/s" if event.rate else ""
+        self._bar.update(self._tasks[event.stage], description=description, completed=event.done,
+                         count=count, rate=rate)

@@ -1,0 +1,239 @@
+"""One llama.cpp session that keeps its token history and reuses its KV cache across requests."""
+
+from __future__ import annotations
+
+import codecs
+import json
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import llama_cpp
+from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+from lwlocal.errors import LwlocalError
+from lwlocal.hardware import physical_cores
+
+PENALTY_LAST_N = 64  # tokens the repetition penalty looks back over (llama.cpp's default)
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Sampling settings of one request."""
+
+    temperature: float = 0.7
+    top_p: float = 0.9
+    top_k: int = 40
+    min_p: float = 0.05
+    repeat_penalty: float = 1.1
+    seed: int = 42
+
+
+@dataclass
+class Stats:
+    """Counters over the engine's life: what was evaluated, generated, and how fast."""
+
+    prompt_tokens_evaluated: int = 0
+    generated_tokens: int = 0
+    prefill_seconds: float = 0.0
+    decode_seconds: float = 0.0
+    context_tokens: int = 0
+    requests: int = 0
+
+    @property
+    def prefill_tokens_per_s(self) -> float:
+        return self.prompt_tokens_evaluated / self.prefill_seconds if self.prefill_seconds else 0.0
+
+    @property
+    def decode_tokens_per_s(self) -> float:
+        return self.generated_tokens / self.decode_seconds if self.decode_seconds else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["prefill_tokens_per_s"] = round(self.prefill_tokens_per_s, 2)
+        out["decode_tokens_per_s"] = round(self.decode_tokens_per_s, 2)
+        return out
+
+
+@dataclass
+class Generation:
+    """The result of one request: the tokens produced (end-of-turn excluded), their text, why
+    it stopped (``eog``, ``length``, ``stopped``, ``cancelled``)."""
+
+    tokens: list[int] = field(default_factory=list)
+    text: str = ""
+    stop: str = ""
+
+
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """Length of the longest shared prefix of two token lists."""
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+class Engine:
+    """A loaded GGUF model with one context.
+
+    ``generate`` takes the *whole* conversation as tokens; only the part that is not already in
+    the KV cache is evaluated.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        n_ctx: int = 4096,
+        n_batch: int = 512,
+        n_threads: int | None = None,
+        flash_attn: bool = False,
+        type_k: int | None = None,
+        type_v: int | None = None,
+    ) -> None:
+        try:
+            self._llm = llama_cpp.Llama(
+                model_path=str(path),
+                n_ctx=n_ctx,
+                n_batch=n_batch,
+                n_threads=n_threads or physical_cores(),
+                flash_attn=flash_attn,
+                type_k=type_k,
+                type_v=type_v,
+                verbose=False,
+            )
+        except ValueError as exc:
+            raise LwlocalError(f"{path}: llama.cpp could not load it ({exc})") from exc
+        self._vocab = llama_cpp.llama_model_get_vocab(self._llm.model)
+        self._end_tokens = [t for t in range(llama_cpp.llama_vocab_n_tokens(self._vocab))
+                            if self.is_end_of_turn(t)]
+        self.stats = Stats()
+
+    @property
+    def n_ctx(self) -> int:
+        return self._llm.n_ctx()
+
+    @property
+    def n_ctx_train(self) -> int:
+        return llama_cpp.llama_model_n_ctx_train(self._llm.model)
+
+    def tokenize(self, text: str, *, start: bool = False) -> list[int]:
+        """Tokens of ``text``; special tokens are parsed, BOS added only when ``start``."""
+        return self._llm.tokenize(text.encode(), add_bos=start, special=True)
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        return self._llm.detokenize(list(tokens)).decode("utf-8", errors="replace")
+
+    def is_end_of_turn(self, token: int) -> bool:
+        return bool(llama_cpp.llama_vocab_is_eog(self._vocab, token))
+
+    def _cached_prefix(self, context: Sequence[int]) -> int:
+        """How many leading tokens of ``context`` the KV cache already holds and can keep (all
+        but the last when the whole context is cached: its logits must be computed again)."""
+        cached = common_prefix(self._llm.eval_tokens, context)
+        return cached - 1 if cached == len(context) else cached
+
+    def _sampler(self, sampling: Sampling, grammar: str | None) -> Any:
+        """A llama.cpp sampler chain: grammar, repetition penalty, top-k/p, min-p, temperature."""
+        chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+        steps = []
+        if grammar:
+            steps.append(llama_cpp.llama_sampler_init_grammar(self._vocab, grammar.encode(),
+                                                              b"root"))
+        steps.append(llama_cpp.llama_sampler_init_penalties(
+            llama_cpp.llama_vocab_n_tokens(self._vocab), PENALTY_LAST_N,
+            sampling.repeat_penalty, 0.0, 0.0))
+        if sampling.temperature <= 0:
+            steps.append(llama_cpp.llama_sampler_init_greedy())
+        else:
+            steps += [
+                llama_cpp.llama_sampler_init_top_k(sampling.top_k),
+                llama_cpp.llama_sampler_init_top_p(sampling.top_p, 1),
+                llama_cpp.llama_sampler_init_min_p(sampling.min_p, 1),
+                llama_cpp.llama_sampler_init_temp(sampling.temperature),
+                llama_cpp.llama_sampler_init_dist(sampling.seed & 0xFFFFFFFF),
+            ]
+        for step in steps:
+            llama_cpp.llama_sampler_chain_add(chain, step)
+        return chain
+
+    def _forbid_end_of_turn(self) -> None:
+        """Make end-of-turn tokens impossible for the next sample."""
+        logits = llama_cpp.llama_get_logits_ith(self._llm.ctx, -1)
+        for token in self._end_tokens:
+            logits[token] = -math.inf
+
+    def generate(
+        self,
+        context: Sequence[int],
+        sampling: Sampling,
+        *,
+        max_tokens: int,
+        json_schema: dict[str, Any] | None = None,
+        may_end: Callable[[str], bool] | None = None,
+        should_stop: Callable[[str], bool] | None = None,
+        on_text: Callable[[str], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Generation:
+        """Continue ``context`` with up to ``max_tokens`` sampled tokens.
+
+        Stops at an end-of-turn token (never sampled while ``may_end(text so far)`` is false),
+        at ``max_tokens``, at the end of the context window, when ``should_stop(text so far)``
+        is true after a token, or when ``cancel`` is set. ``on_text`` receives each new piece of
+        text as it is produced.
+        """
+        if not context:
+            raise ValueError("generate needs at least one context token")
+        room = self.n_ctx - len(context)
+        if room <= 0:
+            raise LwlocalError(f"context of {len(context)} tokens does not fit n_ctx={self.n_ctx}")
+        max_tokens = min(max_tokens, room)
+        grammar = json_schema_to_gbnf(json.dumps(json_schema)) if json_schema else None
+        sampler = self._sampler(sampling, grammar)
+        result = Generation(stop="length")
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        started = time.perf_counter()
+        first_token_at = started
+        cached = self._cached_prefix(context)
+        self.stats.prompt_tokens_evaluated += len(context) - cached
+        self.stats.requests += 1
+        try:
+            self._llm.n_tokens = cached  # eval() drops the KV cache past this point
+            self._llm.eval(context[cached:])
+            while True:
+                if may_end is not None and not may_end(result.text):
+                    self._forbid_end_of_turn()
+                token = llama_cpp.llama_sampler_sample(sampler, self._llm.ctx, -1)
+                if not result.tokens:
+                    first_token_at = time.perf_counter()
+                if self.is_end_of_turn(token):
+                    result.stop = "eog"
+                    break
+                result.tokens.append(token)
+                piece = decoder.decode(self._llm.detokenize([token]))
+                result.text += piece
+                if on_text and piece:
+                    on_text(piece)
+                if len(result.tokens) >= max_tokens:
+                    break
+                if should_stop and should_stop(result.text):
+                    result.stop = "stopped"
+                    break
+                if cancel is not None and cancel.is_set():
+                    result.stop = "cancelled"
+                    break
+                self._llm.eval([token])
+        finally:
+            llama_cpp.llama_sampler_free(sampler)
+            finished = time.perf_counter()
+            self.stats.prefill_seconds += first_token_at - started
+            self.stats.decode_seconds += finished - first_token_at
+            self.stats.generated_tokens += len(result.tokens)
+            self.stats.context_tokens = self._llm.n_tokens
+        return result

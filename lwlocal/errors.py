@@ -1,0 +1,5 @@
+"""The one error type the command line turns into a one-line message and a non-zero exit."""
+
+
+class LwlocalError(Exception):
+    """A problem with the user's input or files, stated in one line."""

@@ -1,0 +1,32 @@
+"""The one progress callback type: long work reports events, the CLI and the TUI render them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A snapshot of a long task.
+
+    ``stage`` names the phase (e.g. ``plan``, ``write``); ``step``/``steps`` count its units
+    (sections, tensors); ``done``/``total`` measure the current unit (words, bytes); ``text`` is
+    newly produced output, if any; ``rate`` is units per second (tokens/s while writing).
+    """
+
+    stage: str
+    step: int = 0
+    steps: int = 0
+    done: float = 0
+    total: float = 0
+    text: str = ""
+    rate: float = 0.0
+    message: str = ""
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+def ignore(_: Progress) -> None:
+    """A callback that does nothing."""

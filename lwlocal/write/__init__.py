@@ -1,0 +1,1 @@
+"""Plan-then-write (AgentWrite) and single-pass long generation."""

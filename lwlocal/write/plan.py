@@ -1,0 +1,184 @@
+"""The outline of an AgentWrite job: prompt, JSON schema for constrained decoding, parsing,
+word budgets normalised to the requested total."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from lwlocal.errors import LwlocalError
+
+MAX_SECTIONS = 40
+MAX_SECTION_WORDS = 1000  # the LongWriter paper keeps each paragraph within 200-1,000 words
+TITLE_CHARS = 80
+MAIN_POINT_CHARS = 400
+
+PLAN_PROMPT = """\
+I need you to help me break down the following long-form writing instruction into \
+{lo_hi} sections. Each section guides the writing of one part of the text and has a short \
+title, its main point described in detail, and a word count. The word counts should add up \
+to about {words} words. The writing instruction is as follows:
+
+{prompt}
+
+Answer with JSON only: {{"sections": [{{"title": ..., "main_point": ..., "words": ...}}, ...]}}. \
+Make sure the sections are clear and specific and together cover the entire instruction."""
+
+
+@dataclass
+class Section:
+    """One section of the outline: what it says and how many words it gets."""
+
+    title: str
+    main_point: str
+    words: int
+
+
+@dataclass
+class Outline:
+    """The plan of a document: the instruction, the total words and the sections."""
+
+    prompt: str
+    words: int
+    sections: list[Section]
+
+    @property
+    def planned_words(self) -> int:
+        return sum(s.words for s in self.sections)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"prompt": self.prompt, "words": self.words,
+                "sections": [asdict(s) for s in self.sections]}
+
+    def to_json(self) -> str:
+        return json.dumps(self.as_dict(), ensure_ascii=False, indent=2)
+
+    def as_text(self) -> str:
+        """The outline as the numbered list the writing prompt shows the model."""
+        return "\n".join(
+            f"Section {i} - {s.title} - Main point: {s.main_point} - Word count: {s.words} words"
+            for i, s in enumerate(self.sections, 1)
+        )
+
+
+def section_range(words: int) -> tuple[int, int]:
+    """How many sections a document of ``words`` words may have (fewest, most)."""
+    lo = min(MAX_SECTIONS, max(1, math.ceil(words / MAX_SECTION_WORDS)))
+    hi = min(MAX_SECTIONS, max(lo, round(words / 150), 2 if words >= 200 else 1))
+    return lo, hi
+
+
+def plan_prompt(prompt: str, words: int, n_sections: tuple[int, int]) -> str:
+    lo, hi = n_sections
+    lo_hi = str(lo) if lo == hi else f"{lo} to {hi}"
+    return PLAN_PROMPT.format(lo_hi=lo_hi, words=words, prompt=prompt)
+
+
+def outline_schema(n_sections: tuple[int, int]) -> dict[str, Any]:
+    """JSON schema the plan is decoded under, so any model gives a parseable outline."""
+    lo, hi = n_sections
+    section = {
+        "type": "object",
+        "properties": {
+            "title": {"type": "string", "minLength": 1, "maxLength": TITLE_CHARS},
+            "main_point": {"type": "string", "minLength": 1, "maxLength": MAIN_POINT_CHARS},
+            "words": {"type": "integer"},
+        },
+        "required": ["title", "main_point", "words"],
+    }
+    return {
+        "type": "object",
+        "properties": {
+            "sections": {"type": "array", "items": section, "minItems": lo, "maxItems": hi}
+        },
+        "required": ["sections"],
+    }
+
+
+def max_plan_tokens(n_sections: tuple[int, int]) -> int:
+    """A token budget that a complete outline of the most sections fits in."""
+    return 64 + n_sections[1] * (TITLE_CHARS + MAIN_POINT_CHARS + 40) // 2
+
+
+def normalise_budgets(raw: list[int], total: int) -> list[int]:
+    """Scale the model's word counts to add up to ``total`` exactly.
+
+    Missing or silly counts (zero, negative, wildly off the others) are clamped to between a
+    quarter and four times the median, so one bad number cannot starve the other sections.
+    """
+    if not raw:
+        raise ValueError("an outline needs at least one section")
+    positive = sorted(w for w in raw if w > 0)
+    median = positive[len(positive) // 2] if positive else 1
+    weights = [min(max(w, median / 4), median * 4) for w in raw]
+    scaled = [w * total / sum(weights) for w in weights]
+    budgets = [math.floor(x) for x in scaled]
+    by_remainder = sorted(range(len(raw)), key=lambda i: scaled[i] - budgets[i], reverse=True)
+    for i in by_remainder[: total - sum(budgets)]:
+        budgets[i] += 1
+    return budgets
+
+
+def parse_outline(data: Any, prompt: str, words: int | None, source: str) -> Outline:
+    """Build an outline from decoded JSON (``{"sections": [...]}`` or a bare list).
+
+    Budgets are normalised to ``words`` (to the sum of the given budgets when ``None``);
+    ``source`` names where the JSON came from in errors.
+    """
+    items = data.get("sections") if isinstance(data, dict) else data
+    if not isinstance(items, list) or not items:
+        raise LwlocalError(f"{source}: outline has no list of sections")
+    sections = []
+    for i, item in enumerate(items, 1):
+        if not isinstance(item, dict):
+            raise LwlocalError(f"{source}: section {i} is not an object")
+        title = str(item.get("title") or "").strip() or f"Section {i}"
+        main_point = str(item.get("main_point") or "").strip()
+        if not main_point:
+            raise LwlocalError(f"{source}: section {i} has no main_point")
+        try:
+            budget = int(item.get("words") or 0)
+        except (TypeError, ValueError) as exc:
+            raise LwlocalError(f"{source}: section {i} has a non-numeric word count") from exc
+        sections.append(Section(title=title, main_point=main_point, words=budget))
+    raw = [s.words for s in sections]
+    words = words or sum(w for w in raw if w > 0)
+    if words <= 0:
+        raise LwlocalError(f"{source}: outline has no positive word counts")
+    for section, budget in zip(sections, normalise_budgets(raw, words), strict=True):
+        section.words = budget
+    return Outline(prompt=prompt, words=words, sections=sections)
+
+
+def parse_model_outline(text: str, prompt: str, words: int) -> Outline:
+    """Parse the JSON the model produced while planning."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise LwlocalError(f"model outline: not valid JSON ({exc})") from exc
+    return parse_outline(data, prompt, words, "model outline")
+
+
+def load_outline(path: Path, prompt: str | None = None, words: int | None = None) -> Outline:
+    """Read an outline file in the format ``write --plan-only --json`` prints.
+
+    ``prompt`` and ``words`` given on the command line take precedence over the file's; when
+    ``words`` is not given, the file's total (or the sum of its budgets) is kept.
+    """
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise LwlocalError(f"{path}: cannot read outline ({exc.strerror})") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise LwlocalError(f"{path}: outline is not valid JSON ({exc})") from exc
+    meta = data if isinstance(data, dict) else {}
+    prompt = prompt or str(meta.get("prompt") or "")
+    if not prompt:
+        raise LwlocalError(f"{path}: outline has no prompt and none was given")
+    words = words or meta.get("words")
+    if words is not None and (not isinstance(words, int) or words <= 0):
+        raise LwlocalError(f"{path}: outline's total word count must be a positive integer")
+    return parse_outline(data, prompt, words, str(path))

@@ -1,0 +1,315 @@
+"""The writing loop: plan an outline, then write it section by section over one engine session.
+
+Each section is one turn of a single growing conversation (instruction, outline, sections so far),
+so the engine only evaluates the new turn. When the next section would not fit the context, the
+oldest sections are dropped from the *conversation* (never from disk) and the rest re-prefilled.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from lwlocal.engine import Engine, Generation, Sampling
+from lwlocal.errors import LwlocalError
+from lwlocal.progress import Progress, ProgressCallback, ignore
+from lwlocal.prompt_format import PromptFormat
+from lwlocal.write.journal import Job
+from lwlocal.write.plan import (
+    Outline,
+    Section,
+    max_plan_tokens,
+    outline_schema,
+    parse_model_outline,
+    plan_prompt,
+    section_range,
+)
+from lwlocal.write.words import count_words, ends_sentence
+
+TOKENS_PER_WORD = 1.6  # generous for English; Chinese runs about one token per character
+OVERSHOOT = 1.3  # a section stops at the first sentence end past its budget, or here at the latest
+UNDERSHOOT = 0.8  # the model may not end a section before this share of its budget
+PLAN_ATTEMPTS = 2
+
+WRITE_INTRO = """\
+You are an excellent writing assistant. Here is the writing instruction and the plan of the \
+text, section by section.
+
+Writing instruction:
+{prompt}
+
+Plan:
+{outline}
+
+I will ask for the sections one at a time. Write only the body text of the section asked for, \
+without its title, continuing naturally from what is already written."""
+
+SECTION_REQUEST = (
+    "Write section {index} of {count}: {title}. Main point: {main_point} "
+    "Length: about {words} words."
+)
+SKIPPED_NOTE = "Sections 1 to {last} are already written; they are left out here to save space. "
+DIRECT_REQUEST = "{prompt}\n\nWrite about {words} words."
+
+
+def tokens_for(words: int) -> int:
+    """A token budget that ``words`` words (plus the overshoot allowance) fit in."""
+    return int(words * TOKENS_PER_WORD * OVERSHOOT) + 32
+
+
+@dataclass
+class SectionReport:
+    """How one section came out against its plan."""
+
+    index: int
+    title: str
+    planned: int
+    written: int
+    stop: str
+
+
+@dataclass
+class JobResult:
+    """What a finished (or this run of a) job produced, and what it cost."""
+
+    job: str
+    document: str
+    words: int
+    planned_words: int
+    sections: list[SectionReport] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        stats = self.stats
+        context = stats.get("context_tokens", 0)
+        return {
+            "job": self.job,
+            "document": self.document,
+            "words": self.words,
+            "planned_words": self.planned_words,
+            "sections": [vars(s) for s in self.sections],
+            "prompt_tokens_evaluated": stats.get("prompt_tokens_evaluated", 0),
+            "context_tokens": context,
+            "prompt_to_context": round(stats.get("prompt_tokens_evaluated", 0) / context, 3)
+            if context
+            else None,
+            "generated_tokens": stats.get("generated_tokens", 0),
+            "prefill_tokens_per_s": stats.get("prefill_tokens_per_s", 0.0),
+            "decode_tokens_per_s": stats.get("decode_tokens_per_s", 0.0),
+            "seconds": round(self.seconds, 2),
+        }
+
+
+def budget_stop(budget: int) -> Callable[[str], bool]:
+    """A stop test: past ``budget`` words at a sentence end, or past the overshoot allowance."""
+    hard_cap = max(budget + 1, int(budget * OVERSHOOT))
+
+    def should_stop(text: str) -> bool:
+        words = count_words(text)
+        return words >= hard_cap or (words >= budget and ends_sentence(text))
+
+    return should_stop
+
+
+def budget_floor(budget: int) -> Callable[[str], bool]:
+    """An end test: the model may end its turn once the text has most of its budget."""
+    floor = int(budget * UNDERSHOOT)
+    return lambda text: count_words(text) >= floor
+
+
+def plan_outline(
+    engine: Engine,
+    fmt: PromptFormat,
+    prompt: str,
+    words: int,
+    sampling: Sampling,
+    n_sections: tuple[int, int] | None = None,
+    progress: ProgressCallback = ignore,
+) -> Outline:
+    """Ask the model for an outline, decoded under the outline's JSON schema."""
+    n_sections = n_sections or section_range(words)
+    context = engine.tokenize(fmt.first_turn(plan_prompt(prompt, words, n_sections)), start=True)
+    text_so_far: list[str] = []
+
+    def on_text(piece: str) -> None:
+        text_so_far.append(piece)
+        progress(Progress("plan", text=piece, done=len(text_so_far)))
+
+    for attempt in range(PLAN_ATTEMPTS):
+        text_so_far.clear()
+        result = engine.generate(
+            context,
+            Sampling(**{**vars(sampling), "seed": sampling.seed + attempt}),
+            max_tokens=max_plan_tokens(n_sections),
+            json_schema=outline_schema(n_sections),
+            on_text=on_text,
+        )
+        try:
+            return parse_model_outline(result.text, prompt, words)
+        except LwlocalError:
+            if attempt == PLAN_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+class Writer:
+    """Writes a job's sections in order over one engine, keeping the journal up to date."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        fmt: PromptFormat,
+        job: Job,
+        outline: Outline,
+        sampling: Sampling,
+        *,
+        direct: bool = False,
+        progress: ProgressCallback = ignore,
+        cancel: threading.Event | None = None,
+    ) -> None:
+        self.engine = engine
+        self.fmt = fmt
+        self.job = job
+        self.outline = outline
+        self.sampling = sampling
+        self.direct = direct
+        self.progress = progress
+        self.cancel = cancel
+        self._reply_tokens: dict[int, list[int]] = {}  # generated tokens, exact for KV reuse
+        self._first_kept = 1  # first section still in the conversation
+
+    # conversation
+    def _request(self, index: int) -> str:
+        if self.direct:
+            return DIRECT_REQUEST.format(prompt=self.outline.prompt, words=self.outline.words)
+        s = self.outline.sections[index - 1]
+        return SECTION_REQUEST.format(
+            index=index, count=len(self.outline.sections), title=s.title,
+            main_point=s.main_point, words=s.words,
+        )
+
+    def _head(self, index: int) -> str:
+        if self.direct:
+            return self._request(index)
+        intro = WRITE_INTRO.format(prompt=self.outline.prompt, outline=self.outline.as_text())
+        skipped = SKIPPED_NOTE.format(last=index - 1) if index > 1 else ""
+        return f"{intro}\n\n{skipped}{self._request(index)}"
+
+    def _reply(self, index: int) -> list[int]:
+        if index not in self._reply_tokens:
+            self._reply_tokens[index] = self.engine.tokenize(self.job.section_text(index) or "")
+        return self._reply_tokens[index]
+
+    def _context(self, index: int) -> list[int]:
+        """The conversation that asks for section ``index``."""
+        first = self._first_kept
+        tokens = self.engine.tokenize(self.fmt.first_turn(self._head(first)), start=True)
+        for done in range(first, index):
+            tokens += self._reply(done)
+            tokens += self.engine.tokenize(self.fmt.next_turn(self._request(done + 1)))
+        return tokens
+
+    def _fitting_context(self, index: int, budget: int) -> list[int]:
+        """The conversation for section ``index``, dropping the oldest sections if needed.
+
+        When dropping, it drops enough that the context is at most half full, so the re-prefill
+        happens once every several sections rather than for each one.
+        """
+        need = tokens_for(budget)
+        context = self._context(index)
+        if len(context) + need <= self.engine.n_ctx:
+            return context
+        while self._first_kept < index:
+            self._first_kept += 1
+            context = self._context(index)
+            if len(context) + need <= self.engine.n_ctx // 2:
+                break
+        if len(context) + need > self.engine.n_ctx:
+            raise LwlocalError(
+                f"section {index} ({budget} words) does not fit a context of "
+                f"{self.engine.n_ctx} tokens; use a larger --ctx or smaller sections"
+            )
+        return context
+
+    # writing
+    def write_section(self, index: int) -> SectionReport:
+        section = self.outline.sections[index - 1]
+        context = self._fitting_context(index, section.words)
+        n = len(self.outline.sections)
+        words_done = sum(count_words(self.job.section_text(i) or "") for i in range(1, index))
+        stats = self.engine.stats
+        with self.job.open_partial(index) as partial:
+            written: list[str] = []
+
+            def on_text(piece: str) -> None:
+                partial.write(piece)
+                partial.flush()
+                written.append(piece)
+                self.progress(Progress(
+                    "write", step=index, steps=n,
+                    done=words_done + count_words("".join(written)),
+                    total=self.outline.words, text=piece, rate=stats.decode_tokens_per_s,
+                    message=section.title,
+                ))
+
+            result: Generation = self.engine.generate(
+                context,
+                Sampling(**{**vars(self.sampling), "seed": self.sampling.seed + index}),
+                max_tokens=tokens_for(section.words),
+                may_end=budget_floor(section.words),
+                should_stop=budget_stop(section.words),
+                on_text=on_text,
+                cancel=self.cancel,
+            )
+        if result.stop == "cancelled":
+            raise KeyboardInterrupt
+        self._reply_tokens[index] = result.tokens
+        self.job.save_section(index, result.text)
+        return SectionReport(index, section.title, section.words, count_words(result.text),
+                             result.stop)
+
+    def run(self) -> JobResult:
+        """Write every unfinished section, then assemble the document."""
+        started = time.perf_counter()
+        self.job.update(state="writing", pid=os.getpid())
+        reports = []
+        try:
+            for index in range(1, len(self.outline.sections) + 1):
+                text = self.job.section_text(index)
+                if text is None:
+                    reports.append(self.write_section(index))
+                else:
+                    s = self.outline.sections[index - 1]
+                    reports.append(SectionReport(index, s.title, s.words, count_words(text),
+                                                 "journal"))
+        except BaseException:
+            self.job.update(state="interrupted", pid=None)
+            raise
+        document = self.document()
+        path = self.job.save_document(document)
+        result = JobResult(
+            job=self.job.id, document=str(path), words=sum(r.written for r in reports),
+            planned_words=self.outline.planned_words, sections=reports,
+            stats=self.engine.stats.as_dict(), seconds=time.perf_counter() - started,
+        )
+        self.job.update(state="done", pid=None, result=result.as_dict())
+        return result
+
+    def document(self) -> str:
+        """The whole text from the journal: sections under their titles (direct: the text)."""
+        texts = [(self.job.section_text(i) or "").strip()
+                 for i in range(1, len(self.outline.sections) + 1)]
+        if self.direct:
+            return texts[0] + "\n"
+        parts = zip(self.outline.sections, texts, strict=True)
+        return "\n\n".join(f"## {s.title}\n\n{t}" for s, t in parts) + "\n"
+
+
+def direct_outline(prompt: str, words: int) -> Outline:
+    """The one-section outline of a single-pass (direct) job."""
+    return Outline(prompt=prompt, words=words, sections=[Section("", prompt, words)])

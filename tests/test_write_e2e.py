@@ -1,0 +1,102 @@
+"""End-to-end on the default model: plan-only, an AgentWrite job, KV reuse, resume after kill -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from lwlocal.write.journal import Job
+from tests.conftest import run_cli
+
+PROMPT = "Write a travel guide to Lisbon for a first-time visitor."
+
+
+def plan(lw_home, *extra: str) -> dict:
+    proc = run_cli("write", PROMPT, "--words", "600", "--plan-only", "--json", *extra,
+                   env_home=lw_home, check=True)
+    return json.loads(proc.stdout)
+
+
+def test_plan_only_prints_a_parseable_outline(lw_home):
+    outline = plan(lw_home)
+    sections = outline["sections"]
+    assert 1 <= len(sections) <= 4
+    assert sum(s["words"] for s in sections) == 600
+    assert all(s["title"] and s["main_point"] for s in sections)
+    assert not (lw_home / "jobs").exists()  # planning alone starts no job
+
+
+def test_agentwrite_job_reuses_the_kv_cache(lw_home, tmp_path):
+    out = tmp_path / "doc.md"
+    proc = run_cli("write", PROMPT, "--words", "480", "--sections", "4", "--ctx", "4096",
+                   "-o", str(out), "--json", env_home=lw_home, check=True)
+    result = json.loads(proc.stdout)
+    for key in ("job", "words", "sections", "prompt_tokens_evaluated", "context_tokens",
+                "generated_tokens", "decode_tokens_per_s"):
+        assert key in result
+    assert len(result["sections"]) == 4
+    assert result["generated_tokens"] > 0 and result["decode_tokens_per_s"] > 0
+    # sections are held near their budgets
+    for s in result["sections"]:
+        assert s["written"] <= s["planned"] * 1.3 + 1
+    assert result["words"] >= 0.6 * 480
+    # one growing conversation: prompt tokens evaluated stay below 1.15x the final context
+    assert result["prompt_tokens_evaluated"] <= 1.15 * result["context_tokens"]
+    document = out.read_text()
+    assert document.count("\n## ") + document.startswith("## ") == 4
+    job = Job.open(result["job"], lw_home / "jobs")
+    assert job.state == "done" and job.finished() == [1, 2, 3, 4]
+    listed = run_cli("jobs", "--json", env_home=lw_home, check=True).stdout.splitlines()
+    assert json.loads(listed[0])["state"] == "done"
+
+
+def test_edited_outline_is_written_as_given(lw_home, tmp_path):
+    outline = plan(lw_home, "--sections", "2")
+    outline["sections"][0]["words"] = 50
+    outline["sections"][1]["words"] = 100
+    outline["words"] = 150
+    path = tmp_path / "outline.json"
+    path.write_text(json.dumps(outline))
+    proc = run_cli("write", "--outline", str(path), "--json", env_home=lw_home, check=True)
+    result = json.loads(proc.stdout)
+    assert [s["planned"] for s in result["sections"]] == [50, 100]
+
+
+def test_resume_after_kill_9_keeps_finished_sections(lw_home):
+    env = {**os.environ, "LWLOCAL_HOME": str(lw_home)}
+    cmd = [sys.executable, "-m", "lwlocal", "write", PROMPT, "--words", "800", "--sections", "5",
+           "--ctx", "4096", "--json"]
+    writer = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    jobs = lw_home / "jobs"
+    deadline = time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline and writer.poll() is None:
+            sections = list(jobs.glob("*/sections/00[0-9].md"))
+            if len(sections) >= 2:
+                break
+            time.sleep(0.05)
+        assert writer.poll() is None, "the writer finished before it could be killed"
+        os.kill(writer.pid, signal.SIGKILL)
+    finally:
+        writer.wait()
+    (job_dir,) = jobs.iterdir()
+    job = Job.open(str(job_dir), jobs)
+    assert job.state == "interrupted"
+    finished = {i: job.section_path(i).read_bytes() for i in job.finished()}
+    assert 2 <= len(finished) < 5
+
+    proc = run_cli("resume", job.id, "--json", env_home=lw_home, check=True)
+    result = json.loads(proc.stdout)
+    job = Job.open(job.id, jobs)
+    assert job.state == "done" and job.finished() == [1, 2, 3, 4, 5]
+    for i, data in finished.items():
+        assert job.section_path(i).read_bytes() == data
+    assert [s["stop"] for s in result["sections"][: len(finished)]] == ["journal"] * len(finished)
+    assert not list(job_dir.glob("sections/*.partial.md"))
+    document = (job_dir / "document.md").read_text()
+    for i in finished:
+        assert job.section_text(i).strip() in document
