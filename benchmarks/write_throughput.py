@@ -3,7 +3,9 @@
 Runs, in one process on the default model:
 1. an AgentWrite job of N sections through lwlocal (planning included);
 2. raw llama-cpp-python (`Llama.generate`, the loop its own completion API uses) producing the
-   same number of tokens with the same context size, threads and sampling.
+   same number of tokens with the same context size, threads and sampling, over the same span
+   of context positions (its prompt is the job's document, cut so that it ends where the job's
+   context ended): decode speed falls as the context grows, so both must cover the same span.
 Prints decode tokens/s of both, their ratio (goal >= 0.95) and the job's prompt tokens
 evaluated / final context tokens (goal <= 1.15).
 
@@ -29,23 +31,27 @@ from lwlocal.write.jobs import JobSettings, Session
 PROMPT = "Write a detailed history of the bicycle, from the first draisines to modern e-bikes."
 
 
-def lwlocal_job(sections: int, words: int, n_ctx: int, seed: int) -> dict:
+def lwlocal_job(sections: int, words: int, n_ctx: int, seed: int) -> tuple[dict, str]:
+    """Run an AgentWrite job; its result and its document."""
     settings = JobSettings(prompt=PROMPT, words=words, sections=sections, n_ctx=n_ctx,
                            sampling=Sampling(seed=seed))
     session = Session(settings)
     with tempfile.TemporaryDirectory() as root:
         result = session.run(session.new_job(Path(root)))
-    return result.as_dict()
+        return result.as_dict(), Path(result.document).read_text()
 
 
-def raw_decode(n_tokens: int, n_ctx: int, seed: int) -> float:
-    """Decode tokens/s of llama-cpp-python generating ``n_tokens`` tokens (end-of-turn ignored),
-    timed as lwlocal's engine times it: from the first token to the last."""
+def raw_decode(n_tokens: int, end_position: int, document: str, n_ctx: int, seed: int) -> float:
+    """Decode tokens/s of llama-cpp-python generating ``n_tokens`` tokens (end-of-turn ignored)
+    so that the last lands at ``end_position``, timed as lwlocal's engine times it: from the
+    first token to the last."""
     model = resolve(None)
     llm = llama_cpp.Llama(str(model.path), n_ctx=n_ctx, n_threads=physical_cores(),
                           seed=seed, verbose=False)
     s = Sampling(seed=seed)
-    prompt = llm.tokenize(model.format.first_turn(PROMPT).encode(), add_bos=True, special=True)
+    text = model.format.first_turn(f"{PROMPT}\n\n{document}")
+    prompt = llm.tokenize(text.encode(), add_bos=True, special=True)
+    prompt = prompt[: max(1, end_position - n_tokens)]
     produced = 0
     first = time.perf_counter()
     for _ in llm.generate(prompt, top_k=s.top_k, top_p=s.top_p, min_p=s.min_p,
@@ -69,8 +75,9 @@ def main() -> None:
     args = parser.parse_args()
     rounds = []
     for r in range(args.rounds):
-        job = lwlocal_job(args.sections, args.words, args.ctx, seed=r)
-        raw = raw_decode(job["generated_tokens"], args.ctx, seed=r)
+        job, document = lwlocal_job(args.sections, args.words, args.ctx, seed=r)
+        raw = raw_decode(job["generated_tokens"], job["context_tokens"], document, args.ctx,
+                         seed=r)
         rounds.append({
             "lwlocal_decode_tokens_per_s": job["decode_tokens_per_s"],
             "raw_decode_tokens_per_s": round(raw, 2),

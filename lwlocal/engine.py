@@ -176,17 +176,17 @@ class Engine:
         *,
         max_tokens: int,
         json_schema: dict[str, Any] | None = None,
-        may_end: Callable[[str], bool] | None = None,
-        should_stop: Callable[[str], bool] | None = None,
+        may_end: Callable[[], bool] | None = None,
+        should_stop: Callable[[], bool] | None = None,
         on_text: Callable[[str], None] | None = None,
         cancel: threading.Event | None = None,
     ) -> Generation:
         """Continue ``context`` with up to ``max_tokens`` sampled tokens.
 
-        Stops at an end-of-turn token (never sampled while ``may_end(text so far)`` is false),
-        at ``max_tokens``, at the end of the context window, when ``should_stop(text so far)``
-        is true after a token, or when ``cancel`` is set. ``on_text`` receives each new piece of
-        text as it is produced.
+        Stops at an end-of-turn token (never sampled while ``may_end()`` is false), at
+        ``max_tokens``, at the end of the context window, when ``should_stop()`` is true after a
+        token, or when ``cancel`` is set. ``on_text`` receives each new piece of text as it is
+        produced, before ``should_stop`` is asked (so it can track what was written).
         """
         if not context:
             raise ValueError("generate needs at least one context token")
@@ -197,6 +197,7 @@ class Engine:
         grammar = json_schema_to_gbnf(json.dumps(json_schema)) if json_schema else None
         sampler = self._sampler(sampling, grammar)
         result = Generation(stop="length")
+        pieces: list[str] = []
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         started = time.perf_counter()
         first_token_at = started
@@ -207,7 +208,7 @@ class Engine:
             self._llm.n_tokens = cached  # eval() drops the KV cache past this point
             self._llm.eval(context[cached:])
             while True:
-                if may_end is not None and not may_end(result.text):
+                if may_end is not None and not may_end():
                     self._forbid_end_of_turn()
                 token = llama_cpp.llama_sampler_sample(sampler, self._llm.ctx, -1)
                 if not result.tokens:
@@ -217,12 +218,12 @@ class Engine:
                     break
                 result.tokens.append(token)
                 piece = decoder.decode(self._llm.detokenize([token]))
-                result.text += piece
+                pieces.append(piece)
                 if on_text and piece:
                     on_text(piece)
                 if len(result.tokens) >= max_tokens:
                     break
-                if should_stop and should_stop(result.text):
+                if should_stop and should_stop():
                     result.stop = "stopped"
                     break
                 if cancel is not None and cancel.is_set():
@@ -231,6 +232,7 @@ class Engine:
                 self._llm.eval([token])
         finally:
             llama_cpp.llama_sampler_free(sampler)
+            result.text = "".join(pieces)
             finished = time.perf_counter()
             self.stats.prefill_seconds += first_token_at - started
             self.stats.decode_seconds += finished - first_token_at

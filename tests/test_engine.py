@@ -39,9 +39,11 @@ def test_same_seed_same_text_and_greedy_is_deterministic(engine):
 def test_stop_callback_and_cancel(engine):
     context = engine.tokenize("<|im_start|>user\nWrite a long essay about rivers.<|im_end|>\n"
                               "<|im_start|>assistant\n", start=True)
-    stopped = engine.generate(context, GREEDY, max_tokens=200,
-                              should_stop=lambda text: len(text) > 30)
+    seen: list[str] = []
+    stopped = engine.generate(context, GREEDY, max_tokens=200, on_text=seen.append,
+                              should_stop=lambda: len("".join(seen)) > 30)
     assert stopped.stop == "stopped" and len(stopped.text) > 30
+    assert stopped.text == "".join(seen)
 
     cancel = threading.Event()
     cancel.set()

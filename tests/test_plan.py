@@ -42,11 +42,12 @@ def test_section_range_follows_the_paper_limits():
 
 def test_parse_model_outline_normalises():
     text = json.dumps({"sections": [
-        {"title": "A", "main_point": "first", "words": 100},
+        {"title": "Section 1: Roots", "main_point": "first", "words": 100},
         {"title": "", "main_point": "second", "words": 300},
     ]})
     outline = parse_model_outline(text, "prompt", 1000)
     assert [s.words for s in outline.sections] == [250, 750]
+    assert outline.sections[0].title == "Roots"
     assert outline.sections[1].title == "Section 2"
     assert outline.planned_words == 1000
 

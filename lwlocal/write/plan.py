@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ MAX_SECTIONS = 40
 MAX_SECTION_WORDS = 1000  # the LongWriter paper keeps each paragraph within 200-1,000 words
 TITLE_CHARS = 80
 MAIN_POINT_CHARS = 400
+_NUMBERING = re.compile(r"^(section|paragraph|part|chapter)\s*\d+\s*[:.\-–—]*\s*", re.IGNORECASE)
 
 PLAN_PROMPT = """\
 I need you to help me break down the following long-form writing instruction into \
@@ -59,7 +61,7 @@ class Outline:
     def as_text(self) -> str:
         """The outline as the numbered list the writing prompt shows the model."""
         return "\n".join(
-            f"Section {i} - {s.title} - Main point: {s.main_point} - Word count: {s.words} words"
+            f"{i}. {s.title}: {s.main_point} (about {s.words} words)"
             for i, s in enumerate(self.sections, 1)
         )
 
@@ -135,7 +137,7 @@ def parse_outline(data: Any, prompt: str, words: int | None, source: str) -> Out
     for i, item in enumerate(items, 1):
         if not isinstance(item, dict):
             raise LwlocalError(f"{source}: section {i} is not an object")
-        title = str(item.get("title") or "").strip() or f"Section {i}"
+        title = _NUMBERING.sub("", str(item.get("title") or "").strip()) or f"Section {i}"
         main_point = str(item.get("main_point") or "").strip()
         if not main_point:
             raise LwlocalError(f"{source}: section {i} has no main_point")

@@ -7,6 +7,7 @@ import re
 _CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _UNIT = re.compile(rf"[{_CJK}]|[^\s{_CJK}]+")
 _SENTENCE_END = re.compile(r"[.!?。！？…][\"'”’)\]]*\s*$|\n\s*$")
+_SENTENCE_ENDS = re.compile(r"[.!?。！？…][\"'”’)\]]*(?=\s|$)|[。！？]")
 
 
 def count_words(text: str) -> int:
@@ -17,3 +18,34 @@ def count_words(text: str) -> int:
 def ends_sentence(text: str) -> bool:
     """Whether ``text`` ends at a sentence boundary (or a line break)."""
     return bool(_SENTENCE_END.search(text))
+
+
+def trim_to_sentence(text: str) -> str:
+    """``text`` up to its last sentence end (all of it when it has none)."""
+    ends = [m.end() for m in _SENTENCE_ENDS.finditer(text)]
+    return text[: ends[-1]] if ends else text
+
+
+class WordCounter:
+    """Counts words of a text that arrives in pieces, in time proportional to the pieces."""
+
+    def __init__(self) -> None:
+        self._done = 0  # units that can no longer grow
+        self._open = ""  # a trailing word that the next piece may continue
+        self.tail = ""  # the last few characters, for sentence-end tests
+
+    @property
+    def count(self) -> int:
+        return self._done + (1 if self._open else 0)
+
+    def add(self, piece: str) -> None:
+        text = self._open + piece
+        units = list(_UNIT.finditer(text))
+        self._open = ""
+        if units:
+            last = units[-1]
+            if last.end() == len(text) and not re.fullmatch(rf"[{_CJK}]", last.group()):
+                self._open = last.group()
+                units.pop()
+        self._done += len(units)
+        self.tail = (self.tail + piece)[-16:]

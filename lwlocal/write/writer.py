@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +27,7 @@ from lwlocal.write.plan import (
     plan_prompt,
     section_range,
 )
-from lwlocal.write.words import count_words, ends_sentence
+from lwlocal.write.words import WordCounter, count_words, ends_sentence, trim_to_sentence
 
 TOKENS_PER_WORD = 1.6  # generous for English; Chinese runs about one token per character
 OVERSHOOT = 1.3  # a section stops at the first sentence end past its budget, or here at the latest
@@ -49,8 +48,8 @@ I will ask for the sections one at a time. Write only the body text of the secti
 without its title, continuing naturally from what is already written."""
 
 SECTION_REQUEST = (
-    "Write section {index} of {count}: {title}. Main point: {main_point} "
-    "Length: about {words} words."
+    'Now write section {index} of {count}, "{title}", in about {words} words of plain prose: '
+    "{main_point}"
 )
 SKIPPED_NOTE = "Sections 1 to {last} are already written; they are left out here to save space. "
 DIRECT_REQUEST = "{prompt}\n\nWrite about {words} words."
@@ -105,21 +104,28 @@ class JobResult:
         }
 
 
-def budget_stop(budget: int) -> Callable[[str], bool]:
-    """A stop test: past ``budget`` words at a sentence end, or past the overshoot allowance."""
-    hard_cap = max(budget + 1, int(budget * OVERSHOOT))
+class SectionBudget:
+    """Holds a section to its word budget as its text streams in.
 
-    def should_stop(text: str) -> bool:
-        words = count_words(text)
-        return words >= hard_cap or (words >= budget and ends_sentence(text))
+    The model may not end its turn before ``UNDERSHOOT`` of the budget; writing stops at the
+    first sentence end past the budget, or at ``OVERSHOOT`` of it at the latest.
+    """
 
-    return should_stop
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.floor = int(budget * UNDERSHOOT)
+        self.cap = max(budget + 1, int(budget * OVERSHOOT))
+        self.words = WordCounter()
 
+    def add(self, piece: str) -> None:
+        self.words.add(piece)
 
-def budget_floor(budget: int) -> Callable[[str], bool]:
-    """An end test: the model may end its turn once the text has most of its budget."""
-    floor = int(budget * UNDERSHOOT)
-    return lambda text: count_words(text) >= floor
+    def may_end(self) -> bool:
+        return self.words.count >= self.floor
+
+    def should_stop(self) -> bool:
+        count = self.words.count
+        return count >= self.cap or (count >= self.budget and ends_sentence(self.words.tail))
 
 
 def plan_outline(
@@ -243,16 +249,16 @@ class Writer:
         n = len(self.outline.sections)
         words_done = sum(count_words(self.job.section_text(i) or "") for i in range(1, index))
         stats = self.engine.stats
+        budget = SectionBudget(section.words)
         with self.job.open_partial(index) as partial:
-            written: list[str] = []
 
             def on_text(piece: str) -> None:
                 partial.write(piece)
                 partial.flush()
-                written.append(piece)
+                budget.add(piece)
                 self.progress(Progress(
                     "write", step=index, steps=n,
-                    done=words_done + count_words("".join(written)),
+                    done=words_done + budget.words.count,
                     total=self.outline.words, text=piece, rate=stats.decode_tokens_per_s,
                     message=section.title,
                 ))
@@ -261,17 +267,21 @@ class Writer:
                 context,
                 Sampling(**{**vars(self.sampling), "seed": self.sampling.seed + index}),
                 max_tokens=tokens_for(section.words),
-                may_end=budget_floor(section.words),
-                should_stop=budget_stop(section.words),
+                may_end=budget.may_end,
+                should_stop=budget.should_stop,
                 on_text=on_text,
                 cancel=self.cancel,
             )
         if result.stop == "cancelled":
             raise KeyboardInterrupt
-        self._reply_tokens[index] = result.tokens
-        self.job.save_section(index, result.text)
-        return SectionReport(index, section.title, section.words, count_words(result.text),
-                             result.stop)
+        text, tokens = result.text, result.tokens
+        if result.stop != "eog" and not ends_sentence(text):
+            trimmed = trim_to_sentence(text)
+            if count_words(trimmed) >= budget.floor:  # cut mid-sentence: end at the last full stop
+                text, tokens = trimmed, self.engine.tokenize(trimmed)
+        self._reply_tokens[index] = tokens
+        self.job.save_section(index, text)
+        return SectionReport(index, section.title, section.words, count_words(text), result.stop)
 
     def run(self) -> JobResult:
         """Write every unfinished section, then assemble the document."""
