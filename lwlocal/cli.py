@@ -127,7 +127,7 @@ def write(prompt: str | None, words: int | None, model: str | None, mode: str, p
     """Write a long document for PROMPT: plan an outline, then write it section by section."""
     outline = load_outline(outline_file, prompt, words) if outline_file else None
     if outline is not None:
-        prompt, words = outline.prompt, outline.words
+        prompt, words, sections = outline.prompt, outline.words, len(outline.sections)
         if mode == "direct":
             raise LwlocalError(f"{outline_file}: an outline is for --mode agentwrite")
     if not prompt:

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from lwlocal.write.journal import Job
 from tests.conftest import run_cli
@@ -100,3 +101,41 @@ def test_resume_after_kill_9_keeps_finished_sections(lw_home):
     document = (job_dir / "document.md").read_text()
     for i in finished:
         assert job.section_text(i).strip() in document
+
+
+def test_ctrl_c_keeps_the_job_and_resume_finishes_it(lw_home):
+    env = {**os.environ, "LWLOCAL_HOME": str(lw_home)}
+    cmd = [sys.executable, "-m", "lwlocal", "write", PROMPT, "--words", "500", "--sections", "4",
+           "--ctx", "4096"]
+    writer = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    jobs = lw_home / "jobs"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and writer.poll() is None:
+        if list(jobs.glob("*/sections/001.md")):
+            break
+        time.sleep(0.05)
+    writer.send_signal(signal.SIGINT)
+    _, stderr = writer.communicate(timeout=120)
+    assert writer.returncode == 130, stderr
+    assert "interrupted" in stderr and "lwlocal resume" in stderr
+    (job_dir,) = jobs.iterdir()
+    job = Job.open(str(job_dir), jobs)
+    assert job.state == "interrupted" and 1 <= len(job.finished()) < 4
+    run_cli("resume", job.id, env_home=lw_home, check=True)
+    assert Job.open(job.id, jobs).state == "done"
+
+
+def test_context_overflow_drops_old_sections_from_the_conversation_only(lw_home, tmp_path):
+    sections = [{"title": f"Part {i}", "main_point": f"Lisbon sight number {i}", "words": 90}
+                for i in range(1, 9)]
+    path = tmp_path / "outline.json"
+    path.write_text(json.dumps({"prompt": PROMPT, "words": 720, "sections": sections}))
+    proc = run_cli("write", "--outline", str(path), "--ctx", "1280", "--json",
+                   env_home=lw_home, check=True)
+    result = json.loads(proc.stdout)
+    assert len(result["sections"]) == 8
+    # without dropping, the final context would hold every generated token and the head
+    assert result["context_tokens"] < result["generated_tokens"]
+    document = Path(result["document"]).read_text()
+    assert all(f"## Part {i}" in document for i in range(1, 9))

@@ -137,7 +137,7 @@ def parse_outline(data: Any, prompt: str, words: int | None, source: str) -> Out
     for i, item in enumerate(items, 1):
         if not isinstance(item, dict):
             raise LwlocalError(f"{source}: section {i} is not an object")
-        title = _NUMBERING.sub("", str(item.get("title") or "").strip()) or f"Section {i}"
+        title = str(item.get("title") or "").strip() or f"Section {i}"
         main_point = str(item.get("main_point") or "").strip()
         if not main_point:
             raise LwlocalError(f"{source}: section {i} has no main_point")
@@ -161,7 +161,10 @@ def parse_model_outline(text: str, prompt: str, words: int) -> Outline:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise LwlocalError(f"model outline: not valid JSON ({exc})") from exc
-    return parse_outline(data, prompt, words, "model outline")
+    outline = parse_outline(data, prompt, words, "model outline")
+    for section in outline.sections:  # models like to number their titles; the document does
+        section.title = _NUMBERING.sub("", section.title) or section.title
+    return outline
 
 
 def load_outline(path: Path, prompt: str | None = None, words: int | None = None) -> Outline:
