@@ -3,7 +3,8 @@
 Runs, in one process on the default model:
 1. an AgentWrite job of N sections through lwlocal (planning included);
 2. raw llama-cpp-python (`Llama.generate`, the loop its own completion API uses) producing the
-   same number of tokens with the same context size, threads and sampling, over the same span
+   same number of tokens with the same context settings (those the planner chose for the job:
+   context, KV type, flash attention, batch, threads) and sampling, over the same span
    of context positions (its prompt is the job's document, cut so that it ends where the job's
    context ended): decode speed falls as the context grows, so both must cover the same span.
 Prints decode tokens/s of both, their ratio (goal >= 0.95) and the job's prompt tokens
@@ -23,31 +24,36 @@ from pathlib import Path
 
 import llama_cpp
 
-from lwlocal.engine import Sampling
+from lwlocal.engine import KV_CACHE_TYPES, Sampling
 from lwlocal.hardware import physical_cores
 from lwlocal.models import resolve
+from lwlocal.planner import Settings
 from lwlocal.write.jobs import JobSettings, Session
 
 PROMPT = "Write a detailed history of the bicycle, from the first draisines to modern e-bikes."
 
 
-def lwlocal_job(sections: int, words: int, n_ctx: int, seed: int) -> tuple[dict, str]:
-    """Run an AgentWrite job; its result and its document."""
+def lwlocal_job(sections: int, words: int, n_ctx: int, seed: int) -> tuple[dict, str, Settings]:
+    """Run an AgentWrite job; its result, its document and the settings the planner chose."""
     settings = JobSettings(prompt=PROMPT, words=words, sections=sections, n_ctx=n_ctx,
                            sampling=Sampling(seed=seed))
     session = Session(settings)
     with tempfile.TemporaryDirectory() as root:
         result = session.run(session.new_job(Path(root)))
-        return result.as_dict(), Path(result.document).read_text()
+        return result.as_dict(), Path(result.document).read_text(), session.memory_plan.settings
 
 
-def raw_decode(n_tokens: int, end_position: int, document: str, n_ctx: int, seed: int) -> float:
+def raw_decode(n_tokens: int, end_position: int, document: str, chosen: Settings,
+               seed: int) -> float:
     """Decode tokens/s of llama-cpp-python generating ``n_tokens`` tokens (end-of-turn ignored)
     so that the last lands at ``end_position``, timed as lwlocal's engine times it: from the
     first token to the last."""
     model = resolve(None)
-    llm = llama_cpp.Llama(str(model.path), n_ctx=n_ctx, n_threads=physical_cores(),
-                          seed=seed, verbose=False)
+    kv = KV_CACHE_TYPES[chosen.kv_type]
+    llm = llama_cpp.Llama(str(model.path), n_ctx=chosen.n_ctx, n_batch=chosen.n_batch,
+                          n_ubatch=chosen.n_batch, n_threads=chosen.threads,
+                          flash_attn=chosen.flash_attn, type_k=kv, type_v=kv, seed=seed,
+                          verbose=False)
     s = Sampling(seed=seed)
     text = model.format.first_turn(f"{PROMPT}\n\n{document}")
     prompt = llm.tokenize(text.encode(), add_bos=True, special=True)
@@ -75,8 +81,8 @@ def main() -> None:
     args = parser.parse_args()
     rounds = []
     for r in range(args.rounds):
-        job, document = lwlocal_job(args.sections, args.words, args.ctx, seed=r)
-        raw = raw_decode(job["generated_tokens"], job["context_tokens"], document, args.ctx,
+        job, document, chosen = lwlocal_job(args.sections, args.words, args.ctx, seed=r)
+        raw = raw_decode(job["generated_tokens"], job["context_tokens"], document, chosen,
                          seed=r)
         rounds.append({
             "lwlocal_decode_tokens_per_s": job["decode_tokens_per_s"],

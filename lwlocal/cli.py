@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
 from rich.table import Table
 
+from lwlocal import hardware
 from lwlocal.console_progress import WriteProgress
 from lwlocal.engine import Sampling
 from lwlocal.errors import LwlocalError
-from lwlocal.models import CARDS, local_file
+from lwlocal.models import CARDS, DEFAULT_MODEL, local_file, resolve
 from lwlocal.paths import jobs_dir
-from lwlocal.write.jobs import MODES, JobSettings, Session, resume_session
+from lwlocal.plan_formats import llama_server_args, ollama_modelfile
+from lwlocal.planner import KV_BYTES, Plan, shape_from_card, shape_from_gguf
+from lwlocal.write.jobs import MODES, JobSettings, Session, check_settings, job_plan, resume_session
 from lwlocal.write.journal import Job, atomic_write, list_jobs
 from lwlocal.write.plan import Outline, load_outline
 from lwlocal.write.words import count_words
@@ -81,6 +87,41 @@ def _run(session: Session, job: Job, outline: Outline | None, output: Path | Non
     _finish(result, output, as_json, Path(result.document).read_text(encoding="utf-8"))
 
 
+def memory_options(command: Callable[..., None]) -> Callable[..., None]:
+    """--ctx, --kv-type, --flash-attn, --ngl, --n-batch: fix what the planner would choose."""
+    options = (
+        click.option("--ctx", type=int, help="Context size in tokens (default: the plan's)."),
+        click.option("--kv-type", type=click.Choice(list(KV_BYTES)), help="KV cache type."),
+        click.option("--flash-attn", type=click.Choice(["on", "off"]), help="Flash attention."),
+        click.option("--ngl", type=int, help="Layers to offload to the GPU."),
+        click.option("--n-batch", type=int, help="Batch (and micro-batch) size."),
+    )
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _memory_settings(ctx: int | None, kv_type: str | None, flash_attn: str | None,
+                     ngl: int | None, n_batch: int | None) -> dict[str, Any]:
+    """The memory options as JobSettings fields (None: the planner chooses)."""
+    return {"n_ctx": ctx, "kv_type": kv_type,
+            "flash_attn": None if flash_attn is None else flash_attn == "on",
+            "n_gpu_layers": ngl, "n_batch": n_batch}
+
+
+def _gib_option(value: str | None, name: str) -> int | None:
+    """A ``--ram``/``--vram`` value in GiB as bytes, or a one-line error."""
+    if value is None:
+        return None
+    try:
+        gib = float(value)
+    except ValueError:
+        gib = math.nan
+    if not math.isfinite(gib) or gib < 0 or gib > 1e6 or (name == "--ram" and gib == 0):
+        raise LwlocalError(f"{name} {value}: not a sensible amount of memory in GiB")
+    return int(gib * 2**30)
+
+
 @click.group()
 @click.version_option(package_name="lwlocal")
 def cli() -> None:
@@ -113,7 +154,7 @@ def models() -> None:
               help="Write from this outline (the JSON --plan-only --json prints).")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Save the document here.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
-@click.option("--ctx", type=int, help="Context size in tokens (default: fits the job).")
+@memory_options
 @click.option("--sections", type=int, help="Exact number of sections to plan.")
 @click.option("--temperature", type=float, default=Sampling.temperature, show_default=True)
 @click.option("--top-p", type=float, default=Sampling.top_p, show_default=True)
@@ -121,9 +162,9 @@ def models() -> None:
 @click.option("--seed", type=int, default=Sampling.seed, show_default=True)
 @click.option("--threads", type=int, help="CPU threads (default: physical cores).")
 def write(prompt: str | None, words: int | None, model: str | None, mode: str, plan_only: bool,
-          outline_file: Path | None, output: Path | None, as_json: bool, ctx: int | None,
+          outline_file: Path | None, output: Path | None, as_json: bool,
           sections: int | None, temperature: float, top_p: float, repeat_penalty: float,
-          seed: int, threads: int | None) -> None:
+          seed: int, threads: int | None, **memory: Any) -> None:
     """Write a long document for PROMPT: plan an outline, then write it section by section."""
     outline = load_outline(outline_file, prompt, words) if outline_file else None
     if outline is not None:
@@ -137,8 +178,9 @@ def write(prompt: str | None, words: int | None, model: str | None, mode: str, p
     _check_output(output)
     sampling = Sampling(temperature=temperature, top_p=top_p, repeat_penalty=repeat_penalty,
                         seed=seed)
-    settings = JobSettings(prompt=prompt, words=words, model=model, mode=mode, n_ctx=ctx,
-                           sections=sections, threads=threads, sampling=sampling)
+    settings = JobSettings(prompt=prompt, words=words, model=model, mode=mode,
+                           sections=sections, threads=threads, sampling=sampling,
+                           **_memory_settings(**memory))
     session = Session(settings)
     if plan_only:
         with WriteProgress(err) as progress:
@@ -183,6 +225,110 @@ def jobs(as_json: bool) -> None:
             table.add_row(*(str(v) for v in row.values()))
     if not as_json:
         out.print(table)
+
+
+def _print_plan(plan: Plan) -> None:
+    s, m = plan.settings, plan.memory
+    sizes = "sizes from the GGUF" if plan.exact else "sizes estimated from the card"
+    out.print(f"[bold]{plan.model}[/] ({sizes}): "
+              + ("[green]fits[/]" if plan.fits else "[red]does not fit[/]"))
+    for label, used, budget in (("RAM", m.ram_bytes, plan.ram_budget),
+                                ("VRAM", m.vram_bytes, plan.vram_budget)):
+        share = min(1.0, used / budget) if budget else (1.0 if used else 0.0)
+        bar = "█" * round(share * 30) + "·" * (30 - round(share * 30))
+        note = " (predicted, not measured on a GPU here)" if label == "VRAM" and used else ""
+        out.print(f"  {label:<5} {bar} {used / 2**30:6.2f} of {budget / 2**30:.2f} GiB{note}")
+    out.print(f"  n_ctx {s.n_ctx}, KV {s.kv_type}, flash attention "
+              f"{'on' if s.flash_attn else 'off'}, GPU layers {s.n_gpu_layers}, "
+              f"batch {s.n_batch}, threads {s.threads}")
+    for line in plan.reasons:
+        out.print(f"  - {line}")
+    for line in plan.suggestions:
+        out.print(f"  [yellow]> {line}[/]")
+
+
+@cli.command("plan")
+@click.argument("model", default=DEFAULT_MODEL)
+@click.option("--words", type=int, required=True, help="Target length in words.")
+@click.option("--mode", type=click.Choice(MODES), default="agentwrite", show_default=True)
+@click.option("--quant", help="Quant to plan a card for before download (default Q4_K_M).")
+@click.option("--lang", type=click.Choice(["en", "zh"]), default="en", show_default=True,
+              help="Language of the text: words (en) or characters (zh) to tokens.")
+@click.option("--sections", type=int, help="Number of AgentWrite sections.")
+@click.option("--ram", help="Plan for this much free RAM, in GiB (default: this machine's).")
+@click.option("--vram", help="Plan for this much free VRAM, in GiB (default: this machine's).")
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "llama-server", "ollama"]),
+              default="text", show_default=True)
+@click.option("--measure", is_flag=True, help="Also run the plan and measure its peak RSS.")
+@memory_options
+def plan_command(model: str, words: int, mode: str, quant: str | None, lang: str,
+                 sections: int | None, ram: str | None, vram: str | None, as_json: bool,
+                 fmt: str, measure: bool, **memory: Any) -> None:
+    """How MODEL (card or GGUF) fits this machine for a job of --words: settings and memory."""
+    settings = JobSettings(prompt="", words=words, mode=mode, sections=sections,
+                           **_memory_settings(**memory))
+    check_settings(settings)
+    ram_bytes, vram_bytes = _gib_option(ram, "--ram"), _gib_option(vram, "--vram")
+    card = CARDS.get(model)
+    path = local_file(card) if card and quant is None else None
+    if card and path is None:
+        shape, fmt_of_model = shape_from_card(card, quant or "Q4_K_M"), card.format
+        path = Path(f"{card.name}-{shape.quant}.gguf")
+        tokenizer = None
+    else:
+        resolved = resolve(str(path) if path else model)
+        path, fmt_of_model, tokenizer = resolved.path, resolved.format, resolved.path
+        shape = shape_from_gguf(path, resolved.name)
+    plan = job_plan(settings, shape, tokenizer, lang=lang, ram=ram_bytes, vram=vram_bytes)
+    fmt = "json" if as_json else fmt
+    if fmt in ("llama-server", "ollama") and not plan.fits:
+        raise LwlocalError(f"{plan.model}: {'; try '.join(plan.suggestions[:2])}")
+    if fmt == "json":
+        data = plan.as_dict()
+        if measure:
+            data["measured_ram_bytes"] = _measure(tokenizer, plan)
+        click.echo(json.dumps(data))
+    elif fmt == "llama-server":
+        click.echo(llama_server_args(plan, path))
+    elif fmt == "ollama":
+        click.echo(ollama_modelfile(plan, path, fmt_of_model), nl=False)
+    else:
+        _print_plan(plan)
+        if measure:
+            measured = _measure(tokenizer, plan)
+            error = plan.memory.ram_bytes / measured - 1
+            out.print(f"  measured peak RSS {measured / 2**30:.3f} GiB "
+                      f"(prediction {error:+.1%})")
+    if not plan.fits:
+        sys.exit(1)
+
+
+def _measure(path: Path | None, plan: Plan) -> int:
+    """Peak RSS of running the plan on this machine (CPU)."""
+    from lwlocal.memory_probe import measure
+
+    if path is None:
+        raise LwlocalError("--measure needs a local GGUF file")
+    return measure(path, plan.settings)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def hw(as_json: bool) -> None:
+    """What this machine has: RAM (within any cgroup limit), VRAM, cores."""
+    machine = hardware.detect()
+    if as_json:
+        click.echo(json.dumps(machine.as_dict()))
+        return
+    gib = 2**30
+    out.print(f"RAM   {machine.ram_available / gib:.2f} GiB available of "
+              f"{machine.ram_total / gib:.2f} GiB")
+    gpu = (f"{machine.gpu}: {machine.vram_free / gib:.2f} GiB free of "
+           f"{machine.vram_total / gib:.2f} GiB" + (" (unified memory)" if machine.unified else "")
+           if machine.gpu else "none")
+    out.print(f"GPU   {gpu}")
+    out.print(f"CPU   {machine.cores} physical cores, {machine.threads} threads")
 
 
 def main() -> None:

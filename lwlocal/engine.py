@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import codecs
+import contextlib
 import json
 import math
+import os
+import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,11 @@ from llama_cpp.llama_grammar import json_schema_to_gbnf
 from lwlocal.errors import LwlocalError
 from lwlocal.hardware import physical_cores
 
+KV_CACHE_TYPES = {
+    "f16": llama_cpp.GGML_TYPE_F16,
+    "q8_0": llama_cpp.GGML_TYPE_Q8_0,
+    "q4_0": llama_cpp.GGML_TYPE_Q4_0,
+}
 PENALTY_LAST_N = 64  # tokens the repetition penalty looks back over (llama.cpp's default)
 
 
@@ -79,6 +87,30 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     return n
 
 
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence what llama.cpp prints to file descriptor 2 (it bypasses Python's sys.stderr)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def count_tokens(path: Path, text: str) -> int:
+    """Tokens the model's own tokenizer makes of ``text``, loading its vocabulary only."""
+    with _quiet_stderr():
+        vocab = llama_cpp.Llama(str(path), vocab_only=True, verbose=False)
+    try:
+        return len(vocab.tokenize(text.encode(), add_bos=False, special=False))
+    finally:
+        vocab.close()
+
+
 class Engine:
     """A loaded GGUF model with one context.
 
@@ -94,18 +126,21 @@ class Engine:
         n_batch: int = 512,
         n_threads: int | None = None,
         flash_attn: bool = False,
-        type_k: int | None = None,
-        type_v: int | None = None,
+        kv_type: str = "f16",
+        n_gpu_layers: int = 0,
     ) -> None:
+        cache_type = KV_CACHE_TYPES[kv_type]
         try:
             self._llm = llama_cpp.Llama(
                 model_path=str(path),
                 n_ctx=n_ctx,
                 n_batch=n_batch,
+                n_ubatch=n_batch,
                 n_threads=n_threads or physical_cores(),
                 flash_attn=flash_attn,
-                type_k=type_k,
-                type_v=type_v,
+                type_k=cache_type,
+                type_v=cache_type,
+                n_gpu_layers=n_gpu_layers,
                 verbose=False,
             )
         except ValueError as exc:

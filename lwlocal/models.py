@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lwlocal.errors import LwlocalError
 from lwlocal.paths import models_dir
 from lwlocal.prompt_format import FORMATS, PromptFormat, format_from_template
+
+if TYPE_CHECKING:
+    from gguf import GGUFReader
 
 GGUF_MAGIC = b"GGUF"
 
@@ -26,6 +31,7 @@ class ModelCard:
     n_kv_heads: int
     head_dim: int
     hidden_size: int
+    ffn_size: int
     vocab_size: int
     context_length: int  # context the model was trained to use
     config_context: int  # positions the config allows (seq_length / max_position_embeddings)
@@ -56,6 +62,7 @@ CARDS: dict[str, ModelCard] = {
             n_kv_heads=2,  # multi_query_group_num
             head_dim=128,  # kv_channels
             hidden_size=4096,
+            ffn_size=13696,
             vocab_size=151552,  # padded_vocab_size
             context_length=32768,  # LongWriter's training max_length
             config_context=1048576,  # seq_length (rope_ratio 500)
@@ -74,6 +81,7 @@ CARDS: dict[str, ModelCard] = {
             n_kv_heads=8,
             head_dim=128,
             hidden_size=4096,
+            ffn_size=14336,
             vocab_size=128256,
             context_length=32768,  # LongWriter's training max_length
             config_context=131072,  # max_position_embeddings (llama3 rope scaling, factor 8)
@@ -92,6 +100,7 @@ CARDS: dict[str, ModelCard] = {
             n_kv_heads=3,
             head_dim=64,
             hidden_size=576,
+            ffn_size=1536,
             vocab_size=49152,
             context_length=8192,
             config_context=8192,
@@ -150,19 +159,31 @@ def check_gguf(path: Path) -> None:
             raise LwlocalError(f"{path}: not a GGUF file (bad magic)")
 
 
-def gguf_metadata(path: Path) -> dict[str, object]:
-    """Scalar and string metadata of a GGUF (arrays skipped), read without loading weights."""
-    from gguf import GGUFReader, GGUFValueType
+@functools.lru_cache(maxsize=8)
+def read_gguf(path: Path) -> GGUFReader:
+    """The parsed header of a GGUF (memory-mapped, weights not read); parsed once per process."""
+    from gguf import GGUFReader
 
     try:
-        reader = GGUFReader(path)
+        return GGUFReader(path)
     except (ValueError, OSError) as exc:
         raise LwlocalError(f"{path}: unreadable GGUF metadata ({exc})") from exc
-    return {
-        name: field.contents()
-        for name, field in reader.fields.items()
+
+
+def gguf_metadata(path: Path) -> dict[str, object]:
+    """Scalar and string metadata of a GGUF (arrays skipped), read without loading weights."""
+    return dict(_scalar_fields(path))
+
+
+@functools.lru_cache(maxsize=8)
+def _scalar_fields(path: Path) -> tuple[tuple[str, object], ...]:
+    from gguf import GGUFValueType
+
+    return tuple(
+        (name, field.contents())
+        for name, field in read_gguf(path).fields.items()
         if field.types and field.types[0] != GGUFValueType.ARRAY
-    }
+    )
 
 
 def resolve(model: str | None) -> ResolvedModel:

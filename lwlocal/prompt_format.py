@@ -19,6 +19,7 @@ class PromptFormat:
     user: str
     end_of_turn: str
     system: str = ""
+    stops: tuple[str, ...] = ()  # strings that end a reply, for tools that stop on text
 
     def first_turn(self, content: str, system: str | None = None) -> str:
         """Text of the conversation's opening user turn, ready for the reply."""
@@ -37,6 +38,7 @@ FORMATS: dict[str, PromptFormat] = {
         system="<|im_start|>system\n{content}<|im_end|>\n",
         user="<|im_start|>user\n{content}<|im_end|>\n<|im_start|>assistant\n",
         end_of_turn="<|im_end|>\n",
+        stops=("<|im_end|>",),
     ),
     # LongWriter-llama3.1-8b was trained on this Llama-2 style wrapper (its README's example).
     "inst": PromptFormat(name="inst", start="", user="[INST]{content}[/INST]", end_of_turn=""),
@@ -49,6 +51,7 @@ FORMATS: dict[str, PromptFormat] = {
             "<|start_header_id|>assistant<|end_header_id|>\n\n"
         ),
         end_of_turn="<|eot_id|>",
+        stops=("<|eot_id|>",),
     ),
     # GLM-4 as its tokenizer's build_chat_input lays it out: the reply (which begins with a
     # newline) follows "<|assistant|>"; the model ends it with "<|user|>", which opens the next.
@@ -58,6 +61,7 @@ FORMATS: dict[str, PromptFormat] = {
         system="<|system|>\n{content}",
         user="<|user|>\n{content}<|assistant|>",
         end_of_turn="",
+        stops=("<|user|>", "<|observation|>"),
     ),
 }
 

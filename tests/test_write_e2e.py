@@ -131,7 +131,7 @@ def test_context_overflow_drops_old_sections_from_the_conversation_only(lw_home,
                 for i in range(1, 9)]
     path = tmp_path / "outline.json"
     path.write_text(json.dumps({"prompt": PROMPT, "words": 720, "sections": sections}))
-    proc = run_cli("write", "--outline", str(path), "--ctx", "1280", "--json",
+    proc = run_cli("write", "--outline", str(path), "--ctx", "1536", "--json",
                    env_home=lw_home, check=True)
     result = json.loads(proc.stdout)
     assert len(result["sections"]) == 8

@@ -2,34 +2,50 @@
 
 from __future__ import annotations
 
-import math
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from lwlocal.engine import Engine, Sampling
 from lwlocal.errors import LwlocalError
+from lwlocal.hardware import Machine, detect
 from lwlocal.models import ResolvedModel, resolve
 from lwlocal.paths import jobs_dir
+from lwlocal.planner import (
+    ASSUMED_TOKENS_PER_WORD,
+    ModelShape,
+    Overrides,
+    Plan,
+    context_needed,
+    language,
+    measure_tokens_per_word,
+    plan,
+    shape_from_gguf,
+)
 from lwlocal.progress import ProgressCallback, ignore
 from lwlocal.write.journal import Job
 from lwlocal.write.plan import MAX_SECTION_WORDS, MAX_SECTIONS, Outline, section_range
-from lwlocal.write.writer import JobResult, Writer, direct_outline, plan_outline, tokens_for
+from lwlocal.write.writer import JobResult, Writer, direct_outline, plan_outline
 
 MODES = ("agentwrite", "direct")
-DEFAULT_CTX = 8192
-HEAD_ROOM = 1024  # tokens for the instruction and outline at the head of the conversation
 
 
 @dataclass
 class JobSettings:
-    """Everything a job needs to be run again the same way; stored in its journal."""
+    """Everything a job needs to be run again the same way; stored in its journal.
+
+    Memory settings left as None are chosen by the planner.
+    """
 
     prompt: str
     words: int
     model: str | None = None
     mode: str = "agentwrite"
     n_ctx: int | None = None
+    kv_type: str | None = None
+    flash_attn: bool | None = None
+    n_gpu_layers: int | None = None
+    n_batch: int | None = None
     sections: int | None = None
     threads: int | None = None
     sampling: Sampling = field(default_factory=Sampling)
@@ -40,23 +56,24 @@ class JobSettings:
         return cls(**{k: meta[k] for k in names if k in meta},
                    sampling=Sampling(**meta.get("sampling", {})))
 
+    @property
+    def overrides(self) -> Overrides:
+        return Overrides(self.n_ctx, self.kv_type, self.flash_attn, self.n_gpu_layers,
+                         self.n_batch)
 
-def context_size(model: ResolvedModel, settings: JobSettings) -> int:
-    """The context to run with: as asked, else enough for the job within the trained context."""
-    trained = model.context_length
-    if settings.n_ctx:
-        if settings.n_ctx > trained:
-            raise LwlocalError(f"--ctx {settings.n_ctx} exceeds {model.name}'s trained context "
-                               f"of {trained} tokens")
-        return settings.n_ctx
-    if settings.mode == "direct":
-        need = tokens_for(max(settings.words, 1)) + HEAD_ROOM
-        return min(trained, max(2048, math.ceil(need / 1024) * 1024))
-    return min(trained, DEFAULT_CTX)
+    @property
+    def section_range(self) -> tuple[int, int]:
+        """Fewest and most sections the outline may have."""
+        return (self.sections, self.sections) if self.sections else section_range(self.words)
+
+    @property
+    def n_sections(self) -> int:
+        """Sections the job will have at most."""
+        return 1 if self.mode == "direct" else self.section_range[1]
 
 
-def check_settings(settings: JobSettings, n_ctx: int) -> None:
-    """Refuse word targets and modes that cannot work, in one line."""
+def check_settings(settings: JobSettings) -> None:
+    """Refuse modes, word targets and section counts that cannot work, in one line."""
     if settings.mode not in MODES:
         raise LwlocalError(f"--mode {settings.mode!r}: choose one of {', '.join(MODES)}")
     words = settings.words
@@ -64,50 +81,82 @@ def check_settings(settings: JobSettings, n_ctx: int) -> None:
         raise LwlocalError(f"--words {words}: must be a positive number of words")
     if settings.sections is not None and not 1 <= settings.sections <= MAX_SECTIONS:
         raise LwlocalError(f"--sections {settings.sections}: must be between 1 and {MAX_SECTIONS}")
-    if settings.mode == "direct":
-        need = tokens_for(words) + HEAD_ROOM
-        if need > n_ctx:
-            raise LwlocalError(
-                f"--words {words}: direct mode needs about {need} tokens of context but it holds "
-                f"{n_ctx}; use --mode agentwrite or a larger --ctx"
-            )
-        return
     most = MAX_SECTIONS * MAX_SECTION_WORDS
-    if words > most:
+    if settings.mode == "agentwrite" and words > most:
         raise LwlocalError(f"--words {words}: more than AgentWrite's {most} words "
                            f"({MAX_SECTIONS} sections of {MAX_SECTION_WORDS})")
-    n_sections = settings.sections or section_range(words)[1]
-    if tokens_for(math.ceil(words / n_sections)) + HEAD_ROOM > n_ctx:
-        raise LwlocalError(f"--words {words}: a section of {math.ceil(words / n_sections)} words "
-                           f"does not fit a context of {n_ctx} tokens; use a larger --ctx")
 
 
-def _section_range(settings: JobSettings) -> tuple[int, int]:
-    return (settings.sections, settings.sections) if settings.sections else section_range(
-        settings.words)
+def job_plan(
+    settings: JobSettings,
+    shape: ModelShape,
+    tokenizer: Path | None,
+    *,
+    lang: str | None = None,
+    machine: Machine | None = None,
+    ram: int | None = None,
+    vram: int | None = None,
+) -> Plan:
+    """The planner's settings for this job (the user's overrides kept).
+
+    Words become tokens at the ratio the model's tokenizer (a GGUF path) gives on sample prose
+    in the job's language, or an assumed ratio without one; ``ram``/``vram`` (bytes) plan for
+    another machine than this one.
+    """
+    lang = lang or language(settings.prompt)
+    if tokenizer is not None:
+        ratio, measured = measure_tokens_per_word(tokenizer, lang), True
+    else:
+        ratio, measured = ASSUMED_TOKENS_PER_WORD[lang], False
+    need = context_needed(settings.words, settings.mode, ratio, settings.n_sections, measured)
+    return plan(shape, machine or detect(), need, settings.overrides, ram, vram)
+
+
+def check_plan(job_plan: Plan, settings: JobSettings, model: ResolvedModel) -> None:
+    """Refuse a job whose context or memory the plan says will not do, naming what would."""
+    n_ctx, need = job_plan.settings.n_ctx, job_plan.need
+    if n_ctx > model.context_length:
+        raise LwlocalError(f"--ctx {n_ctx} exceeds {model.name}'s trained context of "
+                           f"{model.context_length} tokens")
+    if n_ctx < need.minimum:
+        hint = "use --mode agentwrite or a larger --ctx" if settings.mode == "direct" else (
+            "use a larger --ctx")
+        raise LwlocalError(f"--words {settings.words}: {settings.mode} mode needs about "
+                           f"{need.minimum} tokens of context but it holds {n_ctx}; {hint}")
+    if not job_plan.fits:
+        raise LwlocalError(f"{model.name}: {'; try '.join(job_plan.suggestions[:2])} "
+                           "(see lwlocal plan)")
 
 
 class Session:
     """A model loaded for a job's settings: plan with it, then write or resume."""
 
     def __init__(self, settings: JobSettings) -> None:
+        check_settings(settings)
         self.settings = settings
         self.model = resolve(settings.model)
-        self.n_ctx = context_size(self.model, settings)
-        check_settings(settings, self.n_ctx)
-        self.engine = Engine(self.model.path, n_ctx=self.n_ctx, n_threads=settings.threads)
+        self.memory_plan = job_plan(settings, shape_from_gguf(self.model.path), self.model.path)
+        check_plan(self.memory_plan, settings, self.model)
+        chosen = self.memory_plan.settings
+        self.engine = Engine(self.model.path, n_ctx=chosen.n_ctx, n_batch=chosen.n_batch,
+                             n_threads=settings.threads or chosen.threads,
+                             flash_attn=chosen.flash_attn, kv_type=chosen.kv_type,
+                             n_gpu_layers=chosen.n_gpu_layers)
 
     def plan(self, progress: ProgressCallback = ignore) -> Outline:
         s = self.settings
         if s.mode == "direct":
             return direct_outline(s.prompt, s.words)
         return plan_outline(self.engine, self.model.format, s.prompt, s.words, s.sampling,
-                            _section_range(s), progress)
+                            s.section_range, progress)
 
     def new_job(self, root: Path | None = None) -> Job:
         meta = asdict(self.settings)
         model = self.model.card.name if self.model.card else str(self.model.path)
-        meta.update(model=model, model_path=str(self.model.path), n_ctx=self.n_ctx)
+        chosen = self.memory_plan.settings
+        meta.update(model=model, model_path=str(self.model.path), n_ctx=chosen.n_ctx,
+                    kv_type=chosen.kv_type, flash_attn=chosen.flash_attn,
+                    n_gpu_layers=chosen.n_gpu_layers, n_batch=chosen.n_batch)
         return Job.create(root or jobs_dir(), meta)
 
     def run(

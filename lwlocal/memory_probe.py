@@ -1,0 +1,59 @@
+"""Measure what a plan predicts: peak RSS of a child process that loads a model with given
+settings, fills the context and generates a few tokens.
+
+    python -m lwlocal.memory_probe MODEL.gguf N_CTX KV_TYPE FLASH_ATTN(0|1) N_BATCH
+prints the peak RSS in bytes.
+"""
+
+from __future__ import annotations
+
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+from lwlocal.planner import Settings
+
+GENERATED = 4
+# Where the planner's RAM model is checked: context x KV type x flash attention, where valid
+# (a quantized V cache needs flash attention).
+VALIDATION_GRID = [
+    (n_ctx, kv_type, flash_attn)
+    for n_ctx in (2048, 8192)
+    for kv_type, flash_attn in (("f16", False), ("f16", True), ("q8_0", True), ("q4_0", True))
+]
+
+
+def peak_rss() -> int:
+    """This process's peak resident set size in bytes."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # Linux reports KiB
+
+
+def measure(path: Path, settings: Settings, timeout: float = 900) -> int:
+    """Peak RSS in bytes of a fresh process running ``path`` with ``settings`` at a full context."""
+    args = [sys.executable, "-m", "lwlocal.memory_probe", str(path), str(settings.n_ctx),
+            settings.kv_type, str(int(settings.flash_attn)), str(settings.n_batch),
+            str(settings.threads)]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"memory probe failed: {proc.stderr.strip()[-500:]}")
+    return int(proc.stdout.strip().splitlines()[-1])
+
+
+def _fill(path: Path, n_ctx: int, kv_type: str, flash_attn: bool, n_batch: int,
+          threads: int) -> None:
+    from lwlocal.engine import Engine, Sampling
+    from lwlocal.samples import ENGLISH
+
+    engine = Engine(path, n_ctx=n_ctx, n_batch=n_batch, n_threads=threads,
+                    flash_attn=flash_attn, kv_type=kv_type)
+    sample = engine.tokenize(ENGLISH)
+    context = (sample * (n_ctx // len(sample) + 1))[: n_ctx - GENERATED]
+    engine.generate(context, Sampling(temperature=0.0), max_tokens=GENERATED)
+
+
+if __name__ == "__main__":
+    model, ctx, kv, fa, batch, n_threads = sys.argv[1:7]
+    _fill(Path(model), int(ctx), kv, fa == "1", int(batch), int(n_threads))
+    print(peak_rss())

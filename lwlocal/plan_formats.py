@@ -1,0 +1,49 @@
+"""A plan in the forms other tools take: llama-server arguments and an Ollama Modelfile."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+from lwlocal.planner import Plan
+from lwlocal.prompt_format import PromptFormat
+
+
+def llama_server_args(plan: Plan, model_path: Path) -> str:
+    """The llama-server command line that runs with the plan's settings."""
+    s = plan.settings
+    args = ["llama-server", "-m", str(model_path), "-c", str(s.n_ctx), "-ngl", str(s.n_gpu_layers),
+            "-b", str(s.n_batch), "-ub", str(s.n_batch), "-t", str(s.threads),
+            "--flash-attn", "on" if s.flash_attn else "off",
+            "--cache-type-k", s.kv_type, "--cache-type-v", s.kv_type]
+    return shlex.join(args)
+
+
+def ollama_template(fmt: PromptFormat) -> str:
+    """The prompt format as an Ollama (Go text/template) TEMPLATE."""
+    system = f"{{{{ if .System }}}}{fmt.system.format(content='{{ .System }}')}{{{{ end }}}}"
+    return fmt.start + (system if fmt.system else "") + fmt.user.format(
+        content="{{ .Prompt }}") + "{{ .Response }}" + fmt.end_of_turn
+
+
+def ollama_modelfile(plan: Plan, model_path: Path, fmt: PromptFormat) -> str:
+    """An Ollama Modelfile: FROM, TEMPLATE and the plan's PARAMETERs.
+
+    Ollama sets the KV cache type and flash attention for its whole server, through
+    environment variables; the file says which in comments.
+    """
+    s = plan.settings
+    lines = [
+        f"# lwlocal plan for {plan.model}: {plan.memory.ram_bytes / 2**30:.2f} GiB RAM, "
+        f"{plan.memory.vram_bytes / 2**30:.2f} GiB VRAM predicted",
+        f"# server settings: OLLAMA_FLASH_ATTENTION={int(s.flash_attn)} "
+        f"OLLAMA_KV_CACHE_TYPE={s.kv_type}",
+        f"FROM {model_path}",
+        f'TEMPLATE """{ollama_template(fmt)}"""',
+        f"PARAMETER num_ctx {s.n_ctx}",
+        f"PARAMETER num_gpu {s.n_gpu_layers}",
+        f"PARAMETER num_batch {s.n_batch}",
+        f"PARAMETER num_thread {s.threads}",
+    ]
+    lines += [f'PARAMETER stop "{stop}"' for stop in fmt.stops]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,452 @@
+"""Memory model and settings choice: context, KV cache type, flash attention, GPU layers, batch.
+
+The RAM model is what the process's peak RSS will be: runtime overhead + weights + KV cache +
+the compute memory that evaluating a batch touches. Its constants were measured on the default
+model (see README, `benchmarks/planner_accuracy.py`); its terms scale with the architecture.
+The VRAM side follows the sizes llama.cpp reports for its buffers; it is not measured here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from lwlocal.errors import LwlocalError
+from lwlocal.hardware import Machine
+from lwlocal.models import ModelCard, gguf_metadata, read_gguf
+
+MiB = 2**20
+GiB = 2**30
+
+# Bytes per element of each KV cache type (ggml blocks: q8_0 34 B / 32, q4_0 18 B / 32).
+KV_BYTES = {"f16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32}
+# Python, llama-cpp-python, ggml and the vocabulary tables, before any model memory.
+RUNTIME_OVERHEAD = 63 * MiB
+# Activation bytes each token of a micro-batch touches, per float of (n_embd + n_ff).
+ACTIVATION_FACTOR = {True: 4.12 * 4, False: 1.94 * 4}  # keyed by flash attention
+DEFAULT_BATCH = 512
+SMALL_BATCHES = (256, 128)
+KV_PREFERENCE = ("f16", "q8_0", "q4_0")
+CONTEXT_STEP = 256  # llama.cpp pads the KV cache to this many cells
+TOKENS_MARGIN = 0.15  # on top of the words -> tokens estimate
+HEAD_TOKENS = 400  # instruction and request text at the head of an AgentWrite conversation
+OUTLINE_TOKENS_PER_SECTION = 60
+REQUEST_TOKENS_PER_SECTION = 50
+RAM_HEADROOM = 0.9  # plan to use at most this share of available memory
+
+# Nominal bits per weight of llama.cpp's file types, for planning before download. Mixes such as
+# Q4_K_M keep some tensors at a higher type; a GGUF file gives exact sizes instead.
+QUANT_BPW = {
+    "F32": 32.0, "F16": 16.0, "BF16": 16.0, "Q8_0": 8.5, "Q6_K": 6.56, "Q5_K_M": 5.69,
+    "Q5_K_S": 5.54, "Q5_0": 5.5, "Q5_1": 6.0, "Q4_K_M": 4.89, "Q4_K_S": 4.58, "Q4_0": 4.5,
+    "Q4_1": 5.0, "IQ4_XS": 4.25, "IQ4_NL": 4.5, "Q3_K_L": 4.27, "Q3_K_M": 3.91, "Q3_K_S": 3.5,
+    "IQ3_M": 3.66, "IQ3_S": 3.44, "IQ3_XXS": 3.06, "Q2_K": 2.96, "IQ2_M": 2.7, "IQ2_S": 2.5,
+    "IQ2_XS": 2.31, "IQ2_XXS": 2.06, "IQ1_M": 1.75, "IQ1_S": 1.56,
+}
+DEFAULT_QUANT = "Q4_K_M"
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """What the memory model needs to know about a model and its weights."""
+
+    name: str
+    n_layers: int
+    n_heads: int
+    n_kv_heads: int
+    head_dim: int
+    n_embd: int
+    n_ff: int
+    n_vocab: int
+    context_length: int
+    layer_bytes: tuple[int, ...]  # weights of each block
+    input_bytes: int  # token embeddings: llama.cpp keeps them on the CPU
+    output_bytes: int  # output norm and head: offloaded when every layer is
+    exact: bool  # sizes read from a GGUF (else estimated from a card)
+    quant: str
+
+    @property
+    def weight_bytes(self) -> int:
+        return sum(self.layer_bytes) + self.input_bytes + self.output_bytes
+
+
+def shape_from_card(card: ModelCard, quant: str = DEFAULT_QUANT) -> ModelShape:
+    """Estimated shape of a card's model quantized to ``quant`` (before any download)."""
+    quant = quant.upper()
+    if quant not in QUANT_BPW:
+        raise LwlocalError(f"--quant {quant}: unknown; choose one of {', '.join(QUANT_BPW)}")
+    bpw = QUANT_BPW[quant]
+    embedding = card.vocab_size * card.hidden_size
+    per_layer = (card.n_params - 2 * embedding) / card.n_layers
+    to_bytes = lambda params: int(params * bpw / 8)  # noqa: E731
+    return ModelShape(
+        card.name, card.n_layers, card.n_heads, card.n_kv_heads, card.head_dim,
+        card.hidden_size, card.ffn_size, card.vocab_size, card.context_length,
+        (to_bytes(per_layer),) * card.n_layers, to_bytes(embedding), to_bytes(embedding),
+        exact=False, quant=quant,
+    )
+
+
+def shape_from_gguf(path: Path, name: str | None = None) -> ModelShape:
+    """Exact shape of a GGUF: metadata and per-tensor sizes, no weights loaded."""
+    meta = gguf_metadata(path)
+    arch = meta.get("general.architecture")
+    reader = read_gguf(path)
+    try:
+        n_layers = int(meta[f"{arch}.block_count"])
+        n_embd = int(meta[f"{arch}.embedding_length"])
+        n_heads = int(meta[f"{arch}.attention.head_count"])
+        n_kv = int(meta.get(f"{arch}.attention.head_count_kv", n_heads))
+        head_dim = int(meta.get(f"{arch}.attention.key_length", n_embd // n_heads))
+        n_ff = int(meta[f"{arch}.feed_forward_length"])
+        context = int(meta[f"{arch}.context_length"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise LwlocalError(f"{path}: GGUF metadata lacks {exc} for architecture {arch}") from exc
+    layers = [0] * n_layers
+    input_bytes = output_bytes = 0
+    n_vocab = 0
+    for tensor in reader.tensors:
+        size = int(tensor.n_bytes)
+        if tensor.name.startswith("blk."):
+            layers[int(tensor.name.split(".")[1])] += size
+        elif tensor.name.startswith("token_embd"):
+            input_bytes += size
+            n_vocab = int(tensor.shape[-1])
+        else:
+            output_bytes += size
+    types = {t.tensor_type.name for t in reader.tensors if t.name.startswith("blk.")}
+    quant = "/".join(sorted(types - {"F32"})) or "F32"
+    return ModelShape(name or path.name, n_layers, n_heads, n_kv, head_dim, n_embd, n_ff,
+                      int(meta.get(f"{arch}.vocab_size", n_vocab) or n_vocab), context,
+                      tuple(layers), input_bytes, output_bytes, exact=True, quant=quant)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """llama.cpp context settings a plan chooses (or the user overrides)."""
+
+    n_ctx: int
+    kv_type: str = "f16"
+    flash_attn: bool = True
+    n_gpu_layers: int = 0
+    n_batch: int = DEFAULT_BATCH
+    threads: int = 1
+
+    def check(self) -> None:
+        if self.kv_type not in KV_BYTES:
+            raise LwlocalError(f"--kv-type {self.kv_type}: choose one of {', '.join(KV_BYTES)}")
+        if self.kv_type != "f16" and not self.flash_attn:
+            raise LwlocalError(f"--kv-type {self.kv_type} needs --flash-attn on (llama.cpp "
+                               "stores a quantized V cache only with flash attention)")
+        if self.n_ctx < 64 or self.n_batch < 1 or self.n_gpu_layers < 0:
+            raise LwlocalError("--ctx must be at least 64, --n-batch at least 1, --ngl >= 0")
+
+
+@dataclass(frozen=True)
+class Memory:
+    """Predicted peak memory of the whole process, in bytes, with its parts."""
+
+    ram_bytes: int
+    vram_bytes: int
+    parts: dict[str, int] = field(default_factory=dict)
+
+
+def kv_bytes(shape: ModelShape, n_ctx: int, kv_type: str) -> int:
+    """KV cache bytes: context x layers x KV heads x head size x (K + V bytes)."""
+    return int(n_ctx * shape.n_layers * shape.n_kv_heads * shape.head_dim * 2
+               * KV_BYTES[kv_type])
+
+
+def compute_bytes_touched(shape: ModelShape, s: Settings) -> int:
+    """CPU memory that evaluating a full micro-batch touches at a full context.
+
+    Without flash attention: the KQ scores (f32), their f16 copy in ggml's work buffer and the
+    f32 mask, all context x batch; with it only an f16 mask. Plus activations per token.
+    """
+    per_ctx = 2 if s.flash_attn else shape.n_heads * 6 + 4
+    activations = ACTIVATION_FACTOR[s.flash_attn] * (shape.n_embd + shape.n_ff)
+    return int(s.n_batch * (s.n_ctx * per_ctx + activations))
+
+
+def compute_bytes_allocated(shape: ModelShape, s: Settings) -> int:
+    """The compute buffer llama.cpp reserves (as its log reports it): the larger of the output
+    logits for a micro-batch and, without flash attention, the attention scores."""
+    logits = shape.n_vocab + 2 * shape.n_embd
+    attention = 0 if s.flash_attn else s.n_ctx * (shape.n_heads + 1) + 2 * shape.n_ff
+    return s.n_batch * 4 * max(logits, attention)
+
+
+def predict(shape: ModelShape, s: Settings) -> Memory:
+    """Peak RAM and VRAM of a process running ``shape`` with settings ``s``."""
+    gpu_layers = min(s.n_gpu_layers, shape.n_layers)
+    offloaded = shape.layer_bytes[shape.n_layers - gpu_layers:] if gpu_layers else ()
+    output_on_gpu = s.n_gpu_layers > shape.n_layers
+    kv_layer = kv_bytes(shape, s.n_ctx, s.kv_type) // shape.n_layers
+    cpu_share = 1 - gpu_layers / shape.n_layers
+    parts_ram = {
+        "overhead": RUNTIME_OVERHEAD,
+        "weights": shape.weight_bytes - sum(offloaded)
+        - (shape.output_bytes if output_on_gpu else 0),
+        "kv_cache": kv_layer * (shape.n_layers - gpu_layers),
+        "compute": int(compute_bytes_touched(shape, s) * cpu_share),
+    }
+    parts_vram = {}
+    if gpu_layers:
+        parts_vram = {
+            "weights": sum(offloaded) + (shape.output_bytes if output_on_gpu else 0),
+            "kv_cache": kv_layer * gpu_layers,
+            "compute": compute_bytes_allocated(shape, s),
+        }
+    parts = {f"ram_{k}": v for k, v in parts_ram.items()}
+    parts |= {f"vram_{k}": v for k, v in parts_vram.items()}
+    return Memory(sum(parts_ram.values()), sum(parts_vram.values()), parts)
+
+
+# Tokens per word (English) or per character (Chinese) assumed when no tokenizer is at hand:
+# a little above what Llama-3 and GLM-4 tokenizers give on prose.
+ASSUMED_TOKENS_PER_WORD = {"en": 1.4, "zh": 1.3}
+
+
+def language(text: str) -> str:
+    """``zh`` when the text is mostly Chinese characters, else ``en``."""
+    from lwlocal.write.words import count_words
+
+    cjk = sum(1 for ch in text if "\u3400" <= ch <= "\u9fff")
+    return "zh" if cjk * 2 > count_words(text) else "en"
+
+
+def measure_tokens_per_word(path: Path, lang: str) -> float:
+    """Tokens per word (per character for Chinese) of the model's own tokenizer on sample prose.
+
+    Loads only the vocabulary, not the weights."""
+    from lwlocal.engine import count_tokens
+    from lwlocal.samples import CHINESE, ENGLISH
+    from lwlocal.write.words import count_words
+
+    sample = CHINESE if lang == "zh" else ENGLISH
+    return count_tokens(path, sample) / count_words(sample)
+
+
+@dataclass(frozen=True)
+class Need:
+    """How much context a job needs: all of it, and the least it can run in."""
+
+    full: int
+    minimum: int
+    tokens_per_word: float
+    mode: str
+    measured: bool  # tokens/word measured with the model's tokenizer (else assumed)
+
+
+def round_up(n: float, step: int = CONTEXT_STEP) -> int:
+    return int(math.ceil(n / step) * step)
+
+
+def context_needed(words: int, mode: str, tokens_per_word: float, n_sections: int,
+                   measured: bool = True) -> Need:
+    """Tokens of context a job needs, with ``TOKENS_MARGIN`` on the words -> tokens estimate.
+
+    Direct: prompt + the whole output. AgentWrite: instruction + outline + every section with its
+    request (full), or instruction + outline + the two latest sections (the least the writer can
+    work in: it drops older sections from the conversation when the context is full).
+    """
+    output = words * tokens_per_word * (1 + TOKENS_MARGIN)
+    if mode == "direct":
+        need = round_up(HEAD_TOKENS + output)
+        return Need(need, need, tokens_per_word, mode, measured)
+    head = HEAD_TOKENS + n_sections * OUTLINE_TOKENS_PER_SECTION
+    largest_section = 2 * output / n_sections  # budgets may differ; allow twice the mean
+    full = head + n_sections * REQUEST_TOKENS_PER_SECTION + output
+    minimum = head + 2 * (REQUEST_TOKENS_PER_SECTION + largest_section)
+    return Need(round_up(full), round_up(min(full, minimum)), tokens_per_word, mode, measured)
+
+
+@dataclass
+class Plan:
+    """Chosen settings, predicted memory, one line of reasons per choice, and whether it fits."""
+
+    model: str
+    settings: Settings
+    memory: Memory
+    need: Need
+    fits: bool
+    reasons: list[str]
+    suggestions: list[str]
+    ram_budget: int
+    vram_budget: int
+    exact: bool
+
+    def as_dict(self) -> dict[str, object]:
+        s = self.settings
+        return {
+            "model": self.model,
+            "ram_bytes": self.memory.ram_bytes,
+            "vram_bytes": self.memory.vram_bytes,
+            "vram_measured": False,
+            "n_ctx": s.n_ctx,
+            "kv_type": s.kv_type,
+            "flash_attn": s.flash_attn,
+            "n_gpu_layers": s.n_gpu_layers,
+            "n_batch": s.n_batch,
+            "n_ubatch": s.n_batch,
+            "threads": s.threads,
+            "fits": self.fits,
+            "context_needed": self.need.full,
+            "context_minimum": self.need.minimum,
+            "tokens_per_word": round(self.need.tokens_per_word, 3),
+            "tokens_margin": TOKENS_MARGIN,
+            "ram_budget_bytes": self.ram_budget,
+            "vram_budget_bytes": self.vram_budget,
+            "sizes_exact": self.exact,
+            "memory_parts": self.memory.parts,
+            "reasons": self.reasons,
+            "suggestions": self.suggestions,
+        }
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Settings the user fixed; the planner chooses the rest."""
+
+    n_ctx: int | None = None
+    kv_type: str | None = None
+    flash_attn: bool | None = None
+    n_gpu_layers: int | None = None
+    n_batch: int | None = None
+
+
+def _gib(n: float) -> str:
+    return f"{n / GiB:.2f} GiB"
+
+
+def _fits(memory: Memory, ram: int, vram: int) -> bool:
+    return memory.ram_bytes <= ram and memory.vram_bytes <= vram
+
+
+def plan(shape: ModelShape, machine: Machine, need: Need, fixed: Overrides = Overrides(),
+         ram: int | None = None, vram: int | None = None) -> Plan:
+    """Choose settings for ``need`` on ``machine`` (or within ``ram``/``vram`` bytes)."""
+    ram_budget = int((ram if ram is not None else machine.ram_available) * RAM_HEADROOM)
+    vram_budget = int((vram if vram is not None else machine.vram_free) * RAM_HEADROOM)
+    reasons: list[str] = []
+    trained = shape.context_length
+    if need.minimum > trained:
+        reasons.append(f"the job needs {need.minimum} tokens of context but {shape.name} was "
+                       f"trained on {trained}")
+    contexts = [fixed.n_ctx] if fixed.n_ctx else _contexts(need, trained)
+    kv_types = [fixed.kv_type] if fixed.kv_type else list(KV_PREFERENCE)
+    fa_options = [fixed.flash_attn] if fixed.flash_attn is not None else [True]
+    batches = [fixed.n_batch] if fixed.n_batch else [DEFAULT_BATCH, *SMALL_BATCHES]
+    threads = machine.cores
+    on_gpu = vram_budget > 0 or fixed.n_gpu_layers
+
+    def gpu_layers(base: Settings) -> int:
+        if fixed.n_gpu_layers is not None:
+            return fixed.n_gpu_layers
+        if not on_gpu:
+            return 0
+        for n in range(shape.n_layers + 1, -1, -1):
+            if predict(shape, replace(base, n_gpu_layers=n)).vram_bytes <= vram_budget:
+                return n
+        return 0
+
+    candidates = [Settings(c, k, fa, 0, b, threads) for c in contexts for k in kv_types
+                  for fa in fa_options for b in batches if k == "f16" or fa]
+    if not candidates:
+        candidates = [Settings(contexts[0], kv_types[0], fa_options[0], 0, batches[0], threads)]
+    chosen = None
+    for candidate in candidates:
+        candidate = replace(candidate, n_gpu_layers=gpu_layers(candidate))
+        if _fits(predict(shape, candidate), ram_budget, vram_budget):
+            chosen = candidate
+            break
+    fits = chosen is not None and (bool(fixed.n_ctx) or need.minimum <= trained)
+    settings = chosen or replace(candidates[-1], n_gpu_layers=gpu_layers(candidates[-1]))
+    settings.check()
+    memory = predict(shape, settings)
+    reasons += _explain(shape, settings, need, fixed, memory, ram_budget, vram_budget)
+    suggestions = [] if fits else _suggest(shape, settings, need, ram_budget)
+    return Plan(shape.name, settings, memory, need, fits, reasons, suggestions, ram_budget,
+                vram_budget, shape.exact)
+
+
+def _contexts(need: Need, trained: int) -> list[int]:
+    """Context sizes to try, largest first: the whole job, then halves down to the minimum."""
+    sizes = [min(need.full, trained)]
+    while (half := round_up(sizes[-1] // 2)) >= need.minimum and half < sizes[-1]:
+        sizes.append(half)
+    if need.minimum < sizes[-1] and need.minimum <= trained:
+        sizes.append(need.minimum)
+    return sizes
+
+
+def _explain(shape: ModelShape, s: Settings, need: Need, fixed: Overrides, memory: Memory,
+             ram: int, vram: int) -> list[str]:
+    """One plain line per choice."""
+    given = "as you asked"
+    lines = []
+    if fixed.n_ctx:
+        lines.append(f"context {s.n_ctx} tokens {given}")
+    elif s.n_ctx >= need.full:
+        how = "measured with its tokenizer" if need.measured else "assumed: no tokenizer yet"
+        lines.append(f"context {s.n_ctx} tokens: the whole job ({need.full} tokens at "
+                     f"{need.tokens_per_word:.2f} tokens/word, {how}, + {TOKENS_MARGIN:.0%}) fits")
+    else:
+        lines.append(f"context {s.n_ctx} tokens: less than the whole job ({need.full}); the "
+                     "writer drops its oldest sections from the conversation when full")
+    kv = kv_bytes(shape, s.n_ctx, s.kv_type)
+    if fixed.kv_type:
+        lines.append(f"KV cache {s.kv_type} ({_gib(kv)}) {given}")
+    elif s.kv_type == "f16":
+        lines.append(f"KV cache f16 ({_gib(kv)}): full precision fits")
+    else:
+        lines.append(f"KV cache {s.kv_type} ({_gib(kv)}): f16 would need "
+                     f"{_gib(kv_bytes(shape, s.n_ctx, 'f16'))} and does not fit")
+    if fixed.flash_attn is not None:
+        lines.append(f"flash attention {'on' if s.flash_attn else 'off'} {given}")
+    else:
+        lines.append("flash attention on: without it the attention scores take context x batch "
+                     "x heads x 6 bytes")
+    if fixed.n_gpu_layers is not None:
+        lines.append(f"GPU layers {s.n_gpu_layers} {given}")
+    elif vram <= 0:
+        lines.append("GPU layers 0: no GPU memory to use")
+    else:
+        lines.append(f"GPU layers {s.n_gpu_layers} of {shape.n_layers}: as many as fit "
+                     f"{_gib(vram)} of VRAM")
+    if fixed.n_batch:
+        lines.append(f"batch {s.n_batch} {given}")
+    elif s.n_batch == DEFAULT_BATCH:
+        lines.append(f"batch {s.n_batch}: llama.cpp's default, fast prompt evaluation")
+    else:
+        lines.append(f"batch {s.n_batch}: smaller batches need less compute memory")
+    lines.append(f"threads {s.threads}: one per physical core")
+    lines.append(f"memory: {_gib(memory.ram_bytes)} RAM of {_gib(ram)} usable"
+                 + (f", {_gib(memory.vram_bytes)} VRAM of {_gib(vram)}" if vram > 0 else ""))
+    return lines
+
+
+def _suggest(shape: ModelShape, s: Settings, need: Need, ram: int) -> list[str]:
+    """What would fit when nothing does."""
+    lines = [f"does not fit: needs {_gib(predict(shape, s).ram_bytes)} RAM, "
+             f"{_gib(ram)} usable" if need.minimum <= shape.context_length else
+             f"does not fit: needs {need.minimum} tokens of context, trained on "
+             f"{shape.context_length}"]
+    if s.kv_type != "q4_0":
+        lines.append("a quantized KV cache: --kv-type q4_0 --flash-attn on")
+    if need.minimum < need.full:
+        lines.append(f"a smaller context: --ctx {need.minimum} (the writer keeps fewer sections)")
+    if not shape.exact:
+        smaller = [q for q in ("Q4_K_M", "Q3_K_M", "Q2_K", "IQ2_M")
+                   if QUANT_BPW[q] < QUANT_BPW.get(shape.quant, 99)]
+        lines.append(f"a smaller quant: --quant {' or '.join(smaller)}" if smaller else
+                     "a smaller model")
+    else:
+        lines.append("a smaller quant of this model (lwlocal quantize) or a smaller model")
+    if s.n_gpu_layers:
+        lines.append(f"fewer GPU layers: --ngl {max(0, s.n_gpu_layers - 4)}")
+    if need.mode == "direct":
+        lines.append("--mode agentwrite instead of direct (it needs only a window of the text)")
+    return lines
+

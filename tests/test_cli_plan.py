@@ -1,0 +1,66 @@
+"""`lwlocal plan` and `lwlocal hw` from the command line."""
+
+import json
+
+import pytest
+
+from tests.conftest import run_cli
+
+
+def test_plan_json_shape(lw_home):
+    proc = run_cli("plan", "--words", "2000", "--json", env_home=lw_home, check=True)
+    plan = json.loads(proc.stdout)
+    for key in ("ram_bytes", "vram_bytes", "n_ctx", "kv_type", "flash_attn", "n_gpu_layers",
+                "n_batch", "fits", "reasons"):
+        assert key in plan
+    assert plan["fits"] and plan["vram_bytes"] == 0 and plan["sizes_exact"]
+    assert plan["ram_bytes"] == sum(plan["memory_parts"].values())
+
+
+def test_plan_for_a_card_before_download(lw_home):
+    proc = run_cli("plan", "longwriter-llama3.1-8b", "--quant", "Q4_K_M", "--words", "10000",
+                   "--mode", "direct", "--ram", "16", "--vram", "0", "--json",
+                   env_home=lw_home, check=True)
+    plan = json.loads(proc.stdout)
+    assert not plan["sizes_exact"] and plan["n_ctx"] >= 10000 * 1.4
+    assert 4 * 2**30 < plan["ram_bytes"] < 16 * 2**30
+
+
+def test_plan_overrides_and_formats(lw_home):
+    proc = run_cli("plan", "--words", "1500", "--ctx", "3072", "--kv-type", "q8_0",
+                   "--format", "llama-server", env_home=lw_home, check=True)
+    args = proc.stdout.split()
+    assert args[0] == "llama-server" and args[args.index("-c") + 1] == "3072"
+    assert args[args.index("--cache-type-k") + 1] == "q8_0"
+    modelfile = run_cli("plan", "--words", "1500", "--format", "ollama", env_home=lw_home,
+                        check=True).stdout
+    assert modelfile.count("FROM ") == 1 and "PARAMETER num_ctx" in modelfile
+    assert 'TEMPLATE """' in modelfile and "{{ .Prompt }}" in modelfile
+
+
+def test_plan_that_does_not_fit_exits_nonzero_with_suggestions(lw_home):
+    proc = run_cli("plan", "--words", "3000", "--ram", "0.05", env_home=lw_home)
+    assert proc.returncode == 1
+    assert "does not fit" in proc.stdout and "a smaller quant" in proc.stdout
+
+
+@pytest.mark.parametrize("args,problem", [
+    (["plan", "nope", "--words", "100"], "unknown model 'nope'"),
+    (["plan", "{tmp}/fake.gguf", "--words", "100"], "not a GGUF file"),
+    (["plan", "--words", "0"], "--words 0: must be a positive"),
+    (["plan", "--words", "100", "--ram", "lots"], "--ram lots: not a sensible amount"),
+    (["plan", "--words", "100", "--ram", "-2"], "--ram -2: not a sensible amount"),
+    (["plan", "--words", "100", "--kv-type", "q8_0", "--flash-attn", "off"],
+     "needs --flash-attn on"),
+])
+def test_plan_bad_input(tmp_path, lw_home, args, problem):
+    (tmp_path / "fake.gguf").write_text("not a model")
+    proc = run_cli(*[a.replace("{tmp}", str(tmp_path)) for a in args], env_home=lw_home)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and problem in lines[0], proc.stderr
+
+
+def test_hw(lw_home):
+    data = json.loads(run_cli("hw", "--json", env_home=lw_home, check=True).stdout)
+    assert data["ram_total"] > 0 and data["cores"] >= 1

@@ -1,0 +1,135 @@
+"""The planner's memory model and choices (fast: no model is run here)."""
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from lwlocal.errors import LwlocalError
+from lwlocal.hardware import Machine
+from lwlocal.models import CARDS
+from lwlocal.planner import (
+    GiB,
+    MiB,
+    Overrides,
+    Settings,
+    compute_bytes_allocated,
+    context_needed,
+    kv_bytes,
+    plan,
+    predict,
+    shape_from_card,
+    shape_from_gguf,
+)
+
+CPU_ONLY = Machine(ram_total=24 * GiB, ram_available=20 * GiB, vram_total=0, vram_free=0,
+                   gpu=None, unified=False, cores=2, threads=2)
+
+
+@pytest.fixture(scope="module")
+def shape(default_model):
+    return shape_from_gguf(default_model)
+
+
+def test_gguf_shape(shape, default_model):
+    assert (shape.n_layers, shape.n_heads, shape.n_kv_heads, shape.head_dim) == (30, 9, 3, 64)
+    assert shape.n_vocab == 49152 and shape.n_ff == 1536 and shape.context_length == 8192
+    tensor_bytes = shape.weight_bytes
+    assert 0.9 * default_model.stat().st_size < tensor_bytes < default_model.stat().st_size
+
+
+def test_card_kv_cache_32k():
+    glm = shape_from_card(CARDS["longwriter-glm4-9b"])
+    llama = shape_from_card(CARDS["longwriter-llama3.1-8b"])
+    assert kv_bytes(glm, 32768, "f16") == 1.25 * GiB
+    assert kv_bytes(llama, 32768, "f16") == 4 * GiB
+    assert kv_bytes(llama, 32768, "q8_0") < 2.2 * GiB
+
+
+LOG_CODE = """
+import sys, llama_cpp
+ctx, fa, kv = int(sys.argv[2]), sys.argv[3] == "1", {"f16": 1, "q8_0": 8, "q4_0": 2}[sys.argv[4]]
+llama_cpp.Llama(sys.argv[1], n_ctx=ctx, n_batch=512, n_ubatch=512, flash_attn=fa,
+                type_k=kv, type_v=kv, verbose=True)
+"""
+
+
+@pytest.mark.parametrize("n_ctx,fa,kv", [(2048, False, "f16"), (8192, False, "f16"),
+                                         (8192, True, "q8_0"), (4096, True, "q4_0")])
+def test_buffer_sizes_match_llama_cpp_logs(shape, default_model, n_ctx, fa, kv):
+    """The KV cache and compute buffer sizes llama.cpp reports (what the VRAM model uses)."""
+    log = subprocess.run([sys.executable, "-c", LOG_CODE, str(default_model), str(n_ctx),
+                          str(int(fa)), kv], capture_output=True, text=True, check=True).stderr
+    sizes = dict(re.findall(r"CPU (KV|compute) buffer size =\s+([\d.]+) MiB", log))
+    settings = Settings(n_ctx, kv, fa, 0, 512, 2)
+    assert kv_bytes(shape, n_ctx, kv) / MiB == pytest.approx(float(sizes["KV"]), abs=0.01)
+    allocated = compute_bytes_allocated(shape, settings) / MiB
+    assert allocated == pytest.approx(float(sizes["compute"]), rel=0.05)
+
+
+def test_plan_prefers_the_whole_job_at_full_precision(shape):
+    need = context_needed(2000, "agentwrite", 1.3, 8)
+    chosen = plan(shape, CPU_ONLY, need)
+    assert chosen.fits and chosen.settings.n_ctx == need.full
+    assert chosen.settings.kv_type == "f16" and chosen.settings.flash_attn
+    assert chosen.settings.n_gpu_layers == 0 and chosen.settings.threads == 2
+    assert len(chosen.reasons) >= 6
+
+
+def test_tight_memory_quantizes_the_kv_cache_then_shrinks(shape):
+    need = context_needed(4000, "agentwrite", 1.3, 10)
+    smallest_f16 = predict(shape, Settings(need.full, "f16", True, 0, 128, 2)).ram_bytes
+    tight = plan(shape, CPU_ONLY, need, ram=int(smallest_f16 * 0.99 / 0.9))
+    assert tight.fits and tight.settings.kv_type == "q8_0"
+    assert tight.settings.n_ctx == need.full
+    assert tight.memory.ram_bytes <= tight.ram_budget
+    assert any("f16 would need" in r for r in tight.reasons)
+
+
+def test_nothing_fits_says_what_would(shape):
+    need = context_needed(6000, "direct", 1.3, 1)
+    hopeless = plan(shape, CPU_ONLY, need, ram=50 * MiB)
+    assert not hopeless.fits
+    text = " ".join(hopeless.suggestions)
+    assert "does not fit" in text and "agentwrite" in text
+
+
+def test_direct_beyond_the_trained_context_does_not_fit(shape):
+    need = context_needed(9000, "direct", 1.3, 1)
+    assert need.minimum > shape.context_length
+    assert not plan(shape, CPU_ONLY, need).fits
+
+
+def test_overrides_are_kept_and_checked(shape):
+    need = context_needed(1000, "agentwrite", 1.3, 5)
+    fixed = plan(shape, CPU_ONLY, need, Overrides(n_ctx=3072, kv_type="q8_0", n_batch=128))
+    s = fixed.settings
+    assert (s.n_ctx, s.kv_type, s.n_batch, s.flash_attn) == (3072, "q8_0", 128, True)
+    assert any("as you asked" in r for r in fixed.reasons)
+    with pytest.raises(LwlocalError, match="needs --flash-attn on"):
+        plan(shape, CPU_ONLY, need, Overrides(kv_type="q4_0", flash_attn=False))
+
+
+def test_gpu_layers_fill_the_vram_budget():
+    card = shape_from_card(CARDS["longwriter-llama3.1-8b"], "Q4_K_M")
+    gpu = Machine(32 * GiB, 28 * GiB, 8 * GiB, 6 * GiB, "test GPU", False, 8, 16)
+    need = context_needed(10000, "direct", 1.3, 1)
+    chosen = plan(card, gpu, need)
+    assert 0 < chosen.settings.n_gpu_layers < card.n_layers
+    assert chosen.memory.vram_bytes <= chosen.vram_budget
+    more = predict(card, Settings(**{**vars(chosen.settings),
+                                     "n_gpu_layers": chosen.settings.n_gpu_layers + 1}))
+    assert more.vram_bytes > chosen.vram_budget
+    big = plan(card, Machine(64 * GiB, 60 * GiB, 80 * GiB, 78 * GiB, "big", False, 8, 16), need)
+    assert big.settings.n_gpu_layers == card.n_layers + 1  # every layer and the output
+    assert big.memory.ram_bytes < 2 * GiB
+
+
+def test_card_quant_sizes_scale_with_bits():
+    card = CARDS["longwriter-glm4-9b"]
+    q4 = shape_from_card(card, "Q4_K_M").weight_bytes
+    q8 = shape_from_card(card, "Q8_0").weight_bytes
+    assert 5 * GiB < q4 < 6.5 * GiB and q8 / q4 == pytest.approx(8.5 / 4.89, rel=0.01)
+    with pytest.raises(LwlocalError, match="unknown"):
+        shape_from_card(card, "Q9_K")

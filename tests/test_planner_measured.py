@@ -1,0 +1,19 @@
+"""The planner's RAM prediction against the peak RSS of real runs of the default model.
+
+Each point loads the model in a child process, fills the context and generates a few tokens
+(about ten minutes for the whole grid on 2 cores).
+"""
+
+import pytest
+
+from lwlocal.hardware import physical_cores
+from lwlocal.memory_probe import VALIDATION_GRID, measure
+from lwlocal.planner import Settings, predict, shape_from_gguf
+
+
+@pytest.mark.parametrize("n_ctx,kv_type,flash_attn", VALIDATION_GRID)
+def test_predicted_ram_within_15_percent_of_measured(default_model, n_ctx, kv_type, flash_attn):
+    settings = Settings(n_ctx, kv_type, flash_attn, 0, 512, physical_cores())
+    predicted = predict(shape_from_gguf(default_model), settings).ram_bytes
+    measured = measure(default_model, settings)
+    assert predicted == pytest.approx(measured, rel=0.15), (predicted, measured)
