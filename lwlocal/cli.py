@@ -16,7 +16,9 @@ from rich.console import Console
 from rich.table import Table
 
 from lwlocal import hardware
-from lwlocal.console_progress import WriteProgress
+from lwlocal.console_progress import TaskProgress
+from lwlocal.convert.run import OUTTYPES
+from lwlocal.convert.run import convert as convert_checkpoint
 from lwlocal.engine import Sampling
 from lwlocal.errors import LwlocalError
 from lwlocal.models import CARDS, DEFAULT_MODEL, local_file, resolve
@@ -67,18 +69,18 @@ def _finish(result: JobResult, output: Path | None, as_json: bool, document: str
     if output is None:
         out.print(document)
     d = result.as_dict()
-    err.print(
-        f"[green]job {result.job}[/]: {d['words']} words in {len(result.sections)} sections "
+    click.echo(
+        f"job {result.job}: {d['words']} words in {len(result.sections)} sections "
         f"({d['planned_words']} planned), {d['generated_tokens']} tokens at "
         f"{d['decode_tokens_per_s']} tok/s; prompt tokens evaluated / context = "
-        f"{d['prompt_to_context']}" + (f"; saved {output}" if output else "")
+        f"{d['prompt_to_context']}" + (f"; saved {output}" if output else ""), err=True
     )
 
 
 def _run(session: Session, job: Job, outline: Outline | None, output: Path | None,
          as_json: bool) -> None:
     try:
-        with WriteProgress(err) as progress:
+        with TaskProgress(err) as progress:
             result = session.run(job, outline, progress=progress)
     except KeyboardInterrupt:
         err.print(f"[yellow]interrupted[/]: job {job.id} is kept; go on with "
@@ -183,7 +185,7 @@ def write(prompt: str | None, words: int | None, model: str | None, mode: str, p
                            **_memory_settings(**memory))
     session = Session(settings)
     if plan_only:
-        with WriteProgress(err) as progress:
+        with TaskProgress(err) as progress:
             outline = session.plan(progress)
         _print_outline(outline, as_json)
         return
@@ -311,6 +313,24 @@ def _measure(path: Path | None, plan: Plan) -> int:
     if path is None:
         raise LwlocalError("--measure needs a local GGUF file")
     return measure(path, plan.settings)
+
+
+@cli.command()
+@click.argument("src", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="The GGUF file to write.")
+@click.option("--outtype", type=click.Choice(list(OUTTYPES)),
+              help="Tensor type (default: f16 for f16/f32 sources, bf16 for bf16 sources).")
+def convert(src: Path, output: Path, outtype: str | None) -> None:
+    """Convert a Hugging Face checkpoint folder SRC to a GGUF file (no torch needed)."""
+    _check_output(output)
+    with TaskProgress(err) as progress:
+        result = convert_checkpoint(src, output, outtype, progress)
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    how = "as asked" if outtype else f"the default for {result.source_dtype} weights"
+    click.echo(f"{result.path}: {result.architecture}, {result.outtype} ({how}), "
+               f"{result.tensors} tensors, {result.bytes / 2**20:.1f} MiB of tensor data", err=True)
 
 
 @cli.command()

@@ -10,8 +10,9 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn
 from lwlocal.progress import Progress as Event
 
 
-class WriteProgress:
-    """A progress display for planning and writing: section k/n, words, tokens/s."""
+class TaskProgress:
+    """A progress display for long work: planning (tokens), writing (section k/n, words,
+    tokens/s), converting (tensor k/n, MiB)."""
 
     def __init__(self, console: Console) -> None:
         self._bar = Progress(
@@ -26,7 +27,7 @@ class WriteProgress:
         )
         self._tasks: dict[str, TaskID] = {}
 
-    def __enter__(self) -> WriteProgress:
+    def __enter__(self) -> TaskProgress:
         self._bar.start()
         return self
 
@@ -38,6 +39,9 @@ class WriteProgress:
         if event.stage == "plan":
             description, total = "planning the outline", None
             count = f"{event.done:.0f} tokens"
+        elif event.stage == "convert":
+            description, total = f"tensor {event.step}/{event.steps}", event.total
+            count = f"{event.done / 2**20:.0f}/{event.total / 2**20:.0f} MiB"
         else:
             description, total = f"section {event.step}/{event.steps}", event.total
             count = f"{event.done:.0f}/{event.total:.0f} words"

@@ -40,6 +40,8 @@ def test_agentwrite_job_reuses_the_kv_cache(lw_home, tmp_path):
                 "generated_tokens", "decode_tokens_per_s"):
         assert key in result
     assert len(result["sections"]) == 4
+    # the memory plan chose what --ctx left open
+    assert result["settings"]["n_ctx"] == 4096 and result["settings"]["flash_attn"] is True
     assert result["generated_tokens"] > 0 and result["decode_tokens_per_s"] > 0
     # sections are held near their budgets
     for s in result["sections"]:
@@ -131,10 +133,11 @@ def test_context_overflow_drops_old_sections_from_the_conversation_only(lw_home,
                 for i in range(1, 9)]
     path = tmp_path / "outline.json"
     path.write_text(json.dumps({"prompt": PROMPT, "words": 720, "sections": sections}))
-    proc = run_cli("write", "--outline", str(path), "--ctx", "1536", "--json",
-                   env_home=lw_home, check=True)
+    proc = run_cli("write", "--outline", str(path), "--ctx", "1536", "--kv-type", "q8_0",
+                   "--json", env_home=lw_home, check=True)
     result = json.loads(proc.stdout)
     assert len(result["sections"]) == 8
+    assert result["settings"]["kv_type"] == "q8_0"
     # without dropping, the final context would hold every generated token and the head
     assert result["context_tokens"] < result["generated_tokens"]
     document = Path(result["document"]).read_text()

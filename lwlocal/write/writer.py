@@ -55,6 +55,9 @@ SKIPPED_NOTE = "Sections 1 to {last} are already written; they are left out here
 DIRECT_REQUEST = "{prompt}\n\nWrite about {words} words."
 
 
+RUN_SETTINGS = ("model", "mode", "n_ctx", "kv_type", "flash_attn", "n_gpu_layers", "n_batch")
+
+
 def tokens_for(words: int) -> int:
     """A token budget that ``words`` words (plus the overshoot allowance) fit in."""
     return int(words * TOKENS_PER_WORD * OVERSHOOT) + 32
@@ -81,6 +84,7 @@ class JobResult:
     planned_words: int
     sections: list[SectionReport] = field(default_factory=list)
     stats: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
@@ -100,6 +104,7 @@ class JobResult:
             "generated_tokens": stats.get("generated_tokens", 0),
             "prefill_tokens_per_s": stats.get("prefill_tokens_per_s", 0.0),
             "decode_tokens_per_s": stats.get("decode_tokens_per_s", 0.0),
+            "settings": self.settings,
             "seconds": round(self.seconds, 2),
         }
 
@@ -306,6 +311,7 @@ class Writer:
             job=self.job.id, document=str(path), words=sum(r.written for r in reports),
             planned_words=self.outline.planned_words, sections=reports,
             stats=self.engine.stats.as_dict(), seconds=time.perf_counter() - started,
+            settings={k: self.job.meta.get(k) for k in RUN_SETTINGS},
         )
         self.job.update(state="done", pid=None, result=result.as_dict())
         return result

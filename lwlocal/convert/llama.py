@@ -1,0 +1,128 @@
+"""LlamaForCausalLM (LongWriter-llama3.1-8b, SmolLM2) -> GGUF architecture ``llama``."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+from lwlocal.convert.architecture import Architecture, Config, hparam
+
+LAYER = r"model\.layers\.(?P<bid>\d+)\."
+NAMES = (
+    (r"model\.embed_tokens\.weight", "token_embd.weight"),
+    (r"model\.norm\.weight", "output_norm.weight"),
+    (r"lm_head\.weight", "output.weight"),
+    (LAYER + r"input_layernorm\.weight", "blk.{bid}.attn_norm.weight"),
+    (LAYER + r"self_attn\.q_proj\.(?P<kind>weight|bias)", "blk.{bid}.attn_q.{kind}"),
+    (LAYER + r"self_attn\.k_proj\.(?P<kind>weight|bias)", "blk.{bid}.attn_k.{kind}"),
+    (LAYER + r"self_attn\.v_proj\.(?P<kind>weight|bias)", "blk.{bid}.attn_v.{kind}"),
+    (LAYER + r"self_attn\.o_proj\.weight", "blk.{bid}.attn_output.weight"),
+    (LAYER + r"post_attention_layernorm\.weight", "blk.{bid}.ffn_norm.weight"),
+    (LAYER + r"mlp\.gate_proj\.weight", "blk.{bid}.ffn_gate.weight"),
+    (LAYER + r"mlp\.up_proj\.weight", "blk.{bid}.ffn_up.weight"),
+    (LAYER + r"mlp\.down_proj\.weight", "blk.{bid}.ffn_down.weight"),
+)
+SKIP = (LAYER + r"self_attn\.rotary_emb\.inv_freq",)
+
+
+def head_dim(config: Config) -> int:
+    return config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]
+
+
+def to_pairs(array: np.ndarray, n_heads: int) -> np.ndarray:
+    """Reorder each head's rows from HF's rotate-half layout to llama.cpp's consecutive pairs."""
+    rows = array.shape[0]
+    return (array.reshape(n_heads, 2, rows // n_heads // 2, *array.shape[1:])
+            .swapaxes(1, 2).reshape(array.shape))
+
+
+def permute_q(array: np.ndarray, config: Config) -> np.ndarray:
+    return to_pairs(array, config["num_attention_heads"])
+
+
+def permute_k(array: np.ndarray, config: Config) -> np.ndarray:
+    heads = config.get("num_key_value_heads") or config["num_attention_heads"]
+    return to_pairs(array, heads)
+
+
+def rope(config: Config) -> dict:
+    """Rope settings: transformers 5 writes ``rope_parameters``, older ones ``rope_scaling``
+    and a top-level ``rope_theta``."""
+    params = dict(config.get("rope_scaling") or {})
+    params.update(config.get("rope_parameters") or {})
+    if config.get("rope_theta") is not None:
+        params.setdefault("rope_theta", config["rope_theta"])
+    return params
+
+
+def llama3_rope_factors(config: Config) -> np.ndarray:
+    """Per-frequency divisors llama.cpp applies for rope scaling of type llama3."""
+    scaling = rope(config)
+    base = scaling.get("rope_theta", 10000.0)
+    dim = head_dim(config)
+    factor = scaling.get("factor", 8.0)
+    low, high = scaling.get("low_freq_factor", 1.0), scaling.get("high_freq_factor", 4.0)
+    old_context = scaling.get("original_max_position_embeddings", 8192)
+    low_wavelength, high_wavelength = old_context / low, old_context / high
+    factors = []
+    for freq in 1.0 / base ** (np.arange(0, dim, 2, dtype=np.float64) / dim):
+        wavelength = 2 * math.pi / freq
+        if wavelength < high_wavelength:
+            factors.append(1.0)
+        elif wavelength > low_wavelength:
+            factors.append(factor)
+        else:
+            smooth = (old_context / wavelength - low) / (high - low)
+            factors.append(1.0 / ((1 - smooth) / factor + smooth))
+    return np.array(factors, dtype=np.float32)
+
+
+def rope_scaling_type(config: Config) -> str | None:
+    scaling = rope(config)
+    return scaling.get("rope_type") or scaling.get("type")
+
+
+def extra_tensors(config: Config) -> dict[str, np.ndarray]:
+    if rope_scaling_type(config) == "llama3":
+        return {"rope_freqs.weight": llama3_rope_factors(config)}
+    return {}
+
+
+def metadata(config: Config, warn: Callable[[str], None]) -> dict[str, object]:
+    heads = config["num_attention_heads"]
+    meta: dict[str, object] = {
+        "context_length": hparam(config, warn, "max_position_embeddings", default=2048),
+        "embedding_length": config["hidden_size"],
+        "block_count": config["num_hidden_layers"],
+        "feed_forward_length": config["intermediate_size"],
+        "attention.head_count": heads,
+        "attention.head_count_kv": hparam(config, warn, "num_key_value_heads", default=heads),
+        "rope.freq_base": float(hparam(rope(config), warn, "rope_theta", default=10000.0)),
+        "attention.layer_norm_rms_epsilon": float(
+            hparam(config, warn, "rms_norm_eps", default=1e-6)),
+        "rope.dimension_count": head_dim(config),
+        "vocab_size": config["vocab_size"],
+    }
+    if config.get("head_dim"):
+        meta["attention.key_length"] = meta["attention.value_length"] = config["head_dim"]
+    kind = rope_scaling_type(config)
+    if kind == "linear":
+        meta["rope.scaling.type"] = "linear"
+        meta["rope.scaling.factor"] = float(rope(config)["factor"])
+    elif kind not in (None, "llama3", "default"):
+        warn(f"rope_scaling of type {kind} is not converted; long contexts may degrade")
+    return meta
+
+
+LLAMA = Architecture(
+    gguf_arch="llama",
+    hf_architectures=("LlamaForCausalLM",),
+    names=NAMES,
+    skip=SKIP,
+    metadata=metadata,
+    transforms={"attn_q.weight": permute_q, "attn_k.weight": permute_k,
+                "attn_q.bias": permute_q, "attn_k.bias": permute_k},
+    extra_tensors=extra_tensors,
+)

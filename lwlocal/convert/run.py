@@ -1,0 +1,168 @@
+"""HF checkpoint folder -> GGUF file, one tensor at a time, written under a temporary name."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import gguf
+import numpy as np
+
+from lwlocal.convert.architecture import Architecture
+from lwlocal.convert.llama import LLAMA
+from lwlocal.convert.safetensors_source import Checkpoint
+from lwlocal.convert.tokenizer import add_vocabulary, load_vocabulary
+from lwlocal.errors import LwlocalError
+from lwlocal.progress import Progress, ProgressCallback, ignore
+
+ARCHITECTURES: dict[str, Architecture] = {
+    name: arch for arch in (LLAMA,) for name in arch.hf_architectures
+}
+Q = gguf.GGMLQuantizationType
+OUTTYPES = {"f32": (Q.F32, gguf.LlamaFileType.ALL_F32),
+            "f16": (Q.F16, gguf.LlamaFileType.MOSTLY_F16),
+            "bf16": (Q.BF16, gguf.LlamaFileType.MOSTLY_BF16),
+            "q8_0": (Q.Q8_0, gguf.LlamaFileType.MOSTLY_Q8_0)}
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One output tensor: its GGUF name, where its data comes from, its type."""
+
+    name: str
+    source: Callable[[], np.ndarray]
+    shape: tuple[int, ...]
+    qtype: gguf.GGMLQuantizationType
+
+
+@dataclass(frozen=True)
+class ConvertResult:
+    path: Path
+    architecture: str
+    source_dtype: str
+    outtype: str
+    tensors: int
+    bytes: int
+    warnings: list[str]
+
+
+def architecture_of(checkpoint: Checkpoint) -> Architecture:
+    names = checkpoint.config.get("architectures") or []
+    for name in names:
+        if name in ARCHITECTURES:
+            return ARCHITECTURES[name]
+    raise LwlocalError(f"{checkpoint.folder / 'config.json'}: architecture {names or '?'} is not "
+                       f"supported; supported: {', '.join(ARCHITECTURES)}")
+
+
+def default_outtype(source_dtype: str) -> str:
+    """f16 for f16/f32 sources, bf16 for bf16 sources (no precision lost either way)."""
+    return "bf16" if source_dtype == "BF16" else "f16"
+
+
+def tensor_type(name: str, shape: tuple[int, ...], wanted: gguf.GGMLQuantizationType
+                ) -> gguf.GGMLQuantizationType:
+    """F32 for 1-D tensors, norms and biases (as llama.cpp's converter); the wanted type else,
+    when the rows fit its blocks."""
+    if len(shape) == 1 or name.endswith(("_norm.weight", ".bias")) or wanted == Q.F32:
+        return Q.F32
+    block = gguf.GGML_QUANT_SIZES[wanted][0]
+    return wanted if shape[-1] % block == 0 else Q.F16
+
+
+def plan_tensors(checkpoint: Checkpoint, arch: Architecture, wanted: gguf.GGMLQuantizationType
+                 ) -> list[Planned]:
+    planned = []
+    config = checkpoint.config
+    for info in checkpoint:
+        name = arch.gguf_name(info.name)
+        if name is None:
+            continue
+
+        def load(info=info, name=name) -> np.ndarray:
+            return arch.transform(name, checkpoint.load(info), config)
+
+        planned.append(Planned(name, load, info.shape, tensor_type(name, info.shape, wanted)))
+    for name, array in arch.extra_tensors(config).items():
+        planned.append(Planned(name, lambda array=array: array, array.shape, Q.F32))
+    return planned
+
+
+def encode(array: np.ndarray, qtype: gguf.GGMLQuantizationType) -> np.ndarray:
+    """The tensor's bytes in the output type."""
+    if qtype == Q.F32:
+        return np.ascontiguousarray(array, dtype=np.float32)
+    if qtype == Q.F16:
+        return np.ascontiguousarray(array, dtype=np.float16)
+    return gguf.quants.quantize(np.asarray(array, dtype=np.float32), qtype)
+
+
+def convert(src: Path, out: Path, outtype: str | None = None,
+            progress: ProgressCallback = ignore) -> ConvertResult:
+    """Convert the checkpoint folder ``src`` to the GGUF file ``out``."""
+    checkpoint = Checkpoint(src)
+    arch = architecture_of(checkpoint)
+    outtype = outtype or default_outtype(checkpoint.source_dtype)
+    if outtype not in OUTTYPES:
+        raise LwlocalError(f"--outtype {outtype}: choose one of {', '.join(OUTTYPES)}")
+    qtype, file_type = OUTTYPES[outtype]
+    warnings: list[str] = []
+    config = checkpoint.config
+    vocab = load_vocabulary(src, config["vocab_size"])
+    planned = plan_tensors(checkpoint, arch, qtype)
+
+    writer = gguf.GGUFWriter(None, arch.gguf_arch)
+    writer.add_type("model")
+    writer.add_name(src.resolve().name)
+    for key, value in arch.metadata(config, warnings.append).items():
+        _add(writer, f"{arch.gguf_arch}.{key}", value)
+    writer.add_file_type(int(file_type))
+    writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
+    add_vocabulary(writer, vocab)
+    for t in planned:
+        nbytes = _nbytes(t.shape, t.qtype)
+        writer.add_tensor_info(t.name, t.shape, np.dtype(np.float32), nbytes, raw_dtype=t.qtype)
+    total = sum(_nbytes(t.shape, t.qtype) for t in planned)
+
+    tmp = out.with_name(f".{out.name}.partial")
+    try:
+        writer.write_header_to_file(tmp)
+        writer.write_kv_data_to_file()
+        writer.write_ti_data_to_file()
+        done = 0
+        for i, (t, data) in enumerate(_encoded(planned), 1):
+            writer.write_tensor_data(data)
+            done += data.nbytes
+            progress(Progress("convert", step=i, steps=len(planned), done=done, total=total,
+                              message=t.name))
+        writer.close()
+        os.replace(tmp, out)
+    except BaseException:
+        writer.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    return ConvertResult(out, arch.gguf_arch, checkpoint.source_dtype, outtype, len(planned),
+                         total, warnings)
+
+
+def _encoded(planned: list[Planned]) -> Iterator[tuple[Planned, np.ndarray]]:
+    for t in planned:
+        yield t, encode(t.source(), t.qtype)
+
+
+def _nbytes(shape: tuple[int, ...], qtype: gguf.GGMLQuantizationType) -> int:
+    block, size = gguf.GGML_QUANT_SIZES[qtype]
+    return int(np.prod(shape)) // block * size
+
+
+def _add(writer: gguf.GGUFWriter, key: str, value: object) -> None:
+    if isinstance(value, bool):
+        writer.add_bool(key, value)
+    elif isinstance(value, int):
+        writer.add_uint32(key, value)
+    elif isinstance(value, float):
+        writer.add_float32(key, value)
+    else:
+        writer.add_string(key, str(value))

@@ -1,0 +1,95 @@
+"""A Hugging Face ``tokenizer.json`` (byte-level BPE: Llama 3, SmolLM2) as GGUF vocabulary."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import gguf
+
+from lwlocal.errors import LwlocalError
+
+# llama.cpp tells pre-tokenizers apart by hashing the ids a tokenizer gives this text.
+CHECK_TEXT = (
+    "\n \n\n \n\n\n \t \t\t \t\n  \n   \n    \n     \n🚀 (normal) 😶\u200d🌫️ (multiple emojis "
+    "concatenated) ✅ 🦙🦙 3 33 333 3333 33333 333333 3333333 33333333 3.3 3..3 3...3 "
+    "កាន់តែពិសេសអាច😁 ?我想在apple工作1314151天～ ------======= нещо на Български "
+    "''''''```````\"\"\"\"......!!!!!!?????? I've been 'told he's there, 'RE you sure? 'M not "
+    "sure I'll make it, 'D you like some tea? We'Ve a'lL"
+)
+PRE_BY_HASH = {
+    "0ef9807a4087ebef797fc749390439009c3b9eda9ad1a097abbe738f486c01e5": "llama-bpe",
+    "855059429035d75a914d1eda9f10a876752e281a054a7a3d421ef0533e5b6249": "smollm",
+    "b6e8e1518dc4305be2fe39c313ed643381c4da5db34a98f6a04c093f8afbe99b": "chatglm-bpe",
+    "81d72c7348a9f0ebe86f23298d37debe0a5e71149e29bd283904c02262b27516": "chatglm-bpe",
+    "a1336059768a55c99a734006ffb02203cd450fed003e9a71886c88acf24fdbc2": "glm4",
+}
+# For tokenizers llama.cpp has not hashed (fine-tunes with a resized vocabulary, test models):
+# the pre-tokenizer's own definition names the family.
+LLAMA3_SPLIT = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}"
+
+
+@dataclass
+class Vocabulary:
+    """Everything the GGUF tokenizer keys need."""
+
+    tokens: list[str]
+    types: list[int]
+    pre: str
+    special: gguf.SpecialVocab
+
+
+def pre_tokenizer(folder: Path, tokenizer) -> str:  # noqa: ANN001 (tokenizers.Tokenizer)
+    """llama.cpp's name for the tokenizer's pre-tokenizer, by hash, else by its definition."""
+    ids = tokenizer.encode(CHECK_TEXT, add_special_tokens=True).ids
+    digest = hashlib.sha256(str(ids).encode()).hexdigest()
+    if digest in PRE_BY_HASH:
+        return PRE_BY_HASH[digest]
+    definition = json.dumps(json.loads((folder / "tokenizer.json").read_text())["pre_tokenizer"])
+    if LLAMA3_SPLIT.replace("\\", "\\\\") in definition:
+        return "llama-bpe"
+    if '"Digits"' in definition and '"ByteLevel"' in definition:
+        return "smollm"
+    known = ", ".join(sorted(set(PRE_BY_HASH.values())))
+    raise LwlocalError(f"{folder / 'tokenizer.json'}: pre-tokenizer not recognised (hash "
+                       f"{digest[:12]}…); supported: {known}")
+
+
+def load_vocabulary(folder: Path, vocab_size: int) -> Vocabulary:
+    """Tokens, token types, merges, special ids and chat template of a tokenizer.json."""
+    from tokenizers import Tokenizer
+
+    path = folder / "tokenizer.json"
+    if not path.is_file():
+        raise LwlocalError(f"{folder}: no tokenizer.json (the tokenizer is needed to convert)")
+    try:
+        tokenizer = Tokenizer.from_file(str(path))
+        added = json.loads(path.read_text(encoding="utf-8")).get("added_tokens", [])
+    except Exception as exc:  # tokenizers raises its own exception types
+        raise LwlocalError(f"{path}: unreadable tokenizer ({exc})") from exc
+    by_id = {i: t for t, i in tokenizer.get_vocab(with_added_tokens=True).items()}
+    added_special = {entry["id"]: entry.get("special", False) for entry in added}
+    tokens, types = [], []
+    for i in range(vocab_size):
+        if i not in by_id:
+            tokens.append(f"[PAD{i}]")
+            types.append(gguf.TokenType.UNUSED)
+        elif i in added_special:
+            tokens.append(by_id[i])
+            types.append(gguf.TokenType.CONTROL if added_special[i]
+                         else gguf.TokenType.USER_DEFINED)
+        else:
+            tokens.append(by_id[i])
+            types.append(gguf.TokenType.NORMAL)
+    special = gguf.SpecialVocab(folder, load_merges=True, n_vocab=vocab_size)
+    return Vocabulary(tokens, [int(t) for t in types], pre_tokenizer(folder, tokenizer), special)
+
+
+def add_vocabulary(writer: gguf.GGUFWriter, vocab: Vocabulary) -> None:
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre(vocab.pre)
+    writer.add_token_list(vocab.tokens)
+    writer.add_token_types(vocab.types)
+    vocab.special.add_to_gguf(writer)

@@ -1,0 +1,202 @@
+"""HF -> GGUF conversion: tiny random Llama-3.1-layout checkpoints (with a Llama-3 style BPE
+tokenizer) and the default model turned back into an HF checkpoint, checked against
+transformers token for token and logit for logit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from lwlocal.convert.run import convert  # noqa: E402
+from lwlocal.errors import LwlocalError  # noqa: E402
+
+CORPUS = [
+    "The quick brown fox jumps over the lazy dog. It's 2024, isn't it?",
+    "我想在apple工作1314151天～ 长文本生成",
+    "def f(x):\n    return x ** 2  # square\n\n\n",
+    "Numbers 3 33 333 3333 and emoji 🚀🦙 and    runs   of spaces\t\ttabs",
+    "<|begin_of_text|>special<|eot_id|> tokens",
+]
+# Long enough that positions reach the scaled rope frequencies (original context 64).
+PROMPTS = [[1, 5, 9, 200, 31, 7], [(i * 37) % 600 for i in range(60)], [42] * 40]
+
+
+def llama3_tokenizer(folder: Path) -> None:
+    """A small byte-level BPE with Llama 3's pre-tokenizer and special tokens."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    from lwlocal.convert.tokenizer import LLAMA3_SPLIT
+
+    pattern = LLAMA3_SPLIT + r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(pattern), behavior="isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=["<|begin_of_text|>",
+                                  "<|end_of_text|>", "<|eot_id|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(CORPUS * 20, trainer)
+    tok.save(str(folder / "tokenizer.json"))
+    (folder / "tokenizer_config.json").write_text(json.dumps({
+        "bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>",
+        "chat_template": "{% for m in messages %}[INST]{{ m['content'] }}[/INST]{% endfor %}",
+    }))
+
+
+@pytest.fixture(scope="module")
+def tiny_llama(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    llama3_tokenizer(folder)
+    config = transformers.LlamaConfig(
+        vocab_size=640, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+        rms_norm_eps=1e-5, tie_word_embeddings=False, bos_token_id=0, eos_token_id=2,
+        rope_parameters={"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0,
+                         "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                         "original_max_position_embeddings": 64},
+    )
+    torch.manual_seed(0)
+    model = transformers.LlamaForCausalLM(config).eval()
+    with torch.no_grad():  # weights large enough that every part matters: sharp attention
+        for name, p in model.named_parameters():  # makes rope (positions) visible in the logits
+            p.normal_(0, 0.6 if ("q_proj" in name or "k_proj" in name) else 0.08)
+    model.save_pretrained(folder)
+    return folder
+
+
+def hf_logits(folder: Path, ids: list[int]) -> np.ndarray:
+    model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    with torch.no_grad():
+        return model(torch.tensor([ids])).logits[0].numpy()
+
+
+def gguf_logits(path: Path, ids: list[int]) -> np.ndarray:
+    import llama_cpp
+
+    llm = llama_cpp.Llama(str(path), n_ctx=256, logits_all=True, type_k=0, type_v=0,
+                          n_threads=2, verbose=False)
+    llm.eval(ids)
+    logits = np.array(llm.scores[: len(ids)])
+    llm.close()
+    return logits
+
+
+@pytest.mark.parametrize("outtype,max_diff,agreement", [("f32", 1e-3, 1.0), ("f16", None, 0.99)])
+def test_tiny_llama_logits_match_transformers(tiny_llama, tmp_path, outtype, max_diff, agreement):
+    out = tmp_path / f"tiny-{outtype}.gguf"
+    result = convert(tiny_llama, out, outtype)
+    assert result.architecture == "llama" and out.is_file()
+    assert not list(tmp_path.glob(".*partial"))
+    agree = total = 0
+    for ids in PROMPTS:
+        ref, got = hf_logits(tiny_llama, ids), gguf_logits(out, ids)
+        if max_diff is not None:
+            assert np.abs(ref - got).max() < max_diff
+        agree += int((ref.argmax(-1) == got.argmax(-1)).sum())
+        total += len(ids)
+    assert agree / total >= agreement
+
+
+def test_tiny_llama_tokenizer_matches_token_for_token(tiny_llama, tmp_path):
+    import llama_cpp
+    from tokenizers import Tokenizer
+
+    out = tmp_path / "tiny.gguf"
+    convert(tiny_llama, out, "f16")
+    llm = llama_cpp.Llama(str(out), vocab_only=True, verbose=False)
+    assert llm.metadata["tokenizer.ggml.pre"] == "llama-bpe"
+    source = Tokenizer.from_file(str(tiny_llama / "tokenizer.json"))
+    for text in CORPUS:
+        expected = source.encode(text, add_special_tokens=False).ids
+        assert llm.tokenize(text.encode(), add_bos=False, special=True) == expected, text
+
+
+def test_rope_freqs_written_for_llama3_scaling(tiny_llama, tmp_path):
+    from gguf import GGUFReader
+
+    out = tmp_path / "tiny.gguf"
+    convert(tiny_llama, out, "f16")
+    tensors = {t.name: t for t in GGUFReader(out).tensors}
+    freqs = np.array(tensors["rope_freqs.weight"].data)
+    assert freqs.shape == (8,) and freqs.min() == 1.0 and freqs.max() == 8.0
+
+
+@pytest.mark.parametrize("break_it,problem", [
+    (lambda f: (f / "config.json").unlink(), "no config.json"),
+    (lambda f: (f / "tokenizer.json").unlink(), "no tokenizer.json"),
+    (lambda f: (f / "config.json").write_text('{"architectures": ["GPT2LMHeadModel"]}'),
+     "not supported; supported: LlamaForCausalLM"),
+    (lambda f: _truncate(f / "model.safetensors"), "truncated"),
+    (lambda f: _header_too_large(f / "model.safetensors"), "larger than the file"),
+    (lambda f: ((f / "model.safetensors").unlink(), (f / "pytorch_model.bin").write_bytes(b"x")),
+     "never unpickles"),
+])
+def test_bad_checkpoints_fail_cleanly(tiny_llama, tmp_path, break_it, problem):
+    import shutil
+
+    folder = tmp_path / "broken"
+    shutil.copytree(tiny_llama, folder)
+    break_it(folder)
+    out = tmp_path / "out.gguf"
+    with pytest.raises(LwlocalError, match=problem):
+        convert(folder, out, "f16")
+    assert not out.exists() and not list(tmp_path.glob(".*partial"))
+
+
+def _truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _header_too_large(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[:8] = (len(data) * 2).to_bytes(8, "little")
+    path.write_bytes(bytes(data))
+
+
+@pytest.fixture(scope="module")
+def smollm_hf(tmp_path_factory, default_model) -> Path:
+    """The default model's real weights and tokenizer as an HF checkpoint (dequantized)."""
+    folder = tmp_path_factory.mktemp("smollm-hf")
+    kwargs = {"gguf_file": default_model.name}
+    tokenizer = transformers.AutoTokenizer.from_pretrained(default_model.parent, **kwargs)
+    loaded = transformers.AutoModelForCausalLM.from_pretrained(
+        default_model.parent, dtype=torch.float32, **kwargs)
+    config = loaded.config
+    del config.quantization_config  # a plain f32 model: transformers will not save a GGUF one
+    plain = transformers.LlamaForCausalLM(config)
+    plain.load_state_dict(loaded.state_dict())
+    plain.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_default_model_real_weights_round_trip(smollm_hf, tmp_path):
+    out = tmp_path / "smollm-f32.gguf"
+    convert(smollm_hf, out, "f32")
+    text_ids = [[1, 504, 3575, 282, 4649, 314], [28, 9, 1500, 22, 7, 1234, 99, 10]]
+    for ids in text_ids:
+        ref, got = hf_logits(smollm_hf, ids), gguf_logits(out, ids)
+        assert (ref.argmax(-1) == got.argmax(-1)).all()
+        assert np.abs(ref - got).max() < 1e-2
+
+
+def test_convert_command(tiny_llama, tmp_path, lw_home):
+    from tests.conftest import run_cli
+
+    out = tmp_path / "cli.gguf"
+    proc = run_cli("convert", str(tiny_llama), "-o", str(out), env_home=lw_home, check=True)
+    assert out.is_file() and "f16 (the default for F32 weights)" in proc.stderr
+    missing = run_cli("convert", str(tmp_path / "nothing"), "-o", str(tmp_path / "x.gguf"),
+                      env_home=lw_home)
+    assert missing.returncode == 1 and missing.stderr.strip().endswith("(not a Hugging Face "
+                                                                       "model folder)")
+    assert len(missing.stderr.strip().splitlines()) == 1 and not (tmp_path / "x.gguf").exists()
