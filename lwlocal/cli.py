@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from lwlocal import hardware
@@ -56,7 +57,7 @@ def _print_outline(outline: Outline, as_json: bool) -> None:
     for column in ("#", "title", "main point", "words"):
         table.add_column(column)
     for i, s in enumerate(outline.sections, 1):
-        table.add_row(str(i), s.title, s.main_point, str(s.words))
+        table.add_row(str(i), escape(s.title), escape(s.main_point), str(s.words))
     out.print(table)
 
 
@@ -67,7 +68,7 @@ def _finish(result: JobResult, output: Path | None, as_json: bool, document: str
         click.echo(json.dumps(result.as_dict(), ensure_ascii=False))
         return
     if output is None:
-        out.print(document)
+        click.echo(document)
     d = result.as_dict()
     click.echo(
         f"job {result.job}: {d['words']} words in {len(result.sections)} sections "
@@ -224,7 +225,7 @@ def jobs(as_json: bool) -> None:
         if as_json:
             click.echo(json.dumps(row, ensure_ascii=False))
         else:
-            table.add_row(*(str(v) for v in row.values()))
+            table.add_row(*(escape(str(v)) for v in row.values()))
     if not as_json:
         out.print(table)
 

@@ -25,7 +25,16 @@ VALIDATION_GRID = [
 
 
 def peak_rss() -> int:
-    """This process's peak resident set size in bytes."""
+    """This process's peak resident set size in bytes.
+
+    On Linux from ``VmHWM``: ``getrusage``'s maximum survives ``exec``, so a child of a large
+    parent (a test run that loaded torch) would report the parent's peak.
+    """
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if sys.platform == "darwin" else peak * 1024  # Linux reports KiB
 
