@@ -27,8 +27,15 @@ CORPUS = [
 PROMPTS = [[1, 5, 9, 200, 31, 7], [(i * 37) % 600 for i in range(60)], [42] * 40]
 
 
-def llama3_tokenizer(folder: Path) -> None:
-    """A small byte-level BPE with Llama 3's pre-tokenizer and special tokens."""
+LLAMA3_SPECIALS = ["<|begin_of_text|>", "<|end_of_text|>", "<|eot_id|>"]
+GLM_SPECIALS = ["<|endoftext|>", "[MASK]", "[gMASK]", "[sMASK]", "<sop>", "<eop>", "<|system|>",
+                "<|user|>", "<|assistant|>", "<|observation|>"]
+GLM_TEMPLATE = ("[gMASK]<sop>{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}"
+                "{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}")
+
+
+def bpe_tokenizer(folder: Path, specials: list[str], config: dict) -> None:
+    """A small byte-level BPE with Llama 3's pre-tokenizer (GLM-4 uses the same split)."""
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
     from lwlocal.convert.tokenizer import LLAMA3_SPLIT
@@ -40,21 +47,20 @@ def llama3_tokenizer(folder: Path) -> None:
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
     ])
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=["<|begin_of_text|>",
-                                  "<|end_of_text|>", "<|eot_id|>"],
+    trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=specials,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator(CORPUS * 20, trainer)
     tok.save(str(folder / "tokenizer.json"))
-    (folder / "tokenizer_config.json").write_text(json.dumps({
-        "bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>",
-        "chat_template": "{% for m in messages %}[INST]{{ m['content'] }}[/INST]{% endfor %}",
-    }))
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
 
 
 @pytest.fixture(scope="module")
 def tiny_llama(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("tiny-llama")
-    llama3_tokenizer(folder)
+    bpe_tokenizer(folder, LLAMA3_SPECIALS, {
+        "bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>",
+        "chat_template": "{% for m in messages %}[INST]{{ m['content'] }}[/INST]{% endfor %}",
+    })
     config = transformers.LlamaConfig(
         vocab_size=640, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
@@ -65,11 +71,17 @@ def tiny_llama(tmp_path_factory) -> Path:
     )
     torch.manual_seed(0)
     model = transformers.LlamaForCausalLM(config).eval()
-    with torch.no_grad():  # weights large enough that every part matters: sharp attention
-        for name, p in model.named_parameters():  # makes rope (positions) visible in the logits
-            p.normal_(0, 0.6 if ("q_proj" in name or "k_proj" in name) else 0.08)
+    sharpen(model)
     model.save_pretrained(folder)
     return folder
+
+
+def sharpen(model) -> None:  # noqa: ANN001
+    """Random weights large enough that every part matters: sharp attention makes rope (the
+    positions) visible in the logits."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.normal_(0, 0.6 if ("q_proj" in name or "k_proj" in name) else 0.08)
 
 
 def hf_logits(folder: Path, ids: list[int]) -> np.ndarray:
@@ -89,15 +101,78 @@ def gguf_logits(path: Path, ids: list[int]) -> np.ndarray:
     return logits
 
 
+@pytest.fixture(scope="module")
+def tiny_glm(tmp_path_factory) -> Path:
+    """transformers' native GLM-4 layout (GlmForCausalLM)."""
+    folder = tmp_path_factory.mktemp("tiny-glm")
+    bpe_tokenizer(folder, GLM_SPECIALS, {"eos_token": "<|endoftext|>",
+                                         "chat_template": GLM_TEMPLATE})
+    config = transformers.GlmConfig(
+        vocab_size=640, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=16, attention_bias=True,
+        max_position_embeddings=4096, rms_norm_eps=1.5625e-07, tie_word_embeddings=False,
+        pad_token_id=0, eos_token_id=0, bos_token_id=None,
+        rope_parameters={"rope_type": "default", "rope_theta": 5e6, "partial_rotary_factor": 0.5},
+    )
+    torch.manual_seed(1)
+    model = transformers.GlmForCausalLM(config).eval()
+    sharpen(model)
+    model.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_chatglm(tiny_glm, tmp_path_factory) -> Path:
+    """The same weights in THUDM's remote-code layout (LongWriter-glm4-9b's): fused QKV,
+    ``transformer.encoder.layers``, ChatGLM config keys."""
+    import shutil
+
+    from safetensors.numpy import load_file, save_file
+
+    folder = tmp_path_factory.mktemp("tiny-chatglm")
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(tiny_glm / name, folder / name)
+    native = load_file(str(tiny_glm / "model.safetensors"))
+    cfg = json.loads((tiny_glm / "config.json").read_text())
+    remote = {"transformer.embedding.word_embeddings.weight": native["model.embed_tokens.weight"],
+              "transformer.encoder.final_layernorm.weight": native["model.norm.weight"],
+              "transformer.output_layer.weight": native["lm_head.weight"]}
+    for i in range(cfg["num_hidden_layers"]):
+        src, dst = f"model.layers.{i}.", f"transformer.encoder.layers.{i}."
+        for kind in ("weight", "bias"):
+            remote[dst + f"self_attention.query_key_value.{kind}"] = np.concatenate(
+                [native[src + f"self_attn.{p}_proj.{kind}"] for p in "qkv"])
+        remote[dst + "self_attention.dense.weight"] = native[src + "self_attn.o_proj.weight"]
+        remote[dst + "input_layernorm.weight"] = native[src + "input_layernorm.weight"]
+        remote[dst + "post_attention_layernorm.weight"] = native[
+            src + "post_attention_layernorm.weight"]
+        remote[dst + "mlp.dense_h_to_4h.weight"] = native[src + "mlp.gate_up_proj.weight"]
+        remote[dst + "mlp.dense_4h_to_h.weight"] = native[src + "mlp.down_proj.weight"]
+    save_file(remote, str(folder / "model.safetensors"))
+    (folder / "config.json").write_text(json.dumps({
+        "architectures": ["ChatGLMForConditionalGeneration"], "model_type": "chatglm",
+        "num_layers": cfg["num_hidden_layers"], "hidden_size": cfg["hidden_size"],
+        "ffn_hidden_size": cfg["intermediate_size"], "kv_channels": cfg["head_dim"],
+        "num_attention_heads": cfg["num_attention_heads"], "multi_query_attention": True,
+        "multi_query_group_num": cfg["num_key_value_heads"], "seq_length": 4096,
+        "layernorm_epsilon": cfg["rms_norm_eps"], "rope_ratio": 500,
+        "padded_vocab_size": cfg["vocab_size"], "add_qkv_bias": True, "torch_dtype": "float32",
+    }))
+    return folder
+
+
 @pytest.mark.parametrize("outtype,max_diff,agreement", [("f32", 1e-3, 1.0), ("f16", None, 0.99)])
-def test_tiny_llama_logits_match_transformers(tiny_llama, tmp_path, outtype, max_diff, agreement):
+@pytest.mark.parametrize("layout", ["tiny_llama", "tiny_glm", "tiny_chatglm"])
+def test_tiny_logits_match_transformers(request, tmp_path, layout, outtype, max_diff, agreement):
+    folder = request.getfixturevalue(layout)
+    reference = request.getfixturevalue("tiny_glm") if layout == "tiny_chatglm" else folder
     out = tmp_path / f"tiny-{outtype}.gguf"
-    result = convert(tiny_llama, out, outtype)
-    assert result.architecture == "llama" and out.is_file()
-    assert not list(tmp_path.glob(".*partial"))
+    result = convert(folder, out, outtype)
+    assert result.architecture == ("llama" if layout == "tiny_llama" else "chatglm")
+    assert out.is_file() and not list(tmp_path.glob(".*partial"))
     agree = total = 0
     for ids in PROMPTS:
-        ref, got = hf_logits(tiny_llama, ids), gguf_logits(out, ids)
+        ref, got = hf_logits(reference, ids), gguf_logits(out, ids)
         if max_diff is not None:
             assert np.abs(ref - got).max() < max_diff
         agree += int((ref.argmax(-1) == got.argmax(-1)).sum())
@@ -105,16 +180,19 @@ def test_tiny_llama_logits_match_transformers(tiny_llama, tmp_path, outtype, max
     assert agree / total >= agreement
 
 
-def test_tiny_llama_tokenizer_matches_token_for_token(tiny_llama, tmp_path):
+@pytest.mark.parametrize("layout,pre", [("tiny_llama", "llama-bpe"),
+                                        ("tiny_chatglm", "chatglm-bpe")])
+def test_tokenizer_matches_token_for_token(request, tmp_path, layout, pre):
     import llama_cpp
     from tokenizers import Tokenizer
 
+    folder = request.getfixturevalue(layout)
     out = tmp_path / "tiny.gguf"
-    convert(tiny_llama, out, "f16")
+    convert(folder, out, "f16")
     llm = llama_cpp.Llama(str(out), vocab_only=True, verbose=False)
-    assert llm.metadata["tokenizer.ggml.pre"] == "llama-bpe"
-    source = Tokenizer.from_file(str(tiny_llama / "tokenizer.json"))
-    for text in CORPUS:
+    assert llm.metadata["tokenizer.ggml.pre"] == pre
+    source = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    for text in CORPUS + ["[gMASK]<sop><|user|>\nhello<|assistant|>"]:
         expected = source.encode(text, add_special_tokens=False).ids
         assert llm.tokenize(text.encode(), add_bos=False, special=True) == expected, text
 
@@ -133,7 +211,7 @@ def test_rope_freqs_written_for_llama3_scaling(tiny_llama, tmp_path):
     (lambda f: (f / "config.json").unlink(), "no config.json"),
     (lambda f: (f / "tokenizer.json").unlink(), "no tokenizer.json"),
     (lambda f: (f / "config.json").write_text('{"architectures": ["GPT2LMHeadModel"]}'),
-     "not supported; supported: LlamaForCausalLM"),
+     "not supported; supported: LlamaForCausalLM, ChatGLMModel"),
     (lambda f: _truncate(f / "model.safetensors"), "truncated"),
     (lambda f: _header_too_large(f / "model.safetensors"), "larger than the file"),
     (lambda f: ((f / "model.safetensors").unlink(), (f / "pytorch_model.bin").write_bytes(b"x")),
@@ -200,3 +278,25 @@ def test_convert_command(tiny_llama, tmp_path, lw_home):
     assert missing.returncode == 1 and missing.stderr.strip().endswith("(not a Hugging Face "
                                                                        "model folder)")
     assert len(missing.stderr.strip().splitlines()) == 1 and not (tmp_path / "x.gguf").exists()
+
+
+def test_chatglm_metadata_follows_llama_cpp_conventions(tiny_chatglm, tmp_path):
+    from gguf import GGUFReader
+
+    out = tmp_path / "glm.gguf"
+    result = convert(tiny_chatglm, out, "f16")
+    assert result.warnings == []
+    fields = {name: f.contents() for name, f in GGUFReader(out).fields.items()}
+    assert fields["general.architecture"] == "chatglm"
+    assert fields["chatglm.rope.freq_base"] == pytest.approx(5e6)  # 10000 x rope_ratio
+    assert fields["chatglm.rope.dimension_count"] == 8  # half of the 16-wide heads
+    assert fields["chatglm.context_length"] == 4096
+    assert fields["chatglm.attention.head_count_kv"] == 2
+    assert fields["chatglm.attention.layer_norm_rms_epsilon"] == pytest.approx(1.5625e-07)
+    tokens = fields["tokenizer.ggml.tokens"]
+    assert tokens[fields["tokenizer.ggml.eos_token_id"]] == "<|endoftext|>"
+    assert tokens[fields["tokenizer.ggml.eot_token_id"]] == "<|user|>"
+    assert fields["tokenizer.ggml.add_bos_token"] is False
+    assert fields["tokenizer.chat_template"].startswith("[gMASK]<sop>")
+    names = {t.name for t in GGUFReader(out).tensors}
+    assert {"blk.0.attn_qkv.weight", "blk.0.attn_qkv.bias", "blk.1.ffn_up.weight"} <= names

@@ -32,6 +32,14 @@ class Architecture:
     skip: tuple[str, ...] = ()
     transforms: dict[str, Transform] = field(default_factory=dict)
     extra_tensors: Callable[[Config], dict[str, np.ndarray]] = lambda config: {}
+    # llama.cpp's pre-tokenizer name for a Llama-3 style split regex in this family
+    bpe_pre: str = "llama-bpe"
+    # special tokens (type -> text) to set when the tokenizer files leave them unset
+    special_tokens: dict[str, str] = field(default_factory=dict)
+    add_bos: bool | None = None
+
+    def vocab_size(self, config: Config) -> int:
+        return config.get("padded_vocab_size") or config["vocab_size"]
 
     def gguf_name(self, hf_name: str) -> str | None:
         """The GGUF name of an HF tensor; None for tensors to skip; error for unknown ones."""
@@ -58,3 +66,14 @@ def hparam(config: Config, warn: Callable[[str], None], *keys: str, default: Any
         raise LwlocalError(f"config.json: missing {keys[0]}")
     warn(f"config.json has no {keys[0]}; using the architecture's default {default}")
     return default
+
+
+def rope(config: Config) -> dict[str, Any]:
+    """Rope settings: transformers 5 writes ``rope_parameters``, older ones ``rope_scaling``
+    and a top-level ``rope_theta``/``partial_rotary_factor``."""
+    params = dict(config.get("rope_scaling") or {})
+    params.update(config.get("rope_parameters") or {})
+    for key in ("rope_theta", "partial_rotary_factor"):
+        if config.get(key) is not None:
+            params.setdefault(key, config[key])
+    return params

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from lwlocal.convert.architecture import Architecture, Config, hparam
+from lwlocal.convert.architecture import Architecture, Config, hparam, rope
 
 LAYER = r"model\.layers\.(?P<bid>\d+)\."
 NAMES = (
@@ -45,16 +45,6 @@ def permute_q(array: np.ndarray, config: Config) -> np.ndarray:
 def permute_k(array: np.ndarray, config: Config) -> np.ndarray:
     heads = config.get("num_key_value_heads") or config["num_attention_heads"]
     return to_pairs(array, heads)
-
-
-def rope(config: Config) -> dict:
-    """Rope settings: transformers 5 writes ``rope_parameters``, older ones ``rope_scaling``
-    and a top-level ``rope_theta``."""
-    params = dict(config.get("rope_scaling") or {})
-    params.update(config.get("rope_parameters") or {})
-    if config.get("rope_theta") is not None:
-        params.setdefault("rope_theta", config["rope_theta"])
-    return params
 
 
 def llama3_rope_factors(config: Config) -> np.ndarray:

@@ -11,6 +11,7 @@ import gguf
 import numpy as np
 
 from lwlocal.convert.architecture import Architecture
+from lwlocal.convert.chatglm import CHATGLM, GLM
 from lwlocal.convert.llama import LLAMA
 from lwlocal.convert.safetensors_source import Checkpoint
 from lwlocal.convert.tokenizer import add_vocabulary, load_vocabulary
@@ -18,7 +19,7 @@ from lwlocal.errors import LwlocalError
 from lwlocal.progress import Progress, ProgressCallback, ignore
 
 ARCHITECTURES: dict[str, Architecture] = {
-    name: arch for arch in (LLAMA,) for name in arch.hf_architectures
+    name: arch for arch in (LLAMA, CHATGLM, GLM) for name in arch.hf_architectures
 }
 Q = gguf.GGMLQuantizationType
 OUTTYPES = {"f32": (Q.F32, gguf.LlamaFileType.ALL_F32),
@@ -110,7 +111,7 @@ def convert(src: Path, out: Path, outtype: str | None = None,
     qtype, file_type = OUTTYPES[outtype]
     warnings: list[str] = []
     config = checkpoint.config
-    vocab = load_vocabulary(src, config["vocab_size"])
+    vocab = load_vocabulary(src, arch.vocab_size(config), arch)
     planned = plan_tensors(checkpoint, arch, qtype)
 
     writer = gguf.GGUFWriter(None, arch.gguf_arch)

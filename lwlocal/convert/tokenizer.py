@@ -9,6 +9,7 @@ from pathlib import Path
 
 import gguf
 
+from lwlocal.convert.architecture import Architecture
 from lwlocal.errors import LwlocalError
 
 # llama.cpp tells pre-tokenizers apart by hashing the ids a tokenizer gives this text.
@@ -41,15 +42,16 @@ class Vocabulary:
     special: gguf.SpecialVocab
 
 
-def pre_tokenizer(folder: Path, tokenizer) -> str:  # noqa: ANN001 (tokenizers.Tokenizer)
-    """llama.cpp's name for the tokenizer's pre-tokenizer, by hash, else by its definition."""
+def pre_tokenizer(folder: Path, tokenizer, llama3_style: str) -> str:  # noqa: ANN001
+    """llama.cpp's name for the tokenizer's pre-tokenizer, by hash, else by its definition
+    (``llama3_style``: the family's name for a Llama-3 style split regex)."""
     ids = tokenizer.encode(CHECK_TEXT, add_special_tokens=True).ids
     digest = hashlib.sha256(str(ids).encode()).hexdigest()
     if digest in PRE_BY_HASH:
         return PRE_BY_HASH[digest]
     definition = json.dumps(json.loads((folder / "tokenizer.json").read_text())["pre_tokenizer"])
     if LLAMA3_SPLIT.replace("\\", "\\\\") in definition:
-        return "llama-bpe"
+        return llama3_style
     if '"Digits"' in definition and '"ByteLevel"' in definition:
         return "smollm"
     known = ", ".join(sorted(set(PRE_BY_HASH.values())))
@@ -57,8 +59,9 @@ def pre_tokenizer(folder: Path, tokenizer) -> str:  # noqa: ANN001 (tokenizers.T
                        f"{digest[:12]}…); supported: {known}")
 
 
-def load_vocabulary(folder: Path, vocab_size: int) -> Vocabulary:
-    """Tokens, token types, merges, special ids and chat template of a tokenizer.json."""
+def load_vocabulary(folder: Path, vocab_size: int, arch: Architecture) -> Vocabulary:
+    """Tokens, token types, merges, special ids and chat template of a tokenizer.json; the
+    architecture's special tokens fill in what the tokenizer files leave unset."""
     from tokenizers import Tokenizer
 
     path = folder / "tokenizer.json"
@@ -84,7 +87,14 @@ def load_vocabulary(folder: Path, vocab_size: int) -> Vocabulary:
             tokens.append(by_id[i])
             types.append(gguf.TokenType.NORMAL)
     special = gguf.SpecialVocab(folder, load_merges=True, n_vocab=vocab_size)
-    return Vocabulary(tokens, [int(t) for t in types], pre_tokenizer(folder, tokenizer), special)
+    ids = tokenizer.get_vocab(with_added_tokens=True)
+    for kind, text in arch.special_tokens.items():
+        if kind not in special.special_token_ids and text in ids:
+            special.special_token_ids[kind] = ids[text]
+    if arch.add_bos is not None:
+        special.add_special_token["bos"] = arch.add_bos
+    pre = pre_tokenizer(folder, tokenizer, arch.bpe_pre)
+    return Vocabulary(tokens, [int(t) for t in types], pre, special)
 
 
 def add_vocabulary(writer: gguf.GGUFWriter, vocab: Vocabulary) -> None:
