@@ -22,7 +22,16 @@ from lwlocal.convert.run import OUTTYPES
 from lwlocal.convert.run import convert as convert_checkpoint
 from lwlocal.engine import Sampling
 from lwlocal.errors import LwlocalError
-from lwlocal.models import CARDS, DEFAULT_MODEL, local_file, resolve
+from lwlocal.inspect import inspect_path
+from lwlocal.models import (
+    CARDS,
+    CHECKPOINT_FILES,
+    DEFAULT_MODEL,
+    local_file,
+    looks_like_repo_id,
+    pull,
+    resolve,
+)
 from lwlocal.paths import jobs_dir
 from lwlocal.plan_formats import llama_server_args, ollama_modelfile
 from lwlocal.planner import KV_BYTES, Plan, shape_from_card, shape_from_gguf
@@ -317,21 +326,48 @@ def _measure(path: Path | None, plan: Plan) -> int:
 
 
 @cli.command()
-@click.argument("src", type=click.Path(path_type=Path))
+@click.argument("src")
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
               help="The GGUF file to write.")
 @click.option("--outtype", type=click.Choice(list(OUTTYPES)),
               help="Tensor type (default: f16 for f16/f32 sources, bf16 for bf16 sources).")
-def convert(src: Path, output: Path, outtype: str | None) -> None:
-    """Convert a Hugging Face checkpoint folder SRC to a GGUF file (no torch needed)."""
+def convert(src: str, output: Path, outtype: str | None) -> None:
+    """Convert a Hugging Face checkpoint (a local folder or a hub id, pulled first) to a GGUF
+    file (no torch needed)."""
     _check_output(output)
+    folder = pull(src, CHECKPOINT_FILES) if looks_like_repo_id(src) else Path(src)
     with TaskProgress(err) as progress:
-        result = convert_checkpoint(src, output, outtype, progress)
+        result = convert_checkpoint(folder, output, outtype, progress)
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
     how = "as asked" if outtype else f"the default for {result.source_dtype} weights"
     click.echo(f"{result.path}: {result.architecture}, {result.outtype} ({how}), "
                f"{result.tensors} tensors, {result.bytes / 2**20:.1f} MiB of tensor data", err=True)
+
+
+@cli.command("pull")
+@click.argument("repo_id")
+@click.option("--include", multiple=True, help="Only files matching this pattern (repeatable).")
+def pull_command(repo_id: str, include: tuple[str, ...]) -> None:
+    """Download a Hugging Face hub repository into the local cache; prints its folder."""
+    click.echo(pull(repo_id, list(include) or None))
+
+
+@cli.command("inspect")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def inspect_command(path: Path, as_json: bool) -> None:
+    """What PATH holds: a GGUF's metadata and tensor types, or an HF checkpoint folder's
+    architecture, size and what convert would do."""
+    info = inspect_path(path)
+    if as_json:
+        click.echo(json.dumps(info, ensure_ascii=False))
+        return
+    for key, value in info.items():
+        if key == "chat_template" and value:
+            value = value.replace("\n", "\\n")
+            value = value if len(value) <= 200 else value[:200] + "…"
+        click.echo(f"{key:<28} {value}")
 
 
 @cli.command()

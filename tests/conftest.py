@@ -34,9 +34,11 @@ def engine(default_model: Path):
     return Engine(default_model, n_ctx=2048)
 
 
-def run_cli(*args: str, env_home: Path, check: bool = False, timeout: float = 600):
-    """Run ``python -m lwlocal ARGS`` with its own home; returns the completed process."""
-    env = {**os.environ, "LWLOCAL_HOME": str(env_home)}
+def run_cli(*args: str, env_home: Path, check: bool = False, timeout: float = 600,
+            env: dict[str, str] | None = None):
+    """Run ``python -m lwlocal ARGS`` with its own home (and ``env`` added); returns the
+    completed process."""
+    env = {**os.environ, "LWLOCAL_HOME": str(env_home), **(env or {})}
     proc = subprocess.run([sys.executable, "-m", "lwlocal", *args], env=env, text=True,
                           capture_output=True, timeout=timeout)
     if check and proc.returncode != 0:

@@ -209,7 +209,9 @@ def test_rope_freqs_written_for_llama3_scaling(tiny_llama, tmp_path):
 
 @pytest.mark.parametrize("break_it,problem", [
     (lambda f: (f / "config.json").unlink(), "no config.json"),
-    (lambda f: (f / "tokenizer.json").unlink(), "no tokenizer.json"),
+    (lambda f: (f / "tokenizer.json").unlink(), "has no tokenizer.json"),
+    (lambda f: ((f / "tokenizer.json").unlink(), (f / "tokenizer.model").write_text("x")),
+     "only a tiktoken tokenizer.model"),
     (lambda f: (f / "config.json").write_text('{"architectures": ["GPT2LMHeadModel"]}'),
      "not supported; supported: LlamaForCausalLM, ChatGLMModel"),
     (lambda f: _truncate(f / "model.safetensors"), "truncated"),
@@ -243,18 +245,9 @@ def _header_too_large(path: Path) -> None:
 @pytest.fixture(scope="module")
 def smollm_hf(tmp_path_factory, default_model) -> Path:
     """The default model's real weights and tokenizer as an HF checkpoint (dequantized)."""
-    folder = tmp_path_factory.mktemp("smollm-hf")
-    kwargs = {"gguf_file": default_model.name}
-    tokenizer = transformers.AutoTokenizer.from_pretrained(default_model.parent, **kwargs)
-    loaded = transformers.AutoModelForCausalLM.from_pretrained(
-        default_model.parent, dtype=torch.float32, **kwargs)
-    config = loaded.config
-    del config.quantization_config  # a plain f32 model: transformers will not save a GGUF one
-    plain = transformers.LlamaForCausalLM(config)
-    plain.load_state_dict(loaded.state_dict())
-    plain.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    from lwlocal.convert.reference import checkpoint_from_gguf
+
+    return checkpoint_from_gguf(default_model, tmp_path_factory.mktemp("smollm-hf"))
 
 
 def test_default_model_real_weights_round_trip(smollm_hf, tmp_path):
@@ -300,3 +293,16 @@ def test_chatglm_metadata_follows_llama_cpp_conventions(tiny_chatglm, tmp_path):
     assert fields["tokenizer.chat_template"].startswith("[gMASK]<sop>")
     names = {t.name for t in GGUFReader(out).tensors}
     assert {"blk.0.attn_qkv.weight", "blk.0.attn_qkv.bias", "blk.1.ffn_up.weight"} <= names
+
+
+def test_inspect_gguf_and_checkpoint(tiny_llama, default_model, lw_home):
+    from tests.conftest import run_cli
+
+    gguf_info = json.loads(run_cli("inspect", str(default_model), "--json", env_home=lw_home,
+                                   check=True).stdout)
+    assert gguf_info["general.architecture"] == "llama" and gguf_info["context_length"] == 8192
+    assert gguf_info["tensors"] == 272 and gguf_info["tensor_types"]["Q4_1"] == 210
+    hf_info = json.loads(run_cli("inspect", str(tiny_llama), "--json", env_home=lw_home,
+                                 check=True).stdout)
+    assert hf_info["architectures"] == ["LlamaForCausalLM"] and hf_info["dtype"] == "F32"
+    assert hf_info["convert"].startswith("GGUF architecture llama, default outtype f16")

@@ -1,4 +1,4 @@
-"""A Hugging Face checkpoint's tensors, read one at a time from memory-mapped safetensors.
+"""A Hugging Face checkpoint's tensors, read one at a time from safetensors files.
 
 No torch: the header is JSON, the data a flat byte range; bf16 is widened to f32 with numpy.
 Every header is checked against its file (offsets in range, sizes matching shapes and dtypes)
@@ -103,7 +103,6 @@ class Checkpoint:
         for shard in self._shards():
             for info in read_header(shard):
                 self.tensors[info.name] = info
-        self._maps: dict[Path, np.memmap] = {}
 
     def _shards(self) -> list[Path]:
         index = self.folder / INDEX
@@ -131,11 +130,13 @@ class Checkpoint:
         return iter(self.tensors.values())
 
     def load(self, info: TensorInfo) -> np.ndarray:
-        """The tensor as a numpy array (f32 for bf16 sources), read from the memory map."""
-        if info.file not in self._maps:
-            self._maps[info.file] = np.memmap(info.file, dtype=np.uint8, mode="r")
-        raw = self._maps[info.file][info.start: info.start + info.nbytes]
-        array = raw.view(DTYPES[info.dtype]).reshape(info.shape)
+        """The tensor as a numpy array (f32 for bf16 sources).
+
+        Read into a fresh buffer rather than a memory map: mapped pages would stay resident
+        until the end, and peak memory would grow to the size of the checkpoint."""
+        dtype = DTYPES[info.dtype]
+        array = np.fromfile(info.file, dtype=dtype, count=info.nbytes // dtype.itemsize,
+                            offset=info.start).reshape(info.shape)
         if info.dtype == "BF16":
             return (array.astype(np.uint32) << 16).view(np.float32)
         return array

@@ -66,7 +66,9 @@ def load_vocabulary(folder: Path, vocab_size: int, arch: Architecture) -> Vocabu
 
     path = folder / "tokenizer.json"
     if not path.is_file():
-        raise LwlocalError(f"{folder}: no tokenizer.json (the tokenizer is needed to convert)")
+        why = ("has only a tiktoken tokenizer.model (GLM-4's), which lwlocal cannot convert yet"
+               if (folder / "tokenizer.model").is_file() else "has no tokenizer.json")
+        raise LwlocalError(f"{folder}: {why}; a tokenizer.json is needed to convert")
     try:
         tokenizer = Tokenizer.from_file(str(path))
         added = json.loads(path.read_text(encoding="utf-8")).get("added_tokens", [])
