@@ -5,6 +5,7 @@ transformers token for token and logit for logit."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -210,8 +211,6 @@ def test_rope_freqs_written_for_llama3_scaling(tiny_llama, tmp_path):
 @pytest.mark.parametrize("break_it,problem", [
     (lambda f: (f / "config.json").unlink(), "no config.json"),
     (lambda f: (f / "tokenizer.json").unlink(), "has no tokenizer.json"),
-    (lambda f: ((f / "tokenizer.json").unlink(), (f / "tokenizer.model").write_text("x")),
-     "only a tiktoken tokenizer.model"),
     (lambda f: (f / "config.json").write_text('{"architectures": ["GPT2LMHeadModel"]}'),
      "not supported; supported: LlamaForCausalLM, ChatGLMModel"),
     (lambda f: _truncate(f / "model.safetensors"), "truncated"),
@@ -306,3 +305,80 @@ def test_inspect_gguf_and_checkpoint(tiny_llama, default_model, lw_home):
                                  check=True).stdout)
     assert hf_info["architectures"] == ["LlamaForCausalLM"] and hf_info["dtype"] == "F32"
     assert hf_info["convert"].startswith("GGUF architecture llama, default outtype f16")
+
+
+def test_glm4_tiktoken_tokenizer_matches_tiktoken(tiny_chatglm, tmp_path):
+    """LongWriter-glm4-9b ships a tiktoken ``tokenizer.model``; the converted vocabulary must
+    tokenize as tiktoken does with the same ranks, pattern and special tokens."""
+    import base64
+    import shutil
+
+    import llama_cpp
+
+    tiktoken = pytest.importorskip("tiktoken")
+    from lwlocal.convert.tiktoken_vocab import byte_to_unicode
+    from lwlocal.convert.tokenizer import LLAMA3_SPLIT
+
+    folder = tmp_path / "glm-tiktoken"
+    shutil.copytree(tiny_chatglm, folder)
+    data = json.loads((folder / "tokenizer.json").read_text())
+    (folder / "tokenizer.json").unlink()
+    specials = {t["content"]: t["id"] for t in data["added_tokens"]}
+    to_byte = {c: b for b, c in byte_to_unicode().items()}
+    ranks = {bytes(to_byte[c] for c in token): i for token, i in data["model"]["vocab"].items()
+             if i not in specials.values()}
+    (folder / "tokenizer.model").write_text("".join(
+        f"{base64.b64encode(token).decode()} {rank}\n" for token, rank in ranks.items()))
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    config["added_tokens_decoder"] = {str(i): {"content": c, "special": True}
+                                      for c, i in specials.items()}
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+
+    out = tmp_path / "glm-tiktoken.gguf"
+    convert(folder, out, "f16")
+    llm = llama_cpp.Llama(str(out), vocab_only=True, verbose=False)
+    assert llm.metadata["tokenizer.ggml.pre"] == "chatglm-bpe"
+    pattern = LLAMA3_SPLIT + r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+    reference = tiktoken.Encoding("glm4-test", pat_str=pattern, mergeable_ranks=ranks,
+                                  special_tokens=specials)
+    for text in CORPUS + ["[gMASK]<sop><|user|>\nhello<|assistant|>"]:
+        expected = reference.encode(text, allowed_special="all")
+        assert llm.tokenize(text.encode(), add_bos=False, special=True) == expected, text
+
+
+def test_sharded_bf16_checkpoint(tiny_llama, tmp_path):
+    """Shards through model.safetensors.index.json; bf16 weights widened without torch and
+    written as bf16 by default."""
+    model = transformers.AutoModelForCausalLM.from_pretrained(tiny_llama, dtype=torch.bfloat16)
+    folder = tmp_path / "sharded-bf16"
+    model.save_pretrained(folder, max_shard_size="100KB")
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (folder / name).write_bytes((tiny_llama / name).read_bytes())
+    assert (folder / "model.safetensors.index.json").is_file()
+    assert len(list(folder.glob("*.safetensors"))) > 2
+    out = tmp_path / "bf16.gguf"
+    result = convert(folder, out)
+    assert result.source_dtype == "BF16" and result.outtype == "bf16"
+    ids = PROMPTS[1]
+    ref = hf_logits(folder, ids)  # transformers computes in f32 from the same bf16 weights
+    got = gguf_logits(out, ids)
+    assert (ref.argmax(-1) == got.argmax(-1)).mean() >= 0.95
+
+
+def test_dtype_that_does_not_match_its_bytes(tiny_llama, tmp_path):
+    import shutil
+    import struct
+
+    folder = tmp_path / "bad-shape"
+    shutil.copytree(tiny_llama, folder)
+    path = folder / "model.safetensors"
+    data = path.read_bytes()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8: 8 + n])
+    name = next(k for k in header if k != "__metadata__")
+    header[name]["dtype"] = "F16"  # the stored bytes are f32: twice what F16 would need
+    raw = json.dumps(header, separators=(",", ":")).encode().ljust(n)
+    assert len(raw) == n
+    path.write_bytes(data[:8] + raw + data[8 + n:])
+    with pytest.raises(LwlocalError, match=f"tensor {re.escape(name)}: .* bytes for shape"):
+        convert(folder, tmp_path / "x.gguf", "f16")

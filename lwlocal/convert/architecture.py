@@ -50,6 +50,9 @@ class Architecture:
                 return template.format(**match.groupdict())
         raise LwlocalError(f"tensor {hf_name}: not part of the {self.gguf_arch} layout")
 
+    def transforms_tensor(self, gguf_name: str) -> bool:
+        return any(gguf_name.endswith(suffix) for suffix in self.transforms)
+
     def transform(self, gguf_name: str, array: np.ndarray, config: Config) -> np.ndarray:
         for suffix, function in self.transforms.items():
             if gguf_name.endswith(suffix):

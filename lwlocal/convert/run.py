@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import numpy as np
 from lwlocal.convert.architecture import Architecture
 from lwlocal.convert.chatglm import CHATGLM, GLM
 from lwlocal.convert.llama import LLAMA
-from lwlocal.convert.safetensors_source import Checkpoint
+from lwlocal.convert.safetensors_source import Checkpoint, TensorInfo
 from lwlocal.convert.tokenizer import add_vocabulary, load_vocabulary
 from lwlocal.errors import LwlocalError
 from lwlocal.progress import Progress, ProgressCallback, ignore
@@ -28,14 +27,19 @@ OUTTYPES = {"f32": (Q.F32, gguf.LlamaFileType.ALL_F32),
             "q8_0": (Q.Q8_0, gguf.LlamaFileType.MOSTLY_Q8_0)}
 
 
+CHUNK_BYTES = 32 * 2**20  # source bytes converted at a time
+
+
 @dataclass(frozen=True)
 class Planned:
-    """One output tensor: its GGUF name, where its data comes from, its type."""
+    """One output tensor: its GGUF name, its source (a checkpoint tensor or an array the
+    architecture adds), its shape and type."""
 
     name: str
-    source: Callable[[], np.ndarray]
     shape: tuple[int, ...]
     qtype: gguf.GGMLQuantizationType
+    info: TensorInfo | None = None
+    array: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -76,18 +80,12 @@ def tensor_type(name: str, shape: tuple[int, ...], wanted: gguf.GGMLQuantization
 def plan_tensors(checkpoint: Checkpoint, arch: Architecture, wanted: gguf.GGMLQuantizationType
                  ) -> list[Planned]:
     planned = []
-    config = checkpoint.config
     for info in checkpoint:
         name = arch.gguf_name(info.name)
-        if name is None:
-            continue
-
-        def load(info=info, name=name) -> np.ndarray:
-            return arch.transform(name, checkpoint.load(info), config)
-
-        planned.append(Planned(name, load, info.shape, tensor_type(name, info.shape, wanted)))
-    for name, array in arch.extra_tensors(config).items():
-        planned.append(Planned(name, lambda array=array: array, array.shape, Q.F32))
+        if name is not None:
+            planned.append(Planned(name, info.shape, tensor_type(name, info.shape, wanted), info))
+    for name, array in arch.extra_tensors(checkpoint.config).items():
+        planned.append(Planned(name, array.shape, Q.F32, array=array))
     return planned
 
 
@@ -98,6 +96,25 @@ def encode(array: np.ndarray, qtype: gguf.GGMLQuantizationType) -> np.ndarray:
     if qtype == Q.F16:
         return np.ascontiguousarray(array, dtype=np.float16)
     return gguf.quants.quantize(np.asarray(array, dtype=np.float32), qtype)
+
+
+def encode_tensor(checkpoint: Checkpoint, arch: Architecture, t: Planned) -> np.ndarray:
+    """The output bytes of one tensor. Tensors without a transform are converted a block of
+    rows at a time into the output array, so the source is never held whole in f32."""
+    if t.info is None:
+        return encode(t.array, t.qtype)
+    if arch.transforms_tensor(t.name) or len(t.shape) < 2:
+        return encode(arch.transform(t.name, checkpoint.load(t.info), checkpoint.config),
+                      t.qtype)
+    rows = t.shape[0]
+    step = max(1, CHUNK_BYTES // (t.info.nbytes // rows))
+    first = encode(checkpoint.load_rows(t.info, 0, step), t.qtype)
+    out = np.empty((rows, *first.shape[1:]), dtype=first.dtype)
+    out[: len(first)] = first
+    for start in range(step, rows, step):
+        out[start: start + step] = encode(checkpoint.load_rows(t.info, start, start + step),
+                                          t.qtype)
+    return out
 
 
 def convert(src: Path, out: Path, outtype: str | None = None,
@@ -133,24 +150,22 @@ def convert(src: Path, out: Path, outtype: str | None = None,
         writer.write_kv_data_to_file()
         writer.write_ti_data_to_file()
         done = 0
-        for i, (t, data) in enumerate(_encoded(planned), 1):
-            writer.write_tensor_data(data)
-            done += data.nbytes
+        for i, t in enumerate(planned, 1):
+            # no name keeps the encoded array: it is freed before the next one is made
+            writer.write_tensor_data(encode_tensor(checkpoint, arch, t))
+            done += _nbytes(t.shape, t.qtype)
             progress(Progress("convert", step=i, steps=len(planned), done=done, total=total,
                               message=t.name))
         writer.close()
         os.replace(tmp, out)
-    except BaseException:
+    except BaseException as exc:
         writer.close()
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):  # a full disk, a vanished folder: one line, not a trace
+            raise LwlocalError(f"{out}: cannot write ({exc.strerror or exc})") from exc
         raise
     return ConvertResult(out, arch.gguf_arch, checkpoint.source_dtype, outtype, len(planned),
                          total, warnings)
-
-
-def _encoded(planned: list[Planned]) -> Iterator[tuple[Planned, np.ndarray]]:
-    for t in planned:
-        yield t, encode(t.source(), t.qtype)
 
 
 def _nbytes(shape: tuple[int, ...], qtype: gguf.GGMLQuantizationType) -> int:

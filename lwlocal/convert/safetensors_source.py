@@ -130,13 +130,22 @@ class Checkpoint:
         return iter(self.tensors.values())
 
     def load(self, info: TensorInfo) -> np.ndarray:
-        """The tensor as a numpy array (f32 for bf16 sources).
+        """The tensor as a numpy array (f32 for bf16 sources)."""
+        return self.load_rows(info, 0, info.shape[0] if info.shape else 1)
+
+    def load_rows(self, info: TensorInfo, start: int, stop: int) -> np.ndarray:
+        """Rows ``start:stop`` (first dimension) of the tensor, f32 for bf16 sources.
 
         Read into a fresh buffer rather than a memory map: mapped pages would stay resident
         until the end, and peak memory would grow to the size of the checkpoint."""
         dtype = DTYPES[info.dtype]
-        array = np.fromfile(info.file, dtype=dtype, count=info.nbytes // dtype.itemsize,
-                            offset=info.start).reshape(info.shape)
+        if not info.shape:
+            return np.fromfile(info.file, dtype=dtype, count=1, offset=info.start).reshape(())
+        stop = min(stop, info.shape[0])
+        row = math.prod(info.shape[1:])
+        array = np.fromfile(info.file, dtype=dtype, count=(stop - start) * row,
+                            offset=info.start + start * row * dtype.itemsize)
+        array = array.reshape((stop - start, *info.shape[1:]))
         if info.dtype == "BF16":
             return (array.astype(np.uint32) << 16).view(np.float32)
         return array

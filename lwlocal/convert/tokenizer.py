@@ -59,16 +59,28 @@ def pre_tokenizer(folder: Path, tokenizer, llama3_style: str) -> str:  # noqa: A
                        f"{digest[:12]}…); supported: {known}")
 
 
+def apply_defaults(special: gguf.SpecialVocab, ids: dict[str, int], arch: Architecture) -> None:
+    """The architecture's special tokens where the tokenizer files leave them unset."""
+    for kind, text in arch.special_tokens.items():
+        if kind not in special.special_token_ids and text in ids:
+            special.special_token_ids[kind] = ids[text]
+    if arch.add_bos is not None:
+        special.add_special_token["bos"] = arch.add_bos
+
+
 def load_vocabulary(folder: Path, vocab_size: int, arch: Architecture) -> Vocabulary:
-    """Tokens, token types, merges, special ids and chat template of a tokenizer.json; the
-    architecture's special tokens fill in what the tokenizer files leave unset."""
+    """Tokens, token types, merges, special ids and chat template: from a tokenizer.json, or
+    GLM-4's tiktoken tokenizer.model; the architecture's special tokens fill in what the
+    tokenizer files leave unset."""
     from tokenizers import Tokenizer
 
     path = folder / "tokenizer.json"
     if not path.is_file():
-        why = ("has only a tiktoken tokenizer.model (GLM-4's), which lwlocal cannot convert yet"
-               if (folder / "tokenizer.model").is_file() else "has no tokenizer.json")
-        raise LwlocalError(f"{folder}: {why}; a tokenizer.json is needed to convert")
+        if (folder / "tokenizer.model").is_file() and arch.gguf_arch == "chatglm":
+            from lwlocal.convert.tiktoken_vocab import load_tiktoken_vocabulary
+
+            return load_tiktoken_vocabulary(folder, vocab_size, arch)
+        raise LwlocalError(f"{folder}: has no tokenizer.json; it is needed to convert")
     try:
         tokenizer = Tokenizer.from_file(str(path))
         added = json.loads(path.read_text(encoding="utf-8")).get("added_tokens", [])
@@ -89,12 +101,7 @@ def load_vocabulary(folder: Path, vocab_size: int, arch: Architecture) -> Vocabu
             tokens.append(by_id[i])
             types.append(gguf.TokenType.NORMAL)
     special = gguf.SpecialVocab(folder, load_merges=True, n_vocab=vocab_size)
-    ids = tokenizer.get_vocab(with_added_tokens=True)
-    for kind, text in arch.special_tokens.items():
-        if kind not in special.special_token_ids and text in ids:
-            special.special_token_ids[kind] = ids[text]
-    if arch.add_bos is not None:
-        special.add_special_token["bos"] = arch.add_bos
+    apply_defaults(special, tokenizer.get_vocab(with_added_tokens=True), arch)
     pre = pre_tokenizer(folder, tokenizer, arch.bpe_pre)
     return Vocabulary(tokens, [int(t) for t in types], pre, special)
 

@@ -1,0 +1,100 @@
+"""GLM-4's tiktoken ``tokenizer.model`` (ChatGLM4Tokenizer, as LongWriter-glm4-9b ships it) as
+a GGUF byte-level BPE vocabulary, the way llama.cpp loads GLM-4.
+
+The file holds ``base64(token bytes) rank`` lines; BPE merges are not stored, so each token's
+merge is found again by running BPE over its bytes with only lower-ranked tokens allowed.
+The special tokens and their ids come from ``tokenizer_config.json``'s ``added_tokens_decoder``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import gguf
+
+from lwlocal.convert.architecture import Architecture
+from lwlocal.convert.tokenizer import Vocabulary, apply_defaults
+from lwlocal.errors import LwlocalError
+
+
+def byte_to_unicode() -> dict[int, str]:
+    """GPT-2's reversible map from bytes to printable characters (byte-level BPE's alphabet)."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1),
+                 *range(ord("®"), ord("ÿ") + 1)]
+    mapping, extra = {}, 0
+    for b in range(256):
+        if b in printable:
+            mapping[b] = chr(b)
+        else:
+            mapping[b] = chr(256 + extra)
+            extra += 1
+    return mapping
+
+
+def read_ranks(path: Path) -> dict[bytes, int]:
+    ranks = {}
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            token, rank = line.split()
+            ranks[base64.b64decode(token, validate=True)] = int(rank)
+        except ValueError as exc:
+            raise LwlocalError(f"{path}: line {n} is not 'base64-token rank'") from exc
+    return ranks
+
+
+def bpe_parts(ranks: dict[bytes, int], token: bytes, max_rank: int) -> list[bytes]:
+    """Byte-pair merges of ``token`` using only tokens ranked below ``max_rank``."""
+    parts = [bytes([b]) for b in token]
+    while True:
+        best: tuple[int, int] | None = None
+        for i in range(len(parts) - 1):
+            rank = ranks.get(parts[i] + parts[i + 1])
+            if rank is not None and rank < max_rank and (best is None or rank < best[1]):
+                best = (i, rank)
+        if best is None:
+            return parts
+        i = best[0]
+        parts = [*parts[:i], parts[i] + parts[i + 1], *parts[i + 2:]]
+
+
+def load_tiktoken_vocabulary(folder: Path, vocab_size: int, arch: Architecture) -> Vocabulary:
+    """Tokens, types, merges and special ids of a GLM-4 tiktoken tokenizer."""
+    ranks = read_ranks(folder / "tokenizer.model")
+    config_path = folder / "tokenizer_config.json"
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+        added = {int(i): entry for i, entry in config.get("added_tokens_decoder", {}).items()}
+    except (OSError, json.JSONDecodeError, ValueError) as exc:
+        raise LwlocalError(f"{config_path}: needed for the special tokens ({exc})") from exc
+    to_text = byte_to_unicode()
+
+    def text(token: bytes) -> str:
+        return "".join(to_text[b] for b in token)
+
+    tokens = [f"[PAD{i}]" for i in range(vocab_size)]
+    types = [int(gguf.TokenType.UNUSED)] * vocab_size
+    merges = []
+    for token, rank in ranks.items():
+        if rank >= vocab_size:
+            raise LwlocalError(f"{folder / 'tokenizer.model'}: rank {rank} beyond the "
+                               f"vocabulary of {vocab_size}")
+        tokens[rank], types[rank] = text(token), int(gguf.TokenType.NORMAL)
+        if len(token) > 1:
+            parts = bpe_parts(ranks, token, rank)
+            if len(parts) == 2:  # llama.cpp reads a merge as exactly one pair
+                merges.append(f"{text(parts[0])} {text(parts[1])}")
+    ids = {}
+    for i, entry in added.items():
+        if i < vocab_size:
+            tokens[i] = entry["content"]
+            special = entry.get("special", True)
+            types[i] = int(gguf.TokenType.CONTROL if special else gguf.TokenType.USER_DEFINED)
+            ids[entry["content"]] = i
+    special = gguf.SpecialVocab(folder, load_merges=False, n_vocab=vocab_size)
+    special.merges = merges
+    apply_defaults(special, ids, arch)
+    return Vocabulary(tokens, types, arch.bpe_pre, special)
