@@ -22,7 +22,7 @@ from lwlocal.convert.run import OUTTYPES
 from lwlocal.convert.run import convert as convert_checkpoint
 from lwlocal.engine import Sampling
 from lwlocal.errors import LwlocalError
-from lwlocal.inspect import inspect_path
+from lwlocal.model_info import inspect_path
 from lwlocal.models import (
     CARDS,
     CHECKPOINT_FILES,
