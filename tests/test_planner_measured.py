@@ -1,7 +1,7 @@
 """The planner's RAM prediction against the peak RSS of real runs of the default model.
 
 Each point loads the model in a child process, fills the context and generates a few tokens
-(about ten minutes for the whole grid on 2 cores).
+(about eight minutes for the whole grid on 2 cores).
 """
 
 import pytest

@@ -8,6 +8,7 @@ for chatglm, so no rows are reordered; the fused QKV and gate/up tensors are kep
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from lwlocal.convert.architecture import Architecture, Config, hparam, rope
 
@@ -79,13 +80,9 @@ CHATGLM = Architecture(
     special_tokens=GLM_SPECIAL,
     add_bos=False,
 )
-GLM = Architecture(
-    gguf_arch="chatglm",
+GLM = replace(
+    CHATGLM,
     hf_architectures=("GlmForCausalLM",),
     names=NATIVE_NAMES,
     skip=(NATIVE_LAYER + r"self_attn\.rotary_emb\.inv_freq",),
-    metadata=metadata,
-    bpe_pre="chatglm-bpe",
-    special_tokens=GLM_SPECIAL,
-    add_bos=False,
 )
