@@ -12,7 +12,8 @@ from lwlocal.progress import Progress as Event
 
 class TaskProgress:
     """A progress display for long work: planning (tokens), writing (section k/n, words,
-    tokens/s), converting (tensor k/n, MiB)."""
+    tokens/s), converting (tensor k/n, MiB), quantizing (tensor k/n), evaluating for an
+    importance matrix or quality figures (chunk k/n, tokens/s)."""
 
     def __init__(self, console: Console) -> None:
         self._bar = Progress(
@@ -28,20 +29,31 @@ class TaskProgress:
         self._tasks: dict[str, TaskID] = {}
 
     def __enter__(self) -> TaskProgress:
-        self._bar.start()
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        self._bar.stop()
+        if self._tasks:
+            self._bar.stop()
 
     def __call__(self, event: Event) -> None:
+        """Show ``event``; the display starts with the first one, so that an error raised
+        before any work prints nothing else."""
+        if not self._tasks:
+            self._bar.start()
         if event.stage == "plan":
             description, total = "planning the outline", None
             count = f"{event.done:.0f} tokens"
         elif event.stage == "convert":
             description, total = f"tensor {event.step}/{event.steps}", event.total
             count = f"{event.done / 2**20:.0f}/{event.total / 2**20:.0f} MiB"
+        elif event.stage == "quantize":
+            description, total = f"quantizing {event.step}/{event.steps}", event.total
+            count = event.message
+        elif event.stage in ("imatrix", "eval"):
+            which = f" ({event.message})" if event.message else ""
+            description, total = f"chunk {event.step}/{event.steps}{which}", event.total
+            count = f"{event.done:.0f}/{event.total:.0f} tokens"
         else:
             description, total = f"section {event.step}/{event.steps}", event.total
             count = f"{event.done:.0f}/{event.total:.0f} words"

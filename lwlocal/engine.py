@@ -88,7 +88,7 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
 
 
 @contextlib.contextmanager
-def _quiet_stderr() -> Iterator[None]:
+def quiet_stderr() -> Iterator[None]:
     """Silence what llama.cpp prints to file descriptor 2 (it bypasses Python's sys.stderr)."""
     sys.stderr.flush()
     saved = os.dup(2)
@@ -103,7 +103,7 @@ def _quiet_stderr() -> Iterator[None]:
 
 def count_tokens(path: Path, text: str) -> int:
     """Tokens the model's own tokenizer makes of ``text``, loading its vocabulary only."""
-    with _quiet_stderr():
+    with quiet_stderr():
         vocab = llama_cpp.Llama(str(path), vocab_only=True, verbose=False)
     try:
         return len(vocab.tokenize(text.encode(), add_bos=False, special=False))

@@ -159,11 +159,26 @@ def check_gguf(path: Path) -> None:
             raise LwlocalError(f"{path}: not a GGUF file (bad magic)")
 
 
-@functools.lru_cache(maxsize=8)
+def _version(path: Path) -> tuple[Path, int, int]:
+    """A cache key that changes when the file is rewritten."""
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        raise LwlocalError(f"{path}: cannot read it ({exc.strerror})") from exc
+    return path, stat.st_mtime_ns, stat.st_size
+
+
 def read_gguf(path: Path) -> GGUFReader:
-    """The parsed header of a GGUF (memory-mapped, weights not read); parsed once per process."""
+    """The parsed header of a GGUF (memory-mapped, weights not read); parsed once per process
+    and version of the file."""
+    return _read_gguf(_version(path))
+
+
+@functools.lru_cache(maxsize=8)
+def _read_gguf(version: tuple[Path, int, int]) -> GGUFReader:
     from gguf import GGUFReader
 
+    path = version[0]
     try:
         return GGUFReader(path)
     except (ValueError, OSError) as exc:
@@ -172,16 +187,16 @@ def read_gguf(path: Path) -> GGUFReader:
 
 def gguf_metadata(path: Path) -> dict[str, object]:
     """Scalar and string metadata of a GGUF (arrays skipped), read without loading weights."""
-    return dict(_scalar_fields(path))
+    return dict(_scalar_fields(_version(path)))
 
 
 @functools.lru_cache(maxsize=8)
-def _scalar_fields(path: Path) -> tuple[tuple[str, object], ...]:
+def _scalar_fields(version: tuple[Path, int, int]) -> tuple[tuple[str, object], ...]:
     from gguf import GGUFValueType
 
     return tuple(
         (name, field.contents())
-        for name, field in read_gguf(path).fields.items()
+        for name, field in _read_gguf(version).fields.items()
         if field.types and field.types[0] != GGUFValueType.ARRAY
     )
 

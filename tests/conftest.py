@@ -34,6 +34,23 @@ def engine(default_model: Path):
     return Engine(default_model, n_ctx=2048)
 
 
+@pytest.fixture(scope="session")
+def smollm_hf(tmp_path_factory, default_model) -> Path:
+    """The default model's real weights and tokenizer as an HF checkpoint (dequantized)."""
+    from lwlocal.convert.reference import checkpoint_from_gguf
+
+    return checkpoint_from_gguf(default_model, tmp_path_factory.mktemp("smollm-hf"))
+
+
+@pytest.fixture(scope="session")
+def smollm_f32(smollm_hf, tmp_path_factory) -> Path:
+    """That checkpoint converted to an f32 GGUF: the same weights on both sides."""
+    from lwlocal.convert.run import convert
+
+    return convert(smollm_hf, tmp_path_factory.mktemp("smollm-f32") / "smollm-f32.gguf",
+                   "f32").path
+
+
 def run_cli(*args: str, env_home: Path, check: bool = False, timeout: float = 600,
             env: dict[str, str] | None = None):
     """Run ``python -m lwlocal ARGS`` with its own home (and ``env`` added); returns the

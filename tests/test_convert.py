@@ -241,17 +241,8 @@ def _header_too_large(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
-@pytest.fixture(scope="module")
-def smollm_hf(tmp_path_factory, default_model) -> Path:
-    """The default model's real weights and tokenizer as an HF checkpoint (dequantized)."""
-    from lwlocal.convert.reference import checkpoint_from_gguf
-
-    return checkpoint_from_gguf(default_model, tmp_path_factory.mktemp("smollm-hf"))
-
-
-def test_default_model_real_weights_round_trip(smollm_hf, tmp_path):
-    out = tmp_path / "smollm-f32.gguf"
-    convert(smollm_hf, out, "f32")
+def test_default_model_real_weights_round_trip(smollm_hf, smollm_f32):
+    out = smollm_f32  # convert(smollm_hf, ..., "f32")
     text_ids = [[1, 504, 3575, 282, 4649, 314], [28, 9, 1500, 22, 7, 1234, 99, 10]]
     for ids in text_ids:
         ref, got = hf_logits(smollm_hf, ids), gguf_logits(out, ids)

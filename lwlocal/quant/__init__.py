@@ -1,0 +1,1 @@
+"""GGUF quantization through llama.cpp's quantizer, importance matrices, and quant quality."""

@@ -1,0 +1,139 @@
+"""A llama.cpp context that returns the logits of every position of a token chunk, optionally
+calling back on every weight-matrix multiplication (to read its input activations)."""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+
+import llama_cpp
+import numpy as np
+
+from lwlocal.engine import quiet_stderr
+from lwlocal.errors import LwlocalError
+from lwlocal.hardware import physical_cores
+
+# (ggml_tensor *, ask) -> whether the scheduler should compute up to it and call again
+TensorCallback = Callable[[int, bool], bool]
+
+
+class Evaluator:
+    """A GGUF model with one sequence of ``n_ctx`` tokens; ``logits`` evaluates a chunk from an
+    empty cache, as llama-perplexity and llama-imatrix do."""
+
+    def __init__(self, path: Path, *, n_ctx: int = 512, n_threads: int | None = None,
+                 n_gpu_layers: int = 0, on_tensor: TensorCallback | None = None) -> None:
+        self.path = path
+        self._error: BaseException | None = None
+        self._callback = None
+        llama_cpp.llama_backend_init()
+        mparams = llama_cpp.llama_model_default_params()
+        mparams.n_gpu_layers = n_gpu_layers
+        with quiet_stderr():
+            self._model = llama_cpp.llama_model_load_from_file(str(path).encode(), mparams)
+        if not self._model:
+            raise LwlocalError(f"{path}: llama.cpp could not load it as a model")
+        cparams = llama_cpp.llama_context_default_params()
+        cparams.n_ctx = n_ctx
+        cparams.n_batch = n_ctx
+        cparams.n_ubatch = min(n_ctx, 512)
+        cparams.n_threads = cparams.n_threads_batch = n_threads or physical_cores()
+        if on_tensor is not None:
+            self._callback = llama_cpp.ggml_backend_sched_eval_callback(
+                self._guard(on_tensor))
+            cparams.cb_eval = self._callback
+        with quiet_stderr():
+            self._ctx = llama_cpp.llama_init_from_model(self._model, cparams)
+        if not self._ctx:
+            llama_cpp.llama_model_free(self._model)
+            raise LwlocalError(f"{path}: llama.cpp could not make a context of {n_ctx} tokens")
+        self._vocab = llama_cpp.llama_model_get_vocab(self._model)
+        self.n_ctx = n_ctx
+        self.n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
+        self.add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self._vocab))
+        self.bos = llama_cpp.llama_vocab_bos(self._vocab)
+        self._batch = llama_cpp.llama_batch_init(n_ctx, 0, 1)
+
+    def _guard(self, on_tensor: TensorCallback) -> Callable[[int, bool, int], bool]:
+        """An exception (Ctrl-C included) raised in the callback would be lost inside C: keep
+        it, and raise it when the evaluation returns."""
+
+        def callback(tensor: int, ask: bool, _user_data: int) -> bool:
+            if self._error is not None:
+                return False
+            try:
+                return on_tensor(tensor, ask)
+            except BaseException as exc:
+                self._error = exc
+                return False
+
+        return callback
+
+    def tokenize(self, text: str) -> np.ndarray:
+        """The text's tokens, with BOS first where the model wants one (as the llama.cpp tools)."""
+        data = text.encode()
+        size = len(data) + 2
+        buffer = (llama_cpp.llama_token * size)()
+        n = llama_cpp.llama_tokenize(self._vocab, data, len(data), buffer, size, True, False)
+        if n < 0:
+            raise LwlocalError(f"{self.path}: could not tokenize the text")
+        return np.ctypeslib.as_array(buffer)[:n].copy()
+
+    def chunks(self, text: str, limit: int | None = None, label: str = "the text"
+               ) -> list[np.ndarray]:
+        """The text's consecutive ``n_ctx``-token chunks (all, or the first ``limit``), each
+        starting with BOS where the model wants one (llama-perplexity's and llama-imatrix's
+        chunking)."""
+        tokens = self.tokenize(text)
+        count = len(tokens) // self.n_ctx
+        if count == 0:
+            raise LwlocalError(f"{label}: too short, {len(tokens)} tokens, fewer than one chunk "
+                               f"of {self.n_ctx}; give a longer text or a smaller --ctx")
+        out = []
+        for i in range(count if limit is None else min(limit, count)):
+            chunk = tokens[i * self.n_ctx: (i + 1) * self.n_ctx].copy()
+            if self.add_bos:
+                chunk[0] = self.bos
+            out.append(chunk)
+        return out
+
+    def logits(self, tokens: np.ndarray) -> np.ndarray:
+        """Evaluate ``tokens`` from an empty cache; the logits of every position,
+        ``(len(tokens), n_vocab)``."""
+        llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self._ctx), True)
+        batch = self._batch
+        n = len(tokens)
+        for i, token in enumerate(tokens):
+            batch.token[i] = int(token)
+            batch.pos[i] = i
+            batch.n_seq_id[i] = 1
+            batch.seq_id[i][0] = 0
+            batch.logits[i] = 1
+        batch.n_tokens = n
+        status = llama_cpp.llama_decode(self._ctx, batch)
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        if status != 0:
+            raise LwlocalError(f"{self.path}: llama.cpp failed to evaluate a chunk ({status})")
+        pointer = llama_cpp.llama_get_logits(self._ctx)
+        flat = np.ctypeslib.as_array(ctypes.cast(pointer, ctypes.POINTER(ctypes.c_float)),
+                                     shape=(n * self.n_vocab,))
+        return flat.reshape(n, self.n_vocab).copy()
+
+    def close(self) -> None:
+        if self._ctx:
+            with quiet_stderr():
+                llama_cpp.llama_batch_free(self._batch)
+                llama_cpp.llama_free(self._ctx)
+                llama_cpp.llama_model_free(self._model)
+            self._ctx = None
+
+    def __enter__(self) -> Evaluator:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()

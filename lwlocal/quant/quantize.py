@@ -1,0 +1,197 @@
+"""GGUF -> quantized GGUF through llama.cpp's own quantizer (``llama_model_quantize``), with an
+optional importance matrix, written under a temporary name and renamed."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import re
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gguf
+import llama_cpp
+import llama_cpp._logger
+import numpy as np
+
+from lwlocal.convert.run import ConvertResult, convert
+from lwlocal.errors import LwlocalError
+from lwlocal.hardware import physical_cores
+from lwlocal.models import check_gguf, read_gguf
+from lwlocal.progress import Progress, ProgressCallback, ignore
+from lwlocal.quant.imatrix_file import ImportanceMatrix, load
+from lwlocal.quant.types import NEEDS_IMATRIX, UNQUANTIZED, quant_type
+
+_TENSOR_LINE = re.compile(rb"\[\s*(\d+)/\s*(\d+)\]\s+(\S+)")
+_LOG_ERROR = 3
+
+
+@dataclass(frozen=True)
+class QuantizeResult:
+    path: Path
+    type: str
+    bytes: int
+    bits_per_weight: float
+    seconds: float
+    tensor_types: dict[str, int]
+    imatrix_entries: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+def bits_per_weight(path: Path) -> tuple[float, dict[str, int]]:
+    """Tensor bits per parameter of a GGUF, and how many tensors have each type."""
+    tensors = gguf.GGUFReader(path).tensors
+    bits = 8 * sum(int(t.n_bytes) for t in tensors)
+    return bits / sum(int(t.n_elements) for t in tensors), dict(
+        Counter(t.tensor_type.name for t in tensors).most_common())
+
+
+def _matrix_columns(src: Path) -> dict[str, int]:
+    """Input columns of each 2-D (or stacked) weight of a GGUF."""
+    return {t.name: int(t.shape[0]) for t in read_gguf(src).tensors if len(t.shape) >= 2}
+
+
+def check_imatrix(matrix: ImportanceMatrix, path: Path, src: Path) -> None:
+    """Refuse an importance matrix made for another model."""
+    columns = _matrix_columns(src)
+    for name, sums in matrix.sums.items():
+        if columns.get(name) != sums.shape[1]:
+            what = "not in" if name not in columns else f"{sums.shape[1]} columns, not those of"
+            raise LwlocalError(f"{path}: made for another model ({name}: {what} {src})")
+
+
+class _ImatrixArray:
+    """``llama_model_imatrix_data[]`` (null-terminated) over numpy arrays kept alive here."""
+
+    def __init__(self, means: dict[str, np.ndarray]) -> None:
+        self._arrays = means
+        self.entries = (llama_cpp.llama_model_imatrix_data * (len(means) + 1))()
+        for slot, (name, values) in zip(self.entries, means.items(), strict=False):
+            slot.name = name.encode()
+            slot.data = values.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
+            slot.size = values.size
+
+
+def _overrides(values: dict[str, str | int]) -> ctypes.Array:
+    """``llama_model_kv_override[]`` (empty-key terminated), as llama-quantize records the
+    importance matrix it used."""
+    array = (llama_cpp.llama_model_kv_override * (len(values) + 1))()
+    for slot, (key, value) in zip(array, values.items(), strict=False):
+        slot.key = key.encode()
+        if isinstance(value, int):
+            slot.tag = llama_cpp.LLAMA_KV_OVERRIDE_TYPE_INT
+            slot.value.val_i64 = value
+        else:
+            slot.tag = llama_cpp.LLAMA_KV_OVERRIDE_TYPE_STR
+            slot.value.val_str = value.encode()[:127]
+    return array
+
+
+class _QuantizerLog:
+    """Takes llama.cpp's log while the quantizer runs: tensor lines become progress events,
+    error lines are kept for the message."""
+
+    def __init__(self, progress: ProgressCallback) -> None:
+        self.errors: list[str] = []
+        self._progress = progress
+        self.callback = llama_cpp.llama_log_callback(self._log)
+
+    def _log(self, level: int, text: bytes, _user_data: int) -> None:
+        if level == _LOG_ERROR:
+            self.errors.append(text.decode(errors="replace").strip())
+        elif match := _TENSOR_LINE.search(text or b""):
+            step, steps, name = match.groups()
+            self._progress(Progress("quantize", step=int(step), steps=int(steps),
+                                    done=int(step), total=int(steps), message=name.decode()))
+
+    def __enter__(self) -> _QuantizerLog:
+        llama_cpp.llama_log_set(self.callback, ctypes.c_void_p(0))
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        llama_cpp.llama_log_set(llama_cpp._logger.llama_log_callback, ctypes.c_void_p(0))
+
+
+def check_request(qtype: str, imatrix: Path | None, model: Path) -> tuple[str, int]:
+    """The canonical type name and llama.cpp file type, once the type is known and has the
+    importance matrix it needs."""
+    name, ftype = quant_type(qtype)
+    if name in NEEDS_IMATRIX and imatrix is None:
+        raise LwlocalError(f"{name} needs an importance matrix: make one with `lwlocal imatrix "
+                           f"{model} -o imatrix.gguf`, then pass --imatrix imatrix.gguf")
+    return name, ftype
+
+
+def convert_and_quantize(src: Path, out: Path, qtype: str, *, imatrix: Path | None = None,
+                         n_threads: int | None = None, progress: ProgressCallback = ignore
+                         ) -> tuple[ConvertResult, QuantizeResult]:
+    """HF checkpoint -> quantized GGUF, through a temporary f16 (bf16 for bf16 weights) GGUF
+    beside ``out`` that is removed afterwards."""
+    check_request(qtype, imatrix, src)
+    between = out.with_name(f".{out.name}.unquantized.partial")
+    try:
+        converted = convert(src, between, None, progress)
+        return converted, quantize(between, out, qtype, imatrix=imatrix, n_threads=n_threads,
+                                   progress=progress)
+    finally:
+        between.unlink(missing_ok=True)
+
+
+def quantize(src: Path, out: Path, qtype: str, *, imatrix: Path | None = None,
+             n_threads: int | None = None, progress: ProgressCallback = ignore
+             ) -> QuantizeResult:
+    """Quantize the GGUF ``src`` to ``out`` as ``qtype`` (a llama-quantize type name)."""
+    check_gguf(src)
+    name, ftype = check_request(qtype, imatrix, src)
+    if out.exists() and out.resolve() == src.resolve():
+        raise LwlocalError(f"{out}: the output would overwrite the input")
+    warnings = []
+    quantized = Counter(t.tensor_type.name for t in read_gguf(src).tensors
+                        if len(t.shape) >= 2 and t.tensor_type.name not in UNQUANTIZED)
+    if quantized and name not in UNQUANTIZED:
+        warnings.append(f"{src} is already quantized ({', '.join(quantized)}); re-quantizing "
+                        "adds to its error: quantize from an f16/bf16/f32 GGUF when you can")
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = ftype
+    params.nthread = n_threads or physical_cores()
+    params.allow_requantize = bool(quantized)
+    entries = 0
+    if imatrix is not None:
+        matrix = load(imatrix)
+        check_imatrix(matrix, imatrix, src)
+        data = _ImatrixArray(matrix.means())
+        entries = len(data.entries) - 1
+        params.imatrix = ctypes.cast(data.entries, ctypes.POINTER(
+            llama_cpp.llama_model_imatrix_data))
+        recorded: dict[str, str | int] = {"quantize.imatrix.file": str(imatrix),
+                                          "quantize.imatrix.entries_count": entries}
+        if matrix.datasets:
+            recorded["quantize.imatrix.dataset"] = matrix.datasets[0]
+        if matrix.chunk_count:
+            recorded["quantize.imatrix.chunks_count"] = matrix.chunk_count
+        overrides = _overrides(recorded)
+        params.kv_overrides = ctypes.cast(overrides, ctypes.POINTER(
+            llama_cpp.llama_model_kv_override))
+
+    tmp = out.with_name(f".{out.name}.partial")
+    status: list[int] = []
+    start = time.monotonic()
+    with _QuantizerLog(progress) as log:
+        worker = threading.Thread(target=lambda: status.append(llama_cpp.llama_model_quantize(
+            str(src).encode(), str(tmp).encode(), ctypes.byref(params))), daemon=True)
+        try:
+            worker.start()
+            while worker.is_alive():  # joined in steps so that Ctrl-C is seen
+                worker.join(0.2)
+            if status != [0]:
+                reason = "; ".join(log.errors) or f"status {status}"
+                raise LwlocalError(f"{src}: llama.cpp's quantizer failed: {reason}")
+            os.replace(tmp, out)
+        finally:
+            tmp.unlink(missing_ok=True)
+    bpw, types = bits_per_weight(out)
+    return QuantizeResult(out, name, out.stat().st_size, bpw, time.monotonic() - start, types,
+                          entries, warnings)
