@@ -161,7 +161,7 @@ def test_cli_round_trip(smollm_f32, lw_home, tmp_path):
     assert 0 < report["kld_mean"] < 1 and report["text"] == f"lwlocal:{HELDOUT}"
     requant = run_cli("quantize", str(quant), "-o", str(tmp_path / "q2.gguf"), "--type", "Q2_K",
                       env_home=lw_home, check=True)
-    assert "already quantized" in requant.stderr
+    assert "was already quantized (" in requant.stderr
 
 
 def test_convert_straight_to_a_quant(smollm_hf, lw_home, tmp_path):

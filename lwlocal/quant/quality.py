@@ -64,70 +64,103 @@ def _scored(evaluator: Evaluator, chunk: np.ndarray) -> Iterator[tuple[np.ndarra
         yield log_softmax(logits[start:stop]), chunk[start + 1: stop + 1]
 
 
+class BaseRun:
+    """The base model's side, evaluated once: per scored token its negative log-likelihood,
+    its top token, and its log-probabilities (on disk, 16-bit, as llama.cpp keeps them), so
+    that any number of quants compare against it with one model in memory at a time."""
+
+    def __init__(self, base: Path, text: str, *, n_ctx: int = 512, chunks: int | None = None,
+                 label: str = "", n_threads: int | None = None,
+                 progress: ProgressCallback = ignore) -> None:
+        check_gguf(base)
+        self.base, self.label, self.n_ctx, self.n_threads = base, label, n_ctx, n_threads
+        self._folder = tempfile.TemporaryDirectory(prefix="lwlocal-eval-")
+        start = time.monotonic()
+        try:
+            with Evaluator(base, n_ctx=n_ctx, n_threads=n_threads) as evaluator:
+                self.chunks = evaluator.chunks(text, chunks, label or "the text")
+                self.count = len(self.chunks) * (n_ctx - 1 - n_ctx // 2)
+                self.nll = np.empty(self.count)
+                self.top = np.empty(self.count, dtype=np.int64)
+                self.log_probs = np.lib.format.open_memmap(
+                    Path(self._folder.name) / "base.npy", mode="w+", dtype=np.uint16,
+                    shape=(self.count, evaluator.n_vocab))
+                for i, (rows, logp, targets) in enumerate(self._scored(evaluator), 1):
+                    self.nll[rows] = -logp[np.arange(len(targets)), targets]
+                    self.top[rows] = logp.argmax(axis=1)
+                    self.log_probs[rows] = np.rint(
+                        (np.clip(logp, LOG_PROB_FLOOR, 0) - LOG_PROB_FLOOR)
+                        * (_LEVELS / -LOG_PROB_FLOOR))
+                    self._report(progress, i, start, "base")
+        except BaseException:
+            self.close()
+            raise
+
+    def _scored(self, evaluator: Evaluator) -> Iterator[tuple[slice, np.ndarray, np.ndarray]]:
+        """Per chunk, per block of scored rows: where they go, log-probabilities, targets."""
+        row = 0
+        for chunk in self.chunks:
+            for logp, targets in _scored(evaluator, chunk):
+                yield slice(row, row + len(targets)), logp, targets
+                row += len(targets)
+
+    def _report(self, progress: ProgressCallback, rows_done: int, start: float,
+                which: str) -> None:
+        per_chunk = self.n_ctx - 1 - self.n_ctx // 2
+        blocks = -(-per_chunk // ROWS_AT_ONCE)
+        if rows_done % blocks == 0:
+            step = rows_done // blocks
+            progress(Progress("eval", step=step, steps=len(self.chunks),
+                              done=step * self.n_ctx, total=len(self.chunks) * self.n_ctx,
+                              message=which,
+                              rate=step * self.n_ctx / (time.monotonic() - start)))
+
+    def compare(self, quant: Path, progress: ProgressCallback = ignore) -> QualityReport:
+        """Evaluate ``quant`` on the same chunks and compare it with the base."""
+        check_gguf(quant)
+        start = time.monotonic()
+        nll = np.empty(self.count)
+        kld = np.empty(self.count)
+        same_top = np.empty(self.count, dtype=bool)
+        with Evaluator(quant, n_ctx=self.n_ctx, n_threads=self.n_threads) as evaluator:
+            if evaluator.n_vocab != self.log_probs.shape[1]:
+                raise LwlocalError(f"{quant}: its vocabulary ({evaluator.n_vocab}) is not the "
+                                   f"base's ({self.log_probs.shape[1]}); not a quant of "
+                                   f"{self.base}")
+            for i, (rows, logq, targets) in enumerate(self._scored(evaluator), 1):
+                nll[rows] = -logq[np.arange(len(targets)), targets]
+                same_top[rows] = logq.argmax(axis=1) == self.top[rows]
+                levels = self.log_probs[rows]
+                logp = levels * (-LOG_PROB_FLOOR / _LEVELS) + LOG_PROB_FLOOR
+                terms = np.exp(logp) * (logp - logq)
+                kld[rows] = np.where(levels > 0, terms, 0.0).sum(axis=1)
+                self._report(progress, i, start, Path(quant).name)
+        return QualityReport(
+            base=str(self.base), quant=str(quant), text=self.label, ctx=self.n_ctx,
+            chunks=len(self.chunks), tokens=self.count,
+            ppl_base=float(np.exp(self.nll.mean())), ppl_quant=float(np.exp(nll.mean())),
+            ppl_ratio=float(np.exp(nll.mean() - self.nll.mean())), kld_mean=float(kld.mean()),
+            kld_median=float(np.median(kld)), kld_p99=float(np.percentile(kld, 99)),
+            kld_max=float(kld.max()), top1_agreement=float(same_top.mean()),
+            seconds=time.monotonic() - start)
+
+    def close(self) -> None:
+        if hasattr(self, "log_probs"):
+            del self.log_probs  # the memory map, before its file goes
+        self._folder.cleanup()
+
+    def __enter__(self) -> BaseRun:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
 def evaluate(base: Path, quant: Path, text: str, *, n_ctx: int = 512,
              chunks: int | None = None, label: str = "", n_threads: int | None = None,
              progress: ProgressCallback = ignore) -> QualityReport:
-    """Compare ``quant`` with ``base`` on ``text``. The base runs first and its
-    log-probabilities wait on disk, so that only one model is in memory at a time."""
-    for path in (base, quant):
-        check_gguf(path)
-    start = time.monotonic()
-    evaluator = Evaluator(base, n_ctx=n_ctx, n_threads=n_threads)
-    try:
-        pieces = evaluator.chunks(text, chunks, label or "the text")
-    except LwlocalError:
-        evaluator.close()
-        raise
-    per_chunk = n_ctx - 1 - n_ctx // 2
-    count = len(pieces) * per_chunk
-    nll_base = np.empty(count)
-    top_base = np.empty(count, dtype=np.int64)
-
-    def report(step: int, which: str) -> None:
-        progress(Progress("eval", step=step, steps=2 * len(pieces), done=step * n_ctx,
-                          total=2 * len(pieces) * n_ctx, message=which,
-                          rate=step * n_ctx / (time.monotonic() - start)))
-
-    with tempfile.TemporaryDirectory(prefix="lwlocal-eval-") as folder:
-        stored = np.lib.format.open_memmap(Path(folder) / "base.npy", mode="w+",
-                                           dtype=np.uint16, shape=(count, evaluator.n_vocab))
-        row = 0
-        with evaluator:
-            for i, chunk in enumerate(pieces, 1):
-                for logp, targets in _scored(evaluator, chunk):
-                    rows = slice(row, row + len(targets))
-                    nll_base[rows] = -logp[np.arange(len(targets)), targets]
-                    top_base[rows] = logp.argmax(axis=1)
-                    stored[rows] = np.rint((np.clip(logp, LOG_PROB_FLOOR, 0) - LOG_PROB_FLOOR)
-                                           * (_LEVELS / -LOG_PROB_FLOOR))
-                    row += len(targets)
-                report(i, "base")
-
-        nll = np.empty(count)
-        kld = np.empty(count)
-        same_top = np.empty(count, dtype=bool)
-        row = 0
-        with Evaluator(quant, n_ctx=n_ctx, n_threads=n_threads) as evaluator:
-            if evaluator.n_vocab != stored.shape[1]:
-                raise LwlocalError(f"{quant}: its vocabulary ({evaluator.n_vocab}) is not the "
-                                   f"base's ({stored.shape[1]}); not a quant of {base}")
-            for i, chunk in enumerate(pieces, 1):
-                for logq, targets in _scored(evaluator, chunk):
-                    rows = slice(row, row + len(targets))
-                    nll[rows] = -logq[np.arange(len(targets)), targets]
-                    same_top[rows] = logq.argmax(axis=1) == top_base[rows]
-                    levels = stored[rows]
-                    logp = levels * (-LOG_PROB_FLOOR / _LEVELS) + LOG_PROB_FLOOR
-                    terms = np.exp(logp) * (logp - logq)
-                    kld[rows] = np.where(levels > 0, terms, 0.0).sum(axis=1)
-                    row += len(targets)
-                report(len(pieces) + i, "quant")
-        del stored
-
-    return QualityReport(
-        base=str(base), quant=str(quant), text=label, ctx=n_ctx, chunks=len(pieces),
-        tokens=count, ppl_base=float(np.exp(nll_base.mean())), ppl_quant=float(np.exp(nll.mean())),
-        ppl_ratio=float(np.exp(nll.mean() - nll_base.mean())), kld_mean=float(kld.mean()),
-        kld_median=float(np.median(kld)), kld_p99=float(np.percentile(kld, 99)),
-        kld_max=float(kld.max()), top1_agreement=float(same_top.mean()),
-        seconds=time.monotonic() - start)
+    """Compare ``quant`` with ``base`` on ``text``: the base runs first, then the quant."""
+    check_gguf(quant)
+    with BaseRun(base, text, n_ctx=n_ctx, chunks=chunks, label=label, n_threads=n_threads,
+                 progress=progress) as run:
+        return run.compare(quant, progress)

@@ -12,7 +12,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import gguf
 import llama_cpp
 import llama_cpp._logger
 import numpy as np
@@ -25,8 +24,10 @@ from lwlocal.progress import Progress, ProgressCallback, ignore
 from lwlocal.quant.imatrix_file import ImportanceMatrix, load
 from lwlocal.quant.types import NEEDS_IMATRIX, UNQUANTIZED, quant_type
 
-_TENSOR_LINE = re.compile(rb"\[\s*(\d+)/\s*(\d+)\]\s+(\S+)")
-_LOG_ERROR = 3
+_TENSOR_LINE = re.compile(rb"\[\s*(\d+)/\s*(\d+)\]\s+(\S+).*type =\s*(\w+)")
+_CONVERTING = re.compile(rb"converting to (\w+)")
+_QUANT_SIZE = re.compile(rb"quant size\s*=\s*[\d.]+ MiB \(([\d.]+) BPW\)")
+_LOG_WARN, _LOG_ERROR = 3, 4  # ggml_log_level
 
 
 @dataclass(frozen=True)
@@ -39,14 +40,6 @@ class QuantizeResult:
     tensor_types: dict[str, int]
     imatrix_entries: int = 0
     warnings: list[str] = field(default_factory=list)
-
-
-def bits_per_weight(path: Path) -> tuple[float, dict[str, int]]:
-    """Tensor bits per parameter of a GGUF, and how many tensors have each type."""
-    tensors = gguf.GGUFReader(path).tensors
-    bits = 8 * sum(int(t.n_bytes) for t in tensors)
-    return bits / sum(int(t.n_elements) for t in tensors), dict(
-        Counter(t.tensor_type.name for t in tensors).most_common())
 
 
 def _matrix_columns(src: Path) -> dict[str, int]:
@@ -91,21 +84,37 @@ def _overrides(values: dict[str, str | int]) -> ctypes.Array:
 
 
 class _QuantizerLog:
-    """Takes llama.cpp's log while the quantizer runs: tensor lines become progress events,
-    error lines are kept for the message."""
+    """Reads llama.cpp's log while the quantizer runs: tensor lines become progress events and
+    the tally of tensor types, its summary gives the bits per weight, warnings about fallback
+    types and errors are kept."""
 
     def __init__(self, progress: ProgressCallback) -> None:
         self.errors: list[str] = []
+        self.warnings: list[str] = []
+        self.types: dict[str, str] = {}
+        self.source_types: dict[str, str] = {}
+        self.bits_per_weight = 0.0
+        self._tensor = ""
         self._progress = progress
         self.callback = llama_cpp.llama_log_callback(self._log)
 
     def _log(self, level: int, text: bytes, _user_data: int) -> None:
+        text = text or b""
         if level == _LOG_ERROR:
             self.errors.append(text.decode(errors="replace").strip())
-        elif match := _TENSOR_LINE.search(text or b""):
-            step, steps, name = match.groups()
+        elif level == _LOG_WARN and b"required fallback quantization" in text:
+            self.warnings.append("llama.cpp: " + text.decode(errors="replace").split(
+                "WARNING: ")[-1].strip() + " (rows not a multiple of the type's block)")
+        elif match := _TENSOR_LINE.search(text):
+            step, steps, name, kind = match.groups()
+            self._tensor = name.decode()
+            self.types[self._tensor] = self.source_types[self._tensor] = kind.decode().upper()
             self._progress(Progress("quantize", step=int(step), steps=int(steps),
-                                    done=int(step), total=int(steps), message=name.decode()))
+                                    done=int(step), total=int(steps), message=self._tensor))
+        elif match := _CONVERTING.search(text):
+            self.types[self._tensor] = match.group(1).decode().upper()
+        elif match := _QUANT_SIZE.search(text):
+            self.bits_per_weight = float(match.group(1))
 
     def __enter__(self) -> _QuantizerLog:
         llama_cpp.llama_log_set(self.callback, ctypes.c_void_p(0))
@@ -148,16 +157,10 @@ def quantize(src: Path, out: Path, qtype: str, *, imatrix: Path | None = None,
     name, ftype = check_request(qtype, imatrix, src)
     if out.exists() and out.resolve() == src.resolve():
         raise LwlocalError(f"{out}: the output would overwrite the input")
-    warnings = []
-    quantized = Counter(t.tensor_type.name for t in read_gguf(src).tensors
-                        if len(t.shape) >= 2 and t.tensor_type.name not in UNQUANTIZED)
-    if quantized and name not in UNQUANTIZED:
-        warnings.append(f"{src} is already quantized ({', '.join(quantized)}); re-quantizing "
-                        "adds to its error: quantize from an f16/bf16/f32 GGUF when you can")
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = ftype
     params.nthread = n_threads or physical_cores()
-    params.allow_requantize = bool(quantized)
+    params.allow_requantize = True  # warned about below, as llama-quantize would refuse
     entries = 0
     if imatrix is not None:
         matrix = load(imatrix)
@@ -192,6 +195,12 @@ def quantize(src: Path, out: Path, qtype: str, *, imatrix: Path | None = None,
             os.replace(tmp, out)
         finally:
             tmp.unlink(missing_ok=True)
-    bpw, types = bits_per_weight(out)
-    return QuantizeResult(out, name, out.stat().st_size, bpw, time.monotonic() - start, types,
-                          entries, warnings)
+    warnings = log.warnings
+    quantized = Counter(t for t in log.source_types.values() if t not in UNQUANTIZED)
+    if quantized and name not in UNQUANTIZED:
+        warnings.insert(0, f"{src} was already quantized ({', '.join(quantized)}); "
+                        "re-quantizing adds to its error: quantize from an f16/bf16/f32 GGUF "
+                        "when you can")
+    return QuantizeResult(out, name, out.stat().st_size, log.bits_per_weight,
+                          time.monotonic() - start, dict(Counter(log.types.values())
+                                                         .most_common()), entries, warnings)
