@@ -24,25 +24,32 @@ from lwlocal.engine import Sampling
 from lwlocal.errors import LwlocalError
 from lwlocal.model_info import inspect_path
 from lwlocal.models import (
-    CARDS,
     CHECKPOINT_FILES,
     DEFAULT_MODEL,
+    catalog,
     check_gguf,
+    file_quant,
     gguf_metadata,
-    local_file,
     looks_like_repo_id,
     pull,
-    resolve,
 )
 from lwlocal.paths import jobs_dir
 from lwlocal.plan_formats import llama_server_args, ollama_modelfile
-from lwlocal.planner import KV_BYTES, Plan, shape_from_card, shape_from_gguf
+from lwlocal.planner import KV_BYTES, Plan
 from lwlocal.quant.calibration import HELDOUT, read_text
 from lwlocal.quant.collect import collect
 from lwlocal.quant.imatrix_file import save
 from lwlocal.quant.quality import evaluate
 from lwlocal.quant.quantize import QuantizeResult, check_request, convert_and_quantize, quantize
-from lwlocal.write.jobs import MODES, JobSettings, Session, check_settings, job_plan, resume_session
+from lwlocal.write.export import FORMATS, export
+from lwlocal.write.jobs import (
+    MODES,
+    JobSettings,
+    Session,
+    check_settings,
+    model_plan,
+    resume_session,
+)
 from lwlocal.write.journal import Job, atomic_write, list_jobs
 from lwlocal.write.plan import Outline, load_outline
 from lwlocal.write.words import count_words
@@ -149,17 +156,21 @@ def cli() -> None:
 
 @cli.command()
 def models() -> None:
-    """List the model cards and whether a local GGUF file is present."""
+    """List the model cards and the local GGUF files (card files and the models folder)."""
     table = Table()
     for column in ("name", "architecture", "params", "layers", "kv heads", "context",
-                   "format", "local file"):
+                   "format", "local file", "quant"):
         table.add_column(column)
-    for card in CARDS.values():
-        path = local_file(card)
+    for entry in catalog():
+        path, card = entry.path, entry.card
         present = f"{path} ({path.stat().st_size / 2**20:.0f} MiB)" if path else "-"
-        table.add_row(card.name, card.architecture, f"{card.n_params / 1e9:.2f}B",
-                      str(card.n_layers), str(card.n_kv_heads), str(card.context_length),
-                      card.prompt_format, present)
+        quant = file_quant(path) if path else "-"
+        if card:
+            table.add_row(card.name, card.architecture, f"{card.n_params / 1e9:.2f}B",
+                          str(card.n_layers), str(card.n_kv_heads), str(card.context_length),
+                          card.prompt_format, present, quant)
+        else:
+            table.add_row(entry.name, "", "", "", "", "", "", present, quant)
     out.print(table)
 
 
@@ -218,6 +229,28 @@ def resume(job: str, output: Path | None, as_json: bool) -> None:
     found = Job.open(job, jobs_dir())
     _check_output(output)
     _run(resume_session(found), found, None, output, as_json)
+
+
+@cli.command("export")
+@click.argument("job")
+@click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default="md",
+              show_default=True)
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="The file to write.")
+def export_command(job: str, fmt: str, output: Path) -> None:
+    """Save a job's document (what is written so far, if unfinished) as Markdown, plain text
+    or HTML."""
+    _check_output(output)
+    path = export(Job.open(job, jobs_dir()), fmt, output)
+    click.echo(f"{path}: {FORMATS[fmt]}", err=True)
+
+
+@cli.command()
+def tui() -> None:
+    """The terminal app: model and memory plan, compose, outline editor, writing, library."""
+    from lwlocal.tui.app import LwlocalApp
+
+    LwlocalApp().run()
 
 
 @cli.command()
@@ -289,17 +322,9 @@ def plan_command(model: str, words: int, mode: str, quant: str | None, lang: str
                            **_memory_settings(**memory))
     check_settings(settings)
     ram_bytes, vram_bytes = _gib_option(ram, "--ram"), _gib_option(vram, "--vram")
-    card = CARDS.get(model)
-    path = local_file(card) if card and quant is None else None
-    if card and path is None:
-        shape, fmt_of_model = shape_from_card(card, quant or "Q4_K_M"), card.format
-        path = Path(f"{card.name}-{shape.quant}.gguf")
-        tokenizer = None
-    else:
-        resolved = resolve(str(path) if path else model)
-        path, fmt_of_model, tokenizer = resolved.path, resolved.format, resolved.path
-        shape = shape_from_gguf(path, resolved.name)
-    plan = job_plan(settings, shape, tokenizer, lang=lang, ram=ram_bytes, vram=vram_bytes)
+    chosen = model_plan(model, settings, quant=quant, lang=lang, ram=ram_bytes, vram=vram_bytes)
+    plan, path, fmt_of_model, tokenizer = (chosen.plan, chosen.path, chosen.format,
+                                           chosen.tokenizer)
     fmt = "json" if as_json else fmt
     if fmt in ("llama-server", "ollama") and not plan.fits:
         raise LwlocalError(f"{plan.model}: {'; try '.join(plan.suggestions[:2])}")

@@ -227,6 +227,41 @@ def resolve(model: str | None) -> ResolvedModel:
     return ResolvedModel(path, None, format_from_template(str(template or "")), context)
 
 
+@dataclass(frozen=True)
+class CatalogEntry:
+    """A model the user can pick: a card (with or without a local GGUF) or a local GGUF."""
+
+    name: str
+    card: ModelCard | None
+    path: Path | None
+
+    @property
+    def size_bytes(self) -> int | None:
+        return self.path.stat().st_size if self.path else None
+
+
+def catalog() -> list[CatalogEntry]:
+    """The cards, then the GGUF files in the models folder that no card claims."""
+    entries = [CatalogEntry(card.name, card, local_file(card)) for card in CARDS.values()]
+    claimed = {e.path for e in entries}
+    folder = models_dir()
+    if folder.is_dir():
+        entries += [CatalogEntry(path.name, None, path) for path in sorted(folder.glob("*.gguf"))
+                    if path not in claimed]
+    return entries
+
+
+def file_quant(path: Path) -> str:
+    """The quant a GGUF's metadata declares (``Q4_K_M``, ``F16``…), or ``?``."""
+    from gguf import LlamaFileType
+
+    try:
+        value = LlamaFileType(int(gguf_metadata(path).get("general.file_type", -1)))
+    except ValueError:
+        return "?"
+    return value.name.removeprefix("MOSTLY_").removeprefix("ALL_")
+
+
 # What converting needs from a hub repository: weights, configs, tokenizer, chat template.
 CHECKPOINT_FILES = ["*.safetensors", "*.json", "tokenizer.model", "*.jinja", "*.txt"]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from lwlocal.engine import Engine, Sampling
 from lwlocal.errors import LwlocalError
 from lwlocal.hardware import Machine, detect
-from lwlocal.models import ResolvedModel, resolve
+from lwlocal.models import CARDS, ResolvedModel, local_file, resolve
 from lwlocal.paths import jobs_dir
 from lwlocal.planner import (
     ASSUMED_TOKENS_PER_WORD,
@@ -20,9 +20,11 @@ from lwlocal.planner import (
     language,
     measure_tokens_per_word,
     plan,
+    shape_from_card,
     shape_from_gguf,
 )
 from lwlocal.progress import ProgressCallback, ignore
+from lwlocal.prompt_format import PromptFormat
 from lwlocal.write.journal import Job
 from lwlocal.write.plan import MAX_SECTION_WORDS, MAX_SECTIONS, Outline, section_range
 from lwlocal.write.writer import JobResult, Writer, direct_outline, plan_outline
@@ -112,6 +114,37 @@ def job_plan(
     return plan(shape, machine or detect(), need, settings.overrides, ram, vram)
 
 
+@dataclass(frozen=True)
+class ModelPlan:
+    """A model's plan for a job, and what running it needs: the GGUF path (a name the card's
+    GGUF would have when it is not downloaded), its prompt format, and the GGUF whose
+    tokenizer measured the words (None when assumed)."""
+
+    plan: Plan
+    path: Path
+    format: PromptFormat
+    tokenizer: Path | None
+
+
+def model_plan(model: str, settings: JobSettings, *, quant: str | None = None,
+               lang: str | None = None, machine: Machine | None = None, ram: int | None = None,
+               vram: int | None = None) -> ModelPlan:
+    """Plan ``settings`` for ``model``: a card (its local GGUF, or before download its
+    published shape at ``quant``, Q4_K_M by default) or a GGUF path."""
+    card = CARDS.get(model)
+    path = local_file(card) if card and quant is None else None
+    if card and path is None:
+        shape = shape_from_card(card, quant or "Q4_K_M")
+        path, prompt_format, tokenizer = (Path(f"{card.name}-{shape.quant}.gguf"), card.format,
+                                          None)
+    else:
+        resolved = resolve(str(path) if path else model)
+        path, prompt_format, tokenizer = resolved.path, resolved.format, resolved.path
+        shape = shape_from_gguf(path, resolved.name)
+    return ModelPlan(job_plan(settings, shape, tokenizer, lang=lang, machine=machine, ram=ram,
+                              vram=vram), path, prompt_format, tokenizer)
+
+
 def check_plan(job_plan: Plan, settings: JobSettings, model: ResolvedModel) -> None:
     """Refuse a job whose context or memory the plan says will not do, naming what would."""
     n_ctx, need = job_plan.settings.n_ctx, job_plan.need
@@ -142,6 +175,18 @@ class Session:
                              n_threads=settings.threads or chosen.threads,
                              flash_attn=chosen.flash_attn, kv_type=chosen.kv_type,
                              n_gpu_layers=chosen.n_gpu_layers)
+
+    def with_settings(self, settings: JobSettings) -> Session:
+        """This session for other job settings: the loaded model is kept when the model and
+        the planned memory settings stay the same, else a new session is made."""
+        if settings.model == self.settings.model and settings.threads == self.settings.threads:
+            check_settings(settings)
+            new_plan = job_plan(settings, shape_from_gguf(self.model.path), self.model.path)
+            if new_plan.settings == self.memory_plan.settings:
+                check_plan(new_plan, settings, self.model)
+                self.settings, self.memory_plan = settings, new_plan
+                return self
+        return Session(settings)
 
     def plan(self, progress: ProgressCallback = ignore) -> Outline:
         s = self.settings

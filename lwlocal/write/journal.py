@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -138,10 +139,25 @@ class Job:
         """Indices (from 1) of the finished sections."""
         return sorted(int(p.stem) for p in (self.dir / "sections").glob("[0-9][0-9][0-9].md"))
 
+    def assemble(self) -> str:
+        """The document from the journal: the finished sections in order (all of them once the
+        job is done)."""
+        outline = self.outline()
+        if outline is None:
+            return ""
+        texts = [self.section_text(i) for i in range(1, len(outline.sections) + 1)]
+        return assemble(outline, texts, self.meta.get("mode") == "direct")
+
     def save_document(self, text: str) -> Path:
         path = self.dir / DOCUMENT
         atomic_write(path, text)
         return path
+
+    def delete(self) -> None:
+        """Remove the job's folder; refused while a live process is writing it."""
+        if self.state == "writing":
+            raise LwlocalError(f"{self.id}: being written by process {self.meta.get('pid')}")
+        shutil.rmtree(self.dir)
 
     @property
     def state(self) -> str:
@@ -155,6 +171,15 @@ class Job:
         if state == "writing" and not alive:
             return "interrupted"
         return state
+
+
+def assemble(outline: Outline, texts: list[str | None], direct: bool) -> str:
+    """Sections under their titles (a direct job: its text); sections not written are left
+    out."""
+    if direct:
+        return (texts[0] or "").strip() + "\n"
+    parts = zip(outline.sections, texts, strict=True)
+    return "\n\n".join(f"## {s.title}\n\n{t.strip()}" for s, t in parts if t is not None) + "\n"
 
 
 def list_jobs(root: Path) -> Iterator[Job]:

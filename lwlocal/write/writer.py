@@ -17,7 +17,7 @@ from lwlocal.engine import Engine, Generation, Sampling
 from lwlocal.errors import LwlocalError
 from lwlocal.progress import Progress, ProgressCallback, ignore
 from lwlocal.prompt_format import PromptFormat
-from lwlocal.write.journal import Job
+from lwlocal.write.journal import Job, assemble
 from lwlocal.write.plan import (
     Outline,
     Section,
@@ -318,12 +318,8 @@ class Writer:
 
     def document(self) -> str:
         """The whole text from the journal: sections under their titles (direct: the text)."""
-        texts = [(self.job.section_text(i) or "").strip()
-                 for i in range(1, len(self.outline.sections) + 1)]
-        if self.direct:
-            return texts[0] + "\n"
-        parts = zip(self.outline.sections, texts, strict=True)
-        return "\n\n".join(f"## {s.title}\n\n{t}" for s, t in parts) + "\n"
+        texts = [self.job.section_text(i) or "" for i in range(1, len(self.outline.sections) + 1)]
+        return assemble(self.outline, texts, self.direct)
 
 
 def direct_outline(prompt: str, words: int) -> Outline:

@@ -1,0 +1,1 @@
+"""``lwlocal tui``: a Textual app over the same functions as the command line."""

@@ -1,0 +1,107 @@
+"""Library: past jobs from their journals; open, resume, export, delete."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from textual import on
+from textual.app import ComposeResult
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Label
+
+from lwlocal.errors import LwlocalError
+from lwlocal.tui.screens.confirm import ConfirmScreen
+from lwlocal.tui.screens.export import ExportScreen
+from lwlocal.write.export import export
+from lwlocal.write.journal import Job, list_jobs
+from lwlocal.write.words import count_words
+
+
+def words_of(job: Job) -> int:
+    result = job.meta.get("result") or {}
+    return result.get("words") or count_words(job.assemble())
+
+
+class LibraryScreen(Screen):
+    TITLE = "Library"
+    BINDINGS = [("o", "open", "Open"), ("r", "resume", "Resume"), ("e", "export", "Export"),
+                ("d", "delete", "Delete")]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Label("", id="library-count")
+        yield DataTable(id="jobs", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(DataTable).add_columns("job", "state", "words", "model", "created")
+        self.reload()
+
+    def on_screen_resume(self) -> None:
+        self.reload()
+
+    def reload(self) -> None:
+        table = self.query_one(DataTable)
+        table.clear()
+        self.jobs = list(reversed(list(list_jobs(self.app.state.jobs_root))))
+        for job in self.jobs:
+            created = datetime.fromtimestamp(job.meta.get("created", 0))
+            table.add_row(job.id, job.state, f"{words_of(job):,}",
+                          Path(str(job.meta.get("model", "?"))).name,
+                          created.strftime("%Y-%m-%d %H:%M"), key=job.id)
+        self.query_one("#library-count", Label).update(
+            f"{len(self.jobs)} jobs, newest first" if self.jobs else
+            "No jobs yet: compose one (F3).")
+
+    def _selected(self) -> Job | None:
+        row = self.query_one(DataTable).cursor_row
+        return self.jobs[row] if self.jobs and 0 <= row < len(self.jobs) else None
+
+    @on(DataTable.RowSelected, "#jobs")
+    def action_open(self) -> None:
+        if job := self._selected():
+            self.app.show_job(job, start=False)
+
+    def action_resume(self) -> None:
+        if job := self._selected():
+            if job.state == "done":
+                self.notify(f"{job.id} is done: nothing to resume")
+            else:
+                self.app.show_job(job, start=True)
+
+    def action_export(self) -> None:
+        job = self._selected()
+        if job is None:
+            return
+
+        def chosen(choice: tuple[str, Path] | None) -> None:
+            if choice is None:
+                return
+            try:
+                path = export(job, *choice)
+            except (LwlocalError, OSError) as exc:
+                self.notify(str(exc), severity="error")
+            else:
+                self.notify(f"exported to {path}")
+
+        self.app.push_screen(ExportScreen(job.id), chosen)
+
+    def action_delete(self) -> None:
+        job = self._selected()
+        if job is None:
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if not yes:
+                return
+            try:
+                job.delete()
+            except LwlocalError as exc:
+                self.notify(str(exc), severity="error")
+            if self.app.state.job and self.app.state.job.dir == job.dir:
+                self.app.state.job = None
+            self.reload()
+
+        self.app.push_screen(ConfirmScreen(f"Delete {job.id} and everything written in it?"),
+                             confirmed)

@@ -1,0 +1,79 @@
+"""Model: the cards and local GGUFs, and the memory plan of the chosen one for the target
+length."""
+
+from __future__ import annotations
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Input, Label
+
+from lwlocal.errors import LwlocalError
+from lwlocal.models import CatalogEntry, catalog, file_quant
+from lwlocal.tui.widgets.memory_plan import MemoryPlan
+from lwlocal.write.jobs import model_plan
+
+
+class ModelScreen(Screen):
+    TITLE = "Model"
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield DataTable(id="models", cursor_type="row", zebra_stripes=True)
+        with Horizontal(id="words-row"):
+            yield Label("Target words")
+            yield Input(str(self.app.state.words), type="integer", id="model-words")
+        yield MemoryPlan(id="memory-plan")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        table.add_columns("model", "quant", "size", "local file")
+        self.entries: list[CatalogEntry] = catalog()
+        for entry in self.entries:
+            size = f"{entry.size_bytes / 2**20:,.0f} MiB" if entry.path else "-"
+            table.add_row(entry.name, "…" if entry.path else "-", size,
+                          "yes" if entry.path else "not downloaded", key=entry.name)
+        names = [e.name for e in self.entries]
+        if self.app.state.model in names:
+            table.move_cursor(row=names.index(self.app.state.model))
+        self.read_quants()
+        self.replan()
+
+    @work(thread=True, group="quants")
+    def read_quants(self) -> None:
+        for entry in self.entries:
+            if entry.path:
+                quant = file_quant(entry.path)
+                self.app.call_from_thread(self._set_quant, entry.name, quant)
+
+    def _set_quant(self, name: str, quant: str) -> None:
+        table = self.query_one(DataTable)
+        table.update_cell(name, table.ordered_columns[1].key, quant)
+
+    @on(DataTable.RowHighlighted, "#models")
+    def choose(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key.value and event.row_key.value != self.app.state.model:
+            self.app.state.model = event.row_key.value
+            self.replan()
+
+    @on(Input.Changed, "#model-words")
+    def words_changed(self, event: Input.Changed) -> None:
+        if event.value.isdigit() and int(event.value) > 0:
+            self.app.state.words = int(event.value)
+            self.replan()
+
+    def replan(self) -> None:
+        self.query_one(MemoryPlan).show(None, f"planning {self.app.state.model}…")
+        self.compute_plan()
+
+    @work(thread=True, exclusive=True, group="plan")
+    def compute_plan(self) -> None:
+        state = self.app.state
+        try:
+            chosen = model_plan(state.model, state.settings(), machine=state.machine)
+        except LwlocalError as exc:
+            self.app.call_from_thread(self.query_one(MemoryPlan).show, None, str(exc))
+            return
+        self.app.call_from_thread(self.query_one(MemoryPlan).show, chosen.plan)

@@ -1,0 +1,111 @@
+"""Outline editor: the planned sections as an editable list (main point, word budget), added,
+deleted and reordered by keys, with the running total against the target; then write."""
+
+from __future__ import annotations
+
+from textual import on
+from textual.app import ComposeResult
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Label
+
+from lwlocal.tui.widgets.section_editor import SectionEditor
+from lwlocal.write.plan import Outline, Section
+
+
+class OutlineScreen(Screen):
+    TITLE = "Outline"
+    BINDINGS = [("a", "add", "Add"), ("delete,x", "delete", "Delete"),
+                ("ctrl+up", "move(-1)", "Move up"), ("ctrl+down", "move(1)", "Move down"),
+                ("ctrl+r", "regenerate", "Regenerate"), ("ctrl+w", "write", "Write")]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Label("", id="outline-total")
+        yield DataTable(id="sections", cursor_type="row", zebra_stripes=True)
+        yield SectionEditor(id="section-editor")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(DataTable).add_columns("#", "title", "words", "main point")
+        self.refresh_outline()
+
+    @property
+    def outline(self) -> Outline | None:
+        return self.app.state.outline
+
+    def on_screen_resume(self) -> None:
+        self.refresh_outline()
+
+    def refresh_outline(self, row: int | None = None) -> None:
+        table = self.query_one(DataTable)
+        keep = table.cursor_row if row is None else row
+        table.clear()
+        outline = self.outline
+        if outline is None:
+            self.query_one("#outline-total", Label).update(
+                "No outline yet: compose a prompt and plan it (F3).")
+            self.query_one(SectionEditor).edit(None)
+            return
+        for i, s in enumerate(outline.sections, 1):
+            table.add_row(str(i), s.title, str(s.words), s.main_point)
+        if outline.sections:
+            table.move_cursor(row=min(max(keep, 0), len(outline.sections) - 1))
+        self._show_total()
+        self.query_one(SectionEditor).edit(self._current())
+
+    def _show_total(self) -> None:
+        outline = self.outline
+        planned = outline.planned_words
+        off = planned - outline.words
+        colour = "green" if abs(off) <= outline.words * 0.1 else "yellow"
+        self.query_one("#outline-total", Label).update(
+            f"{len(outline.sections)} sections · planned [{colour}]{planned:,}[/] of "
+            f"{outline.words:,} target words")
+
+    def _current(self) -> Section | None:
+        row = self.query_one(DataTable).cursor_row
+        if self.outline and 0 <= row < len(self.outline.sections):
+            return self.outline.sections[row]
+        return None
+
+    @on(DataTable.RowHighlighted, "#sections")
+    def _highlighted(self) -> None:
+        self.query_one(SectionEditor).edit(self._current())
+
+    @on(SectionEditor.Edited)
+    def _edited(self, event: SectionEditor.Edited) -> None:
+        table = self.query_one(DataTable)
+        row = table.cursor_row
+        for column, value in ((1, event.section.title), (2, str(event.section.words)),
+                              (3, event.section.main_point)):
+            table.update_cell_at((row, column), value)
+        self._show_total()
+
+    def action_add(self) -> None:
+        if self.outline is None:
+            return
+        row = self.query_one(DataTable).cursor_row + 1
+        self.outline.sections.insert(row, Section("New section", "What it covers", 200))
+        self.refresh_outline(row)
+
+    def action_delete(self) -> None:
+        if self.outline and len(self.outline.sections) > 1:
+            row = self.query_one(DataTable).cursor_row
+            del self.outline.sections[row]
+            self.refresh_outline(row)
+
+    def action_move(self, step: int) -> None:
+        sections = self.outline.sections if self.outline else []
+        row = self.query_one(DataTable).cursor_row
+        if 0 <= row + step < len(sections):
+            sections[row], sections[row + step] = sections[row + step], sections[row]
+            self.refresh_outline(row + step)
+
+    def action_regenerate(self) -> None:
+        """Plan again from the Compose screen's settings."""
+        self.app.switch_mode("compose")
+        self.app.call_after_refresh(lambda: self.app.screen.action_go())
+
+    def action_write(self) -> None:
+        if self.outline is not None:
+            self.app.start_writing()

@@ -1,0 +1,45 @@
+"""What the app is working on, kept outside the widgets: the chosen model, the compose form,
+the outline being edited, the job being written, and the loaded model session."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lwlocal.engine import Sampling
+from lwlocal.hardware import Machine
+from lwlocal.models import DEFAULT_MODEL
+from lwlocal.paths import jobs_dir
+from lwlocal.write.jobs import JobSettings, Session
+from lwlocal.write.journal import Job
+from lwlocal.write.plan import Outline
+
+
+@dataclass
+class TuiState:
+    model: str = DEFAULT_MODEL
+    prompt: str = ""
+    words: int = 2000
+    mode: str = "agentwrite"
+    sections: int | None = None  # None: as many as the length calls for
+    sampling: Sampling = field(default_factory=Sampling)
+    n_ctx: int | None = None
+    kv_type: str | None = None
+    outline: Outline | None = None
+    job: Job | None = None
+    start_requested: bool = False  # the Writing screen starts writing when it shows
+    machine: Machine | None = None  # plan for this machine rather than the detected one
+    jobs_root: Path = field(default_factory=jobs_dir)
+    session: Session | None = None
+
+    def settings(self) -> JobSettings:
+        return JobSettings(prompt=self.prompt, words=self.words, model=self.model,
+                           mode=self.mode, sections=self.sections, n_ctx=self.n_ctx,
+                           kv_type=self.kv_type,
+                           sampling=self.sampling)
+
+    def load_session(self, settings: JobSettings) -> Session:
+        """A session for ``settings``, keeping the loaded model when it still fits them."""
+        self.session = (self.session.with_settings(settings) if self.session
+                        else Session(settings))
+        return self.session

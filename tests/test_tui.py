@@ -1,0 +1,142 @@
+"""The terminal app driven by Textual's pilot on the default model: compose -> outline -> edit a
+budget -> write -> library -> pause and resume a job mid-way -> export; and every bad-input
+path ends in a notification."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from lwlocal.tui.app import LwlocalApp
+from lwlocal.tui.state import TuiState
+from lwlocal.write.journal import Job, list_jobs
+
+PROMPT = "Write a short guide to brewing green tea at home."
+
+
+async def until(pilot, condition: Callable[[], bool], timeout: float = 240) -> None:
+    """Let the app run until ``condition`` holds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        assert loop.time() < deadline, "timed out"
+        await pilot.pause(0.2)
+
+
+async def compose_and_plan(pilot, app: LwlocalApp, words: int, sections: int) -> None:
+    await pilot.press("f3")
+    app.screen.query_one("#prompt").load_text(PROMPT)
+    app.screen.query_one("#words").value = str(words)
+    app.screen.query_one("#sections").value = str(sections)
+    await pilot.press("ctrl+g")
+    await until(pilot, lambda: app.current_mode == "outline")
+    await pilot.pause(0.5)  # the outline screen settles on its first section
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> LwlocalApp:
+    return LwlocalApp(TuiState(jobs_root=tmp_path / "jobs"))
+
+
+async def _test_compose_outline_write_library_export(app, tmp_path):
+    async with app.run_test(size=(80, 24)) as pilot:
+        await compose_and_plan(pilot, app, 240, 3)
+        outline = app.state.outline
+        assert len(outline.sections) == 3 and outline.words == 240
+
+        app.screen.query_one("#section-words").value = "90"  # edit the first budget
+        await pilot.pause()
+        assert outline.sections[0].words == 90
+        assert f"planned {outline.planned_words:,}" in str(
+            app.screen.query_one("#outline-total").render())
+        await pilot.press("a")  # add a section after the first, then delete it again
+        assert outline.sections[1].title == "New section"
+        await pilot.press("x")
+        assert all(s.title != "New section" for s in outline.sections)
+
+        await pilot.press("ctrl+w")
+        await until(pilot, lambda: app.state.job is not None and app.state.job.state == "done")
+        job = app.state.job
+        assert (job.dir / "document.md").is_file()
+        assert job.outline().sections[0].words == 90  # the edited outline was written
+        await until(pilot, lambda: "done" in str(app.screen.query_one("#job-title").render()))
+        assert app.screen.query_one("#document").source.strip()
+
+        await pilot.press("f6")
+        await pilot.pause()
+        table = app.screen.query_one("#jobs")
+        assert table.row_count == 1 and table.get_row_at(0)[1] == "done"
+        out = tmp_path / "guide.html"
+        await pilot.press("e")
+        await pilot.pause()
+        app.screen.query_one("#export-format").value = "html"
+        await pilot.pause()
+        app.screen.query_one("#export-path").value = str(out)
+        await pilot.click("#export")
+        await until(pilot, out.is_file)
+        assert "<h2>" in out.read_text()
+
+
+async def _test_pause_then_resume_from_the_library(app):
+    async with app.run_test(size=(80, 24)) as pilot:
+        await compose_and_plan(pilot, app, 300, 3)
+        await pilot.press("ctrl+w")
+        await until(pilot, lambda: app.state.job is not None and len(app.state.job.finished()) >= 1)
+        await pilot.press("p")
+        job = app.state.job
+        await until(pilot, lambda: job.state == "interrupted")
+        first = job.section_text(1)
+        assert len(job.finished()) < len(job.outline().sections)
+
+        await pilot.press("f6")
+        await pilot.pause()
+        assert app.screen.query_one("#jobs").get_row_at(0)[1] == "interrupted"
+        await pilot.press("r")
+        await until(pilot, lambda: app.state.job.state == "done")  # reopened from the library
+        assert app.state.job.dir == job.dir
+        assert job.section_text(1) == first  # the finished section was kept, not rewritten
+        assert len(job.finished()) == len(job.outline().sections)
+
+
+async def _test_bad_input_is_a_notification(app, tmp_path):
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f3", "ctrl+g")  # no prompt
+        await pilot.pause()
+        assert any("prompt" in n.message for n in app._notifications)
+        app.screen.query_one("#prompt").load_text(PROMPT)
+        app.screen.query_one("#words").value = "-5"
+        await pilot.press("ctrl+g")
+        await pilot.pause()
+        assert any("--words -5" in n.message for n in app._notifications)
+        assert app.current_mode == "compose"
+
+        Job.create(app.state.jobs_root, {"prompt": PROMPT, "words": 100, "model": "x"})
+        await pilot.press("f6")
+        await pilot.pause()
+        await pilot.press("e")  # nothing written yet: a notification, no file
+        await pilot.pause()
+        await pilot.click("#export")
+        await pilot.pause()
+        assert any("nothing written yet" in n.message for n in app._notifications)
+        await pilot.press("d", "n")  # delete, declined
+        await pilot.pause()
+        assert len(list(list_jobs(app.state.jobs_root))) == 1
+        await pilot.press("d", "y")  # delete, confirmed
+        await pilot.pause()
+        assert list(list_jobs(app.state.jobs_root)) == []
+        assert app.screen.query_one("#jobs").row_count == 0
+
+
+def test_compose_outline_write_library_export(app, tmp_path):
+    asyncio.run(_test_compose_outline_write_library_export(app, tmp_path))
+
+
+def test_pause_then_resume_from_the_library(app):
+    asyncio.run(_test_pause_then_resume_from_the_library(app))
+
+
+def test_bad_input_is_a_notification(app, tmp_path):
+    asyncio.run(_test_bad_input_is_a_notification(app, tmp_path))
