@@ -106,7 +106,7 @@ class ComposeScreen(Screen):
         self.query_one("#busy").display = True
         self.prepare()
 
-    @work(thread=True, exclusive=True, group="compose")
+    @work(thread=True, exclusive=True, group="compose", exit_on_error=False)
     def prepare(self) -> None:
         state = self.app.state
         try:

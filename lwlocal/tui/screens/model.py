@@ -8,6 +8,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Label
+from textual.worker import get_current_worker
 
 from lwlocal.errors import LwlocalError
 from lwlocal.models import CatalogEntry, catalog, file_quant
@@ -41,7 +42,7 @@ class ModelScreen(Screen):
         self.read_quants()
         self.replan()
 
-    @work(thread=True, group="quants")
+    @work(thread=True, group="quants", exit_on_error=False)
     def read_quants(self) -> None:
         for entry in self.entries:
             if entry.path:
@@ -68,12 +69,13 @@ class ModelScreen(Screen):
         self.query_one(MemoryPlan).show(None, f"planning {self.app.state.model}…")
         self.compute_plan()
 
-    @work(thread=True, exclusive=True, group="plan")
+    @work(thread=True, exclusive=True, group="plan", exit_on_error=False)
     def compute_plan(self) -> None:
         state = self.app.state
         try:
-            chosen = model_plan(state.model, state.settings(), machine=state.machine)
+            chosen, message = model_plan(state.model, state.settings(),
+                                         machine=state.machine).plan, ""
         except LwlocalError as exc:
-            self.app.call_from_thread(self.query_one(MemoryPlan).show, None, str(exc))
-            return
-        self.app.call_from_thread(self.query_one(MemoryPlan).show, chosen.plan)
+            chosen, message = None, str(exc)
+        if not get_current_worker().is_cancelled:  # a newer plan is on its way
+            self.app.call_from_thread(self.query_one(MemoryPlan).show, chosen, message)

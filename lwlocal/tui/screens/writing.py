@@ -139,18 +139,17 @@ class WritingScreen(Screen):
                 f"planning the outline: {event.done:.0f} tokens")
             return
         job = self.app.state.job
-        outline = job.outline()
         if event.step != self._step:
             self._step = event.step
             self._section_base = sum(count_words(job.section_text(i) or "")
                                      for i in range(1, event.step))
+            self._budget = job.outline().sections[event.step - 1].words
             if job.meta.get("mode") != "direct":
                 gap = "\n\n" if self.query_one(Markdown).source.strip() else ""
                 await self._stream.write(f"{gap}## {event.message}\n\n")
         await self._stream.write(event.text)
-        budget = outline.sections[event.step - 1].words
         self.query_one("#section-bar", ProgressBar).update(
-            total=budget, progress=min(budget, event.done - self._section_base))
+            total=self._budget, progress=min(self._budget, event.done - self._section_base))
         self.query_one("#document-bar", ProgressBar).update(total=event.total,
                                                             progress=event.done)
         self.query_one("#writing-stats", Static).update(self._stats(event))
