@@ -17,6 +17,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from lwlocal import hardware
+from lwlocal.bench.items import load_items
+from lwlocal.bench.plots import save_plots
+from lwlocal.bench.report import HEADERS, cells, write_summary
+from lwlocal.bench.run import BenchRun, run_bench, summarize
 from lwlocal.console_progress import TaskProgress
 from lwlocal.convert.run import OUTTYPES
 from lwlocal.convert.run import convert as convert_checkpoint
@@ -33,7 +37,7 @@ from lwlocal.models import (
     looks_like_repo_id,
     pull,
 )
-from lwlocal.paths import jobs_dir
+from lwlocal.paths import bench_dir, jobs_dir
 from lwlocal.plan_formats import llama_server_args, ollama_modelfile
 from lwlocal.planner import KV_BYTES, Plan
 from lwlocal.quant.calibration import HELDOUT, read_text
@@ -229,6 +233,53 @@ def resume(job: str, output: Path | None, as_json: bool) -> None:
     found = Job.open(job, jobs_dir())
     _check_output(output)
     _run(resume_session(found), found, None, output, as_json)
+
+
+@cli.command()
+@click.option("--model", "models", multiple=True,
+              help="Card name or GGUF path (repeatable; default: the default model).")
+@click.option("--mode", "modes", multiple=True, type=click.Choice(MODES),
+              help="agentwrite and/or direct (repeatable; default: both).")
+@click.option("--prompts", type=click.Path(path_type=Path),
+              help="JSON lines with id, prompt, type, length (default: lwlocal's own set).")
+@click.option("--judge", help="A model (card or GGUF) that scores quality (S_q).")
+@click.option("--limit", type=int, help="Only the first N prompts.")
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="Results folder (default: bench/ in lwlocal's data folder).")
+@click.option("--hold-length", is_flag=True,
+              help="Hold sections to their word budgets as `write` does (default: the model "
+                   "decides, as LongBench-Write measures).")
+@click.option("--threads", type=int, help="CPU threads (default: physical cores).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def bench(models: tuple[str, ...], modes: tuple[str, ...], prompts: Path | None,
+          judge: str | None, limit: int | None, output: Path | None, hold_length: bool,
+          threads: int | None, as_json: bool) -> None:
+    """LongBench-Write style evaluation: length score S_l (and quality S_q with --judge),
+    throughput and plots; resumable (finished items are skipped)."""
+    if limit is not None and limit <= 0:
+        raise LwlocalError(f"--limit {limit}: must be a positive number of prompts")
+    out = output or bench_dir()
+    run = BenchRun(load_items(prompts)[:limit], list(models) or [DEFAULT_MODEL],
+                   list(modes) or list(MODES), out, judge, hold_length, threads)
+    with TaskProgress(err) as progress:
+        results = run_bench(run, progress)
+    summary = summarize(results)
+    write_summary(out, summary)
+    try:
+        save_plots(results, summary, out / "plots")
+    except LwlocalError as exc:
+        click.echo(f"warning: {exc}", err=True)
+    if as_json:
+        click.echo(json.dumps(summary, ensure_ascii=False))
+        return
+    table = Table()
+    for header in HEADERS:
+        table.add_column(header)
+    for row in summary:
+        table.add_row(*(escape(c) for c in cells(row)))
+    out_console = Console(highlight=False, width=200)
+    out_console.print(table)
+    click.echo(f"results, summary and plots in {out}", err=True)
 
 
 @cli.command("export")

@@ -50,6 +50,9 @@ class TaskProgress:
         elif event.stage == "quantize":
             description, total = f"quantizing {event.step}/{event.steps}", event.total
             count = event.message
+        elif event.stage == "bench":
+            description, total = f"item {event.step}/{event.steps}", event.total
+            count = event.message
         elif event.stage in ("imatrix", "eval"):
             which = f" ({event.message})" if event.message else ""
             description, total = f"chunk {event.step}/{event.steps}{which}", event.total

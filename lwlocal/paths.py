@@ -1,4 +1,4 @@
-"""Where lwlocal keeps its files: jobs and downloaded or converted models."""
+"""Where lwlocal keeps its files: jobs, downloaded or converted models, benchmark results."""
 
 from __future__ import annotations
 
@@ -22,3 +22,8 @@ def jobs_dir() -> Path:
 def models_dir() -> Path:
     """Folder where GGUF files of the model cards are looked for."""
     return home() / "models"
+
+
+def bench_dir() -> Path:
+    """Default folder of ``lwlocal bench`` results."""
+    return home() / "bench"

@@ -142,3 +142,13 @@ def test_context_overflow_drops_old_sections_from_the_conversation_only(lw_home,
     assert result["context_tokens"] < result["generated_tokens"]
     document = Path(result["document"]).read_text()
     assert all(f"## Part {i}" in document for i in range(1, 9))
+
+
+def test_direct_mode_runs_in_the_context_the_planner_chose(lw_home):
+    """The planner sizes a direct job's context from measured tokens per word; the writer must
+    not ask for more room than that (it once refused every direct job over ~1,000 words)."""
+    proc = run_cli("write", PROMPT, "--words", "1200", "--mode", "direct", "--json",
+                   env_home=lw_home, check=True)
+    result = json.loads(proc.stdout)
+    assert result["settings"]["n_ctx"] < 1200 * 2  # the plan's context, not a generous one
+    assert result["words"] >= 0.8 * 1200 and len(result["sections"]) == 1

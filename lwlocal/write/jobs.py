@@ -50,6 +50,7 @@ class JobSettings:
     n_batch: int | None = None
     sections: int | None = None
     threads: int | None = None
+    hold_length: bool = True  # hold sections to their budgets (off: the model decides)
     sampling: Sampling = field(default_factory=Sampling)
 
     @classmethod
@@ -195,14 +196,14 @@ class Session:
         return plan_outline(self.engine, self.model.format, s.prompt, s.words, s.sampling,
                             s.section_range, progress)
 
-    def new_job(self, root: Path | None = None) -> Job:
+    def new_job(self, root: Path | None = None, name: str | None = None) -> Job:
         meta = asdict(self.settings)
         model = self.model.card.name if self.model.card else str(self.model.path)
         chosen = self.memory_plan.settings
         meta.update(model=model, model_path=str(self.model.path), n_ctx=chosen.n_ctx,
                     kv_type=chosen.kv_type, flash_attn=chosen.flash_attn,
                     n_gpu_layers=chosen.n_gpu_layers, n_batch=chosen.n_batch)
-        return Job.create(root or jobs_dir(), meta)
+        return Job.create(root or jobs_dir(), meta, name)
 
     def run(
         self,
@@ -219,7 +220,8 @@ class Session:
             job.save_outline(outline)
             job.update(state="planned")
         writer = Writer(self.engine, self.model.format, job, outline, self.settings.sampling,
-                        direct=self.settings.mode == "direct", progress=progress, cancel=cancel)
+                        direct=self.settings.mode == "direct",
+                        hold_length=self.settings.hold_length, progress=progress, cancel=cancel)
         return writer.run()
 
 

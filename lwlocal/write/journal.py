@@ -63,11 +63,12 @@ class Job:
         return self.dir.name
 
     @classmethod
-    def create(cls, root: Path, meta: dict[str, Any]) -> Job:
-        """A new job folder under ``root`` with its metadata written."""
+    def create(cls, root: Path, meta: dict[str, Any], name: str | None = None) -> Job:
+        """A new job folder under ``root`` (named ``name``, or by time and prompt) with its
+        metadata written."""
         root.mkdir(parents=True, exist_ok=True)
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        base = f"{stamp}-{_slug(meta.get('prompt', ''))}"
+        base = name or f"{stamp}-{_slug(meta.get('prompt', ''))}"
         for n in range(1000):
             folder = root / (base if n == 0 else f"{base}-{n}")
             try:

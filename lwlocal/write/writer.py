@@ -32,6 +32,7 @@ from lwlocal.write.words import WordCounter, count_words, ends_sentence, trim_to
 TOKENS_PER_WORD = 1.6  # generous for English; Chinese runs about one token per character
 OVERSHOOT = 1.3  # a section stops at the first sentence end past its budget, or here at the latest
 UNDERSHOOT = 0.8  # the model may not end a section before this share of its budget
+FREE_ROOM = 3.0  # without held lengths a section may run to this multiple of its budget
 PLAN_ATTEMPTS = 2
 
 WRITE_INTRO = """\
@@ -113,13 +114,16 @@ class SectionBudget:
     """Holds a section to its word budget as its text streams in.
 
     The model may not end its turn before ``UNDERSHOOT`` of the budget; writing stops at the
-    first sentence end past the budget, or at ``OVERSHOOT`` of it at the latest.
+    first sentence end past the budget, or at ``OVERSHOOT`` of it at the latest. With ``hold``
+    off (LongBench-Write's setting) the model ends where it likes, within ``FREE_ROOM`` times
+    the budget.
     """
 
-    def __init__(self, budget: int) -> None:
+    def __init__(self, budget: int, hold: bool = True) -> None:
         self.budget = budget
-        self.floor = int(budget * UNDERSHOOT)
-        self.cap = max(budget + 1, int(budget * OVERSHOOT))
+        self.hold = hold
+        self.floor = int(budget * UNDERSHOOT) if hold else 0
+        self.cap = max(budget + 1, int(budget * (OVERSHOOT if hold else FREE_ROOM)))
         self.words = WordCounter()
 
     def add(self, piece: str) -> None:
@@ -130,7 +134,8 @@ class SectionBudget:
 
     def should_stop(self) -> bool:
         count = self.words.count
-        return count >= self.cap or (count >= self.budget and ends_sentence(self.words.tail))
+        return count >= self.cap or (self.hold and count >= self.budget
+                                     and ends_sentence(self.words.tail))
 
 
 def plan_outline(
@@ -180,10 +185,12 @@ class Writer:
         sampling: Sampling,
         *,
         direct: bool = False,
+        hold_length: bool = True,
         progress: ProgressCallback = ignore,
         cancel: threading.Event | None = None,
     ) -> None:
         self.engine = engine
+        self.hold_length = hold_length
         self.fmt = fmt
         self.job = job
         self.outline = outline
@@ -229,7 +236,9 @@ class Writer:
         """The conversation for section ``index``, dropping the oldest sections if needed.
 
         When dropping, it drops enough that the context is at most half full, so the re-prefill
-        happens once every several sections rather than for each one.
+        happens once every several sections rather than for each one. It fails only when not
+        even one token per word is left: the generous room it asks for is more than the planner
+        sizes a context for, and generation stops at the end of the context anyway.
         """
         need = tokens_for(budget)
         context = self._context(index)
@@ -240,7 +249,7 @@ class Writer:
             context = self._context(index)
             if len(context) + need <= self.engine.n_ctx // 2:
                 break
-        if len(context) + need > self.engine.n_ctx:
+        if len(context) + budget > self.engine.n_ctx:
             raise LwlocalError(
                 f"section {index} ({budget} words) does not fit a context of "
                 f"{self.engine.n_ctx} tokens; use a larger --ctx or smaller sections"
@@ -254,7 +263,7 @@ class Writer:
         n = len(self.outline.sections)
         words_done = sum(count_words(self.job.section_text(i) or "") for i in range(1, index))
         stats = self.engine.stats
-        budget = SectionBudget(section.words)
+        budget = SectionBudget(section.words, self.hold_length)
         with self.job.open_partial(index) as partial:
 
             def on_text(piece: str) -> None:
@@ -271,7 +280,7 @@ class Writer:
             result: Generation = self.engine.generate(
                 context,
                 Sampling(**{**vars(self.sampling), "seed": self.sampling.seed + index}),
-                max_tokens=tokens_for(section.words),
+                max_tokens=tokens_for(section.words if self.hold_length else budget.cap),
                 may_end=budget.may_end,
                 should_stop=budget.should_stop,
                 on_text=on_text,

@@ -1,0 +1,1 @@
+"""LongBench-Write style evaluation: length score, a local quality judge, throughput, plots."""

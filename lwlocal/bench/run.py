@@ -1,0 +1,181 @@
+"""Running a benchmark: every prompt for every model and mode as a job with its journal, its
+length score (and quality score with a judge), appended to ``results.jsonl`` as it finishes, so
+that running the same command again skips what is done and resumes what was interrupted."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lwlocal.bench.items import RANGES, BenchItem
+from lwlocal.bench.judge import Judge, quality_score
+from lwlocal.bench.scoring import length_score, output_length
+from lwlocal.engine import Sampling
+from lwlocal.errors import LwlocalError
+from lwlocal.progress import Progress, ProgressCallback, ignore
+from lwlocal.write.export import document
+from lwlocal.write.jobs import JobSettings, Session
+from lwlocal.write.journal import Job
+
+RESULTS = "results.jsonl"
+TEMPERATURE = 0.5  # LongBench-Write's generation setting
+
+
+@dataclass
+class BenchResult:
+    model: str
+    mode: str
+    id: str
+    type: str
+    range: str
+    required: int
+    length: int
+    length_score: float
+    quality_score: float | None = None
+    scores: dict[str, int] | None = None
+    generated_tokens: int = 0
+    decode_tokens_per_s: float = 0.0
+    seconds: float = 0.0
+    job: str = ""
+    error: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return self.model, self.mode, self.id
+
+
+@dataclass
+class BenchRun:
+    """What to run: prompts, models (card names or GGUF paths), modes, where results go."""
+
+    items: list[BenchItem]
+    models: list[str]
+    modes: list[str]
+    out: Path
+    judge: str | None = None
+    hold_length: bool = False
+    threads: int | None = None
+    sampling: Sampling = field(default_factory=lambda: Sampling(temperature=TEMPERATURE))
+
+    @property
+    def jobs_root(self) -> Path:
+        return self.out / "jobs"
+
+
+def load_results(out: Path) -> list[BenchResult]:
+    path = out / RESULTS
+    if not path.is_file():
+        return []
+    return [BenchResult(**json.loads(line)) for line in path.read_text().splitlines() if line]
+
+
+def _append(out: Path, result: BenchResult) -> None:
+    """One finished item, appended and flushed to disk before the next starts."""
+    with (out / RESULTS).open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(asdict(result), ensure_ascii=False) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _job_name(model: str, mode: str, item: BenchItem) -> str:
+    model_slug = re.sub(r"[^A-Za-z0-9.]+", "-", Path(model).name).strip("-")
+    return f"{model_slug}-{mode}-{item.id}"
+
+
+class _Runner:
+    def __init__(self, run: BenchRun, progress: ProgressCallback) -> None:
+        self.run, self.progress = run, progress
+        self.session: Session | None = None
+        self._judge: Judge | None = None
+
+    def judge(self) -> Judge | None:
+        if self.run.judge and self._judge is None:
+            self._judge = Judge(self.run.judge, n_threads=self.run.threads)
+        return self._judge
+
+    def item(self, model: str, mode: str, item: BenchItem) -> BenchResult:
+        run = self.run
+        result = BenchResult(model, mode, item.id, item.type, item.range, item.length, 0, 0.0,
+                             job=_job_name(model, mode, item))
+        folder = run.jobs_root / result.job
+        settings = JobSettings(prompt=item.prompt, words=item.length, model=model, mode=mode,
+                               threads=run.threads, hold_length=run.hold_length,
+                               sampling=run.sampling)
+        start = time.monotonic()
+        try:
+            if folder.is_dir():  # interrupted last time: go on from its journal
+                job = Job.open(str(folder), run.jobs_root)
+                settings = JobSettings.from_meta(job.meta)
+            self.session = (self.session.with_settings(settings) if self.session
+                            else Session(settings))
+            if not folder.is_dir():
+                job = self.session.new_job(run.jobs_root, result.job)
+            written = self.session.run(job, progress=self.progress)
+        except LwlocalError as exc:
+            result.error, result.seconds = str(exc), time.monotonic() - start
+            return result
+        text = document(job)
+        result.length = output_length(text)
+        result.length_score = round(length_score(result.length, item.length), 2)
+        result.generated_tokens = written.stats.get("generated_tokens", 0)
+        result.decode_tokens_per_s = written.stats.get("decode_tokens_per_s", 0.0)
+        result.seconds = round(time.monotonic() - start, 2)
+        if judge := self.judge():
+            result.scores = judge.score(item.prompt, text)
+            result.quality_score = round(quality_score(result.scores), 2)
+        return result
+
+
+def run_bench(run: BenchRun, progress: ProgressCallback = ignore) -> list[BenchResult]:
+    """Run what is not in ``results.jsonl`` yet (or ended in an error last time: tried again);
+    every result of this run's selection."""
+    run.out.mkdir(parents=True, exist_ok=True)
+    done = {r.key: r for r in load_results(run.out)}  # the latest line of an item wins
+    todo = [(model, mode, item) for model in run.models for mode in run.modes
+            for item in run.items]
+    runner = _Runner(run, progress)
+    results = []
+    for step, (model, mode, item) in enumerate(todo, 1):
+        progress(Progress("bench", step=step, steps=len(todo), done=step - 1, total=len(todo),
+                          message=f"{Path(model).name} {mode} {item.id}"))
+        key = (model, mode, item.id)
+        if key not in done or done[key].error is not None:
+            done[key] = runner.item(model, mode, item)
+            _append(run.out, done[key])
+        results.append(done[key])
+    return results
+
+
+def summarize(results: list[BenchResult]) -> list[dict[str, Any]]:
+    """Per model and mode: S_l overall and per length range, S_q and S where judged, tokens,
+    decode speed and time."""
+    rows = []
+    for model, mode in dict.fromkeys((r.model, r.mode) for r in results):
+        mine = [r for r in results if (r.model, r.mode) == (model, mode)]
+        row: dict[str, Any] = {"model": model, "mode": mode, "items": len(mine),
+                               "errors": sum(r.error is not None for r in mine),
+                               "length_score": _mean([r.length_score for r in mine])}
+        for label, _, _ in RANGES:
+            row[f"length_score_{label}"] = _mean([r.length_score for r in mine
+                                                  if r.range == label])
+        judged = [r.quality_score for r in mine if r.quality_score is not None]
+        row["quality_score"] = _mean(judged)
+        row["score"] = (None if row["quality_score"] is None
+                        else round((row["length_score"] + row["quality_score"]) / 2, 2))
+        row["generated_tokens"] = sum(r.generated_tokens for r in mine)
+        row["seconds"] = round(sum(r.seconds for r in mine), 1)
+        row["decode_tokens_per_s"] = _mean([r.decode_tokens_per_s for r in mine
+                                            if r.generated_tokens])
+        rows.append(row)
+    return rows
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(sum(values) / len(values), 2) if values else None
+
+

@@ -1,0 +1,106 @@
+"""LongBench-Write style bench: the length score and length count on known values, prompt files,
+the local judge, and a small end-to-end bench on the default model resumed after Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from lwlocal.bench.items import load_items
+from lwlocal.bench.judge import DIMENSIONS, Judge, quality_score
+from lwlocal.bench.scoring import length_score, output_length
+from lwlocal.errors import LwlocalError
+from lwlocal.write.writer import SectionBudget
+from tests.conftest import run_cli
+
+
+@pytest.mark.parametrize(("output", "required", "score"), [
+    (1000, 1000, 100.0), (4000, 1000, 0.0), (5000, 1000, 0.0), (500, 1000, 50.0),
+    (2500, 1000, 50.0), (0, 1000, 0.0), (333, 1000, 0.0), (800, 1000, 87.5),
+])
+def test_length_score(output, required, score):
+    assert length_score(output, required) == pytest.approx(score, abs=0.1)
+
+
+def test_length_counts_english_words_and_chinese_characters():
+    assert output_length("Hello world, it's 2024! 你好，世界。") == 4 + 4
+    assert output_length("") == 0
+
+
+def test_free_length_lets_the_model_decide():
+    held, free = SectionBudget(100), SectionBudget(100, hold=False)
+    assert not held.may_end() and free.may_end()
+    for budget in (held, free):
+        budget.add("word " * 150 + "end.")
+    assert held.should_stop() and not free.should_stop()  # past budget at a sentence end
+    free.add(" word" * 150)
+    assert free.should_stop()  # three times the budget at most
+
+
+def test_shipped_prompts_cover_every_length_range():
+    items = load_items()
+    assert {i.range for i in items} == {"<500", "500-2k", "2k-4k", ">4k"}
+    assert any(i.id.startswith("zh") for i in items) and any(i.id.startswith("en") for i in items)
+
+
+@pytest.mark.parametrize(("line", "problem"), [
+    ("{not json", ":1: not a prompt line"),
+    ('{"id": "a", "prompt": "x"}', "length"),
+    ('{"id": "a", "prompt": "x", "length": 0}', "length must be positive"),
+])
+def test_bad_prompt_files(tmp_path, line, problem):
+    path = tmp_path / "p.jsonl"
+    path.write_text(line + "\n")
+    with pytest.raises(LwlocalError, match=problem):
+        load_items(path)
+    path.write_text('{"id": "a", "prompt": "x", "length": 5}\n' * 2)
+    with pytest.raises(LwlocalError, match=":2: duplicate id 'a'"):
+        load_items(path)
+
+
+def test_judge_answers_every_dimension_within_range():
+    judge = Judge("smollm2-135m", n_ctx=2048)
+    scores = judge.score("Write a note about tea.", "Tea is made from leaves. " * 400)
+    assert set(scores) == set(DIMENSIONS) and all(1 <= v <= 10 for v in scores.values())
+    assert quality_score(scores) == pytest.approx(10 * sum(scores.values()) / 6)
+
+
+def test_bench_end_to_end_resumes_after_ctrl_c(lw_home, tmp_path):
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("\n".join(json.dumps(p) for p in [
+        {"id": "p1", "type": "note", "length": 60, "prompt": "Write a 60-word note about tea."},
+        {"id": "p2", "type": "note", "length": 90,
+         "prompt": "Write a 90-word note about coffee."},
+    ]) + "\n")
+    out = tmp_path / "bench"
+    args = [sys.executable, "-m", "lwlocal", "bench", "--prompts", str(prompts), "--mode",
+            "direct", "-o", str(out)]
+    proc = subprocess.Popen(args, env={**os.environ, "LWLOCAL_HOME": str(lw_home)},
+                            stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    results = out / "results.jsonl"
+    deadline = time.monotonic() + 300
+    while not (results.is_file() and results.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=60)
+    first = results.read_text()
+    assert len(first.splitlines()) in (1, 2)
+
+    done = run_cli("bench", "--prompts", str(prompts), "--mode", "direct", "-o", str(out),
+                   "--json", env_home=lw_home, check=True)
+    lines = results.read_text().splitlines()
+    assert len(lines) == 2 and results.read_text().startswith(first)  # p1 not run again
+    summary = json.loads(done.stdout)
+    assert summary[0]["items"] == 2 and summary[0]["errors"] == 0
+    assert 0 <= summary[0]["length_score"] <= 100 and summary[0]["generated_tokens"] > 0
+    for row in map(json.loads, lines):
+        assert row["length"] > 0 and row["decode_tokens_per_s"] > 0
+    assert {p.name for p in (out / "plots").iterdir()} == {
+        "length_vs_required.png", "length_score_by_range.png", "throughput.png"}
+    assert (out / "summary.md").read_text().startswith("| model | mode |")
