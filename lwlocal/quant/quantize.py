@@ -160,7 +160,7 @@ def quantize(src: Path, out: Path, qtype: str, *, imatrix: Path | None = None,
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = ftype
     params.nthread = n_threads or physical_cores()
-    params.allow_requantize = True  # warned about below, as llama-quantize would refuse
+    params.allow_requantize = True  # a quantized input is quantized again, with a warning
     entries = 0
     if imatrix is not None:
         matrix = load(imatrix)
