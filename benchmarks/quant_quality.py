@@ -8,9 +8,12 @@ f16 by lwlocal. Calibration: the long-form texts shipped with lwlocal, and the s
 for comparison (the same number of chunks each); evaluation: the held-out long-form text.
 llama.cpp's tools are built from the llama.cpp that llama-cpp-python's source distribution
 vendors (cmake and a C++ compiler needed) unless --llama-bin names a folder that has them.
+GPTQ rows (the [gptq] extra): the HF checkpoint quantized by `lwlocal quantize-gptq`, measured
+with transformers against that checkpoint (f32) on the same held-out chunks; `--gptq-only`
+measures just those and puts them beside the GGUF rows of the last full run.
 Needs the [bench] extra: `pip install -e '.[bench]'`.
 
-    .venv/bin/python benchmarks/quant_quality.py [--work DIR] [--llama-bin DIR]
+    .venv/bin/python benchmarks/quant_quality.py [--work DIR] [--llama-bin DIR] [--gptq-only]
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -29,6 +33,7 @@ from lwlocal.convert.run import convert
 from lwlocal.engine import Engine, Sampling
 from lwlocal.quant.calibration import HELDOUT, SHORT, longform_calibration, shipped
 from lwlocal.quant.collect import collect
+from lwlocal.quant.gptq import GptqRequest, quantize_gptq
 from lwlocal.quant.imatrix_file import load, save
 from lwlocal.quant.quality import BaseRun
 from lwlocal.quant.quantize import quantize
@@ -38,6 +43,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from convert_vs_llamacpp import smollm_checkpoint, vendored_llama_cpp  # noqa: E402
 
 TYPES = ["Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q3_K_M", "IQ4_XS", "IQ3_M"]
+# (bits, group size, symmetric): 32 and 64 divide the default model's width, 576
+GPTQ = [(8, 64, True), (4, 64, True), (4, 64, False), (4, 32, False), (3, 64, False)]
 SHORT_TOO = ["Q4_K_M", "IQ4_XS", "IQ3_M"]  # also quantized with the short-text imatrix
 TOOLS = ["llama-imatrix", "llama-quantize", "llama-perplexity"]
 CMAKE_FLAGS = ["-DCMAKE_BUILD_TYPE=Release", "-DGGML_NATIVE=OFF", "-DGGML_AVX2=ON",
@@ -106,9 +113,16 @@ def main() -> None:
     parser.add_argument("--llama-bin", type=Path, help="Folder with llama.cpp's tools.")
     parser.add_argument("--ctx", type=int, default=512)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--gptq-only", action="store_true",
+                        help="Measure the GPTQ rows only, keeping the last run's GGUF rows.")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.gptq_only:
+        result = json.loads((args.out / "quant_quality.json").read_text())
+        result["gptq"] = gptq_rows(args.work, args.ctx)
+        save_results(result, args.out)
+        return
 
     base = args.work / "smollm2-f16.gguf"
     if not base.is_file():
@@ -148,10 +162,37 @@ def main() -> None:
     result = {"base": str(base), "base_mib": base.stat().st_size / 2**20, "ppl_base": ppl_base,
               "eval_tokens": run.count, "imatrix_chunks": chunks, "rows": rows,
               "llama_cpp": reference}
-    (args.out / "quant_quality.json").write_text(json.dumps(result, indent=1))
-    write_table(result, args.out / "quant_quality.md")
-    plot(rows, args.out / "quant_quality.png")
-    print((args.out / "quant_quality.md").read_text())
+    result["gptq"] = gptq_rows(args.work, args.ctx)
+    save_results(result, args.out)
+
+
+def gptq_rows(work: Path, ctx: int) -> list[dict]:
+    """Each GPTQ setting of the default model's checkpoint against that checkpoint."""
+    source = smollm_checkpoint(work)
+    text = shipped(HELDOUT)
+    rows = []
+    with BaseRun(source, text, n_ctx=ctx, label=f"lwlocal:{HELDOUT}") as run:
+        for bits, group, sym in GPTQ:
+            name = f"GPTQ {bits}-bit g{group} {'sym' if sym else 'asym'}"
+            out = work / name.replace(" ", "-")
+            shutil.rmtree(out, ignore_errors=True)
+            made = quantize_gptq(GptqRequest(source, out, bits, group, sym=sym),
+                                 longform_calibration(), "lwlocal:longform")
+            report = run.compare(out)
+            rows.append({"type": name, "imatrix": "longform",
+                         "mib": made.size_bytes / 2**20, "ppl": report.ppl_quant,
+                         "ppl_base": report.ppl_base, "kld_mean": report.kld_mean,
+                         "kld_p99": report.kld_p99, "top1": report.top1_agreement,
+                         "seconds": made.seconds})
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def save_results(result: dict, out: Path) -> None:
+    (out / "quant_quality.json").write_text(json.dumps(result, indent=1))
+    write_table(result, out / "quant_quality.md")
+    plot(result["rows"], result.get("gptq", []), out / "quant_quality.png")
+    print((out / "quant_quality.md").read_text())
 
 
 def write_table(result: dict, path: Path) -> None:
@@ -162,10 +203,20 @@ def write_table(result: dict, path: Path) -> None:
     lines += [f"| {r['type']} | {r['imatrix']} | {r['mib']:.1f} | {r['bpw']:.2f} | "
               f"{r['ppl']:.3f} | {r['kld_mean']:.4f} | {r['kld_p99']:.4f} | "
               f"{100 * r['top1']:.1f}% | {r['decode_tps']:.0f} |" for r in result["rows"]]
+    gptq = result.get("gptq", [])
+    if gptq:
+        lines += ["", f"GPTQ (GPTQModel on the CPU, 32 chunks of 512 tokens of the long-form "
+                      f"text), against the f32 checkpoint (PPL {gptq[0]['ppl_base']:.3f}) with "
+                      "transformers on the same held-out chunks:", "",
+                  "| type | MiB | PPL | mean KLD | 99% KLD | top-1 | quantize s |",
+                  "|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['type']} | {r['mib']:.1f} | {r['ppl']:.3f} | {r['kld_mean']:.4f} | "
+                  f"{r['kld_p99']:.4f} | {100 * r['top1']:.1f}% | {r['seconds']:.0f} |"
+                  for r in gptq]
     path.write_text("\n".join(lines) + "\n")
 
 
-def plot(rows: list[dict], path: Path) -> None:
+def plot(rows: list[dict], gptq: list[dict], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -179,6 +230,11 @@ def plot(rows: list[dict], path: Path) -> None:
         for r in chosen if imatrix != "short" else []:
             ax.annotate(r["type"], (r["mib"], r["kld_mean"]), fontsize=7,
                         xytext=(3, 3), textcoords="offset points")
+    ax.scatter([r["mib"] for r in gptq], [r["kld_mean"] for r in gptq], marker="D",
+               label="GPTQ (vs f32, transformers)")
+    for r in gptq:
+        ax.annotate(r["type"].removeprefix("GPTQ "), (r["mib"], r["kld_mean"]), fontsize=7,
+                    xytext=(3, -9), textcoords="offset points")
     ax.set_xlabel("file size (MiB)")
     ax.set_ylabel("mean KL divergence from f16")
     ax.set_yscale("log")

@@ -17,10 +17,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from lwlocal import hardware
+from lwlocal.bench.batch import run_batch
 from lwlocal.bench.items import load_items
 from lwlocal.bench.plots import save_plots
 from lwlocal.bench.report import HEADERS, cells, write_summary
 from lwlocal.bench.run import BenchRun, run_bench, summarize
+from lwlocal.chat import LocalChat
 from lwlocal.console_progress import TaskProgress
 from lwlocal.convert.run import OUTTYPES
 from lwlocal.convert.run import convert as convert_checkpoint
@@ -42,11 +44,15 @@ from lwlocal.plan_formats import llama_server_args, ollama_modelfile
 from lwlocal.planner import KV_BYTES, Plan
 from lwlocal.quant.calibration import HELDOUT, read_text
 from lwlocal.quant.collect import collect
+from lwlocal.quant.gptq import GptqRequest, quantize_gptq
+from lwlocal.quant.gptq import check_request as check_gptq
 from lwlocal.quant.imatrix_file import save
 from lwlocal.quant.quality import evaluate
 from lwlocal.quant.quantize import QuantizeResult, check_request, convert_and_quantize, quantize
+from lwlocal.remote import Server
 from lwlocal.write.export import FORMATS, export
 from lwlocal.write.jobs import (
+    BACKENDS,
     MODES,
     JobSettings,
     Session,
@@ -131,6 +137,50 @@ def memory_options(command: Callable[..., None]) -> Callable[..., None]:
     return command
 
 
+def server_options(command: Callable[..., None]) -> Callable[..., None]:
+    """--backend, --base-url, --api-key, --server-model, --timeout, --retries: where to write."""
+    options = (
+        click.option("--backend", type=click.Choice(BACKENDS), default=None,
+                     help="local (llama.cpp here, the default) or openai (an OpenAI-compatible "
+                          "server: llama-server, vLLM, Ollama, lwlocal serve)."),
+        click.option("--base-url", help="The server's API root, e.g. http://127.0.0.1:8080/v1."),
+        click.option("--api-key", help="The server's API key (default: $LWLOCAL_API_KEY or "
+                                       "$OPENAI_API_KEY; never saved in the journal)."),
+        click.option("--server-model", help="The server's model name (default: the first it "
+                                            "lists)."),
+        click.option("--timeout", type=float, default=Server.timeout, show_default=True,
+                     help="Seconds to wait for the server's next byte before retrying."),
+        click.option("--retries", type=int, default=Server.retries, show_default=True,
+                     help="Tries after the first on connection errors, 429, 5xx and broken "
+                          "streams (exponential backoff with jitter)."),
+    )
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _server(backend: str | None, base_url: str | None, api_key: str | None,
+            server_model: str | None, timeout: float, retries: int,
+            n_ctx: int | None = None) -> Server | None:
+    """The server to write on, or None for the local backend."""
+    if backend != "openai":
+        if base_url or server_model:
+            raise LwlocalError("--base-url and --server-model need --backend openai")
+        return None
+    if not base_url:
+        raise LwlocalError("--backend openai needs --base-url (e.g. http://127.0.0.1:8080/v1)")
+    if timeout <= 0 or retries < 0:
+        raise LwlocalError("--timeout must be positive and --retries at least 0")
+    return Server(base_url, api_key, server_model, n_ctx, timeout, retries)
+
+
+def _backend_settings(server: Server | None) -> dict[str, Any]:
+    """JobSettings fields for where the job runs."""
+    if server is None:
+        return {}
+    return {"backend": "openai", "base_url": server.base_url, "server_model": server.model}
+
+
 def _memory_settings(ctx: int | None, kv_type: str | None, flash_attn: str | None,
                      ngl: int | None, n_batch: int | None) -> dict[str, Any]:
     """The memory options as JobSettings fields (None: the planner chooses)."""
@@ -195,10 +245,13 @@ def models() -> None:
 @click.option("--repeat-penalty", type=float, default=Sampling.repeat_penalty, show_default=True)
 @click.option("--seed", type=int, default=Sampling.seed, show_default=True)
 @click.option("--threads", type=int, help="CPU threads (default: physical cores).")
+@server_options
 def write(prompt: str | None, words: int | None, model: str | None, mode: str, plan_only: bool,
           outline_file: Path | None, output: Path | None, as_json: bool,
           sections: int | None, temperature: float, top_p: float, repeat_penalty: float,
-          seed: int, threads: int | None, **memory: Any) -> None:
+          seed: int, threads: int | None, backend: str | None, base_url: str | None,
+          api_key: str | None, server_model: str | None, timeout: float, retries: int,
+          **memory: Any) -> None:
     """Write a long document for PROMPT: plan an outline, then write it section by section."""
     outline = load_outline(outline_file, prompt, words) if outline_file else None
     if outline is not None:
@@ -210,12 +263,15 @@ def write(prompt: str | None, words: int | None, model: str | None, mode: str, p
     if words is None:
         raise LwlocalError("--words is required: the target length of the document")
     _check_output(output)
+    server = _server(backend, base_url, api_key, server_model, timeout, retries, memory["ctx"])
+    if server is not None and model:
+        raise LwlocalError("--model names a local model; on a server use --server-model")
     sampling = Sampling(temperature=temperature, top_p=top_p, repeat_penalty=repeat_penalty,
                         seed=seed)
     settings = JobSettings(prompt=prompt, words=words, model=model, mode=mode,
                            sections=sections, threads=threads, sampling=sampling,
-                           **_memory_settings(**memory))
-    session = Session(settings)
+                           **_memory_settings(**memory), **_backend_settings(server))
+    session = Session(settings, server)
     if plan_only:
         with TaskProgress(err) as progress:
             outline = session.plan(progress)
@@ -228,11 +284,21 @@ def write(prompt: str | None, words: int | None, model: str | None, mode: str, p
 @click.argument("job")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Save the document here.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
-def resume(job: str, output: Path | None, as_json: bool) -> None:
-    """Go on with JOB (its id, id prefix or folder) from its first unfinished section."""
+@click.option("--model", help="Go on with this local model (card or GGUF) instead.")
+@server_options
+def resume(job: str, output: Path | None, as_json: bool, model: str | None,
+           backend: str | None, base_url: str | None, api_key: str | None,
+           server_model: str | None, timeout: float, retries: int) -> None:
+    """Go on with JOB (its id, id prefix or folder) from its first unfinished section, where
+    it ran or elsewhere: a job started on a server can go on locally and the reverse."""
     found = Job.open(job, jobs_dir())
     _check_output(output)
-    _run(resume_session(found), found, None, output, as_json)
+    backend = backend or ("local" if model else None)
+    if backend is None and found.meta.get("backend") == "openai":  # where it ran
+        backend, base_url = "openai", base_url or found.meta.get("base_url")
+        server_model = server_model or found.meta.get("server_model")
+    server = _server(backend, base_url, api_key, server_model, timeout, retries)
+    _run(resume_session(found, backend, server, model), found, None, output, as_json)
 
 
 @cli.command()
@@ -250,17 +316,27 @@ def resume(job: str, output: Path | None, as_json: bool) -> None:
               help="Hold sections to their word budgets as `write` does (default: the model "
                    "decides, as LongBench-Write measures).")
 @click.option("--threads", type=int, help="CPU threads (default: physical cores).")
+@click.option("--concurrency", type=int, default=1, show_default=True,
+              help="Items written at once (more than 1 needs --backend openai).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@server_options
 def bench(models: tuple[str, ...], modes: tuple[str, ...], prompts: Path | None,
           judge: str | None, limit: int | None, output: Path | None, hold_length: bool,
-          threads: int | None, as_json: bool) -> None:
+          threads: int | None, concurrency: int, as_json: bool, backend: str | None,
+          base_url: str | None, api_key: str | None, server_model: str | None,
+          timeout: float, retries: int) -> None:
     """LongBench-Write style evaluation: length score S_l (and quality S_q with --judge),
     throughput and plots; resumable (finished items are skipped)."""
     if limit is not None and limit <= 0:
         raise LwlocalError(f"--limit {limit}: must be a positive number of prompts")
     out = output or bench_dir()
-    run = BenchRun(load_items(prompts)[:limit], list(models) or [DEFAULT_MODEL],
-                   list(modes) or list(MODES), out, judge, hold_length, threads)
+    server = _server(backend, base_url, api_key, server_model, timeout, retries)
+    if server is not None and models:
+        raise LwlocalError("--model names local models; on a server use --server-model")
+    names = ([server.model or "server"] if server is not None
+             else list(models) or [DEFAULT_MODEL])
+    run = BenchRun(load_items(prompts)[:limit], names, list(modes) or list(MODES), out, judge,
+                   hold_length, threads, server=server, concurrency=concurrency)
     with TaskProgress(err) as progress:
         results = run_bench(run, progress)
     summary = summarize(results)
@@ -280,6 +356,85 @@ def bench(models: tuple[str, ...], modes: tuple[str, ...], prompts: Path | None,
     out_console = Console(highlight=False, width=200)
     out_console.print(table)
     click.echo(f"results, summary and plots in {out}", err=True)
+
+
+@cli.command()
+@click.argument("prompts", type=click.Path(path_type=Path))
+@click.option("--concurrency", type=int, default=1, show_default=True,
+              help="Jobs written at once (more than 1 needs --backend openai).")
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="Folder for the jobs and report.json.")
+@click.option("--mode", type=click.Choice(MODES), default="agentwrite", show_default=True)
+@click.option("--model", help="Card name or GGUF path (local backend).")
+@click.option("--temperature", type=float, default=Sampling.temperature, show_default=True)
+@click.option("--seed", type=int, default=Sampling.seed, show_default=True)
+@click.option("--threads", type=int, help="CPU threads (local backend).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@server_options
+def batch(prompts: Path, concurrency: int, output: Path, mode: str, model: str | None,
+          temperature: float, seed: int, threads: int | None, as_json: bool,
+          backend: str | None, base_url: str | None, api_key: str | None,
+          server_model: str | None, timeout: float, retries: int) -> None:
+    """Write every prompt of PROMPTS (JSON lines with id, prompt, length in words), at most
+    --concurrency at a time, each a job with its journal; a rerun skips finished jobs and
+    resumes interrupted ones. Reports jobs per hour, tokens/s and per-job latency."""
+    server = _server(backend, base_url, api_key, server_model, timeout, retries)
+    items = load_items(prompts)
+    template = JobSettings(prompt="", words=1, model=model, mode=mode, threads=threads,
+                           sampling=Sampling(temperature=temperature, seed=seed),
+                           **_backend_settings(server))
+    try:
+        with TaskProgress(err) as progress:
+            report = run_batch(items, template, output, concurrency, server, progress)
+    except KeyboardInterrupt:
+        err.print(f"[yellow]interrupted[/]: the jobs are kept in {output}; run the same "
+                  "command to go on")
+        sys.exit(130)
+    if as_json:
+        click.echo(json.dumps(report, ensure_ascii=False))
+        return
+    latency = report["latency_seconds"]
+    out.print(f"{report['jobs']} jobs ({report['errors']} failed, {report['skipped']} done "
+              f"before) at concurrency {report['concurrency']} in {report['wall_seconds']} s: "
+              f"{report['jobs_per_hour']} jobs/hour, {report['tokens_per_s']} tokens/s, "
+              f"latency mean {latency['mean']} s, p95 {latency['p95']} s")
+    for row in report["results"]:
+        if row["error"]:
+            err.print(f"[red]{row['id']}[/]: {escape(row['error'])}")
+    click.echo(f"report in {output / 'report.json'}", err=True)
+
+
+@cli.command()
+@click.argument("model", required=False)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8080, show_default=True)
+@click.option("--words", type=int, default=10000, show_default=True,
+              help="The longest document to plan the context for.")
+@click.option("--mode", type=click.Choice(MODES), default="agentwrite", show_default=True,
+              help="The writing mode to plan the context for.")
+@click.option("--name", help="The model's name in the API (default: MODEL as given).")
+@click.option("--threads", type=int, help="CPU threads (default: physical cores).")
+@memory_options
+def serve(model: str | None, host: str, port: int, words: int, mode: str, name: str | None,
+          threads: int | None, **memory: Any) -> None:
+    """Serve MODEL (card or GGUF; default: the default model) as an OpenAI-compatible chat
+    API with the planner's settings, so several writers and other tools share one model."""
+    import uvicorn
+
+    from lwlocal.serve import ModelServer, check_port
+
+    check_port(host, port)
+    settings = JobSettings(prompt="", words=words, model=model, mode=mode, threads=threads,
+                           **_memory_settings(**memory))
+    session = Session(settings)
+    assert session.memory_plan is not None and isinstance(session.chat, LocalChat)
+    name = name or model or DEFAULT_MODEL
+    chosen = session.memory_plan.settings
+    err.print(f"serving {escape(name)} at http://{host}:{port}/v1 - context {chosen.n_ctx}, "
+              f"KV {chosen.kv_type}, flash attention {'on' if chosen.flash_attn else 'off'}, "
+              f"{chosen.n_gpu_layers} GPU layers; Ctrl-C stops")
+    uvicorn.run(ModelServer(session.chat, name).app(), host=host, port=port,
+                log_level="warning")
 
 
 @cli.command("export")
@@ -500,6 +655,46 @@ def imatrix_command(model: Path, text_file: Path | None, output: Path, ctx: int,
                f"{ctx} tokens from {label}", err=True)
 
 
+@cli.command("quantize-gptq")
+@click.argument("src")
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="The GPTQ checkpoint folder to write.")
+@click.option("--bits", type=int, default=GptqRequest.bits, show_default=True,
+              help="2, 3, 4 or 8.")
+@click.option("--group-size", type=int, default=GptqRequest.group_size, show_default=True,
+              help="Columns per quantization group (-1: one group per row).")
+@click.option("--desc-act", is_flag=True, help="Quantize columns in order of activation size.")
+@click.option("--sym/--asym", default=True, show_default=True,
+              help="Symmetric groups (what vLLM's Marlin kernels need) or with zero points.")
+@click.option("--text", "text_file", type=click.Path(path_type=Path),
+              help="Calibration text (default: the long-form text shipped with lwlocal, as "
+                   "for the GGUF importance matrix).")
+@click.option("--samples", type=int, default=GptqRequest.samples, show_default=True,
+              help="Calibration chunks.")
+@click.option("--seq-len", type=int, default=GptqRequest.seq_len, show_default=True,
+              help="Tokens per calibration chunk.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def quantize_gptq_command(src: str, output: Path, bits: int, group_size: int, desc_act: bool,
+                          sym: bool, text_file: Path | None, samples: int, seq_len: int,
+                          as_json: bool) -> None:
+    """Quantize the HF checkpoint SRC (a folder or hub id) to a GPTQ checkpoint for GPUs
+    (transformers, vLLM, ExLlama); on the CPU here, on a GPU when torch sees one."""
+    folder = pull(src, CHECKPOINT_FILES) if looks_like_repo_id(src) else Path(src)
+    request = GptqRequest(folder, output, bits, group_size, desc_act, sym, samples, seq_len)
+    check_gptq(request)
+    text, label = read_text(text_file, "longform")
+    with TaskProgress(err) as progress:
+        result = quantize_gptq(request, text, label, progress)
+    if as_json:
+        click.echo(json.dumps(result.as_dict()))
+        return
+    click.echo(f"{result.out}: GPTQ {result.bits}-bit, group size {result.group_size}, "
+               f"{'symmetric' if result.sym else 'with zero points'}, "
+               f"{result.size_bytes / 2**20:.1f} MiB, calibrated on {result.samples} chunks of "
+               f"{result.seq_len} tokens from {label}, {result.seconds:.1f} s on {result.device}",
+               err=True)
+
+
 @cli.command("eval-quant")
 @click.argument("base", type=click.Path(path_type=Path))
 @click.argument("quant", type=click.Path(path_type=Path))
@@ -511,7 +706,8 @@ def imatrix_command(model: Path, text_file: Path | None, output: Path, ctx: int,
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def eval_quant(base: Path, quant: Path, text_file: Path | None, ctx: int, chunks: int | None,
                threads: int | None, as_json: bool) -> None:
-    """Quality of QUANT against BASE: perplexity of both, KL divergence, top-1 agreement."""
+    """Quality of QUANT against BASE: perplexity of both, KL divergence, top-1 agreement.
+    GGUF files, or HF checkpoint folders (a GPTQ quant against its source)."""
     text, label = read_text(text_file, HELDOUT)
     with TaskProgress(err) as progress:
         report = evaluate(base, quant, text, n_ctx=ctx, chunks=chunks, label=label,

@@ -12,8 +12,9 @@ from lwlocal.progress import Progress as Event
 
 class TaskProgress:
     """A progress display for long work: planning (tokens), writing (section k/n, words,
-    tokens/s), converting (tensor k/n, MiB), quantizing (tensor k/n), evaluating for an
-    importance matrix or quality figures (chunk k/n, tokens/s)."""
+    tokens/s), converting (tensor k/n, MiB), quantizing (tensor k/n; GPTQ: layer k/n),
+    evaluating for an importance matrix or quality figures (chunk k/n, tokens/s), benchmark
+    items and batch jobs (k/n)."""
 
     def __init__(self, console: Console) -> None:
         self._bar = Progress(
@@ -50,9 +51,14 @@ class TaskProgress:
         elif event.stage == "quantize":
             description, total = f"quantizing {event.step}/{event.steps}", event.total
             count = event.message
-        elif event.stage == "bench":
-            description, total = f"item {event.step}/{event.steps}", event.total
+        elif event.stage in ("bench", "batch"):
+            unit = "item" if event.stage == "bench" else "job"
+            description, total = f"{unit} {event.step}/{event.steps}", event.total
             count = event.message
+        elif event.stage == "gptq":
+            description = f"GPTQ layer {event.step}/{event.steps}" if event.steps else (
+                f"GPTQ {event.message}")
+            total, count = event.total or None, ""
         elif event.stage in ("imatrix", "eval"):
             which = f" ({event.message})" if event.message else ""
             description, total = f"chunk {event.step}/{event.steps}{which}", event.total

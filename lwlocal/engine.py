@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import codecs
-import contextlib
 import json
 import math
-import os
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +17,7 @@ from llama_cpp.llama_grammar import json_schema_to_gbnf
 
 from lwlocal.errors import LwlocalError
 from lwlocal.hardware import physical_cores
+from lwlocal.quiet import quiet_stderr
 
 KV_CACHE_TYPES = {
     "f16": llama_cpp.GGML_TYPE_F16,
@@ -43,8 +41,11 @@ class Sampling:
 
 @dataclass
 class Stats:
-    """Counters over the engine's life: what was evaluated, generated, and how fast."""
+    """Counters over a backend's life: prompt tokens sent (``prompt_tokens``), found in the KV
+    cache (``cached_prompt_tokens``) and evaluated, tokens generated, and how fast."""
 
+    prompt_tokens: int = 0
+    cached_prompt_tokens: int = 0
     prompt_tokens_evaluated: int = 0
     generated_tokens: int = 0
     prefill_seconds: float = 0.0
@@ -85,20 +86,6 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
             break
         n += 1
     return n
-
-
-@contextlib.contextmanager
-def quiet_stderr() -> Iterator[None]:
-    """Silence what llama.cpp prints to file descriptor 2 (it bypasses Python's sys.stderr)."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def count_tokens(path: Path, text: str) -> int:
@@ -237,6 +224,8 @@ class Engine:
         started = time.perf_counter()
         first_token_at = started
         cached = self._cached_prefix(context)
+        self.stats.prompt_tokens += len(context)
+        self.stats.cached_prompt_tokens += cached
         self.stats.prompt_tokens_evaluated += len(context) - cached
         self.stats.requests += 1
         try:

@@ -124,17 +124,21 @@ def tiny_glm(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def tiny_chatglm(tiny_glm, tmp_path_factory) -> Path:
-    """The same weights in THUDM's remote-code layout (LongWriter-glm4-9b's): fused QKV,
+    """The same weights in THUDM's remote-code layout (LongWriter-glm4-9b's)."""
+    return remote_glm(tiny_glm, tmp_path_factory.mktemp("tiny-chatglm"))
+
+
+def remote_glm(native_folder: Path, folder: Path) -> Path:
+    """A native GLM checkpoint's weights in THUDM's remote-code layout: fused QKV,
     ``transformer.encoder.layers``, ChatGLM config keys."""
     import shutil
 
     from safetensors.numpy import load_file, save_file
 
-    folder = tmp_path_factory.mktemp("tiny-chatglm")
     for name in ("tokenizer.json", "tokenizer_config.json"):
-        shutil.copy(tiny_glm / name, folder / name)
-    native = load_file(str(tiny_glm / "model.safetensors"))
-    cfg = json.loads((tiny_glm / "config.json").read_text())
+        shutil.copy(native_folder / name, folder / name)
+    native = load_file(str(native_folder / "model.safetensors"))
+    cfg = json.loads((native_folder / "config.json").read_text())
     remote = {"transformer.embedding.word_embeddings.weight": native["model.embed_tokens.weight"],
               "transformer.encoder.final_layernorm.weight": native["model.norm.weight"],
               "transformer.output_layer.weight": native["lm_head.weight"]}
@@ -298,20 +302,16 @@ def test_inspect_gguf_and_checkpoint(tiny_llama, default_model, lw_home):
     assert hf_info["convert"].startswith("GGUF architecture llama, default outtype f16")
 
 
-def test_glm4_tiktoken_tokenizer_matches_tiktoken(tiny_chatglm, tmp_path):
-    """LongWriter-glm4-9b ships a tiktoken ``tokenizer.model``; the converted vocabulary must
-    tokenize as tiktoken does with the same ranks, pattern and special tokens."""
+def tiktoken_glm(source: Path, folder: Path) -> tuple[dict[bytes, int], dict[str, int]]:
+    """``source`` (a remote-code GLM checkpoint) with its tokenizer as LongWriter-glm4-9b ships
+    it: a tiktoken ``tokenizer.model`` (base64 token, rank) and the special tokens in
+    ``tokenizer_config.json``, no ``tokenizer.json``; its ranks and special ids."""
     import base64
     import shutil
 
-    import llama_cpp
-
-    tiktoken = pytest.importorskip("tiktoken")
     from lwlocal.convert.tiktoken_vocab import byte_to_unicode
-    from lwlocal.convert.tokenizer import LLAMA3_SPLIT
 
-    folder = tmp_path / "glm-tiktoken"
-    shutil.copytree(tiny_chatglm, folder)
+    shutil.copytree(source, folder)
     data = json.loads((folder / "tokenizer.json").read_text())
     (folder / "tokenizer.json").unlink()
     specials = {t["content"]: t["id"] for t in data["added_tokens"]}
@@ -324,13 +324,24 @@ def test_glm4_tiktoken_tokenizer_matches_tiktoken(tiny_chatglm, tmp_path):
     config["added_tokens_decoder"] = {str(i): {"content": c, "special": True}
                                       for c, i in specials.items()}
     (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    return ranks, specials
 
+
+def test_glm4_tiktoken_tokenizer_matches_tiktoken(tiny_chatglm, tmp_path):
+    """LongWriter-glm4-9b ships a tiktoken ``tokenizer.model``; the converted vocabulary must
+    tokenize as tiktoken does with the same ranks, pattern and special tokens."""
+    import llama_cpp
+
+    tiktoken = pytest.importorskip("tiktoken")
+    from lwlocal.convert.tiktoken_vocab import GLM4_PATTERN
+
+    folder = tmp_path / "glm-tiktoken"
+    ranks, specials = tiktoken_glm(tiny_chatglm, folder)
     out = tmp_path / "glm-tiktoken.gguf"
     convert(folder, out, "f16")
     llm = llama_cpp.Llama(str(out), vocab_only=True, verbose=False)
     assert llm.metadata["tokenizer.ggml.pre"] == "chatglm-bpe"
-    pattern = LLAMA3_SPLIT + r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
-    reference = tiktoken.Encoding("glm4-test", pat_str=pattern, mergeable_ranks=ranks,
+    reference = tiktoken.Encoding("glm4-test", pat_str=GLM4_PATTERN, mergeable_ranks=ranks,
                                   special_tokens=specials)
     for text in CORPUS + ["[gMASK]<sop><|user|>\nhello<|assistant|>"]:
         expected = reference.encode(text, allowed_special="all")

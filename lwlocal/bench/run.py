@@ -7,19 +7,22 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lwlocal.bench.batch import SessionPool, check_concurrency, run_pool
 from lwlocal.bench.items import RANGES, BenchItem
 from lwlocal.bench.judge import Judge, quality_score
 from lwlocal.bench.scoring import length_score, output_length
 from lwlocal.engine import Sampling
 from lwlocal.errors import LwlocalError
 from lwlocal.progress import Progress, ProgressCallback, ignore
+from lwlocal.remote import Server
 from lwlocal.write.export import document
-from lwlocal.write.jobs import JobSettings, Session
+from lwlocal.write.jobs import JobSettings
 from lwlocal.write.journal import Job
 
 RESULTS = "results.jsonl"
@@ -51,7 +54,8 @@ class BenchResult:
 
 @dataclass
 class BenchRun:
-    """What to run: prompts, models (card names or GGUF paths), modes, where results go."""
+    """What to run: prompts, models (card names or GGUF paths; with a ``server``, its model
+    names), modes, where results go, how many items at once (``concurrency``, on a server)."""
 
     items: list[BenchItem]
     models: list[str]
@@ -61,6 +65,8 @@ class BenchRun:
     hold_length: bool = False
     threads: int | None = None
     sampling: Sampling = field(default_factory=lambda: Sampling(temperature=TEMPERATURE))
+    server: Server | None = None
+    concurrency: int = 1
 
     @property
     def jobs_root(self) -> Path:
@@ -90,32 +96,41 @@ def _job_name(model: str, mode: str, item: BenchItem) -> str:
 class _Runner:
     def __init__(self, run: BenchRun, progress: ProgressCallback) -> None:
         self.run, self.progress = run, progress
-        self.session: Session | None = None
+        self.sessions = SessionPool(run.server)
+        self.cancel = threading.Event()
         self._judge: Judge | None = None
+        self._judge_lock = threading.Lock()  # one judge model, one item at a time
 
-    def judge(self) -> Judge | None:
-        if self.run.judge and self._judge is None:
-            self._judge = Judge(self.run.judge, n_threads=self.run.threads)
-        return self._judge
+    def score(self, prompt: str, text: str) -> dict[str, int] | None:
+        if not self.run.judge:
+            return None
+        with self._judge_lock:
+            self._judge = self._judge or Judge(self.run.judge, n_threads=self.run.threads)
+            return self._judge.score(prompt, text)
 
-    def item(self, model: str, mode: str, item: BenchItem) -> BenchResult:
+    def settings(self, model: str, mode: str, item: BenchItem) -> JobSettings:
+        run, server = self.run, self.run.server
+        remote = ({"backend": "openai", "base_url": server.base_url,
+                   "server_model": server.model} if server else {"model": model})
+        return JobSettings(prompt=item.prompt, words=item.length, mode=mode, threads=run.threads,
+                           hold_length=run.hold_length, sampling=run.sampling, **remote)
+
+    def item(self, key: tuple[str, str, BenchItem]) -> BenchResult:
+        model, mode, item = key
         run = self.run
         result = BenchResult(model, mode, item.id, item.type, item.range, item.length, 0, 0.0,
                              job=_job_name(model, mode, item))
         folder = run.jobs_root / result.job
-        settings = JobSettings(prompt=item.prompt, words=item.length, model=model, mode=mode,
-                               threads=run.threads, hold_length=run.hold_length,
-                               sampling=run.sampling)
+        settings = self.settings(model, mode, item)
         start = time.monotonic()
         try:
-            if folder.is_dir():  # interrupted last time: go on from its journal
-                job = Job.open(str(folder), run.jobs_root)
-                settings = JobSettings.from_meta(job.meta)
-            self.session = (self.session.with_settings(settings) if self.session
-                            else Session(settings))
-            if not folder.is_dir():
-                job = self.session.new_job(run.jobs_root, result.job)
-            written = self.session.run(job, progress=self.progress)
+            job = Job.open(str(folder), run.jobs_root) if folder.is_dir() else None
+            if job is not None:  # interrupted last time: go on from its journal
+                settings = JobSettings.from_meta(job.meta).on_backend(
+                    settings.backend, settings.base_url, settings.server_model)
+            session = self.sessions.session(settings)
+            job = job or session.new_job(run.jobs_root, result.job)
+            written = session.run(job, progress=self.progress, cancel=self.cancel)
         except LwlocalError as exc:
             result.error, result.seconds = str(exc), time.monotonic() - start
             return result
@@ -125,30 +140,39 @@ class _Runner:
         result.generated_tokens = written.stats.get("generated_tokens", 0)
         result.decode_tokens_per_s = written.stats.get("decode_tokens_per_s", 0.0)
         result.seconds = round(time.monotonic() - start, 2)
-        if judge := self.judge():
-            result.scores = judge.score(item.prompt, text)
+        result.scores = self.score(item.prompt, text)
+        if result.scores is not None:
             result.quality_score = round(quality_score(result.scores), 2)
         return result
 
 
 def run_bench(run: BenchRun, progress: ProgressCallback = ignore) -> list[BenchResult]:
-    """Run what is not in ``results.jsonl`` yet (or ended in an error last time: tried again);
-    every result of this run's selection."""
+    """Run what is not in ``results.jsonl`` yet (or ended in an error last time: tried again),
+    ``run.concurrency`` items at a time; every result of this run's selection."""
+    check_concurrency(run.concurrency, "openai" if run.server else "local")
     run.out.mkdir(parents=True, exist_ok=True)
     done = {r.key: r for r in load_results(run.out)}  # the latest line of an item wins
-    todo = [(model, mode, item) for model in run.models for mode in run.modes
-            for item in run.items]
-    runner = _Runner(run, progress)
-    results = []
-    for step, (model, mode, item) in enumerate(todo, 1):
-        progress(Progress("bench", step=step, steps=len(todo), done=step - 1, total=len(todo),
-                          message=f"{Path(model).name} {mode} {item.id}"))
-        key = (model, mode, item.id)
-        if key not in done or done[key].error is not None:
-            done[key] = runner.item(model, mode, item)
-            _append(run.out, done[key])
-        results.append(done[key])
-    return results
+    selection = [(model, mode, item) for model in run.models for mode in run.modes
+                 for item in run.items]
+    todo = [(model, mode, item) for model, mode, item in selection
+            if (model, mode, item.id) not in done or done[(model, mode, item.id)].error]
+    # one job's progress at a time is readable; with several at once, count items only
+    runner = _Runner(run, progress if run.concurrency == 1 else ignore)
+    finished = len(selection) - len(todo)
+
+    def record(result: BenchResult) -> None:
+        nonlocal finished
+        done[result.key] = result
+        _append(run.out, result)
+        finished += 1
+        progress(Progress("bench", step=finished, steps=len(selection), done=finished,
+                          total=len(selection), message=f"{Path(result.model).name} "
+                          f"{result.mode} {result.id}"))
+
+    progress(Progress("bench", step=finished, steps=len(selection), done=finished,
+                      total=len(selection)))
+    run_pool(runner.item, todo, run.concurrency, runner.cancel, record)
+    return [done[(model, mode, item.id)] for model, mode, item in selection]
 
 
 def summarize(results: list[BenchResult]) -> list[dict[str, Any]]:

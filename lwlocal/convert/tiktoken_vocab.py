@@ -15,8 +15,11 @@ from pathlib import Path
 import gguf
 
 from lwlocal.convert.architecture import Architecture
-from lwlocal.convert.tokenizer import Vocabulary, apply_defaults
+from lwlocal.convert.tokenizer import LLAMA3_SPLIT, Vocabulary, apply_defaults
 from lwlocal.errors import LwlocalError
+
+# the split pattern of GLM-4's tiktoken tokenizer (the Llama 3 / cl100k pattern)
+GLM4_PATTERN = LLAMA3_SPLIT + r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 
 
 def byte_to_unicode() -> dict[int, str]:
@@ -61,6 +64,18 @@ def bpe_parts(ranks: dict[bytes, int], token: bytes, max_rank: int) -> list[byte
         parts = [*parts[:i], parts[i] + parts[i + 1], *parts[i + 2:]]
 
 
+def merges_of(ranks: dict[bytes, int]) -> list[tuple[bytes, bytes]]:
+    """The merge that makes each multi-byte token, in rank order (tokens that BPE over lower
+    ranks does not build from exactly one pair have none: a merge is one pair)."""
+    merges = []
+    for token, rank in sorted(ranks.items(), key=lambda item: item[1]):
+        if len(token) > 1:
+            parts = bpe_parts(ranks, token, rank)
+            if len(parts) == 2:
+                merges.append((parts[0], parts[1]))
+    return merges
+
+
 def load_tiktoken_vocabulary(folder: Path, vocab_size: int, arch: Architecture) -> Vocabulary:
     """Tokens, types, merges and special ids of a GLM-4 tiktoken tokenizer."""
     ranks = read_ranks(folder / "tokenizer.model")
@@ -77,16 +92,12 @@ def load_tiktoken_vocabulary(folder: Path, vocab_size: int, arch: Architecture) 
 
     tokens = [f"[PAD{i}]" for i in range(vocab_size)]
     types = [int(gguf.TokenType.UNUSED)] * vocab_size
-    merges = []
     for token, rank in ranks.items():
         if rank >= vocab_size:
             raise LwlocalError(f"{folder / 'tokenizer.model'}: rank {rank} beyond the "
                                f"vocabulary of {vocab_size}")
         tokens[rank], types[rank] = text(token), int(gguf.TokenType.NORMAL)
-        if len(token) > 1:
-            parts = bpe_parts(ranks, token, rank)
-            if len(parts) == 2:  # llama.cpp reads a merge as exactly one pair
-                merges.append(f"{text(parts[0])} {text(parts[1])}")
+    merges = [f"{text(a)} {text(b)}" for a, b in merges_of(ranks)]
     ids = {}
     for i, entry in added.items():
         if i < vocab_size:

@@ -34,3 +34,17 @@ def read_text(path: Path | None, default: str) -> tuple[str, str]:
         raise LwlocalError(f"{path}: no such text file") from exc
     except (UnicodeDecodeError, OSError) as exc:
         raise LwlocalError(f"{path}: not a readable UTF-8 text file ({exc})") from exc
+
+
+def spread_chunks(tokens: list[int], count: int, length: int, label: str,
+                  hint: str) -> list[list[int]]:
+    """``count`` chunks of ``length`` consecutive tokens, spread evenly over the text (so each
+    part of it, English and Chinese alike, is seen); one line naming what to change (``hint``)
+    when the text is too short."""
+    available = len(tokens) // length
+    if available < count:
+        raise LwlocalError(f"{label}: too little calibration text: {len(tokens):,} tokens make "
+                           f"{available} chunks of {length}, {count} asked for; {hint}")
+    step = available / count
+    starts = [int(i * step) * length for i in range(count)]
+    return [tokens[s: s + length] for s in starts]

@@ -11,12 +11,29 @@ from types import TracebackType
 import llama_cpp
 import numpy as np
 
-from lwlocal.engine import quiet_stderr
 from lwlocal.errors import LwlocalError
 from lwlocal.hardware import physical_cores
+from lwlocal.quiet import quiet_stderr
 
 # (ggml_tensor *, ask) -> whether the scheduler should compute up to it and call again
 TensorCallback = Callable[[int, bool], bool]
+
+
+def split_chunks(tokens: np.ndarray, n_ctx: int, limit: int | None, label: str,
+                 bos: int | None) -> list[np.ndarray]:
+    """Consecutive ``n_ctx``-token chunks of ``tokens`` (all, or the first ``limit``), each
+    starting with ``bos`` when given (llama-perplexity's and llama-imatrix's chunking)."""
+    count = len(tokens) // n_ctx
+    if count == 0:
+        raise LwlocalError(f"{label}: too short, {len(tokens)} tokens, fewer than one chunk "
+                           f"of {n_ctx}; give a longer text or a smaller --ctx")
+    out = []
+    for i in range(count if limit is None else min(limit, count)):
+        chunk = tokens[i * n_ctx: (i + 1) * n_ctx].copy()
+        if bos is not None:
+            chunk[0] = bos
+        out.append(chunk)
+    return out
 
 
 class Evaluator:
@@ -86,18 +103,8 @@ class Evaluator:
         """The text's consecutive ``n_ctx``-token chunks (all, or the first ``limit``), each
         starting with BOS where the model wants one (llama-perplexity's and llama-imatrix's
         chunking)."""
-        tokens = self.tokenize(text)
-        count = len(tokens) // self.n_ctx
-        if count == 0:
-            raise LwlocalError(f"{label}: too short, {len(tokens)} tokens, fewer than one chunk "
-                               f"of {self.n_ctx}; give a longer text or a smaller --ctx")
-        out = []
-        for i in range(count if limit is None else min(limit, count)):
-            chunk = tokens[i * self.n_ctx: (i + 1) * self.n_ctx].copy()
-            if self.add_bos:
-                chunk[0] = self.bos
-            out.append(chunk)
-        return out
+        return split_chunks(self.tokenize(text), self.n_ctx, limit, label,
+                            self.bos if self.add_bos else None)
 
     def logits(self, tokens: np.ndarray) -> np.ndarray:
         """Evaluate ``tokens`` from an empty cache; the logits of every position,

@@ -19,6 +19,17 @@ from lwlocal.models import check_gguf
 from lwlocal.progress import Progress, ProgressCallback, ignore
 from lwlocal.quant.evaluator import Evaluator
 
+
+def open_model(path: Path, n_ctx: int, n_threads: int | None) -> Evaluator:
+    """An evaluator for ``path``: a GGUF file through llama.cpp, a checkpoint folder (a GPTQ
+    quant or its source) through transformers."""
+    if Path(path).is_dir():
+        from lwlocal.quant.hf_evaluator import HFEvaluator
+
+        return HFEvaluator(path, n_ctx=n_ctx, n_threads=n_threads)  # type: ignore[return-value]
+    check_gguf(path)
+    return Evaluator(path, n_ctx=n_ctx, n_threads=n_threads)
+
 LOG_PROB_FLOOR = -16.0  # base log-probabilities below this are left out of the KLD (as llama.cpp)
 _LEVELS = 65535  # base log-probabilities are kept as 16-bit fixed point on disk, as llama.cpp
 ROWS_AT_ONCE = 64
@@ -72,12 +83,11 @@ class BaseRun:
     def __init__(self, base: Path, text: str, *, n_ctx: int = 512, chunks: int | None = None,
                  label: str = "", n_threads: int | None = None,
                  progress: ProgressCallback = ignore) -> None:
-        check_gguf(base)
         self.base, self.label, self.n_ctx, self.n_threads = base, label, n_ctx, n_threads
         self._folder = tempfile.TemporaryDirectory(prefix="lwlocal-eval-")
         start = time.monotonic()
         try:
-            with Evaluator(base, n_ctx=n_ctx, n_threads=n_threads) as evaluator:
+            with open_model(base, n_ctx, n_threads) as evaluator:
                 self.chunks = evaluator.chunks(text, chunks, label or "the text")
                 self.count = len(self.chunks) * (n_ctx - 1 - n_ctx // 2)
                 self.nll = np.empty(self.count)
@@ -117,12 +127,11 @@ class BaseRun:
 
     def compare(self, quant: Path, progress: ProgressCallback = ignore) -> QualityReport:
         """Evaluate ``quant`` on the same chunks and compare it with the base."""
-        check_gguf(quant)
         start = time.monotonic()
         nll = np.empty(self.count)
         kld = np.empty(self.count)
         same_top = np.empty(self.count, dtype=bool)
-        with Evaluator(quant, n_ctx=self.n_ctx, n_threads=self.n_threads) as evaluator:
+        with open_model(quant, self.n_ctx, self.n_threads) as evaluator:
             if evaluator.n_vocab != self.log_probs.shape[1]:
                 raise LwlocalError(f"{quant}: its vocabulary ({evaluator.n_vocab}) is not the "
                                    f"base's ({self.log_probs.shape[1]}); not a quant of "
@@ -159,8 +168,10 @@ class BaseRun:
 def evaluate(base: Path, quant: Path, text: str, *, n_ctx: int = 512,
              chunks: int | None = None, label: str = "", n_threads: int | None = None,
              progress: ProgressCallback = ignore) -> QualityReport:
-    """Compare ``quant`` with ``base`` on ``text``: the base runs first, then the quant."""
-    check_gguf(quant)
+    """Compare ``quant`` with ``base`` on ``text``: the base runs first, then the quant (GGUF
+    files or checkpoint folders)."""
+    if not Path(quant).is_dir():
+        check_gguf(quant)
     with BaseRun(base, text, n_ctx=n_ctx, chunks=chunks, label=label, n_threads=n_threads,
                  progress=progress) as run:
         return run.compare(quant, progress)

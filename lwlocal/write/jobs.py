@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
+from lwlocal.chat import ChatBackend, LocalChat
 from lwlocal.engine import Engine, Sampling
 from lwlocal.errors import LwlocalError
 from lwlocal.hardware import Machine, detect
@@ -25,18 +27,23 @@ from lwlocal.planner import (
 )
 from lwlocal.progress import ProgressCallback, ignore
 from lwlocal.prompt_format import PromptFormat
+from lwlocal.remote import OpenAIChat, Server
 from lwlocal.write.journal import Job
 from lwlocal.write.plan import MAX_SECTION_WORDS, MAX_SECTIONS, Outline, section_range
 from lwlocal.write.writer import JobResult, Writer, direct_outline, plan_outline
 
 MODES = ("agentwrite", "direct")
+BACKENDS = ("local", "openai")
+MEMORY_FIELDS = ("n_ctx", "kv_type", "flash_attn", "n_gpu_layers", "n_batch")
 
 
 @dataclass
 class JobSettings:
     """Everything a job needs to be run again the same way; stored in its journal.
 
-    Memory settings left as None are chosen by the planner.
+    Memory settings left as None are chosen by the planner. With the ``openai`` backend the
+    job runs on the server at ``base_url`` (its model ``server_model``, or the first it lists);
+    ``n_ctx`` is then the server's context size, when it does not report one.
     """
 
     prompt: str
@@ -51,6 +58,9 @@ class JobSettings:
     sections: int | None = None
     threads: int | None = None
     hold_length: bool = True  # hold sections to their budgets (off: the model decides)
+    backend: str = "local"
+    base_url: str | None = None
+    server_model: str | None = None
     sampling: Sampling = field(default_factory=Sampling)
 
     @classmethod
@@ -74,11 +84,29 @@ class JobSettings:
         """Sections the job will have at most."""
         return 1 if self.mode == "direct" else self.section_range[1]
 
+    def on_backend(self, backend: str | None, base_url: str | None = None,
+                   server_model: str | None = None, model: str | None = None) -> JobSettings:
+        """These settings run elsewhere (a job resumed on another backend, server or model):
+        the memory settings are chosen anew for it."""
+        moved = replace(self, backend=backend or self.backend,
+                        base_url=base_url or self.base_url,
+                        server_model=server_model or self.server_model,
+                        model=model or self.model)
+        if (moved.backend, moved.base_url, moved.model) != (self.backend, self.base_url,
+                                                            self.model):
+            moved = replace(moved, **dict.fromkeys(MEMORY_FIELDS))
+        return moved
+
 
 def check_settings(settings: JobSettings) -> None:
     """Refuse modes, word targets and section counts that cannot work, in one line."""
     if settings.mode not in MODES:
         raise LwlocalError(f"--mode {settings.mode!r}: choose one of {', '.join(MODES)}")
+    if settings.backend not in BACKENDS:
+        raise LwlocalError(f"--backend {settings.backend!r}: choose one of "
+                           f"{', '.join(BACKENDS)}")
+    if settings.backend == "openai" and not settings.base_url:
+        raise LwlocalError("--backend openai needs --base-url (e.g. http://127.0.0.1:8080/v1)")
     words = settings.words
     if words <= 0:
         raise LwlocalError(f"--words {words}: must be a positive number of words")
@@ -163,24 +191,41 @@ def check_plan(job_plan: Plan, settings: JobSettings, model: ResolvedModel) -> N
 
 
 class Session:
-    """A model loaded for a job's settings: plan with it, then write or resume."""
+    """A model ready for a job's settings: loaded here with the planner's settings, or on a
+    server (``settings.backend == "openai"``). Plan with it, then write or resume."""
 
-    def __init__(self, settings: JobSettings) -> None:
+    def __init__(self, settings: JobSettings, server: Server | None = None) -> None:
         check_settings(settings)
         self.settings = settings
+        self.model: ResolvedModel | None = None
+        self.memory_plan: Plan | None = None
+        self.chat: ChatBackend
+        if settings.backend == "openai":
+            self.chat = OpenAIChat(server or Server(str(settings.base_url),
+                                                    model=settings.server_model,
+                                                    n_ctx=settings.n_ctx))
+            return
         self.model = resolve(settings.model)
         self.memory_plan = job_plan(settings, shape_from_gguf(self.model.path), self.model.path)
         check_plan(self.memory_plan, settings, self.model)
         chosen = self.memory_plan.settings
-        self.engine = Engine(self.model.path, n_ctx=chosen.n_ctx, n_batch=chosen.n_batch,
-                             n_threads=settings.threads or chosen.threads,
-                             flash_attn=chosen.flash_attn, kv_type=chosen.kv_type,
-                             n_gpu_layers=chosen.n_gpu_layers)
+        engine = Engine(self.model.path, n_ctx=chosen.n_ctx, n_batch=chosen.n_batch,
+                        n_threads=settings.threads or chosen.threads,
+                        flash_attn=chosen.flash_attn, kv_type=chosen.kv_type,
+                        n_gpu_layers=chosen.n_gpu_layers)
+        self.chat = LocalChat(engine, self.model.format)
 
     def with_settings(self, settings: JobSettings) -> Session:
-        """This session for other job settings: the loaded model is kept when the model and
-        the planned memory settings stay the same, else a new session is made."""
-        if settings.model == self.settings.model and settings.threads == self.settings.threads:
+        """This session for other job settings: the loaded model (or server connection) is
+        kept when the model and the planned memory settings stay the same, else a new session
+        is made."""
+        same_place = all(getattr(settings, k) == getattr(self.settings, k)
+                         for k in ("backend", "base_url", "server_model", "model", "threads"))
+        if same_place and self.model is None:
+            check_settings(settings)
+            self.settings = settings
+            return self
+        if same_place and self.model is not None and self.memory_plan is not None:
             check_settings(settings)
             new_plan = job_plan(settings, shape_from_gguf(self.model.path), self.model.path)
             if new_plan.settings == self.memory_plan.settings:
@@ -193,17 +238,28 @@ class Session:
         s = self.settings
         if s.mode == "direct":
             return direct_outline(s.prompt, s.words)
-        return plan_outline(self.engine, self.model.format, s.prompt, s.words, s.sampling,
-                            s.section_range, progress)
+        return plan_outline(self.chat, s.prompt, s.words, s.sampling, s.section_range,
+                            progress)
+
+    def placement(self) -> dict[str, Any]:
+        """Where this session writes, as journal fields: the backend, the model and the memory
+        settings in use (recorded when a job starts, and again when it goes on elsewhere)."""
+        if isinstance(self.chat, OpenAIChat):
+            return {"backend": "openai", "base_url": self.settings.base_url,
+                    "server_model": self.chat.model, "model": self.chat.model,
+                    "model_path": None, **dict.fromkeys(MEMORY_FIELDS),
+                    "n_ctx": self.settings.n_ctx}
+        assert self.model is not None and self.memory_plan is not None
+        chosen = self.memory_plan.settings
+        return {"backend": "local", "base_url": None, "server_model": None,
+                "model": self.model.card.name if self.model.card else str(self.model.path),
+                "model_path": str(self.model.path), "n_ctx": chosen.n_ctx,
+                "kv_type": chosen.kv_type, "flash_attn": chosen.flash_attn,
+                "n_gpu_layers": chosen.n_gpu_layers, "n_batch": chosen.n_batch}
 
     def new_job(self, root: Path | None = None, name: str | None = None) -> Job:
-        meta = asdict(self.settings)
-        model = self.model.card.name if self.model.card else str(self.model.path)
-        chosen = self.memory_plan.settings
-        meta.update(model=model, model_path=str(self.model.path), n_ctx=chosen.n_ctx,
-                    kv_type=chosen.kv_type, flash_attn=chosen.flash_attn,
-                    n_gpu_layers=chosen.n_gpu_layers, n_batch=chosen.n_batch)
-        return Job.create(root or jobs_dir(), meta, name)
+        return Job.create(root or jobs_dir(), {**asdict(self.settings), **self.placement()},
+                          name)
 
     def run(
         self,
@@ -219,12 +275,17 @@ class Session:
         if job.outline() is None:
             job.save_outline(outline)
             job.update(state="planned")
-        writer = Writer(self.engine, self.model.format, job, outline, self.settings.sampling,
+        job.update(**self.placement())
+        writer = Writer(self.chat, job, outline, self.settings.sampling,
                         direct=self.settings.mode == "direct",
                         hold_length=self.settings.hold_length, progress=progress, cancel=cancel)
         return writer.run()
 
 
-def resume_session(job: Job) -> Session:
-    """A session with the settings a job was started with."""
-    return Session(JobSettings.from_meta(job.meta))
+def resume_session(job: Job, backend: str | None = None, server: Server | None = None,
+                   model: str | None = None) -> Session:
+    """A session with the settings a job was started with, or on another backend, server
+    (``server.base_url``) or model: the journal is the same whichever wrote it."""
+    settings = JobSettings.from_meta(job.meta).on_backend(
+        backend, server.base_url if server else None, server.model if server else None, model)
+    return Session(settings, server if settings.backend == "openai" else None)

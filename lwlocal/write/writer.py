@@ -1,8 +1,9 @@
 """The writing loop: plan an outline, then write it section by section over one engine session.
 
 Each section is one turn of a single growing conversation (instruction, outline, sections so far),
-so the engine only evaluates the new turn. When the next section would not fit the context, the
-oldest sections are dropped from the *conversation* (never from disk) and the rest re-prefilled.
+so the model (local or on a server) only evaluates the new turn. When the next section would not
+fit the context, the oldest sections are dropped from the *conversation* (never from disk) and
+the rest re-prefilled.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from lwlocal.engine import Engine, Generation, Sampling
+from lwlocal.chat import ChatBackend, Hooks, Message
+from lwlocal.engine import Generation, Sampling
 from lwlocal.errors import LwlocalError
 from lwlocal.progress import Progress, ProgressCallback, ignore
-from lwlocal.prompt_format import PromptFormat
 from lwlocal.write.journal import Job, assemble
 from lwlocal.write.plan import (
     Outline,
@@ -56,7 +57,8 @@ SKIPPED_NOTE = "Sections 1 to {last} are already written; they are left out here
 DIRECT_REQUEST = "{prompt}\n\nWrite about {words} words."
 
 
-RUN_SETTINGS = ("model", "mode", "n_ctx", "kv_type", "flash_attn", "n_gpu_layers", "n_batch")
+RUN_SETTINGS = ("model", "mode", "backend", "base_url", "n_ctx", "kv_type", "flash_attn",
+                "n_gpu_layers", "n_batch")
 
 
 def tokens_for(words: int) -> int:
@@ -97,6 +99,8 @@ class JobResult:
             "words": self.words,
             "planned_words": self.planned_words,
             "sections": [vars(s) for s in self.sections],
+            "prompt_tokens": stats.get("prompt_tokens", 0),
+            "cached_prompt_tokens": stats.get("cached_prompt_tokens", 0),
             "prompt_tokens_evaluated": stats.get("prompt_tokens_evaluated", 0),
             "context_tokens": context,
             "prompt_to_context": round(stats.get("prompt_tokens_evaluated", 0) / context, 3)
@@ -126,6 +130,10 @@ class SectionBudget:
         self.cap = max(budget + 1, int(budget * (OVERSHOOT if hold else FREE_ROOM)))
         self.words = WordCounter()
 
+    def reset(self) -> None:
+        """Forget what was counted (the request is being sent again)."""
+        self.words = WordCounter()
+
     def add(self, piece: str) -> None:
         self.words.add(piece)
 
@@ -139,8 +147,7 @@ class SectionBudget:
 
 
 def plan_outline(
-    engine: Engine,
-    fmt: PromptFormat,
+    chat: ChatBackend,
     prompt: str,
     words: int,
     sampling: Sampling,
@@ -149,7 +156,7 @@ def plan_outline(
 ) -> Outline:
     """Ask the model for an outline, decoded under the outline's JSON schema."""
     n_sections = n_sections or section_range(words)
-    context = engine.tokenize(fmt.first_turn(plan_prompt(prompt, words, n_sections)), start=True)
+    messages = [Message("user", plan_prompt(prompt, words, n_sections))]
     text_so_far: list[str] = []
 
     def on_text(piece: str) -> None:
@@ -158,12 +165,12 @@ def plan_outline(
 
     for attempt in range(PLAN_ATTEMPTS):
         text_so_far.clear()
-        result = engine.generate(
-            context,
+        result = chat.complete(
+            messages,
             Sampling(**{**vars(sampling), "seed": sampling.seed + attempt}),
             max_tokens=max_plan_tokens(n_sections),
             json_schema=outline_schema(n_sections),
-            on_text=on_text,
+            hooks=Hooks(on_text=on_text, on_retry=text_so_far.clear),
         )
         try:
             return parse_model_outline(result.text, prompt, words)
@@ -174,12 +181,11 @@ def plan_outline(
 
 
 class Writer:
-    """Writes a job's sections in order over one engine, keeping the journal up to date."""
+    """Writes a job's sections in order over one backend, keeping the journal up to date."""
 
     def __init__(
         self,
-        engine: Engine,
-        fmt: PromptFormat,
+        chat: ChatBackend,
         job: Job,
         outline: Outline,
         sampling: Sampling,
@@ -189,16 +195,14 @@ class Writer:
         progress: ProgressCallback = ignore,
         cancel: threading.Event | None = None,
     ) -> None:
-        self.engine = engine
+        self.chat = chat
         self.hold_length = hold_length
-        self.fmt = fmt
         self.job = job
         self.outline = outline
         self.sampling = sampling
         self.direct = direct
         self.progress = progress
         self.cancel = cancel
-        self._reply_tokens: dict[int, list[int]] = {}  # generated tokens, exact for KV reuse
         self._first_kept = 1  # first section still in the conversation
 
     # conversation
@@ -218,41 +222,37 @@ class Writer:
         skipped = SKIPPED_NOTE.format(last=index - 1) if index > 1 else ""
         return f"{intro}\n\n{skipped}{self._request(index)}"
 
-    def _reply(self, index: int) -> list[int]:
-        if index not in self._reply_tokens:
-            self._reply_tokens[index] = self.engine.tokenize(self.job.section_text(index) or "")
-        return self._reply_tokens[index]
-
-    def _context(self, index: int) -> list[int]:
+    def _context(self, index: int) -> list[Message]:
         """The conversation that asks for section ``index``."""
         first = self._first_kept
-        tokens = self.engine.tokenize(self.fmt.first_turn(self._head(first)), start=True)
+        messages = [Message("user", self._head(first))]
         for done in range(first, index):
-            tokens += self._reply(done)
-            tokens += self.engine.tokenize(self.fmt.next_turn(self._request(done + 1)))
-        return tokens
+            messages += [Message("assistant", self.job.section_text(done) or ""),
+                         Message("user", self._request(done + 1))]
+        return messages
 
-    def _fitting_context(self, index: int, budget: int) -> list[int]:
+    def _fitting_context(self, index: int, budget: int) -> list[Message]:
         """The conversation for section ``index``, dropping the oldest sections if needed.
 
         When dropping, it drops enough that the context is at most half full, so the re-prefill
         happens once every several sections rather than for each one. It fails only when not
         even one token per word is left: the generous room it asks for is more than the planner
-        sizes a context for, and generation stops at the end of the context anyway.
+        sizes a context for, and generation stops at the end of the context anyway. A server
+        that does not say its context size gets the whole conversation.
         """
-        need = tokens_for(budget)
+        n_ctx, need = self.chat.n_ctx, tokens_for(budget)
         context = self._context(index)
-        if len(context) + need <= self.engine.n_ctx:
+        if n_ctx is None or self.chat.count(context) + need <= n_ctx:
             return context
         while self._first_kept < index:
             self._first_kept += 1
             context = self._context(index)
-            if len(context) + need <= self.engine.n_ctx // 2:
+            if self.chat.count(context) + need <= n_ctx // 2:
                 break
-        if len(context) + budget > self.engine.n_ctx:
+        if self.chat.count(context) + budget > n_ctx:
             raise LwlocalError(
                 f"section {index} ({budget} words) does not fit a context of "
-                f"{self.engine.n_ctx} tokens; use a larger --ctx or smaller sections"
+                f"{n_ctx} tokens; use a larger --ctx or smaller sections"
             )
         return context
 
@@ -262,7 +262,7 @@ class Writer:
         context = self._fitting_context(index, section.words)
         n = len(self.outline.sections)
         words_done = sum(count_words(self.job.section_text(i) or "") for i in range(1, index))
-        stats = self.engine.stats
+        stats = self.chat.stats
         budget = SectionBudget(section.words, self.hold_length)
         with self.job.open_partial(index) as partial:
 
@@ -277,23 +277,27 @@ class Writer:
                     message=section.title,
                 ))
 
-            result: Generation = self.engine.generate(
+            def on_retry() -> None:
+                partial.seek(0)
+                partial.truncate()
+                budget.reset()
+
+            result: Generation = self.chat.complete(
                 context,
                 Sampling(**{**vars(self.sampling), "seed": self.sampling.seed + index}),
                 max_tokens=tokens_for(section.words if self.hold_length else budget.cap),
-                may_end=budget.may_end,
-                should_stop=budget.should_stop,
-                on_text=on_text,
-                cancel=self.cancel,
+                hooks=Hooks(on_text=on_text, may_end=budget.may_end,
+                            min_tokens=budget.floor,  # a word is at least a token
+                            should_stop=budget.should_stop, on_retry=on_retry,
+                            cancel=self.cancel),
             )
         if result.stop == "cancelled":
             raise KeyboardInterrupt
-        text, tokens = result.text, result.tokens
+        text = result.text
         if result.stop != "eog" and not ends_sentence(text):
             trimmed = trim_to_sentence(text)
             if count_words(trimmed) >= budget.floor:  # cut mid-sentence: end at the last full stop
-                text, tokens = trimmed, self.engine.tokenize(trimmed)
-        self._reply_tokens[index] = tokens
+                text = trimmed
         self.job.save_section(index, text)
         return SectionReport(index, section.title, section.words, count_words(text), result.stop)
 
@@ -319,7 +323,7 @@ class Writer:
         result = JobResult(
             job=self.job.id, document=str(path), words=sum(r.written for r in reports),
             planned_words=self.outline.planned_words, sections=reports,
-            stats=self.engine.stats.as_dict(), seconds=time.perf_counter() - started,
+            stats=self.chat.stats.as_dict(), seconds=time.perf_counter() - started,
             settings={k: self.job.meta.get(k) for k in RUN_SETTINGS},
         )
         self.job.update(state="done", pid=None, result=result.as_dict())

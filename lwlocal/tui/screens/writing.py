@@ -163,8 +163,8 @@ class WritingScreen(Screen):
         eta = (f"{(event.total - event.done) / pace / 60:.0f} min left" if pace > 0
                else "ETA …")
         session = self.app.state.session
-        context = (f" · context {session.engine.stats.context_tokens:,}/"
-                   f"{session.engine.n_ctx:,}" if session else "")
+        context = (f" · context {session.chat.stats.context_tokens:,}/"
+                   f"{session.chat.n_ctx:,}" if session else "")
         return (f"section {event.step}/{event.steps} · {event.done:,.0f}/{event.total:,.0f} "
                 f"words · {event.rate:.1f} tok/s · {eta}{context}")
 

@@ -1,0 +1,179 @@
+"""Many writing jobs at once: bounded concurrency against a server, one journal per job, a rerun
+skips finished jobs and resumes interrupted ones, and a throughput report."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+from lwlocal.bench.items import BenchItem
+from lwlocal.errors import LwlocalError
+from lwlocal.progress import Progress, ProgressCallback, ignore
+from lwlocal.remote import Server
+from lwlocal.write.jobs import JobSettings, Session
+from lwlocal.write.journal import Job, atomic_write
+
+REPORT = "report.json"
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def check_concurrency(concurrency: int, backend: str) -> None:
+    """Refuse a concurrency that cannot run: one local model writes one job at a time."""
+    if concurrency < 1:
+        raise LwlocalError(f"--concurrency {concurrency}: must be at least 1")
+    if concurrency > 1 and backend != "openai":
+        raise LwlocalError(f"--concurrency {concurrency} needs --backend openai: a local model "
+                           "writes one job at a time (serve it with `lwlocal serve`)")
+
+
+class SessionPool:
+    """One session per worker thread, kept from job to job while the model stays the same."""
+
+    def __init__(self, server: Server | None) -> None:
+        self.server = server
+        self._local = threading.local()
+
+    def session(self, settings: JobSettings) -> Session:
+        current: Session | None = getattr(self._local, "session", None)
+        session = (current.with_settings(settings) if current
+                   else Session(settings, self.server if settings.backend == "openai" else None))
+        self._local.session = session
+        return session
+
+
+def run_pool(work: Callable[[T], R], items: Iterable[T], concurrency: int,
+             cancel: threading.Event, done: Callable[[R], None]) -> None:
+    """``work`` over ``items`` on ``concurrency`` threads, ``done`` called (in this thread) for
+    each result as it comes. Ctrl-C sets ``cancel`` (the jobs stop and keep their journals),
+    waits for the threads, then goes on as KeyboardInterrupt."""
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        futures = [pool.submit(work, item) for item in items]
+        try:
+            for future in as_completed(futures):
+                done(future.result())
+        except KeyboardInterrupt:
+            cancel.set()
+            for future in futures:
+                future.cancel()
+            raise
+
+
+@dataclass
+class BatchJob:
+    """How one job of the batch went."""
+
+    id: str
+    words: int = 0
+    generated_tokens: int = 0
+    prompt_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+    skipped: bool = False  # finished by an earlier run
+
+
+@dataclass
+class BatchItemRun:
+    """One prompt of the batch as a job in ``root``."""
+
+    item: BenchItem
+    settings: JobSettings
+    root: Path
+    pool: SessionPool
+    cancel: threading.Event
+
+    def run(self) -> BatchJob:
+        folder = self.root / self.item.id
+        outcome = BatchJob(self.item.id)
+        started = time.monotonic()
+        try:
+            job = Job.open(str(folder), self.root) if folder.is_dir() else None
+            if job is not None and job.meta.get("state") == "done":
+                result = job.meta.get("result") or {}
+                outcome.words, outcome.skipped = result.get("words", 0), True
+                return outcome
+            settings = self.settings
+            if job is not None:  # interrupted last time: go on, where this batch runs
+                settings = JobSettings.from_meta(job.meta).on_backend(
+                    settings.backend, settings.base_url, settings.server_model, settings.model)
+            session = self.pool.session(settings)
+            job = job or session.new_job(self.root, self.item.id)
+            before = replace(session.chat.stats)
+            result = session.run(job, cancel=self.cancel)
+            after = session.chat.stats
+            outcome.words = result.words
+            outcome.generated_tokens = after.generated_tokens - before.generated_tokens
+            outcome.prompt_tokens = after.prompt_tokens - before.prompt_tokens
+            outcome.cached_prompt_tokens = (after.cached_prompt_tokens
+                                            - before.cached_prompt_tokens)
+        except LwlocalError as exc:
+            outcome.error = str(exc)
+        except KeyboardInterrupt:
+            outcome.error = "interrupted"
+        outcome.seconds = round(time.monotonic() - started, 2)
+        return outcome
+
+
+def report(jobs: list[BatchJob], concurrency: int, wall: float) -> dict[str, Any]:
+    """Throughput of this run: jobs per hour, aggregate tokens/s, per-job latency."""
+    ran = [j for j in jobs if not j.skipped]
+    ok = [j for j in ran if j.error is None]
+    latencies = sorted(j.seconds for j in ok)
+    tokens = sum(j.generated_tokens for j in ran)
+    return {
+        "concurrency": concurrency,
+        "jobs": len(ok),
+        "errors": sum(j.error is not None for j in ran),
+        "skipped": len(jobs) - len(ran),
+        "wall_seconds": round(wall, 2),
+        "jobs_per_hour": round(len(ok) / wall * 3600, 2) if wall and ok else 0.0,
+        "generated_tokens": tokens,
+        "tokens_per_s": round(tokens / wall, 2) if wall else 0.0,
+        "prompt_tokens": sum(j.prompt_tokens for j in ran),
+        "cached_prompt_tokens": sum(j.cached_prompt_tokens for j in ran),
+        "latency_seconds": {
+            "mean": round(statistics.fmean(latencies), 2) if latencies else None,
+            "p50": round(statistics.median(latencies), 2) if latencies else None,
+            "p95": round(latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))], 2)
+            if latencies else None,
+            "max": latencies[-1] if latencies else None,
+        },
+        "results": [asdict(j) for j in jobs],
+    }
+
+
+def run_batch(items: list[BenchItem], template: JobSettings, out: Path, concurrency: int,
+              server: Server | None = None, progress: ProgressCallback = ignore
+              ) -> dict[str, Any]:
+    """Write every prompt of ``items`` (``template`` gives all but prompt and length), at most
+    ``concurrency`` at a time; the report is saved as ``out/report.json`` and returned."""
+    check_concurrency(concurrency, template.backend)
+    root = out / "jobs"
+    root.mkdir(parents=True, exist_ok=True)
+    pool, cancel = SessionPool(server), threading.Event()
+    runs = [BatchItemRun(item, replace(template, prompt=item.prompt, words=item.length), root,
+                         pool, cancel) for item in items]
+    jobs: list[BatchJob] = []
+
+    def finished(job: BatchJob) -> None:
+        jobs.append(job)
+        progress(Progress("batch", step=len(jobs), steps=len(runs), done=len(jobs),
+                          total=len(runs), message=job.id))
+
+    progress(Progress("batch", steps=len(runs), total=len(runs)))
+    started = time.monotonic()
+    run_pool(BatchItemRun.run, runs, concurrency, cancel, finished)
+    order = {item.id: n for n, item in enumerate(items)}
+    jobs.sort(key=lambda j: order[j.id])
+    summary = report(jobs, concurrency, time.monotonic() - started)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / REPORT, json.dumps(summary, ensure_ascii=False, indent=1))
+    return summary

@@ -1,0 +1,127 @@
+"""Conversations as messages, and the interface the writer talks to: a local engine or a server.
+
+The writer builds each request as the whole conversation so far. A backend turns it into what
+its model sees: the local one into tokens (keeping generated replies' exact tokens, so the KV
+cache is reused), a server backend into an OpenAI chat request whose prefix stays byte-identical
+from request to request, so the server's prompt cache does the reuse.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from lwlocal.engine import Engine, Generation, Sampling, Stats
+from lwlocal.errors import LwlocalError
+from lwlocal.prompt_format import PromptFormat
+
+EXACT_REPLIES = 256  # the latest replies whose exact tokens the local backend remembers
+
+
+@dataclass(frozen=True)
+class Message:
+    """One turn: ``role`` is ``system``, ``user`` or ``assistant``."""
+
+    role: str
+    content: str
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """How a caller follows and steers a reply as it streams.
+
+    ``on_text`` receives each new piece; ``may_end`` (when false, the model may not end its
+    turn yet), ``should_stop`` (asked after each piece) and ``cancel`` steer it; a server,
+    which cannot ask ``may_end``, is sent ``min_tokens`` instead (the fewest tokens before the
+    turn may end, as vLLM and ``lwlocal serve`` take it). ``on_retry`` is called before a
+    failed request is sent again, so that what was streamed can be dropped.
+    """
+
+    on_text: Callable[[str], None] | None = None
+    may_end: Callable[[], bool] | None = None
+    min_tokens: int = 0
+    should_stop: Callable[[], bool] | None = None
+    on_retry: Callable[[], None] | None = None
+    cancel: threading.Event | None = None
+
+
+NO_HOOKS = Hooks()
+
+
+class ChatBackend(Protocol):
+    """What the writer needs of a model: continue a conversation, count it, report stats."""
+
+    stats: Stats
+
+    @property
+    def n_ctx(self) -> int | None:
+        """The context window in tokens (None when the server does not say)."""
+
+    def count(self, messages: Sequence[Message]) -> int:
+        """Tokens the conversation takes (a close upper estimate where it cannot be exact)."""
+
+    def complete(self, messages: Sequence[Message], sampling: Sampling, *, max_tokens: int,
+                 json_schema: dict[str, Any] | None = None, hooks: Hooks = NO_HOOKS
+                 ) -> Generation:
+        """The assistant's reply to ``messages`` (the last one is the user's)."""
+
+
+def check_turns(messages: Sequence[Message]) -> None:
+    """Refuse a conversation that is not: an optional system turn, then user and assistant
+    turns alternating, starting and ending with the user's."""
+    turns = list(messages[1:] if messages and messages[0].role == "system" else messages)
+    expected = ["user" if i % 2 == 0 else "assistant" for i in range(len(turns))]
+    if not turns or [m.role for m in turns] != expected or turns[-1].role != "user":
+        raise LwlocalError("messages must alternate user and assistant turns (after an "
+                           "optional system turn), starting and ending with the user")
+
+
+class LocalChat:
+    """A conversation backend over a local :class:`Engine` and the model's prompt format."""
+
+    def __init__(self, engine: Engine, fmt: PromptFormat) -> None:
+        self.engine = engine
+        self.format = fmt
+        self._exact: OrderedDict[str, list[int]] = OrderedDict()  # reply text -> its tokens
+
+    @property
+    def stats(self) -> Stats:
+        return self.engine.stats
+
+    @property
+    def n_ctx(self) -> int:
+        return self.engine.n_ctx
+
+    def _reply_tokens(self, text: str) -> list[int]:
+        tokens = self._exact.get(text)  # read only: a server counts while another request runs
+        return self.engine.tokenize(text) if tokens is None else tokens
+
+    def render(self, messages: Sequence[Message]) -> list[int]:
+        """The conversation's tokens, laid out by the prompt format."""
+        check_turns(messages)
+        system = messages[0].content if messages[0].role == "system" else None
+        turns = messages[1:] if system is not None else messages
+        tokens = self.engine.tokenize(self.format.first_turn(turns[0].content, system),
+                                      start=True)
+        for message in turns[1:]:
+            tokens += (self._reply_tokens(message.content) if message.role == "assistant"
+                       else self.engine.tokenize(self.format.next_turn(message.content)))
+        return tokens
+
+    def count(self, messages: Sequence[Message]) -> int:
+        return len(self.render(messages))
+
+    def complete(self, messages: Sequence[Message], sampling: Sampling, *, max_tokens: int,
+                 json_schema: dict[str, Any] | None = None, hooks: Hooks = NO_HOOKS
+                 ) -> Generation:
+        result = self.engine.generate(self.render(messages), sampling, max_tokens=max_tokens,
+                                      json_schema=json_schema, may_end=hooks.may_end,
+                                      should_stop=hooks.should_stop, on_text=hooks.on_text,
+                                      cancel=hooks.cancel)
+        self._exact[result.text] = result.tokens
+        while len(self._exact) > EXACT_REPLIES:
+            self._exact.popitem(last=False)
+        return result

@@ -1,0 +1,258 @@
+"""GPTQ checkpoints (2/3/4/8-bit) of the LongWriter architectures through GPTQModel, calibrated
+on the same long-form text as the GGUF importance matrix; for transformers, vLLM and ExLlama on
+consumer GPUs. Runs on the CPU, or on a GPU when torch sees one.
+
+The output is a standard GPTQ checkpoint (packed ``qweight``/``qzeros``/``scales``/``g_idx``,
+``quantization_config`` in ``config.json``, the tokenizer files), written to a temporary folder
+and renamed when complete. The remote-code GLM-4 layout is first laid out as transformers'
+native ``GlmForCausalLM`` (``glm_native``), and GLM's gate and up projections, which GPTQModel
+quantizes apart, are joined again into the one ``gate_up_proj`` transformers and vLLM load.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lwlocal.errors import LwlocalError
+from lwlocal.hardware import physical_cores
+from lwlocal.progress import Progress, ProgressCallback, ignore
+from lwlocal.quant.calibration import spread_chunks
+from lwlocal.quant.glm_native import REMOTE_ARCHITECTURES, relayout
+from lwlocal.quiet import quiet_stderr
+
+BITS = (2, 3, 4, 8)
+LAYOUTS = {"LlamaForCausalLM": "llama", "GlmForCausalLM": "glm",
+           **dict.fromkeys(REMOTE_ARCHITECTURES, "chatglm")}
+INSTALL_HINT = "pip install 'lwlocal[gptq]'"
+
+
+@dataclass(frozen=True)
+class GptqRequest:
+    """What to quantize and how: ``group_size`` -1 is one group per row; ``samples`` chunks of
+    ``seq_len`` tokens of calibration text."""
+
+    src: Path
+    out: Path
+    bits: int = 4
+    group_size: int = 128
+    desc_act: bool = False
+    sym: bool = True
+    samples: int = 32
+    seq_len: int = 512
+
+
+@dataclass(frozen=True)
+class GptqResult:
+    out: Path
+    layout: str
+    bits: int
+    group_size: int
+    sym: bool
+    samples: int
+    seq_len: int
+    size_bytes: int
+    seconds: float
+    device: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "out": str(self.out)}
+
+
+def read_config(src: Path) -> dict[str, Any]:
+    path = src / "config.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise LwlocalError(f"{src}: no config.json; not a Hugging Face checkpoint folder") from exc
+    except (OSError, json.JSONDecodeError) as exc:
+        raise LwlocalError(f"{path}: not readable JSON ({exc})") from exc
+
+
+def layout_of(src: Path, config: dict[str, Any]) -> str:
+    architecture = (config.get("architectures") or ["?"])[0]
+    if architecture not in LAYOUTS:
+        raise LwlocalError(f"{src}: architecture {architecture} is not supported for GPTQ "
+                           f"(supported: {', '.join(LAYOUTS)})")
+    return LAYOUTS[architecture]
+
+
+def input_sizes(config: dict[str, Any], layout: str) -> dict[str, int]:
+    """The input size of each kind of quantized projection."""
+    if layout == "chatglm":
+        heads, hidden = config["num_attention_heads"], config["hidden_size"]
+        return {"the attention projections": hidden,
+                "the attention output": heads * config.get("kv_channels", hidden // heads),
+                "the MLP down projection": config["ffn_hidden_size"]}
+    heads, hidden = config["num_attention_heads"], config["hidden_size"]
+    return {"the attention projections": hidden,
+            "the attention output": heads * config.get("head_dim", hidden // heads),
+            "the MLP down projection": config["intermediate_size"]}
+
+
+def check_request(request: GptqRequest) -> str:
+    """Refuse what cannot work, in one line, before anything loads; the source's layout."""
+    if request.bits not in BITS:
+        raise LwlocalError(f"--bits {request.bits}: GPTQ takes 2, 3, 4 or 8 bits")
+    if request.samples < 1 or request.seq_len < 16:
+        raise LwlocalError("--samples must be at least 1 and --seq-len at least 16")
+    src = request.src
+    if not src.is_dir():
+        raise LwlocalError(f"{src}: no such checkpoint folder")
+    config = read_config(src)
+    layout = layout_of(src, config)
+    if request.group_size != -1:
+        if request.group_size <= 0:
+            raise LwlocalError(f"--group-size {request.group_size}: must be positive, or -1")
+        for what, size in input_sizes(config, layout).items():
+            if size % request.group_size:
+                raise LwlocalError(f"--group-size {request.group_size} does not divide the "
+                                   f"input size {size} of {what} in {src}")
+    if layout in ("glm", "chatglm") and request.desc_act:
+        raise LwlocalError("--desc-act: GLM's joined gate/up projection needs one group order "
+                           "for both halves; quantize GLM without --desc-act")
+    tiktoken = layout == "chatglm" and (src / "tokenizer.model").is_file()  # made into one
+    if not (src / "tokenizer.json").is_file() and not tiktoken:
+        raise LwlocalError(f"{src}: no tokenizer (tokenizer.json); the checkpoint needs one")
+    out = request.out
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise LwlocalError(f"{out}: already exists; remove it or choose another folder")
+    if not (out.parent if str(out.parent) else Path(".")).is_dir():
+        raise LwlocalError(f"{out}: folder {out.parent} does not exist")
+    return layout
+
+
+def calibration(folder: Path, text: str, label: str, request: GptqRequest
+                ) -> list[dict[str, list[int]]]:
+    """The calibration text as ``samples`` chunks of ``seq_len`` tokens of the model's own
+    tokenizer (spread over the whole text)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    tokens = tokenizer(text, add_special_tokens=False)["input_ids"]
+    chunks = spread_chunks(tokens, request.samples, request.seq_len, label,
+                           "give a longer --text, fewer --samples or a shorter --seq-len")
+    return [{"input_ids": chunk, "attention_mask": [1] * len(chunk)} for chunk in chunks]
+
+
+@contextlib.contextmanager
+def logged_to(folder: Path) -> Iterator[None]:
+    """Run in ``folder`` with standard output going to ``folder/gptq.log``: GPTQModel prints
+    hundreds of lines of tables to standard output (where ``--json`` goes) and writes its log
+    folder into the working directory."""
+    before = Path.cwd()
+    with quiet_stderr(1, into=folder / "gptq.log"):
+        os.chdir(folder)
+        try:
+            yield
+        finally:
+            os.chdir(before)
+
+
+def _import_gptqmodel(folder: Path) -> tuple[Any, Any, Any, Any]:
+    """torch and GPTQModel, imported quietly (their optional kernels complain as they load)."""
+    os.environ.setdefault("GPTQMODEL_CPU_WORKERS", str(max(2, physical_cores())))
+    try:
+        with quiet_stderr(), logged_to(folder):
+            import torch
+            import transformers
+            from gptqmodel import BACKEND, GPTQModel, QuantizeConfig
+    except ImportError as exc:
+        raise LwlocalError(f"GPTQ needs GPTQModel and torch: {INSTALL_HINT} ({exc})") from exc
+    for name in ("tokenicer", "transformers", "gptqmodel"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    transformers.utils.logging.disable_progress_bar()  # its shard bars would cut through ours
+    return torch, GPTQModel, QuantizeConfig, BACKEND
+
+
+def _layer_progress(model: Any, progress: ProgressCallback) -> list[Any]:
+    """Report each decoder layer as GPTQModel reaches it (layers are quantized in order)."""
+    layers = model.model.model.layers
+    seen: set[int] = set()
+
+    def hook(index: int) -> Any:
+        def reached(*_: Any) -> None:
+            if index not in seen:
+                seen.add(index)
+                progress(Progress("gptq", step=index + 1, steps=len(layers),
+                                  done=len(seen) - 1, total=len(layers)))
+        return reached
+
+    return [layer.register_forward_pre_hook(hook(i)) for i, layer in enumerate(layers)]
+
+
+def join_gate_up(folder: Path) -> None:
+    """Join GLM's separately quantized gate and up projections into ``gate_up_proj`` (gate
+    first): GPTQ's packed tensors are per output column, so side by side is exact."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    for path in sorted(folder.glob("*.safetensors")):
+        tensors = load_file(str(path))
+        gates = [k[: -len(".gate_proj.qweight")] for k in tensors
+                 if k.endswith(".gate_proj.qweight")]
+        for prefix in gates:
+            gate, up = f"{prefix}.gate_proj", f"{prefix}.up_proj"
+            for part in ("qweight", "qzeros", "scales"):
+                tensors[f"{prefix}.gate_up_proj.{part}"] = torch.cat(
+                    [tensors.pop(f"{gate}.{part}"), tensors.pop(f"{up}.{part}")], dim=1)
+            tensors[f"{prefix}.gate_up_proj.g_idx"] = tensors.pop(f"{gate}.g_idx")
+            tensors.pop(f"{up}.g_idx")
+        if gates:
+            save_file({k: v.contiguous() for k, v in tensors.items()}, str(path),
+                      metadata={"format": "pt"})
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        data = json.loads(index.read_text())
+        data["weight_map"] = {
+            k.replace(".gate_proj.", ".gate_up_proj."): v
+            for k, v in data["weight_map"].items() if ".up_proj." not in k}
+        index.write_text(json.dumps(data, indent=1))
+
+
+def quantize_gptq(request: GptqRequest, text: str, label: str,
+                  progress: ProgressCallback = ignore) -> GptqResult:
+    """Quantize ``request.src`` to a GPTQ checkpoint at ``request.out``."""
+    layout = check_request(request)
+    started = time.monotonic()
+    out = request.out
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent if str(out.parent)
+                                 else "."))
+    try:
+        torch, GPTQModel, QuantizeConfig, BACKEND = _import_gptqmodel(work)  # noqa: N806
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        source = relayout(request.src, work / "native") if layout == "chatglm" else request.src
+        samples = calibration(source, text, label, request)
+        progress(Progress("gptq", message="loading"))
+        saved = work / "checkpoint"
+        with logged_to(work):
+            config = QuantizeConfig(bits=request.bits, group_size=request.group_size,
+                                    desc_act=request.desc_act, sym=request.sym)
+            model = GPTQModel.load(str(source), config, device=device, dtype=torch.float16)
+            hooks = _layer_progress(model, progress)
+            # the plain torch kernel for GPTQModel's own use after quantizing: on a GPU its
+            # automatic choice may build kernels that download their sources (Machete, Hopper)
+            model.quantize(samples, batch_size=1,
+                           backend=BACKEND.GPTQ_TORCH if device == "cuda" else BACKEND.AUTO)
+            for hook in hooks:
+                hook.remove()
+            model.save(str(saved))
+        if layout in ("glm", "chatglm"):
+            join_gate_up(saved)
+        if out.is_dir():
+            out.rmdir()  # empty (checked)
+        os.replace(saved, out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    size = sum(f.stat().st_size for f in out.iterdir() if f.is_file())
+    return GptqResult(out, layout, request.bits, request.group_size, request.sym,
+                      request.samples, request.seq_len, size, time.monotonic() - started, device)

@@ -1,0 +1,276 @@
+"""A conversation backend over an OpenAI-compatible server: llama.cpp's ``llama-server``, vLLM,
+Ollama, ``lwlocal serve``.
+
+Requests are streaming chat completions carrying the whole conversation, whose earlier turns
+never change, so the server's prompt cache (llama.cpp ``cache_prompt``, vLLM automatic prefix
+caching) reuses their KV. Token counts come from the server's ``usage``. Connection errors,
+timeouts, 429 and 5xx answers, malformed or truncated streams are retried with exponential
+backoff and jitter; then the request fails with one line naming the server and the problem.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from lwlocal.chat import NO_HOOKS, Hooks, Message, check_turns
+from lwlocal.engine import Generation, Sampling, Stats
+from lwlocal.errors import LwlocalError
+
+RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+BACKOFF_CAP = 30.0  # seconds: the longest wait between two tries
+BYTES_PER_TOKEN = 3  # for estimating a conversation's tokens: fewer than any tokenizer averages
+TOKENS_PER_MESSAGE = 8  # the chat template's markers around each turn, estimated
+FINISH_REASONS = {"stop": "eog", "length": "length"}
+API_KEY_VARIABLES = ("LWLOCAL_API_KEY", "OPENAI_API_KEY")
+
+
+@dataclass(frozen=True)
+class Server:
+    """Where and how to reach a server.
+
+    ``model`` is the server's name for the model (None: the first it lists); ``n_ctx`` its
+    context size (None: as the server reports it in ``max_model_len``, else unknown).
+    ``timeout`` is the seconds to wait for the next byte; ``retries`` the tries after the first,
+    ``backoff`` the first wait in seconds, doubled after each failure (up to 30 s) and jittered.
+    """
+
+    base_url: str
+    api_key: str | None = None
+    model: str | None = None
+    n_ctx: int | None = None
+    timeout: float = 600.0
+    retries: int = 6
+    backoff: float = 1.0
+
+    @property
+    def url(self) -> str:
+        """The API root, ``/v1`` added when the URL names no path."""
+        url = self.base_url.rstrip("/")
+        return url if httpx.URL(url).path not in ("", "/") else f"{url}/v1"
+
+    def key(self) -> str | None:
+        """The API key given, or from $LWLOCAL_API_KEY / $OPENAI_API_KEY (never stored)."""
+        return self.api_key or next(
+            (os.environ[v] for v in API_KEY_VARIABLES if os.environ.get(v)), None)
+
+
+class Retryable(Exception):
+    """A failure worth another try (the server may be restarting or overloaded)."""
+
+
+@dataclass
+class _Reply:
+    pieces: list[str]
+    stop: str | None = None
+    usage: dict[str, Any] | None = None
+    chunks: int = 0
+    first_token_at: float | None = None
+
+
+class OpenAIChat:
+    """Streaming chat completions against one server, as a writer's backend."""
+
+    def __init__(self, server: Server, *, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.server = server
+        self.stats = Stats()
+        self._sleep = sleep
+        key = server.key()
+        self._client = httpx.Client(
+            base_url=server.url + "/",
+            headers={"Authorization": f"Bearer {key}"} if key else {},
+            timeout=httpx.Timeout(server.timeout, connect=min(server.timeout, 10.0)),
+        )
+        listed = self._retrying(self._list_models)
+        names = [m.get("id") for m in listed]
+        self.model = server.model or (names[0] if names else None)
+        if not self.model:
+            raise LwlocalError(f"{server.url}: the server lists no model; give --server-model")
+        card = next((m for m in listed if m.get("id") == self.model), {})
+        self._n_ctx = server.n_ctx or card.get("max_model_len")
+
+    def close(self) -> None:
+        self._client.close()
+
+    @property
+    def n_ctx(self) -> int | None:
+        return self._n_ctx
+
+    def count(self, messages: Sequence[Message]) -> int:
+        """An estimate on the high side: the server's tokenizer is not at hand."""
+        return sum(len(m.content.encode()) // BYTES_PER_TOKEN + TOKENS_PER_MESSAGE
+                   for m in messages)
+
+    # requests
+    def _retrying(self, attempt: Callable[[], Any], on_retry: Callable[[], None] | None = None
+                  ) -> Any:
+        server = self.server
+        for tried in range(server.retries + 1):
+            try:
+                return attempt()
+            except Retryable as exc:
+                if tried == server.retries:
+                    raise LwlocalError(f"{server.url}: {exc} (gave up after {tried + 1} "
+                                       "tries)") from exc
+                if on_retry is not None:
+                    on_retry()
+                delay = min(BACKOFF_CAP, server.backoff * 2**tried)
+                self._sleep(delay * random.uniform(0.5, 1.0))
+        raise AssertionError("unreachable")
+
+    def _list_models(self) -> list[dict[str, Any]]:
+        try:
+            response = self._client.get("models")
+        except httpx.TransportError as exc:
+            raise Retryable(_transport_problem(exc)) from exc
+        _check_status(response, self.server.url)
+        try:
+            return list(response.json().get("data") or [])
+        except (ValueError, AttributeError) as exc:
+            raise LwlocalError(f"{self.server.url}/models: not an OpenAI model list") from exc
+
+    def _body(self, messages: Sequence[Message], sampling: Sampling, max_tokens: int,
+              json_schema: dict[str, Any] | None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "stream": True,
+            "stream_options": {"include_usage": True, "continuous_usage_stats": True},
+            "max_tokens": max_tokens,
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+            "top_k": sampling.top_k,
+            "min_p": sampling.min_p,
+            "repeat_penalty": sampling.repeat_penalty,  # llama.cpp's name
+            "repetition_penalty": sampling.repeat_penalty,  # vLLM's name
+            "seed": sampling.seed,
+            "cache_prompt": True,
+        }
+        if json_schema is not None:
+            body["response_format"] = {"type": "json_schema", "json_schema": {
+                "name": "reply", "schema": json_schema, "strict": True}}
+        return body
+
+    def complete(self, messages: Sequence[Message], sampling: Sampling, *, max_tokens: int,
+                 json_schema: dict[str, Any] | None = None, hooks: Hooks = NO_HOOKS
+                 ) -> Generation:
+        """As :meth:`ChatBackend.complete`; ``hooks.may_end`` cannot be asked over the API, so
+        ``hooks.min_tokens`` goes as ``min_tokens`` (servers without it ignore it)."""
+        check_turns(messages)
+        body = self._body(messages, sampling, max_tokens, json_schema)
+        if hooks.min_tokens:
+            body["min_tokens"] = min(hooks.min_tokens, max_tokens)
+        started = time.perf_counter()
+        reply: _Reply = self._retrying(lambda: self._stream(body, hooks), hooks.on_retry)
+        self._account(reply, messages, started)
+        return Generation(text="".join(reply.pieces), stop=reply.stop or "length")
+
+    def _stream(self, body: dict[str, Any], hooks: Hooks) -> _Reply:
+        reply = _Reply(pieces=[])
+        finished = False
+        try:
+            with self._client.stream("POST", "chat/completions", json=body) as response:
+                if response.status_code >= 400:
+                    response.read()
+                _check_status(response, self.server.url)
+                for chunk in _events(response):
+                    if chunk is None:  # [DONE]
+                        finished = True
+                        break
+                    reply.usage = chunk.get("usage") or reply.usage
+                    for choice in chunk.get("choices") or []:
+                        piece = (choice.get("delta") or {}).get("content") or ""
+                        if piece:
+                            reply.first_token_at = reply.first_token_at or time.perf_counter()
+                            reply.pieces.append(piece)
+                            reply.chunks += 1
+                            if hooks.on_text is not None:
+                                hooks.on_text(piece)
+                        if choice.get("finish_reason"):
+                            reply.stop = FINISH_REASONS.get(choice["finish_reason"], "eog")
+                    if reply.stop is None and hooks.should_stop is not None and reply.pieces \
+                            and hooks.should_stop():
+                        reply.stop = "stopped"
+                    if reply.stop is None and hooks.cancel is not None and hooks.cancel.is_set():
+                        reply.stop = "cancelled"
+                    if reply.stop in ("stopped", "cancelled"):
+                        return reply  # closing the stream tells the server to stop
+        except httpx.TransportError as exc:
+            raise Retryable(_transport_problem(exc)) from exc
+        if not finished and reply.stop is None:
+            raise Retryable("the stream ended before the reply did (truncated)")
+        return reply
+
+    def _account(self, reply: _Reply, messages: Sequence[Message], started: float) -> None:
+        """Add one request to the stats, from the server's usage (estimated without one)."""
+        usage = reply.usage or {}
+        prompt = int(usage.get("prompt_tokens") or self.count(messages))
+        cached = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
+        generated = int(usage.get("completion_tokens") or reply.chunks)
+        if reply.stop == "stopped":  # the last usage seen was one chunk behind at most
+            generated = max(generated, reply.chunks)
+        now = time.perf_counter()
+        first = reply.first_token_at or now
+        stats = self.stats
+        stats.requests += 1
+        stats.prompt_tokens += prompt
+        stats.cached_prompt_tokens += cached
+        stats.prompt_tokens_evaluated += prompt - cached
+        stats.generated_tokens += generated
+        stats.prefill_seconds += first - started
+        stats.decode_seconds += now - first
+        stats.context_tokens = prompt + generated
+
+
+def _events(response: httpx.Response) -> Iterator[dict[str, Any] | None]:
+    """The JSON objects of a server-sent event stream; None for ``[DONE]``."""
+    for line in response.iter_lines():
+        if not line.startswith("data:"):
+            continue
+        data = line[5:].strip()
+        if data == "[DONE]":
+            yield None
+            return
+        try:
+            chunk = json.loads(data)
+        except json.JSONDecodeError as exc:
+            raise Retryable(f"malformed JSON in the stream: {data[:80]!r}") from exc
+        if not isinstance(chunk, dict):
+            raise Retryable(f"malformed chunk in the stream: {data[:80]!r}")
+        if "error" in chunk:
+            raise Retryable(f"the server reported an error mid-stream: {_message(chunk)}")
+        yield chunk
+
+
+def _message(payload: Any) -> str:
+    error = payload.get("error") if isinstance(payload, dict) else None
+    if isinstance(error, dict):
+        return str(error.get("message") or error)
+    return str(error or payload)[:200]
+
+
+def _check_status(response: httpx.Response, url: str) -> None:
+    """Retry on the statuses a busy or restarting server answers; fail on the rest."""
+    code = response.status_code
+    if code < 400:
+        return
+    try:
+        detail = _message(response.json())
+    except ValueError:
+        detail = response.text[:200]
+    if code in RETRY_STATUS:
+        raise Retryable(f"HTTP {code}: {detail}")
+    raise LwlocalError(f"{url}: HTTP {code}: {detail}")
+
+
+def _transport_problem(exc: httpx.TransportError) -> str:
+    if isinstance(exc, httpx.TimeoutException):
+        return f"no answer in time ({type(exc).__name__})"
+    return f"connection failed ({type(exc).__name__}: {exc})"

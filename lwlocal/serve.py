@@ -1,0 +1,289 @@
+"""``lwlocal serve``: an OpenAI-compatible chat server over one local model.
+
+It runs the same engine, sampler chain and prompt format as a local ``lwlocal write``, so a job
+written through it comes out as it would locally, and it reports in ``usage`` what the OpenAI
+API and vLLM do: prompt tokens, those found in the KV cache
+(``prompt_tokens_details.cached_tokens``) and completion tokens, in streams too
+(``stream_options.include_usage``; ``continuous_usage_stats`` puts them in every chunk).
+One request runs at a time; others wait their turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from lwlocal.chat import Hooks, LocalChat, Message, check_turns
+from lwlocal.engine import Generation, Sampling
+from lwlocal.errors import LwlocalError
+
+FINISH = {"eog": "stop", "length": "length", "stopped": "stop", "cancelled": "stop"}
+ANY_JSON_OBJECT: dict[str, Any] = {"type": "object"}
+
+
+@dataclass
+class ChatRequest:
+    """What one chat completion request asks for."""
+
+    messages: list[Message]
+    sampling: Sampling
+    max_tokens: int | None
+    min_tokens: int
+    json_schema: dict[str, Any] | None
+    stream: bool
+    include_usage: bool
+    continuous_usage: bool
+
+
+def _content(value: Any) -> str:
+    """A message's text: a string, or the text parts of a content list."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return "".join(p.get("text", "") for p in value if isinstance(p, dict))
+    raise LwlocalError("a message's content must be a string or a list of text parts")
+
+
+def _schema(response_format: Any) -> dict[str, Any] | None:
+    """The JSON schema a ``response_format`` asks the reply to follow (OpenAI's ``json_schema``
+    and llama-cpp-python's ``json_object`` with ``schema``)."""
+    if not response_format or response_format.get("type") == "text":
+        return None
+    kind = response_format.get("type")
+    if kind == "json_schema":
+        return (response_format.get("json_schema") or {}).get("schema") or ANY_JSON_OBJECT
+    if kind == "json_object":
+        return response_format.get("schema") or ANY_JSON_OBJECT
+    raise LwlocalError(f"response_format type {kind!r} is not supported")
+
+
+def parse_request(body: Any) -> ChatRequest:
+    """Read a chat completion request; a one-line error for what cannot be served."""
+    if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+        raise LwlocalError("the request needs a JSON object with a messages list")
+    try:
+        messages = [Message(str(m["role"]), _content(m.get("content", "")))
+                    for m in body["messages"]]
+    except (KeyError, TypeError) as exc:
+        raise LwlocalError("every message needs a role and a content") from exc
+    check_turns(messages)
+    defaults = Sampling()
+    try:
+        sampling = Sampling(
+            temperature=float(body.get("temperature", defaults.temperature)),
+            top_p=float(body.get("top_p", defaults.top_p)),
+            top_k=int(body.get("top_k", defaults.top_k)),
+            min_p=float(body.get("min_p", defaults.min_p)),
+            repeat_penalty=float(body.get("repeat_penalty",
+                                          body.get("repetition_penalty", defaults.repeat_penalty))),
+            seed=int(body["seed"]) if body.get("seed") is not None else random.getrandbits(32),
+        )
+        max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
+        max_tokens = None if max_tokens is None else int(max_tokens)
+        min_tokens = int(body.get("min_tokens") or 0)
+    except (TypeError, ValueError) as exc:
+        raise LwlocalError(f"a sampling setting is not a number ({exc})") from exc
+    if max_tokens is not None and max_tokens <= 0:
+        raise LwlocalError("max_tokens must be positive")
+    options = body.get("stream_options") or {}
+    return ChatRequest(messages, sampling, max_tokens, min_tokens,
+                       _schema(body.get("response_format")), bool(body.get("stream")),
+                       bool(options.get("include_usage")),
+                       bool(options.get("continuous_usage_stats")))
+
+
+class ModelServer:
+    """One loaded model behind the OpenAI chat API; requests take turns on it."""
+
+    def __init__(self, chat: LocalChat, name: str) -> None:
+        self.chat, self.name = chat, name
+        self._lock = threading.Lock()
+
+    def generate(self, request: ChatRequest, on_text: Callable[[str, dict[str, Any]], None],
+                 cancel: threading.Event) -> tuple[Generation, dict[str, Any]]:
+        """Run one request (waiting for the model), streaming pieces with the usage so far."""
+        with self._lock:
+            if cancel.is_set():
+                raise LwlocalError("the client went away before its turn")
+            stats = self.chat.stats
+            before = (stats.prompt_tokens, stats.cached_prompt_tokens)
+            produced = 0
+
+            def usage(completion: int) -> dict[str, Any]:
+                prompt = stats.prompt_tokens - before[0]
+                return {"prompt_tokens": prompt, "completion_tokens": completion,
+                        "total_tokens": prompt + completion,
+                        "prompt_tokens_details": {"cached_tokens":
+                                                  stats.cached_prompt_tokens - before[1]}}
+
+            def piece(text: str) -> None:
+                nonlocal produced
+                produced += 1
+                on_text(text, usage(produced))
+
+            result = self.chat.complete(
+                request.messages, request.sampling,
+                max_tokens=request.max_tokens or self.chat.n_ctx, json_schema=request.json_schema,
+                hooks=Hooks(on_text=piece, cancel=cancel,
+                            may_end=lambda: produced >= request.min_tokens))
+            return result, usage(len(result.tokens))
+
+    # HTTP
+    def app(self) -> Starlette:
+        return Starlette(routes=[
+            Route("/health", self._health),
+            Route("/v1/models", self._models),
+            Route("/v1/chat/completions", self._completions, methods=["POST"]),
+        ])
+
+    async def _health(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def _models(self, request: Request) -> Response:
+        return JSONResponse({"object": "list", "data": [{
+            "id": self.name, "object": "model", "owned_by": "lwlocal",
+            "max_model_len": self.chat.n_ctx}]})
+
+    async def _completions(self, request: Request) -> Response:
+        try:
+            body = await request.json()
+        except json.JSONDecodeError:
+            return _error(400, "the request body is not JSON")
+        try:
+            chat_request = parse_request(body)
+        except LwlocalError as exc:
+            return _error(400, str(exc))
+        prompt = self.chat.count(chat_request.messages)
+        if prompt >= self.chat.n_ctx:
+            return _error(400, f"the prompt's {prompt} tokens do not fit the context of "
+                               f"{self.chat.n_ctx}")
+        completion = _Completion(self, chat_request)
+        if chat_request.stream:
+            return StreamingResponse(completion.events(), media_type="text/event-stream")
+        return await completion.whole()
+
+
+class _Completion:
+    """One request's run in a worker thread, its pieces handed to the event loop."""
+
+    def __init__(self, server: ModelServer, request: ChatRequest) -> None:
+        self.server, self.request = server, request
+        self.id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+        self.created = int(time.time())
+        self.cancel = threading.Event()
+
+    def _chunk(self, delta: dict[str, Any], finish: str | None = None,
+               usage: dict[str, Any] | None = None, choices: bool = True) -> str:
+        payload: dict[str, Any] = {
+            "id": self.id, "object": "chat.completion.chunk", "created": self.created,
+            "model": self.server.name,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}] if choices else [],
+        }
+        if usage is not None:
+            payload["usage"] = usage
+        return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
+
+    async def events(self) -> AsyncIterator[str]:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+
+        def on_text(text: str, usage: dict[str, Any]) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, ("text", (text, usage)))
+
+        def work() -> None:
+            try:
+                outcome = ("done", self.server.generate(self.request, on_text, self.cancel))
+            except LwlocalError as exc:
+                outcome = ("error", str(exc))
+            loop.call_soon_threadsafe(queue.put_nowait, outcome)
+
+        worker = loop.run_in_executor(None, work)
+        continuous = self.request.continuous_usage
+        try:
+            yield self._chunk({"role": "assistant", "content": ""})
+            while True:
+                kind, value = await queue.get()
+                if kind == "text":
+                    text, usage = value
+                    yield self._chunk({"content": text}, usage=usage if continuous else None)
+                elif kind == "error":
+                    yield f"data: {json.dumps({'error': {'message': value}})}\n\n"
+                    break
+                else:
+                    result, usage = value
+                    yield self._chunk({}, FINISH[result.stop],
+                                      usage=usage if continuous else None)
+                    if self.request.include_usage:
+                        yield self._chunk({}, usage=usage, choices=False)
+                    yield "data: [DONE]\n\n"
+                    break
+        finally:
+            self.cancel.set()  # the client went away: stop generating
+            worker.cancel()  # dropped if it is still waiting for the model
+
+    async def whole(self) -> Response:
+        try:
+            result, usage = await asyncio.get_running_loop().run_in_executor(
+                None, self.server.generate, self.request, lambda text, usage: None,
+                self.cancel)
+        except LwlocalError as exc:
+            return _error(400, str(exc))
+        return JSONResponse({
+            "id": self.id, "object": "chat.completion", "created": self.created,
+            "model": self.server.name,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": result.text},
+                         "finish_reason": FINISH[result.stop]}],
+            "usage": usage,
+        })
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "type": "invalid_request_error",
+                                   "code": status}}, status_code=status)
+
+
+def check_port(host: str, port: int) -> None:
+    """Fail in one line, before the model loads, when the address cannot be served."""
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        raise LwlocalError(f"{host}:{port}: cannot serve there ({exc.strerror})") from exc
+
+
+def spawn(port: int, *args: str, env: dict[str, str] | None = None,
+          timeout: float = 120.0) -> subprocess.Popen:
+    """``lwlocal serve --port PORT ARGS`` in a child process (for scripts and tests), returned
+    once it answers on ``/health``."""
+    proc = subprocess.Popen([sys.executable, "-m", "lwlocal", "serve", "--port", str(port), *args],
+                            env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise LwlocalError(f"lwlocal serve exited: {proc.stderr.read() if proc.stderr else ''}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
+                return proc
+        except httpx.TransportError:
+            time.sleep(0.2)
+    proc.kill()
+    raise LwlocalError(f"lwlocal serve did not answer on port {port} in {timeout:.0f} s")

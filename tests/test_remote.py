@@ -1,0 +1,84 @@
+"""The OpenAI-compatible backend against a loopback server that fails on cue: retried, then a
+clear error, and the journal stays intact."""
+
+from __future__ import annotations
+
+import pytest
+
+from lwlocal.chat import Hooks, Message
+from lwlocal.engine import Sampling
+from lwlocal.errors import LwlocalError
+from lwlocal.remote import OpenAIChat, Server
+from lwlocal.write.jobs import JobSettings, Session
+from lwlocal.write.plan import Outline, Section
+from tests.fake_openai import REPLY, fake_server
+
+ASK = [Message("user", "Describe a harbour.")]
+
+
+def chat(url: str, retries: int = 4) -> OpenAIChat:
+    return OpenAIChat(Server(url, retries=retries, backoff=0.01))
+
+
+def test_failures_are_retried_and_streamed_text_restarts():
+    with fake_server(["503", "malformed", "truncated", "ok"]) as server:
+        backend = chat(server.url)
+        pieces: list[str] = []
+        result = backend.complete(ASK, Sampling(seed=7), max_tokens=100,
+                                  hooks=Hooks(on_text=pieces.append, on_retry=pieces.clear))
+    assert result.text == REPLY + " " and "".join(pieces) == result.text
+    assert result.stop == "eog"
+    assert len(server.requests) == 4
+    sent = server.requests[-1]
+    assert sent["model"] == "fake" and sent["seed"] == 7 and sent["stream"] is True
+    assert sent["messages"] == [{"role": "user", "content": "Describe a harbour."}]
+    assert backend.n_ctx == 4096  # from the server's max_model_len
+    stats = backend.stats
+    assert (stats.prompt_tokens, stats.cached_prompt_tokens) == (50, 20)
+    assert stats.prompt_tokens_evaluated == 30 and stats.generated_tokens == len(REPLY.split())
+
+
+@pytest.mark.parametrize("behaviour, problem", [
+    ("503", "HTTP 503: loading model"),
+    ("malformed", "malformed JSON in the stream"),
+    ("truncated", "the stream ended before the reply did"),
+])
+def test_a_failure_that_persists_ends_in_one_clear_line(behaviour, problem):
+    with fake_server([behaviour]) as server:
+        backend = chat(server.url, retries=2)
+        with pytest.raises(LwlocalError) as error:
+            backend.complete(ASK, Sampling(), max_tokens=100)
+    message = str(error.value)
+    assert message.startswith(server.url) and problem in message
+    assert "gave up after 3 tries" in message and "\n" not in message
+    assert len(server.requests) == 3
+
+
+def test_a_server_that_goes_away_leaves_the_journal_intact(lw_home):
+    outline = Outline(prompt="A guide to harbours.", words=40, sections=[
+        Section("Morning", "Boats leave.", 20), Section("Evening", "Boats return.", 20)])
+    with fake_server(["ok", "503"]) as server:
+        settings = JobSettings(prompt=outline.prompt, words=40, backend="openai",
+                               base_url=server.url)
+        session = Session(settings, Server(server.url, retries=2, backoff=0.01))
+        job = session.new_job()
+        with pytest.raises(LwlocalError, match="gave up after 3 tries"):
+            session.run(job, outline)
+    assert job.meta["backend"] == "openai" and job.meta["server_model"] == "fake"
+    job = type(job).open(str(job.dir), job.dir.parent)
+    assert job.state == "interrupted" and job.finished() == [1]
+    assert job.section_text(1).startswith("The harbour wakes early.")
+    assert job.section_text(2) is None
+
+
+def test_refused_requests_are_not_retried():
+    with fake_server(["ok"]) as server:
+        backend = chat(server.url)
+        with pytest.raises(LwlocalError, match="alternate user and assistant"):
+            backend.complete([Message("assistant", "hi")], Sampling(), max_tokens=10)
+    assert server.requests == []
+
+
+def test_an_unreachable_server_is_named():
+    with pytest.raises(LwlocalError, match=r"http://127.0.0.1:9/v1: connection failed"):
+        OpenAIChat(Server("http://127.0.0.1:9", retries=1, backoff=0.01))

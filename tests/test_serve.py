@@ -1,0 +1,180 @@
+"""Writing through a loopback ``lwlocal serve`` on the default model: the same output as the local
+engine, prefix reuse in the stats, a server killed mid-job, jobs moved between backends, batch."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lwlocal.engine import Sampling
+from lwlocal.progress import Progress
+from lwlocal.remote import Server
+from lwlocal.serve import spawn
+from lwlocal.write.jobs import JobSettings, Session
+from lwlocal.write.journal import Job
+from tests.conftest import run_cli
+
+PROMPT = "Write a short guide to brewing green tea."
+CTX = "2048"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_server(port: int, home: Path) -> subprocess.Popen:
+    return spawn(port, "--ctx", CTX, "--words", "1500", env={"LWLOCAL_HOME": str(home)})
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory) -> Iterator[str]:
+    port = free_port()
+    proc = start_server(port, tmp_path_factory.mktemp("serve-home"))
+    yield f"http://127.0.0.1:{port}/v1"
+    stop(proc)
+
+
+def settings(**extra) -> JobSettings:
+    return JobSettings(prompt=PROMPT, words=60, n_ctx=int(CTX), **extra)
+
+
+def test_a_job_through_the_server_matches_the_local_engine(served):
+    greedy = {"mode": "direct", "hold_length": False,
+              "sampling": Sampling(temperature=0.0, seed=5)}
+    local = Session(settings(**greedy))
+    local_result = local.run(local.new_job())
+    remote = Session(settings(**greedy, backend="openai", base_url=served))
+    remote_result = remote.run(remote.new_job())
+    local_text = Path(local_result.document).read_text()
+    assert local_text.strip() and Path(remote_result.document).read_text() == local_text
+    assert remote_result.stats["generated_tokens"] == local_result.stats["generated_tokens"]
+
+
+def test_the_server_reuses_the_conversation_prefix(served):
+    session = Session(JobSettings(prompt=PROMPT, words=240, sections=3, backend="openai",
+                                  base_url=served))
+    result = session.run(session.new_job()).as_dict()
+    stats = session.chat.stats
+    assert stats.requests == 4  # the outline and three sections
+    assert stats.cached_prompt_tokens >= 0.4 * stats.prompt_tokens
+    assert result["prompt_to_context"] <= 1.15  # as the local engine: each turn evaluated once
+    assert len(result["sections"]) == 3 and result["settings"]["backend"] == "openai"
+
+
+def test_a_server_killed_mid_job_is_waited_for_and_the_job_completes(tmp_path, lw_home):
+    port = free_port()
+    proc = start_server(port, tmp_path / "home")
+    url = f"http://127.0.0.1:{port}/v1"
+    session = Session(JobSettings(prompt=PROMPT, words=300, sections=3, backend="openai",
+                                  base_url=url), Server(url, retries=40, backoff=0.25))
+    job = session.new_job()
+    outcome: dict = {}
+
+    def write() -> None:
+        try:
+            outcome["result"] = session.run(job)
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            outcome["error"] = exc
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not (
+            job.section_path(1).is_file() and job.partial_path(2).is_file()
+            and job.partial_path(2).stat().st_size > 0):
+        time.sleep(0.05)
+    first = job.section_text(1)
+    assert first, "section 1 was not written in time"
+    proc.kill()  # kill -9 in the middle of section 2
+    proc.wait()
+    time.sleep(1.0)
+    proc = start_server(port, tmp_path / "home")
+    try:
+        writer.join(timeout=300)
+    finally:
+        stop(proc)
+    assert "error" not in outcome, outcome.get("error")
+    job = Job.open(str(job.dir), job.dir.parent)
+    assert job.state == "done" and job.finished() == [1, 2, 3]
+    assert job.section_text(1) == first  # finished work is never written again
+    document = Path(outcome["result"].document).read_text()
+    for section in job.outline().sections:
+        assert document.count(f"## {section.title}\n") == 1
+    assert not list(job.dir.glob("*.partial"))
+
+
+def stop_after_first_section(session: Session, job: Job) -> None:
+    cancel = threading.Event()
+
+    def progress(event: Progress) -> None:
+        if event.stage == "write" and event.step == 2:
+            cancel.set()
+
+    with pytest.raises(KeyboardInterrupt):
+        session.run(job, progress=progress, cancel=cancel)
+
+
+@pytest.mark.parametrize("start_on", ["server", "local"])
+def test_a_job_moves_between_server_and_local(served, lw_home, start_on):
+    remote = {"backend": "openai", "base_url": served}
+    session = Session(JobSettings(prompt=PROMPT, words=160, sections=2,
+                                  **(remote if start_on == "server" else {})))
+    job = session.new_job()
+    stop_after_first_section(session, job)
+    first = job.section_text(1)
+    where = (["--backend", "local"] if start_on == "server"
+             else ["--backend", "openai", "--base-url", served])
+    done = run_cli("resume", job.id, "--json", *where, env_home=lw_home, check=True)
+    result = json.loads(done.stdout)
+    assert [s["stop"] for s in result["sections"]][0] == "journal"
+    assert result["settings"]["backend"] == ("local" if start_on == "server" else "openai")
+    job = Job.open(str(job.dir), job.dir.parent)
+    assert job.state == "done" and job.finished() == [1, 2] and job.section_text(1) == first
+
+
+def test_batch_runs_jobs_concurrently_and_skips_finished_ones(served, lw_home, tmp_path):
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"id": f"p{n}", "prompt": text, "length": 50}) + "\n"
+                               for n, text in enumerate(["A note on tea.", "A note on coffee.",
+                                                         "A note on cocoa."])))
+    out = tmp_path / "batch"
+    args = ["batch", str(prompts), "--concurrency", "2", "-o", str(out), "--mode", "direct",
+            "--backend", "openai", "--base-url", served, "--json"]
+    report = json.loads(run_cli(*args, env_home=lw_home, check=True).stdout)
+    assert report["concurrency"] == 2 and report["jobs"] == 3 and report["errors"] == 0
+    assert report["generated_tokens"] > 0 and report["tokens_per_s"] > 0
+    assert report["jobs_per_hour"] > 0 and report["latency_seconds"]["max"] > 0
+    assert json.loads((out / "report.json").read_text())["jobs"] == 3
+    for n in range(3):
+        assert Job.open(f"p{n}", out / "jobs").state == "done"
+    again = json.loads(run_cli(*args, env_home=lw_home, check=True).stdout)
+    assert again["jobs"] == 0 and again["skipped"] == 3
+
+
+def test_concurrency_needs_a_server(lw_home, tmp_path):
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(json.dumps({"id": "a", "prompt": "A note.", "length": 50}) + "\n")
+    proc = run_cli("batch", str(prompts), "--concurrency", "2", "-o", str(tmp_path / "out"),
+                   env_home=lw_home)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == ("lwlocal: error: --concurrency 2 needs --backend openai: a "
+                                   "local model writes one job at a time (serve it with "
+                                   "`lwlocal serve`)")
