@@ -297,7 +297,9 @@ def resume(job: str, output: Path | None, as_json: bool, model: str | None,
     if backend is None and found.meta.get("backend") == "openai":  # where it ran
         backend, base_url = "openai", base_url or found.meta.get("base_url")
         server_model = server_model or found.meta.get("server_model")
-    server = _server(backend, base_url, api_key, server_model, timeout, retries)
+    same_server = base_url == found.meta.get("base_url")
+    server = _server(backend, base_url, api_key, server_model, timeout, retries,
+                     found.meta.get("n_ctx") if same_server else None)
     _run(resume_session(found, backend, server, model), found, None, output, as_json)
 
 

@@ -56,6 +56,15 @@ class Server:
         url = self.base_url.rstrip("/")
         return url if httpx.URL(url).path not in ("", "/") else f"{url}/v1"
 
+    def check(self) -> None:
+        """Refuse an address that is not http(s)://host, in one line."""
+        try:
+            parsed = httpx.URL(self.base_url)
+        except httpx.InvalidURL as exc:
+            raise LwlocalError(f"--base-url {self.base_url}: not a URL ({exc})") from exc
+        if parsed.scheme not in ("http", "https") or not parsed.host:
+            raise LwlocalError(f"--base-url {self.base_url}: give http(s)://host:port/v1")
+
     def key(self) -> str | None:
         """The API key given, or from $LWLOCAL_API_KEY / $OPENAI_API_KEY (never stored)."""
         return self.api_key or next(
@@ -79,6 +88,7 @@ class OpenAIChat:
     """Streaming chat completions against one server, as a writer's backend."""
 
     def __init__(self, server: Server, *, sleep: Callable[[float], None] = time.sleep) -> None:
+        server.check()
         self.server = server
         self.stats = Stats()
         self._sleep = sleep
@@ -128,6 +138,8 @@ class OpenAIChat:
     def _list_models(self) -> list[dict[str, Any]]:
         try:
             response = self._client.get("models")
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+            raise LwlocalError(f"{self.server.url}: not an http(s) address ({exc})") from exc
         except httpx.TransportError as exc:
             raise Retryable(_transport_problem(exc)) from exc
         _check_status(response, self.server.url)
@@ -164,6 +176,8 @@ class OpenAIChat:
         """As :meth:`ChatBackend.complete`; ``hooks.may_end`` cannot be asked over the API, so
         ``hooks.min_tokens`` goes as ``min_tokens`` (servers without it ignore it)."""
         check_turns(messages)
+        if self.n_ctx is not None:  # vLLM refuses prompt + max_tokens beyond its context
+            max_tokens = max(1, min(max_tokens, self.n_ctx - self.count(messages)))
         body = self._body(messages, sampling, max_tokens, json_schema)
         if hooks.min_tokens:
             body["min_tokens"] = min(hooks.min_tokens, max_tokens)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from llama_cpp.llama_grammar import json_schema_to_gbnf
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -63,15 +64,25 @@ def _content(value: Any) -> str:
 
 def _schema(response_format: Any) -> dict[str, Any] | None:
     """The JSON schema a ``response_format`` asks the reply to follow (OpenAI's ``json_schema``
-    and llama-cpp-python's ``json_object`` with ``schema``)."""
-    if not response_format or response_format.get("type") == "text":
+    and llama-cpp-python's ``json_object`` with ``schema``), checked to make a grammar."""
+    if not response_format:
         return None
+    if not isinstance(response_format, dict):
+        raise LwlocalError("response_format must be an object")
     kind = response_format.get("type")
+    if kind == "text":
+        return None
     if kind == "json_schema":
-        return (response_format.get("json_schema") or {}).get("schema") or ANY_JSON_OBJECT
-    if kind == "json_object":
-        return response_format.get("schema") or ANY_JSON_OBJECT
-    raise LwlocalError(f"response_format type {kind!r} is not supported")
+        schema = (response_format.get("json_schema") or {}).get("schema") or ANY_JSON_OBJECT
+    elif kind == "json_object":
+        schema = response_format.get("schema") or ANY_JSON_OBJECT
+    else:
+        raise LwlocalError(f"response_format type {kind!r} is not supported")
+    try:
+        json_schema_to_gbnf(json.dumps(schema))
+    except Exception as exc:  # noqa: BLE001 - the converter raises many kinds
+        raise LwlocalError(f"the JSON schema cannot be made a grammar ({exc})") from exc
+    return schema
 
 
 def parse_request(body: Any) -> ChatRequest:
@@ -103,6 +114,8 @@ def parse_request(body: Any) -> ChatRequest:
     if max_tokens is not None and max_tokens <= 0:
         raise LwlocalError("max_tokens must be positive")
     options = body.get("stream_options") or {}
+    if not isinstance(options, dict):
+        raise LwlocalError("stream_options must be an object")
     return ChatRequest(messages, sampling, max_tokens, min_tokens,
                        _schema(body.get("response_format")), bool(body.get("stream")),
                        bool(options.get("include_usage")),
@@ -164,7 +177,7 @@ class ModelServer:
     async def _completions(self, request: Request) -> Response:
         try:
             body = await request.json()
-        except json.JSONDecodeError:
+        except (ValueError, UnicodeDecodeError):
             return _error(400, "the request body is not JSON")
         try:
             chat_request = parse_request(body)
@@ -210,8 +223,8 @@ class _Completion:
         def work() -> None:
             try:
                 outcome = ("done", self.server.generate(self.request, on_text, self.cancel))
-            except LwlocalError as exc:
-                outcome = ("error", str(exc))
+            except Exception as exc:  # noqa: BLE001 - every failure must end the stream
+                outcome = ("error", str(exc) or type(exc).__name__)
             loop.call_soon_threadsafe(queue.put_nowait, outcome)
 
         worker = loop.run_in_executor(None, work)
@@ -245,6 +258,8 @@ class _Completion:
                 self.cancel)
         except LwlocalError as exc:
             return _error(400, str(exc))
+        except Exception as exc:  # noqa: BLE001 - answered, not a dropped connection
+            return _error(500, str(exc) or type(exc).__name__)
         return JSONResponse({
             "id": self.id, "object": "chat.completion", "created": self.created,
             "model": self.server.name,

@@ -53,6 +53,7 @@ def test_shipped_prompts_cover_every_length_range():
     ("{not json", ":1: not a prompt line"),
     ('{"id": "a", "prompt": "x"}', "length"),
     ('{"id": "a", "prompt": "x", "length": 0}', "length must be positive"),
+    ('{"id": "../a", "prompt": "x", "length": 5}', "it names the job's folder"),
 ])
 def test_bad_prompt_files(tmp_path, line, problem):
     path = tmp_path / "p.jsonl"

@@ -79,6 +79,12 @@ def test_refused_requests_are_not_retried():
     assert server.requests == []
 
 
+@pytest.mark.parametrize("url", ["localhost:8765", "ftp://127.0.0.1/v1", "http:///v1"])
+def test_an_address_that_is_not_http_is_refused_at_once(url):
+    with pytest.raises(LwlocalError, match="give http"):
+        OpenAIChat(Server(url, retries=5, backoff=10))
+
+
 def test_an_unreachable_server_is_named():
     with pytest.raises(LwlocalError, match=r"http://127.0.0.1:9/v1: connection failed"):
         OpenAIChat(Server("http://127.0.0.1:9", retries=1, backoff=0.01))

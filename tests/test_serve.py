@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from lwlocal.engine import Sampling
@@ -178,3 +179,15 @@ def test_concurrency_needs_a_server(lw_home, tmp_path):
     assert proc.stderr.strip() == ("lwlocal: error: --concurrency 2 needs --backend openai: a "
                                    "local model writes one job at a time (serve it with "
                                    "`lwlocal serve`)")
+
+
+@pytest.mark.parametrize("extra", [
+    {"response_format": {"type": "json_schema", "json_schema": {"schema": {"$ref": "#/nope"}}}},
+    {"response_format": "json"},
+    {"stream_options": True},
+    {"messages": [{"role": "assistant", "content": "hi"}]},
+])
+def test_requests_the_server_cannot_serve_are_answered_400(served, extra):
+    body = {"messages": [{"role": "user", "content": "hi"}], "stream": True, **extra}
+    response = httpx.post(f"{served}/chat/completions", json=body, timeout=30)
+    assert response.status_code == 400 and response.json()["error"]["message"]

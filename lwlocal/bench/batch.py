@@ -118,6 +118,8 @@ class BatchItemRun:
             outcome.error = str(exc)
         except KeyboardInterrupt:
             outcome.error = "interrupted"
+        except Exception as exc:  # noqa: BLE001 - one job's failure is its row, not the batch's
+            outcome.error = f"{type(exc).__name__}: {exc}"
         outcome.seconds = round(time.monotonic() - started, 2)
         return outcome
 
@@ -157,7 +159,10 @@ def run_batch(items: list[BenchItem], template: JobSettings, out: Path, concurre
     ``concurrency`` at a time; the report is saved as ``out/report.json`` and returned."""
     check_concurrency(concurrency, template.backend)
     root = out / "jobs"
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise LwlocalError(f"{out}: cannot hold the jobs ({exc.strerror})") from exc
     pool, cancel = SessionPool(server), threading.Event()
     runs = [BatchItemRun(item, replace(template, prompt=item.prompt, words=item.length), root,
                          pool, cancel) for item in items]

@@ -4,11 +4,14 @@ words), the fields of the public LongBench-Write file, so that file can be passe
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from lwlocal.errors import LwlocalError
+
+SAFE_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
 
 # LongBench-Write's length ranges: (label, lowest required length, highest)
 RANGES = (("<500", 0, 499), ("500-2k", 500, 1999), ("2k-4k", 2000, 3999), (">4k", 4000, 10**9))
@@ -49,6 +52,9 @@ def load_items(path: Path | None = None) -> list[BenchItem]:
         if item.length <= 0 or item.id in seen:
             raise LwlocalError(f"{source}:{number}: " + (
                 f"duplicate id {item.id!r}" if item.id in seen else "length must be positive"))
+        if not SAFE_ID.fullmatch(item.id):
+            raise LwlocalError(f"{source}:{number}: id {item.id!r} must be letters, digits, "
+                               "'.', '_' or '-' (it names the job's folder)")
         seen.add(item.id)
         items.append(item)
     if not items:

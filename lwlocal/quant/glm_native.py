@@ -9,14 +9,13 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
-
-import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
+from typing import TYPE_CHECKING, Any
 
 from lwlocal.convert.tiktoken_vocab import GLM4_PATTERN, byte_to_unicode, merges_of, read_ranks
 from lwlocal.errors import LwlocalError
+
+if TYPE_CHECKING:
+    import torch
 
 REMOTE_ARCHITECTURES = ("ChatGLMForConditionalGeneration", "ChatGLMModel")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
@@ -75,7 +74,7 @@ def _native_tensors(name: str, value: torch.Tensor, q_rows: int, kv_rows: int
     prefix = f"model.layers.{index}."
     if rest.startswith("self_attention.query_key_value."):
         kind = rest.rsplit(".", 1)[1]
-        q, k, v = torch.split(value, [q_rows, kv_rows, kv_rows])
+        q, k, v = value.split([q_rows, kv_rows, kv_rows])
         return {f"{prefix}self_attn.{p}_proj.{kind}": part
                 for p, part in zip("qkv", (q, k, v), strict=True)}
     if rest not in LAYER_NAMES:
@@ -85,6 +84,9 @@ def _native_tensors(name: str, value: torch.Tensor, q_rows: int, kv_rows: int
 
 def relayout(src: Path, dst: Path) -> Path:
     """Write ``src`` (remote-code ChatGLM) to ``dst`` as a native GlmForCausalLM checkpoint."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
     config = json.loads((src / "config.json").read_text(encoding="utf-8"))
     native = native_config(config)
     q_rows = native["num_attention_heads"] * native["head_dim"]

@@ -71,11 +71,14 @@ class GptqResult:
 def read_config(src: Path) -> dict[str, Any]:
     path = src / "config.json"
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        config = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise LwlocalError(f"{src}: no config.json; not a Hugging Face checkpoint folder") from exc
     except (OSError, json.JSONDecodeError) as exc:
         raise LwlocalError(f"{path}: not readable JSON ({exc})") from exc
+    if not isinstance(config, dict):
+        raise LwlocalError(f"{path}: not a model configuration (a JSON object)")
+    return config
 
 
 def layout_of(src: Path, config: dict[str, Any]) -> str:
@@ -113,7 +116,11 @@ def check_request(request: GptqRequest) -> str:
     if request.group_size != -1:
         if request.group_size <= 0:
             raise LwlocalError(f"--group-size {request.group_size}: must be positive, or -1")
-        for what, size in input_sizes(config, layout).items():
+        try:
+            sizes = input_sizes(config, layout)
+        except KeyError as exc:
+            raise LwlocalError(f"{src / 'config.json'}: lacks {exc}") from exc
+        for what, size in sizes.items():
             if size % request.group_size:
                 raise LwlocalError(f"--group-size {request.group_size} does not divide the "
                                    f"input size {size} of {what} in {src}")

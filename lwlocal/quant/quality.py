@@ -170,7 +170,11 @@ def evaluate(base: Path, quant: Path, text: str, *, n_ctx: int = 512,
              progress: ProgressCallback = ignore) -> QualityReport:
     """Compare ``quant`` with ``base`` on ``text``: the base runs first, then the quant (GGUF
     files or checkpoint folders)."""
-    if not Path(quant).is_dir():
+    if Path(quant).is_dir():
+        from lwlocal.quant.gptq import read_config
+
+        read_config(Path(quant))
+    else:
         check_gguf(quant)
     with BaseRun(base, text, n_ctx=n_ctx, chunks=chunks, label=label, n_threads=n_threads,
                  progress=progress) as run:

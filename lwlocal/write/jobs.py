@@ -197,6 +197,7 @@ class Session:
     def __init__(self, settings: JobSettings, server: Server | None = None) -> None:
         check_settings(settings)
         self.settings = settings
+        self.server = server
         self.model: ResolvedModel | None = None
         self.memory_plan: Plan | None = None
         self.chat: ChatBackend
@@ -232,7 +233,7 @@ class Session:
                 check_plan(new_plan, settings, self.model)
                 self.settings, self.memory_plan = settings, new_plan
                 return self
-        return Session(settings)
+        return Session(settings, self.server if settings.backend == "openai" else None)
 
     def plan(self, progress: ProgressCallback = ignore) -> Outline:
         s = self.settings
@@ -248,7 +249,7 @@ class Session:
             return {"backend": "openai", "base_url": self.settings.base_url,
                     "server_model": self.chat.model, "model": self.chat.model,
                     "model_path": None, **dict.fromkeys(MEMORY_FIELDS),
-                    "n_ctx": self.settings.n_ctx}
+                    "n_ctx": self.chat.n_ctx}
         assert self.model is not None and self.memory_plan is not None
         chosen = self.memory_plan.settings
         return {"backend": "local", "base_url": None, "server_model": None,
@@ -275,7 +276,8 @@ class Session:
         if job.outline() is None:
             job.save_outline(outline)
             job.update(state="planned")
-        job.update(**self.placement())
+        if len(job.finished()) < len(outline.sections):  # where the rest is written
+            job.update(**self.placement())
         writer = Writer(self.chat, job, outline, self.settings.sampling,
                         direct=self.settings.mode == "direct",
                         hold_length=self.settings.hold_length, progress=progress, cancel=cancel)
