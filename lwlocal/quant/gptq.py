@@ -165,11 +165,30 @@ def logged_to(folder: Path) -> Iterator[None]:
             os.chdir(before)
 
 
+HF_CACHE_VARIABLES = ("HF_HOME", "HF_HUB_CACHE", "TRANSFORMERS_CACHE", "HF_MODULES_CACHE")
+
+
+@contextlib.contextmanager
+def hf_cache_kept() -> Iterator[None]:
+    """Undo what importing GPTQModel does to the Hugging Face cache variables (its tokenicer
+    points HF_HOME and HF_HUB_CACHE at a folder of its own in /tmp), so downloads go on using
+    the user's cache."""
+    before = {name: os.environ.get(name) for name in HF_CACHE_VARIABLES}
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def _import_gptqmodel(folder: Path) -> tuple[Any, Any, Any, Any]:
     """torch and GPTQModel, imported quietly (their optional kernels complain as they load)."""
     os.environ.setdefault("GPTQMODEL_CPU_WORKERS", str(max(2, physical_cores())))
     try:
-        with quiet_stderr(), logged_to(folder):
+        with quiet_stderr(), logged_to(folder), hf_cache_kept():
             import torch
             import transformers
             from gptqmodel import BACKEND, GPTQModel, QuantizeConfig

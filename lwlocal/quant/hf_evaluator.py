@@ -14,7 +14,7 @@ import numpy as np
 from lwlocal.errors import LwlocalError
 from lwlocal.quant.evaluator import split_chunks
 from lwlocal.quant.glm_native import REMOTE_ARCHITECTURES, relayout
-from lwlocal.quant.gptq import INSTALL_HINT, read_config
+from lwlocal.quant.gptq import INSTALL_HINT, hf_cache_kept, read_config
 from lwlocal.quiet import quiet_stderr
 
 
@@ -45,7 +45,7 @@ class HFEvaluator:
         self._torch = torch
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(str(source))
-            with quiet_stderr(1):  # GPTQModel, loading a GPTQ checkpoint, prints a banner
+            with quiet_stderr(1), hf_cache_kept():  # GPTQModel, loaded here, prints a banner
                 self.model = AutoModelForCausalLM.from_pretrained(
                     str(source), dtype=torch.float32, device_map="cpu").eval()
         except (OSError, ValueError, ImportError) as exc:
