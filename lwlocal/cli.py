@@ -6,10 +6,13 @@ import json
 import math
 import os
 import sys
+import warnings
 from collections.abc import Callable
+from dataclasses import asdict, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from warnings import showwarning as show_python_warning
 
 import click
 from rich.console import Console
@@ -27,7 +30,8 @@ from lwlocal.console_progress import TaskProgress
 from lwlocal.convert.run import OUTTYPES
 from lwlocal.convert.run import convert as convert_checkpoint
 from lwlocal.engine import Sampling
-from lwlocal.errors import LwlocalError
+from lwlocal.errors import LwlocalError, LwlocalWarning
+from lwlocal.llama_build import GPU_BUILD_HINT, llama_build
 from lwlocal.model_info import inspect_path
 from lwlocal.models import (
     CHECKPOINT_FILES,
@@ -38,10 +42,11 @@ from lwlocal.models import (
     gguf_metadata,
     looks_like_repo_id,
     pull,
+    resolve,
 )
 from lwlocal.paths import bench_dir, jobs_dir
 from lwlocal.plan_formats import llama_server_args, ollama_modelfile
-from lwlocal.planner import KV_BYTES, Plan
+from lwlocal.planner import GPU_RUNTIME_DEFAULT, KV_BYTES, Plan
 from lwlocal.quant.calibration import HELDOUT, read_text
 from lwlocal.quant.collect import collect
 from lwlocal.quant.gptq import GptqRequest, quantize_gptq
@@ -496,7 +501,9 @@ def _print_plan(plan: Plan) -> None:
                                 ("VRAM", m.vram_bytes, plan.vram_budget)):
         share = min(1.0, used / budget) if budget else (1.0 if used else 0.0)
         bar = "█" * round(share * 30) + "·" * (30 - round(share * 30))
-        note = " (predicted, not measured on a GPU here)" if label == "VRAM" and used else ""
+        note = (f" (GPU runtime {plan.gpu_runtime / 2**20:.0f} MiB, "
+                + ("measured here)" if plan.gpu_runtime_measured else "default)")
+                if label == "VRAM" and used else "")
         out.print(f"  {label:<5} {bar} {used / 2**30:6.2f} of {budget / 2**30:.2f} GiB{note}")
     out.print(f"  n_ctx {s.n_ctx}, KV {s.kv_type}, flash attention "
               f"{'on' if s.flash_attn else 'off'}, GPU layers {s.n_gpu_layers}, "
@@ -533,6 +540,8 @@ def plan_command(model: str, words: int, mode: str, quant: str | None, lang: str
     chosen = model_plan(model, settings, quant=quant, lang=lang, ram=ram_bytes, vram=vram_bytes)
     plan, path, fmt_of_model, tokenizer = (chosen.plan, chosen.path, chosen.format,
                                            chosen.tokenizer)
+    for warning in plan.warnings:
+        warnings.warn(warning, LwlocalWarning, stacklevel=1)
     fmt = "json" if as_json else fmt
     if fmt in ("llama-server", "ollama") and not plan.fits:
         raise LwlocalError(f"{plan.model}: {'; try '.join(plan.suggestions[:2])}")
@@ -753,24 +762,59 @@ def inspect_command(path: Path, as_json: bool) -> None:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def hw(as_json: bool) -> None:
-    """What this machine has: RAM (within any cgroup limit), VRAM, cores."""
+@click.option("--measure", is_flag=True,
+              help="Measure the GPU memory the CUDA runtime itself takes on this machine (about "
+                   "a second; kept for this GPU, driver and build, then used by every plan).")
+def hw(as_json: bool, measure: bool) -> None:
+    """What this machine has: RAM (within any cgroup limit), GPUs, cores, and what the installed
+    llama.cpp can use of them."""
     machine = hardware.detect()
+    if measure:
+        from lwlocal.gpu_runtime import measure as measure_runtime
+
+        if not (machine.gpu and machine.offload and not machine.unified):
+            raise LwlocalError("--measure needs an NVIDIA GPU and a llama.cpp build that "
+                               f"offloads ({GPU_BUILD_HINT})")
+        runtime = measure_runtime(resolve(DEFAULT_MODEL).path, machine.gpu)
+        machine = replace(machine, gpu_runtime=runtime)
+    build = llama_build()
     if as_json:
-        click.echo(json.dumps(machine.as_dict()))
+        click.echo(json.dumps(machine.as_dict() | {"llama_cpp": asdict(build)}))
         return
     gib = 2**30
     out.print(f"RAM   {machine.ram_available / gib:.2f} GiB available of "
               f"{machine.ram_total / gib:.2f} GiB")
     gpu = (f"{machine.gpu}: {machine.vram_free / gib:.2f} GiB free of "
            f"{machine.vram_total / gib:.2f} GiB" + (" (unified memory)" if machine.unified else "")
+           + (f" (first of {machine.gpus}; lwlocal uses it alone)" if machine.gpus > 1 else "")
            if machine.gpu else "none")
-    out.print(f"GPU   {gpu}")
+    out.print(f"GPU   {escape(gpu)}")
     out.print(f"CPU   {machine.cores} physical cores, {machine.threads} threads")
+    offload = ("offloads layers to the GPU" if build.offload else
+               f"CPU-only: cannot offload layers; {GPU_BUILD_HINT}")
+    out.print(f"llama.cpp  llama-cpp-python {build.version}, backends "
+              f"{', '.join(build.backends)}: {escape(offload)}")
+    for device in build.devices:
+        out.print(f"  {escape(device)}")
+    if machine.gpu and build.offload:
+        runtime = machine.gpu_runtime
+        out.print("GPU runtime " + (f"{runtime / 2**20:.0f} MiB, measured here" if runtime
+                                    is not None else
+                                    f"not measured here (plans use {GPU_RUNTIME_DEFAULT // 2**20} "
+                                    "MiB); lwlocal hw --measure"))
+
+
+def _show_warning(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
+    """lwlocal's own warnings as one line each; other libraries' as Python prints them."""
+    if issubclass(category, LwlocalWarning):
+        click.echo(f"lwlocal: warning: {message}", err=True)
+    else:
+        show_python_warning(message, category, *_, **__)
 
 
 def main() -> None:
     """Entry point: run the command; a bad input ends with one line on stderr and exit 1."""
+    warnings.showwarning = _show_warning
     try:
         cli(standalone_mode=False)
     except click.exceptions.Abort:

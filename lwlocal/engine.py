@@ -128,6 +128,8 @@ class Engine:
                 type_k=cache_type,
                 type_v=cache_type,
                 n_gpu_layers=n_gpu_layers,
+                split_mode=llama_cpp.LLAMA_SPLIT_MODE_NONE,  # one GPU, as the plan assumes
+                main_gpu=0,
                 verbose=False,
             )
         except ValueError as exc:

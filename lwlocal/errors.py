@@ -3,3 +3,7 @@
 
 class LwlocalError(Exception):
     """A problem with the user's input or files, stated in one line."""
+
+
+class LwlocalWarning(UserWarning):
+    """Something the user asked for that cannot take effect; the work goes on without it."""

@@ -1,4 +1,5 @@
-"""What this machine has to run a model with: RAM (within any cgroup limit), VRAM, cores."""
+"""What this machine has to run a model with: RAM (within any cgroup limit), VRAM, cores, and
+whether its llama.cpp build can put layers on a GPU."""
 
 from __future__ import annotations
 
@@ -18,7 +19,12 @@ APPLE_GPU_SHARE = 0.75
 
 @dataclass(frozen=True)
 class Machine:
-    """Memory in bytes; ``vram_*`` are 0 without a GPU. ``unified``: the GPU shares RAM."""
+    """Memory in bytes; ``vram_*`` are 0 without a GPU. ``unified``: the GPU shares RAM.
+
+    ``gpus``: GPUs found (lwlocal runs on the first one alone); ``backends`` and ``offload``:
+    what the installed llama.cpp was built with and whether it can offload layers at all;
+    ``gpu_runtime``: bytes the GPU runtime itself takes, measured on this machine (None: not
+    measured, the planner uses its default)."""
 
     ram_total: int
     ram_available: int
@@ -28,6 +34,10 @@ class Machine:
     unified: bool
     cores: int
     threads: int
+    gpus: int = 0
+    backends: tuple[str, ...] = ("CPU",)
+    offload: bool = False
+    gpu_runtime: int | None = None
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -57,40 +67,56 @@ def cgroup_memory(root: Path = CGROUP_ROOT) -> tuple[int | None, int | None]:
     return limit, _read_int(root / "memory" / "memory.usage_in_bytes")
 
 
-def nvidia_gpus() -> list[tuple[str, int, int]]:
-    """(name, total bytes, free bytes) of each NVIDIA GPU that nvidia-smi reports."""
+def nvidia_smi(*query: str) -> list[list[str]]:
+    """Rows of an ``nvidia-smi --query-…`` CSV (no header, no units); [] without nvidia-smi."""
     if shutil.which("nvidia-smi") is None:
         return []
     try:
-        out = subprocess.run(
-            ["nvidia-smi", "--query-gpu=name,memory.total,memory.free",
-             "--format=csv,noheader,nounits"],
-            capture_output=True, text=True, timeout=10, check=True,
-        ).stdout
+        out = subprocess.run(["nvidia-smi", *query, "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=10, check=True).stdout
     except (OSError, subprocess.SubprocessError):
         return []
+    return [[part.strip() for part in line.split(",")] for line in out.strip().splitlines()]
+
+
+def _mib(text: str) -> int | None:
+    """A MiB figure from nvidia-smi as bytes; None for "[N/A]" and the like."""
+    return int(text) * 2**20 if text.isdigit() else None
+
+
+def nvidia_gpus() -> list[tuple[str, int, int]]:
+    """(name, total bytes, free bytes) of each NVIDIA GPU that nvidia-smi reports in full."""
     gpus = []
-    for line in out.strip().splitlines():
-        name, total, free = (part.strip() for part in line.rsplit(",", 2))
-        gpus.append((name, int(total) * 2**20, int(free) * 2**20))
+    for row in nvidia_smi("--query-gpu=name,memory.total,memory.free"):
+        if len(row) < 3:
+            continue
+        name, total, free = ",".join(row[:-2]), _mib(row[-2]), _mib(row[-1])
+        if total is not None and free is not None:
+            gpus.append((name, total, free))
     return gpus
 
 
 def detect() -> Machine:
-    """This machine's memory and cores."""
+    """This machine's memory, cores and llama.cpp build."""
+    from lwlocal.gpu_runtime import measured_runtime
+    from lwlocal.llama_build import llama_build
+
     memory = psutil.virtual_memory()
     total, available = memory.total, memory.available
     limit, used = cgroup_memory()
     if limit is not None:
         total = min(total, limit)
         available = min(available, max(0, limit - (used or 0)))
+    build = llama_build()
+    cpu = {"cores": physical_cores(), "threads": os.cpu_count() or 1,
+           "backends": build.backends, "offload": build.offload}
     gpus = nvidia_gpus()
-    if gpus:  # llama.cpp splits layers over all GPUs; plan with their sum
-        names = ", ".join(sorted({g[0] for g in gpus}))
-        return Machine(total, available, sum(g[1] for g in gpus), sum(g[2] for g in gpus),
-                       names, False, physical_cores(), os.cpu_count() or 1)
+    if gpus:  # the engine runs on the first GPU alone (llama.cpp's split mode "none")
+        name, vram_total, vram_free = gpus[0]
+        return Machine(total, available, vram_total, vram_free, name, False, gpus=len(gpus),
+                       gpu_runtime=measured_runtime(name), **cpu)
     if platform.system() == "Darwin" and platform.machine() == "arm64":
         gpu_share = int(total * APPLE_GPU_SHARE)
         return Machine(total, available, gpu_share, min(gpu_share, available), "Apple GPU",
-                       True, physical_cores(), os.cpu_count() or 1)
-    return Machine(total, available, 0, 0, None, False, physical_cores(), os.cpu_count() or 1)
+                       True, gpus=1, **cpu)
+    return Machine(total, available, 0, 0, None, False, **cpu)

@@ -16,6 +16,8 @@ def llama_server_args(plan: Plan, model_path: Path) -> str:
             "-b", str(s.n_batch), "-ub", str(s.n_batch), "-t", str(s.threads),
             "--flash-attn", "on" if s.flash_attn else "off",
             "--cache-type-k", s.kv_type, "--cache-type-v", s.kv_type]
+    if s.n_gpu_layers:
+        args += ["--split-mode", "none"]  # the plan is for one GPU
     return shlex.join(args)
 
 

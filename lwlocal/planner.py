@@ -1,9 +1,11 @@
 """Memory model and settings choice: context, KV cache type, flash attention, GPU layers, batch.
 
 The RAM model is what the process's peak RSS will be: runtime overhead + weights + KV cache +
-the compute memory that evaluating a batch touches. Its constants were measured on the default
-model (see README, `benchmarks/planner_accuracy.py`); its terms scale with the architecture.
-The VRAM side follows the sizes llama.cpp reports for its buffers; it is not measured here.
+the compute memory that evaluating a batch touches, or, with layers on a GPU, the whole file
+mapped while it loads if that is more. Its constants were measured on the default model (see
+README, `benchmarks/planner_accuracy.py`); its terms scale with the architecture. The VRAM side
+is llama.cpp's buffers (weights, KV cache, compute) placed as llama.cpp places layers, plus the
+GPU runtime and, without flash attention, CUDA's memory pool (`benchmarks/gpu_memory.py`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 
 from lwlocal.errors import LwlocalError
 from lwlocal.hardware import Machine
+from lwlocal.llama_build import GPU_BUILD_HINT
 from lwlocal.models import ModelCard, gguf_metadata, read_gguf
 
 MiB = 2**20
@@ -34,6 +37,15 @@ HEAD_TOKENS = 400  # instruction and request text at the head of an AgentWrite c
 OUTLINE_TOKENS_PER_SECTION = 60
 REQUEST_TOKENS_PER_SECTION = 50
 RAM_HEADROOM = 0.9  # plan to use at most this share of available memory
+# Host memory a process with layers on a GPU holds on top of the CPU-side terms (CUDA runtime and
+# cuBLAS libraries, pinned buffers), measured on an H200 with CUDA 13 (issue 14): while loading,
+# the file's whole mapping plus about 350 MiB (the runtime overhead included); once loaded,
+# steady RSS 379-829 MiB above the CPU-side terms; the larger of each is used.
+GPU_HOST_LOAD = 350 * MiB - RUNTIME_OVERHEAD
+GPU_HOST_STEADY = 830 * MiB
+# GPU memory of the runtime itself when not measured on this machine (`lwlocal hw --measure`):
+# 518 MiB once CUDA is initialised plus about 80 MiB after the first batch (H200, CUDA 13).
+GPU_RUNTIME_DEFAULT = 598 * MiB
 
 # Nominal bits per weight of llama.cpp's file types, for planning before download. Mixes such as
 # Q4_K_M keep some tensors at a higher type; a GGUF file gives exact sizes instead.
@@ -133,6 +145,12 @@ class Settings:
     n_batch: int = DEFAULT_BATCH
     threads: int = 1
 
+    @property
+    def gpu_blocks(self) -> int:
+        """Repeating blocks llama.cpp puts on the GPU: ``n_gpu_layers`` counts the output layer
+        first, then blocks from the last one down (``i_gpu_start = n_layer + 1 - ngl``)."""
+        return max(0, self.n_gpu_layers - 1)
+
     def check(self) -> None:
         if self.kv_type not in KV_BYTES:
             raise LwlocalError(f"--kv-type {self.kv_type}: choose one of {', '.join(KV_BYTES)}")
@@ -145,11 +163,16 @@ class Settings:
 
 @dataclass(frozen=True)
 class Memory:
-    """Predicted peak memory of the whole process, in bytes, with its parts."""
+    """Predicted peak memory of the whole process, in bytes, with its parts.
+
+    ``ram_bytes`` is the peak RSS the machine must survive: the larger of ``ram_steady_bytes``
+    (running at a full context) and ``ram_load_bytes`` (the weights mapped while loading)."""
 
     ram_bytes: int
     vram_bytes: int
     parts: dict[str, int] = field(default_factory=dict)
+    ram_steady_bytes: int = 0
+    ram_load_bytes: int = 0
 
 
 def kv_bytes(shape: ModelShape, n_ctx: int, kv_type: str) -> int:
@@ -177,30 +200,47 @@ def compute_bytes_allocated(shape: ModelShape, s: Settings) -> int:
     return s.n_batch * 4 * max(logits, attention)
 
 
-def predict(shape: ModelShape, s: Settings) -> Memory:
-    """Peak RAM and VRAM of a process running ``shape`` with settings ``s``."""
-    gpu_layers = min(s.n_gpu_layers, shape.n_layers)
-    offloaded = shape.layer_bytes[shape.n_layers - gpu_layers:] if gpu_layers else ()
-    output_on_gpu = s.n_gpu_layers > shape.n_layers
+def cuda_pool_bytes(shape: ModelShape, s: Settings, filled: int | None = None) -> int:
+    """What CUDA's memory pool grows by without flash attention: the KQ scores' f16 copy for
+    cuBLAS, ``filled`` cells (the whole context by default) x micro-batch x heads x 2 bytes."""
+    if s.flash_attn:
+        return 0
+    return (s.n_ctx if filled is None else filled) * s.n_batch * shape.n_heads * 2
+
+
+def predict(shape: ModelShape, s: Settings, gpu_runtime: int = 0,
+            filled: int | None = None) -> Memory:
+    """Peak RAM and VRAM of a process running ``shape`` with settings ``s``.
+
+    ``gpu_runtime``: what the GPU runtime itself holds on the device (CUDA context, cuBLAS);
+    ``filled``: tokens in the KV cache when memory peaks (default: a full context)."""
+    blocks = min(s.gpu_blocks, shape.n_layers)
+    on_gpu = s.n_gpu_layers > 0
+    offloaded = sum(shape.layer_bytes[shape.n_layers - blocks:]) + (
+        shape.output_bytes if on_gpu else 0)
     kv_layer = kv_bytes(shape, s.n_ctx, s.kv_type) // shape.n_layers
-    cpu_share = 1 - gpu_layers / shape.n_layers
+    cpu_share = 1 - blocks / shape.n_layers
     parts_ram = {
         "overhead": RUNTIME_OVERHEAD,
-        "weights": shape.weight_bytes - sum(offloaded)
-        - (shape.output_bytes if output_on_gpu else 0),
-        "kv_cache": kv_layer * (shape.n_layers - gpu_layers),
+        "weights": shape.weight_bytes - offloaded,
+        "kv_cache": kv_layer * (shape.n_layers - blocks),
         "compute": int(compute_bytes_touched(shape, s) * cpu_share),
     }
     parts_vram = {}
-    if gpu_layers:
+    if on_gpu:
+        parts_ram["gpu_runtime"] = GPU_HOST_STEADY
         parts_vram = {
-            "weights": sum(offloaded) + (shape.output_bytes if output_on_gpu else 0),
-            "kv_cache": kv_layer * gpu_layers,
+            "runtime": gpu_runtime,
+            "weights": offloaded,
+            "kv_cache": kv_layer * blocks,
             "compute": compute_bytes_allocated(shape, s),
+            "cuda_pool": cuda_pool_bytes(shape, s, filled),
         }
+    steady = sum(parts_ram.values())
+    load = RUNTIME_OVERHEAD + shape.weight_bytes + (GPU_HOST_LOAD if on_gpu else 0)
     parts = {f"ram_{k}": v for k, v in parts_ram.items()}
     parts |= {f"vram_{k}": v for k, v in parts_vram.items()}
-    return Memory(sum(parts_ram.values()), sum(parts_vram.values()), parts)
+    return Memory(max(steady, load), sum(parts_vram.values()), parts, steady, load)
 
 
 # Tokens per word (English) or per character (Chinese) assumed when no tokenizer is at hand:
@@ -276,14 +316,21 @@ class Plan:
     ram_budget: int
     vram_budget: int
     exact: bool
+    gpu_runtime: int = 0  # the GPU runtime term used (0 without GPU layers)
+    gpu_runtime_measured: bool = False
+    warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
         s = self.settings
         return {
             "model": self.model,
             "ram_bytes": self.memory.ram_bytes,
+            "ram_steady_bytes": self.memory.ram_steady_bytes,
+            "ram_load_bytes": self.memory.ram_load_bytes,
             "vram_bytes": self.memory.vram_bytes,
             "vram_measured": False,
+            "gpu_runtime_bytes": self.gpu_runtime,
+            "gpu_runtime_measured": self.gpu_runtime_measured,
             "n_ctx": s.n_ctx,
             "kv_type": s.kv_type,
             "flash_attn": s.flash_attn,
@@ -302,6 +349,7 @@ class Plan:
             "memory_parts": self.memory.parts,
             "reasons": self.reasons,
             "suggestions": self.suggestions,
+            "warnings": self.warnings,
         }
 
 
@@ -320,8 +368,22 @@ def _gib(n: float) -> str:
     return f"{n / GiB:.2f} GiB"
 
 
-def _fits(memory: Memory, ram: int, vram: int) -> bool:
-    return memory.ram_bytes <= ram and memory.vram_bytes <= vram
+def _fits(memory: Memory, ram: int, vram: int, unified: bool) -> bool:
+    """Whether ``memory`` fits the budgets; on unified memory the GPU's share comes out of RAM
+    too, except the offloaded weights, which stay in the file mapping RAM already counts."""
+    shared = memory.vram_bytes - memory.parts.get("vram_weights", 0) if unified else 0
+    return memory.ram_bytes + shared <= ram and memory.vram_bytes <= vram
+
+
+def _offload(machine: Machine, fixed: Overrides, vram: int | None) -> tuple[Overrides, list[str]]:
+    """The overrides a CPU-only llama.cpp build can honour, and a warning for an --ngl it cannot.
+
+    A plan for another machine (``vram`` given) assumes that machine's build offloads."""
+    if vram is not None or machine.offload or not fixed.n_gpu_layers:
+        return fixed, []
+    return replace(fixed, n_gpu_layers=0), [
+        f"--ngl {fixed.n_gpu_layers} cannot take effect: this llama.cpp build is CPU-only "
+        f"({GPU_BUILD_HINT}); planning for the CPU"]
 
 
 def plan(shape: ModelShape, machine: Machine, need: Need, fixed: Overrides = Overrides(),
@@ -329,6 +391,12 @@ def plan(shape: ModelShape, machine: Machine, need: Need, fixed: Overrides = Ove
     """Choose settings for ``need`` on ``machine`` (or within ``ram``/``vram`` bytes)."""
     ram_budget = int((ram if ram is not None else machine.ram_available) * RAM_HEADROOM)
     vram_budget = int((vram if vram is not None else machine.vram_free) * RAM_HEADROOM)
+    fixed, warnings = _offload(machine, fixed, vram)
+    if vram is None and not machine.offload:
+        vram_budget = 0
+    measured_runtime = vram is None and machine.gpu_runtime is not None
+    runtime = machine.gpu_runtime if measured_runtime else GPU_RUNTIME_DEFAULT
+    assert runtime is not None
     reasons: list[str] = []
     trained = shape.context_length
     if need.minimum > trained:
@@ -347,7 +415,7 @@ def plan(shape: ModelShape, machine: Machine, need: Need, fixed: Overrides = Ove
         if not on_gpu:
             return 0
         for n in range(shape.n_layers + 1, -1, -1):
-            if predict(shape, replace(base, n_gpu_layers=n)).vram_bytes <= vram_budget:
+            if predict(shape, replace(base, n_gpu_layers=n), runtime).vram_bytes <= vram_budget:
                 return n
         return 0
 
@@ -358,17 +426,25 @@ def plan(shape: ModelShape, machine: Machine, need: Need, fixed: Overrides = Ove
     chosen = None
     for candidate in candidates:
         candidate = replace(candidate, n_gpu_layers=gpu_layers(candidate))
-        if _fits(predict(shape, candidate), ram_budget, vram_budget):
+        if _fits(predict(shape, candidate, runtime), ram_budget, vram_budget, machine.unified):
             chosen = candidate
             break
     fits = chosen is not None and (bool(fixed.n_ctx) or need.minimum <= trained)
     settings = chosen or replace(candidates[-1], n_gpu_layers=gpu_layers(candidates[-1]))
     settings.check()
-    memory = predict(shape, settings)
-    reasons += _explain(shape, settings, need, fixed, memory, ram_budget, vram_budget)
-    suggestions = [] if fits else _suggest(shape, settings, need, ram_budget)
+    memory = predict(shape, settings, runtime)
+    no_gpu = (f"this llama.cpp build is CPU-only, although {machine.gpu} is here; "
+              f"{GPU_BUILD_HINT} offload" if vram is None and not machine.offload and machine.gpu
+              else "no GPU memory to use")
+    reasons += _explain(shape, settings, need, fixed, memory, ram_budget, vram_budget, no_gpu)
+    if settings.n_gpu_layers and machine.gpus > 1 and vram is None:
+        reasons.append(f"{machine.gpus} GPUs found: the plan and the engine use the first one "
+                       "alone (a split over several GPUs is not planned)")
+    suggestions = [] if fits else _suggest(shape, settings, need, ram_budget, runtime)
+    on_gpu = settings.n_gpu_layers > 0
     return Plan(shape.name, settings, memory, need, fits, reasons, suggestions, ram_budget,
-                vram_budget, shape.exact)
+                vram_budget, shape.exact, runtime if on_gpu else 0,
+                on_gpu and measured_runtime, warnings)
 
 
 def _contexts(need: Need, trained: int) -> list[int]:
@@ -382,8 +458,8 @@ def _contexts(need: Need, trained: int) -> list[int]:
 
 
 def _explain(shape: ModelShape, s: Settings, need: Need, fixed: Overrides, memory: Memory,
-             ram: int, vram: int) -> list[str]:
-    """One plain line per choice."""
+             ram: int, vram: int, no_gpu: str) -> list[str]:
+    """One plain line per choice; ``no_gpu`` says why there is no VRAM to use."""
     given = "as you asked"
     lines = []
     if fixed.n_ctx:
@@ -408,13 +484,15 @@ def _explain(shape: ModelShape, s: Settings, need: Need, fixed: Overrides, memor
     else:
         lines.append("flash attention on: without it the attention scores take context x batch "
                      "x heads x 6 bytes")
+    blocks = min(s.gpu_blocks, shape.n_layers)
+    placed = (f" (the output layer and the last {blocks} of {shape.n_layers} blocks)"
+              if s.n_gpu_layers else "")
     if fixed.n_gpu_layers is not None:
-        lines.append(f"GPU layers {s.n_gpu_layers} {given}")
+        lines.append(f"GPU layers {s.n_gpu_layers}{placed} {given}")
     elif vram <= 0:
-        lines.append("GPU layers 0: no GPU memory to use")
+        lines.append(f"GPU layers 0: {no_gpu}")
     else:
-        lines.append(f"GPU layers {s.n_gpu_layers} of {shape.n_layers}: as many as fit "
-                     f"{_gib(vram)} of VRAM")
+        lines.append(f"GPU layers {s.n_gpu_layers}{placed}: as many as fit {_gib(vram)} of VRAM")
     if fixed.n_batch:
         lines.append(f"batch {s.n_batch} {given}")
     elif s.n_batch == DEFAULT_BATCH:
@@ -424,12 +502,15 @@ def _explain(shape: ModelShape, s: Settings, need: Need, fixed: Overrides, memor
     lines.append(f"threads {s.threads}: one per physical core")
     lines.append(f"memory: {_gib(memory.ram_bytes)} RAM of {_gib(ram)} usable"
                  + (f", {_gib(memory.vram_bytes)} VRAM of {_gib(vram)}" if vram > 0 else ""))
+    if memory.ram_load_bytes > memory.ram_steady_bytes:
+        lines.append(f"RAM peaks while loading ({_gib(memory.ram_load_bytes)}: llama.cpp maps the "
+                     f"whole file), then holds {_gib(memory.ram_steady_bytes)}")
     return lines
 
 
-def _suggest(shape: ModelShape, s: Settings, need: Need, ram: int) -> list[str]:
+def _suggest(shape: ModelShape, s: Settings, need: Need, ram: int, runtime: int) -> list[str]:
     """What would fit when nothing does."""
-    lines = [f"does not fit: needs {_gib(predict(shape, s).ram_bytes)} RAM, "
+    lines = [f"does not fit: needs {_gib(predict(shape, s, runtime).ram_bytes)} RAM, "
              f"{_gib(ram)} usable" if need.minimum <= shape.context_length else
              f"does not fit: needs {need.minimum} tokens of context, trained on "
              f"{shape.context_length}"]

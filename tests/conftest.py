@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,21 @@ def lw_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "lwhome"
     monkeypatch.setenv("LWLOCAL_HOME", str(home))
     return home
+
+
+@pytest.fixture
+def fake_nvidia_smi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
+    """Put an ``nvidia-smi`` that runs the given sh script first on PATH."""
+    folder = tmp_path / "fake-bin"
+    folder.mkdir()
+
+    def install(script: str) -> None:
+        fake = folder / "nvidia-smi"
+        fake.write_text(f"#!/bin/sh\n{script}\n")
+        fake.chmod(0o755)
+        monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+
+    return install
 
 
 @pytest.fixture(scope="session")

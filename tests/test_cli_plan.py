@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from lwlocal.llama_build import llama_build
 from tests.conftest import run_cli
 
 
@@ -64,3 +65,34 @@ def test_plan_bad_input(tmp_path, lw_home, args, problem):
 def test_hw(lw_home):
     data = json.loads(run_cli("hw", "--json", env_home=lw_home, check=True).stdout)
     assert data["ram_total"] > 0 and data["cores"] >= 1
+
+
+def test_hw_reports_the_llama_cpp_build(lw_home):
+    text = run_cli("hw", env_home=lw_home, check=True).stdout
+    assert "llama.cpp" in text and "backends" in text and "CPU" in text
+    data = json.loads(run_cli("hw", "--json", env_home=lw_home, check=True).stdout)
+    assert data["offload"] == data["llama_cpp"]["offload"]
+    assert "CPU" in data["backends"] and data["llama_cpp"]["version"]
+
+
+CPU_ONLY_BUILD = pytest.mark.skipif(llama_build().offload, reason="this llama.cpp offloads")
+
+
+@CPU_ONLY_BUILD
+def test_ngl_on_a_cpu_only_build_warns_and_plans_for_the_cpu(lw_home):
+    proc = run_cli("plan", "--words", "1000", "--ngl", "8", "--json", env_home=lw_home,
+                   check=True)
+    data = json.loads(proc.stdout)
+    assert data["n_gpu_layers"] == 0 and data["vram_bytes"] == 0
+    assert proc.stderr.count("lwlocal: warning: --ngl 8 cannot take effect") == 1
+    assert "make demo GPU=cuda" in proc.stderr and data["warnings"]
+    proc = run_cli("write", "A short note on tides.", "--words", "150", "--plan-only", "--ngl",
+                   "8", env_home=lw_home, check=True)
+    assert proc.stderr.count("lwlocal: warning: --ngl 8 cannot take effect") == 1
+
+
+@CPU_ONLY_BUILD
+def test_gpu_runtime_measure_needs_a_gpu_build(lw_home):
+    proc = run_cli("hw", "--measure", env_home=lw_home)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().startswith("lwlocal: error: --measure needs an NVIDIA GPU")

@@ -1,6 +1,3 @@
-import os
-import stat
-
 from lwlocal import hardware
 
 
@@ -21,14 +18,40 @@ def test_cgroup_v2_unlimited_and_v1(tmp_path):
     assert hardware.cgroup_memory(tmp_path) == (2**31, 2**20)
 
 
-def test_nvidia_smi_is_parsed(tmp_path, monkeypatch):
-    fake = tmp_path / "nvidia-smi"
-    fake.write_text("#!/bin/sh\necho 'NVIDIA H100 80GB HBM3, 81559, 80000'\n")
-    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
-    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+def test_nvidia_smi_is_parsed(fake_nvidia_smi):
+    fake_nvidia_smi("echo 'NVIDIA H100 80GB HBM3, 81559, 80000'")
     assert hardware.nvidia_gpus() == [("NVIDIA H100 80GB HBM3", 81559 * 2**20, 80000 * 2**20)]
     machine = hardware.detect()
     assert machine.gpu == "NVIDIA H100 80GB HBM3" and machine.vram_free == 80000 * 2**20
+    assert machine.gpus == 1
+
+
+def test_several_gpus_and_unreported_memory(fake_nvidia_smi):
+    """lwlocal runs on the first GPU alone; a GPU whose memory reads "[N/A]" is skipped."""
+    fake_nvidia_smi("echo 'NVIDIA GeForce RTX 4090, 24564, 23000'\n"
+                    "echo 'NVIDIA GeForce RTX 3060, 12288, 12000'\n"
+                    "echo 'NVIDIA GB10, [N/A], [N/A]'")
+    assert [g[0] for g in hardware.nvidia_gpus()] == ["NVIDIA GeForce RTX 4090",
+                                                      "NVIDIA GeForce RTX 3060"]
+    machine = hardware.detect()
+    assert machine.gpu == "NVIDIA GeForce RTX 4090" and machine.vram_free == 23000 * 2**20
+    assert machine.gpus == 2
+    fake_nvidia_smi("echo 'NVIDIA GB10, [N/A], [N/A]'")
+    assert hardware.nvidia_gpus() == [] and hardware.detect().gpu is None
+
+
+def test_the_llama_cpp_build_is_reported():
+    """Backends and devices from ggml's registry; offload as llama.cpp itself answers it."""
+    import llama_cpp
+
+    from lwlocal.llama_build import _system_info_backends, llama_build
+
+    build = llama_build()
+    assert "CPU" in build.backends and any(d.startswith("CPU: ") for d in build.devices)
+    assert build.offload == llama_cpp.llama_supports_gpu_offload() == hardware.detect().offload
+    assert build.offload == (len(build.backends) > 1)
+    info = "CUDA : ARCHS = 900 | USE_GRAPHS = 1 | CPU : SSE3 = 1 | AVX2 = 1 | "
+    assert _system_info_backends(info) == ("CUDA", "CPU")
 
 
 def test_this_machine():

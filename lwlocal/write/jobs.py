@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import threading
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from lwlocal.chat import ChatBackend, LocalChat
 from lwlocal.engine import Engine, Sampling
-from lwlocal.errors import LwlocalError
+from lwlocal.errors import LwlocalError, LwlocalWarning
 from lwlocal.hardware import Machine, detect
 from lwlocal.models import CARDS, ResolvedModel, local_file, resolve
 from lwlocal.paths import jobs_dir
@@ -209,6 +210,8 @@ class Session:
         self.model = resolve(settings.model)
         self.memory_plan = job_plan(settings, shape_from_gguf(self.model.path), self.model.path)
         check_plan(self.memory_plan, settings, self.model)
+        for warning in self.memory_plan.warnings:
+            warnings.warn(warning, LwlocalWarning, stacklevel=2)
         chosen = self.memory_plan.settings
         engine = Engine(self.model.path, n_ctx=chosen.n_ctx, n_batch=chosen.n_batch,
                         n_threads=settings.threads or chosen.threads,
