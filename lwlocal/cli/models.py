@@ -1,0 +1,170 @@
+"""Model and machine commands: models, pull, inspect, hw, plan."""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import click
+from rich.markup import escape
+
+from lwlocal import hardware
+from lwlocal.cli.options import MemoryOptions, gib_option, memory_options
+from lwlocal.cli.render import out, print_memory_plan, print_table
+from lwlocal.errors import LwlocalError, LwlocalWarning
+from lwlocal.llama_build import GPU_BUILD_HINT, llama_build
+from lwlocal.model_info import inspect_path
+from lwlocal.models import DEFAULT_MODEL, catalog, file_quant, pull, resolve
+from lwlocal.plan_formats import llama_server_args, ollama_modelfile
+from lwlocal.planner import GPU_RUNTIME_DEFAULT, Plan
+from lwlocal.write.jobs import MODES, JobSettings, check_settings, model_plan
+
+
+@click.command()
+def models() -> None:
+    """List the model cards and the local GGUF files (card files and the models folder)."""
+    rows = []
+    for entry in catalog():
+        path, card = entry.path, entry.card
+        present = f"{path} ({path.stat().st_size / 2**20:.0f} MiB)" if path else "-"
+        quant = file_quant(path) if path else "-"
+        if card:
+            rows.append((card.name, card.architecture, f"{card.n_params / 1e9:.2f}B",
+                         str(card.n_layers), str(card.n_kv_heads), str(card.context_length),
+                         card.prompt_format, present, quant))
+        else:
+            rows.append((entry.name, "", "", "", "", "", "", present, quant))
+    print_table(("name", "architecture", "params", "layers", "kv heads", "context", "format",
+                 "local file", "quant"), rows)
+
+
+@click.command("pull")
+@click.argument("repo_id")
+@click.option("--include", multiple=True, help="Only files matching this pattern (repeatable).")
+def pull_command(repo_id: str, include: tuple[str, ...]) -> None:
+    """Download a Hugging Face hub repository into the local cache; prints its folder."""
+    click.echo(pull(repo_id, list(include) or None))
+
+
+@click.command("inspect")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def inspect_command(path: Path, as_json: bool) -> None:
+    """What PATH holds: a GGUF's metadata and tensor types, or an HF checkpoint folder's
+    architecture, size and what convert would do."""
+    info = inspect_path(path)
+    if as_json:
+        click.echo(json.dumps(info, ensure_ascii=False))
+        return
+    for key, value in info.items():
+        if key == "chat_template" and value:
+            value = value.replace("\n", "\\n")
+            value = value if len(value) <= 200 else value[:200] + "…"
+        click.echo(f"{key:<28} {value}")
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--measure", is_flag=True,
+              help="Measure the GPU memory the CUDA runtime itself takes on this machine (about "
+                   "a second; kept for this GPU, driver and build, then used by every plan).")
+def hw(as_json: bool, measure: bool) -> None:
+    """What this machine has: RAM (within any cgroup limit), GPUs, cores, and what the installed
+    llama.cpp can use of them."""
+    machine = hardware.detect()
+    if measure:
+        from lwlocal.gpu_runtime import measure as measure_runtime
+
+        if not (machine.gpu and machine.offload and not machine.unified):
+            raise LwlocalError("--measure needs an NVIDIA GPU and a llama.cpp build that "
+                               f"offloads ({GPU_BUILD_HINT})")
+        runtime = measure_runtime(resolve(DEFAULT_MODEL).path, machine.gpu)
+        machine = replace(machine, gpu_runtime=runtime)
+    build = llama_build()
+    if as_json:
+        click.echo(json.dumps(machine.as_dict() | {"llama_cpp": asdict(build)}))
+        return
+    gib = 2**30
+    out.print(f"RAM   {machine.ram_available / gib:.2f} GiB available of "
+              f"{machine.ram_total / gib:.2f} GiB")
+    gpu = (f"{machine.gpu}: {machine.vram_free / gib:.2f} GiB free of "
+           f"{machine.vram_total / gib:.2f} GiB" + (" (unified memory)" if machine.unified else "")
+           + (f" (first of {machine.gpus}; lwlocal uses it alone)" if machine.gpus > 1 else "")
+           if machine.gpu else "none")
+    out.print(f"GPU   {escape(gpu)}")
+    out.print(f"CPU   {machine.cores} physical cores, {machine.threads} threads")
+    offload = ("offloads layers to the GPU" if build.offload else
+               f"CPU-only: cannot offload layers; {GPU_BUILD_HINT}")
+    out.print(f"llama.cpp  llama-cpp-python {build.version}, backends "
+              f"{', '.join(build.backends)}: {escape(offload)}")
+    for device in build.devices:
+        out.print(f"  {escape(device)}")
+    if machine.gpu and build.offload:
+        runtime = machine.gpu_runtime
+        out.print("GPU runtime " + (f"{runtime / 2**20:.0f} MiB, measured here" if runtime
+                                    is not None else
+                                    f"not measured here (plans use {GPU_RUNTIME_DEFAULT // 2**20} "
+                                    "MiB); lwlocal hw --measure"))
+
+
+@click.command("plan")
+@click.argument("model", default=DEFAULT_MODEL)
+@click.option("--words", type=int, required=True, help="Target length in words.")
+@click.option("--mode", type=click.Choice(MODES), default="agentwrite", show_default=True)
+@click.option("--quant", help="Quant to plan a card for before download (default Q4_K_M).")
+@click.option("--lang", type=click.Choice(["en", "zh"]), default="en", show_default=True,
+              help="Language of the text: words (en) or characters (zh) to tokens.")
+@click.option("--sections", type=int, help="Number of AgentWrite sections.")
+@click.option("--ram", help="Plan for this much free RAM, in GiB (default: this machine's).")
+@click.option("--vram", help="Plan for this much free VRAM, in GiB (default: this machine's).")
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "llama-server", "ollama"]),
+              default="text", show_default=True)
+@click.option("--measure", is_flag=True, help="Also run the plan and measure its peak RSS.")
+@memory_options
+def plan_command(model: str, words: int, mode: str, quant: str | None, lang: str,
+                 sections: int | None, ram: str | None, vram: str | None, as_json: bool,
+                 fmt: str, measure: bool, memory: MemoryOptions) -> None:
+    """How MODEL (card or GGUF) fits this machine for a job of --words: settings and memory."""
+    settings = JobSettings(prompt="", words=words, mode=mode, sections=sections,
+                           **memory.settings())
+    check_settings(settings)
+    ram_bytes, vram_bytes = gib_option(ram, "--ram"), gib_option(vram, "--vram")
+    chosen = model_plan(model, settings, quant=quant, lang=lang, ram=ram_bytes, vram=vram_bytes)
+    plan, path, fmt_of_model, tokenizer = (chosen.plan, chosen.path, chosen.format,
+                                           chosen.tokenizer)
+    for warning in plan.warnings:
+        warnings.warn(warning, LwlocalWarning, stacklevel=1)
+    fmt = "json" if as_json else fmt
+    if fmt in ("llama-server", "ollama") and not plan.fits:
+        raise LwlocalError(f"{plan.model}: {'; try '.join(plan.suggestions[:2])}")
+    if fmt == "json":
+        data = plan.as_dict()
+        if measure:
+            data["measured_ram_bytes"] = _measure(tokenizer, plan)
+        click.echo(json.dumps(data))
+    elif fmt == "llama-server":
+        click.echo(llama_server_args(plan, path))
+    elif fmt == "ollama":
+        click.echo(ollama_modelfile(plan, path, fmt_of_model), nl=False)
+    else:
+        print_memory_plan(plan)
+        if measure:
+            measured = _measure(tokenizer, plan)
+            error = plan.memory.ram_bytes / measured - 1
+            out.print(f"  measured peak RSS {measured / 2**30:.3f} GiB "
+                      f"(prediction {error:+.1%})")
+    if not plan.fits:
+        sys.exit(1)
+
+
+def _measure(path: Path | None, plan: Plan) -> int:
+    """Peak RSS of running the plan on this machine (CPU)."""
+    from lwlocal.memory_probe import measure
+
+    if path is None:
+        raise LwlocalError("--measure needs a local GGUF file")
+    return measure(path, plan.settings)

@@ -1,0 +1,144 @@
+"""Options several commands share, each group turned into one typed object, and the checks
+that name the option a bad value came from."""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from lwlocal.errors import LwlocalError
+from lwlocal.planner import KV_BYTES
+from lwlocal.remote import Server
+from lwlocal.write.jobs import BACKENDS
+
+
+def grouped(command: Callable[..., Any], options: tuple[Callable[..., Any], ...],
+             name: str, build: Callable[..., Any], fields: tuple[str, ...]) -> Callable[..., Any]:
+    """``command`` with ``options`` added, their values passed as one argument ``name``."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        kwargs[name] = build(**{field: kwargs.pop(field) for field in fields})
+        return command(*args, **kwargs)
+
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper
+
+
+@dataclass(frozen=True)
+class MemoryOptions:
+    """--ctx, --kv-type, --flash-attn, --ngl, --n-batch: what the user fixed of the memory plan
+    (None: the planner chooses)."""
+
+    ctx: int | None = None
+    kv_type: str | None = None
+    flash_attn: str | None = None
+    ngl: int | None = None
+    n_batch: int | None = None
+
+    def settings(self) -> dict[str, Any]:
+        """As JobSettings fields."""
+        return {"n_ctx": self.ctx, "kv_type": self.kv_type,
+                "flash_attn": None if self.flash_attn is None else self.flash_attn == "on",
+                "n_gpu_layers": self.ngl, "n_batch": self.n_batch}
+
+
+def memory_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Adds the memory options as ``memory: MemoryOptions``."""
+    options = (
+        click.option("--ctx", type=int, help="Context size in tokens (default: the plan's)."),
+        click.option("--kv-type", type=click.Choice(list(KV_BYTES)), help="KV cache type."),
+        click.option("--flash-attn", type=click.Choice(["on", "off"]), help="Flash attention."),
+        click.option("--ngl", type=int, help="Layers to offload to the GPU."),
+        click.option("--n-batch", type=int, help="Batch (and micro-batch) size."),
+    )
+    return grouped(command, options, "memory", MemoryOptions,
+                    ("ctx", "kv_type", "flash_attn", "ngl", "n_batch"))
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """--backend, --base-url, --api-key, --server-model, --timeout, --retries: where to write."""
+
+    backend: str | None = None
+    base_url: str | None = None
+    api_key: str | None = None
+    server_model: str | None = None
+    timeout: float = Server.timeout
+    retries: int = Server.retries
+
+    def server(self, n_ctx: int | None = None) -> Server | None:
+        """The server to write on, or None for the local backend."""
+        if self.backend != "openai":
+            if self.base_url or self.server_model:
+                raise LwlocalError("--base-url and --server-model need --backend openai")
+            return None
+        if not self.base_url:
+            raise LwlocalError("--backend openai needs --base-url (e.g. "
+                               "http://127.0.0.1:8080/v1)")
+        if self.timeout <= 0 or self.retries < 0:
+            raise LwlocalError("--timeout must be positive and --retries at least 0")
+        return Server(self.base_url, self.api_key, self.server_model, n_ctx, self.timeout,
+                      self.retries)
+
+
+def server_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Adds the server options as ``server: ServerOptions``."""
+    options = (
+        click.option("--backend", type=click.Choice(BACKENDS), default=None,
+                     help="local (llama.cpp here, the default) or openai (an OpenAI-compatible "
+                          "server: llama-server, vLLM, Ollama, lwlocal serve)."),
+        click.option("--base-url", help="The server's API root, e.g. http://127.0.0.1:8080/v1."),
+        click.option("--api-key", help="The server's API key (default: $LWLOCAL_API_KEY or "
+                                       "$OPENAI_API_KEY; never saved in the journal)."),
+        click.option("--server-model", help="The server's model name (default: the first it "
+                                            "lists)."),
+        click.option("--timeout", type=float, default=Server.timeout, show_default=True,
+                     help="Seconds to wait for the server's next byte before retrying."),
+        click.option("--retries", type=int, default=Server.retries, show_default=True,
+                     help="Tries after the first on connection errors, 429, 5xx and broken "
+                          "streams (exponential backoff with jitter)."),
+    )
+    return grouped(command, options, "server", ServerOptions,
+                    ("backend", "base_url", "api_key", "server_model", "timeout", "retries"))
+
+
+def backend_settings(server: Server | None) -> dict[str, Any]:
+    """JobSettings fields for where the job runs."""
+    if server is None:
+        return {}
+    return {"backend": "openai", "base_url": server.base_url, "server_model": server.model}
+
+
+def gib_option(value: str | None, name: str) -> int | None:
+    """A ``--ram``/``--vram`` value in GiB as bytes, or a one-line error."""
+    if value is None:
+        return None
+    try:
+        gib = float(value)
+    except ValueError:
+        gib = math.nan
+    if not math.isfinite(gib) or gib < 0 or gib > 1e6 or (name == "--ram" and gib == 0):
+        raise LwlocalError(f"{name} {value}: not a sensible amount of memory in GiB")
+    return int(gib * 2**30)
+
+
+def check_output(path: Path | None) -> None:
+    """Fail before any work if the output file could not be written."""
+    if path is None:
+        return
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise LwlocalError(f"{path}: is a folder, not a file")
+    if not parent.is_dir():
+        raise LwlocalError(f"{path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise LwlocalError(f"{path}: not writable")

@@ -1,0 +1,92 @@
+"""How the commands print: tables and summary lines on the terminal, JSON when asked."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from lwlocal.planner import Plan
+from lwlocal.quant.quantize import QuantizeResult
+from lwlocal.write.journal import atomic_write
+from lwlocal.write.plan import Outline
+from lwlocal.write.writer import JobResult
+
+err = Console(stderr=True)
+out = Console(highlight=False, soft_wrap=True)
+
+
+def print_table(columns: tuple[str, ...], rows: list[tuple[str, ...]],
+                title: str | None = None, console: Console = out) -> None:
+    """A rich table of ``rows`` (plain strings: markup in them is escaped)."""
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(escape(cell) for cell in row))
+    console.print(table)
+
+
+def print_outline(outline: Outline, as_json: bool) -> None:
+    if as_json:
+        click.echo(outline.to_json())
+        return
+    print_table(("#", "title", "main point", "words"),
+                [(str(i), s.title, s.main_point, str(s.words))
+                 for i, s in enumerate(outline.sections, 1)],
+                title=f"Outline: {outline.planned_words} words")
+
+
+def print_result(result: JobResult, output: Path | None, as_json: bool) -> None:
+    """A finished job: the document (to ``output`` or stdout) and one summary line, or JSON."""
+    document = Path(result.document).read_text(encoding="utf-8")
+    if output is not None:
+        atomic_write(output, document)
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), ensure_ascii=False))
+        return
+    if output is None:
+        click.echo(document)
+    d = result.as_dict()
+    click.echo(
+        f"job {result.job}: {d['words']} words in {len(result.sections)} sections "
+        f"({d['planned_words']} planned), {d['generated_tokens']} tokens at "
+        f"{d['decode_tokens_per_s']} tok/s; prompt tokens evaluated / context = "
+        f"{d['prompt_to_context']}" + (f"; saved {output}" if output else ""), err=True
+    )
+
+
+def print_memory_plan(plan: Plan) -> None:
+    s, m = plan.settings, plan.memory
+    sizes = "sizes from the GGUF" if plan.exact else "sizes estimated from the card"
+    out.print(f"[bold]{escape(plan.model)}[/] ({sizes}): "
+              + ("[green]fits[/]" if plan.fits else "[red]does not fit[/]"))
+    for label, used, budget in (("RAM", m.ram_bytes, plan.ram_budget),
+                                ("VRAM", m.vram_bytes, plan.vram_budget)):
+        share = min(1.0, used / budget) if budget else (1.0 if used else 0.0)
+        bar = "█" * round(share * 30) + "·" * (30 - round(share * 30))
+        note = (f" (GPU runtime {plan.gpu_runtime / 2**20:.0f} MiB, "
+                + ("measured here)" if plan.gpu_runtime_measured else "default)")
+                if label == "VRAM" and used else "")
+        out.print(f"  {label:<5} {bar} {used / 2**30:6.2f} of {budget / 2**30:.2f} GiB{note}")
+    out.print(f"  n_ctx {s.n_ctx}, KV {s.kv_type}, flash attention "
+              f"{'on' if s.flash_attn else 'off'}, GPU layers {s.n_gpu_layers}, "
+              f"batch {s.n_batch}, threads {s.threads}")
+    for line in plan.reasons:
+        out.print(f"  - {escape(line)}")
+    for line in plan.suggestions:
+        out.print(f"  [yellow]> {escape(line)}[/]")
+
+
+def print_quantized(result: QuantizeResult) -> None:
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    with_imatrix = (f", importance matrix of {result.imatrix_entries} tensors"
+                    if result.imatrix_entries else "")
+    click.echo(f"{result.path}: {result.type}, {result.bytes / 2**20:.1f} MiB, "
+               f"{result.bits_per_weight:.2f} bits per weight{with_imatrix}, "
+               f"{result.seconds:.1f} s", err=True)

@@ -1,0 +1,222 @@
+"""Writing commands: write, resume, jobs, export, batch, and the terminal app."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.markup import escape
+
+from lwlocal.bench.batch import run_batch
+from lwlocal.bench.items import load_items
+from lwlocal.cli.options import (
+    MemoryOptions,
+    ServerOptions,
+    backend_settings,
+    check_output,
+    grouped,
+    memory_options,
+    server_options,
+)
+from lwlocal.cli.render import err, out, print_outline, print_result, print_table
+from lwlocal.console_progress import TaskProgress
+from lwlocal.engine import Sampling
+from lwlocal.errors import LwlocalError
+from lwlocal.paths import jobs_dir
+from lwlocal.write.export import FORMATS, export
+from lwlocal.write.jobs import MODES, JobSettings, Session, resume_session
+from lwlocal.write.journal import Job, list_jobs
+from lwlocal.write.plan import Outline, load_outline
+from lwlocal.write.words import count_words
+
+
+def sampling_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--temperature, --top-p, --repeat-penalty, --seed as ``sampling: Sampling``."""
+    options = (
+        click.option("--temperature", type=float, default=Sampling.temperature,
+                     show_default=True),
+        click.option("--top-p", type=float, default=Sampling.top_p, show_default=True),
+        click.option("--repeat-penalty", type=float, default=Sampling.repeat_penalty,
+                     show_default=True),
+        click.option("--seed", type=int, default=Sampling.seed, show_default=True),
+    )
+    return grouped(command, options, "sampling", Sampling,
+                    ("temperature", "top_p", "repeat_penalty", "seed"))
+
+
+def _run(session: Session, job: Job, outline: Outline | None, output: Path | None,
+         as_json: bool) -> None:
+    try:
+        with TaskProgress(err) as progress:
+            result = session.run(job, outline, progress=progress)
+    except KeyboardInterrupt:
+        err.print(f"[yellow]interrupted[/]: job {job.id} is kept; go on with "
+                  f"`lwlocal resume {job.id}`")
+        sys.exit(130)
+    print_result(result, output, as_json)
+
+
+@click.command()
+@click.argument("prompt", required=False)
+@click.option("--words", type=int, help="Target length in words.")
+@click.option("--model", "model", default=None, help="Card name or GGUF path.")
+@click.option("--mode", type=click.Choice(MODES), default="agentwrite", show_default=True)
+@click.option("--plan-only", is_flag=True, help="Print the outline and stop.")
+@click.option("--outline", "outline_file", type=click.Path(path_type=Path),
+              help="Write from this outline (the JSON --plan-only --json prints).")
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Save the document here.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@memory_options
+@click.option("--sections", type=int, help="Exact number of sections to plan.")
+@sampling_options
+@click.option("--threads", type=int, help="CPU threads (default: physical cores).")
+@server_options
+def write(prompt: str | None, words: int | None, model: str | None, mode: str, plan_only: bool,
+          outline_file: Path | None, output: Path | None, as_json: bool, sections: int | None,
+          threads: int | None, sampling: Sampling, server: ServerOptions,
+          memory: MemoryOptions) -> None:
+    """Write a long document for PROMPT: plan an outline, then write it section by section."""
+    outline = load_outline(outline_file, prompt, words) if outline_file else None
+    if outline is not None:
+        prompt, words, sections = outline.prompt, outline.words, len(outline.sections)
+        if mode == "direct":
+            raise LwlocalError(f"{outline_file}: an outline is for --mode agentwrite")
+    if not prompt:
+        raise LwlocalError("give a PROMPT (or --outline FILE)")
+    if words is None:
+        raise LwlocalError("--words is required: the target length of the document")
+    check_output(output)
+    remote = server.server(memory.ctx)
+    if remote is not None and model:
+        raise LwlocalError("--model names a local model; on a server use --server-model")
+    settings = JobSettings(prompt=prompt, words=words, model=model, mode=mode,
+                           sections=sections, threads=threads, sampling=sampling,
+                           **memory.settings(), **backend_settings(remote))
+    session = Session(settings, remote)
+    if plan_only:
+        with TaskProgress(err) as progress:
+            outline = session.plan(progress)
+        print_outline(outline, as_json)
+        return
+    _run(session, session.new_job(), outline, output, as_json)
+
+
+@click.command()
+@click.argument("job")
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Save the document here.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@click.option("--model", help="Go on with this local model (card or GGUF) instead.")
+@server_options
+def resume(job: str, output: Path | None, as_json: bool, model: str | None,
+           server: ServerOptions) -> None:
+    """Go on with JOB (its id, id prefix or folder) from its first unfinished section, where
+    it ran or elsewhere: a job started on a server can go on locally and the reverse."""
+    found = Job.open(job, jobs_dir())
+    check_output(output)
+    backend = server.backend or ("local" if model else None)
+    base_url, server_model = server.base_url, server.server_model
+    if backend is None and found.meta.get("backend") == "openai":  # where it ran
+        backend, base_url = "openai", base_url or found.meta.get("base_url")
+        server_model = server_model or found.meta.get("server_model")
+    same_server = base_url == found.meta.get("base_url")
+    remote = replace(server, backend=backend, base_url=base_url,
+                     server_model=server_model).server(
+        found.meta.get("n_ctx") if same_server else None)
+    _run(resume_session(found, backend, remote, model), found, None, output, as_json)
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
+def jobs(as_json: bool) -> None:
+    """List writing jobs with their state."""
+    rows = []
+    for job in list_jobs(jobs_dir()):
+        outline = job.outline()
+        finished = job.finished()
+        words = sum(count_words(job.section_text(i) or "") for i in finished)
+        row = {
+            "job": job.id, "state": job.state, "mode": job.meta.get("mode"),
+            "model": job.meta.get("model"),
+            "sections": f"{len(finished)}/{len(outline.sections) if outline else '?'}",
+            "words": f"{words}/{job.meta.get('words')}",
+            "created": datetime.fromtimestamp(job.meta.get("created", 0)).isoformat(" ", "seconds"),
+        }
+        if as_json:
+            click.echo(json.dumps(row, ensure_ascii=False))
+        rows.append(row)
+    if not as_json:
+        columns = ("job", "state", "mode", "model", "sections", "words", "created")
+        print_table(columns, [tuple(str(row[c]) for c in columns) for row in rows])
+
+
+@click.command("export")
+@click.argument("job")
+@click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default="md",
+              show_default=True)
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="The file to write.")
+def export_command(job: str, fmt: str, output: Path) -> None:
+    """Save a job's document (what is written so far, if unfinished) as Markdown, plain text
+    or HTML."""
+    check_output(output)
+    path = export(Job.open(job, jobs_dir()), fmt, output)
+    click.echo(f"{path}: {FORMATS[fmt]}", err=True)
+
+
+@click.command()
+@click.argument("prompts", type=click.Path(path_type=Path))
+@click.option("--concurrency", type=int, default=1, show_default=True,
+              help="Jobs written at once (more than 1 needs --backend openai).")
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="Folder for the jobs and report.json.")
+@click.option("--mode", type=click.Choice(MODES), default="agentwrite", show_default=True)
+@click.option("--model", help="Card name or GGUF path (local backend).")
+@click.option("--temperature", type=float, default=Sampling.temperature, show_default=True)
+@click.option("--seed", type=int, default=Sampling.seed, show_default=True)
+@click.option("--threads", type=int, help="CPU threads (local backend).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@server_options
+def batch(prompts: Path, concurrency: int, output: Path, mode: str, model: str | None,
+          temperature: float, seed: int, threads: int | None, as_json: bool,
+          server: ServerOptions) -> None:
+    """Write every prompt of PROMPTS (JSON lines with id, prompt, length in words), at most
+    --concurrency at a time, each a job with its journal; a rerun skips finished jobs and
+    resumes interrupted ones. Reports jobs per hour, tokens/s and per-job latency."""
+    remote = server.server()
+    items = load_items(prompts)
+    template = JobSettings(prompt="", words=1, model=model, mode=mode, threads=threads,
+                           sampling=Sampling(temperature=temperature, seed=seed),
+                           **backend_settings(remote))
+    try:
+        with TaskProgress(err) as progress:
+            report = run_batch(items, template, output, concurrency, remote, progress)
+    except KeyboardInterrupt:
+        err.print(f"[yellow]interrupted[/]: the jobs are kept in {output}; run the same "
+                  "command to go on")
+        sys.exit(130)
+    if as_json:
+        click.echo(json.dumps(report, ensure_ascii=False))
+        return
+    latency = report["latency_seconds"]
+    out.print(f"{report['jobs']} jobs ({report['errors']} failed, {report['skipped']} done "
+              f"before) at concurrency {report['concurrency']} in {report['wall_seconds']} s: "
+              f"{report['jobs_per_hour']} jobs/hour, {report['tokens_per_s']} tokens/s, "
+              f"latency mean {latency['mean']} s, p95 {latency['p95']} s")
+    for row in report["results"]:
+        if row["error"]:
+            err.print(f"[red]{row['id']}[/]: {escape(row['error'])}")
+    click.echo(f"report in {output / 'report.json'}", err=True)
+
+
+@click.command()
+def tui() -> None:
+    """The terminal app: model and memory plan, compose, outline editor, writing, library."""
+    from lwlocal.tui.app import LwlocalApp
+
+    LwlocalApp().run()
