@@ -14,9 +14,17 @@ import json
 from pathlib import Path
 
 from lwlocal.hardware import physical_cores
-from lwlocal.memory_probe import VALIDATION_GRID, measure
+from lwlocal.memory_probe import measure
 from lwlocal.models import resolve
 from lwlocal.planner import MiB, Settings, predict, shape_from_gguf
+
+# Where the planner's RAM model is checked: context x KV type x flash attention, where valid
+# (a quantized V cache needs flash attention). tests/test_planner_measured.py runs two points.
+VALIDATION_GRID = [
+    (n_ctx, kv_type, flash_attn)
+    for n_ctx in (2048, 8192)
+    for kv_type, flash_attn in (("f16", False), ("f16", True), ("q8_0", True), ("q4_0", True))
+]
 
 
 def main() -> None:

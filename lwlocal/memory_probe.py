@@ -15,13 +15,6 @@ from pathlib import Path
 from lwlocal.planner import Settings
 
 GENERATED = 4
-# Where the planner's RAM model is checked: context x KV type x flash attention, where valid
-# (a quantized V cache needs flash attention).
-VALIDATION_GRID = [
-    (n_ctx, kv_type, flash_attn)
-    for n_ctx in (2048, 8192)
-    for kv_type, flash_attn in (("f16", False), ("f16", True), ("q8_0", True), ("q4_0", True))
-]
 
 
 def peak_rss() -> int:
@@ -39,12 +32,12 @@ def peak_rss() -> int:
     return peak if sys.platform == "darwin" else peak * 1024  # Linux reports KiB
 
 
-def measure(path: Path, settings: Settings, timeout: float = 900) -> int:
+def measure(path: Path, settings: Settings) -> int:
     """Peak RSS in bytes of a fresh process running ``path`` with ``settings`` at a full context."""
     args = [sys.executable, "-m", "lwlocal.memory_probe", str(path), str(settings.n_ctx),
             settings.kv_type, str(int(settings.flash_attn)), str(settings.n_batch),
             str(settings.threads)]
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(args, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"memory probe failed: {proc.stderr.strip()[-500:]}")
     return int(proc.stdout.strip().splitlines()[-1])

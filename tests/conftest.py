@@ -67,7 +67,7 @@ def smollm_f32(smollm_hf, tmp_path_factory) -> Path:
                    "f32").path
 
 
-def run_cli(*args: str, env_home: Path, check: bool = False, timeout: float = 600,
+def run_cli(*args: str, env_home: Path, check: bool = False, timeout: float | None = None,
             env: dict[str, str] | None = None):
     """Run ``python -m lwlocal ARGS`` with its own home (and ``env`` added); returns the
     completed process."""

@@ -85,11 +85,10 @@ def test_bench_end_to_end_resumes_after_ctrl_c(lw_home, tmp_path):
     proc = subprocess.Popen(args, env={**os.environ, "LWLOCAL_HOME": str(lw_home)},
                             stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     results = out / "results.jsonl"
-    deadline = time.monotonic() + 300
-    while not (results.is_file() and results.read_text()) and time.monotonic() < deadline:
+    while not (results.is_file() and results.read_text()) and proc.poll() is None:
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=60)
+    proc.wait()
     first = results.read_text()
     assert len(first.splitlines()) in (1, 2)
 

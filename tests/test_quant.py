@@ -210,10 +210,9 @@ def test_ctrl_c_leaves_no_output(smollm_f32, lw_home, tmp_path):
                              str(out), "--type", "IQ4_XS", "--threads", "1"],
                             env={**__import__("os").environ, "LWLOCAL_HOME": str(lw_home)},
                             stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while not (tmp_path / ".q.gguf.partial").exists() and time.monotonic() < deadline:
+    while not (tmp_path / ".q.gguf.partial").exists() and proc.poll() is None:
         time.sleep(0.1)
     time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=60) == 130
+    assert proc.wait() == 130
     assert list(tmp_path.iterdir()) == []

@@ -97,8 +97,7 @@ def test_a_server_killed_mid_job_is_waited_for_and_the_job_completes(tmp_path, l
 
     writer = threading.Thread(target=write)
     writer.start()
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and not (
+    while writer.is_alive() and not (
             job.section_path(1).is_file() and job.partial_path(2).is_file()
             and job.partial_path(2).stat().st_size > 0):
         time.sleep(0.05)
@@ -109,7 +108,7 @@ def test_a_server_killed_mid_job_is_waited_for_and_the_job_completes(tmp_path, l
     time.sleep(1.0)
     proc = start_server(port, tmp_path / "home")
     try:
-        writer.join(timeout=300)
+        writer.join()
     finally:
         stop(proc)
     assert "error" not in outcome, outcome.get("error")

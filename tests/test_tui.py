@@ -9,21 +9,26 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from textual.worker import WorkerState
 
 from lwlocal.tui.app import LwlocalApp
 from lwlocal.tui.state import TuiState
 from lwlocal.write.journal import Job, list_jobs
 
 PROMPT = "Write a short guide to brewing green tea at home."
+IDLE_PAUSES = 50
 
 
-async def until(pilot, condition: Callable[[], bool], timeout: float = 240) -> None:
-    """Let the app run until ``condition`` holds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+async def until(pilot, condition: Callable[[], bool]) -> None:
+    """Let the app run until ``condition`` holds; fail once nothing is left running that
+    could make it hold (no worker for IDLE_PAUSES pauses in a row), however slow the work."""
+    idle = 0
     while not condition():
-        assert loop.time() < deadline, "timed out"
-        await pilot.pause(0.2)
+        busy = any(w.state in (WorkerState.PENDING, WorkerState.RUNNING)
+                   for w in pilot.app.workers)
+        idle = 0 if busy else idle + 1
+        assert idle < IDLE_PAUSES, "nothing left running and the condition does not hold"
+        await pilot.pause(0.1)
 
 
 async def compose_and_plan(pilot, app: LwlocalApp, words: int, sections: int) -> None:

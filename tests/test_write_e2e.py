@@ -75,9 +75,8 @@ def test_resume_after_kill_9_keeps_finished_sections(lw_home):
            "--ctx", "4096", "--json"]
     writer = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     jobs = lw_home / "jobs"
-    deadline = time.monotonic() + 300
     try:
-        while time.monotonic() < deadline and writer.poll() is None:
+        while writer.poll() is None:
             sections = list(jobs.glob("*/sections/00[0-9].md"))
             if len(sections) >= 2:
                 break
@@ -112,13 +111,12 @@ def test_ctrl_c_keeps_the_job_and_resume_finishes_it(lw_home):
     writer = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True)
     jobs = lw_home / "jobs"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and writer.poll() is None:
+    while writer.poll() is None:
         if list(jobs.glob("*/sections/001.md")):
             break
         time.sleep(0.05)
     writer.send_signal(signal.SIGINT)
-    _, stderr = writer.communicate(timeout=120)
+    _, stderr = writer.communicate()
     assert writer.returncode == 130, stderr
     assert "interrupted" in stderr and "lwlocal resume" in stderr
     (job_dir,) = jobs.iterdir()
