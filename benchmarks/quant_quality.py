@@ -40,7 +40,7 @@ from lwlocal.quant.quantize import quantize
 from lwlocal.quant.types import NEEDS_IMATRIX
 
 sys.path.insert(0, str(Path(__file__).parent))
-from convert_vs_llamacpp import smollm_checkpoint, vendored_llama_cpp  # noqa: E402
+from convert_vs_llamacpp import smollm_checkpoint, vendored_llama_cpp
 
 TYPES = ["Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q3_K_M", "IQ4_XS", "IQ3_M"]
 # (bits, group size, symmetric): 32 and 64 divide the default model's width, 576

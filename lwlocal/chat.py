@@ -54,7 +54,9 @@ NO_HOOKS = Hooks()
 class ChatBackend(Protocol):
     """What the writer needs of a model: continue a conversation, count it, report stats."""
 
-    stats: Stats
+    @property
+    def stats(self) -> Stats:
+        """Counters over the backend's life."""
 
     @property
     def n_ctx(self) -> int | None:

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -108,7 +109,7 @@ def detect() -> Machine:
         total = min(total, limit)
         available = min(available, max(0, limit - (used or 0)))
     build = llama_build()
-    cpu = {"cores": physical_cores(), "threads": os.cpu_count() or 1,
+    cpu: dict[str, Any] = {"cores": physical_cores(), "threads": os.cpu_count() or 1,
            "backends": build.backends, "offload": build.offload}
     gpus = nvidia_gpus()
     if gpus:  # the engine runs on the first GPU alone (llama.cpp's split mode "none")

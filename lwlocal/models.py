@@ -185,13 +185,16 @@ def _read_gguf(version: tuple[Path, int, int]) -> GGUFReader:
         raise LwlocalError(f"{path}: unreadable GGUF metadata ({exc})") from exc
 
 
-def gguf_metadata(path: Path) -> dict[str, object]:
+Scalar = int | float | str | bool
+
+
+def gguf_metadata(path: Path) -> dict[str, Scalar]:
     """Scalar and string metadata of a GGUF (arrays skipped), read without loading weights."""
     return dict(_scalar_fields(_version(path)))
 
 
 @functools.lru_cache(maxsize=8)
-def _scalar_fields(version: tuple[Path, int, int]) -> tuple[tuple[str, object], ...]:
+def _scalar_fields(version: tuple[Path, int, int]) -> tuple[tuple[str, Scalar], ...]:
     from gguf import GGUFValueType
 
     return tuple(

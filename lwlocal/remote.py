@@ -103,7 +103,7 @@ class OpenAIChat:
         self.model = server.model or (names[0] if names else None)
         if not self.model:
             raise LwlocalError(f"{server.url}: the server lists no model; give --server-model")
-        card = next((m for m in listed if m.get("id") == self.model), {})
+        card: dict[str, Any] = next((m for m in listed if m.get("id") == self.model), {})
         self._n_ctx = server.n_ctx or card.get("max_model_len")
 
     def close(self) -> None:

@@ -80,7 +80,7 @@ def _schema(response_format: Any) -> dict[str, Any] | None:
         raise LwlocalError(f"response_format type {kind!r} is not supported")
     try:
         json_schema_to_gbnf(json.dumps(schema))
-    except Exception as exc:  # noqa: BLE001 - the converter raises many kinds
+    except Exception as exc:
         raise LwlocalError(f"the JSON schema cannot be made a grammar ({exc})") from exc
     return schema
 
@@ -102,8 +102,8 @@ def parse_request(body: Any) -> ChatRequest:
             top_p=float(body.get("top_p", defaults.top_p)),
             top_k=int(body.get("top_k", defaults.top_k)),
             min_p=float(body.get("min_p", defaults.min_p)),
-            repeat_penalty=float(body.get("repeat_penalty",
-                                          body.get("repetition_penalty", defaults.repeat_penalty))),
+            repeat_penalty=float(body["repeat_penalty"] if "repeat_penalty" in body else
+                                 body.get("repetition_penalty", defaults.repeat_penalty)),
             seed=int(body["seed"]) if body.get("seed") is not None else random.getrandbits(32),
         )
         max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
@@ -221,6 +221,7 @@ class _Completion:
             loop.call_soon_threadsafe(queue.put_nowait, ("text", (text, usage)))
 
         def work() -> None:
+            outcome: tuple[str, Any]
             try:
                 outcome = ("done", self.server.generate(self.request, on_text, self.cancel))
             except Exception as exc:  # noqa: BLE001 - every failure must end the stream

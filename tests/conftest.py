@@ -77,3 +77,13 @@ def run_cli(*args: str, env_home: Path, check: bool = False, timeout: float | No
     if check and proc.returncode != 0:
         raise AssertionError(f"lwlocal {args} failed ({proc.returncode}):\n{proc.stderr}")
     return proc
+
+
+MODEL_FIXTURES = {"default_model", "engine", "smollm_hf", "smollm_f32", "served"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that use the default model are marked ``model`` (``-m "not model"`` skips them)."""
+    for item in items:
+        if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.model)

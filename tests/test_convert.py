@@ -77,7 +77,7 @@ def tiny_llama(tmp_path_factory) -> Path:
     return folder
 
 
-def sharpen(model) -> None:  # noqa: ANN001
+def sharpen(model) -> None:
     """Random weights large enough that every part matters: sharp attention makes rope (the
     positions) visible in the logits."""
     with torch.no_grad():

@@ -12,7 +12,6 @@ from lwlocal.memory_probe import measure
 from lwlocal.planner import Settings, predict, shape_from_gguf
 
 
-@pytest.mark.model
 @pytest.mark.parametrize("n_ctx,kv_type,flash_attn", [(2048, "f16", False), (2048, "q4_0", True)])
 def test_predicted_ram_within_15_percent_of_measured(default_model, n_ctx, kv_type, flash_attn):
     settings = Settings(n_ctx, kv_type, flash_attn, 0, 512, physical_cores())

@@ -15,6 +15,8 @@ from lwlocal.tui.app import LwlocalApp
 from lwlocal.tui.state import TuiState
 from lwlocal.write.journal import Job, list_jobs
 
+pytestmark = pytest.mark.model  # every test here runs the default model
+
 PROMPT = "Write a short guide to brewing green tea at home."
 IDLE_PAUSES = 50
 

@@ -10,8 +10,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from lwlocal.write.journal import Job
 from tests.conftest import run_cli
+
+pytestmark = pytest.mark.model  # every test here runs the default model
 
 PROMPT = "Write a travel guide to Lisbon for a first-time visitor."
 

@@ -34,7 +34,7 @@ def load_items(path: Path | None = None) -> list[BenchItem]:
     source = str(path) if path else "lwlocal:bench/data/prompts.jsonl"
     try:
         text = (path.read_text(encoding="utf-8") if path else
-                resources.files("lwlocal.bench").joinpath("data", "prompts.jsonl").read_text(
+                (resources.files("lwlocal.bench") / "data" / "prompts.jsonl").read_text(
                     encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         raise LwlocalError(f"{source}: cannot read the prompts ({exc})") from exc

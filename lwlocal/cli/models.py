@@ -103,8 +103,8 @@ def hw(as_json: bool, measure: bool) -> None:
     for device in build.devices:
         out.print(f"  {escape(device)}")
     if machine.gpu and build.offload:
-        runtime = machine.gpu_runtime
-        out.print("GPU runtime " + (f"{runtime / 2**20:.0f} MiB, measured here" if runtime
+        measured = machine.gpu_runtime
+        out.print("GPU runtime " + (f"{measured / 2**20:.0f} MiB, measured here" if measured
                                     is not None else
                                     f"not measured here (plans use {GPU_RUNTIME_DEFAULT // 2**20} "
                                     "MiB); lwlocal hw --measure"))

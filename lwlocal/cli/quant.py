@@ -39,17 +39,18 @@ def convert(src: str, output: Path, outtype: str | None, imatrix: Path | None,
     """Convert a Hugging Face checkpoint (a local folder or a hub id, pulled first) to a GGUF
     file (no torch needed), optionally quantized."""
     check_output(output)
-    direct = outtype is None or outtype.lower() in OUTTYPES
+    quant_type = None if outtype is None or outtype.lower() in OUTTYPES else outtype
+    direct = quant_type is None
     if direct and imatrix is not None:
         raise LwlocalError("--imatrix needs a quant type as --outtype (e.g. Q4_K_M)")
-    if not direct:
-        check_request(outtype, imatrix, Path(src))
+    if quant_type is not None:
+        check_request(quant_type, imatrix, Path(src))
     folder = pull(src, CHECKPOINT_FILES) if looks_like_repo_id(src) else Path(src)
     with TaskProgress(err) as progress:
-        if direct:
+        if quant_type is None:
             result = convert_checkpoint(folder, output, outtype and outtype.lower(), progress)
         else:
-            result, quantized = convert_and_quantize(folder, output, outtype, imatrix=imatrix,
+            result, quantized = convert_and_quantize(folder, output, quant_type, imatrix=imatrix,
                                                      n_threads=threads, progress=progress)
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)

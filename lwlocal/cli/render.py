@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
@@ -20,7 +21,7 @@ err = Console(stderr=True)
 out = Console(highlight=False, soft_wrap=True)
 
 
-def print_table(columns: tuple[str, ...], rows: list[tuple[str, ...]],
+def print_table(columns: Sequence[str], rows: Sequence[Sequence[str]],
                 title: str | None = None, console: Console = out) -> None:
     """A rich table of ``rows`` (plain strings: markup in them is escaped)."""
     table = Table(title=title)

@@ -102,6 +102,7 @@ def encode_tensor(checkpoint: Checkpoint, arch: Architecture, t: Planned) -> np.
     """The output bytes of one tensor. Tensors without a transform are converted a block of
     rows at a time into the output array, so the source is never held whole in f32."""
     if t.info is None:
+        assert t.array is not None  # a tensor the converter adds carries its values
         return encode(t.array, t.qtype)
     if arch.transforms_tensor(t.name) or len(t.shape) < 2:
         return encode(arch.transform(t.name, checkpoint.load(t.info), checkpoint.config),

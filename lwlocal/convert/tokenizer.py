@@ -6,11 +6,15 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import gguf
 
 from lwlocal.convert.architecture import Architecture
 from lwlocal.errors import LwlocalError
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 # llama.cpp tells pre-tokenizers apart by hashing the ids a tokenizer gives this text.
 CHECK_TEXT = (
@@ -42,7 +46,7 @@ class Vocabulary:
     special: gguf.SpecialVocab
 
 
-def pre_tokenizer(folder: Path, tokenizer, llama3_style: str) -> str:  # noqa: ANN001
+def pre_tokenizer(folder: Path, tokenizer: Tokenizer, llama3_style: str) -> str:
     """llama.cpp's name for the tokenizer's pre-tokenizer, by hash, else by its definition
     (``llama3_style``: the family's name for a Llama-3 style split regex)."""
     ids = tokenizer.encode(CHECK_TEXT, add_special_tokens=True).ids

@@ -15,7 +15,7 @@ HELDOUT = "heldout_longform.txt"
 
 
 def shipped(name: str) -> str:
-    return resources.files("lwlocal.quant").joinpath("data", name).read_text(encoding="utf-8")
+    return (resources.files("lwlocal.quant") / "data" / name).read_text(encoding="utf-8")
 
 
 def longform_calibration() -> str:

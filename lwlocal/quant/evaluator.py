@@ -82,7 +82,7 @@ class Evaluator:
                 return False
             try:
                 return on_tensor(tensor, ask)
-            except BaseException as exc:
+            except BaseException as exc:  # noqa: BLE001 - raised again once llama.cpp returns
                 self._error = exc
                 return False
 

@@ -254,7 +254,7 @@ def quantize_gptq(request: GptqRequest, text: str, label: str,
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent if str(out.parent)
                                  else "."))
     try:
-        torch, GPTQModel, QuantizeConfig, BACKEND = _import_gptqmodel(work)  # noqa: N806
+        torch, GPTQModel, QuantizeConfig, BACKEND = _import_gptqmodel(work)
         device = "cuda" if torch.cuda.is_available() else "cpu"
         source = relayout(request.src, work / "native") if layout == "chatglm" else request.src
         samples = calibration(source, text, label, request)

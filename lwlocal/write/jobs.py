@@ -95,7 +95,8 @@ class JobSettings:
                         model=model or self.model)
         if (moved.backend, moved.base_url, moved.model) != (self.backend, self.base_url,
                                                             self.model):
-            moved = replace(moved, **dict.fromkeys(MEMORY_FIELDS))
+            moved = replace(moved, n_ctx=None, kv_type=None, flash_attn=None,
+                            n_gpu_layers=None, n_batch=None)
         return moved
 
 

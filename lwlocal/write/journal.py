@@ -12,7 +12,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -174,7 +174,7 @@ class Job:
         return state
 
 
-def assemble(outline: Outline, texts: list[str | None], direct: bool) -> str:
+def assemble(outline: Outline, texts: Sequence[str | None], direct: bool) -> str:
     """Sections under their titles (a direct job: its text); sections not written are left
     out."""
     if direct:

@@ -8,7 +8,6 @@ from dataclasses import replace
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Grid, Horizontal, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import (
     Button,
     Collapsible,
@@ -24,16 +23,17 @@ from textual.widgets import (
 from lwlocal.engine import KV_CACHE_TYPES
 from lwlocal.errors import LwlocalError
 from lwlocal.progress import Progress
+from lwlocal.tui.screens.base import AppScreen
 from lwlocal.write.jobs import MODES, check_settings
 from lwlocal.write.writer import direct_outline
 
 
-class ComposeScreen(Screen):
+class ComposeScreen(AppScreen):
     TITLE = "Compose"
     BINDINGS = [("ctrl+g", "go", "Plan / write")]
 
     def compose(self) -> ComposeResult:
-        state = self.app.state
+        state = self.lw.state
         yield Header()
         with VerticalScroll(id="compose-form"):
             yield Label("What should be written?")
@@ -69,7 +69,7 @@ class ComposeScreen(Screen):
 
     def on_screen_resume(self) -> None:
         """The target length may have been changed on the Model screen."""
-        self.query_one("#words", Input).value = str(self.app.state.words)
+        self.query_one("#words", Input).value = str(self.lw.state.words)
 
     @on(Select.Changed, "#mode")
     def _label_button(self) -> None:
@@ -78,7 +78,7 @@ class ComposeScreen(Screen):
 
     def read_form(self) -> None:
         """Copy the form into the app state, refusing what cannot run."""
-        state = self.app.state
+        state = self.lw.state
         state.prompt = self.query_one("#prompt", TextArea).text.strip()
         if not state.prompt:
             raise LwlocalError("write a prompt first")
@@ -108,7 +108,7 @@ class ComposeScreen(Screen):
 
     @work(thread=True, exclusive=True, group="compose", exit_on_error=False)
     def prepare(self) -> None:
-        state = self.app.state
+        state = self.lw.state
         try:
             session = state.load_session(state.settings())
             if state.mode == "direct":
@@ -131,7 +131,7 @@ class ComposeScreen(Screen):
         self.query_one("#compose-status", Label).update("")
         if error:
             self.notify(error, severity="error")
-        elif self.app.state.mode == "direct":
-            self.app.start_writing()
+        elif self.lw.state.mode == "direct":
+            self.lw.start_writing()
         else:
-            self.app.open_outline()
+            self.lw.open_outline()

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from textual import on
 from textual.app import ComposeResult
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label
 
 from lwlocal.errors import LwlocalError
+from lwlocal.tui.screens.base import AppScreen
 from lwlocal.tui.screens.confirm import ConfirmScreen
 from lwlocal.tui.screens.export import ExportScreen
 from lwlocal.write.export import export
@@ -23,7 +23,7 @@ def words_of(job: Job) -> int:
     return result.get("words") or count_words(job.assemble())
 
 
-class LibraryScreen(Screen):
+class LibraryScreen(AppScreen):
     TITLE = "Library"
     BINDINGS = [("o", "open", "Open"), ("r", "resume", "Resume"), ("e", "export", "Export"),
                 ("d", "delete", "Delete")]
@@ -44,7 +44,7 @@ class LibraryScreen(Screen):
     def reload(self) -> None:
         table = self.query_one(DataTable)
         table.clear()
-        self.jobs = list(reversed(list(list_jobs(self.app.state.jobs_root))))
+        self.jobs = list(reversed(list(list_jobs(self.lw.state.jobs_root))))
         for job in self.jobs:
             created = datetime.fromtimestamp(job.meta.get("created", 0))
             table.add_row(job.id, job.state, f"{words_of(job):,}",
@@ -61,14 +61,14 @@ class LibraryScreen(Screen):
     @on(DataTable.RowSelected, "#jobs")
     def action_open(self) -> None:
         if job := self._selected():
-            self.app.show_job(job, start=False)
+            self.lw.show_job(job, start=False)
 
     def action_resume(self) -> None:
         if job := self._selected():
             if job.state == "done":
                 self.notify(f"{job.id} is done: nothing to resume")
             else:
-                self.app.show_job(job, start=True)
+                self.lw.show_job(job, start=True)
 
     def action_export(self) -> None:
         job = self._selected()
@@ -99,8 +99,8 @@ class LibraryScreen(Screen):
                 job.delete()
             except LwlocalError as exc:
                 self.notify(str(exc), severity="error")
-            if self.app.state.job and self.app.state.job.dir == job.dir:
-                self.app.state.job = None
+            if self.lw.state.job and self.lw.state.job.dir == job.dir:
+                self.lw.state.job = None
             self.reload()
 
         self.app.push_screen(ConfirmScreen(f"Delete {job.id} and everything written in it?"),

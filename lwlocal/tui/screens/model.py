@@ -6,17 +6,17 @@ from __future__ import annotations
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Label
 from textual.worker import get_current_worker
 
 from lwlocal.errors import LwlocalError
 from lwlocal.models import CatalogEntry, catalog, file_quant
+from lwlocal.tui.screens.base import AppScreen
 from lwlocal.tui.widgets.memory_plan import MemoryPlan
 from lwlocal.write.jobs import model_plan
 
 
-class ModelScreen(Screen):
+class ModelScreen(AppScreen):
     TITLE = "Model"
 
     def compose(self) -> ComposeResult:
@@ -24,7 +24,7 @@ class ModelScreen(Screen):
         yield DataTable(id="models", cursor_type="row", zebra_stripes=True)
         with Horizontal(id="words-row"):
             yield Label("Target words")
-            yield Input(str(self.app.state.words), type="integer", id="model-words")
+            yield Input(str(self.lw.state.words), type="integer", id="model-words")
         yield MemoryPlan(id="memory-plan")
         yield Footer()
 
@@ -33,12 +33,12 @@ class ModelScreen(Screen):
         table.add_columns("model", "quant", "size", "local file")
         self.entries: list[CatalogEntry] = catalog()
         for entry in self.entries:
-            size = f"{entry.size_bytes / 2**20:,.0f} MiB" if entry.path else "-"
+            size = f"{(entry.size_bytes or 0) / 2**20:,.0f} MiB" if entry.path else "-"
             table.add_row(entry.name, "…" if entry.path else "-", size,
                           "yes" if entry.path else "not downloaded", key=entry.name)
         names = [e.name for e in self.entries]
-        if self.app.state.model in names:
-            table.move_cursor(row=names.index(self.app.state.model))
+        if self.lw.state.model in names:
+            table.move_cursor(row=names.index(self.lw.state.model))
         self.read_quants()
         self.replan()
 
@@ -55,23 +55,23 @@ class ModelScreen(Screen):
 
     @on(DataTable.RowHighlighted, "#models")
     def choose(self, event: DataTable.RowHighlighted) -> None:
-        if event.row_key.value and event.row_key.value != self.app.state.model:
-            self.app.state.model = event.row_key.value
+        if event.row_key.value and event.row_key.value != self.lw.state.model:
+            self.lw.state.model = event.row_key.value
             self.replan()
 
     @on(Input.Changed, "#model-words")
     def words_changed(self, event: Input.Changed) -> None:
         if event.value.isdigit() and int(event.value) > 0:
-            self.app.state.words = int(event.value)
+            self.lw.state.words = int(event.value)
             self.replan()
 
     def replan(self) -> None:
-        self.query_one(MemoryPlan).show(None, f"planning {self.app.state.model}…")
+        self.query_one(MemoryPlan).show(None, f"planning {self.lw.state.model}…")
         self.compute_plan()
 
     @work(thread=True, exclusive=True, group="plan", exit_on_error=False)
     def compute_plan(self) -> None:
-        state = self.app.state
+        state = self.lw.state
         try:
             chosen, message = model_plan(state.model, state.settings(),
                                          machine=state.machine).plan, ""

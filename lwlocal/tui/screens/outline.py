@@ -5,14 +5,16 @@ from __future__ import annotations
 
 from textual import on
 from textual.app import ComposeResult
-from textual.screen import Screen
+from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Footer, Header, Label
 
+from lwlocal.tui.screens.base import AppScreen
+from lwlocal.tui.screens.compose import ComposeScreen
 from lwlocal.tui.widgets.section_editor import SectionEditor
 from lwlocal.write.plan import Outline, Section
 
 
-class OutlineScreen(Screen):
+class OutlineScreen(AppScreen):
     TITLE = "Outline"
     BINDINGS = [("a", "add", "Add"), ("delete,x", "delete", "Delete"),
                 ("ctrl+up", "move(-1)", "Move up"), ("ctrl+down", "move(1)", "Move down"),
@@ -31,7 +33,7 @@ class OutlineScreen(Screen):
 
     @property
     def outline(self) -> Outline | None:
-        return self.app.state.outline
+        return self.lw.state.outline
 
     def on_screen_resume(self) -> None:
         self.refresh_outline()
@@ -55,6 +57,8 @@ class OutlineScreen(Screen):
 
     def _show_total(self) -> None:
         outline = self.outline
+        if outline is None:
+            return
         planned = outline.planned_words
         off = planned - outline.words
         colour = "green" if abs(off) <= outline.words * 0.1 else "yellow"
@@ -78,7 +82,7 @@ class OutlineScreen(Screen):
         row = table.cursor_row
         for column, value in ((1, event.section.title), (2, str(event.section.words)),
                               (3, event.section.main_point)):
-            table.update_cell_at((row, column), value)
+            table.update_cell_at(Coordinate(row, column), value)
         self._show_total()
 
     def action_add(self) -> None:
@@ -104,8 +108,12 @@ class OutlineScreen(Screen):
     def action_regenerate(self) -> None:
         """Plan again from the Compose screen's settings."""
         self.app.switch_mode("compose")
-        self.app.call_after_refresh(lambda: self.app.screen.action_go())
+        self.app.call_after_refresh(self._plan_again)
+
+    def _plan_again(self) -> None:
+        if isinstance(self.app.screen, ComposeScreen):
+            self.app.screen.action_go()
 
     def action_write(self) -> None:
         if self.outline is not None:
-            self.app.start_writing()
+            self.lw.start_writing()

@@ -11,16 +11,16 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import Footer, Header, Label, Markdown, ProgressBar, Static
 
 from lwlocal.errors import LwlocalError
 from lwlocal.progress import Progress
+from lwlocal.tui.screens.base import AppScreen
 from lwlocal.write.jobs import JobSettings
 from lwlocal.write.words import count_words
 
 
-class WritingScreen(Screen):
+class WritingScreen(AppScreen):
     TITLE = "Writing"
     BINDINGS = [("p", "pause", "Pause"), ("r", "resume", "Resume"), ("c", "cancel", "Cancel")]
 
@@ -55,6 +55,9 @@ class WritingScreen(Screen):
         self._leave_after = False
         self._stream = Markdown.get_stream(self.query_one(Markdown))
         self._step = 0
+        self._section_base = self._budget = 0
+        self._started = 0.0
+        self._words_at_start: float | None = None
 
     def on_unmount(self) -> None:
         self._cancel.set()  # the app is closing: the journal marks the job interrupted
@@ -63,13 +66,13 @@ class WritingScreen(Screen):
         """Show the app's job; start writing it if that was asked for."""
         if not self._writing:
             self.show_job()
-        if self.app.state.start_requested:
-            self.app.state.start_requested = False
+        if self.lw.state.start_requested:
+            self.lw.state.start_requested = False
             self.start()
 
     def show_job(self) -> None:
         """The job's finished sections (the unfinished one restarts when writing resumes)."""
-        job = self.app.state.job
+        job = self.lw.state.job
         self._step = 0
         if job is None:
             self.query_one("#job-title", Label).update(
@@ -90,7 +93,7 @@ class WritingScreen(Screen):
 
     def start(self) -> None:
         """Write the app's job on, or a new job from the app's outline when there is none."""
-        state = self.app.state
+        state = self.lw.state
         if self._writing:  # still stopping (a pause just asked for): start once stopped
             self._start_when_stopped = True
             return
@@ -109,9 +112,11 @@ class WritingScreen(Screen):
 
     @work(thread=True, exclusive=True, group="writing", exit_on_error=False)
     def write(self) -> None:
-        state = self.app.state
+        state = self.lw.state
         try:
             if state.job is None:  # the edited budgets are the plan: their sum is the target
+                if state.outline is None:
+                    raise LwlocalError("no outline to write: compose a prompt and plan it (F3)")
                 state.outline.words = state.words = state.outline.planned_words
                 session = state.load_session(state.settings())
                 state.job = session.new_job(state.jobs_root)
@@ -122,7 +127,7 @@ class WritingScreen(Screen):
                 session = state.load_session(JobSettings.from_meta(state.job.meta))
             job = state.job
             session.run(job, job.outline() or state.outline,
-                        progress=lambda e: self.post_message(self.Update(e)),
+                        progress=self._progress,
                         cancel=self._cancel)
         except KeyboardInterrupt:
             self.post_message(self.Stopped(None, finished=False))
@@ -131,6 +136,10 @@ class WritingScreen(Screen):
         else:
             self.post_message(self.Stopped(None, finished=True))
 
+    def _progress(self, event: Progress) -> None:
+        """From the writing thread: hand the event to the screen."""
+        self.post_message(self.Update(event))
+
     @on(Update)
     async def _update(self, message: Update) -> None:
         event = message.event
@@ -138,12 +147,15 @@ class WritingScreen(Screen):
             self.query_one("#writing-stats", Static).update(
                 f"planning the outline: {event.done:.0f} tokens")
             return
-        job = self.app.state.job
+        job = self.lw.state.job
+        if job is None:
+            return
         if event.step != self._step:
+            outline = job.outline()
             self._step = event.step
             self._section_base = sum(count_words(job.section_text(i) or "")
                                      for i in range(1, event.step))
-            self._budget = job.outline().sections[event.step - 1].words
+            self._budget = outline.sections[event.step - 1].words if outline else 0
             if job.meta.get("mode") != "direct":
                 gap = "\n\n" if self.query_one(Markdown).source.strip() else ""
                 await self._stream.write(f"{gap}## {event.message}\n\n")
@@ -162,7 +174,7 @@ class WritingScreen(Screen):
         pace = (event.done - self._words_at_start) / elapsed if elapsed > 1 else 0
         eta = (f"{(event.total - event.done) / pace / 60:.0f} min left" if pace > 0
                else "ETA …")
-        session = self.app.state.session
+        session = self.lw.state.session
         context = (f" · context {session.chat.stats.context_tokens:,}/"
                    f"{session.chat.n_ctx:,}" if session else "")
         return (f"section {event.step}/{event.steps} · {event.done:,.0f}/{event.total:,.0f} "
@@ -174,8 +186,8 @@ class WritingScreen(Screen):
         if message.error:
             self.notify(message.error, severity="error")
         self.show_job()
-        if message.finished:
-            self.notify(f"{self.app.state.job.id}: done")
+        if message.finished and self.lw.state.job:
+            self.notify(f"{self.lw.state.job.id}: done")
         if self._leave_after:
             self._leave_after = False
             self.app.switch_mode("library")
