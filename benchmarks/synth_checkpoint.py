@@ -126,17 +126,14 @@ def write_shard(path: Path, named: list[tuple[str, tuple[int, ...]]]) -> int:
 
 def tokenizer(folder: Path, card: ModelCard) -> None:
     """Byte-level BPE over the 256 bytes, one merge, and the family's special tokens."""
-    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 
-    from lwlocal.convert.tokenizer import LLAMA3_SPLIT
+    from lwlocal.convert.tokenizer import llama3_pre_tokenizer
 
     vocab = {c: i for i, c in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}
     vocab["Ġt"] = len(vocab)
     tok = Tokenizer(models.BPE(vocab, [("Ġ", "t")]))
-    pattern = LLAMA3_SPLIT + r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(pattern), behavior="isolated"),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    tok.pre_tokenizer = llama3_pre_tokenizer()
     tok.decoder = decoders.ByteLevel()
     specials = SPECIALS[card.architecture]
     tok.add_special_tokens(specials)

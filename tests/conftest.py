@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -67,18 +65,6 @@ def smollm_f32(smollm_hf, tmp_path_factory) -> Path:
                    "f32").path
 
 
-def run_cli(*args: str, env_home: Path, check: bool = False, timeout: float | None = None,
-            env: dict[str, str] | None = None):
-    """Run ``python -m lwlocal ARGS`` with its own home (and ``env`` added); returns the
-    completed process."""
-    env = {**os.environ, "LWLOCAL_HOME": str(env_home), **(env or {})}
-    proc = subprocess.run([sys.executable, "-m", "lwlocal", *args], env=env, text=True,
-                          capture_output=True, timeout=timeout)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"lwlocal {args} failed ({proc.returncode}):\n{proc.stderr}")
-    return proc
-
-
 MODEL_FIXTURES = {"default_model", "engine", "smollm_hf", "smollm_f32", "served"}
 
 
@@ -87,3 +73,29 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.model)
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random checkpoint in LongWriter-llama3.1-8b's layout (llama3 rope scaling)."""
+    pytest.importorskip("transformers")
+    from tests.support.checkpoints import make_tiny_llama
+
+    return make_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def tiny_glm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random checkpoint in transformers' native GLM-4 layout (GlmForCausalLM)."""
+    pytest.importorskip("transformers")
+    from tests.support.checkpoints import make_tiny_glm
+
+    return make_tiny_glm(tmp_path_factory.mktemp("tiny-glm"))
+
+
+@pytest.fixture(scope="session")
+def tiny_chatglm(tiny_glm: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same weights in THUDM's remote-code layout (LongWriter-glm4-9b's)."""
+    from tests.support.checkpoints import remote_glm
+
+    return remote_glm(tiny_glm, tmp_path_factory.mktemp("tiny-chatglm"))

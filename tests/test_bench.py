@@ -17,7 +17,7 @@ from lwlocal.bench.judge import DIMENSIONS, Judge, quality_score
 from lwlocal.bench.scoring import length_score, output_length
 from lwlocal.errors import LwlocalError
 from lwlocal.write.writer import SectionBudget
-from tests.conftest import run_cli
+from tests.support.cli import run_cli
 
 
 @pytest.mark.parametrize(("output", "required", "score"), [

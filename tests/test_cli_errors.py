@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.support.cli import run_cli
 
 
 @pytest.mark.parametrize("args,problem", [

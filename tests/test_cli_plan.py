@@ -5,7 +5,7 @@ import json
 import pytest
 
 from lwlocal.llama_build import llama_build
-from tests.conftest import run_cli
+from tests.support.cli import run_cli
 
 
 def test_plan_json_shape(lw_home):

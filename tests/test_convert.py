@@ -16,79 +16,7 @@ transformers = pytest.importorskip("transformers")
 
 from lwlocal.convert.run import convert  # noqa: E402
 from lwlocal.errors import LwlocalError  # noqa: E402
-
-CORPUS = [
-    "The quick brown fox jumps over the lazy dog. It's 2024, isn't it?",
-    "我想在apple工作1314151天～ 长文本生成",
-    "def f(x):\n    return x ** 2  # square\n\n\n",
-    "Numbers 3 33 333 3333 and emoji 🚀🦙 and    runs   of spaces\t\ttabs",
-    "<|begin_of_text|>special<|eot_id|> tokens",
-]
-# Long enough that positions reach the scaled rope frequencies (original context 64).
-PROMPTS = [[1, 5, 9, 200, 31, 7], [(i * 37) % 600 for i in range(60)], [42] * 40]
-
-
-LLAMA3_SPECIALS = ["<|begin_of_text|>", "<|end_of_text|>", "<|eot_id|>"]
-GLM_SPECIALS = ["<|endoftext|>", "[MASK]", "[gMASK]", "[sMASK]", "<sop>", "<eop>", "<|system|>",
-                "<|user|>", "<|assistant|>", "<|observation|>"]
-GLM_TEMPLATE = ("[gMASK]<sop>{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}"
-                "{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}")
-
-
-def bpe_tokenizer(folder: Path, specials: list[str], config: dict) -> None:
-    """A small byte-level BPE with Llama 3's pre-tokenizer (GLM-4 uses the same split)."""
-    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    from lwlocal.convert.tokenizer import LLAMA3_SPLIT
-
-    pattern = LLAMA3_SPLIT + r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(pattern), behavior="isolated"),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=specials,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(CORPUS * 20, trainer)
-    tok.save(str(folder / "tokenizer.json"))
-    (folder / "tokenizer_config.json").write_text(json.dumps(config))
-
-
-@pytest.fixture(scope="module")
-def tiny_llama(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    bpe_tokenizer(folder, LLAMA3_SPECIALS, {
-        "bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>",
-        "chat_template": "{% for m in messages %}[INST]{{ m['content'] }}[/INST]{% endfor %}",
-    })
-    config = transformers.LlamaConfig(
-        vocab_size=640, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-        rms_norm_eps=1e-5, tie_word_embeddings=False, bos_token_id=0, eos_token_id=2,
-        rope_parameters={"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0,
-                         "low_freq_factor": 1.0, "high_freq_factor": 4.0,
-                         "original_max_position_embeddings": 64},
-    )
-    torch.manual_seed(0)
-    model = transformers.LlamaForCausalLM(config).eval()
-    sharpen(model)
-    model.save_pretrained(folder)
-    return folder
-
-
-def sharpen(model) -> None:
-    """Random weights large enough that every part matters: sharp attention makes rope (the
-    positions) visible in the logits."""
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            p.normal_(0, 0.6 if ("q_proj" in name or "k_proj" in name) else 0.08)
-
-
-def hf_logits(folder: Path, ids: list[int]) -> np.ndarray:
-    model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
-    with torch.no_grad():
-        return model(torch.tensor([ids])).logits[0].numpy()
+from tests.support.checkpoints import CORPUS, PROMPTS, hf_logits, tiktoken_glm  # noqa: E402
 
 
 def gguf_logits(path: Path, ids: list[int]) -> np.ndarray:
@@ -100,70 +28,6 @@ def gguf_logits(path: Path, ids: list[int]) -> np.ndarray:
     logits = np.array(llm.scores[: len(ids)])
     llm.close()
     return logits
-
-
-@pytest.fixture(scope="module")
-def tiny_glm(tmp_path_factory) -> Path:
-    """transformers' native GLM-4 layout (GlmForCausalLM)."""
-    folder = tmp_path_factory.mktemp("tiny-glm")
-    bpe_tokenizer(folder, GLM_SPECIALS, {"eos_token": "<|endoftext|>",
-                                         "chat_template": GLM_TEMPLATE})
-    config = transformers.GlmConfig(
-        vocab_size=640, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, head_dim=16, attention_bias=True,
-        max_position_embeddings=4096, rms_norm_eps=1.5625e-07, tie_word_embeddings=False,
-        pad_token_id=0, eos_token_id=0, bos_token_id=None,
-        rope_parameters={"rope_type": "default", "rope_theta": 5e6, "partial_rotary_factor": 0.5},
-    )
-    torch.manual_seed(1)
-    model = transformers.GlmForCausalLM(config).eval()
-    sharpen(model)
-    model.save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def tiny_chatglm(tiny_glm, tmp_path_factory) -> Path:
-    """The same weights in THUDM's remote-code layout (LongWriter-glm4-9b's)."""
-    return remote_glm(tiny_glm, tmp_path_factory.mktemp("tiny-chatglm"))
-
-
-def remote_glm(native_folder: Path, folder: Path) -> Path:
-    """A native GLM checkpoint's weights in THUDM's remote-code layout: fused QKV,
-    ``transformer.encoder.layers``, ChatGLM config keys."""
-    import shutil
-
-    from safetensors.numpy import load_file, save_file
-
-    for name in ("tokenizer.json", "tokenizer_config.json"):
-        shutil.copy(native_folder / name, folder / name)
-    native = load_file(str(native_folder / "model.safetensors"))
-    cfg = json.loads((native_folder / "config.json").read_text())
-    remote = {"transformer.embedding.word_embeddings.weight": native["model.embed_tokens.weight"],
-              "transformer.encoder.final_layernorm.weight": native["model.norm.weight"],
-              "transformer.output_layer.weight": native["lm_head.weight"]}
-    for i in range(cfg["num_hidden_layers"]):
-        src, dst = f"model.layers.{i}.", f"transformer.encoder.layers.{i}."
-        for kind in ("weight", "bias"):
-            remote[dst + f"self_attention.query_key_value.{kind}"] = np.concatenate(
-                [native[src + f"self_attn.{p}_proj.{kind}"] for p in "qkv"])
-        remote[dst + "self_attention.dense.weight"] = native[src + "self_attn.o_proj.weight"]
-        remote[dst + "input_layernorm.weight"] = native[src + "input_layernorm.weight"]
-        remote[dst + "post_attention_layernorm.weight"] = native[
-            src + "post_attention_layernorm.weight"]
-        remote[dst + "mlp.dense_h_to_4h.weight"] = native[src + "mlp.gate_up_proj.weight"]
-        remote[dst + "mlp.dense_4h_to_h.weight"] = native[src + "mlp.down_proj.weight"]
-    save_file(remote, str(folder / "model.safetensors"))
-    (folder / "config.json").write_text(json.dumps({
-        "architectures": ["ChatGLMForConditionalGeneration"], "model_type": "chatglm",
-        "num_layers": cfg["num_hidden_layers"], "hidden_size": cfg["hidden_size"],
-        "ffn_hidden_size": cfg["intermediate_size"], "kv_channels": cfg["head_dim"],
-        "num_attention_heads": cfg["num_attention_heads"], "multi_query_attention": True,
-        "multi_query_group_num": cfg["num_key_value_heads"], "seq_length": 4096,
-        "layernorm_epsilon": cfg["rms_norm_eps"], "rope_ratio": 500,
-        "padded_vocab_size": cfg["vocab_size"], "add_qkv_bias": True, "torch_dtype": "float32",
-    }))
-    return folder
 
 
 @pytest.mark.parametrize("outtype,max_diff,agreement", [("f32", 1e-3, 1.0), ("f16", None, 0.99)])
@@ -255,7 +119,7 @@ def test_default_model_real_weights_round_trip(smollm_hf, smollm_f32):
 
 
 def test_convert_command(tiny_llama, tmp_path, lw_home):
-    from tests.conftest import run_cli
+    from tests.support.cli import run_cli
 
     out = tmp_path / "cli.gguf"
     proc = run_cli("convert", str(tiny_llama), "-o", str(out), env_home=lw_home, check=True)
@@ -290,7 +154,7 @@ def test_chatglm_metadata_follows_llama_cpp_conventions(tiny_chatglm, tmp_path):
 
 
 def test_inspect_gguf_and_checkpoint(tiny_llama, default_model, lw_home):
-    from tests.conftest import run_cli
+    from tests.support.cli import run_cli
 
     gguf_info = json.loads(run_cli("inspect", str(default_model), "--json", env_home=lw_home,
                                    check=True).stdout)
@@ -302,38 +166,13 @@ def test_inspect_gguf_and_checkpoint(tiny_llama, default_model, lw_home):
     assert hf_info["convert"].startswith("GGUF architecture llama, default outtype f16")
 
 
-def tiktoken_glm(source: Path, folder: Path) -> tuple[dict[bytes, int], dict[str, int]]:
-    """``source`` (a remote-code GLM checkpoint) with its tokenizer as LongWriter-glm4-9b ships
-    it: a tiktoken ``tokenizer.model`` (base64 token, rank) and the special tokens in
-    ``tokenizer_config.json``, no ``tokenizer.json``; its ranks and special ids."""
-    import base64
-    import shutil
-
-    from lwlocal.convert.tiktoken_vocab import byte_to_unicode
-
-    shutil.copytree(source, folder)
-    data = json.loads((folder / "tokenizer.json").read_text())
-    (folder / "tokenizer.json").unlink()
-    specials = {t["content"]: t["id"] for t in data["added_tokens"]}
-    to_byte = {c: b for b, c in byte_to_unicode().items()}
-    ranks = {bytes(to_byte[c] for c in token): i for token, i in data["model"]["vocab"].items()
-             if i not in specials.values()}
-    (folder / "tokenizer.model").write_text("".join(
-        f"{base64.b64encode(token).decode()} {rank}\n" for token, rank in ranks.items()))
-    config = json.loads((folder / "tokenizer_config.json").read_text())
-    config["added_tokens_decoder"] = {str(i): {"content": c, "special": True}
-                                      for c, i in specials.items()}
-    (folder / "tokenizer_config.json").write_text(json.dumps(config))
-    return ranks, specials
-
-
 def test_glm4_tiktoken_tokenizer_matches_tiktoken(tiny_chatglm, tmp_path):
     """LongWriter-glm4-9b ships a tiktoken ``tokenizer.model``; the converted vocabulary must
     tokenize as tiktoken does with the same ranks, pattern and special tokens."""
     import llama_cpp
 
     tiktoken = pytest.importorskip("tiktoken")
-    from lwlocal.convert.tiktoken_vocab import GLM4_PATTERN
+    from lwlocal.convert.tokenizer import LLAMA3_PATTERN
 
     folder = tmp_path / "glm-tiktoken"
     ranks, specials = tiktoken_glm(tiny_chatglm, folder)
@@ -341,7 +180,7 @@ def test_glm4_tiktoken_tokenizer_matches_tiktoken(tiny_chatglm, tmp_path):
     convert(folder, out, "f16")
     llm = llama_cpp.Llama(str(out), vocab_only=True, verbose=False)
     assert llm.metadata["tokenizer.ggml.pre"] == "chatglm-bpe"
-    reference = tiktoken.Encoding("glm4-test", pat_str=GLM4_PATTERN, mergeable_ranks=ranks,
+    reference = tiktoken.Encoding("glm4-test", pat_str=LLAMA3_PATTERN, mergeable_ranks=ranks,
                                   special_tokens=specials)
     for text in CORPUS + ["[gMASK]<sop><|user|>\nhello<|assistant|>"]:
         expected = reference.encode(text, allowed_special="all")

@@ -13,7 +13,7 @@ from lwlocal.paths import jobs_dir, models_dir
 from lwlocal.write.export import export, plain_text
 from lwlocal.write.journal import Job
 from lwlocal.write.plan import Outline, Section
-from tests.conftest import run_cli
+from tests.support.cli import run_cli
 
 
 @pytest.fixture

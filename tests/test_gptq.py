@@ -16,16 +16,8 @@ from lwlocal.progress import Progress
 from lwlocal.quant.calibration import HELDOUT, read_text
 from lwlocal.quant.gptq import GptqRequest, quantize_gptq
 from lwlocal.quant.quality import evaluate, log_softmax
-from tests.conftest import run_cli
-from tests.test_convert import (  # noqa: F401 (fixtures)
-    CORPUS,
-    PROMPTS,
-    hf_logits,
-    remote_glm,
-    tiktoken_glm,
-    tiny_glm,
-    tiny_llama,
-)
+from tests.support.checkpoints import CORPUS, PROMPTS, hf_logits, remote_glm, tiktoken_glm
+from tests.support.cli import run_cli
 
 TINY = {"group_size": 32, "samples": 8, "seq_len": 64}
 KLD_BOUND, TOP1_BOUND = 0.1, 0.5  # sound 4-bit quants measured 0.04 and 0.69-0.73 here
@@ -59,12 +51,12 @@ def weighty(src: Path, dst: Path, seed: int) -> Path:
 
 
 @pytest.fixture(scope="module")
-def gptq_llama(tiny_llama, tmp_path_factory) -> Path:  # noqa: F811
+def gptq_llama(tiny_llama, tmp_path_factory) -> Path:
     return weighty(tiny_llama, tmp_path_factory.mktemp("gptq-llama"), 3)
 
 
 @pytest.fixture(scope="module")
-def gptq_glm(tiny_glm, tmp_path_factory) -> Path:  # noqa: F811
+def gptq_glm(tiny_glm, tmp_path_factory) -> Path:
     return weighty(tiny_glm, tmp_path_factory.mktemp("gptq-glm"), 4)
 
 
@@ -127,13 +119,13 @@ def test_a_tiktoken_glm_checkpoint_gets_a_tokenizer_json(gptq_chatglm, gptq_glm,
     import tiktoken
     import transformers
 
-    from lwlocal.convert.tiktoken_vocab import GLM4_PATTERN
+    from lwlocal.convert.tokenizer import LLAMA3_PATTERN
 
     folder = tmp_path / "tiktoken-glm"
     ranks, specials = tiktoken_glm(gptq_chatglm, folder)
     out = quantize(folder, tmp_path / "gptq")
     tokenizer = transformers.AutoTokenizer.from_pretrained(out)
-    reference = tiktoken.Encoding("glm4-test", pat_str=GLM4_PATTERN, mergeable_ranks=ranks,
+    reference = tiktoken.Encoding("glm4-test", pat_str=LLAMA3_PATTERN, mergeable_ranks=ranks,
                                   special_tokens=specials)
     for text in CORPUS + ["[gMASK]<sop><|user|>\nhello<|assistant|>"]:
         expected = reference.encode(text, allowed_special="all")
@@ -186,7 +178,7 @@ def bad_checkpoint(folder: Path, tiny: Path, problem: str) -> None:
     ("tokenizer", [], "no tokenizer (tokenizer.json)"),
     (None, ["--text", "SHORT"], "too little calibration text"),
 ])
-def test_bad_input_is_one_line(tiny_llama, tmp_path, lw_home, problem, args,  # noqa: F811
+def test_bad_input_is_one_line(tiny_llama, tmp_path, lw_home, problem, args,
                                message):
     folder = tmp_path / "src"
     folder.mkdir()

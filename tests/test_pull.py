@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.conftest import run_cli
-from tests.fake_hub import FakeHub
-from tests.test_convert import tiny_llama  # noqa: F401 (fixture)
+from tests.support.cli import run_cli
+from tests.support.fake_hub import FakeHub
 
 
 def hub_env(hub: FakeHub, tmp_path: Path) -> dict[str, str]:
@@ -38,7 +37,7 @@ def test_unknown_repo_is_one_line(tmp_path, lw_home):
     assert len(lines) == 1 and "org/missing: no such repository" in lines[0]
 
 
-def test_convert_a_hub_id(tiny_llama, tmp_path, lw_home):  # noqa: F811
+def test_convert_a_hub_id(tiny_llama, tmp_path, lw_home):
     files = {p.name: p.read_bytes() for p in tiny_llama.iterdir() if p.is_file()}
     out = tmp_path / "from-hub.gguf"
     with FakeHub({"org/tiny-llama": files}) as hub:

@@ -24,7 +24,7 @@ from lwlocal.quant.imatrix_file import ImportanceMatrix, load, save
 from lwlocal.quant.quality import evaluate
 from lwlocal.quant.quantize import quantize
 from lwlocal.quant.types import NEEDS_IMATRIX, QUANT_TYPES, quant_type
-from tests.conftest import run_cli
+from tests.support.cli import run_cli
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")

@@ -11,7 +11,7 @@ from lwlocal.errors import LwlocalError
 from lwlocal.remote import OpenAIChat, Server
 from lwlocal.write.jobs import JobSettings, Session
 from lwlocal.write.plan import Outline, Section
-from tests.fake_openai import REPLY, fake_server
+from tests.support.fake_openai import REPLY, fake_server
 
 ASK = [Message("user", "Describe a harbour.")]
 

@@ -21,7 +21,7 @@ from lwlocal.remote import Server
 from lwlocal.serve import spawn
 from lwlocal.write.jobs import JobSettings, Session
 from lwlocal.write.journal import Job
-from tests.conftest import run_cli
+from tests.support.cli import run_cli
 
 PROMPT = "Write a short guide to brewing green tea."
 CTX = "2048"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from lwlocal.write.journal import Job
-from tests.conftest import run_cli
+from tests.support.cli import run_cli
 
 pytestmark = pytest.mark.model  # every test here runs the default model
 

@@ -15,11 +15,10 @@ from pathlib import Path
 import gguf
 
 from lwlocal.convert.architecture import Architecture
-from lwlocal.convert.tokenizer import LLAMA3_SPLIT, Vocabulary, apply_defaults
+from lwlocal.convert.tokenizer import Vocabulary, apply_defaults
 from lwlocal.errors import LwlocalError
 
 # the split pattern of GLM-4's tiktoken tokenizer (the Llama 3 / cl100k pattern)
-GLM4_PATTERN = LLAMA3_SPLIT + r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 
 
 def byte_to_unicode() -> dict[int, str]:

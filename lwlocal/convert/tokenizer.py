@@ -15,6 +15,7 @@ from lwlocal.errors import LwlocalError
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
+    from tokenizers.pre_tokenizers import PreTokenizer
 
 # llama.cpp tells pre-tokenizers apart by hashing the ids a tokenizer gives this text.
 CHECK_TEXT = (
@@ -34,6 +35,17 @@ PRE_BY_HASH = {
 # For tokenizers llama.cpp has not hashed (fine-tunes with a resized vocabulary, test models):
 # the pre-tokenizer's own definition names the family.
 LLAMA3_SPLIT = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}"
+# The whole split pattern of Llama 3's pre-tokenizer; GLM-4's tiktoken tokenizer splits the same.
+LLAMA3_PATTERN = LLAMA3_SPLIT + r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+
+
+def llama3_pre_tokenizer() -> PreTokenizer:
+    """Llama 3's (and GLM-4's) pre-tokenizer for ``tokenizers``: the split, then byte-level."""
+    from tokenizers import Regex, pre_tokenizers
+
+    return pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(LLAMA3_PATTERN), behavior="isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
 
 
 @dataclass

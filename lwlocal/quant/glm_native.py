@@ -11,7 +11,8 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lwlocal.convert.tiktoken_vocab import GLM4_PATTERN, byte_to_unicode, merges_of, read_ranks
+from lwlocal.convert.tiktoken_vocab import byte_to_unicode, merges_of, read_ranks
+from lwlocal.convert.tokenizer import llama3_pre_tokenizer
 from lwlocal.errors import LwlocalError
 
 if TYPE_CHECKING:
@@ -122,7 +123,7 @@ def fast_tokenizer(src: Path, dst: Path) -> None:
     tiktoken does: byte-level BPE over the ranks (tiktoken's whole-word lookup kept with
     ``ignore_merges``), GLM-4's split pattern, its special tokens at their ids, and the
     ``[gMASK]<sop>`` prefix ChatGLM4Tokenizer adds."""
-    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers
+    from tokenizers import AddedToken, Tokenizer, decoders, models
     from tokenizers.processors import TemplateProcessing
 
     ranks = read_ranks(src / "tokenizer.model")
@@ -142,9 +143,7 @@ def fast_tokenizer(src: Path, dst: Path) -> None:
     tokenizer = Tokenizer(models.BPE(
         vocab=vocab, merges=[(text(a), text(b)) for a, b in merges_of(ranks)],
         ignore_merges=True))
-    tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(GLM4_PATTERN), behavior="isolated"),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    tokenizer.pre_tokenizer = llama3_pre_tokenizer()
     tokenizer.decoder = decoders.ByteLevel()
     for token_id in sorted(added):
         tokenizer.add_special_tokens([AddedToken(added[token_id], special=True,
