@@ -3,9 +3,10 @@
 The RAM model is what the process's peak RSS will be: runtime overhead + weights + KV cache +
 the compute memory that evaluating a batch touches, or, with layers on a GPU, the whole file
 mapped while it loads if that is more. Its constants were measured on the default model (see
-README, `benchmarks/planner_accuracy.py`); its terms scale with the architecture. The VRAM side
-is llama.cpp's buffers (weights, KV cache, compute) placed as llama.cpp places layers, plus the
-GPU runtime and, without flash attention, CUDA's memory pool (`benchmarks/gpu_memory.py`).
+docs/memory-plan.md, `benchmarks/planner_accuracy.py`); its terms scale with the architecture.
+The VRAM side is llama.cpp's buffers (weights, KV cache, compute) placed as llama.cpp places
+layers, plus the GPU runtime and, without flash attention, CUDA's memory pool
+(`benchmarks/gpu_memory.py`).
 """
 
 from __future__ import annotations

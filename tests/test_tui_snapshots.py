@@ -1,6 +1,7 @@
 """Snapshots of every screen at 80x24 in fixed states (a fixed machine for the memory plan,
-jobs with fixed names and dates). The SVGs under ``__snapshots__`` are what the README shows;
-``pytest --snapshot-update`` rewrites them after a deliberate change."""
+jobs with fixed names and dates). The SVGs under ``__snapshots__`` are what
+docs/terminal-app.md shows; ``pytest --snapshot-update`` rewrites them after a deliberate
+change."""
 
 from __future__ import annotations
 
