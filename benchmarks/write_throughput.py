@@ -40,7 +40,8 @@ def lwlocal_job(sections: int, words: int, n_ctx: int, seed: int) -> tuple[dict,
     session = Session(settings)
     with tempfile.TemporaryDirectory() as root:
         result = session.run(session.new_job(Path(root)))
-        return result.as_dict(), Path(result.document).read_text(), session.memory_plan.settings
+        document = Path(result.document_path).read_text()
+        return result.as_dict(), document, session.memory_plan.settings
 
 
 def raw_decode(n_tokens: int, end_position: int, document: str, chosen: Settings,

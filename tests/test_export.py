@@ -12,7 +12,7 @@ from lwlocal.models import catalog, file_quant
 from lwlocal.paths import jobs_dir, models_dir
 from lwlocal.write.export import export, plain_text
 from lwlocal.write.journal import Job
-from lwlocal.write.plan import Outline, Section
+from lwlocal.write.outline import Outline, Section
 from tests.support.cli import run_cli
 
 

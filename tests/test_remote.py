@@ -10,7 +10,7 @@ from lwlocal.engine import Sampling
 from lwlocal.errors import LwlocalError
 from lwlocal.remote import OpenAIChat, Server
 from lwlocal.write.jobs import JobSettings, Session
-from lwlocal.write.plan import Outline, Section
+from lwlocal.write.outline import Outline, Section
 from tests.support.fake_openai import REPLY, fake_server
 
 ASK = [Message("user", "Describe a harbour.")]

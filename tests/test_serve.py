@@ -64,8 +64,8 @@ def test_a_job_through_the_server_matches_the_local_engine(served):
     local_result = local.run(local.new_job())
     remote = Session(settings(**greedy, backend="openai", base_url=served))
     remote_result = remote.run(remote.new_job())
-    local_text = Path(local_result.document).read_text()
-    assert local_text.strip() and Path(remote_result.document).read_text() == local_text
+    local_text = Path(local_result.document_path).read_text()
+    assert local_text.strip() and Path(remote_result.document_path).read_text() == local_text
     assert remote_result.stats["generated_tokens"] == local_result.stats["generated_tokens"]
 
 
@@ -115,7 +115,7 @@ def test_a_server_killed_mid_job_is_waited_for_and_the_job_completes(tmp_path, l
     job = Job.open(str(job.dir), job.dir.parent)
     assert job.state == "done" and job.finished() == [1, 2, 3]
     assert job.section_text(1) == first  # finished work is never written again
-    document = Path(outcome["result"].document).read_text()
+    document = Path(outcome["result"].document_path).read_text()
     for section in job.outline().sections:
         assert document.count(f"## {section.title}\n") == 1
     assert not list(job.dir.glob("*.partial"))

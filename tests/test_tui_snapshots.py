@@ -15,7 +15,7 @@ from lwlocal.hardware import Machine
 from lwlocal.tui.app import LwlocalApp
 from lwlocal.tui.state import TuiState
 from lwlocal.write.journal import Job
-from lwlocal.write.plan import Outline, Section
+from lwlocal.write.outline import Outline, Section
 
 GIB = 2**30
 MACHINE = Machine(ram_total=16 * GIB, ram_available=12 * GIB, vram_total=0, vram_free=0,

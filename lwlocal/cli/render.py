@@ -14,7 +14,7 @@ from rich.table import Table
 from lwlocal.planner import Plan
 from lwlocal.quant.quantize import QuantizeResult
 from lwlocal.write.journal import atomic_write
-from lwlocal.write.plan import Outline
+from lwlocal.write.outline import Outline
 from lwlocal.write.writer import JobResult
 
 err = Console(stderr=True)
@@ -44,7 +44,7 @@ def print_outline(outline: Outline, as_json: bool) -> None:
 
 def print_result(result: JobResult, output: Path | None, as_json: bool) -> None:
     """A finished job: the document (to ``output`` or stdout) and one summary line, or JSON."""
-    document = Path(result.document).read_text(encoding="utf-8")
+    document = Path(result.document_path).read_text(encoding="utf-8")
     if output is not None:
         atomic_write(output, document)
     if as_json:

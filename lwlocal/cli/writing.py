@@ -29,10 +29,10 @@ from lwlocal.console_progress import TaskProgress
 from lwlocal.engine import Sampling
 from lwlocal.errors import LwlocalError
 from lwlocal.paths import jobs_dir
-from lwlocal.write.export import FORMATS, export
+from lwlocal.write.export import EXPORT_FORMATS, export
 from lwlocal.write.jobs import MODES, JobSettings, Session, resume_session
 from lwlocal.write.journal import Job, list_jobs
-from lwlocal.write.plan import Outline, load_outline
+from lwlocal.write.outline import Outline, load_outline
 from lwlocal.write.words import count_words
 
 
@@ -67,9 +67,10 @@ def _run(session: Session, job: Job, outline: Outline | None, output: Path | Non
 @click.option("--words", type=int, help="Target length in words.")
 @click.option("--model", "model", default=None, help="Card name or GGUF path.")
 @click.option("--mode", type=click.Choice(MODES), default="agentwrite", show_default=True)
-@click.option("--plan-only", is_flag=True, help="Print the outline and stop.")
+@click.option("--outline-only", "--plan-only", "outline_only", is_flag=True,
+              help="Print the outline and stop (--plan-only: the same).")
 @click.option("--outline", "outline_file", type=click.Path(path_type=Path),
-              help="Write from this outline (the JSON --plan-only --json prints).")
+              help="Write from this outline (the JSON --outline-only --json prints).")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Save the document here.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @memory_options
@@ -77,7 +78,7 @@ def _run(session: Session, job: Job, outline: Outline | None, output: Path | Non
 @sampling_options
 @click.option("--threads", type=int, help="CPU threads (default: physical cores).")
 @server_options
-def write(prompt: str | None, words: int | None, model: str | None, mode: str, plan_only: bool,
+def write(prompt: str | None, words: int | None, model: str | None, mode: str, outline_only: bool,
           outline_file: Path | None, output: Path | None, as_json: bool, sections: int | None,
           threads: int | None, sampling: Sampling, server: ServerOptions,
           memory: MemoryOptions) -> None:
@@ -99,9 +100,9 @@ def write(prompt: str | None, words: int | None, model: str | None, mode: str, p
                            sections=sections, threads=threads, sampling=sampling,
                            **memory.settings(), **backend_settings(remote))
     session = Session(settings, remote)
-    if plan_only:
+    if outline_only:
         with TaskProgress(err) as progress:
-            outline = session.plan(progress)
+            outline = session.outline(progress)
         print_outline(outline, as_json)
         return
     _run(session, session.new_job(), outline, output, as_json)
@@ -157,7 +158,7 @@ def jobs(as_json: bool) -> None:
 
 @click.command("export")
 @click.argument("job")
-@click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default="md",
+@click.option("--format", "fmt", type=click.Choice(list(EXPORT_FORMATS)), default="md",
               show_default=True)
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
               help="The file to write.")
@@ -166,7 +167,7 @@ def export_command(job: str, fmt: str, output: Path) -> None:
     or HTML."""
     check_output(output)
     path = export(Job.open(job, jobs_dir()), fmt, output)
-    click.echo(f"{path}: {FORMATS[fmt]}", err=True)
+    click.echo(f"{path}: {EXPORT_FORMATS[fmt]}", err=True)
 
 
 @click.command()

@@ -12,7 +12,7 @@ from lwlocal.models import DEFAULT_MODEL
 from lwlocal.paths import jobs_dir
 from lwlocal.write.jobs import JobSettings, Session
 from lwlocal.write.journal import Job
-from lwlocal.write.plan import Outline
+from lwlocal.write.outline import Outline
 
 
 @dataclass

@@ -11,7 +11,7 @@ from markdown_it import MarkdownIt
 from lwlocal.errors import LwlocalError
 from lwlocal.write.journal import DOCUMENT, Job, atomic_write
 
-FORMATS = {"md": "Markdown", "txt": "plain text", "html": "HTML"}
+EXPORT_FORMATS = {"md": "Markdown", "txt": "plain text", "html": "HTML"}
 
 
 def document(job: Job) -> str:
@@ -42,8 +42,8 @@ def as_html(markdown: str, title: str) -> str:
 
 def export(job: Job, fmt: str, out: Path) -> Path:
     """Write the job's document to ``out`` in ``fmt`` (md, txt, html)."""
-    if fmt not in FORMATS:
-        raise LwlocalError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    if fmt not in EXPORT_FORMATS:
+        raise LwlocalError(f"--format {fmt!r}: choose one of {', '.join(EXPORT_FORMATS)}")
     text = document(job)
     if not text.strip():
         raise LwlocalError(f"{job.id}: nothing written yet")

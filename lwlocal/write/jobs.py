@@ -30,7 +30,7 @@ from lwlocal.progress import ProgressCallback, ignore
 from lwlocal.prompt_format import PromptFormat
 from lwlocal.remote import OpenAIChat, Server
 from lwlocal.write.journal import Job
-from lwlocal.write.plan import MAX_SECTION_WORDS, MAX_SECTIONS, Outline, section_range
+from lwlocal.write.outline import MAX_SECTION_WORDS, MAX_SECTIONS, Outline, section_range
 from lwlocal.write.writer import JobResult, Writer, direct_outline, plan_outline
 
 MODES = ("agentwrite", "direct")
@@ -239,7 +239,8 @@ class Session:
                 return self
         return Session(settings, self.server if settings.backend == "openai" else None)
 
-    def plan(self, progress: ProgressCallback = ignore) -> Outline:
+    def outline(self, progress: ProgressCallback = ignore) -> Outline:
+        """The job's outline: planned by the model (AgentWrite), or one section (direct)."""
         s = self.settings
         if s.mode == "direct":
             return direct_outline(s.prompt, s.words)
@@ -276,7 +277,7 @@ class Session:
         """Write ``job`` to the end, planning first if it has no outline yet."""
         outline = outline or job.outline()
         if outline is None:
-            outline = self.plan(progress)
+            outline = self.outline(progress)
         if job.outline() is None:
             job.save_outline(outline)
             job.update(state="planned")

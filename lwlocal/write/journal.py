@@ -20,7 +20,7 @@ from typing import IO, Any
 import psutil
 
 from lwlocal.errors import LwlocalError
-from lwlocal.write.plan import Outline, parse_outline
+from lwlocal.write.outline import Outline, parse_outline
 
 META = "job.json"
 OUTLINE = "outline.json"

@@ -19,13 +19,13 @@ from lwlocal.engine import Generation, Sampling
 from lwlocal.errors import LwlocalError
 from lwlocal.progress import Progress, ProgressCallback, ignore
 from lwlocal.write.journal import Job, assemble
-from lwlocal.write.plan import (
+from lwlocal.write.outline import (
     Outline,
     Section,
-    max_plan_tokens,
+    max_outline_tokens,
+    outline_prompt,
     outline_schema,
     parse_model_outline,
-    plan_prompt,
     section_range,
 )
 from lwlocal.write.words import WordCounter, count_words, ends_sentence, trim_to_sentence
@@ -82,7 +82,7 @@ class JobResult:
     """What a finished (or this run of a) job produced, and what it cost."""
 
     job: str
-    document: str
+    document_path: str
     words: int
     planned_words: int
     sections: list[SectionReport] = field(default_factory=list)
@@ -95,7 +95,7 @@ class JobResult:
         context = stats.get("context_tokens", 0)
         return {
             "job": self.job,
-            "document": self.document,
+            "document": self.document_path,
             "words": self.words,
             "planned_words": self.planned_words,
             "sections": [vars(s) for s in self.sections],
@@ -156,7 +156,7 @@ def plan_outline(
 ) -> Outline:
     """Ask the model for an outline, decoded under the outline's JSON schema."""
     n_sections = n_sections or section_range(words)
-    messages = [Message("user", plan_prompt(prompt, words, n_sections))]
+    messages = [Message("user", outline_prompt(prompt, words, n_sections))]
     text_so_far: list[str] = []
 
     def on_text(piece: str) -> None:
@@ -168,7 +168,7 @@ def plan_outline(
         result = chat.complete(
             messages,
             Sampling(**{**vars(sampling), "seed": sampling.seed + attempt}),
-            max_tokens=max_plan_tokens(n_sections),
+            max_tokens=max_outline_tokens(n_sections),
             json_schema=outline_schema(n_sections),
             hooks=Hooks(on_text=on_text, on_retry=text_so_far.clear),
         )
@@ -321,7 +321,7 @@ class Writer:
         document = self.document()
         path = self.job.save_document(document)
         result = JobResult(
-            job=self.job.id, document=str(path), words=sum(r.written for r in reports),
+            job=self.job.id, document_path=str(path), words=sum(r.written for r in reports),
             planned_words=self.outline.planned_words, sections=reports,
             stats=self.chat.stats.as_dict(), seconds=time.perf_counter() - started,
             settings={k: self.job.meta.get(k) for k in RUN_SETTINGS},

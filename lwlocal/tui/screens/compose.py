@@ -114,7 +114,7 @@ class ComposeScreen(AppScreen):
             if state.mode == "direct":
                 outline = direct_outline(state.prompt, state.words)
             else:
-                outline = session.plan(lambda e: self.app.call_from_thread(self._planning, e))
+                outline = session.outline(lambda e: self.app.call_from_thread(self._planning, e))
         except LwlocalError as exc:
             self.app.call_from_thread(self._done, str(exc))
             return

@@ -10,7 +10,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select
 
-from lwlocal.write.export import FORMATS
+from lwlocal.write.export import EXPORT_FORMATS
 
 
 class ExportScreen(ModalScreen[tuple[str, Path] | None]):
@@ -23,7 +23,7 @@ class ExportScreen(ModalScreen[tuple[str, Path] | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(f"Export {self.job_id}")
-            yield Select([(name, key) for key, name in FORMATS.items()], value="md",
+            yield Select([(name, key) for key, name in EXPORT_FORMATS.items()], value="md",
                          allow_blank=False, id="export-format")
             yield Input(str(Path.cwd() / f"{self.job_id}.md"), id="export-path")
             with Horizontal(classes="buttons"):

@@ -11,7 +11,7 @@ from textual.widgets import DataTable, Footer, Header, Label
 from lwlocal.tui.screens.base import AppScreen
 from lwlocal.tui.screens.compose import ComposeScreen
 from lwlocal.tui.widgets.section_editor import SectionEditor
-from lwlocal.write.plan import Outline, Section
+from lwlocal.write.outline import Outline, Section
 
 
 class OutlineScreen(AppScreen):

@@ -7,7 +7,7 @@ from textual.containers import Grid
 from textual.message import Message
 from textual.widgets import Input, Label
 
-from lwlocal.write.plan import Section
+from lwlocal.write.outline import Section
 
 
 class SectionEditor(Grid):

@@ -4,7 +4,7 @@ import llama_cpp
 import pytest
 
 from lwlocal.errors import LwlocalError
-from lwlocal.write.plan import (
+from lwlocal.write.outline import (
     MAX_SECTIONS,
     load_outline,
     normalise_budgets,

@@ -73,7 +73,7 @@ def section_range(words: int) -> tuple[int, int]:
     return lo, hi
 
 
-def plan_prompt(prompt: str, words: int, n_sections: tuple[int, int]) -> str:
+def outline_prompt(prompt: str, words: int, n_sections: tuple[int, int]) -> str:
     lo, hi = n_sections
     lo_hi = str(lo) if lo == hi else f"{lo} to {hi}"
     return PLAN_PROMPT.format(lo_hi=lo_hi, words=words, prompt=prompt)
@@ -100,7 +100,7 @@ def outline_schema(n_sections: tuple[int, int]) -> dict[str, Any]:
     }
 
 
-def max_plan_tokens(n_sections: tuple[int, int]) -> int:
+def max_outline_tokens(n_sections: tuple[int, int]) -> int:
     """A token budget that a complete outline of the most sections fits in."""
     return 64 + n_sections[1] * (TITLE_CHARS + MAIN_POINT_CHARS + 40) // 2
 
@@ -168,7 +168,7 @@ def parse_model_outline(text: str, prompt: str, words: int) -> Outline:
 
 
 def load_outline(path: Path, prompt: str | None = None, words: int | None = None) -> Outline:
-    """Read an outline file in the format ``write --plan-only --json`` prints.
+    """Read an outline file in the format ``write --outline-only --json`` prints.
 
     ``prompt`` and ``words`` given on the command line take precedence over the file's; when
     ``words`` is not given, the file's total (or the sum of its budgets) is kept.
