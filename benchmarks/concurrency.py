@@ -22,7 +22,7 @@ from lwlocal.bench.batch import run_batch
 from lwlocal.bench.items import BenchItem
 from lwlocal.engine import Sampling
 from lwlocal.serve import spawn
-from lwlocal.write.jobs import JobSettings
+from lwlocal.write.settings import JobSettings
 
 TOPICS = ["the history of the lighthouse", "how bread rises", "the life of a river",
           "why cities build parks", "the first mechanical clocks", "how bees find flowers",

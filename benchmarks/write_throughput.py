@@ -28,7 +28,8 @@ from lwlocal.engine import KV_CACHE_TYPES, Sampling
 from lwlocal.hardware import physical_cores
 from lwlocal.models import resolve
 from lwlocal.planner import Settings
-from lwlocal.write.jobs import JobSettings, Session
+from lwlocal.write.jobs import Session
+from lwlocal.write.settings import JobSettings
 
 PROMPT = "Write a detailed history of the bicycle, from the first draisines to modern e-bikes."
 

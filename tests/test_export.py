@@ -13,12 +13,13 @@ from lwlocal.paths import jobs_dir, models_dir
 from lwlocal.write.export import export, plain_text
 from lwlocal.write.journal import Job
 from lwlocal.write.outline import Outline, Section
+from lwlocal.write.settings import JobSettings
 from tests.support.cli import run_cli
 
 
 @pytest.fixture
 def job(lw_home) -> Job:
-    job = Job.create(jobs_dir(), {"prompt": "Tea <guide>", "words": 20, "mode": "agentwrite"})
+    job = Job.create(jobs_dir(), JobSettings("Tea <guide>", 20, mode="agentwrite"))
     job.save_outline(Outline("Tea <guide>", 20, [Section("Leaves", "which", 10),
                                                  Section("Water", "how hot", 10)]))
     job.save_section(1, "Sencha is **bright** and grassy.")
@@ -45,7 +46,7 @@ def test_plain_text_keeps_words_in_underscores():
 def test_export_refuses_what_cannot_be_exported(job, lw_home, tmp_path):
     with pytest.raises(LwlocalError, match="choose one of"):
         export(job, "pdf", tmp_path / "a.pdf")
-    empty = Job.create(jobs_dir(), {"prompt": "x", "words": 5})
+    empty = Job.create(jobs_dir(), JobSettings("x", 5))
     with pytest.raises(LwlocalError, match="nothing written yet"):
         export(empty, "md", tmp_path / "e.md")
     assert not (tmp_path / "e.md").exists()

@@ -9,8 +9,9 @@ from lwlocal.chat import Hooks, Message
 from lwlocal.engine import Sampling
 from lwlocal.errors import LwlocalError
 from lwlocal.remote import OpenAIChat, Server
-from lwlocal.write.jobs import JobSettings, Session
+from lwlocal.write.jobs import Session
 from lwlocal.write.outline import Outline, Section
+from lwlocal.write.settings import JobSettings
 from tests.support.fake_openai import REPLY, fake_server
 
 ASK = [Message("user", "Describe a harbour.")]
@@ -64,7 +65,7 @@ def test_a_server_that_goes_away_leaves_the_journal_intact(lw_home):
         job = session.new_job()
         with pytest.raises(LwlocalError, match="gave up after 3 tries"):
             session.run(job, outline)
-    assert job.meta["backend"] == "openai" and job.meta["server_model"] == "fake"
+    assert job.meta.settings.backend == "openai" and job.meta.settings.server_model == "fake"
     job = type(job).open(str(job.dir), job.dir.parent)
     assert job.state == "interrupted" and job.finished() == [1]
     assert job.section_text(1).startswith("The harbour wakes early.")

@@ -19,8 +19,9 @@ from lwlocal.engine import Sampling
 from lwlocal.progress import Progress
 from lwlocal.remote import Server
 from lwlocal.serve import spawn
-from lwlocal.write.jobs import JobSettings, Session
+from lwlocal.write.jobs import Session
 from lwlocal.write.journal import Job
+from lwlocal.write.settings import JobSettings
 from tests.support.cli import run_cli
 
 PROMPT = "Write a short guide to brewing green tea."

@@ -14,6 +14,7 @@ from textual.worker import WorkerState
 from lwlocal.tui.app import LwlocalApp
 from lwlocal.tui.state import TuiState
 from lwlocal.write.journal import Job, list_jobs
+from lwlocal.write.settings import JobSettings
 
 pytestmark = pytest.mark.model  # every test here runs the default model
 
@@ -120,7 +121,7 @@ async def _test_bad_input_is_a_notification(app, tmp_path):
         assert any("--words -5" in n.message for n in app._notifications)
         assert app.current_mode == "compose"
 
-        Job.create(app.state.jobs_root, {"prompt": PROMPT, "words": 100, "model": "x"})
+        Job.create(app.state.jobs_root, JobSettings(PROMPT, 100, model="x"))
         await pilot.press("f6")
         await pilot.pause()
         await pilot.press("e")  # nothing written yet: a notification, no file

@@ -17,8 +17,9 @@ from lwlocal.bench.items import BenchItem
 from lwlocal.errors import LwlocalError
 from lwlocal.progress import Progress, ProgressCallback, ignore
 from lwlocal.remote import Server
-from lwlocal.write.jobs import JobSettings, Session
+from lwlocal.write.jobs import Session
 from lwlocal.write.journal import Job, atomic_write
+from lwlocal.write.settings import JobSettings
 
 REPORT = "report.json"
 T = TypeVar("T")
@@ -96,13 +97,13 @@ class BatchItemRun:
         started = time.monotonic()
         try:
             job = Job.open(str(folder), self.root) if folder.is_dir() else None
-            if job is not None and job.meta.get("state") == "done":
-                result = job.meta.get("result") or {}
-                outcome.words, outcome.skipped = result.get("words", 0), True
+            if job is not None and job.meta.state == "done":
+                done = job.meta.result or {}
+                outcome.words, outcome.skipped = done.get("words", 0), True
                 return outcome
             settings = self.settings
             if job is not None:  # interrupted last time: go on, where this batch runs
-                settings = JobSettings.from_meta(job.meta).on_backend(
+                settings = job.meta.settings.on_backend(
                     settings.backend, settings.base_url, settings.server_model, settings.model)
             session = self.pool.session(settings)
             job = job or session.new_job(self.root, self.item.id)

@@ -22,8 +22,8 @@ from lwlocal.errors import LwlocalError
 from lwlocal.progress import Progress, ProgressCallback, ignore
 from lwlocal.remote import Server
 from lwlocal.write.export import document
-from lwlocal.write.jobs import JobSettings
 from lwlocal.write.journal import Job
+from lwlocal.write.settings import JobSettings
 
 RESULTS = "results.jsonl"
 TEMPERATURE = 0.5  # LongBench-Write's generation setting
@@ -126,7 +126,7 @@ class _Runner:
         try:
             job = Job.open(str(folder), run.jobs_root) if folder.is_dir() else None
             if job is not None:  # interrupted last time: go on from its journal
-                settings = JobSettings.from_meta(job.meta).on_backend(
+                settings = job.meta.settings.on_backend(
                     settings.backend, settings.base_url, settings.server_model)
             session = self.sessions.session(settings)
             job = job or session.new_job(run.jobs_root, result.job)

@@ -20,7 +20,8 @@ from lwlocal.model_info import inspect_path
 from lwlocal.models import DEFAULT_MODEL, catalog, file_quant, pull, resolve
 from lwlocal.plan_formats import llama_server_args, ollama_modelfile
 from lwlocal.planner import GPU_RUNTIME_DEFAULT, Plan
-from lwlocal.write.jobs import MODES, JobSettings, check_settings, model_plan
+from lwlocal.write.jobs import check_settings, model_plan
+from lwlocal.write.settings import MODES, JobSettings
 
 
 @click.command()

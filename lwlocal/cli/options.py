@@ -16,7 +16,7 @@ import click
 from lwlocal.errors import LwlocalError
 from lwlocal.planner import KV_BYTES
 from lwlocal.remote import Server
-from lwlocal.write.jobs import BACKENDS
+from lwlocal.write.settings import BACKENDS
 
 
 def grouped(command: Callable[..., Any], options: tuple[Callable[..., Any], ...],

@@ -20,7 +20,8 @@ from lwlocal.console_progress import TaskProgress
 from lwlocal.errors import LwlocalError
 from lwlocal.models import DEFAULT_MODEL
 from lwlocal.paths import bench_dir
-from lwlocal.write.jobs import MODES, JobSettings, Session
+from lwlocal.write.jobs import Session
+from lwlocal.write.settings import MODES, JobSettings
 
 
 @click.command()

@@ -30,9 +30,10 @@ from lwlocal.engine import Sampling
 from lwlocal.errors import LwlocalError
 from lwlocal.paths import jobs_dir
 from lwlocal.write.export import EXPORT_FORMATS, export
-from lwlocal.write.jobs import MODES, JobSettings, Session, resume_session
+from lwlocal.write.jobs import Session, resume_session
 from lwlocal.write.journal import Job, list_jobs
 from lwlocal.write.outline import Outline, load_outline
+from lwlocal.write.settings import MODES, JobSettings
 from lwlocal.write.words import count_words
 
 
@@ -122,13 +123,13 @@ def resume(job: str, output: Path | None, as_json: bool, model: str | None,
     check_output(output)
     backend = server.backend or ("local" if model else None)
     base_url, server_model = server.base_url, server.server_model
-    if backend is None and found.meta.get("backend") == "openai":  # where it ran
-        backend, base_url = "openai", base_url or found.meta.get("base_url")
-        server_model = server_model or found.meta.get("server_model")
-    same_server = base_url == found.meta.get("base_url")
+    if backend is None and found.meta.settings.backend == "openai":  # where it ran
+        backend, base_url = "openai", base_url or found.meta.settings.base_url
+        server_model = server_model or found.meta.settings.server_model
+    same_server = base_url == found.meta.settings.base_url
     remote = replace(server, backend=backend, base_url=base_url,
                      server_model=server_model).server(
-        found.meta.get("n_ctx") if same_server else None)
+        found.meta.settings.n_ctx if same_server else None)
     _run(resume_session(found, backend, remote, model), found, None, output, as_json)
 
 
@@ -142,11 +143,11 @@ def jobs(as_json: bool) -> None:
         finished = job.finished()
         words = sum(count_words(job.section_text(i) or "") for i in finished)
         row = {
-            "job": job.id, "state": job.state, "mode": job.meta.get("mode"),
-            "model": job.meta.get("model"),
+            "job": job.id, "state": job.state, "mode": job.meta.settings.mode,
+            "model": job.meta.settings.model,
             "sections": f"{len(finished)}/{len(outline.sections) if outline else '?'}",
-            "words": f"{words}/{job.meta.get('words')}",
-            "created": datetime.fromtimestamp(job.meta.get("created", 0)).isoformat(" ", "seconds"),
+            "words": f"{words}/{job.meta.settings.words}",
+            "created": datetime.fromtimestamp(job.meta.created).isoformat(" ", "seconds"),
         }
         if as_json:
             click.echo(json.dumps(row, ensure_ascii=False))

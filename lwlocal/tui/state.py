@@ -10,9 +10,10 @@ from lwlocal.engine import Sampling
 from lwlocal.hardware import Machine
 from lwlocal.models import DEFAULT_MODEL
 from lwlocal.paths import jobs_dir
-from lwlocal.write.jobs import JobSettings, Session
+from lwlocal.write.jobs import Session
 from lwlocal.write.journal import Job
 from lwlocal.write.outline import Outline
+from lwlocal.write.settings import JobSettings
 
 
 @dataclass

@@ -48,6 +48,6 @@ def export(job: Job, fmt: str, out: Path) -> Path:
     if not text.strip():
         raise LwlocalError(f"{job.id}: nothing written yet")
     rendered = {"md": text, "txt": plain_text(text),
-                "html": as_html(text, job.meta.get("prompt", job.id))}[fmt]
+                "html": as_html(text, job.meta.settings.prompt or job.id)}[fmt]
     atomic_write(out, rendered)
     return out

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import threading
 import warnings
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lwlocal.chat import ChatBackend, LocalChat
-from lwlocal.engine import Engine, Sampling
+from lwlocal.engine import Engine
 from lwlocal.errors import LwlocalError, LwlocalWarning
 from lwlocal.hardware import Machine, detect
 from lwlocal.models import CARDS, ResolvedModel, local_file, resolve
@@ -17,7 +17,6 @@ from lwlocal.paths import jobs_dir
 from lwlocal.planner import (
     ASSUMED_TOKENS_PER_WORD,
     ModelShape,
-    Overrides,
     Plan,
     context_needed,
     language,
@@ -30,74 +29,9 @@ from lwlocal.progress import ProgressCallback, ignore
 from lwlocal.prompt_format import PromptFormat
 from lwlocal.remote import OpenAIChat, Server
 from lwlocal.write.journal import Job
-from lwlocal.write.outline import MAX_SECTION_WORDS, MAX_SECTIONS, Outline, section_range
+from lwlocal.write.outline import MAX_SECTION_WORDS, MAX_SECTIONS, Outline
+from lwlocal.write.settings import BACKENDS, MEMORY_FIELDS, MODES, JobSettings
 from lwlocal.write.writer import JobResult, Writer, direct_outline, plan_outline
-
-MODES = ("agentwrite", "direct")
-BACKENDS = ("local", "openai")
-MEMORY_FIELDS = ("n_ctx", "kv_type", "flash_attn", "n_gpu_layers", "n_batch")
-
-
-@dataclass
-class JobSettings:
-    """Everything a job needs to be run again the same way; stored in its journal.
-
-    Memory settings left as None are chosen by the planner. With the ``openai`` backend the
-    job runs on the server at ``base_url`` (its model ``server_model``, or the first it lists);
-    ``n_ctx`` is then the server's context size, when it does not report one.
-    """
-
-    prompt: str
-    words: int
-    model: str | None = None
-    mode: str = "agentwrite"
-    n_ctx: int | None = None
-    kv_type: str | None = None
-    flash_attn: bool | None = None
-    n_gpu_layers: int | None = None
-    n_batch: int | None = None
-    sections: int | None = None
-    threads: int | None = None
-    hold_length: bool = True  # hold sections to their budgets (off: the model decides)
-    backend: str = "local"
-    base_url: str | None = None
-    server_model: str | None = None
-    sampling: Sampling = field(default_factory=Sampling)
-
-    @classmethod
-    def from_meta(cls, meta: dict) -> JobSettings:
-        names = {f for f in cls.__dataclass_fields__ if f != "sampling"}
-        return cls(**{k: meta[k] for k in names if k in meta},
-                   sampling=Sampling(**meta.get("sampling", {})))
-
-    @property
-    def overrides(self) -> Overrides:
-        return Overrides(self.n_ctx, self.kv_type, self.flash_attn, self.n_gpu_layers,
-                         self.n_batch)
-
-    @property
-    def section_range(self) -> tuple[int, int]:
-        """Fewest and most sections the outline may have."""
-        return (self.sections, self.sections) if self.sections else section_range(self.words)
-
-    @property
-    def n_sections(self) -> int:
-        """Sections the job will have at most."""
-        return 1 if self.mode == "direct" else self.section_range[1]
-
-    def on_backend(self, backend: str | None, base_url: str | None = None,
-                   server_model: str | None = None, model: str | None = None) -> JobSettings:
-        """These settings run elsewhere (a job resumed on another backend, server or model):
-        the memory settings are chosen anew for it."""
-        moved = replace(self, backend=backend or self.backend,
-                        base_url=base_url or self.base_url,
-                        server_model=server_model or self.server_model,
-                        model=model or self.model)
-        if (moved.backend, moved.base_url, moved.model) != (self.backend, self.base_url,
-                                                            self.model):
-            moved = replace(moved, n_ctx=None, kv_type=None, flash_attn=None,
-                            n_gpu_layers=None, n_batch=None)
-        return moved
 
 
 def check_settings(settings: JobSettings) -> None:
@@ -264,8 +198,7 @@ class Session:
                 "n_gpu_layers": chosen.n_gpu_layers, "n_batch": chosen.n_batch}
 
     def new_job(self, root: Path | None = None, name: str | None = None) -> Job:
-        return Job.create(root or jobs_dir(), {**asdict(self.settings), **self.placement()},
-                          name)
+        return Job.create(root or jobs_dir(), self.settings, name, **self.placement())
 
     def run(
         self,
@@ -293,6 +226,6 @@ def resume_session(job: Job, backend: str | None = None, server: Server | None =
                    model: str | None = None) -> Session:
     """A session with the settings a job was started with, or on another backend, server
     (``server.base_url``) or model: the journal is the same whichever wrote it."""
-    settings = JobSettings.from_meta(job.meta).on_backend(
+    settings = job.meta.settings.on_backend(
         backend, server.base_url if server else None, server.model if server else None, model)
     return Session(settings, server if settings.backend == "openai" else None)

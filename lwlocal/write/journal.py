@@ -13,7 +13,7 @@ import re
 import shutil
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -21,10 +21,14 @@ import psutil
 
 from lwlocal.errors import LwlocalError
 from lwlocal.write.outline import Outline, parse_outline
+from lwlocal.write.settings import JobSettings
 
 META = "job.json"
 OUTLINE = "outline.json"
 DOCUMENT = "document.md"
+# job.json's layout: 1 added "schema"; files without it (0) have the same fields and read as 1.
+SCHEMA_VERSION = 1
+STATES = ("new", "planned", "writing", "interrupted", "done")
 
 
 def atomic_write(path: Path, text: str) -> None:
@@ -52,23 +56,61 @@ def _slug(text: str) -> str:
 
 
 @dataclass
+class JobMeta:
+    """A job's ``job.json``: its settings, the model file it runs on (local backend), how far it
+    got (``state``, the writing process's ``pid``) and, once done, its ``result``."""
+
+    settings: JobSettings
+    created: float = 0.0
+    state: str = "new"
+    pid: int | None = None
+    model_path: str | None = None
+    result: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        extra = {k: getattr(self, k) for k in ("created", "state", "pid", "model_path", "result")}
+        return {"schema": SCHEMA_VERSION, **asdict(self.settings), **extra}
+
+    @classmethod
+    def from_dict(cls, data: Any, source: Path) -> JobMeta:
+        """Read (and migrate) a ``job.json``; one line naming the file for what cannot be."""
+        if not isinstance(data, dict):
+            raise LwlocalError(f"{source}: not a job's metadata (a JSON object)")
+        version = data.get("schema", 0)
+        if not isinstance(version, int) or version > SCHEMA_VERSION:
+            raise LwlocalError(f"{source}: schema {version} is from a newer lwlocal (this one "
+                               f"reads up to {SCHEMA_VERSION})")
+        try:
+            settings = JobSettings.from_dict(data)
+        except TypeError as exc:
+            raise LwlocalError(f"{source}: unreadable job settings ({exc})") from exc
+        state, pid = data.get("state", "new"), data.get("pid")
+        if state not in STATES or not (pid is None or isinstance(pid, int)):
+            raise LwlocalError(f"{source}: state {state!r} / pid {pid!r} not understood")
+        result = data.get("result")
+        return cls(settings, float(data.get("created") or 0.0), state, pid,
+                   data.get("model_path"), result if isinstance(result, dict) else None)
+
+
+@dataclass
 class Job:
     """One writing job's folder."""
 
     dir: Path
-    meta: dict[str, Any]
+    meta: JobMeta
 
     @property
     def id(self) -> str:
         return self.dir.name
 
     @classmethod
-    def create(cls, root: Path, meta: dict[str, Any], name: str | None = None) -> Job:
+    def create(cls, root: Path, settings: JobSettings, name: str | None = None,
+               **fields: Any) -> Job:
         """A new job folder under ``root`` (named ``name``, or by time and prompt) with its
-        metadata written."""
+        metadata written (``fields``: JobMeta or settings fields to set)."""
         root.mkdir(parents=True, exist_ok=True)
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        base = name or f"{stamp}-{_slug(meta.get('prompt', ''))}"
+        base = name or f"{stamp}-{_slug(settings.prompt)}"
         for n in range(1000):
             folder = root / (base if n == 0 else f"{base}-{n}")
             try:
@@ -77,8 +119,8 @@ class Job:
             except FileExistsError:
                 continue
         (folder / "sections").mkdir()
-        job = cls(folder, {**meta, "created": time.time(), "state": "new"})
-        job.save_meta()
+        job = cls(folder, JobMeta(settings, created=time.time()))
+        job.update(**fields)
         return job
 
     @classmethod
@@ -93,16 +135,22 @@ class Job:
                 raise LwlocalError(f"{ref}: {why} in {root}")
             folder = matches[0]
         try:
-            meta = json.loads((folder / META).read_text(encoding="utf-8"))
+            data = json.loads((folder / META).read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
             raise LwlocalError(f"{folder / META}: unreadable job metadata ({exc})") from exc
-        return cls(folder, meta)
+        return cls(folder, JobMeta.from_dict(data, folder / META))
 
     def save_meta(self) -> None:
-        atomic_write(self.dir / META, json.dumps(self.meta, ensure_ascii=False, indent=2))
+        atomic_write(self.dir / META,
+                     json.dumps(self.meta.to_dict(), ensure_ascii=False, indent=2))
 
     def update(self, **fields: Any) -> None:
-        self.meta.update(fields)
+        """Set JobMeta fields and settings fields by name, and save."""
+        own = {k: v for k, v in fields.items() if k in JobMeta.__dataclass_fields__}
+        settings = {k: v for k, v in fields.items() if k not in own}
+        self.meta = replace(self.meta, **own)
+        if settings:
+            self.meta.settings = replace(self.meta.settings, **settings)
         self.save_meta()
 
     # outline
@@ -147,7 +195,7 @@ class Job:
         if outline is None:
             return ""
         texts = [self.section_text(i) for i in range(1, len(outline.sections) + 1)]
-        return assemble(outline, texts, self.meta.get("mode") == "direct")
+        return assemble(outline, texts, self.meta.settings.mode == "direct")
 
     def save_document(self, text: str) -> Path:
         path = self.dir / DOCUMENT
@@ -157,7 +205,7 @@ class Job:
     def delete(self) -> None:
         """Remove the job's folder; refused while a live process is writing it."""
         if self.state == "writing":
-            raise LwlocalError(f"{self.id}: being written by process {self.meta.get('pid')}")
+            raise LwlocalError(f"{self.id}: being written by process {self.meta.pid}")
         shutil.rmtree(self.dir)
 
     @property
@@ -166,8 +214,7 @@ class Job:
 
         A job whose writer died without saying so (``kill -9``) shows as interrupted.
         """
-        state = self.meta.get("state", "new")
-        pid = self.meta.get("pid")
+        state, pid = self.meta.state, self.meta.pid
         alive = pid == os.getpid() or (bool(pid) and psutil.pid_exists(pid))
         if state == "writing" and not alive:
             return "interrupted"

@@ -324,7 +324,7 @@ class Writer:
             job=self.job.id, document_path=str(path), words=sum(r.written for r in reports),
             planned_words=self.outline.planned_words, sections=reports,
             stats=self.chat.stats.as_dict(), seconds=time.perf_counter() - started,
-            settings={k: self.job.meta.get(k) for k in RUN_SETTINGS},
+            settings={k: getattr(self.job.meta.settings, k) for k in RUN_SETTINGS},
         )
         self.job.update(state="done", pid=None, result=result.as_dict())
         return result

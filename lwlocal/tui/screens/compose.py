@@ -24,7 +24,8 @@ from lwlocal.engine import KV_CACHE_TYPES
 from lwlocal.errors import LwlocalError
 from lwlocal.progress import Progress
 from lwlocal.tui.screens.base import AppScreen
-from lwlocal.write.jobs import MODES, check_settings
+from lwlocal.write.jobs import check_settings
+from lwlocal.write.settings import MODES
 from lwlocal.write.writer import direct_outline
 
 

@@ -19,7 +19,7 @@ from lwlocal.write.words import count_words
 
 
 def words_of(job: Job) -> int:
-    result = job.meta.get("result") or {}
+    result = job.meta.result or {}
     return result.get("words") or count_words(job.assemble())
 
 
@@ -46,9 +46,9 @@ class LibraryScreen(AppScreen):
         table.clear()
         self.jobs = list(reversed(list(list_jobs(self.lw.state.jobs_root))))
         for job in self.jobs:
-            created = datetime.fromtimestamp(job.meta.get("created", 0))
+            created = datetime.fromtimestamp(job.meta.created)
             table.add_row(job.id, job.state, f"{words_of(job):,}",
-                          Path(str(job.meta.get("model", "?"))).name,
+                          Path(str(job.meta.settings.model or "?")).name,
                           created.strftime("%Y-%m-%d %H:%M"), key=job.id)
         self.query_one("#library-count", Label).update(
             f"{len(self.jobs)} jobs, newest first" if self.jobs else

@@ -16,7 +16,6 @@ from textual.widgets import Footer, Header, Label, Markdown, ProgressBar, Static
 from lwlocal.errors import LwlocalError
 from lwlocal.progress import Progress
 from lwlocal.tui.screens.base import AppScreen
-from lwlocal.write.jobs import JobSettings
 from lwlocal.write.words import count_words
 
 
@@ -82,7 +81,7 @@ class WritingScreen(AppScreen):
         outline = job.outline()
         done = job.assemble() if outline else ""
         self.query_one(Markdown).update(done)
-        total = outline.words if outline else job.meta.get("words", 1)
+        total = outline.words if outline else job.meta.settings.words
         written = count_words(done)
         self.query_one("#document-bar", ProgressBar).update(total=total, progress=written)
         self.query_one("#section-bar", ProgressBar).update(total=1, progress=0)
@@ -124,7 +123,7 @@ class WritingScreen(AppScreen):
                 state.job.update(state="planned")
                 self.app.call_from_thread(self.show_job)
             else:
-                session = state.load_session(JobSettings.from_meta(state.job.meta))
+                session = state.load_session(state.job.meta.settings)
             job = state.job
             session.run(job, job.outline() or state.outline,
                         progress=self._progress,
@@ -156,7 +155,7 @@ class WritingScreen(AppScreen):
             self._section_base = sum(count_words(job.section_text(i) or "")
                                      for i in range(1, event.step))
             self._budget = outline.sections[event.step - 1].words if outline else 0
-            if job.meta.get("mode") != "direct":
+            if job.meta.settings.mode != "direct":
                 gap = "\n\n" if self.query_one(Markdown).source.strip() else ""
                 await self._stream.write(f"{gap}## {event.message}\n\n")
         await self._stream.write(event.text)

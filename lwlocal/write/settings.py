@@ -1,0 +1,77 @@
+"""What a writing job is: its settings, kept in its journal so it can be run again the same way."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from lwlocal.engine import Sampling
+from lwlocal.planner import Overrides
+from lwlocal.write.outline import section_range
+
+MODES = ("agentwrite", "direct")
+BACKENDS = ("local", "openai")
+MEMORY_FIELDS = ("n_ctx", "kv_type", "flash_attn", "n_gpu_layers", "n_batch")
+
+
+@dataclass
+class JobSettings:
+    """Everything a job needs to be run again the same way; stored in its journal.
+
+    Memory settings left as None are chosen by the planner. With the ``openai`` backend the
+    job runs on the server at ``base_url`` (its model ``server_model``, or the first it lists);
+    ``n_ctx`` is then the server's context size, when it does not report one.
+    """
+
+    prompt: str
+    words: int
+    model: str | None = None
+    mode: str = "agentwrite"
+    n_ctx: int | None = None
+    kv_type: str | None = None
+    flash_attn: bool | None = None
+    n_gpu_layers: int | None = None
+    n_batch: int | None = None
+    sections: int | None = None
+    threads: int | None = None
+    hold_length: bool = True  # hold sections to their budgets (off: the model decides)
+    backend: str = "local"
+    base_url: str | None = None
+    server_model: str | None = None
+    sampling: Sampling = field(default_factory=Sampling)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> JobSettings:
+        """The settings among ``data``'s keys (a journal's ``job.json``); others are ignored."""
+        names = {f for f in cls.__dataclass_fields__ if f != "sampling"}
+        return cls(**{k: data[k] for k in names if k in data},
+                   sampling=Sampling(**data.get("sampling", {})))
+
+    @property
+    def overrides(self) -> Overrides:
+        return Overrides(self.n_ctx, self.kv_type, self.flash_attn, self.n_gpu_layers,
+                         self.n_batch)
+
+    @property
+    def section_range(self) -> tuple[int, int]:
+        """Fewest and most sections the outline may have."""
+        return (self.sections, self.sections) if self.sections else section_range(self.words)
+
+    @property
+    def n_sections(self) -> int:
+        """Sections the job will have at most."""
+        return 1 if self.mode == "direct" else self.section_range[1]
+
+    def on_backend(self, backend: str | None, base_url: str | None = None,
+                   server_model: str | None = None, model: str | None = None) -> JobSettings:
+        """These settings run elsewhere (a job resumed on another backend, server or model):
+        the memory settings are chosen anew for it."""
+        moved = replace(self, backend=backend or self.backend,
+                        base_url=base_url or self.base_url,
+                        server_model=server_model or self.server_model,
+                        model=model or self.model)
+        if (moved.backend, moved.base_url, moved.model) != (self.backend, self.base_url,
+                                                            self.model):
+            moved = replace(moved, n_ctx=None, kv_type=None, flash_attn=None,
+                            n_gpu_layers=None, n_batch=None)
+        return moved
