@@ -17,7 +17,7 @@ from lwlocal.bench.judge import DIMENSIONS, Judge, quality_score
 from lwlocal.bench.scoring import length_score, output_length
 from lwlocal.errors import LwlocalError
 from lwlocal.write.writer import SectionBudget
-from tests.support.cli import run_cli
+from tests.support.cli import interruptible, run_cli
 
 
 @pytest.mark.parametrize(("output", "required", "score"), [
@@ -83,7 +83,8 @@ def test_bench_end_to_end_resumes_after_ctrl_c(lw_home, tmp_path):
     args = [sys.executable, "-m", "lwlocal", "bench", "--prompts", str(prompts), "--mode",
             "direct", "-o", str(out)]
     proc = subprocess.Popen(args, env={**os.environ, "LWLOCAL_HOME": str(lw_home)},
-                            stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+                            stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            preexec_fn=interruptible)
     results = out / "results.jsonl"
     while not (results.is_file() and results.read_text()) and proc.poll() is None:
         time.sleep(0.2)

@@ -24,7 +24,7 @@ from lwlocal.quant.imatrix_file import ImportanceMatrix, load, save
 from lwlocal.quant.quality import evaluate
 from lwlocal.quant.quantize import quantize
 from lwlocal.quant.types import NEEDS_IMATRIX, QUANT_TYPES, quant_type
-from tests.support.cli import run_cli
+from tests.support.cli import interruptible, run_cli
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -209,7 +209,7 @@ def test_ctrl_c_leaves_no_output(smollm_f32, lw_home, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "lwlocal", "quantize", str(smollm_f32), "-o",
                              str(out), "--type", "IQ4_XS", "--threads", "1"],
                             env={**__import__("os").environ, "LWLOCAL_HOME": str(lw_home)},
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
     while not (tmp_path / ".q.gguf.partial").exists() and proc.poll() is None:
         time.sleep(0.1)
     time.sleep(0.5)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from lwlocal.write.journal import Job
-from tests.support.cli import run_cli
+from tests.support.cli import interruptible, run_cli
 
 pytestmark = pytest.mark.model  # every test here runs the default model
 
@@ -113,7 +113,7 @@ def test_ctrl_c_keeps_the_job_and_resume_finishes_it(lw_home):
     cmd = [sys.executable, "-m", "lwlocal", "write", PROMPT, "--words", "500", "--sections", "4",
            "--ctx", "4096"]
     writer = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True)
+                              text=True, preexec_fn=interruptible)
     jobs = lw_home / "jobs"
     while writer.poll() is None:
         if list(jobs.glob("*/sections/001.md")):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -18,3 +19,10 @@ def run_cli(*args: str, env_home: Path, check: bool = False, timeout: float | No
     if check and proc.returncode != 0:
         raise AssertionError(f"lwlocal {args} failed ({proc.returncode}):\n{proc.stderr}")
     return proc
+
+
+def interruptible() -> None:
+    """``preexec_fn`` for a child the test will Ctrl-C: SIGINT as a terminal delivers it, even
+    when the test run itself was started with SIGINT ignored (a background job of a shell
+    without job control passes that on to every child)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
