@@ -396,8 +396,8 @@ def plan(shape: ModelShape, machine: Machine, need: Need, fixed: Overrides = Ove
     if vram is None and not machine.offload:
         vram_budget = 0
     measured_runtime = vram is None and machine.gpu_runtime is not None
-    runtime = machine.gpu_runtime if measured_runtime else GPU_RUNTIME_DEFAULT
-    assert runtime is not None
+    runtime = (machine.gpu_runtime if vram is None and machine.gpu_runtime is not None
+               else GPU_RUNTIME_DEFAULT)
     reasons: list[str] = []
     trained = shape.context_length
     if need.minimum > trained:
@@ -442,10 +442,10 @@ def plan(shape: ModelShape, machine: Machine, need: Need, fixed: Overrides = Ove
         reasons.append(f"{machine.gpus} GPUs found: the plan and the engine use the first one "
                        "alone (a split over several GPUs is not planned)")
     suggestions = [] if fits else _suggest(shape, settings, need, ram_budget, runtime)
-    on_gpu = settings.n_gpu_layers > 0
+    offloaded = settings.n_gpu_layers > 0
     return Plan(shape.name, settings, memory, need, fits, reasons, suggestions, ram_budget,
-                vram_budget, shape.exact, runtime if on_gpu else 0,
-                on_gpu and measured_runtime, warnings)
+                vram_budget, shape.exact, runtime if offloaded else 0,
+                offloaded and measured_runtime, warnings)
 
 
 def _contexts(need: Need, trained: int) -> list[int]:
