@@ -22,8 +22,8 @@ APPLE_GPU_SHARE = 0.75
 class Machine:
     """Memory in bytes; ``vram_*`` are 0 without a GPU. ``unified``: the GPU shares RAM.
 
-    ``gpus``: GPUs found (lwlocal runs on the first one alone); ``backends`` and ``offload``:
-    what the installed llama.cpp was built with and whether it can offload layers at all;
+    ``gpus``: GPUs found (lwlocal runs on the first one alone); ``offload``: whether the
+    installed llama.cpp can offload layers at all (its backends: ``llama_build``);
     ``gpu_runtime``: bytes the GPU runtime itself takes, measured on this machine (None: not
     measured, the planner uses its default)."""
 
@@ -36,7 +36,6 @@ class Machine:
     cores: int
     threads: int
     gpus: int = 0
-    backends: tuple[str, ...] = ("CPU",)
     offload: bool = False
     gpu_runtime: int | None = None
 
@@ -110,7 +109,7 @@ def detect() -> Machine:
         available = min(available, max(0, limit - (used or 0)))
     build = llama_build()
     cpu: dict[str, Any] = {"cores": physical_cores(), "threads": os.cpu_count() or 1,
-           "backends": build.backends, "offload": build.offload}
+           "offload": build.offload}
     gpus = nvidia_gpus()
     if gpus:  # the engine runs on the first GPU alone (llama.cpp's split mode "none")
         name, vram_total, vram_free = gpus[0]

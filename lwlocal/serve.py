@@ -296,5 +296,6 @@ def spawn(port: int, *args: str, env: dict[str, str] | None = None) -> subproces
             if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
                 return proc
         except httpx.TransportError:
-            time.sleep(0.2)
+            pass
+        time.sleep(0.2)
     raise LwlocalError(f"lwlocal serve exited: {proc.stderr.read() if proc.stderr else ''}")

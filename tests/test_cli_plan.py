@@ -72,7 +72,7 @@ def test_hw_reports_the_llama_cpp_build(lw_home):
     assert "llama.cpp" in text and "backends" in text and "CPU" in text
     data = json.loads(run_cli("hw", "--json", env_home=lw_home, check=True).stdout)
     assert data["offload"] == data["llama_cpp"]["offload"]
-    assert "CPU" in data["backends"] and data["llama_cpp"]["version"]
+    assert "CPU" in data["llama_cpp"]["backends"] and data["llama_cpp"]["version"]
 
 
 CPU_ONLY_BUILD = pytest.mark.skipif(llama_build().offload, reason="this llama.cpp offloads")

@@ -125,12 +125,12 @@ def test_partial_offload_places_the_output_layer_first():
 
 
 GPU = Machine(32 * GiB, 28 * GiB, 8 * GiB, 8 * GiB, "NVIDIA GeForce RTX 4060", False, 8, 16,
-              gpus=1, backends=("CUDA", "CPU"), offload=True)
+              gpus=1, offload=True)
 NEED = context_needed(10000, "direct", 1.3, 1)
 
 
 def test_a_cpu_only_build_never_plans_gpu_layers():
-    cpu_build = Machine(**{**vars(GPU), "backends": ("CPU",), "offload": False})
+    cpu_build = Machine(**{**vars(GPU), "offload": False})
     chosen = plan(L, cpu_build, NEED)
     assert chosen.settings.n_gpu_layers == 0 and chosen.memory.vram_bytes == 0
     assert any("CPU-only" in r and "make demo GPU=cuda" in r for r in chosen.reasons)
@@ -167,7 +167,7 @@ def test_ram_peaks_while_loading_when_layers_are_offloaded():
 def test_unified_memory_shares_ram_with_the_gpu():
     """On Apple silicon the KV cache and compute buffers on the GPU come out of the same RAM."""
     mac = Machine(16 * GiB, 12 * GiB, 12 * GiB, 12 * GiB, "Apple GPU", True, 8, 8, gpus=1,
-                  backends=("Metal", "CPU"), offload=True)
+                  offload=True)
     chosen = plan(L, mac, NEED)
     memory = chosen.memory
     shared = memory.vram_bytes - memory.parts.get("vram_weights", 0)

@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from lwlocal.engine import Sampling
 from lwlocal.errors import LwlocalError
 from lwlocal.planner import KV_BYTES
 from lwlocal.remote import Server
@@ -62,6 +63,20 @@ def memory_options(command: Callable[..., Any]) -> Callable[..., Any]:
     )
     return grouped(command, options, "memory", MemoryOptions,
                     ("ctx", "kv_type", "flash_attn", "ngl", "n_batch"))
+
+
+def sampling_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--temperature, --top-p, --repeat-penalty, --seed as ``sampling: Sampling``."""
+    options = (
+        click.option("--temperature", type=float, default=Sampling.temperature,
+                     show_default=True),
+        click.option("--top-p", type=float, default=Sampling.top_p, show_default=True),
+        click.option("--repeat-penalty", type=float, default=Sampling.repeat_penalty,
+                     show_default=True),
+        click.option("--seed", type=int, default=Sampling.seed, show_default=True),
+    )
+    return grouped(command, options, "sampling", Sampling,
+                    ("temperature", "top_p", "repeat_penalty", "seed"))
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import click
 from rich.markup import escape
@@ -20,8 +18,8 @@ from lwlocal.cli.options import (
     ServerOptions,
     backend_settings,
     check_output,
-    grouped,
     memory_options,
+    sampling_options,
     server_options,
 )
 from lwlocal.cli.render import err, out, print_outline, print_result, print_table
@@ -35,20 +33,6 @@ from lwlocal.write.journal import Job, list_jobs
 from lwlocal.write.outline import Outline, load_outline
 from lwlocal.write.settings import MODES, JobSettings
 from lwlocal.write.words import count_words
-
-
-def sampling_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """--temperature, --top-p, --repeat-penalty, --seed as ``sampling: Sampling``."""
-    options = (
-        click.option("--temperature", type=float, default=Sampling.temperature,
-                     show_default=True),
-        click.option("--top-p", type=float, default=Sampling.top_p, show_default=True),
-        click.option("--repeat-penalty", type=float, default=Sampling.repeat_penalty,
-                     show_default=True),
-        click.option("--seed", type=int, default=Sampling.seed, show_default=True),
-    )
-    return grouped(command, options, "sampling", Sampling,
-                    ("temperature", "top_p", "repeat_penalty", "seed"))
 
 
 def _run(session: Session, job: Job, outline: Outline | None, output: Path | None,
@@ -151,7 +135,8 @@ def jobs(as_json: bool) -> None:
         }
         if as_json:
             click.echo(json.dumps(row, ensure_ascii=False))
-        rows.append(row)
+        else:
+            rows.append(row)
     if not as_json:
         columns = ("job", "state", "mode", "model", "sections", "words", "created")
         print_table(columns, [tuple(str(row[c]) for c in columns) for row in rows])
