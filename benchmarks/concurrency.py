@@ -18,11 +18,11 @@ import socket
 import tempfile
 from pathlib import Path
 
-from lwlocal.bench.batch import run_batch
 from lwlocal.bench.items import BenchItem
-from lwlocal.engine import Sampling
-from lwlocal.serve import spawn
+from lwlocal.runtime.engine import Sampling
+from lwlocal.write.batch import run_batch
 from lwlocal.write.settings import JobSettings
+from tests.support.server import spawn
 
 TOPICS = ["the history of the lighthouse", "how bread rises", "the life of a river",
           "why cities build parks", "the first mechanical clocks", "how bees find flowers",

@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 from gguf import GGUFReader
 
-from lwlocal.convert.reference import checkpoint_from_gguf
-from lwlocal.models import embedded_model_path
+from lwlocal.models.catalogue import embedded_model_path
+from tests.support.reference import checkpoint_from_gguf
 
 SYNTHETIC = {"hidden_size": 2048, "intermediate_size": 5632, "num_hidden_layers": 8,
              "num_attention_heads": 16, "num_key_value_heads": 4}

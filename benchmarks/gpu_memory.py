@@ -38,9 +38,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from lwlocal.gpu_runtime import gpu0_used  # noqa: E402
-from lwlocal.hardware import detect  # noqa: E402
-from lwlocal.planner import GPU_RUNTIME_DEFAULT, MiB, Settings, predict, shape_from_gguf  # noqa: E402
+from lwlocal.memory.gpu_runtime import gpu0_used  # noqa: E402
+from lwlocal.memory.hardware import detect  # noqa: E402
+from lwlocal.memory.planner import GPU_RUNTIME_DEFAULT, MiB, Settings, predict, shape_from_gguf  # noqa: E402
 
 # (model, n_ctx, kv type, flash attention, n_gpu_layers (None: all), n_batch)
 GRID = [
@@ -85,7 +85,7 @@ def check_shapes(work: Path) -> None:
     from dataclasses import replace
 
     from benchmarks.synth_checkpoint import synthesize
-    from lwlocal.models import CARDS
+    from lwlocal.models.catalogue import CARDS
     from lwlocal.quant.quantize import convert_and_quantize
     from tests.test_planner_gpu import q4_k_m_shape
 
@@ -107,7 +107,7 @@ def models(out: Path) -> None:
     import shutil
 
     from benchmarks.synth_checkpoint import synthesize
-    from lwlocal.models import CARDS
+    from lwlocal.models.catalogue import CARDS
     from lwlocal.quant.quantize import convert_and_quantize
 
     out.mkdir(parents=True, exist_ok=True)
@@ -178,7 +178,7 @@ class PeakSampler:
 
 def child(model: Path, s: Settings) -> None:
     """Load with ``s``, fill the context (full offload) or run one batch (partial), exit."""
-    from lwlocal.engine import Engine, Sampling
+    from lwlocal.runtime.engine import Engine, Sampling
 
     engine = Engine(model, n_ctx=s.n_ctx, n_batch=s.n_batch, flash_attn=s.flash_attn,
                     kv_type=s.kv_type, n_gpu_layers=s.n_gpu_layers)

@@ -30,7 +30,6 @@ from pathlib import Path
 import numpy as np
 
 from lwlocal.convert.run import convert
-from lwlocal.engine import Engine, Sampling
 from lwlocal.quant.calibration import HELDOUT, SHORT, longform_calibration, shipped
 from lwlocal.quant.collect import collect
 from lwlocal.quant.gptq import GptqRequest, quantize_gptq
@@ -38,6 +37,7 @@ from lwlocal.quant.imatrix_file import load, save
 from lwlocal.quant.quality import BaseRun
 from lwlocal.quant.quantize import quantize
 from lwlocal.quant.types import NEEDS_IMATRIX
+from lwlocal.runtime.engine import Engine, Sampling
 
 sys.path.insert(0, str(Path(__file__).parent))
 from convert_vs_llamacpp import smollm_checkpoint, vendored_llama_cpp

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lwlocal.models import embedded_model_path
+from lwlocal.models.catalogue import embedded_model_path
 
 
 @pytest.fixture(autouse=True)
@@ -43,7 +43,7 @@ def default_model() -> Path:
 
 @pytest.fixture(scope="session")
 def engine(default_model: Path):
-    from lwlocal.engine import Engine
+    from lwlocal.runtime.engine import Engine
 
     return Engine(default_model, n_ctx=2048)
 
@@ -51,7 +51,7 @@ def engine(default_model: Path):
 @pytest.fixture(scope="session")
 def smollm_hf(tmp_path_factory, default_model) -> Path:
     """The default model's real weights and tokenizer as an HF checkpoint (dequantized)."""
-    from lwlocal.convert.reference import checkpoint_from_gguf
+    from tests.support.reference import checkpoint_from_gguf
 
     return checkpoint_from_gguf(default_model, tmp_path_factory.mktemp("smollm-hf"))
 

@@ -15,7 +15,7 @@ import pytest
 from lwlocal.bench.items import load_items
 from lwlocal.bench.judge import DIMENSIONS, Judge, quality_score
 from lwlocal.bench.scoring import length_score, output_length
-from lwlocal.errors import LwlocalError
+from lwlocal.util.errors import LwlocalError
 from lwlocal.write.writer import SectionBudget
 from tests.support.cli import interruptible, run_cli
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from lwlocal.llama_build import llama_build
+from lwlocal.runtime.llama_build import llama_build
 from tests.support.cli import run_cli
 
 

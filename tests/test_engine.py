@@ -2,13 +2,13 @@
 
 import threading
 
-from lwlocal.engine import Sampling
+from lwlocal.runtime.engine import Sampling
 
 GREEDY = Sampling(temperature=0.0)
 
 
 def test_second_turn_evaluates_only_new_tokens(engine, default_model):
-    from lwlocal.prompt_format import FORMATS
+    from lwlocal.runtime.prompt_format import FORMATS
 
     fmt = FORMATS["chatml"]
     first = engine.tokenize(fmt.first_turn("Name three colours."), start=True)

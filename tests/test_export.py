@@ -7,9 +7,10 @@ import os
 
 import pytest
 
-from lwlocal.errors import LwlocalError
-from lwlocal.models import catalog, file_quant
-from lwlocal.paths import jobs_dir, models_dir
+from lwlocal.models.catalogue import catalog
+from lwlocal.models.gguf_file import file_quant
+from lwlocal.util.errors import LwlocalError
+from lwlocal.util.paths import jobs_dir, models_dir
 from lwlocal.write.export import export, plain_text
 from lwlocal.write.journal import Job
 from lwlocal.write.outline import Outline, Section

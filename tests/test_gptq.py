@@ -12,10 +12,10 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from lwlocal.progress import Progress
 from lwlocal.quant.calibration import HELDOUT, read_text
 from lwlocal.quant.gptq import GptqRequest, quantize_gptq
 from lwlocal.quant.quality import evaluate, log_softmax
+from lwlocal.util.progress import Progress
 from tests.support.checkpoints import CORPUS, PROMPTS, hf_logits, remote_glm, tiktoken_glm
 from tests.support.cli import run_cli
 

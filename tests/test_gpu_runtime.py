@@ -2,8 +2,8 @@
 
 import pytest
 
-from lwlocal import gpu_runtime, hardware
-from lwlocal.planner import Settings, predict, shape_from_gguf
+from lwlocal.memory import gpu_runtime, hardware
+from lwlocal.memory.planner import Settings, predict, shape_from_gguf
 
 USED_BEFORE, USED_DURING = 1000, 1900  # MiB that the stand-in nvidia-smi reports
 

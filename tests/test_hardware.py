@@ -1,4 +1,4 @@
-from lwlocal import hardware
+from lwlocal.memory import hardware
 
 
 def test_cgroup_v2_limit(tmp_path):
@@ -44,7 +44,7 @@ def test_the_llama_cpp_build_is_reported():
     """Backends and devices from ggml's registry; offload as llama.cpp itself answers it."""
     import llama_cpp
 
-    from lwlocal.llama_build import _system_info_backends, llama_build
+    from lwlocal.runtime.llama_build import _system_info_backends, llama_build
 
     build = llama_build()
     assert "CPU" in build.backends and any(d.startswith("CPU: ") for d in build.devices)

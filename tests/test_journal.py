@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from lwlocal.errors import LwlocalError
+from lwlocal.util.errors import LwlocalError
 from lwlocal.write import journal
 from lwlocal.write.journal import Job, atomic_write, list_jobs
 from lwlocal.write.settings import JobSettings

@@ -1,8 +1,8 @@
 import pytest
 
-from lwlocal.errors import LwlocalError
-from lwlocal.models import CARDS, DEFAULT_MODEL, resolve
-from lwlocal.prompt_format import FORMATS, format_from_template
+from lwlocal.models.catalogue import CARDS, DEFAULT_MODEL, resolve
+from lwlocal.runtime.prompt_format import FORMATS, format_from_template
+from lwlocal.util.errors import LwlocalError
 
 KIB = 1024
 

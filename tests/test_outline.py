@@ -3,7 +3,7 @@ import json
 import llama_cpp
 import pytest
 
-from lwlocal.errors import LwlocalError
+from lwlocal.util.errors import LwlocalError
 from lwlocal.write.outline import (
     MAX_SECTIONS,
     load_outline,

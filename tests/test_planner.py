@@ -6,10 +6,8 @@ import sys
 
 import pytest
 
-from lwlocal.errors import LwlocalError
-from lwlocal.hardware import Machine
-from lwlocal.models import CARDS
-from lwlocal.planner import (
+from lwlocal.memory.hardware import Machine
+from lwlocal.memory.planner import (
     GiB,
     MiB,
     Overrides,
@@ -22,6 +20,8 @@ from lwlocal.planner import (
     shape_from_card,
     shape_from_gguf,
 )
+from lwlocal.models.catalogue import CARDS
+from lwlocal.util.errors import LwlocalError
 
 CPU_ONLY = Machine(ram_total=24 * GiB, ram_available=20 * GiB, vram_total=0, vram_free=0,
                    gpu=None, unified=False, cores=2, threads=2)

@@ -3,9 +3,8 @@ CPU-only llama.cpp build can do, peak vs steady RAM (fast: no model is run here)
 
 import pytest
 
-from lwlocal.hardware import Machine
-from lwlocal.models import CARDS, ModelCard
-from lwlocal.planner import (
+from lwlocal.memory.hardware import Machine
+from lwlocal.memory.planner import (
     GPU_RUNTIME_DEFAULT,
     GiB,
     MiB,
@@ -16,6 +15,7 @@ from lwlocal.planner import (
     plan,
     predict,
 )
+from lwlocal.models.catalogue import CARDS, ModelCard
 
 # ggml bytes per weight of the types llama.cpp's Q4_K_M mix uses.
 Q4_K, Q6_K, Q5_0, Q8_0, F32 = 144 / 256, 210 / 256, 22 / 32, 34 / 32, 4.0

@@ -16,7 +16,6 @@ import gguf
 import numpy as np
 import pytest
 
-from lwlocal.errors import LwlocalError
 from lwlocal.quant.calibration import HELDOUT, longform_calibration, shipped
 from lwlocal.quant.collect import collect
 from lwlocal.quant.evaluator import Evaluator
@@ -24,6 +23,7 @@ from lwlocal.quant.imatrix_file import ImportanceMatrix, load, save
 from lwlocal.quant.quality import evaluate
 from lwlocal.quant.quantize import quantize
 from lwlocal.quant.types import NEEDS_IMATRIX, QUANT_TYPES, quant_type
+from lwlocal.util.errors import LwlocalError
 from tests.support.cli import interruptible, run_cli
 
 torch = pytest.importorskip("torch")

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from lwlocal.chat import Hooks, Message
-from lwlocal.engine import Sampling
-from lwlocal.errors import LwlocalError
-from lwlocal.remote import OpenAIChat, Server
+from lwlocal.openai.client import OpenAIChat, Server
+from lwlocal.runtime.chat import Hooks, Message
+from lwlocal.runtime.engine import Sampling
+from lwlocal.util.errors import LwlocalError
 from lwlocal.write.jobs import Session
 from lwlocal.write.outline import Outline, Section
 from lwlocal.write.settings import JobSettings

@@ -15,14 +15,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from lwlocal.engine import Sampling
-from lwlocal.progress import Progress
-from lwlocal.remote import Server
-from lwlocal.serve import spawn
+from lwlocal.openai.client import Server
+from lwlocal.runtime.engine import Sampling
+from lwlocal.util.progress import Progress
 from lwlocal.write.jobs import Session
 from lwlocal.write.journal import Job
 from lwlocal.write.settings import JobSettings
 from tests.support.cli import run_cli
+from tests.support.server import spawn
 
 PROMPT = "Write a short guide to brewing green tea."
 CTX = "2048"

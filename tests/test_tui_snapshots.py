@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lwlocal.hardware import Machine
+from lwlocal.memory.hardware import Machine
 from lwlocal.tui.app import LwlocalApp
 from lwlocal.tui.state import TuiState
 from lwlocal.write.journal import Job

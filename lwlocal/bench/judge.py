@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 
-from lwlocal.engine import Engine, Sampling
-from lwlocal.errors import LwlocalError
-from lwlocal.models import resolve
+from lwlocal.models.catalogue import resolve
+from lwlocal.runtime.engine import Engine, Sampling
+from lwlocal.util.errors import LwlocalError
 
 DIMENSIONS = ("relevance", "accuracy", "coherence", "clarity", "breadth_and_depth",
               "reading_experience")

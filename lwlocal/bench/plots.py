@@ -7,7 +7,7 @@ from typing import Any
 
 from lwlocal.bench.items import RANGES
 from lwlocal.bench.run import BenchResult
-from lwlocal.errors import LwlocalError
+from lwlocal.util.errors import LwlocalError
 
 
 def _pyplot() -> Any:

@@ -13,14 +13,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lwlocal.bench.batch import SessionPool, check_concurrency, run_pool
 from lwlocal.bench.items import RANGES, BenchItem
 from lwlocal.bench.judge import Judge, quality_score
 from lwlocal.bench.scoring import length_score, output_length
-from lwlocal.engine import Sampling
-from lwlocal.errors import LwlocalError
-from lwlocal.progress import Progress, ProgressCallback, ignore
-from lwlocal.remote import Server
+from lwlocal.openai.client import Server
+from lwlocal.runtime.engine import Sampling
+from lwlocal.util.errors import LwlocalError
+from lwlocal.util.progress import Progress, ProgressCallback, ignore
+from lwlocal.write.batch import SessionPool, check_concurrency, run_pool
 from lwlocal.write.export import document
 from lwlocal.write.journal import Job
 from lwlocal.write.settings import JobSettings

@@ -11,7 +11,7 @@ from warnings import showwarning as show_python_warning
 
 import click
 
-from lwlocal.errors import LwlocalError, LwlocalWarning
+from lwlocal.util.errors import LwlocalError, LwlocalWarning
 
 # name: (module under lwlocal.cli, function, one-line help shown by `lwlocal --help`)
 COMMANDS: dict[str, tuple[str, str, str]] = {

@@ -11,15 +11,17 @@ from pathlib import Path
 import click
 from rich.markup import escape
 
-from lwlocal import hardware
 from lwlocal.cli.options import MemoryOptions, gib_option, memory_options
 from lwlocal.cli.render import out, print_memory_plan, print_table
-from lwlocal.errors import LwlocalError, LwlocalWarning
-from lwlocal.llama_build import GPU_BUILD_HINT, llama_build
-from lwlocal.model_info import inspect_path
-from lwlocal.models import DEFAULT_MODEL, catalog, file_quant, pull, resolve
-from lwlocal.plan_formats import llama_server_args, ollama_modelfile
-from lwlocal.planner import GPU_RUNTIME_DEFAULT, Plan
+from lwlocal.memory import hardware
+from lwlocal.memory.plan_formats import llama_server_args, ollama_modelfile
+from lwlocal.memory.planner import GPU_RUNTIME_DEFAULT, Plan
+from lwlocal.models.catalogue import DEFAULT_MODEL, catalog, resolve
+from lwlocal.models.gguf_file import file_quant
+from lwlocal.models.hub import pull
+from lwlocal.models.inspect import inspect_path
+from lwlocal.runtime.llama_build import GPU_BUILD_HINT, llama_build
+from lwlocal.util.errors import LwlocalError, LwlocalWarning
 from lwlocal.write.jobs import check_settings, model_plan
 from lwlocal.write.settings import MODES, JobSettings
 
@@ -77,7 +79,7 @@ def hw(as_json: bool, measure: bool) -> None:
     llama.cpp can use of them."""
     machine = hardware.detect()
     if measure:
-        from lwlocal.gpu_runtime import measure as measure_runtime
+        from lwlocal.memory.gpu_runtime import measure as measure_runtime
 
         if not (machine.gpu and machine.offload and not machine.unified):
             raise LwlocalError("--measure needs an NVIDIA GPU and a llama.cpp build that "
@@ -164,7 +166,7 @@ def plan_command(model: str, words: int, mode: str, quant: str | None, lang: str
 
 def _measure(path: Path | None, plan: Plan) -> int:
     """Peak RSS of running the plan on this machine (CPU)."""
-    from lwlocal.memory_probe import measure
+    from lwlocal.memory.probe import measure
 
     if path is None:
         raise LwlocalError("--measure needs a local GGUF file")

@@ -13,10 +13,10 @@ from typing import Any
 
 import click
 
-from lwlocal.engine import Sampling
-from lwlocal.errors import LwlocalError
-from lwlocal.planner import KV_BYTES
-from lwlocal.remote import Server
+from lwlocal.memory.planner import KV_BYTES
+from lwlocal.openai.client import Server
+from lwlocal.runtime.engine import Sampling
+from lwlocal.util.errors import LwlocalError
 from lwlocal.write.settings import BACKENDS
 
 

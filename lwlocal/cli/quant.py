@@ -8,12 +8,12 @@ from pathlib import Path
 import click
 
 from lwlocal.cli.options import check_output
+from lwlocal.cli.progress import TaskProgress
 from lwlocal.cli.render import err, print_quantized
-from lwlocal.console_progress import TaskProgress
 from lwlocal.convert.run import OUTTYPES
 from lwlocal.convert.run import convert as convert_checkpoint
-from lwlocal.errors import LwlocalError
-from lwlocal.models import CHECKPOINT_FILES, check_gguf, gguf_metadata, looks_like_repo_id, pull
+from lwlocal.models.gguf_file import check_gguf, gguf_metadata
+from lwlocal.models.hub import CHECKPOINT_FILES, looks_like_repo_id, pull
 from lwlocal.quant.calibration import HELDOUT, read_text
 from lwlocal.quant.collect import collect
 from lwlocal.quant.gptq import GptqRequest, quantize_gptq
@@ -21,6 +21,7 @@ from lwlocal.quant.gptq import check_request as check_gptq
 from lwlocal.quant.imatrix_file import save
 from lwlocal.quant.quality import evaluate
 from lwlocal.quant.quantize import check_request, convert_and_quantize, quantize
+from lwlocal.util.errors import LwlocalError
 
 
 @click.command()

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from lwlocal.planner import Plan
+from lwlocal.memory.planner import Plan
 from lwlocal.quant.quantize import QuantizeResult
 from lwlocal.write.journal import atomic_write
 from lwlocal.write.outline import Outline

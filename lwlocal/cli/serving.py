@@ -13,13 +13,13 @@ from lwlocal.bench.items import load_items
 from lwlocal.bench.plots import save_plots
 from lwlocal.bench.report import HEADERS, cells, write_summary
 from lwlocal.bench.run import BenchRun, run_bench, summarize
-from lwlocal.chat import LocalChat
 from lwlocal.cli.options import MemoryOptions, ServerOptions, memory_options, server_options
+from lwlocal.cli.progress import TaskProgress
 from lwlocal.cli.render import err, print_table
-from lwlocal.console_progress import TaskProgress
-from lwlocal.errors import LwlocalError
-from lwlocal.models import DEFAULT_MODEL
-from lwlocal.paths import bench_dir
+from lwlocal.models.catalogue import DEFAULT_MODEL
+from lwlocal.runtime.chat import LocalChat
+from lwlocal.util.errors import LwlocalError
+from lwlocal.util.paths import bench_dir
 from lwlocal.write.jobs import Session
 from lwlocal.write.settings import MODES, JobSettings
 
@@ -41,7 +41,7 @@ def serve(model: str | None, host: str, port: int, words: int, mode: str, name: 
     API with the planner's settings, so several writers and other tools share one model."""
     import uvicorn
 
-    from lwlocal.serve import ModelServer, check_port
+    from lwlocal.openai.server import ModelServer, check_port
 
     check_port(host, port)
     settings = JobSettings(prompt="", words=words, model=model, mode=mode, threads=threads,

@@ -11,7 +11,6 @@ from pathlib import Path
 import click
 from rich.markup import escape
 
-from lwlocal.bench.batch import run_batch
 from lwlocal.bench.items import load_items
 from lwlocal.cli.options import (
     MemoryOptions,
@@ -22,11 +21,12 @@ from lwlocal.cli.options import (
     sampling_options,
     server_options,
 )
+from lwlocal.cli.progress import TaskProgress
 from lwlocal.cli.render import err, out, print_outline, print_result, print_table
-from lwlocal.console_progress import TaskProgress
-from lwlocal.engine import Sampling
-from lwlocal.errors import LwlocalError
-from lwlocal.paths import jobs_dir
+from lwlocal.runtime.engine import Sampling
+from lwlocal.util.errors import LwlocalError
+from lwlocal.util.paths import jobs_dir
+from lwlocal.write.batch import run_batch
 from lwlocal.write.export import EXPORT_FORMATS, export
 from lwlocal.write.jobs import Session, resume_session
 from lwlocal.write.journal import Job, list_jobs

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from lwlocal.errors import LwlocalError
+from lwlocal.util.errors import LwlocalError
 
 Config = dict[str, Any]
 Transform = Callable[[np.ndarray, Config], np.ndarray]

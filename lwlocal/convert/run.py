@@ -14,8 +14,8 @@ from lwlocal.convert.chatglm import CHATGLM, GLM
 from lwlocal.convert.llama import LLAMA
 from lwlocal.convert.safetensors_source import Checkpoint, TensorInfo
 from lwlocal.convert.tokenizer import add_vocabulary, load_vocabulary
-from lwlocal.errors import LwlocalError
-from lwlocal.progress import Progress, ProgressCallback, ignore
+from lwlocal.util.errors import LwlocalError
+from lwlocal.util.progress import Progress, ProgressCallback, ignore
 
 ARCHITECTURES: dict[str, Architecture] = {
     name: arch for arch in (LLAMA, CHATGLM, GLM) for name in arch.hf_architectures

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lwlocal.errors import LwlocalError
+from lwlocal.util.errors import LwlocalError
 
 INDEX = "model.safetensors.index.json"
 SINGLE = "model.safetensors"

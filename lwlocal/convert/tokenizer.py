@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import gguf
 
 from lwlocal.convert.architecture import Architecture
-from lwlocal.errors import LwlocalError
+from lwlocal.util.errors import LwlocalError
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer

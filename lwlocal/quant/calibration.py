@@ -7,7 +7,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from lwlocal.errors import LwlocalError
+from lwlocal.util.errors import LwlocalError
 
 LONGFORM = ("calibration_essays.txt", "calibration_fiction.txt", "calibration_chinese.txt")
 SHORT = "calibration_short.txt"

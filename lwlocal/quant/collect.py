@@ -12,10 +12,10 @@ import llama_cpp
 import numpy as np
 from llama_cpp import _ggml
 
-from lwlocal.errors import LwlocalError
-from lwlocal.progress import Progress, ProgressCallback, ignore
 from lwlocal.quant.evaluator import Evaluator
 from lwlocal.quant.imatrix_file import ImportanceMatrix
+from lwlocal.util.errors import LwlocalError
+from lwlocal.util.progress import Progress, ProgressCallback, ignore
 
 MIN_ROWS = 16  # llama-imatrix skips multiplications of fewer tokens (single-token decoding)
 

@@ -11,9 +11,9 @@ from types import TracebackType
 import llama_cpp
 import numpy as np
 
-from lwlocal.errors import LwlocalError
-from lwlocal.hardware import physical_cores
-from lwlocal.quiet import quiet_stderr
+from lwlocal.memory.hardware import physical_cores
+from lwlocal.util.errors import LwlocalError
+from lwlocal.util.quiet import quiet_stderr
 
 # (ggml_tensor *, ask) -> whether the scheduler should compute up to it and call again
 TensorCallback = Callable[[int, bool], bool]

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from lwlocal.convert.tiktoken_vocab import byte_to_unicode, merges_of, read_ranks
 from lwlocal.convert.tokenizer import llama3_pre_tokenizer
-from lwlocal.errors import LwlocalError
+from lwlocal.util.errors import LwlocalError
 
 if TYPE_CHECKING:
     import torch

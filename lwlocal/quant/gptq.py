@@ -23,12 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lwlocal.errors import LwlocalError
-from lwlocal.hardware import physical_cores
-from lwlocal.progress import Progress, ProgressCallback, ignore
+from lwlocal.memory.hardware import physical_cores
 from lwlocal.quant.calibration import spread_chunks
 from lwlocal.quant.glm_native import REMOTE_ARCHITECTURES, relayout
-from lwlocal.quiet import quiet_stderr
+from lwlocal.util.errors import LwlocalError
+from lwlocal.util.progress import Progress, ProgressCallback, ignore
+from lwlocal.util.quiet import quiet_stderr
 
 BITS = (2, 3, 4, 8)
 LAYOUTS = {"LlamaForCausalLM": "llama", "GlmForCausalLM": "glm",

@@ -11,11 +11,11 @@ from types import TracebackType
 
 import numpy as np
 
-from lwlocal.errors import LwlocalError
 from lwlocal.quant.evaluator import split_chunks
 from lwlocal.quant.glm_native import REMOTE_ARCHITECTURES, relayout
 from lwlocal.quant.gptq import INSTALL_HINT, hf_cache_kept, read_config
-from lwlocal.quiet import quiet_stderr
+from lwlocal.util.errors import LwlocalError
+from lwlocal.util.quiet import quiet_stderr
 
 
 class HFEvaluator:

@@ -11,7 +11,7 @@ from pathlib import Path
 import gguf
 import numpy as np
 
-from lwlocal.errors import LwlocalError
+from lwlocal.util.errors import LwlocalError
 
 SUMS = ".in_sum2"
 COUNTS = ".counts"

@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from lwlocal.errors import LwlocalError
-from lwlocal.models import check_gguf
-from lwlocal.progress import Progress, ProgressCallback, ignore
+from lwlocal.models.gguf_file import check_gguf
 from lwlocal.quant.evaluator import Evaluator
+from lwlocal.util.errors import LwlocalError
+from lwlocal.util.progress import Progress, ProgressCallback, ignore
 
 
 def open_model(path: Path, n_ctx: int, n_threads: int | None) -> Evaluator:

@@ -17,12 +17,12 @@ import llama_cpp._logger
 import numpy as np
 
 from lwlocal.convert.run import ConvertResult, convert
-from lwlocal.errors import LwlocalError
-from lwlocal.hardware import physical_cores
-from lwlocal.models import check_gguf, read_gguf
-from lwlocal.progress import Progress, ProgressCallback, ignore
+from lwlocal.memory.hardware import physical_cores
+from lwlocal.models.gguf_file import check_gguf, read_gguf
 from lwlocal.quant.imatrix_file import ImportanceMatrix, load
 from lwlocal.quant.types import NEEDS_IMATRIX, UNQUANTIZED, quant_type
+from lwlocal.util.errors import LwlocalError
+from lwlocal.util.progress import Progress, ProgressCallback, ignore
 
 _TENSOR_LINE = re.compile(rb"\[\s*(\d+)/\s*(\d+)\]\s+(\S+).*type =\s*(\w+)")
 _CONVERTING = re.compile(rb"converting to (\w+)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import llama_cpp
 
-from lwlocal.errors import LwlocalError
+from lwlocal.util.errors import LwlocalError
 
 _PREFIXES = ("LLAMA_FTYPE_MOSTLY_", "LLAMA_FTYPE_ALL_")
 _NOT_TARGETS = {"GUESSED", "NVFP4"}  # not offered by llama-quantize either

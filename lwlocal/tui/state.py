@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lwlocal.engine import Sampling
-from lwlocal.hardware import Machine
-from lwlocal.models import DEFAULT_MODEL
-from lwlocal.paths import jobs_dir
+from lwlocal.memory.hardware import Machine
+from lwlocal.models.catalogue import DEFAULT_MODEL
+from lwlocal.runtime.engine import Sampling
+from lwlocal.util.paths import jobs_dir
 from lwlocal.write.jobs import Session
 from lwlocal.write.journal import Job
 from lwlocal.write.outline import Outline

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from markdown_it import MarkdownIt
 
-from lwlocal.errors import LwlocalError
+from lwlocal.util.errors import LwlocalError
 from lwlocal.write.journal import DOCUMENT, Job, atomic_write
 
 EXPORT_FORMATS = {"md": "Markdown", "txt": "plain text", "html": "HTML"}

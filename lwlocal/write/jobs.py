@@ -8,13 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lwlocal.chat import ChatBackend, LocalChat
-from lwlocal.engine import Engine
-from lwlocal.errors import LwlocalError, LwlocalWarning
-from lwlocal.hardware import Machine, detect
-from lwlocal.models import CARDS, ResolvedModel, local_file, resolve
-from lwlocal.paths import jobs_dir
-from lwlocal.planner import (
+from lwlocal.memory.hardware import Machine, detect
+from lwlocal.memory.planner import (
     ASSUMED_TOKENS_PER_WORD,
     ModelShape,
     Plan,
@@ -25,9 +20,14 @@ from lwlocal.planner import (
     shape_from_card,
     shape_from_gguf,
 )
-from lwlocal.progress import ProgressCallback, ignore
-from lwlocal.prompt_format import PromptFormat
-from lwlocal.remote import OpenAIChat, Server
+from lwlocal.models.catalogue import CARDS, ResolvedModel, local_file, resolve
+from lwlocal.openai.client import OpenAIChat, Server
+from lwlocal.runtime.chat import ChatBackend, LocalChat
+from lwlocal.runtime.engine import Engine
+from lwlocal.runtime.prompt_format import PromptFormat
+from lwlocal.util.errors import LwlocalError, LwlocalWarning
+from lwlocal.util.paths import jobs_dir
+from lwlocal.util.progress import ProgressCallback, ignore
 from lwlocal.write.journal import Job
 from lwlocal.write.outline import MAX_SECTION_WORDS, MAX_SECTIONS, Outline
 from lwlocal.write.settings import BACKENDS, MEMORY_FIELDS, MODES, JobSettings

@@ -19,7 +19,7 @@ from typing import IO, Any
 
 import psutil
 
-from lwlocal.errors import LwlocalError
+from lwlocal.util.errors import LwlocalError
 from lwlocal.write.outline import Outline, parse_outline
 from lwlocal.write.settings import JobSettings
 

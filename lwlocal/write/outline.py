@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from lwlocal.errors import LwlocalError
+from lwlocal.util.errors import LwlocalError
 
 MAX_SECTIONS = 40
 MAX_SECTION_WORDS = 1000  # the LongWriter paper keeps each paragraph within 200-1,000 words

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from lwlocal.engine import Sampling
-from lwlocal.planner import Overrides
+from lwlocal.memory.planner import Overrides
+from lwlocal.runtime.engine import Sampling
 from lwlocal.write.outline import section_range
 
 MODES = ("agentwrite", "direct")

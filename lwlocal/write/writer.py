@@ -14,10 +14,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from lwlocal.chat import ChatBackend, Hooks, Message
-from lwlocal.engine import Generation, Sampling
-from lwlocal.errors import LwlocalError
-from lwlocal.progress import Progress, ProgressCallback, ignore
+from lwlocal.runtime.chat import ChatBackend, Hooks, Message
+from lwlocal.runtime.engine import Generation, Sampling
+from lwlocal.util.errors import LwlocalError
+from lwlocal.util.progress import Progress, ProgressCallback, ignore
 from lwlocal.write.journal import Job, assemble
 from lwlocal.write.outline import (
     Outline,

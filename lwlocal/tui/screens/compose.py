@@ -20,10 +20,10 @@ from textual.widgets import (
     TextArea,
 )
 
-from lwlocal.engine import KV_CACHE_TYPES
-from lwlocal.errors import LwlocalError
-from lwlocal.progress import Progress
+from lwlocal.runtime.engine import KV_CACHE_TYPES
 from lwlocal.tui.screens.base import AppScreen
+from lwlocal.util.errors import LwlocalError
+from lwlocal.util.progress import Progress
 from lwlocal.write.jobs import check_settings
 from lwlocal.write.settings import MODES
 from lwlocal.write.writer import direct_outline

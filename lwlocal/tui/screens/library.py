@@ -9,10 +9,10 @@ from textual import on
 from textual.app import ComposeResult
 from textual.widgets import DataTable, Footer, Header, Label
 
-from lwlocal.errors import LwlocalError
 from lwlocal.tui.screens.base import AppScreen
 from lwlocal.tui.screens.confirm import ConfirmScreen
 from lwlocal.tui.screens.export import ExportScreen
+from lwlocal.util.errors import LwlocalError
 from lwlocal.write.export import export
 from lwlocal.write.journal import Job, list_jobs
 from lwlocal.write.words import count_words

@@ -9,10 +9,11 @@ from textual.containers import Horizontal
 from textual.widgets import DataTable, Footer, Header, Input, Label
 from textual.worker import get_current_worker
 
-from lwlocal.errors import LwlocalError
-from lwlocal.models import CatalogEntry, catalog, file_quant
+from lwlocal.models.catalogue import CatalogEntry, catalog
+from lwlocal.models.gguf_file import file_quant
 from lwlocal.tui.screens.base import AppScreen
 from lwlocal.tui.widgets.memory_plan import MemoryPlan
+from lwlocal.util.errors import LwlocalError
 from lwlocal.write.jobs import model_plan
 
 

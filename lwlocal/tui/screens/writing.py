@@ -13,9 +13,9 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import Footer, Header, Label, Markdown, ProgressBar, Static
 
-from lwlocal.errors import LwlocalError
-from lwlocal.progress import Progress
 from lwlocal.tui.screens.base import AppScreen
+from lwlocal.util.errors import LwlocalError
+from lwlocal.util.progress import Progress
 from lwlocal.write.words import count_words
 
 

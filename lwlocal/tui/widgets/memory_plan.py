@@ -7,7 +7,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Label, ProgressBar, Static
 
-from lwlocal.planner import Plan
+from lwlocal.memory.planner import Plan
 
 GIB = 2**30
 

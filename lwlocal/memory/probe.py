@@ -1,7 +1,7 @@
 """Measure what a plan predicts: peak RSS of a child process that loads a model with given
 settings, fills the context and generates a few tokens.
 
-    python -m lwlocal.memory_probe MODEL.gguf N_CTX KV_TYPE FLASH_ATTN(0|1) N_BATCH
+    python -m lwlocal.memory.probe MODEL.gguf N_CTX KV_TYPE FLASH_ATTN(0|1) N_BATCH
 prints the peak RSS in bytes.
 """
 
@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lwlocal.planner import Settings
+from lwlocal.memory.planner import Settings
 
 GENERATED = 4
 
@@ -34,7 +34,7 @@ def peak_rss() -> int:
 
 def measure(path: Path, settings: Settings) -> int:
     """Peak RSS in bytes of a fresh process running ``path`` with ``settings`` at a full context."""
-    args = [sys.executable, "-m", "lwlocal.memory_probe", str(path), str(settings.n_ctx),
+    args = [sys.executable, "-m", "lwlocal.memory.probe", str(path), str(settings.n_ctx),
             settings.kv_type, str(int(settings.flash_attn)), str(settings.n_batch),
             str(settings.threads)]
     proc = subprocess.run(args, capture_output=True, text=True)
@@ -45,8 +45,8 @@ def measure(path: Path, settings: Settings) -> int:
 
 def _fill(path: Path, n_ctx: int, kv_type: str, flash_attn: bool, n_batch: int,
           threads: int) -> None:
-    from lwlocal.engine import Engine, Sampling
-    from lwlocal.samples import ENGLISH
+    from lwlocal.memory.samples import ENGLISH
+    from lwlocal.runtime.engine import Engine, Sampling
 
     engine = Engine(path, n_ctx=n_ctx, n_batch=n_batch, n_threads=threads,
                     flash_attn=flash_attn, kv_type=kv_type)

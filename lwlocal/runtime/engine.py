@@ -15,9 +15,9 @@ from typing import Any
 import llama_cpp
 from llama_cpp.llama_grammar import json_schema_to_gbnf
 
-from lwlocal.errors import LwlocalError
-from lwlocal.hardware import physical_cores
-from lwlocal.quiet import quiet_stderr
+from lwlocal.memory.hardware import physical_cores
+from lwlocal.util.errors import LwlocalError
+from lwlocal.util.quiet import quiet_stderr
 
 KV_CACHE_TYPES = {
     "f16": llama_cpp.GGML_TYPE_F16,

@@ -98,8 +98,8 @@ def nvidia_gpus() -> list[tuple[str, int, int]]:
 
 def detect() -> Machine:
     """This machine's memory, cores and llama.cpp build."""
-    from lwlocal.gpu_runtime import measured_runtime
-    from lwlocal.llama_build import llama_build
+    from lwlocal.memory.gpu_runtime import measured_runtime
+    from lwlocal.runtime.llama_build import llama_build
 
     memory = psutil.virtual_memory()
     total, available = memory.total, memory.available

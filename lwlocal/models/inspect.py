@@ -8,8 +8,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from lwlocal.errors import LwlocalError
-from lwlocal.models import check_gguf, gguf_metadata, read_gguf
+from lwlocal.models.gguf_file import check_gguf, gguf_metadata, read_gguf
+from lwlocal.util.errors import LwlocalError
 
 GGUF_KEYS = ("general.name", "general.architecture", "general.file_type", "context_length",
              "block_count", "embedding_length", "feed_forward_length", "attention.head_count",

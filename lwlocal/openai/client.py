@@ -20,9 +20,9 @@ from typing import Any
 
 import httpx
 
-from lwlocal.chat import NO_HOOKS, Hooks, Message, check_turns
-from lwlocal.engine import Generation, Sampling, Stats
-from lwlocal.errors import LwlocalError
+from lwlocal.runtime.chat import NO_HOOKS, Hooks, Message, check_turns
+from lwlocal.runtime.engine import Generation, Sampling, Stats
+from lwlocal.util.errors import LwlocalError
 
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 BACKOFF_CAP = 30.0  # seconds: the longest wait between two tries

@@ -7,7 +7,7 @@ from types import TracebackType
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
-from lwlocal.progress import Progress as Event
+from lwlocal.util.progress import Progress as Event
 
 
 class TaskProgress:

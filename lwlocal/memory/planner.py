@@ -15,10 +15,11 @@ import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from lwlocal.errors import LwlocalError
-from lwlocal.hardware import Machine
-from lwlocal.llama_build import GPU_BUILD_HINT
-from lwlocal.models import ModelCard, gguf_metadata, read_gguf
+from lwlocal.memory.hardware import Machine
+from lwlocal.models.catalogue import ModelCard
+from lwlocal.models.gguf_file import gguf_metadata, read_gguf
+from lwlocal.runtime.llama_build import GPU_BUILD_HINT
+from lwlocal.util.errors import LwlocalError
 
 MiB = 2**20
 GiB = 2**30
@@ -261,8 +262,8 @@ def measure_tokens_per_word(path: Path, lang: str) -> float:
     """Tokens per word (per character for Chinese) of the model's own tokenizer on sample prose.
 
     Loads only the vocabulary, not the weights."""
-    from lwlocal.engine import count_tokens
-    from lwlocal.samples import CHINESE, ENGLISH
+    from lwlocal.memory.samples import CHINESE, ENGLISH
+    from lwlocal.runtime.engine import count_tokens
     from lwlocal.write.words import count_words
 
     sample = CHINESE if lang == "zh" else ENGLISH

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from lwlocal.bench.items import BenchItem
-from lwlocal.errors import LwlocalError
-from lwlocal.progress import Progress, ProgressCallback, ignore
-from lwlocal.remote import Server
+from lwlocal.openai.client import Server
+from lwlocal.util.errors import LwlocalError
+from lwlocal.util.progress import Progress, ProgressCallback, ignore
 from lwlocal.write.jobs import Session
 from lwlocal.write.journal import Job, atomic_write
 from lwlocal.write.settings import JobSettings

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from lwlocal.errors import LwlocalError
-from lwlocal.paths import models_dir
-from lwlocal.prompt_format import FORMATS, PromptFormat, format_from_template
-
-if TYPE_CHECKING:
-    from gguf import GGUFReader
-
-GGUF_MAGIC = b"GGUF"
+from lwlocal.models.gguf_file import check_gguf, gguf_metadata
+from lwlocal.runtime.prompt_format import FORMATS, PromptFormat, format_from_template
+from lwlocal.util.errors import LwlocalError
+from lwlocal.util.paths import models_dir
 
 
 @dataclass(frozen=True)
@@ -148,62 +142,6 @@ def local_file(card: ModelCard) -> Path | None:
     return matches[0] if matches else None
 
 
-def check_gguf(path: Path) -> None:
-    """Raise a one-line error unless ``path`` is a readable GGUF file."""
-    if not path.exists():
-        raise LwlocalError(f"{path}: no such file")
-    if not path.is_file():
-        raise LwlocalError(f"{path}: not a file")
-    with path.open("rb") as handle:
-        if handle.read(4) != GGUF_MAGIC:
-            raise LwlocalError(f"{path}: not a GGUF file (bad magic)")
-
-
-def _version(path: Path) -> tuple[Path, int, int]:
-    """A cache key that changes when the file is rewritten."""
-    try:
-        stat = path.stat()
-    except OSError as exc:
-        raise LwlocalError(f"{path}: cannot read it ({exc.strerror})") from exc
-    return path, stat.st_mtime_ns, stat.st_size
-
-
-def read_gguf(path: Path) -> GGUFReader:
-    """The parsed header of a GGUF (memory-mapped, weights not read); parsed once per process
-    and version of the file."""
-    return _read_gguf(_version(path))
-
-
-@functools.lru_cache(maxsize=8)
-def _read_gguf(version: tuple[Path, int, int]) -> GGUFReader:
-    from gguf import GGUFReader
-
-    path = version[0]
-    try:
-        return GGUFReader(path)
-    except (ValueError, OSError) as exc:
-        raise LwlocalError(f"{path}: unreadable GGUF metadata ({exc})") from exc
-
-
-Scalar = int | float | str | bool
-
-
-def gguf_metadata(path: Path) -> dict[str, Scalar]:
-    """Scalar and string metadata of a GGUF (arrays skipped), read without loading weights."""
-    return dict(_scalar_fields(_version(path)))
-
-
-@functools.lru_cache(maxsize=8)
-def _scalar_fields(version: tuple[Path, int, int]) -> tuple[tuple[str, Scalar], ...]:
-    from gguf import GGUFValueType
-
-    return tuple(
-        (name, field.contents())
-        for name, field in _read_gguf(version).fields.items()
-        if field.types and field.types[0] != GGUFValueType.ARRAY
-    )
-
-
 def resolve(model: str | None) -> ResolvedModel:
     """Turn a card name or a GGUF path into a loadable model, or raise a one-line error."""
     model = model or DEFAULT_MODEL
@@ -252,50 +190,3 @@ def catalog() -> list[CatalogEntry]:
         entries += [CatalogEntry(path.name, None, path) for path in sorted(folder.glob("*.gguf"))
                     if path not in claimed]
     return entries
-
-
-def file_quant(path: Path) -> str:
-    """The quant a GGUF's metadata declares (``Q4_K_M``, ``F16``…), or ``?``."""
-    from gguf import LlamaFileType
-
-    try:
-        value = LlamaFileType(int(gguf_metadata(path).get("general.file_type", -1)))
-    except ValueError:
-        return "?"
-    return value.name.removeprefix("MOSTLY_").removeprefix("ALL_")
-
-
-# What converting needs from a hub repository: weights, configs, tokenizer, chat template.
-CHECKPOINT_FILES = ["*.safetensors", "*.json", "tokenizer.model", "*.jinja", "*.txt"]
-
-
-def looks_like_repo_id(text: str) -> bool:
-    """``org/name`` with no local file or folder of that name."""
-    parts = text.split("/")
-    return len(parts) == 2 and all(parts) and not Path(text).exists()
-
-
-def pull(repo_id: str, include: list[str] | None = None) -> Path:
-    """Download a hub repository (or its files matching ``include``) into the Hugging Face
-    cache, resuming partial downloads; returns the local snapshot folder.
-
-    The hub address comes from ``HF_ENDPOINT`` like every Hugging Face tool."""
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import (
-        GatedRepoError,
-        HfHubHTTPError,
-        LocalEntryNotFoundError,
-        RepositoryNotFoundError,
-    )
-
-    try:
-        return Path(snapshot_download(repo_id, allow_patterns=include))
-    except GatedRepoError as exc:
-        raise LwlocalError(f"{repo_id}: gated repository; accept its license on the hub and "
-                           "log in (hf auth login)") from exc
-    except RepositoryNotFoundError as exc:
-        raise LwlocalError(f"{repo_id}: no such repository on the hub (or private: log in with "
-                           "hf auth login)") from exc
-    except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise LwlocalError(f"{repo_id}: download failed ({first_line})") from exc

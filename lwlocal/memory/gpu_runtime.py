@@ -5,7 +5,7 @@ batch; what nvidia-smi shows it using, less llama.cpp's buffers as the planner p
 the runtime's share. It is kept per GPU, driver and llama.cpp build; without it the planner uses
 its stated default.
 
-    python -m lwlocal.gpu_runtime MODEL.gguf
+    python -m lwlocal.memory.gpu_runtime MODEL.gguf
 is the child: it prints ``ready`` once the batch has run and holds its memory until stdin closes.
 """
 
@@ -16,9 +16,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lwlocal.errors import LwlocalError
-from lwlocal.hardware import nvidia_smi
-from lwlocal.paths import home
+from lwlocal.memory.hardware import nvidia_smi
+from lwlocal.util.errors import LwlocalError
+from lwlocal.util.paths import home
 
 PROBE_TOKENS = 512  # context, batch and prompt of the probe
 
@@ -29,7 +29,7 @@ def runtime_file() -> Path:
 
 def _key(gpu: str) -> str:
     """What a measurement holds for: the GPU, its driver and the llama.cpp build."""
-    from lwlocal.llama_build import llama_build
+    from lwlocal.runtime.llama_build import llama_build
 
     build = llama_build()
     driver = (nvidia_smi("--query-gpu=driver_version") or [["?"]])[0][0]
@@ -62,11 +62,11 @@ def gpu0_used() -> int:
 
 def measure(model: Path, gpu: str) -> int:
     """Measure the runtime's bytes on GPU 0 with ``model`` (small: it must fit) and keep them."""
-    from lwlocal.planner import Settings, predict, shape_from_gguf
+    from lwlocal.memory.planner import Settings, predict, shape_from_gguf
     from lwlocal.write.journal import atomic_write
 
     before = gpu0_used()
-    child = subprocess.Popen([sys.executable, "-m", "lwlocal.gpu_runtime", str(model)],
+    child = subprocess.Popen([sys.executable, "-m", "lwlocal.memory.gpu_runtime", str(model)],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     assert child.stdin and child.stdout and child.stderr
@@ -91,7 +91,7 @@ def measure(model: Path, gpu: str) -> int:
 
 def _probe(model: Path) -> None:
     """The child: the whole model on the GPU, one full batch evaluated, then hold."""
-    from lwlocal.engine import Engine, Sampling
+    from lwlocal.runtime.engine import Engine, Sampling
 
     engine = Engine(model, n_ctx=PROBE_TOKENS, n_batch=PROBE_TOKENS, flash_attn=True,
                     n_gpu_layers=10**6)

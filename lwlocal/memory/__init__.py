@@ -1,0 +1,1 @@
+"""Memory plans: the machine, the planner, its output formats and its measurements."""

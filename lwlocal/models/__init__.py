@@ -1,0 +1,1 @@
+"""The model catalogue: cards, GGUF files and their metadata, the hub."""

@@ -1,0 +1,1 @@
+"""The OpenAI wire protocol: typed requests, the client backend and `lwlocal serve`."""

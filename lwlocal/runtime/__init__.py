@@ -1,0 +1,1 @@
+"""Running a GGUF: the llama.cpp engine, chat backends and prompt formats."""

@@ -1,0 +1,1 @@
+"""Small helpers every layer uses: errors, paths, progress events, muting native output."""
