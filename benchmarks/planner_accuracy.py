@@ -13,10 +13,10 @@ import argparse
 import json
 from pathlib import Path
 
-from lwlocal.memory.hardware import physical_cores
 from lwlocal.memory.planner import MiB, Settings, predict, shape_from_gguf
 from lwlocal.memory.probe import measure
 from lwlocal.models.catalogue import resolve
+from lwlocal.util.cpu import physical_cores
 
 # Where the planner's RAM model is checked: context x KV type x flash attention, where valid
 # (a quantized V cache needs flash attention). tests/test_planner_measured.py runs two points.

@@ -22,7 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from lwlocal.models.catalogue import CARDS, ModelCard  # noqa: E402
+from lwlocal.families.base import ModelCard  # noqa: E402
+from lwlocal.models.catalogue import CARDS  # noqa: E402
 
 SHARD_BYTES = 5 * 10**9
 BF16 = 2

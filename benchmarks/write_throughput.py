@@ -24,10 +24,10 @@ from pathlib import Path
 
 import llama_cpp
 
-from lwlocal.memory.hardware import physical_cores
 from lwlocal.memory.planner import Settings
 from lwlocal.models.catalogue import resolve
 from lwlocal.runtime.engine import KV_CACHE_TYPES, Sampling
+from lwlocal.util.cpu import physical_cores
 from lwlocal.write.jobs import Session
 from lwlocal.write.settings import JobSettings
 

@@ -53,6 +53,7 @@ def test_plan_that_does_not_fit_exits_nonzero_with_suggestions(lw_home):
     (["plan", "--words", "100", "--ram", "-2"], "--ram -2: not a sensible amount"),
     (["plan", "--words", "100", "--kv-type", "q8_0", "--flash-attn", "off"],
      "needs --flash-attn on"),
+    (["plan", "--words", "100", "--ctx", "32"], "--ctx must be at least 64"),
 ])
 def test_plan_bad_input(tmp_path, lw_home, args, problem):
     (tmp_path / "fake.gguf").write_text("not a model")

@@ -80,7 +80,7 @@ def test_rope_freqs_written_for_llama3_scaling(tiny_llama, tmp_path):
     (lambda f: (f / "config.json").unlink(), "no config.json"),
     (lambda f: (f / "tokenizer.json").unlink(), "has no tokenizer.json"),
     (lambda f: (f / "config.json").write_text('{"architectures": ["GPT2LMHeadModel"]}'),
-     "not supported; supported: LlamaForCausalLM, ChatGLMModel"),
+     "architecture GPT2LMHeadModel is not supported; supported: ChatGLMModel"),
     (lambda f: _truncate(f / "model.safetensors"), "truncated"),
     (lambda f: _header_too_large(f / "model.safetensors"), "larger than the file"),
     (lambda f: ((f / "model.safetensors").unlink(), (f / "pytorch_model.bin").write_bytes(b"x")),

@@ -8,7 +8,7 @@ GREEDY = Sampling(temperature=0.0)
 
 
 def test_second_turn_evaluates_only_new_tokens(engine, default_model):
-    from lwlocal.runtime.prompt_format import FORMATS
+    from lwlocal.families.prompt_format import FORMATS
 
     fmt = FORMATS["chatml"]
     first = engine.tokenize(fmt.first_turn("Name three colours."), start=True)

@@ -3,9 +3,10 @@ import os
 
 import pytest
 
+from lwlocal.util.atomic import atomic_write
 from lwlocal.util.errors import LwlocalError
 from lwlocal.write import journal
-from lwlocal.write.journal import Job, atomic_write, list_jobs
+from lwlocal.write.journal import Job, list_jobs
 from lwlocal.write.settings import JobSettings
 
 

@@ -1,7 +1,7 @@
 import pytest
 
+from lwlocal.families.prompt_format import FORMATS, format_from_template
 from lwlocal.models.catalogue import CARDS, DEFAULT_MODEL, resolve
-from lwlocal.runtime.prompt_format import FORMATS, format_from_template
 from lwlocal.util.errors import LwlocalError
 
 KIB = 1024

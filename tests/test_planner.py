@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from lwlocal.cli import error_text
 from lwlocal.memory.hardware import Machine
 from lwlocal.memory.planner import (
     GiB,
@@ -107,8 +108,9 @@ def test_overrides_are_kept_and_checked(shape):
     s = fixed.settings
     assert (s.n_ctx, s.kv_type, s.n_batch, s.flash_attn) == (3072, "q8_0", 128, True)
     assert any("as you asked" in r for r in fixed.reasons)
-    with pytest.raises(LwlocalError, match="needs --flash-attn on"):
+    with pytest.raises(LwlocalError, match="kv_type q4_0 needs flash_attn on") as caught:
         plan(shape, CPU_ONLY, need, Overrides(kv_type="q4_0", flash_attn=False))
+    assert error_text(caught.value).startswith("--kv-type q4_0 needs --flash-attn on")
 
 
 def test_gpu_layers_fill_the_vram_budget():

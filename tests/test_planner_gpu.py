@@ -3,6 +3,7 @@ CPU-only llama.cpp build can do, peak vs steady RAM (fast: no model is run here)
 
 import pytest
 
+from lwlocal.families.base import ModelCard
 from lwlocal.memory.hardware import Machine
 from lwlocal.memory.planner import (
     GPU_RUNTIME_DEFAULT,
@@ -15,7 +16,7 @@ from lwlocal.memory.planner import (
     plan,
     predict,
 )
-from lwlocal.models.catalogue import CARDS, ModelCard
+from lwlocal.models.catalogue import CARDS
 
 # ggml bytes per weight of the types llama.cpp's Q4_K_M mix uses.
 Q4_K, Q6_K, Q5_0, Q8_0, F32 = 144 / 256, 210 / 256, 22 / 32, 34 / 32, 4.0

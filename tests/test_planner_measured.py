@@ -7,9 +7,9 @@ scores dominate the compute memory) and with a quantized KV cache under flash at
 
 import pytest
 
-from lwlocal.memory.hardware import physical_cores
 from lwlocal.memory.planner import Settings, predict, shape_from_gguf
 from lwlocal.memory.probe import measure
+from lwlocal.util.cpu import physical_cores
 
 
 @pytest.mark.parametrize("n_ctx,kv_type,flash_attn", [(2048, "f16", False), (2048, "q4_0", True)])

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from lwlocal.bench.items import RANGES
-from lwlocal.write.journal import atomic_write
+from lwlocal.util.atomic import atomic_write
 
 COLUMNS = (["model", "mode", "items", "errors", "length_score"]
            + [f"length_score_{name}" for name, _, _ in RANGES]

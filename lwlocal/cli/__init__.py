@@ -11,7 +11,7 @@ from warnings import showwarning as show_python_warning
 
 import click
 
-from lwlocal.util.errors import LwlocalError, LwlocalWarning
+from lwlocal.util.errors import LwlocalError, LwlocalWarning, SettingError
 
 # name: (module under lwlocal.cli, function, one-line help shown by `lwlocal --help`)
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -70,6 +70,20 @@ def _show_warning(message: Warning | str, category: type[Warning], *args: Any,
         show_python_warning(message, category, *args, **kwargs)
 
 
+# the options whose names are not their setting's name with dashes
+OPTION_NAMES = {"n_ctx": "--ctx", "n_gpu_layers": "--ngl"}
+
+
+def option_name(setting: str) -> str:
+    """The command-line option that sets ``setting`` (``kv_type`` -> ``--kv-type``)."""
+    return OPTION_NAMES.get(setting, "--" + setting.replace("_", "-"))
+
+
+def error_text(exc: LwlocalError) -> str:
+    """An error in the command line's words: settings named by their options."""
+    return exc.shown(option_name) if isinstance(exc, SettingError) else str(exc)
+
+
 def main() -> None:
     """Entry point: run the command; a bad input ends with one line on stderr and exit 1."""
     warnings.showwarning = _show_warning
@@ -81,5 +95,5 @@ def main() -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except LwlocalError as exc:
-        click.echo(f"lwlocal: error: {exc}", err=True)
+        click.echo(f"lwlocal: error: {error_text(exc)}", err=True)
         sys.exit(1)

@@ -13,13 +13,13 @@ from rich.markup import escape
 
 from lwlocal.cli.options import MemoryOptions, gib_option, memory_options
 from lwlocal.cli.render import out, print_memory_plan, print_table
+from lwlocal.convert.inspect import inspect_path
 from lwlocal.memory import hardware
 from lwlocal.memory.plan_formats import llama_server_args, ollama_modelfile
 from lwlocal.memory.planner import GPU_RUNTIME_DEFAULT, Plan
 from lwlocal.models.catalogue import DEFAULT_MODEL, catalog, resolve
 from lwlocal.models.gguf_file import file_quant
 from lwlocal.models.hub import pull
-from lwlocal.models.inspect import inspect_path
 from lwlocal.runtime.llama_build import GPU_BUILD_HINT, llama_build
 from lwlocal.util.errors import LwlocalError, LwlocalWarning
 from lwlocal.write.jobs import check_settings, model_plan

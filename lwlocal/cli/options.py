@@ -13,9 +13,9 @@ from typing import Any
 
 import click
 
-from lwlocal.memory.planner import KV_BYTES
 from lwlocal.openai.client import Server
 from lwlocal.runtime.engine import Sampling
+from lwlocal.runtime.kv_cache import KV_CACHE_TYPES
 from lwlocal.util.errors import LwlocalError
 from lwlocal.write.settings import BACKENDS
 
@@ -56,7 +56,7 @@ def memory_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Adds the memory options as ``memory: MemoryOptions``."""
     options = (
         click.option("--ctx", type=int, help="Context size in tokens (default: the plan's)."),
-        click.option("--kv-type", type=click.Choice(list(KV_BYTES)), help="KV cache type."),
+        click.option("--kv-type", type=click.Choice(KV_CACHE_TYPES), help="KV cache type."),
         click.option("--flash-attn", type=click.Choice(["on", "off"]), help="Flash attention."),
         click.option("--ngl", type=int, help="Layers to offload to the GPU."),
         click.option("--n-batch", type=int, help="Batch (and micro-batch) size."),

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import click
+from gguf import Keys
 
 from lwlocal.cli.options import check_output
 from lwlocal.cli.progress import TaskProgress
@@ -102,7 +103,7 @@ def imatrix_command(model: Path, text_file: Path | None, output: Path, ctx: int,
     with TaskProgress(err) as progress:
         matrix = collect(model, text, n_ctx=ctx, chunks=chunks, dataset=label,
                          n_threads=threads, progress=progress)
-    save(matrix, output, str(gguf_metadata(model).get("general.architecture", "")))
+    save(matrix, output, str(gguf_metadata(model).get(Keys.General.ARCHITECTURE, "")))
     click.echo(f"{output}: {len(matrix.sums)} weight matrices, {matrix.chunk_count} chunks of "
                f"{ctx} tokens from {label}", err=True)
 

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from lwlocal.memory.planner import Plan
 from lwlocal.quant.quantize import QuantizeResult
-from lwlocal.write.journal import atomic_write
+from lwlocal.util.atomic import atomic_write
 from lwlocal.write.outline import Outline
 from lwlocal.write.writer import JobResult
 

@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import gguf
 import numpy as np
 
-from lwlocal.convert.architecture import Architecture
-from lwlocal.convert.chatglm import CHATGLM, GLM
-from lwlocal.convert.llama import LLAMA
 from lwlocal.convert.safetensors_source import Checkpoint, TensorInfo
 from lwlocal.convert.tokenizer import add_vocabulary, load_vocabulary
-from lwlocal.util.errors import LwlocalError
+from lwlocal.families import architecture_for
+from lwlocal.families.base import Architecture
+from lwlocal.util.errors import LwlocalError, SettingError
 from lwlocal.util.progress import Progress, ProgressCallback, ignore
 
-ARCHITECTURES: dict[str, Architecture] = {
-    name: arch for arch in (LLAMA, CHATGLM, GLM) for name in arch.hf_architectures
-}
 Q = gguf.GGMLQuantizationType
 OUTTYPES = {"f32": (Q.F32, gguf.LlamaFileType.ALL_F32),
             "f16": (Q.F16, gguf.LlamaFileType.MOSTLY_F16),
@@ -51,15 +48,6 @@ class ConvertResult:
     tensors: int
     bytes: int
     warnings: list[str]
-
-
-def architecture_of(checkpoint: Checkpoint) -> Architecture:
-    names = checkpoint.config.get("architectures") or []
-    for name in names:
-        if name in ARCHITECTURES:
-            return ARCHITECTURES[name]
-    raise LwlocalError(f"{checkpoint.folder / 'config.json'}: architecture {names or '?'} is not "
-                       f"supported; supported: {', '.join(ARCHITECTURES)}")
 
 
 def default_outtype(source_dtype: str) -> str:
@@ -122,21 +110,21 @@ def convert(src: Path, out: Path, outtype: str | None = None,
             progress: ProgressCallback = ignore) -> ConvertResult:
     """Convert the checkpoint folder ``src`` to the GGUF file ``out``."""
     checkpoint = Checkpoint(src)
-    arch = architecture_of(checkpoint)
+    arch = architecture_for(checkpoint.config, checkpoint.folder / "config.json")
     outtype = outtype or default_outtype(checkpoint.source_dtype)
     if outtype not in OUTTYPES:
-        raise LwlocalError(f"--outtype {outtype}: choose one of {', '.join(OUTTYPES)}")
+        raise SettingError(f"{{outtype}} {outtype}: choose one of {', '.join(OUTTYPES)}")
     qtype, file_type = OUTTYPES[outtype]
     warnings: list[str] = []
     config = checkpoint.config
-    vocab = load_vocabulary(src, arch.vocab_size(config), arch)
+    vocab = load_vocabulary(src, arch.shape(config, warnings.append).vocab_size, arch)
     planned = plan_tensors(checkpoint, arch, qtype)
 
     writer = gguf.GGUFWriter(None, arch.gguf_arch)
     writer.add_type("model")
     writer.add_name(src.resolve().name)
-    for key, value in arch.metadata(config, warnings.append).items():
-        _add(writer, f"{arch.gguf_arch}.{key}", value)
+    for key, value in arch.metadata(config, _once(warnings)).items():
+        _add(writer, key.format(arch=arch.gguf_arch), value)
     writer.add_file_type(int(file_type))
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
     add_vocabulary(writer, vocab)
@@ -167,6 +155,11 @@ def convert(src: Path, out: Path, outtype: str | None = None,
         raise
     return ConvertResult(out, arch.gguf_arch, checkpoint.source_dtype, outtype, len(planned),
                          total, warnings)
+
+
+def _once(warnings: list[str]) -> Callable[[str], None]:
+    """Add a warning unless it is there already (shape and metadata read the same keys)."""
+    return lambda text: None if text in warnings else warnings.append(text)
 
 
 def _nbytes(shape: tuple[int, ...], qtype: gguf.GGMLQuantizationType) -> int:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import gguf
 
-from lwlocal.convert.architecture import Architecture
 from lwlocal.convert.tokenizer import Vocabulary, apply_defaults
+from lwlocal.families.base import Architecture
 from lwlocal.util.errors import LwlocalError
 
 # the split pattern of GLM-4's tiktoken tokenizer (the Llama 3 / cl100k pattern)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import gguf
 
-from lwlocal.convert.architecture import Architecture
+from lwlocal.families.base import Architecture
 from lwlocal.util.errors import LwlocalError
 
 if TYPE_CHECKING:

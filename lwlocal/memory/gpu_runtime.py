@@ -63,7 +63,7 @@ def gpu0_used() -> int:
 def measure(model: Path, gpu: str) -> int:
     """Measure the runtime's bytes on GPU 0 with ``model`` (small: it must fit) and keep them."""
     from lwlocal.memory.planner import Settings, predict, shape_from_gguf
-    from lwlocal.write.journal import atomic_write
+    from lwlocal.util.atomic import atomic_write
 
     before = gpu0_used()
     child = subprocess.Popen([sys.executable, "-m", "lwlocal.memory.gpu_runtime", str(model)],

@@ -13,6 +13,8 @@ from typing import Any
 
 import psutil
 
+from lwlocal.util.cpu import physical_cores
+
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 # Metal lets a process wire about this share of unified memory for the GPU by default.
 APPLE_GPU_SHARE = 0.75
@@ -41,11 +43,6 @@ class Machine:
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
-
-
-def physical_cores() -> int:
-    """Physical CPU cores (llama.cpp runs best with one thread per core)."""
-    return psutil.cpu_count(logical=False) or os.cpu_count() or 1
 
 
 def _read_int(path: Path) -> int | None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
+from lwlocal.families.prompt_format import PromptFormat
 from lwlocal.memory.planner import Plan
-from lwlocal.runtime.prompt_format import PromptFormat
 
 
 def llama_server_args(plan: Plan, model_path: Path) -> str:

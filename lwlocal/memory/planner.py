@@ -15,17 +15,17 @@ import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from lwlocal.families.base import ModelCard
 from lwlocal.memory.hardware import Machine
-from lwlocal.models.catalogue import ModelCard
 from lwlocal.models.gguf_file import gguf_metadata, read_gguf
+from lwlocal.quant.types import NOMINAL_BPW, quant_type
+from lwlocal.runtime.kv_cache import KV_CACHE_TYPES, bytes_per_element
 from lwlocal.runtime.llama_build import GPU_BUILD_HINT
-from lwlocal.util.errors import LwlocalError
+from lwlocal.util.errors import LwlocalError, SettingError
 
 MiB = 2**20
 GiB = 2**30
 
-# Bytes per element of each KV cache type (ggml blocks: q8_0 34 B / 32, q4_0 18 B / 32).
-KV_BYTES = {"f16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32}
 # Python, llama-cpp-python, ggml and the vocabulary tables, before any model memory.
 RUNTIME_OVERHEAD = 63 * MiB
 # Activation bytes each token of a micro-batch touches, per float of (n_embd + n_ff).
@@ -49,15 +49,6 @@ GPU_HOST_STEADY = 830 * MiB
 # 518 MiB once CUDA is initialised plus about 80 MiB after the first batch (H200, CUDA 13).
 GPU_RUNTIME_DEFAULT = 598 * MiB
 
-# Nominal bits per weight of llama.cpp's file types, for planning before download. Mixes such as
-# Q4_K_M keep some tensors at a higher type; a GGUF file gives exact sizes instead.
-QUANT_BPW = {
-    "F32": 32.0, "F16": 16.0, "BF16": 16.0, "Q8_0": 8.5, "Q6_K": 6.56, "Q5_K_M": 5.69,
-    "Q5_K_S": 5.54, "Q5_0": 5.5, "Q5_1": 6.0, "Q4_K_M": 4.89, "Q4_K_S": 4.58, "Q4_0": 4.5,
-    "Q4_1": 5.0, "IQ4_XS": 4.25, "IQ4_NL": 4.5, "Q3_K_L": 4.27, "Q3_K_M": 3.91, "Q3_K_S": 3.5,
-    "IQ3_M": 3.66, "IQ3_S": 3.44, "IQ3_XXS": 3.06, "Q2_K": 2.96, "IQ2_M": 2.7, "IQ2_S": 2.5,
-    "IQ2_XS": 2.31, "IQ2_XXS": 2.06, "IQ1_M": 1.75, "IQ1_S": 1.56,
-}
 DEFAULT_QUANT = "Q4_K_M"
 
 
@@ -88,9 +79,11 @@ class ModelShape:
 def shape_from_card(card: ModelCard, quant: str = DEFAULT_QUANT) -> ModelShape:
     """Estimated shape of a card's model quantized to ``quant`` (before any download)."""
     quant = quant.upper()
-    if quant not in QUANT_BPW:
-        raise LwlocalError(f"--quant {quant}: unknown; choose one of {', '.join(QUANT_BPW)}")
-    bpw = QUANT_BPW[quant]
+    quant = quant_type(quant)[0]
+    if quant not in NOMINAL_BPW:
+        raise SettingError(f"{{quant}} {quant}: no size estimate for it; choose one of "
+                           f"{', '.join(NOMINAL_BPW)}")
+    bpw = NOMINAL_BPW[quant]
     embedding = card.vocab_size * card.hidden_size
     per_layer = (card.n_params - 2 * embedding) / card.n_layers
     to_bytes = lambda params: int(params * bpw / 8)  # noqa: E731
@@ -104,17 +97,24 @@ def shape_from_card(card: ModelCard, quant: str = DEFAULT_QUANT) -> ModelShape:
 
 def shape_from_gguf(path: Path, name: str | None = None) -> ModelShape:
     """Exact shape of a GGUF: metadata and per-tensor sizes, no weights loaded."""
+    from gguf import Keys
+
     meta = gguf_metadata(path)
-    arch = meta.get("general.architecture")
+    arch = meta.get(Keys.General.ARCHITECTURE)
     reader = read_gguf(path)
+
+    def value(template: str, default: int | None = None) -> int:
+        key = template.format(arch=arch)
+        return int(meta[key] if default is None else meta.get(key, default))
+
     try:
-        n_layers = int(meta[f"{arch}.block_count"])
-        n_embd = int(meta[f"{arch}.embedding_length"])
-        n_heads = int(meta[f"{arch}.attention.head_count"])
-        n_kv = int(meta.get(f"{arch}.attention.head_count_kv", n_heads))
-        head_dim = int(meta.get(f"{arch}.attention.key_length", n_embd // n_heads))
-        n_ff = int(meta[f"{arch}.feed_forward_length"])
-        context = int(meta[f"{arch}.context_length"])
+        n_layers = value(Keys.LLM.BLOCK_COUNT)
+        n_embd = value(Keys.LLM.EMBEDDING_LENGTH)
+        n_heads = value(Keys.Attention.HEAD_COUNT)
+        n_kv = value(Keys.Attention.HEAD_COUNT_KV, n_heads)
+        head_dim = value(Keys.Attention.KEY_LENGTH, n_embd // n_heads)
+        n_ff = value(Keys.LLM.FEED_FORWARD_LENGTH)
+        context = value(Keys.LLM.CONTEXT_LENGTH)
     except (KeyError, TypeError, ValueError) as exc:
         raise LwlocalError(f"{path}: GGUF metadata lacks {exc} for architecture {arch}") from exc
     layers = [0] * n_layers
@@ -132,7 +132,7 @@ def shape_from_gguf(path: Path, name: str | None = None) -> ModelShape:
     types = {t.tensor_type.name for t in reader.tensors if t.name.startswith("blk.")}
     quant = "/".join(sorted(types - {"F32"})) or "F32"
     return ModelShape(name or path.name, n_layers, n_heads, n_kv, head_dim, n_embd, n_ff,
-                      int(meta.get(f"{arch}.vocab_size", n_vocab) or n_vocab), context,
+                      value(Keys.LLM.VOCAB_SIZE, n_vocab) or n_vocab, context,
                       tuple(layers), input_bytes, output_bytes, exact=True, quant=quant)
 
 
@@ -154,13 +154,15 @@ class Settings:
         return max(0, self.n_gpu_layers - 1)
 
     def check(self) -> None:
-        if self.kv_type not in KV_BYTES:
-            raise LwlocalError(f"--kv-type {self.kv_type}: choose one of {', '.join(KV_BYTES)}")
+        if self.kv_type not in KV_CACHE_TYPES:
+            raise SettingError(f"{{kv_type}} {self.kv_type}: choose one of "
+                               f"{', '.join(KV_CACHE_TYPES)}")
         if self.kv_type != "f16" and not self.flash_attn:
-            raise LwlocalError(f"--kv-type {self.kv_type} needs --flash-attn on (llama.cpp "
+            raise SettingError(f"{{kv_type}} {self.kv_type} needs {{flash_attn}} on (llama.cpp "
                                "stores a quantized V cache only with flash attention)")
         if self.n_ctx < 64 or self.n_batch < 1 or self.n_gpu_layers < 0:
-            raise LwlocalError("--ctx must be at least 64, --n-batch at least 1, --ngl >= 0")
+            raise SettingError("{n_ctx} must be at least 64, {n_batch} at least 1, "
+                               "{n_gpu_layers} >= 0")
 
 
 @dataclass(frozen=True)
@@ -180,7 +182,7 @@ class Memory:
 def kv_bytes(shape: ModelShape, n_ctx: int, kv_type: str) -> int:
     """KV cache bytes: context x layers x KV heads x head size x (K + V bytes)."""
     return int(n_ctx * shape.n_layers * shape.n_kv_heads * shape.head_dim * 2
-               * KV_BYTES[kv_type])
+               * bytes_per_element(kv_type))
 
 
 def compute_bytes_touched(shape: ModelShape, s: Settings) -> int:
@@ -243,31 +245,6 @@ def predict(shape: ModelShape, s: Settings, gpu_runtime: int = 0,
     parts = {f"ram_{k}": v for k, v in parts_ram.items()}
     parts |= {f"vram_{k}": v for k, v in parts_vram.items()}
     return Memory(max(steady, load), sum(parts_vram.values()), parts, steady, load)
-
-
-# Tokens per word (English) or per character (Chinese) assumed when no tokenizer is at hand:
-# a little above what Llama-3 and GLM-4 tokenizers give on prose.
-ASSUMED_TOKENS_PER_WORD = {"en": 1.4, "zh": 1.3}
-
-
-def language(text: str) -> str:
-    """``zh`` when the text is mostly Chinese characters, else ``en``."""
-    from lwlocal.write.words import count_words
-
-    cjk = sum(1 for ch in text if "\u3400" <= ch <= "\u9fff")
-    return "zh" if cjk * 2 > count_words(text) else "en"
-
-
-def measure_tokens_per_word(path: Path, lang: str) -> float:
-    """Tokens per word (per character for Chinese) of the model's own tokenizer on sample prose.
-
-    Loads only the vocabulary, not the weights."""
-    from lwlocal.memory.samples import CHINESE, ENGLISH
-    from lwlocal.runtime.engine import count_tokens
-    from lwlocal.write.words import count_words
-
-    sample = CHINESE if lang == "zh" else ENGLISH
-    return count_tokens(path, sample) / count_words(sample)
 
 
 @dataclass(frozen=True)
@@ -522,7 +499,7 @@ def _suggest(shape: ModelShape, s: Settings, need: Need, ram: int, runtime: int)
         lines.append(f"a smaller context: --ctx {need.minimum} (the writer keeps fewer sections)")
     if not shape.exact:
         smaller = [q for q in ("Q4_K_M", "Q3_K_M", "Q2_K", "IQ2_M")
-                   if QUANT_BPW[q] < QUANT_BPW.get(shape.quant, 99)]
+                   if NOMINAL_BPW[q] < NOMINAL_BPW.get(shape.quant, 99)]
         lines.append(f"a smaller quant: --quant {' or '.join(smaller)}" if smaller else
                      "a smaller model")
     else:

@@ -45,8 +45,8 @@ def measure(path: Path, settings: Settings) -> int:
 
 def _fill(path: Path, n_ctx: int, kv_type: str, flash_attn: bool, n_batch: int,
           threads: int) -> None:
-    from lwlocal.memory.samples import ENGLISH
     from lwlocal.runtime.engine import Engine, Sampling
+    from lwlocal.util.samples import ENGLISH
 
     engine = Engine(path, n_ctx=n_ctx, n_batch=n_batch, n_threads=threads,
                     flash_attn=flash_attn, kv_type=kv_type)

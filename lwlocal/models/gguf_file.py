@@ -73,10 +73,10 @@ def _scalar_fields(version: tuple[Path, int, int]) -> tuple[tuple[str, Scalar], 
 
 def file_quant(path: Path) -> str:
     """The quant a GGUF's metadata declares (``Q4_K_M``, ``F16``…), or ``?``."""
-    from gguf import LlamaFileType
+    from gguf import Keys, LlamaFileType
 
     try:
-        value = LlamaFileType(int(gguf_metadata(path).get("general.file_type", -1)))
+        value = LlamaFileType(int(gguf_metadata(path).get(Keys.General.FILE_TYPE, -1)))
     except ValueError:
         return "?"
     return value.name.removeprefix("MOSTLY_").removeprefix("ALL_")

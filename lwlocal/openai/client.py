@@ -22,7 +22,7 @@ import httpx
 
 from lwlocal.runtime.chat import NO_HOOKS, Hooks, Message, check_turns
 from lwlocal.runtime.engine import Generation, Sampling, Stats
-from lwlocal.util.errors import LwlocalError
+from lwlocal.util.errors import LwlocalError, SettingError
 
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 BACKOFF_CAP = 30.0  # seconds: the longest wait between two tries
@@ -61,9 +61,9 @@ class Server:
         try:
             parsed = httpx.URL(self.base_url)
         except httpx.InvalidURL as exc:
-            raise LwlocalError(f"--base-url {self.base_url}: not a URL ({exc})") from exc
+            raise SettingError(f"{{base_url}} {self.base_url}: not a URL ({exc})") from exc
         if parsed.scheme not in ("http", "https") or not parsed.host:
-            raise LwlocalError(f"--base-url {self.base_url}: give http(s)://host:port/v1")
+            raise SettingError(f"{{base_url}} {self.base_url}: give http(s)://host:port/v1")
 
     def key(self) -> str | None:
         """The API key given, or from $LWLOCAL_API_KEY / $OPENAI_API_KEY (never stored)."""
@@ -102,7 +102,7 @@ class OpenAIChat:
         names = [m.get("id") for m in listed]
         self.model = server.model or (names[0] if names else None)
         if not self.model:
-            raise LwlocalError(f"{server.url}: the server lists no model; give --server-model")
+            raise SettingError(f"{server.url}: the server lists no model; give {{server_model}}")
         card: dict[str, Any] = next((m for m in listed if m.get("id") == self.model), {})
         self._n_ctx = server.n_ctx or card.get("max_model_len")
 

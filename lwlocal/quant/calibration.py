@@ -7,7 +7,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from lwlocal.util.errors import LwlocalError
+from lwlocal.util.errors import LwlocalError, SettingError
 
 LONGFORM = ("calibration_essays.txt", "calibration_fiction.txt", "calibration_chinese.txt")
 SHORT = "calibration_short.txt"
@@ -43,7 +43,7 @@ def spread_chunks(tokens: list[int], count: int, length: int, label: str,
     when the text is too short."""
     available = len(tokens) // length
     if available < count:
-        raise LwlocalError(f"{label}: too little calibration text: {len(tokens):,} tokens make "
+        raise SettingError(f"{label}: too little calibration text: {len(tokens):,} tokens make "
                            f"{available} chunks of {length}, {count} asked for; {hint}")
     step = available / count
     starts = [int(i * step) * length for i in range(count)]

@@ -11,8 +11,8 @@ from types import TracebackType
 import llama_cpp
 import numpy as np
 
-from lwlocal.memory.hardware import physical_cores
-from lwlocal.util.errors import LwlocalError
+from lwlocal.util.cpu import physical_cores
+from lwlocal.util.errors import LwlocalError, SettingError
 from lwlocal.util.quiet import quiet_stderr
 
 # (ggml_tensor *, ask) -> whether the scheduler should compute up to it and call again
@@ -25,8 +25,8 @@ def split_chunks(tokens: np.ndarray, n_ctx: int, limit: int | None, label: str,
     starting with ``bos`` when given (llama-perplexity's and llama-imatrix's chunking)."""
     count = len(tokens) // n_ctx
     if count == 0:
-        raise LwlocalError(f"{label}: too short, {len(tokens)} tokens, fewer than one chunk "
-                           f"of {n_ctx}; give a longer text or a smaller --ctx")
+        raise SettingError(f"{label}: too short, {len(tokens)} tokens, fewer than one chunk "
+                           f"of {n_ctx}; give a longer text or a smaller {{n_ctx}}")
     out = []
     for i in range(count if limit is None else min(limit, count)):
         chunk = tokens[i * n_ctx: (i + 1) * n_ctx].copy()

@@ -9,78 +9,42 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from lwlocal.convert.tiktoken_vocab import byte_to_unicode, merges_of, read_ranks
 from lwlocal.convert.tokenizer import llama3_pre_tokenizer
+from lwlocal.families.glm import (
+    NATIVE_LAYER_NAMES,
+    NATIVE_OTHER_NAMES,
+    REMOTE_LAYER_PREFIX,
+    REMOTE_QKV,
+    native_config,
+)
 from lwlocal.util.errors import LwlocalError
 
 if TYPE_CHECKING:
     import torch
 
-REMOTE_ARCHITECTURES = ("ChatGLMForConditionalGeneration", "ChatGLMModel")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                    "generation_config.json")  # copied when there is a tokenizer.json
-
-# remote-code tensor names (after ``transformer.``) -> native names, per layer and outside
-LAYER_NAMES = {
-    "self_attention.dense.weight": "self_attn.o_proj.weight",
-    "input_layernorm.weight": "input_layernorm.weight",
-    "post_attention_layernorm.weight": "post_attention_layernorm.weight",
-    "mlp.dense_h_to_4h.weight": "mlp.gate_up_proj.weight",
-    "mlp.dense_4h_to_h.weight": "mlp.down_proj.weight",
-}
-OTHER_NAMES = {
-    "transformer.embedding.word_embeddings.weight": "model.embed_tokens.weight",
-    "transformer.encoder.final_layernorm.weight": "model.norm.weight",
-    "transformer.output_layer.weight": "lm_head.weight",
-}
-LAYER_PREFIX = "transformer.encoder.layers."
-
-
-def native_config(config: dict[str, Any]) -> dict[str, Any]:
-    """GlmForCausalLM's config.json for a ChatGLM config."""
-    heads = config["num_attention_heads"]
-    head_dim = config.get("kv_channels", config["hidden_size"] // heads)
-    kv_heads = (config.get("multi_query_group_num", heads)
-                if config.get("multi_query_attention") else heads)
-    eos = config.get("eos_token_id")
-    eos = [eos] if isinstance(eos, int) else eos
-    return {
-        "architectures": ["GlmForCausalLM"], "model_type": "glm",
-        "vocab_size": config["padded_vocab_size"], "hidden_size": config["hidden_size"],
-        "intermediate_size": config["ffn_hidden_size"],
-        "num_hidden_layers": config["num_layers"], "num_attention_heads": heads,
-        "num_key_value_heads": kv_heads, "head_dim": head_dim,
-        "attention_bias": bool(config.get("add_qkv_bias", False)),
-        "max_position_embeddings": config.get("seq_length", 8192),
-        "rms_norm_eps": config.get("layernorm_epsilon", 1e-5),
-        "rope_theta": 10000.0 * config.get("rope_ratio", 1),
-        "partial_rotary_factor": 0.5, "hidden_act": "silu",
-        "rope_parameters": {"rope_type": "default", "partial_rotary_factor": 0.5,
-                            "rope_theta": 10000.0 * config.get("rope_ratio", 1)},
-        "tie_word_embeddings": False, "eos_token_id": eos,
-        "pad_token_id": config.get("pad_token_id", eos[0] if eos else 0),
-        "torch_dtype": config.get("torch_dtype", "bfloat16"),
-    }
 
 
 def _native_tensors(name: str, value: torch.Tensor, q_rows: int, kv_rows: int
                     ) -> dict[str, torch.Tensor]:
-    if name in OTHER_NAMES:
-        return {OTHER_NAMES[name]: value}
-    if not name.startswith(LAYER_PREFIX):
+    if name in NATIVE_OTHER_NAMES:
+        return {NATIVE_OTHER_NAMES[name]: value}
+    if not name.startswith(REMOTE_LAYER_PREFIX):
         return {}  # e.g. rotary_pos_emb.inv_freq: computed from the config
-    index, rest = name[len(LAYER_PREFIX):].split(".", 1)
+    index, rest = name[len(REMOTE_LAYER_PREFIX):].split(".", 1)
     prefix = f"model.layers.{index}."
-    if rest.startswith("self_attention.query_key_value."):
+    if rest.startswith(REMOTE_QKV):
         kind = rest.rsplit(".", 1)[1]
         q, k, v = value.split([q_rows, kv_rows, kv_rows])
         return {f"{prefix}self_attn.{p}_proj.{kind}": part
                 for p, part in zip("qkv", (q, k, v), strict=True)}
-    if rest not in LAYER_NAMES:
+    if rest not in NATIVE_LAYER_NAMES:
         raise LwlocalError(f"{name}: a tensor the GLM-4 layout does not have")
-    return {prefix + LAYER_NAMES[rest]: value}
+    return {prefix + NATIVE_LAYER_NAMES[rest]: value}
 
 
 def relayout(src: Path, dst: Path) -> Path:

@@ -23,16 +23,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lwlocal.memory.hardware import physical_cores
+from lwlocal.families import architecture_for
+from lwlocal.families.base import Architecture
 from lwlocal.quant.calibration import spread_chunks
-from lwlocal.quant.glm_native import REMOTE_ARCHITECTURES, relayout
-from lwlocal.util.errors import LwlocalError
+from lwlocal.quant.glm_native import relayout
+from lwlocal.util.cpu import physical_cores
+from lwlocal.util.errors import LwlocalError, SettingError
 from lwlocal.util.progress import Progress, ProgressCallback, ignore
 from lwlocal.util.quiet import quiet_stderr
 
 BITS = (2, 3, 4, 8)
-LAYOUTS = {"LlamaForCausalLM": "llama", "GlmForCausalLM": "glm",
-           **dict.fromkeys(REMOTE_ARCHITECTURES, "chatglm")}
 INSTALL_HINT = "pip install 'lwlocal[gptq]'"
 
 
@@ -81,53 +81,40 @@ def read_config(src: Path) -> dict[str, Any]:
     return config
 
 
-def layout_of(src: Path, config: dict[str, Any]) -> str:
-    architecture = (config.get("architectures") or ["?"])[0]
-    if architecture not in LAYOUTS:
-        raise LwlocalError(f"{src}: architecture {architecture} is not supported for GPTQ "
-                           f"(supported: {', '.join(LAYOUTS)})")
-    return LAYOUTS[architecture]
-
-
-def input_sizes(config: dict[str, Any], layout: str) -> dict[str, int]:
+def input_sizes(config: dict[str, Any], layout: Architecture) -> dict[str, int]:
     """The input size of each kind of quantized projection."""
-    if layout == "chatglm":
-        heads, hidden = config["num_attention_heads"], config["hidden_size"]
-        return {"the attention projections": hidden,
-                "the attention output": heads * config.get("kv_channels", hidden // heads),
-                "the MLP down projection": config["ffn_hidden_size"]}
-    heads, hidden = config["num_attention_heads"], config["hidden_size"]
-    return {"the attention projections": hidden,
-            "the attention output": heads * config.get("head_dim", hidden // heads),
-            "the MLP down projection": config["intermediate_size"]}
+    dims = layout.shape(config, lambda _: None)
+    return {"the attention projections": dims.hidden_size,
+            "the attention output": dims.n_heads * dims.head_dim,
+            "the MLP down projection": dims.ffn_size}
 
 
-def check_request(request: GptqRequest) -> str:
+def check_request(request: GptqRequest) -> Architecture:
     """Refuse what cannot work, in one line, before anything loads; the source's layout."""
     if request.bits not in BITS:
-        raise LwlocalError(f"--bits {request.bits}: GPTQ takes 2, 3, 4 or 8 bits")
+        raise SettingError(f"{{bits}} {request.bits}: GPTQ takes 2, 3, 4 or 8 bits")
     if request.samples < 1 or request.seq_len < 16:
-        raise LwlocalError("--samples must be at least 1 and --seq-len at least 16")
+        raise SettingError("{samples} must be at least 1 and {seq_len} at least 16")
     src = request.src
     if not src.is_dir():
         raise LwlocalError(f"{src}: no such checkpoint folder")
     config = read_config(src)
-    layout = layout_of(src, config)
+    layout = architecture_for(config, src, " for GPTQ")
     if request.group_size != -1:
         if request.group_size <= 0:
-            raise LwlocalError(f"--group-size {request.group_size}: must be positive, or -1")
+            raise SettingError(f"{{group_size}} {request.group_size}: must be positive, or -1")
         try:
             sizes = input_sizes(config, layout)
         except KeyError as exc:
             raise LwlocalError(f"{src / 'config.json'}: lacks {exc}") from exc
         for what, size in sizes.items():
             if size % request.group_size:
-                raise LwlocalError(f"--group-size {request.group_size} does not divide the "
+                raise SettingError(f"{{group_size}} {request.group_size} does not divide the "
                                    f"input size {size} of {what} in {src}")
-    if layout in ("glm", "chatglm") and request.desc_act:
-        raise LwlocalError("--desc-act: GLM's joined gate/up projection needs one group order "
-                           "for both halves; quantize GLM without --desc-act")
-    tiktoken = layout == "chatglm" and (src / "tokenizer.model").is_file()  # made into one
+    if layout.fused_gate_up and request.desc_act:
+        raise SettingError("{desc_act}: GLM's joined gate/up projection needs one group order "
+                           "for both halves; quantize GLM without {desc_act}")
+    tiktoken = layout.remote_code and (src / "tokenizer.model").is_file()  # made into one
     if not (src / "tokenizer.json").is_file() and not tiktoken:
         raise LwlocalError(f"{src}: no tokenizer (tokenizer.json); the checkpoint needs one")
     out = request.out
@@ -147,7 +134,7 @@ def calibration(folder: Path, text: str, label: str, request: GptqRequest
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
     tokens = tokenizer(text, add_special_tokens=False)["input_ids"]
     chunks = spread_chunks(tokens, request.samples, request.seq_len, label,
-                           "give a longer --text, fewer --samples or a shorter --seq-len")
+                           "give a longer {text}, fewer {samples} or a shorter {seq_len}")
     return [{"input_ids": chunk, "attention_mask": [1] * len(chunk)} for chunk in chunks]
 
 
@@ -256,7 +243,7 @@ def quantize_gptq(request: GptqRequest, text: str, label: str,
     try:
         torch, GPTQModel, QuantizeConfig, BACKEND = _import_gptqmodel(work)
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        source = relayout(request.src, work / "native") if layout == "chatglm" else request.src
+        source = relayout(request.src, work / "native") if layout.remote_code else request.src
         samples = calibration(source, text, label, request)
         progress(Progress("gptq", message="loading"))
         saved = work / "checkpoint"
@@ -272,7 +259,7 @@ def quantize_gptq(request: GptqRequest, text: str, label: str,
             for hook in hooks:
                 hook.remove()
             model.save(str(saved))
-        if layout in ("glm", "chatglm"):
+        if layout.fused_gate_up:
             join_gate_up(saved)
         if out.is_dir():
             out.rmdir()  # empty (checked)
@@ -280,5 +267,5 @@ def quantize_gptq(request: GptqRequest, text: str, label: str,
     finally:
         shutil.rmtree(work, ignore_errors=True)
     size = sum(f.stat().st_size for f in out.iterdir() if f.is_file())
-    return GptqResult(out, layout, request.bits, request.group_size, request.sym,
+    return GptqResult(out, layout.name, request.bits, request.group_size, request.sym,
                       request.samples, request.seq_len, size, time.monotonic() - started, device)

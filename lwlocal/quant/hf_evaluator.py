@@ -11,8 +11,9 @@ from types import TracebackType
 
 import numpy as np
 
+from lwlocal.families import architecture_for
 from lwlocal.quant.evaluator import split_chunks
-from lwlocal.quant.glm_native import REMOTE_ARCHITECTURES, relayout
+from lwlocal.quant.glm_native import relayout
 from lwlocal.quant.gptq import INSTALL_HINT, hf_cache_kept, read_config
 from lwlocal.util.errors import LwlocalError
 from lwlocal.util.quiet import quiet_stderr
@@ -33,7 +34,7 @@ class HFEvaluator:
         self._scratch: tempfile.TemporaryDirectory | None = None
         config = read_config(folder)
         source = folder
-        if (config.get("architectures") or [""])[0] in REMOTE_ARCHITECTURES:
+        if architecture_for(config, folder / "config.json").remote_code:
             self._scratch = tempfile.TemporaryDirectory(prefix="lwlocal-glm-")
             source = relayout(folder, Path(self._scratch.name))
         if n_threads:

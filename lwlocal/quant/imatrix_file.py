@@ -51,9 +51,9 @@ def save(matrix: ImportanceMatrix, path: Path, architecture: str | None = None) 
     """Write ``matrix`` as llama-imatrix's GGUF format, under a temporary name then renamed."""
     writer = gguf.GGUFWriter(None, architecture or "")
     writer.add_type("imatrix")
-    writer.add_array("imatrix.datasets", matrix.datasets)
-    writer.add_uint32("imatrix.chunk_count", matrix.chunk_count)
-    writer.add_uint32("imatrix.chunk_size", matrix.chunk_size)
+    writer.add_array(gguf.Keys.IMatrix.DATASETS, matrix.datasets)
+    writer.add_uint32(gguf.Keys.IMatrix.CHUNK_COUNT, matrix.chunk_count)
+    writer.add_uint32(gguf.Keys.IMatrix.CHUNK_SIZE, matrix.chunk_size)
     for name in sorted(matrix.sums):
         writer.add_tensor(name + SUMS, matrix.sums[name].astype(np.float32))
         writer.add_tensor(name + COUNTS, matrix.counts[name].astype(np.float32)[:, None])
@@ -97,11 +97,11 @@ def _load_gguf(path: Path) -> ImportanceMatrix:
         matrix.sums[name] = tensors[name + SUMS].reshape(len(counts), -1)
         matrix.counts[name] = counts
     fields = reader.fields
-    if "imatrix.chunk_count" in fields:
-        matrix.chunk_count = int(fields["imatrix.chunk_count"].contents())
-        matrix.chunk_size = int(fields["imatrix.chunk_size"].contents())
-    if "imatrix.datasets" in fields:
-        matrix.datasets = list(fields["imatrix.datasets"].contents())
+    if gguf.Keys.IMatrix.CHUNK_COUNT in fields:
+        matrix.chunk_count = int(fields[gguf.Keys.IMatrix.CHUNK_COUNT].contents())
+        matrix.chunk_size = int(fields[gguf.Keys.IMatrix.CHUNK_SIZE].contents())
+    if gguf.Keys.IMatrix.DATASETS in fields:
+        matrix.datasets = list(fields[gguf.Keys.IMatrix.DATASETS].contents())
     return matrix
 
 

@@ -17,11 +17,11 @@ import llama_cpp._logger
 import numpy as np
 
 from lwlocal.convert.run import ConvertResult, convert
-from lwlocal.memory.hardware import physical_cores
 from lwlocal.models.gguf_file import check_gguf, read_gguf
 from lwlocal.quant.imatrix_file import ImportanceMatrix, load
 from lwlocal.quant.types import NEEDS_IMATRIX, UNQUANTIZED, quant_type
-from lwlocal.util.errors import LwlocalError
+from lwlocal.util.cpu import physical_cores
+from lwlocal.util.errors import LwlocalError, SettingError
 from lwlocal.util.progress import Progress, ProgressCallback, ignore
 
 _TENSOR_LINE = re.compile(rb"\[\s*(\d+)/\s*(\d+)\]\s+(\S+).*type =\s*(\w+)")
@@ -129,8 +129,8 @@ def check_request(qtype: str, imatrix: Path | None, model: Path) -> tuple[str, i
     importance matrix it needs."""
     name, ftype = quant_type(qtype)
     if name in NEEDS_IMATRIX and imatrix is None:
-        raise LwlocalError(f"{name} needs an importance matrix: make one with `lwlocal imatrix "
-                           f"{model} -o imatrix.gguf`, then pass --imatrix imatrix.gguf")
+        raise SettingError(f"{name} needs an importance matrix: make one with `lwlocal imatrix "
+                           f"{model} -o imatrix.gguf`, then pass {{imatrix}} imatrix.gguf")
     return name, ftype
 
 

@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from lwlocal.families.prompt_format import PromptFormat
 from lwlocal.runtime.engine import Engine, Generation, Sampling, Stats
-from lwlocal.runtime.prompt_format import PromptFormat
 from lwlocal.util.errors import LwlocalError
 
 EXACT_REPLIES = 256  # the latest replies whose exact tokens the local backend remembers

@@ -15,15 +15,11 @@ from typing import Any
 import llama_cpp
 from llama_cpp.llama_grammar import json_schema_to_gbnf
 
-from lwlocal.memory.hardware import physical_cores
+from lwlocal.runtime.kv_cache import ggml_type
+from lwlocal.util.cpu import physical_cores
 from lwlocal.util.errors import LwlocalError
 from lwlocal.util.quiet import quiet_stderr
 
-KV_CACHE_TYPES = {
-    "f16": llama_cpp.GGML_TYPE_F16,
-    "q8_0": llama_cpp.GGML_TYPE_Q8_0,
-    "q4_0": llama_cpp.GGML_TYPE_Q4_0,
-}
 PENALTY_LAST_N = 64  # tokens the repetition penalty looks back over (llama.cpp's default)
 
 
@@ -116,7 +112,7 @@ class Engine:
         kv_type: str = "f16",
         n_gpu_layers: int = 0,
     ) -> None:
-        cache_type = KV_CACHE_TYPES[kv_type]
+        cache_type = ggml_type(kv_type)
         try:
             self._llm = llama_cpp.Llama(
                 model_path=str(path),

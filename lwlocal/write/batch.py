@@ -7,18 +7,18 @@ import json
 import statistics
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from lwlocal.bench.items import BenchItem
 from lwlocal.openai.client import Server
-from lwlocal.util.errors import LwlocalError
+from lwlocal.util.atomic import atomic_write
+from lwlocal.util.errors import LwlocalError, SettingError
 from lwlocal.util.progress import Progress, ProgressCallback, ignore
 from lwlocal.write.jobs import Session
-from lwlocal.write.journal import Job, atomic_write
+from lwlocal.write.journal import Job
 from lwlocal.write.settings import JobSettings
 
 REPORT = "report.json"
@@ -26,12 +26,23 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+class BatchItem(Protocol):
+    """One job of a batch: a name, an instruction and its length in words."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def prompt(self) -> str: ...
+    @property
+    def length(self) -> int: ...
+
+
 def check_concurrency(concurrency: int, backend: str) -> None:
     """Refuse a concurrency that cannot run: one local model writes one job at a time."""
     if concurrency < 1:
-        raise LwlocalError(f"--concurrency {concurrency}: must be at least 1")
+        raise SettingError(f"{{concurrency}} {concurrency}: must be at least 1")
     if concurrency > 1 and backend != "openai":
-        raise LwlocalError(f"--concurrency {concurrency} needs --backend openai: a local model "
+        raise SettingError(f"{{concurrency}} {concurrency} needs {{backend}} openai: a local model "
                            "writes one job at a time (serve it with `lwlocal serve`)")
 
 
@@ -85,7 +96,7 @@ class BatchJob:
 class BatchItemRun:
     """One prompt of the batch as a job in ``root``."""
 
-    item: BenchItem
+    item: BatchItem
     settings: JobSettings
     root: Path
     pool: SessionPool
@@ -153,7 +164,7 @@ def report(jobs: list[BatchJob], concurrency: int, wall: float) -> dict[str, Any
     }
 
 
-def run_batch(items: list[BenchItem], template: JobSettings, out: Path, concurrency: int,
+def run_batch(items: Sequence[BatchItem], template: JobSettings, out: Path, concurrency: int,
               server: Server | None = None, progress: ProgressCallback = ignore
               ) -> dict[str, Any]:
     """Write every prompt of ``items`` (``template`` gives all but prompt and length), at most

@@ -8,8 +8,9 @@ from pathlib import Path
 
 from markdown_it import MarkdownIt
 
-from lwlocal.util.errors import LwlocalError
-from lwlocal.write.journal import DOCUMENT, Job, atomic_write
+from lwlocal.util.atomic import atomic_write
+from lwlocal.util.errors import LwlocalError, SettingError
+from lwlocal.write.journal import DOCUMENT, Job
 
 EXPORT_FORMATS = {"md": "Markdown", "txt": "plain text", "html": "HTML"}
 
@@ -43,7 +44,7 @@ def as_html(markdown: str, title: str) -> str:
 def export(job: Job, fmt: str, out: Path) -> Path:
     """Write the job's document to ``out`` in ``fmt`` (md, txt, html)."""
     if fmt not in EXPORT_FORMATS:
-        raise LwlocalError(f"--format {fmt!r}: choose one of {', '.join(EXPORT_FORMATS)}")
+        raise SettingError(f"{{format}} {fmt!r}: choose one of {', '.join(EXPORT_FORMATS)}")
     text = document(job)
     if not text.strip():
         raise LwlocalError(f"{job.id}: nothing written yet")

@@ -8,14 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lwlocal.families.prompt_format import PromptFormat
 from lwlocal.memory.hardware import Machine, detect
 from lwlocal.memory.planner import (
-    ASSUMED_TOKENS_PER_WORD,
     ModelShape,
     Plan,
     context_needed,
-    language,
-    measure_tokens_per_word,
     plan,
     shape_from_card,
     shape_from_gguf,
@@ -24,33 +22,34 @@ from lwlocal.models.catalogue import CARDS, ResolvedModel, local_file, resolve
 from lwlocal.openai.client import OpenAIChat, Server
 from lwlocal.runtime.chat import ChatBackend, LocalChat
 from lwlocal.runtime.engine import Engine
-from lwlocal.runtime.prompt_format import PromptFormat
-from lwlocal.util.errors import LwlocalError, LwlocalWarning
+from lwlocal.util.errors import LwlocalError, LwlocalWarning, SettingError
 from lwlocal.util.paths import jobs_dir
 from lwlocal.util.progress import ProgressCallback, ignore
 from lwlocal.write.journal import Job
 from lwlocal.write.outline import MAX_SECTION_WORDS, MAX_SECTIONS, Outline
 from lwlocal.write.settings import BACKENDS, MEMORY_FIELDS, MODES, JobSettings
+from lwlocal.write.words import ASSUMED_TOKENS_PER_WORD, language, measure_tokens_per_word
 from lwlocal.write.writer import JobResult, Writer, direct_outline, plan_outline
 
 
 def check_settings(settings: JobSettings) -> None:
     """Refuse modes, word targets and section counts that cannot work, in one line."""
     if settings.mode not in MODES:
-        raise LwlocalError(f"--mode {settings.mode!r}: choose one of {', '.join(MODES)}")
+        raise SettingError(f"{{mode}} {settings.mode!r}: choose one of {', '.join(MODES)}")
     if settings.backend not in BACKENDS:
-        raise LwlocalError(f"--backend {settings.backend!r}: choose one of "
+        raise SettingError(f"{{backend}} {settings.backend!r}: choose one of "
                            f"{', '.join(BACKENDS)}")
     if settings.backend == "openai" and not settings.base_url:
-        raise LwlocalError("--backend openai needs --base-url (e.g. http://127.0.0.1:8080/v1)")
+        raise SettingError("{backend} openai needs {base_url} (e.g. http://127.0.0.1:8080/v1)")
     words = settings.words
     if words <= 0:
-        raise LwlocalError(f"--words {words}: must be a positive number of words")
+        raise SettingError(f"{{words}} {words}: must be a positive number of words")
     if settings.sections is not None and not 1 <= settings.sections <= MAX_SECTIONS:
-        raise LwlocalError(f"--sections {settings.sections}: must be between 1 and {MAX_SECTIONS}")
+        raise SettingError(f"{{sections}} {settings.sections}: must be between 1 and "
+                           f"{MAX_SECTIONS}")
     most = MAX_SECTIONS * MAX_SECTION_WORDS
     if settings.mode == "agentwrite" and words > most:
-        raise LwlocalError(f"--words {words}: more than AgentWrite's {most} words "
+        raise SettingError(f"{{words}} {words}: more than AgentWrite's {most} words "
                            f"({MAX_SECTIONS} sections of {MAX_SECTION_WORDS})")
 
 
@@ -114,12 +113,12 @@ def check_plan(job_plan: Plan, settings: JobSettings, model: ResolvedModel) -> N
     """Refuse a job whose context or memory the plan says will not do, naming what would."""
     n_ctx, need = job_plan.settings.n_ctx, job_plan.need
     if n_ctx > model.context_length:
-        raise LwlocalError(f"--ctx {n_ctx} exceeds {model.name}'s trained context of "
+        raise SettingError(f"{{n_ctx}} {n_ctx} exceeds {model.name}'s trained context of "
                            f"{model.context_length} tokens")
     if n_ctx < need.minimum:
-        hint = "use --mode agentwrite or a larger --ctx" if settings.mode == "direct" else (
-            "use a larger --ctx")
-        raise LwlocalError(f"--words {settings.words}: {settings.mode} mode needs about "
+        hint = "use {mode} agentwrite or a larger {n_ctx}" if settings.mode == "direct" else (
+            "use a larger {n_ctx}")
+        raise SettingError(f"{{words}} {settings.words}: {settings.mode} mode needs about "
                            f"{need.minimum} tokens of context but it holds {n_ctx}; {hint}")
     if not job_plan.fits:
         raise LwlocalError(f"{model.name}: {'; try '.join(job_plan.suggestions[:2])} "

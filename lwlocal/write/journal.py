@@ -19,6 +19,7 @@ from typing import IO, Any
 
 import psutil
 
+from lwlocal.util.atomic import atomic_write
 from lwlocal.util.errors import LwlocalError
 from lwlocal.write.outline import Outline, parse_outline
 from lwlocal.write.settings import JobSettings
@@ -29,25 +30,6 @@ DOCUMENT = "document.md"
 # job.json's layout: 1 added "schema"; files without it (0) have the same fields and read as 1.
 SCHEMA_VERSION = 1
 STATES = ("new", "planned", "writing", "interrupted", "done")
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file, fsync and rename."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def _slug(text: str) -> str:

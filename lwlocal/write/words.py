@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 _CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _UNIT = re.compile(rf"[{_CJK}]|[^\s{_CJK}]+")
@@ -49,3 +50,26 @@ class WordCounter:
                 units.pop()
         self._done += len(units)
         self.tail = (self.tail + piece)[-16:]
+
+
+# Tokens per word (English) or per character (Chinese) assumed when no tokenizer is at hand:
+# a little above what Llama-3 and GLM-4 tokenizers give on prose.
+ASSUMED_TOKENS_PER_WORD = {"en": 1.4, "zh": 1.3}
+# Tokens per word a generation's token cap allows: above every tokenizer's ratio on prose.
+TOKEN_CAP_PER_WORD = 1.6
+
+
+def language(text: str) -> str:
+    """``zh`` when the text is mostly Chinese characters, else ``en``."""
+    cjk = sum(1 for ch in text if "\u3400" <= ch <= "\u9fff")
+    return "zh" if cjk * 2 > count_words(text) else "en"
+
+
+def measure_tokens_per_word(path: Path, lang: str) -> float:
+    """Tokens per word (per character for Chinese) of the model's own tokenizer on sample prose.
+
+    Loads only the vocabulary, not the weights."""
+    from lwlocal.runtime.engine import count_tokens
+    from lwlocal.util.samples import CHINESE, ENGLISH
+    sample = CHINESE if lang == "zh" else ENGLISH
+    return count_tokens(path, sample) / count_words(sample)

@@ -16,7 +16,7 @@ from typing import Any
 
 from lwlocal.runtime.chat import ChatBackend, Hooks, Message
 from lwlocal.runtime.engine import Generation, Sampling
-from lwlocal.util.errors import LwlocalError
+from lwlocal.util.errors import LwlocalError, SettingError
 from lwlocal.util.progress import Progress, ProgressCallback, ignore
 from lwlocal.write.journal import Job, assemble
 from lwlocal.write.outline import (
@@ -28,9 +28,14 @@ from lwlocal.write.outline import (
     parse_model_outline,
     section_range,
 )
-from lwlocal.write.words import WordCounter, count_words, ends_sentence, trim_to_sentence
+from lwlocal.write.words import (
+    TOKEN_CAP_PER_WORD,
+    WordCounter,
+    count_words,
+    ends_sentence,
+    trim_to_sentence,
+)
 
-TOKENS_PER_WORD = 1.6  # generous for English; Chinese runs about one token per character
 OVERSHOOT = 1.3  # a section stops at the first sentence end past its budget, or here at the latest
 UNDERSHOOT = 0.8  # the model may not end a section before this share of its budget
 FREE_ROOM = 3.0  # without held lengths a section may run to this multiple of its budget
@@ -63,7 +68,7 @@ RUN_SETTINGS = ("model", "mode", "backend", "base_url", "n_ctx", "kv_type", "fla
 
 def tokens_for(words: int) -> int:
     """A token budget that ``words`` words (plus the overshoot allowance) fit in."""
-    return int(words * TOKENS_PER_WORD * OVERSHOOT) + 32
+    return int(words * TOKEN_CAP_PER_WORD * OVERSHOOT) + 32
 
 
 @dataclass
@@ -250,9 +255,9 @@ class Writer:
             if self.chat.count(context) + need <= n_ctx // 2:
                 break
         if self.chat.count(context) + budget > n_ctx:
-            raise LwlocalError(
+            raise SettingError(
                 f"section {index} ({budget} words) does not fit a context of "
-                f"{n_ctx} tokens; use a larger --ctx or smaller sections"
+                f"{n_ctx} tokens; use a larger {{n_ctx}} or smaller sections"
             )
         return context
 

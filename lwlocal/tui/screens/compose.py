@@ -20,7 +20,7 @@ from textual.widgets import (
     TextArea,
 )
 
-from lwlocal.runtime.engine import KV_CACHE_TYPES
+from lwlocal.runtime.kv_cache import KV_CACHE_TYPES
 from lwlocal.tui.screens.base import AppScreen
 from lwlocal.util.errors import LwlocalError
 from lwlocal.util.progress import Progress

@@ -8,34 +8,43 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from gguf import Keys
+
+from lwlocal.families import architecture_for
 from lwlocal.models.gguf_file import check_gguf, gguf_metadata, read_gguf
 from lwlocal.util.errors import LwlocalError
 
-GGUF_KEYS = ("general.name", "general.architecture", "general.file_type", "context_length",
-             "block_count", "embedding_length", "feed_forward_length", "attention.head_count",
-             "attention.head_count_kv", "rope.freq_base", "rope.dimension_count",
-             "tokenizer.ggml.model", "tokenizer.ggml.pre")
+# what ``inspect`` shows of a GGUF's metadata, by the names it shows
+GGUF_KEYS = {
+    "general.name": Keys.General.NAME, "general.architecture": Keys.General.ARCHITECTURE,
+    "general.file_type": Keys.General.FILE_TYPE, "context_length": Keys.LLM.CONTEXT_LENGTH,
+    "block_count": Keys.LLM.BLOCK_COUNT, "embedding_length": Keys.LLM.EMBEDDING_LENGTH,
+    "feed_forward_length": Keys.LLM.FEED_FORWARD_LENGTH,
+    "attention.head_count": Keys.Attention.HEAD_COUNT,
+    "attention.head_count_kv": Keys.Attention.HEAD_COUNT_KV,
+    "rope.freq_base": Keys.Rope.FREQ_BASE, "rope.dimension_count": Keys.Rope.DIMENSION_COUNT,
+    "tokenizer.ggml.model": Keys.Tokenizer.MODEL, "tokenizer.ggml.pre": Keys.Tokenizer.PRE,
+}
 
 
 def inspect_gguf(path: Path) -> dict[str, Any]:
     check_gguf(path)
     meta = gguf_metadata(path)
-    arch = meta.get("general.architecture")
+    arch = meta.get(Keys.General.ARCHITECTURE)
     info: dict[str, Any] = {"path": str(path), "format": "gguf", "size_bytes": path.stat().st_size}
-    for key in GGUF_KEYS:
-        full = key if key.startswith(("general.", "tokenizer.")) else f"{arch}.{key}"
-        if full in meta:
-            info[key] = meta[full]
+    for shown, template in GGUF_KEYS.items():
+        if (key := template.format(arch=arch)) in meta:
+            info[shown] = meta[key]
     tensors = read_gguf(path).tensors
     info["tensors"] = len(tensors)
     info["tensor_types"] = dict(Counter(t.tensor_type.name for t in tensors).most_common())
     info["parameters"] = int(sum(int(t.n_elements) for t in tensors))
-    info["chat_template"] = meta.get("tokenizer.chat_template")
+    info["chat_template"] = meta.get(Keys.Tokenizer.CHAT_TEMPLATE)
     return info
 
 
 def inspect_checkpoint(folder: Path) -> dict[str, Any]:
-    from lwlocal.convert.run import architecture_of, default_outtype
+    from lwlocal.convert.run import default_outtype
     from lwlocal.convert.safetensors_source import Checkpoint
 
     checkpoint = Checkpoint(folder)
@@ -49,7 +58,7 @@ def inspect_checkpoint(folder: Path) -> dict[str, Any]:
         "tensors": len(checkpoint.tensors),
     }
     try:
-        arch = architecture_of(checkpoint)
+        arch = architecture_for(config, folder / "config.json")
     except LwlocalError as exc:
         info["convert"] = f"not convertible: {exc}"
         return info

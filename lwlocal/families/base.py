@@ -1,5 +1,9 @@
-"""What a converter knows about one architecture family, as data: a table of tensor names,
-the few real transforms, the metadata its config gives, and any tensors it adds."""
+"""What lwlocal knows about a model family, as data: for each HF architecture of the family a
+table of tensor names, the few real transforms, the dimensions and GGUF metadata its config
+gives and any tensors it adds; and the family's model cards.
+
+A family is one module of this package defining ``ARCHITECTURES`` and ``CARDS``; the converter,
+GPTQ, the memory planner and ``inspect`` read them through :mod:`lwlocal.families`."""
 
 from __future__ import annotations
 
@@ -10,25 +14,76 @@ from typing import Any
 
 import numpy as np
 
+from lwlocal.families.prompt_format import FORMATS, PromptFormat
 from lwlocal.util.errors import LwlocalError
 
 Config = dict[str, Any]
+Warn = Callable[[str], None]
 Transform = Callable[[np.ndarray, Config], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A checkpoint's dimensions, read from its config.json by its family."""
+
+    n_layers: int
+    hidden_size: int
+    ffn_size: int
+    n_heads: int
+    n_kv_heads: int
+    head_dim: int
+    vocab_size: int
+    context_length: int  # positions the config allows
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """Architecture facts of one published model, as its config files give them."""
+
+    name: str
+    hub_id: str
+    architecture: str  # GGUF architecture name (llama, chatglm)
+    hf_architecture: str
+    n_layers: int
+    n_heads: int
+    n_kv_heads: int
+    head_dim: int
+    hidden_size: int
+    ffn_size: int
+    vocab_size: int
+    context_length: int  # context the model was trained to use
+    config_context: int  # positions the config allows (seq_length / max_position_embeddings)
+    n_params: float  # parameters, for size estimates
+    prompt_format: str  # key of prompt_format.FORMATS
+    license: str
+    description: str
+
+    @property
+    def format(self) -> PromptFormat:
+        return FORMATS[self.prompt_format]
+
+    def kv_bytes_per_token(self, bytes_per_element: float = 2.0) -> float:
+        """K and V cache bytes one token of context costs (f16 by default)."""
+        return 2 * self.n_layers * self.n_kv_heads * self.head_dim * bytes_per_element
 
 
 @dataclass(frozen=True)
 class Architecture:
     """A family of HF checkpoints that converts to one GGUF architecture.
 
-    ``names`` maps HF tensor names (regexes; ``(?P<bid>\\d+)`` is the block) to GGUF names
-    (``{bid}`` filled in); ``transforms`` maps a GGUF name's suffix (e.g. ``attn_q.weight``) to
-    a function of the array and the config; ``skip`` lists HF names that carry no weights.
+    ``name`` names the layout (``llama``, ``glm``, ``chatglm``); ``names`` maps HF tensor names
+    (regexes; ``(?P<bid>\\d+)`` is the block) to GGUF names (``{bid}`` filled in);
+    ``transforms`` maps a GGUF name's suffix (e.g. ``attn_q.weight``) to a function of the
+    array and the config; ``skip`` lists HF names that carry no weights; ``metadata`` gives the
+    GGUF keys as ``gguf.Keys`` templates (``{arch}`` filled in by the writer).
     """
 
+    name: str
     gguf_arch: str
     hf_architectures: tuple[str, ...]
     names: tuple[tuple[str, str], ...]
-    metadata: Callable[[Config, Callable[[str], None]], dict[str, Any]]
+    shape: Callable[[Config, Warn], Shape]
+    metadata: Callable[[Config, Warn], dict[str, Any]]
     skip: tuple[str, ...] = ()
     transforms: dict[str, Transform] = field(default_factory=dict)
     extra_tensors: Callable[[Config], dict[str, np.ndarray]] = lambda config: {}
@@ -37,9 +92,10 @@ class Architecture:
     # special tokens (type -> text) to set when the tokenizer files leave them unset
     special_tokens: dict[str, str] = field(default_factory=dict)
     add_bos: bool | None = None
-
-    def vocab_size(self, config: Config) -> int:
-        return config.get("padded_vocab_size") or config["vocab_size"]
+    # a remote-code layout that transformers (and GPTQ) load only once laid out natively
+    remote_code: bool = False
+    # gate and up projections fused in one tensor (GPTQ quantizes them apart, then joins them)
+    fused_gate_up: bool = False
 
     def gguf_name(self, hf_name: str) -> str | None:
         """The GGUF name of an HF tensor; None for tensors to skip; error for unknown ones."""

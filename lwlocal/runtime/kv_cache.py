@@ -1,0 +1,21 @@
+"""The KV cache types lwlocal offers, by llama.cpp's names (``--cache-type-k``); their GGML
+type and size per element come from the ``gguf`` package's constants."""
+
+from __future__ import annotations
+
+KV_CACHE_TYPES = ("f16", "q8_0", "q4_0")
+
+
+def ggml_type(name: str) -> int:
+    """llama.cpp's ``GGML_TYPE_*`` value of a KV cache type."""
+    from gguf import GGMLQuantizationType
+
+    return int(GGMLQuantizationType[name.upper()])
+
+
+def bytes_per_element(name: str) -> float:
+    """Bytes one cached K or V element takes (a quantized block's bytes over its elements)."""
+    from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
+
+    block, size = GGML_QUANT_SIZES[GGMLQuantizationType[name.upper()]]
+    return size / block
