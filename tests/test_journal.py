@@ -107,3 +107,58 @@ def test_metadata_that_cannot_be_read_is_one_line(tmp_path, data, problem):
     with pytest.raises(LwlocalError, match=problem):
         Job.open(str(folder), tmp_path)
     assert list(list_jobs(tmp_path)) == []
+
+
+HOLD_LOCK = """
+import sys
+from pathlib import Path
+from lwlocal.write.journal import Job
+job = Job.open(sys.argv[1], Path(sys.argv[1]).parent)
+with job.writing():
+    print("held", flush=True)
+    sys.stdin.read()
+"""
+
+
+@pytest.fixture
+def held_job(tmp_path):
+    """A job whose writer lock another process holds (until it is killed)."""
+    import subprocess
+    import sys
+
+    job = Job.create(tmp_path, JobSettings("A history of tea", 100))
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(job.dir)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    yield job, holder
+    holder.kill()
+    holder.wait()
+
+
+def test_one_writer_per_job(held_job):
+    job, holder = held_job
+    second = Job.open(str(job.dir), job.dir.parent)
+    with pytest.raises(LwlocalError, match=rf"being written by process {holder.pid}; one writer"):
+        second.writing().__enter__()
+    with pytest.raises(LwlocalError, match="being written"):
+        job.delete()
+    assert job.dir.is_dir()
+
+
+def test_a_killed_writer_leaves_no_lock(held_job):
+    job, holder = held_job
+    holder.kill()  # kill -9: the operating system drops the lock with the process
+    holder.wait()
+    with job.writing(), job.writing():  # the same thread may nest
+        assert Job.open(str(job.dir), job.dir.parent).meta.pid == os.getpid()
+    assert Job.open(str(job.dir), job.dir.parent).meta.pid is None
+
+
+def test_resume_refuses_a_job_being_written(held_job, lw_home):
+    from tests.support.cli import run_cli
+
+    job, holder = held_job
+    proc = run_cli("resume", str(job.dir), env_home=lw_home)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == (f"lwlocal: error: {job.id}: being written by process "
+                                   f"{holder.pid}; one writer per job")

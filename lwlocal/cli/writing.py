@@ -114,7 +114,8 @@ def resume(job: str, output: Path | None, as_json: bool, model: str | None,
     remote = replace(server, backend=backend, base_url=base_url,
                      server_model=server_model).server(
         found.meta.settings.n_ctx if same_server else None)
-    _run(resume_session(found, backend, remote, model), found, None, output, as_json)
+    with found.writing():  # before loading the model: a job another process writes is refused
+        _run(resume_session(found, backend, remote, model), found, None, output, as_json)
 
 
 @click.command()

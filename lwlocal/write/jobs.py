@@ -206,19 +206,22 @@ class Session:
         progress: ProgressCallback = ignore,
         cancel: threading.Event | None = None,
     ) -> JobResult:
-        """Write ``job`` to the end, planning first if it has no outline yet."""
-        outline = outline or job.outline()
-        if outline is None:
-            outline = self.outline(progress)
-        if job.outline() is None:
-            job.save_outline(outline)
-            job.update(state="planned")
-        if len(job.finished()) < len(outline.sections):  # where the rest is written
-            job.update(**self.placement())
-        writer = Writer(self.chat, job, outline, self.settings.sampling,
-                        direct=self.settings.mode == "direct",
-                        hold_length=self.settings.hold_length, progress=progress, cancel=cancel)
-        return writer.run()
+        """Write ``job`` to the end, planning first if it has no outline yet; refused while
+        another process writes it."""
+        with job.writing():
+            outline = outline or job.outline()
+            if outline is None:
+                outline = self.outline(progress)
+            if job.outline() is None:
+                job.save_outline(outline)
+                job.update(state="planned")
+            if len(job.finished()) < len(outline.sections):  # where the rest is written
+                job.update(**self.placement())
+            writer = Writer(self.chat, job, outline, self.settings.sampling,
+                            direct=self.settings.mode == "direct",
+                            hold_length=self.settings.hold_length, progress=progress,
+                            cancel=cancel)
+            return writer.run()
 
 
 def resume_session(job: Job, backend: str | None = None, server: Server | None = None,

@@ -2,11 +2,12 @@
 
 Finished files are written to a temporary name, fsynced and renamed, so a crash leaves either
 the old file or the new one; the section being written streams to ``.partial`` and is what a
-``kill -9`` may lose.
+``kill -9`` may lose. One process writes a job at a time: it holds the job's writer lock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import psutil
+from filelock import FileLock, Timeout
 
 from lwlocal.util.atomic import atomic_write
 from lwlocal.util.errors import LwlocalError
@@ -27,6 +29,7 @@ from lwlocal.write.settings import JobSettings
 META = "job.json"
 OUTLINE = "outline.json"
 DOCUMENT = "document.md"
+LOCK = "writer.lock"
 # job.json's layout: 1 added "schema"; files without it (0) have the same fields and read as 1.
 SCHEMA_VERSION = 1
 STATES = ("new", "planned", "writing", "interrupted", "done")
@@ -184,10 +187,32 @@ class Job:
         atomic_write(path, text)
         return path
 
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold the job's writer lock: one writer per job, whichever process or front end (the
+        same thread may nest). The operating system holds the lock, so a writer killed with
+        ``kill -9`` leaves none behind; the holder's pid goes to job.json for the message."""
+        lock = FileLock(self.dir / LOCK, blocking=False, is_singleton=True)
+        try:
+            lock.acquire()
+        except Timeout:
+            pid = Job.open(str(self.dir), self.dir.parent).meta.pid
+            holder = f"process {pid}" if pid else "another process"
+            raise LwlocalError(f"{self.id}: being written by {holder}; one writer per job"
+                               ) from None
+        try:
+            if lock.lock_counter == 1:
+                self.update(pid=os.getpid())
+            yield
+        finally:
+            if lock.lock_counter == 1 and self.dir.is_dir():
+                self.update(pid=None)
+            lock.release()
+
     def delete(self) -> None:
-        """Remove the job's folder; refused while a live process is writing it."""
-        if self.state == "writing":
-            raise LwlocalError(f"{self.id}: being written by process {self.meta.pid}")
+        """Remove the job's folder; refused while a process is writing it."""
+        with self.writing():
+            pass
         shutil.rmtree(self.dir)
 
     @property
