@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from gguf import GGUFReader
 
-from lwlocal.models.gguf_file import check_model, gguf_metadata, read_gguf
+from lwlocal.models.gguf_file import check_model, file_quant, gguf_metadata, read_gguf
 from lwlocal.util.errors import LwlocalError
 from tests.support.cli import run_cli
 from tests.support.gguf_copies import header_of, sparse_copy
@@ -85,4 +85,5 @@ def test_a_file_of_only_the_magic(tmp_path, lw_home):
     proc = run_cli("write", "Tea", "--words", "100", "--model", str(magic), env_home=lw_home)
     assert proc.returncode == 1
     assert proc.stderr == (f"lwlocal: error: {magic}: not a valid GGUF (the header runs past the "
-                           "end of the file (4 bytes))\n")
+                           "end of the 4-byte file)\n")
+    assert file_quant(magic) == "invalid"  # as `lwlocal models` lists it

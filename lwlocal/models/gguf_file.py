@@ -148,7 +148,7 @@ class _Parser:
         """The position of the next ``n`` bytes, which must lie inside the file."""
         start = self.pos
         if n < 0 or start + n > self.size:
-            raise InvalidGGUF(f"{what} runs past the end of the file ({self.size} bytes)")
+            raise InvalidGGUF(f"{what} runs past the end of the {self.size}-byte file")
         self.pos = start + n
         return start
 
@@ -168,7 +168,7 @@ class _Parser:
         for _ in range(count):
             end = pos + 8 + (length(data, pos)[0] if pos + 8 <= size else size)
             if end > size:
-                raise InvalidGGUF(f"{what} runs past the end of the file ({size} bytes)")
+                raise InvalidGGUF(f"{what} runs past the end of the {size}-byte file")
             out.append(data[pos + 8: end])
             pos = end
         self.pos = pos
@@ -269,7 +269,7 @@ class _Parser:
         start = data_offset + offset
         if start + n_bytes > self.size:
             raise InvalidGGUF(f"{what}: its {n_bytes} bytes at {start} lie past the end of the "
-                              f"file ({self.size} bytes)")
+                              f"{self.size}-byte file")
         return TensorInfo(name, shape, kind, start, n_bytes)
 
     @staticmethod
