@@ -21,8 +21,12 @@ def cells(row: dict[str, Any]) -> list[str]:
             for c in COLUMNS]
 
 
+SUMMARY_FILES = ("summary.json", "summary.md")
+
+
 def write_summary(out: Path, summary: list[dict[str, Any]]) -> None:
-    atomic_write(out / "summary.json", json.dumps(summary, ensure_ascii=False, indent=1))
+    as_json, as_markdown = (out / name for name in SUMMARY_FILES)
+    atomic_write(as_json, json.dumps(summary, ensure_ascii=False, indent=1))
     lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     lines += ["| " + " | ".join(cells(row)) + " |" for row in summary]
-    atomic_write(out / "summary.md", "\n".join(lines) + "\n")
+    atomic_write(as_markdown, "\n".join(lines) + "\n")

@@ -23,6 +23,7 @@ from lwlocal.quant.imatrix_file import save
 from lwlocal.quant.quality import evaluate
 from lwlocal.quant.quantize import check_request, convert_and_quantize, quantize
 from lwlocal.util.errors import LwlocalError
+from lwlocal.util.overwrite import refuse_input_as_output
 
 
 @click.command()
@@ -99,6 +100,7 @@ def imatrix_command(model: Path, text_file: Path | None, output: Path, ctx: int,
     """Compute an importance matrix for quantizing MODEL, from its activations on a text."""
     check_output(output)
     check_gguf(model)
+    refuse_input_as_output(output, {"input model": model, "calibration text": text_file})
     text, label = read_text(text_file, "longform")
     with TaskProgress(err) as progress:
         matrix = collect(model, text, n_ctx=ctx, chunks=chunks, dataset=label,

@@ -11,14 +11,15 @@ from rich.markup import escape
 
 from lwlocal.bench.items import load_items
 from lwlocal.bench.plots import save_plots
-from lwlocal.bench.report import HEADERS, cells, write_summary
-from lwlocal.bench.run import BenchRun, run_bench, summarize
+from lwlocal.bench.report import HEADERS, SUMMARY_FILES, cells, write_summary
+from lwlocal.bench.run import RESULTS, BenchRun, run_bench, summarize
 from lwlocal.cli.options import MemoryOptions, ServerOptions, memory_options, server_options
 from lwlocal.cli.progress import TaskProgress
 from lwlocal.cli.render import err, print_table
 from lwlocal.models.catalogue import DEFAULT_MODEL
 from lwlocal.runtime.chat import LocalChat
 from lwlocal.util.errors import LwlocalError
+from lwlocal.util.overwrite import refuse_input_as_output
 from lwlocal.util.paths import bench_dir
 from lwlocal.write.jobs import Session
 from lwlocal.write.settings import MODES, JobSettings
@@ -84,6 +85,8 @@ def bench(models: tuple[str, ...], modes: tuple[str, ...], prompts: Path | None,
     if limit is not None and limit <= 0:
         raise LwlocalError(f"--limit {limit}: must be a positive number of prompts")
     out = output or bench_dir()
+    for name in (RESULTS, *SUMMARY_FILES):
+        refuse_input_as_output(out / name, {"prompts": prompts})
     remote = server.server()
     if remote is not None and models:
         raise LwlocalError("--model names local models; on a server use --server-model")

@@ -23,10 +23,12 @@ from lwlocal.cli.options import (
 )
 from lwlocal.cli.progress import TaskProgress
 from lwlocal.cli.render import err, out, print_outline, print_result, print_table
+from lwlocal.models.catalogue import resolve
 from lwlocal.runtime.engine import Sampling
 from lwlocal.util.errors import LwlocalError
+from lwlocal.util.overwrite import refuse_input_as_output
 from lwlocal.util.paths import jobs_dir
-from lwlocal.write.batch import run_batch
+from lwlocal.write.batch import REPORT, run_batch
 from lwlocal.write.export import EXPORT_FORMATS, export
 from lwlocal.write.jobs import Session, resume_session
 from lwlocal.write.journal import Job, list_jobs
@@ -81,6 +83,9 @@ def write(prompt: str | None, words: int | None, model: str | None, mode: str, o
     remote = server.server(memory.ctx)
     if remote is not None and model:
         raise LwlocalError("--model names a local model; on a server use --server-model")
+    if output is not None:  # before the model loads
+        refuse_input_as_output(output, {"outline": outline_file,
+                                        "model": None if remote else resolve(model).path})
     settings = JobSettings(prompt=prompt, words=words, model=model, mode=mode,
                            sections=sections, threads=threads, sampling=sampling,
                            **memory.settings(), **backend_settings(remote))
@@ -114,8 +119,13 @@ def resume(job: str, output: Path | None, as_json: bool, model: str | None,
     remote = replace(server, backend=backend, base_url=base_url,
                      server_model=server_model).server(
         found.meta.settings.n_ctx if same_server else None)
+    if output is not None:
+        refuse_input_as_output(output, {"job": found.dir})
     with found.writing():  # before loading the model: a job another process writes is refused
-        _run(resume_session(found, backend, remote, model), found, None, output, as_json)
+        session = resume_session(found, backend, remote, model)
+        if output is not None and session.model is not None:
+            refuse_input_as_output(output, {"model": session.model.path})
+        _run(session, found, None, output, as_json)
 
 
 @click.command()
@@ -177,6 +187,7 @@ def batch(prompts: Path, concurrency: int, output: Path, mode: str, model: str |
     --concurrency at a time, each a job with its journal; a rerun skips finished jobs and
     resumes interrupted ones. Reports jobs per hour, tokens/s and per-job latency."""
     remote = server.server()
+    refuse_input_as_output(output / REPORT, {"prompts": prompts})
     items = load_items(prompts)
     template = JobSettings(prompt="", words=1, model=model, mode=mode, threads=threads,
                            sampling=Sampling(temperature=temperature, seed=seed),

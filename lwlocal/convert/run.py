@@ -15,6 +15,7 @@ from lwlocal.convert.tokenizer import add_vocabulary, load_vocabulary
 from lwlocal.families import architecture_for
 from lwlocal.families.base import Architecture
 from lwlocal.util.errors import LwlocalError, SettingError
+from lwlocal.util.overwrite import refuse_input_as_output
 from lwlocal.util.progress import Progress, ProgressCallback, ignore
 
 Q = gguf.GGMLQuantizationType
@@ -109,6 +110,7 @@ def encode_tensor(checkpoint: Checkpoint, arch: Architecture, t: Planned) -> np.
 def convert(src: Path, out: Path, outtype: str | None = None,
             progress: ProgressCallback = ignore) -> ConvertResult:
     """Convert the checkpoint folder ``src`` to the GGUF file ``out``."""
+    refuse_input_as_output(out, {"input checkpoint": src})
     checkpoint = Checkpoint(src)
     arch = architecture_for(checkpoint.config, checkpoint.folder / "config.json")
     outtype = outtype or default_outtype(checkpoint.source_dtype)

@@ -9,7 +9,7 @@ from pathlib import Path
 from lwlocal.families import cards
 from lwlocal.families.base import ModelCard
 from lwlocal.families.prompt_format import PromptFormat, format_from_template
-from lwlocal.models.gguf_file import check_gguf, gguf_metadata
+from lwlocal.models.gguf_file import check_model, gguf_metadata
 from lwlocal.util.errors import LwlocalError
 from lwlocal.util.paths import models_dir
 
@@ -63,6 +63,7 @@ def resolve(model: str | None) -> ResolvedModel:
                 else f"convert {card.hub_id} to GGUF into {models_dir()}"
             )
             raise LwlocalError(f"model {model!r}: no local GGUF file ({hint})")
+        check_model(path)
         return ResolvedModel(path, card, card.format, card.context_length)
     path = Path(model).expanduser()
     if path.suffix.lower() != ".gguf" and not path.exists():
@@ -70,7 +71,7 @@ def resolve(model: str | None) -> ResolvedModel:
         raise LwlocalError(f"unknown model {model!r}: give a GGUF path or one of {names}")
     from gguf import Keys
 
-    check_gguf(path)
+    check_model(path)
     meta = gguf_metadata(path)
     template = meta.get(Keys.Tokenizer.CHAT_TEMPLATE)
     context = meta.get(Keys.LLM.CONTEXT_LENGTH.format(arch=meta.get(Keys.General.ARCHITECTURE)))

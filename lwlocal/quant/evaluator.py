@@ -11,6 +11,7 @@ from types import TracebackType
 import llama_cpp
 import numpy as np
 
+from lwlocal.models.gguf_file import check_vocabulary
 from lwlocal.util.cpu import physical_cores
 from lwlocal.util.errors import LwlocalError, SettingError
 from lwlocal.util.quiet import quiet_stderr
@@ -45,6 +46,7 @@ class Evaluator:
         self.path = path
         self._error: BaseException | None = None
         self._callback = None
+        check_vocabulary(path)
         llama_cpp.llama_backend_init()
         mparams = llama_cpp.llama_model_default_params()
         mparams.n_gpu_layers = n_gpu_layers

@@ -29,6 +29,7 @@ from lwlocal.quant.calibration import spread_chunks
 from lwlocal.quant.glm_native import relayout
 from lwlocal.util.cpu import physical_cores
 from lwlocal.util.errors import LwlocalError, SettingError
+from lwlocal.util.overwrite import refuse_input_as_output
 from lwlocal.util.progress import Progress, ProgressCallback, ignore
 from lwlocal.util.quiet import quiet_stderr
 
@@ -118,6 +119,7 @@ def check_request(request: GptqRequest) -> Architecture:
     if not (src / "tokenizer.json").is_file() and not tiktoken:
         raise LwlocalError(f"{src}: no tokenizer (tokenizer.json); the checkpoint needs one")
     out = request.out
+    refuse_input_as_output(out, {"input checkpoint": src})
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise LwlocalError(f"{out}: already exists; remove it or choose another folder")
     if not (out.parent if str(out.parent) else Path(".")).is_dir():

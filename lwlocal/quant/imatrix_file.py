@@ -11,6 +11,7 @@ from pathlib import Path
 import gguf
 import numpy as np
 
+from lwlocal.models.gguf_file import GGUFArray, read_gguf
 from lwlocal.util.errors import LwlocalError
 
 SUMS = ".in_sum2"
@@ -83,8 +84,8 @@ def load(path: Path) -> ImportanceMatrix:
 
 
 def _load_gguf(path: Path) -> ImportanceMatrix:
-    reader = gguf.GGUFReader(path)
-    tensors = {t.name: np.asarray(t.data, dtype=np.float64) for t in reader.tensors}
+    header = read_gguf(path)
+    tensors = {t.name: header.tensor_data(t).astype(np.float64) for t in header.tensors}
     names = sorted(n.removesuffix(SUMS) for n in tensors if n.endswith(SUMS))
     if not names:
         raise LwlocalError(f"{path}: a GGUF file but not an importance matrix (no *{SUMS} "
@@ -96,12 +97,13 @@ def _load_gguf(path: Path) -> ImportanceMatrix:
         counts = tensors[name + COUNTS].reshape(-1)
         matrix.sums[name] = tensors[name + SUMS].reshape(len(counts), -1)
         matrix.counts[name] = counts
-    fields = reader.fields
-    if gguf.Keys.IMatrix.CHUNK_COUNT in fields:
-        matrix.chunk_count = int(fields[gguf.Keys.IMatrix.CHUNK_COUNT].contents())
-        matrix.chunk_size = int(fields[gguf.Keys.IMatrix.CHUNK_SIZE].contents())
-    if gguf.Keys.IMatrix.DATASETS in fields:
-        matrix.datasets = list(fields[gguf.Keys.IMatrix.DATASETS].contents())
+    fields, keys = header.fields, gguf.Keys.IMatrix
+    chunks, size = fields.get(keys.CHUNK_COUNT, 0), fields.get(keys.CHUNK_SIZE, 0)
+    if isinstance(chunks, int) and isinstance(size, int):
+        matrix.chunk_count, matrix.chunk_size = chunks, size
+    datasets = fields.get(keys.DATASETS)
+    if isinstance(datasets, GGUFArray) and isinstance(datasets.values, list):
+        matrix.datasets = [text.decode("utf-8", errors="replace") for text in datasets.values]
     return matrix
 
 

@@ -22,6 +22,7 @@ from lwlocal.quant.imatrix_file import ImportanceMatrix, load
 from lwlocal.quant.types import NEEDS_IMATRIX, UNQUANTIZED, quant_type
 from lwlocal.util.cpu import physical_cores
 from lwlocal.util.errors import LwlocalError, SettingError
+from lwlocal.util.overwrite import refuse_input_as_output
 from lwlocal.util.progress import Progress, ProgressCallback, ignore
 
 _TENSOR_LINE = re.compile(rb"\[\s*(\d+)/\s*(\d+)\]\s+(\S+).*type =\s*(\w+)")
@@ -140,6 +141,7 @@ def convert_and_quantize(src: Path, out: Path, qtype: str, *, imatrix: Path | No
     """HF checkpoint -> quantized GGUF, through a temporary f16 (bf16 for bf16 weights) GGUF
     beside ``out`` that is removed afterwards."""
     check_request(qtype, imatrix, src)
+    refuse_input_as_output(out, {"input checkpoint": src, "importance matrix": imatrix})
     between = out.with_name(f".{out.name}.unquantized.partial")
     try:
         converted = convert(src, between, None, progress)
@@ -155,8 +157,7 @@ def quantize(src: Path, out: Path, qtype: str, *, imatrix: Path | None = None,
     """Quantize the GGUF ``src`` to ``out`` as ``qtype`` (a llama-quantize type name)."""
     check_gguf(src)
     name, ftype = check_request(qtype, imatrix, src)
-    if out.exists() and out.resolve() == src.resolve():
-        raise LwlocalError(f"{out}: the output would overwrite the input")
+    refuse_input_as_output(out, {"input model": src, "importance matrix": imatrix})
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = ftype
     params.nthread = n_threads or physical_cores()

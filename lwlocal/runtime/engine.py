@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import llama_cpp
+import llama_cpp._logger
 from llama_cpp.llama_grammar import json_schema_to_gbnf
 
+from lwlocal.models.gguf_file import check_vocabulary
 from lwlocal.runtime.kv_cache import ggml_type
 from lwlocal.util.cpu import physical_cores
 from lwlocal.util.errors import LwlocalError
@@ -85,13 +87,25 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
 
 
 def count_tokens(path: Path, text: str) -> int:
-    """Tokens the model's own tokenizer makes of ``text``, loading its vocabulary only."""
+    """Tokens the model's own tokenizer makes of ``text``, loading its vocabulary only (through
+    llama.cpp's C API: ``llama_cpp.Llama`` would also decode the special tokens' text and
+    compile the chat template, which a damaged file can fail in many ways)."""
+    check_vocabulary(path)
+    llama_cpp.llama_backend_init()
+    llama_cpp._logger.set_verbose(False)  # as Llama(verbose=False): errors only
+    params = llama_cpp.llama_model_default_params()
+    params.vocab_only = True
     with quiet_stderr():
-        vocab = llama_cpp.Llama(str(path), vocab_only=True, verbose=False)
+        model = llama_cpp.llama_model_load_from_file(str(path).encode(), params)
+    if not model:
+        raise LwlocalError(f"{path}: llama.cpp could not load its vocabulary")
     try:
-        return len(vocab.tokenize(text.encode(), add_bos=False, special=False))
+        data = text.encode()
+        # with no room for tokens, llama_tokenize returns minus the number it would write
+        return -llama_cpp.llama_tokenize(llama_cpp.llama_model_get_vocab(model), data,
+                                         len(data), None, 0, False, False)
     finally:
-        vocab.close()
+        llama_cpp.llama_model_free(model)
 
 
 class Engine:
@@ -113,6 +127,7 @@ class Engine:
         n_gpu_layers: int = 0,
     ) -> None:
         cache_type = ggml_type(kv_type)
+        check_vocabulary(path)
         try:
             self._llm = llama_cpp.Llama(
                 model_path=str(path),
@@ -128,7 +143,9 @@ class Engine:
                 main_gpu=0,
                 verbose=False,
             )
-        except ValueError as exc:
+        except Exception as exc:
+            # what a damaged file makes llama_cpp.Llama raise varies: ValueError,
+            # UnicodeDecodeError on a special token's text, a Jinja error on the chat template
             raise LwlocalError(f"{path}: llama.cpp could not load it ({exc})") from exc
         self._vocab = llama_cpp.llama_model_get_vocab(self._llm.model)
         self._end_tokens = [t for t in range(llama_cpp.llama_vocab_n_tokens(self._vocab))

@@ -10,6 +10,7 @@ from markdown_it import MarkdownIt
 
 from lwlocal.util.atomic import atomic_write
 from lwlocal.util.errors import LwlocalError, SettingError
+from lwlocal.util.overwrite import refuse_input_as_output
 from lwlocal.write.journal import DOCUMENT, Job
 
 EXPORT_FORMATS = {"md": "Markdown", "txt": "plain text", "html": "HTML"}
@@ -45,6 +46,7 @@ def export(job: Job, fmt: str, out: Path) -> Path:
     """Write the job's document to ``out`` in ``fmt`` (md, txt, html)."""
     if fmt not in EXPORT_FORMATS:
         raise SettingError(f"{{format}} {fmt!r}: choose one of {', '.join(EXPORT_FORMATS)}")
+    refuse_input_as_output(out, {"job": job.dir})
     text = document(job)
     if not text.strip():
         raise LwlocalError(f"{job.id}: nothing written yet")
