@@ -37,6 +37,7 @@ QWEN2 = Architecture(
         (QWEN2_LAYER + r"post_attention_layernorm\.weight", "blk.{bid}.ffn_norm.weight"),
         (QWEN2_LAYER + r"mlp\.(?P<p>gate|up|down)_proj\.weight", "blk.{bid}.ffn_{p}.weight"),
     ),
+    required=LLAMA.required,
     shape=llama_shape,
     metadata=llama_metadata,
 )
@@ -49,6 +50,25 @@ def test_registry_finds_each_family_module():
     assert set(cards()) == {"longwriter-glm4-9b", "longwriter-llama3.1-8b", "smollm2-135m"}
     with pytest.raises(LwlocalError, match=r"cfg: architecture BertModel is not supported for x"):
         architecture_for({"architectures": ["BertModel"]}, "cfg", " for x")
+
+
+@pytest.mark.parametrize("arch", [LLAMA, CHATGLM, architectures()["GlmForCausalLM"], QWEN2],
+                         ids=lambda arch: arch.name)
+def test_every_tensor_has_a_shape_and_a_checkpoint_name(arch):
+    """The converter checks each tensor's shape against the config from the tensor table, and
+    names a missing one as the checkpoint does (the tiny checkpoints' conversions check the
+    optional tensors' shapes)."""
+    config = {"num_attention_heads": 4, "num_key_value_heads": 2, "hidden_size": 64,
+              "num_hidden_layers": 2, "intermediate_size": 96, "vocab_size": 640,
+              "max_position_embeddings": 64, "kv_channels": 16, "num_layers": 2,
+              "ffn_hidden_size": 96, "padded_vocab_size": 640}
+    dims = arch.shape(config, lambda _: None)
+    shapes = arch.tensor_shapes(dims)
+    required = arch.required_tensors(dims)
+    assert len(required) == len(set(required)) > 2 * dims.n_layers
+    for name in required:
+        hf_name = arch.hf_name(name)
+        assert name in shapes and hf_name != name and arch.gguf_name(hf_name) == name
 
 
 @pytest.mark.parametrize("grouped,kv_heads", [(True, 2), (False, 4)])

@@ -89,7 +89,8 @@ def main() -> None:
     warnings.showwarning = _show_warning
     try:
         cli(standalone_mode=False)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort:  # Ctrl-C where no command handles it
+        click.echo("lwlocal: interrupted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()

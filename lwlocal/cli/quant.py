@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import click
@@ -48,13 +49,19 @@ def convert(src: str, output: Path, outtype: str | None, imatrix: Path | None,
         raise LwlocalError("--imatrix needs a quant type as --outtype (e.g. Q4_K_M)")
     if quant_type is not None:
         check_request(quant_type, imatrix, Path(src))
-    folder = pull(src, CHECKPOINT_FILES) if looks_like_repo_id(src) else Path(src)
-    with TaskProgress(err) as progress:
-        if quant_type is None:
-            result = convert_checkpoint(folder, output, outtype and outtype.lower(), progress)
-        else:
-            result, quantized = convert_and_quantize(folder, output, quant_type, imatrix=imatrix,
-                                                     n_threads=threads, progress=progress)
+    try:
+        folder = pull(src, CHECKPOINT_FILES) if looks_like_repo_id(src) else Path(src)
+        with TaskProgress(err) as progress:
+            if quant_type is None:
+                result = convert_checkpoint(folder, output, outtype and outtype.lower(),
+                                            progress)
+            else:
+                result, quantized = convert_and_quantize(folder, output, quant_type,
+                                                         imatrix=imatrix, n_threads=threads,
+                                                         progress=progress)
+    except KeyboardInterrupt:
+        err.print(f"[yellow]interrupted[/]: {output} was not written", soft_wrap=True)
+        sys.exit(130)
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
     if not direct:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,10 +12,10 @@ from pathlib import Path
 import gguf
 import numpy as np
 
-from lwlocal.convert.safetensors_source import Checkpoint, TensorInfo
+from lwlocal.convert.safetensors_source import FLOAT_DTYPES, Checkpoint, TensorInfo
 from lwlocal.convert.tokenizer import add_vocabulary, load_vocabulary
 from lwlocal.families import architecture_for
-from lwlocal.families.base import Architecture
+from lwlocal.families.base import Architecture, Shape, Warn
 from lwlocal.util.errors import LwlocalError, SettingError
 from lwlocal.util.overwrite import refuse_input_as_output
 from lwlocal.util.progress import Progress, ProgressCallback, ignore
@@ -26,6 +28,7 @@ OUTTYPES = {"f32": (Q.F32, gguf.LlamaFileType.ALL_F32),
 
 
 CHUNK_BYTES = 32 * 2**20  # source bytes converted at a time
+F16_OVERFLOW = 65520.0  # the least magnitude f16 rounds to infinity
 
 
 @dataclass(frozen=True)
@@ -66,50 +69,80 @@ def tensor_type(name: str, shape: tuple[int, ...], wanted: gguf.GGMLQuantization
     return wanted if shape[-1] % block == 0 else Q.F16
 
 
-def plan_tensors(checkpoint: Checkpoint, arch: Architecture, wanted: gguf.GGMLQuantizationType
-                 ) -> list[Planned]:
-    planned = []
+def plan_tensors(checkpoint: Checkpoint, arch: Architecture, dims: Shape,
+                 wanted: gguf.GGMLQuantizationType, warn: Warn) -> list[Planned]:
+    """The output tensors, once the checkpoint is checked against its config: each tensor a
+    float of the shape the config implies, none beyond its layers, none twice, and every
+    tensor the layout needs present."""
+    shapes = arch.tensor_shapes(dims)
+    planned: dict[str, Planned] = {}
     for info in checkpoint:
         name = arch.gguf_name(info.name)
-        if name is not None:
-            planned.append(Planned(name, info.shape, tensor_type(name, info.shape, wanted), info))
-    for name, array in arch.extra_tensors(checkpoint.config).items():
-        planned.append(Planned(name, array.shape, Q.F32, array=array))
-    return planned
+        if name is None:
+            continue
+        where = f"{checkpoint.folder}: tensor {info.name}"
+        if (twin := planned.get(name)) is not None and twin.info is not None:
+            raise LwlocalError(f"{where}: becomes {name}, as tensor {twin.info.name} does")
+        if name not in shapes:
+            block = re.match(r"blk\.(\d+)\.", name)
+            raise LwlocalError(f"{where}: " + (
+                f"layer {block[1]}, beyond the {dims.n_layers} layers config.json gives" if block
+                else f"the {arch.name} layout gives no shape for {name}"))
+        if info.dtype not in FLOAT_DTYPES:
+            raise LwlocalError(f"{where}: dtype {info.dtype} is not a floating-point weight")
+        if info.shape != shapes[name]:
+            raise LwlocalError(f"{where}: shape {list(info.shape)}, but config.json implies "
+                               f"{list(shapes[name])}")
+        planned[name] = Planned(name, info.shape, tensor_type(name, info.shape, wanted), info)
+    for name in arch.required_tensors(dims):
+        if name not in planned:
+            layers = f" (config.json gives {dims.n_layers} layers)" if "blk." in name else ""
+            raise LwlocalError(f"{checkpoint.folder}: tensor {arch.hf_name(name)} is "
+                               f"missing{layers}")
+    extra = [Planned(name, array.shape, Q.F32, array=array)
+             for name, array in arch.extra_tensors(checkpoint.config, dims, warn).items()]
+    return [*planned.values(), *extra]
 
 
-def encode(array: np.ndarray, qtype: gguf.GGMLQuantizationType) -> np.ndarray:
-    """The tensor's bytes in the output type."""
+def encode(array: np.ndarray, qtype: gguf.GGMLQuantizationType, name: str) -> np.ndarray:
+    """The bytes of tensor ``name`` in the output type; f16 refuses values it cannot hold."""
     if qtype == Q.F32:
         return np.ascontiguousarray(array, dtype=np.float32)
     if qtype == Q.F16:
+        wider = array.dtype != np.float16 and array.size
+        top = max(float(array.max()), -float(array.min())) if wider else 0.0
+        if F16_OVERFLOW <= top < math.inf:
+            raise SettingError(f"{{outtype}} f16: tensor {name} has values beyond f16's range "
+                               f"({top:g}); choose bf16 or f32")
         return np.ascontiguousarray(array, dtype=np.float16)
     return gguf.quants.quantize(np.asarray(array, dtype=np.float32), qtype)
 
 
-def encode_tensor(checkpoint: Checkpoint, arch: Architecture, t: Planned) -> np.ndarray:
+def encode_tensor(checkpoint: Checkpoint, arch: Architecture, dims: Shape, t: Planned
+                  ) -> np.ndarray:
     """The output bytes of one tensor. Tensors without a transform are converted a block of
     rows at a time into the output array, so the source is never held whole in f32."""
     if t.info is None:
         assert t.array is not None  # a tensor the converter adds carries its values
-        return encode(t.array, t.qtype)
+        return encode(t.array, t.qtype, t.name)
     if arch.transforms_tensor(t.name) or len(t.shape) < 2:
-        return encode(arch.transform(t.name, checkpoint.load(t.info), checkpoint.config),
-                      t.qtype)
+        array = arch.transform(t.name, checkpoint.load(t.info), dims)
+        return encode(array, t.qtype, t.name)
     rows = t.shape[0]
     step = max(1, CHUNK_BYTES // (t.info.nbytes // rows))
-    first = encode(checkpoint.load_rows(t.info, 0, step), t.qtype)
+    first = encode(checkpoint.load_rows(t.info, 0, step), t.qtype, t.name)
     out = np.empty((rows, *first.shape[1:]), dtype=first.dtype)
     out[: len(first)] = first
     for start in range(step, rows, step):
         out[start: start + step] = encode(checkpoint.load_rows(t.info, start, start + step),
-                                          t.qtype)
+                                          t.qtype, t.name)
     return out
 
 
 def convert(src: Path, out: Path, outtype: str | None = None,
             progress: ProgressCallback = ignore) -> ConvertResult:
-    """Convert the checkpoint folder ``src`` to the GGUF file ``out``."""
+    """Convert the checkpoint folder ``src`` to the GGUF file ``out``. The checkpoint's files,
+    its config and its tensors against the config are checked before anything is written."""
     refuse_input_as_output(out, {"input checkpoint": src})
     checkpoint = Checkpoint(src)
     arch = architecture_for(checkpoint.config, checkpoint.folder / "config.json")
@@ -118,14 +151,16 @@ def convert(src: Path, out: Path, outtype: str | None = None,
         raise SettingError(f"{{outtype}} {outtype}: choose one of {', '.join(OUTTYPES)}")
     qtype, file_type = OUTTYPES[outtype]
     warnings: list[str] = []
-    config = checkpoint.config
-    vocab = load_vocabulary(src, arch.shape(config, warnings.append).vocab_size, arch)
-    planned = plan_tensors(checkpoint, arch, qtype)
+    warn = _once(warnings)
+    dims = arch.shape(checkpoint.config, warn)
+    metadata = arch.metadata(checkpoint.config, warn)
+    planned = plan_tensors(checkpoint, arch, dims, qtype, warn)
+    vocab = load_vocabulary(src, dims.vocab_size, arch)
 
     writer = gguf.GGUFWriter(None, arch.gguf_arch)
     writer.add_type("model")
     writer.add_name(src.resolve().name)
-    for key, value in arch.metadata(config, _once(warnings)).items():
+    for key, value in metadata.items():
         _add(writer, key.format(arch=arch.gguf_arch), value)
     writer.add_file_type(int(file_type))
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
@@ -143,15 +178,15 @@ def convert(src: Path, out: Path, outtype: str | None = None,
         done = 0
         for i, t in enumerate(planned, 1):
             # no name keeps the encoded array: it is freed before the next one is made
-            writer.write_tensor_data(encode_tensor(checkpoint, arch, t))
+            writer.write_tensor_data(encode_tensor(checkpoint, arch, dims, t))
             done += _nbytes(t.shape, t.qtype)
             progress(Progress("convert", step=i, steps=len(planned), done=done, total=total,
                               message=t.name))
         writer.close()
         os.replace(tmp, out)
-    except BaseException as exc:
-        writer.close()
+    except BaseException as exc:  # Ctrl-C too: no partial file is left behind
         tmp.unlink(missing_ok=True)
+        writer.close()
         if isinstance(exc, OSError):  # a full disk, a vanished folder: one line, not a trace
             raise LwlocalError(f"{out}: cannot write ({exc.strerror or exc})") from exc
         raise

@@ -1,8 +1,10 @@
 """A Hugging Face checkpoint's tensors, read one at a time from safetensors files.
 
 No torch: the header is JSON, the data a flat byte range; bf16 is widened to f32 with numpy.
-Every header is checked against its file (offsets in range, sizes matching shapes and dtypes)
-before anything is converted, so a truncated or corrupt shard fails up front with its name.
+Every header is checked before any array is built: each field's type and range, sizes matching
+shapes and dtypes, and the tensors tiling the data section exactly (no overlap, no gap, nothing
+past the end), as the safetensors library requires; an index must name exactly the shards and
+tensors the folder holds. A truncated or corrupt shard fails up front with its name.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -21,6 +24,8 @@ from lwlocal.util.errors import LwlocalError
 INDEX = "model.safetensors.index.json"
 SINGLE = "model.safetensors"
 MAX_HEADER = 100 * 2**20
+MAX_DIMS = 8
+MAX_BYTES = 2**62  # what numpy can address, checked before any array is shaped
 DTYPES: dict[str, np.dtype] = {
     "F32": np.dtype("<f4"),
     "F16": np.dtype("<f2"),
@@ -33,6 +38,7 @@ DTYPES: dict[str, np.dtype] = {
     "U8": np.dtype("u1"),
     "BOOL": np.dtype("?"),
 }
+FLOAT_DTYPES = ("F32", "F16", "BF16", "F64")
 
 
 @dataclass(frozen=True)
@@ -47,43 +53,109 @@ class TensorInfo:
     nbytes: int
 
 
+def parse_json(text: bytes | str, where: Path, what: str) -> Any:
+    """JSON that is ``what`` of ``where``; a duplicated key, over-deep nesting or an overlong
+    number is an error like a syntax error."""
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError too
+        raise LwlocalError(f"{where}: {what} is not valid JSON ({exc})") from None
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise LwlocalError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys: dict[str, Any] = {}
+    for key, item in pairs:
+        if key in keys:
+            raise ValueError(f"key {key[:80]!r} given twice")
+        keys[key] = item
+    return keys
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def tensor_info(path: Path, name: str, entry: Any, data_start: int, data_size: int
+                ) -> TensorInfo:
+    """One header entry, checked field by field against its file."""
+    where = f"{path}: tensor {name}"
+    if not isinstance(entry, dict) or not {"dtype", "shape", "data_offsets"} <= entry.keys():
+        raise LwlocalError(f"{where}: header entry is not an object with dtype, shape and "
+                           "data_offsets")
+    dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
+    if not isinstance(dtype, str) or dtype not in DTYPES:
+        raise LwlocalError(f"{where}: unsupported dtype {str(dtype)[:20]}")
+    if (not isinstance(shape, list) or len(shape) > MAX_DIMS
+            or not all(_whole(d) and d >= 0 for d in shape)):
+        raise LwlocalError(f"{where}: shape {str(shape)[:40]} is not a list of at most "
+                           f"{MAX_DIMS} sizes")
+    if (not isinstance(offsets, list) or len(offsets) != 2
+            or not all(_whole(o) and o >= 0 for o in offsets) or offsets[0] > offsets[1]):
+        raise LwlocalError(f"{where}: data_offsets {str(offsets)[:40]} are not a begin and an "
+                           "end")
+    begin, end = offsets
+    itemsize = DTYPES[dtype].itemsize
+    if math.prod(d or 1 for d in shape) * itemsize > MAX_BYTES:
+        raise LwlocalError(f"{where}: shape {str(shape)[:60]} is too large")
+    expected = math.prod(shape) * itemsize
+    if end - begin != expected:
+        raise LwlocalError(f"{where}: {end - begin} bytes for shape {shape} of {dtype} "
+                           f"(expected {expected})")
+    if end > data_size:
+        raise LwlocalError(f"{where}: data offsets beyond the end of the file (truncated?)")
+    return TensorInfo(name, path, dtype, tuple(shape), data_start + begin, end - begin)
+
+
+def check_tiling(path: Path, infos: list[TensorInfo], data_start: int, data_size: int) -> None:
+    """The tensors cover the data section exactly: no overlap, no gap, no trailing bytes."""
+    at, previous = data_start, None
+    for info in sorted(infos, key=lambda i: (i.start, i.nbytes)):
+        if info.start < at:
+            raise LwlocalError(f"{path}: tensors {previous} and {info.name} overlap")
+        if info.start > at:
+            raise LwlocalError(f"{path}: {info.start - at} bytes before tensor {info.name} "
+                               "belong to no tensor")
+        at, previous = info.start + info.nbytes, info.name
+    if at != data_start + data_size:
+        raise LwlocalError(f"{path}: {data_start + data_size - at} bytes after the last tensor "
+                           "belong to no tensor")
+
+
 def read_header(path: Path) -> list[TensorInfo]:
-    """The tensors of one safetensors file, validated against the file's size."""
-    size = path.stat().st_size
-    with path.open("rb") as handle:
-        raw = handle.read(8)
-        if len(raw) < 8:
-            raise LwlocalError(f"{path}: truncated safetensors file (no header)")
-        (header_len,) = struct.unpack("<Q", raw)
-        if header_len > min(MAX_HEADER, size - 8):
-            raise LwlocalError(f"{path}: safetensors header of {header_len} bytes is larger than "
-                               f"the file ({size} bytes)")
-        try:
-            header = json.loads(handle.read(header_len))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise LwlocalError(f"{path}: corrupt safetensors header ({exc})") from exc
+    """The tensors of one safetensors file, validated against the file."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as handle:
+            raw = handle.read(8)
+            if len(raw) < 8:
+                raise LwlocalError(f"{path}: truncated safetensors file (no header)")
+            (header_len,) = struct.unpack("<Q", raw)
+            if header_len > size - 8:
+                raise LwlocalError(f"{path}: safetensors header of {header_len} bytes is larger "
+                                   f"than the file ({size} bytes)")
+            if header_len > MAX_HEADER:
+                raise LwlocalError(f"{path}: safetensors header of {header_len} bytes is over "
+                                   f"the {MAX_HEADER // 2**20} MiB limit")
+            text = handle.read(header_len)
+    except OSError as exc:
+        raise LwlocalError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    header = parse_json(text, path, "the safetensors header")
     if not isinstance(header, dict):
-        raise LwlocalError(f"{path}: corrupt safetensors header (not an object)")
+        raise LwlocalError(f"{path}: the safetensors header is not a JSON object")
+    if not isinstance(header.get("__metadata__", {}), dict):
+        raise LwlocalError(f"{path}: the safetensors header's __metadata__ is not an object")
     data_start = 8 + header_len
-    infos = []
-    for name, entry in header.items():
-        if name == "__metadata__":
-            continue
-        try:
-            dtype, shape = entry["dtype"], tuple(entry["shape"])
-            begin, end = entry["data_offsets"]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise LwlocalError(f"{path}: tensor {name}: malformed header entry") from exc
-        if dtype not in DTYPES:
-            raise LwlocalError(f"{path}: tensor {name}: unsupported dtype {dtype}")
-        expected = math.prod(shape) * DTYPES[dtype].itemsize
-        if not 0 <= begin <= end or end - begin != expected:
-            raise LwlocalError(f"{path}: tensor {name}: {end - begin} bytes for shape "
-                               f"{list(shape)} of {dtype} (expected {expected})")
-        if data_start + end > size:
-            raise LwlocalError(f"{path}: tensor {name}: data offsets beyond the end of the file "
-                               "(truncated?)")
-        infos.append(TensorInfo(name, path, dtype, shape, data_start + begin, end - begin))
+    data_size = size - data_start
+    infos = [tensor_info(path, name, entry, data_start, data_size)
+             for name, entry in header.items() if name != "__metadata__"]
+    check_tiling(path, infos, data_start, data_size)
     return infos
 
 
@@ -95,23 +167,45 @@ class Checkpoint:
         config = folder / "config.json"
         if not config.is_file():
             raise LwlocalError(f"{folder}: no config.json (not a Hugging Face model folder)")
-        try:
-            self.config: dict = json.loads(config.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise LwlocalError(f"{config}: not valid JSON ({exc})") from exc
+        self.config: dict[str, Any] = parse_json(_read(config), config,
+                                                 "the model configuration")
+        if not isinstance(self.config, dict):
+            raise LwlocalError(f"{config}: not a model configuration (a JSON object)")
         self.tensors: dict[str, TensorInfo] = {}
-        for shard in self._shards():
+        index = self._index()
+        for shard in self._shards(index):
             for info in read_header(shard):
+                if info.name in self.tensors:
+                    raise LwlocalError(f"{folder}: tensor {info.name} is in both "
+                                       f"{self.tensors[info.name].file.name} and {shard.name}")
                 self.tensors[info.name] = info
+        if index is not None:
+            self._check_index(index)
+        if not self.tensors:
+            raise LwlocalError(f"{folder}: the safetensors files hold no tensors")
 
-    def _shards(self) -> list[Path]:
-        index = self.folder / INDEX
-        if index.is_file():
-            try:
-                weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise LwlocalError(f"{index}: malformed index ({exc})") from exc
+    def _index(self) -> dict[str, str] | None:
+        """The index's map from tensor to shard file, checked; None without an index."""
+        path = self.folder / INDEX
+        if not path.is_file():
+            return None
+        index = parse_json(_read(path), path, "the index")
+        weight_map = index.get("weight_map") if isinstance(index, dict) else None
+        if not isinstance(weight_map, dict) or not all(
+                isinstance(shard, str) for shard in weight_map.values()):
+            raise LwlocalError(f"{path}: weight_map is not an object of tensor: shard file")
+        for shard in set(weight_map.values()):
+            if Path(shard).name != shard or shard in ("", ".", ".."):
+                raise LwlocalError(f"{path}: shard {shard[:80]!r} is not a file in the "
+                                   "checkpoint folder")
+        return weight_map
+
+    def _shards(self, weight_map: dict[str, str] | None) -> list[Path]:
+        if weight_map is not None:
             shards = sorted({self.folder / name for name in weight_map.values()})
+            if extra := sorted(set(self.folder.glob("*.safetensors")) - set(shards)):
+                raise LwlocalError(f"{extra[0]}: a safetensors file that {INDEX} does not name "
+                                   "(a stale index?)")
         elif (self.folder / SINGLE).is_file():
             shards = [self.folder / SINGLE]
         else:
@@ -126,6 +220,19 @@ class Checkpoint:
                 raise LwlocalError(f"{shard}: shard named in {INDEX} is missing")
         return shards
 
+    def _check_index(self, weight_map: dict[str, str]) -> None:
+        """Every tensor lies in the shard the index names for it."""
+        for name, info in self.tensors.items():
+            if name not in weight_map:
+                raise LwlocalError(f"{self.folder / INDEX}: does not name tensor {name} (in "
+                                   f"{info.file.name})")
+            if weight_map[name] != info.file.name:
+                raise LwlocalError(f"{self.folder / INDEX}: names {weight_map[name]} for "
+                                   f"tensor {name}, which lies in {info.file.name}")
+        for name, shard in weight_map.items():
+            if name not in self.tensors:
+                raise LwlocalError(f"{self.folder / INDEX}: tensor {name} is not in {shard}")
+
     def __iter__(self) -> Iterator[TensorInfo]:
         return iter(self.tensors.values())
 
@@ -139,13 +246,18 @@ class Checkpoint:
         Read into a fresh buffer rather than a memory map: mapped pages would stay resident
         until the end, and peak memory would grow to the size of the checkpoint."""
         dtype = DTYPES[info.dtype]
-        if not info.shape:
-            return np.fromfile(info.file, dtype=dtype, count=1, offset=info.start).reshape(())
-        stop = min(stop, info.shape[0])
+        rows = min(stop, info.shape[0]) - start if info.shape else 1
         row = math.prod(info.shape[1:])
-        array = np.fromfile(info.file, dtype=dtype, count=(stop - start) * row,
-                            offset=info.start + start * row * dtype.itemsize)
-        array = array.reshape((stop - start, *info.shape[1:]))
+        count = rows * row
+        try:
+            array = np.fromfile(info.file, dtype=dtype, count=count,
+                                offset=info.start + start * row * dtype.itemsize)
+        except OSError as exc:
+            raise LwlocalError(f"{info.file}: cannot read ({exc.strerror or exc})") from None
+        if array.size != count:
+            raise LwlocalError(f"{info.file}: tensor {info.name}: the file became shorter while "
+                               "being read")
+        array = array.reshape((rows, *info.shape[1:]) if info.shape else ())
         if info.dtype == "BF16":
             return (array.astype(np.uint32) << 16).view(np.float32)
         return array

@@ -92,18 +92,20 @@ def load_tiktoken_vocabulary(folder: Path, vocab_size: int, arch: Architecture) 
     tokens = [f"[PAD{i}]" for i in range(vocab_size)]
     types = [int(gguf.TokenType.UNUSED)] * vocab_size
     for token, rank in ranks.items():
-        if rank >= vocab_size:
-            raise LwlocalError(f"{folder / 'tokenizer.model'}: rank {rank} beyond the "
-                               f"vocabulary of {vocab_size}")
+        if not 0 <= rank < vocab_size:
+            raise LwlocalError(f"{folder / 'tokenizer.model'}: rank {rank} does not fit "
+                               f"config.json's vocabulary of {vocab_size}")
         tokens[rank], types[rank] = text(token), int(gguf.TokenType.NORMAL)
     merges = [f"{text(a)} {text(b)}" for a, b in merges_of(ranks)]
     ids = {}
     for i, entry in added.items():
-        if i < vocab_size:
-            tokens[i] = entry["content"]
-            special = entry.get("special", True)
-            types[i] = int(gguf.TokenType.CONTROL if special else gguf.TokenType.USER_DEFINED)
-            ids[entry["content"]] = i
+        if not 0 <= i < vocab_size:
+            raise LwlocalError(f"{config_path}: special token id {i} does not fit config.json's "
+                               f"vocabulary of {vocab_size}")
+        tokens[i] = entry["content"]
+        special = entry.get("special", True)
+        types[i] = int(gguf.TokenType.CONTROL if special else gguf.TokenType.USER_DEFINED)
+        ids[entry["content"]] = i
     special = gguf.SpecialVocab(folder, load_merges=False, n_vocab=vocab_size)
     special.merges = merges
     apply_defaults(special, ids, arch)

@@ -103,6 +103,9 @@ def load_vocabulary(folder: Path, vocab_size: int, arch: Architecture) -> Vocabu
     except Exception as exc:  # tokenizers raises its own exception types
         raise LwlocalError(f"{path}: unreadable tokenizer ({exc})") from exc
     by_id = {i: t for t, i in tokenizer.get_vocab(with_added_tokens=True).items()}
+    if by_id and max(by_id) >= vocab_size:
+        raise LwlocalError(f"{path}: token ids up to {max(by_id)} do not fit config.json's "
+                           f"vocabulary of {vocab_size}")
     added_special = {entry["id"]: entry.get("special", False) for entry in added}
     tokens, types = [], []
     for i in range(vocab_size):

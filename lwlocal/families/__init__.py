@@ -37,6 +37,8 @@ def architecture_for(config: Config, source: object, purpose: str = "") -> Archi
     """The layout of a checkpoint whose config.json (at ``source``) is ``config``; the error
     says what it is not supported ``purpose`` (e.g. `` for GPTQ``)."""
     names = config.get("architectures") or []
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise LwlocalError(f"{source}: architectures {str(names)[:40]} is not a list of names")
     known = architectures()
     for name in names:
         if name in known:

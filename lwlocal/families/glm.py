@@ -13,7 +13,22 @@ from typing import Any
 
 from gguf import Keys
 
-from lwlocal.families.base import Architecture, Config, ModelCard, Shape, Warn, hparam, rope
+from lwlocal.families.base import (
+    EPSILON,
+    FLAG,
+    POSITIVE,
+    Architecture,
+    Config,
+    ModelCard,
+    Shape,
+    Warn,
+    grouped_heads,
+    head_size,
+    hparam,
+    rope,
+    value,
+)
+from lwlocal.util.errors import LwlocalError
 
 K, A, R = Keys.LLM, Keys.Attention, Keys.Rope
 
@@ -43,6 +58,15 @@ NATIVE_NAMES = (
     (NATIVE_LAYER + r"mlp\.gate_up_proj\.weight", "blk.{bid}.ffn_up.weight"),
     (NATIVE_LAYER + r"mlp\.down_proj\.weight", "blk.{bid}.ffn_down.weight"),
 )
+# every GLM-4 checkpoint has these (the output, fused QKV and its bias may be left out)
+REMOTE_REQUIRED = ("token_embd.weight", "output_norm.weight", "blk.{bid}.attn_norm.weight",
+                   "blk.{bid}.attn_qkv.weight", "blk.{bid}.attn_output.weight",
+                   "blk.{bid}.ffn_norm.weight", "blk.{bid}.ffn_up.weight",
+                   "blk.{bid}.ffn_down.weight")
+NATIVE_REQUIRED = tuple(name for name in REMOTE_REQUIRED if "attn_qkv" not in name) + (
+    "blk.{bid}.attn_q.weight", "blk.{bid}.attn_k.weight", "blk.{bid}.attn_v.weight")
+FUSED_GATE_UP: dict[str, tuple[str, ...]] = {
+    "blk.{bid}.ffn_up.weight": ("gate_up_size", "hidden_size")}
 GLM_DEFAULT_CONTEXT = 8192  # GLM-4-9B's base context
 GLM_ROPE_BASE = 10000.0
 REMOTE_ROTARY_SHARE = 0.5  # remote code rotates the first half of each head
@@ -50,39 +74,47 @@ REMOTE_ROTARY_SHARE = 0.5  # remote code rotates the first half of each head
 
 def kv_heads(config: Config, warn: Warn) -> int:
     """KV heads: the remote code groups them only with ``multi_query_attention`` set."""
-    heads = config["num_attention_heads"]
+    heads = hparam(config, warn, "num_attention_heads")
     if "multi_query_group_num" in config or "multi_query_attention" in config:
-        return config["multi_query_group_num"] if config.get("multi_query_attention") else heads
-    return hparam(config, warn, "num_key_value_heads", default=heads)
+        if not value(config, "multi_query_attention", FLAG):
+            return heads
+        key = "multi_query_group_num"
+        return grouped_heads(heads, hparam(config, warn, key), key)
+    key = "num_key_value_heads"
+    return grouped_heads(heads, hparam(config, warn, key, default=heads), key)
 
 
 def shape(config: Config, warn: Warn) -> Shape:
-    """Dimensions from either config layout (remote-code names first)."""
-    heads = config["num_attention_heads"]
-    hidden = config["hidden_size"]
+    """Dimensions from either config layout (remote-code names first), each checked."""
+    heads = hparam(config, warn, "num_attention_heads")
+    hidden = hparam(config, warn, "hidden_size")
     return Shape(
         n_layers=hparam(config, warn, "num_layers", "num_hidden_layers"),
         hidden_size=hidden,
         ffn_size=hparam(config, warn, "ffn_hidden_size", "intermediate_size"),
         n_heads=heads,
         n_kv_heads=kv_heads(config, warn),
-        head_dim=config.get("kv_channels") or config.get("head_dim") or hidden // heads,
-        vocab_size=config.get("padded_vocab_size") or config["vocab_size"],
+        head_dim=head_size(config, hidden, heads, "kv_channels", "head_dim"),
+        vocab_size=hparam(config, warn, "padded_vocab_size", "vocab_size"),
         context_length=hparam(config, warn, "seq_length", "max_position_embeddings",
                               default=GLM_DEFAULT_CONTEXT),
     )
 
 
 def rope_base(config: Config, warn: Warn) -> float:
-    if config.get("rope_ratio") is not None:  # remote code: base 10000 scaled by rope_ratio
-        return GLM_ROPE_BASE * float(config["rope_ratio"])
-    return float(hparam(rope(config), warn, "rope_theta", default=GLM_ROPE_BASE))
+    if (ratio := value(config, "rope_ratio", POSITIVE)) is not None:
+        return GLM_ROPE_BASE * ratio  # remote code: base 10000 scaled by rope_ratio
+    return float(hparam(rope(config), warn, "rope_theta", limit=POSITIVE, default=GLM_ROPE_BASE))
 
 
 def metadata(config: Config, warn: Warn) -> dict[str, object]:
     """The chatglm keys from either config layout."""
     dims = shape(config, warn)
     partial = rope(config).get("partial_rotary_factor", REMOTE_ROTARY_SHARE)
+    rotary = int(dims.head_dim * partial)
+    if rotary < 2 or rotary % 2:
+        raise LwlocalError(f"config.json: partial_rotary_factor {partial:g} leaves {rotary} of "
+                           f"each head's {dims.head_dim} values to rotate; rope turns pairs")
     return {
         K.CONTEXT_LENGTH: dims.context_length,
         K.EMBEDDING_LENGTH: dims.hidden_size,
@@ -90,9 +122,9 @@ def metadata(config: Config, warn: Warn) -> dict[str, object]:
         K.BLOCK_COUNT: dims.n_layers,
         A.HEAD_COUNT: dims.n_heads,
         A.HEAD_COUNT_KV: dims.n_kv_heads,
-        A.LAYERNORM_RMS_EPS: float(
-            hparam(config, warn, "layernorm_epsilon", "rms_norm_eps", default=1e-5)),
-        R.DIMENSION_COUNT: int(dims.head_dim * partial),
+        A.LAYERNORM_RMS_EPS: hparam(config, warn, "layernorm_epsilon", "rms_norm_eps",
+                                    limit=EPSILON, default=1e-5),
+        R.DIMENSION_COUNT: rotary,
         R.FREQ_BASE: rope_base(config, warn),
     }
 
@@ -103,6 +135,8 @@ CHATGLM = Architecture(
     gguf_arch="chatglm",
     hf_architectures=("ChatGLMModel", "ChatGLMForConditionalGeneration"),
     names=REMOTE_NAMES,
+    required=REMOTE_REQUIRED,
+    shapes=FUSED_GATE_UP,
     skip=(r"transformer\.rotary_pos_emb\.inv_freq",),
     shape=shape,
     metadata=metadata,
@@ -117,6 +151,7 @@ GLM = replace(
     name="glm",
     hf_architectures=("GlmForCausalLM",),
     names=NATIVE_NAMES,
+    required=NATIVE_REQUIRED,
     skip=(NATIVE_LAYER + r"self_attn\.rotary_emb\.inv_freq",),
     remote_code=False,
 )

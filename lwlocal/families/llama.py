@@ -7,7 +7,21 @@ import math
 import numpy as np
 from gguf import Keys
 
-from lwlocal.families.base import Architecture, Config, ModelCard, Shape, Warn, hparam, rope
+from lwlocal.families.base import (
+    EPSILON,
+    POSITIVE,
+    Architecture,
+    Config,
+    ModelCard,
+    Shape,
+    Warn,
+    grouped_heads,
+    head_size,
+    hparam,
+    rope,
+    rope_section,
+)
+from lwlocal.util.errors import LwlocalError
 
 K, A, R = Keys.LLM, Keys.Attention, Keys.Rope
 
@@ -27,10 +41,10 @@ NAMES = (
     (LAYER + r"mlp\.down_proj\.weight", "blk.{bid}.ffn_down.weight"),
 )
 SKIP = (LAYER + r"self_attn\.rotary_emb\.inv_freq",)
-
-
-def head_dim(config: Config) -> int:
-    return config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]
+REQUIRED = ("token_embd.weight", "output_norm.weight", "blk.{bid}.attn_norm.weight",
+            "blk.{bid}.attn_q.weight", "blk.{bid}.attn_k.weight", "blk.{bid}.attn_v.weight",
+            "blk.{bid}.attn_output.weight", "blk.{bid}.ffn_norm.weight",
+            "blk.{bid}.ffn_gate.weight", "blk.{bid}.ffn_up.weight", "blk.{bid}.ffn_down.weight")
 
 
 def to_pairs(array: np.ndarray, n_heads: int) -> np.ndarray:
@@ -40,23 +54,27 @@ def to_pairs(array: np.ndarray, n_heads: int) -> np.ndarray:
             .swapaxes(1, 2).reshape(array.shape))
 
 
-def permute_q(array: np.ndarray, config: Config) -> np.ndarray:
-    return to_pairs(array, config["num_attention_heads"])
+def permute_q(array: np.ndarray, dims: Shape) -> np.ndarray:
+    return to_pairs(array, dims.n_heads)
 
 
-def permute_k(array: np.ndarray, config: Config) -> np.ndarray:
-    heads = config.get("num_key_value_heads") or config["num_attention_heads"]
-    return to_pairs(array, heads)
+def permute_k(array: np.ndarray, dims: Shape) -> np.ndarray:
+    return to_pairs(array, dims.n_kv_heads)
 
 
-def llama3_rope_factors(config: Config) -> np.ndarray:
+def llama3_rope_factors(config: Config, dims: Shape, warn: Warn) -> np.ndarray:
     """Per-frequency divisors llama.cpp applies for rope scaling of type llama3."""
     scaling = rope(config)
-    base = scaling.get("rope_theta", 10000.0)
-    dim = head_dim(config)
-    factor = scaling.get("factor", 8.0)
-    low, high = scaling.get("low_freq_factor", 1.0), scaling.get("high_freq_factor", 4.0)
-    old_context = scaling.get("original_max_position_embeddings", 8192)
+    base = hparam(scaling, warn, "rope_theta", limit=POSITIVE, default=10000.0)
+    dim = dims.head_dim
+    # all four are needed, as transformers needs them: no default would be the model's
+    section = rope_section(config)
+    factor, low, high = (hparam(scaling, warn, key, limit=POSITIVE, section=section)
+                         for key in ("factor", "low_freq_factor", "high_freq_factor"))
+    old_context = hparam(scaling, warn, "original_max_position_embeddings", section=section)
+    if high <= low:
+        raise LwlocalError(f"config.json: {section}high_freq_factor {high:g} is not above "
+                           f"low_freq_factor {low:g}")
     low_wavelength, high_wavelength = old_context / low, old_context / high
     factors = []
     for freq in 1.0 / base ** (np.arange(0, dim, 2, dtype=np.float64) / dim):
@@ -76,28 +94,32 @@ def rope_scaling_type(config: Config) -> str | None:
     return scaling.get("rope_type") or scaling.get("type")
 
 
-def extra_tensors(config: Config) -> dict[str, np.ndarray]:
+def extra_tensors(config: Config, dims: Shape, warn: Warn) -> dict[str, np.ndarray]:
     if rope_scaling_type(config) == "llama3":
-        return {"rope_freqs.weight": llama3_rope_factors(config)}
+        return {"rope_freqs.weight": llama3_rope_factors(config, dims, warn)}
     return {}
 
 
 def shape(config: Config, warn: Warn) -> Shape:
-    heads = config["num_attention_heads"]
+    """Dimensions from config.json, each checked for type and range."""
+    heads = hparam(config, warn, "num_attention_heads")
+    hidden = hparam(config, warn, "hidden_size")
+    kv_heads = hparam(config, warn, "num_key_value_heads", default=heads)
     return Shape(
-        n_layers=config["num_hidden_layers"],
-        hidden_size=config["hidden_size"],
-        ffn_size=config["intermediate_size"],
+        n_layers=hparam(config, warn, "num_hidden_layers"),
+        hidden_size=hidden,
+        ffn_size=hparam(config, warn, "intermediate_size"),
         n_heads=heads,
-        n_kv_heads=hparam(config, warn, "num_key_value_heads", default=heads),
-        head_dim=head_dim(config),
-        vocab_size=config["vocab_size"],
+        n_kv_heads=grouped_heads(heads, kv_heads, "num_key_value_heads"),
+        head_dim=head_size(config, hidden, heads, "head_dim"),
+        vocab_size=hparam(config, warn, "vocab_size"),
         context_length=hparam(config, warn, "max_position_embeddings", default=2048),
     )
 
 
 def metadata(config: Config, warn: Warn) -> dict[str, object]:
     dims = shape(config, warn)
+    scaling = rope(config)
     meta: dict[str, object] = {
         K.CONTEXT_LENGTH: dims.context_length,
         K.EMBEDDING_LENGTH: dims.hidden_size,
@@ -105,17 +127,18 @@ def metadata(config: Config, warn: Warn) -> dict[str, object]:
         K.FEED_FORWARD_LENGTH: dims.ffn_size,
         A.HEAD_COUNT: dims.n_heads,
         A.HEAD_COUNT_KV: dims.n_kv_heads,
-        R.FREQ_BASE: float(hparam(rope(config), warn, "rope_theta", default=10000.0)),
-        A.LAYERNORM_RMS_EPS: float(hparam(config, warn, "rms_norm_eps", default=1e-6)),
+        R.FREQ_BASE: hparam(scaling, warn, "rope_theta", limit=POSITIVE, default=10000.0),
+        A.LAYERNORM_RMS_EPS: hparam(config, warn, "rms_norm_eps", limit=EPSILON, default=1e-6),
         R.DIMENSION_COUNT: dims.head_dim,
         K.VOCAB_SIZE: dims.vocab_size,
     }
     if config.get("head_dim"):
-        meta[A.KEY_LENGTH] = meta[A.VALUE_LENGTH] = config["head_dim"]
+        meta[A.KEY_LENGTH] = meta[A.VALUE_LENGTH] = dims.head_dim
     kind = rope_scaling_type(config)
     if kind == "linear":
         meta[R.SCALING_TYPE] = "linear"
-        meta[R.SCALING_FACTOR] = float(rope(config)["factor"])
+        meta[R.SCALING_FACTOR] = hparam(scaling, warn, "factor", limit=POSITIVE,
+                                        section=rope_section(config))
     elif kind not in (None, "llama3", "default"):
         warn(f"rope_scaling of type {kind} is not converted; long contexts may degrade")
     return meta
@@ -126,6 +149,7 @@ LLAMA = Architecture(
     gguf_arch="llama",
     hf_architectures=("LlamaForCausalLM",),
     names=NAMES,
+    required=REQUIRED,
     skip=SKIP,
     shape=shape,
     metadata=metadata,
