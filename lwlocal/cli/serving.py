@@ -35,16 +35,24 @@ from lwlocal.write.settings import MODES, JobSettings
               help="The writing mode to plan the context for.")
 @click.option("--name", help="The model's name in the API (default: MODEL as given).")
 @click.option("--threads", type=int, help="CPU threads (default: physical cores).")
+@click.option("--api-key", envvar="LWLOCAL_API_KEY",
+              help="Answer only requests with `Authorization: Bearer KEY` (/health excepted; "
+                   "default: $LWLOCAL_API_KEY).")
 @memory_options
 def serve(model: str | None, host: str, port: int, words: int, mode: str, name: str | None,
-          threads: int | None, memory: MemoryOptions) -> None:
+          threads: int | None, api_key: str | None, memory: MemoryOptions) -> None:
     """Serve MODEL (card or GGUF; default: the default model) as an OpenAI-compatible chat
     API with the planner's settings, so several writers and other tools share one model."""
     import uvicorn
 
-    from lwlocal.openai.server import ModelServer, check_port
+    from lwlocal.openai.server import ModelServer, bind, is_loopback, log_config
 
-    check_port(host, port)
+    if api_key is not None and not api_key.strip():
+        raise LwlocalError("--api-key is empty")
+    sock = bind(host, port)
+    if api_key is None and not is_loopback(host):
+        click.echo(f"warning: --host {host} is reachable beyond this machine and there is no "
+                   f"--api-key: anyone who reaches it can use the model", err=True)
     settings = JobSettings(prompt="", words=words, model=model, mode=mode, threads=threads,
                            **memory.settings())
     session = Session(settings)
@@ -54,8 +62,10 @@ def serve(model: str | None, host: str, port: int, words: int, mode: str, name: 
     err.print(f"serving {escape(name)} at http://{host}:{port}/v1 - context {chosen.n_ctx}, "
               f"KV {chosen.kv_type}, flash attention {'on' if chosen.flash_attn else 'off'}, "
               f"{chosen.n_gpu_layers} GPU layers; Ctrl-C stops")
-    uvicorn.run(ModelServer(session.chat, name).app(), host=host, port=port,
-                log_level="warning")
+    app = ModelServer(session.chat, name, api_key=api_key).app()
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning",
+                            log_config=log_config())
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 @click.command()

@@ -5,74 +5,121 @@ written through it comes out as it would locally, and it reports in ``usage`` wh
 API and vLLM do: prompt tokens, those found in the KV cache
 (``prompt_tokens_details.cached_tokens``) and completion tokens, in streams too
 (``stream_options.include_usage``; ``continuous_usage_stats`` puts them in every chunk).
-One request runs at a time; others wait their turn.
+
+One request runs at a time, on the model's own thread; others wait their turn. No client can
+stall the rest: bodies are limited in size (413) and nesting, and reading JSON, tokenizing and
+building grammars happen in worker threads, so the event loop (and ``/health``) always answers.
+A malformed request is a 400 with an OpenAI-style error body. A client that goes away, or a
+streaming client that stops reading (what it has not read fills the connection's buffers and
+a send waits ``stall_seconds``), has its generation cancelled; that is normal and logged in one
+line on the ``lwlocal.serve`` logger. With an API key, every route but ``/health`` wants
+``Authorization: Bearer KEY``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
+import hmac
+import ipaddress
 import json
+import logging
 import socket
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Message as AsgiMessage
 
-from lwlocal.openai.protocol import FINISH, ChatRequest, parse_request
+from lwlocal.openai.protocol import FINISH, ChatRequest, decode_body, parse_request
 from lwlocal.runtime.chat import Hooks, LocalChat
 from lwlocal.runtime.engine import Generation
 from lwlocal.util.errors import LwlocalError
+
+log = logging.getLogger("lwlocal.serve")
+
+MAX_BODY = 4 << 20  # bytes; a full 128k-token conversation takes well under 1 MiB of JSON
+STALL_SECONDS = 30.0  # how long a streaming client may read nothing before it is given up
+SEND_BUFFER = 64 << 10  # bytes of kernel send buffer per connection (Linux doubles it)
+CLIENT_GONE = 499  # nginx's "client closed request": the status of answers nobody receives
+
+OnText = Callable[[str, dict[str, Any]], None]
+_T = TypeVar("_T")
+
+
+class BodyTooLarge(LwlocalError):
+    """A request body over the server's limit."""
 
 
 class ModelServer:
     """One loaded model behind the OpenAI chat API; requests take turns on it."""
 
-    def __init__(self, chat: LocalChat, name: str) -> None:
+    def __init__(self, chat: LocalChat, name: str, *, api_key: str | None = None,
+                 max_body: int = MAX_BODY, stall_seconds: float = STALL_SECONDS) -> None:
         self.chat, self.name = chat, name
-        self._lock = threading.Lock()
+        self.api_key, self.max_body, self.stall_seconds = api_key, max_body, stall_seconds
+        self.model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lwlocal-model")
 
-    def generate(self, request: ChatRequest, on_text: Callable[[str, dict[str, Any]], None],
+    def prepare(self, raw: bytes) -> ChatRequest:
+        """A request body read, checked and measured against the context (CPU-bound: run it in
+        a worker thread)."""
+        request = parse_request(decode_body(raw))
+        if request.grammar is not None:
+            self.chat.engine.check_grammar(request.grammar)
+        prompt = self.chat.count(request.messages)
+        if prompt >= self.chat.n_ctx:
+            raise LwlocalError(f"the prompt's {prompt} tokens do not fit the context of "
+                               f"{self.chat.n_ctx}")
+        return request
+
+    def generate(self, request: ChatRequest, on_text: OnText,
                  cancel: threading.Event) -> tuple[Generation, dict[str, Any]]:
-        """Run one request (waiting for the model), streaming pieces with the usage so far."""
-        with self._lock:
-            if cancel.is_set():
-                raise LwlocalError("the client went away before its turn")
-            stats = self.chat.stats
-            before = (stats.prompt_tokens, stats.cached_prompt_tokens)
-            produced = 0
+        """Run one request on the model thread, streaming pieces with the usage so far."""
+        if cancel.is_set():
+            raise LwlocalError("the client went away before its turn")
+        stats = self.chat.stats
+        before = (stats.prompt_tokens, stats.cached_prompt_tokens)
+        produced = 0
 
-            def usage(completion: int) -> dict[str, Any]:
-                prompt = stats.prompt_tokens - before[0]
-                return {"prompt_tokens": prompt, "completion_tokens": completion,
-                        "total_tokens": prompt + completion,
-                        "prompt_tokens_details": {"cached_tokens":
-                                                  stats.cached_prompt_tokens - before[1]}}
+        def usage(completion: int) -> dict[str, Any]:
+            prompt = stats.prompt_tokens - before[0]
+            return {"prompt_tokens": prompt, "completion_tokens": completion,
+                    "total_tokens": prompt + completion,
+                    "prompt_tokens_details": {"cached_tokens":
+                                              stats.cached_prompt_tokens - before[1]}}
 
-            def piece(text: str) -> None:
-                nonlocal produced
-                produced += 1
-                on_text(text, usage(produced))
+        def piece(text: str) -> None:
+            nonlocal produced
+            produced += 1
+            on_text(text, usage(produced))
 
-            result = self.chat.complete(
-                request.messages, request.sampling,
-                max_tokens=request.max_tokens or self.chat.n_ctx, json_schema=request.json_schema,
-                hooks=Hooks(on_text=piece, cancel=cancel,
-                            may_end=lambda: produced >= request.min_tokens))
-            return result, usage(len(result.tokens))
+        result = self.chat.complete(
+            request.messages, request.sampling,
+            max_tokens=request.max_tokens or self.chat.n_ctx, json_schema=request.json_schema,
+            hooks=Hooks(on_text=piece, cancel=cancel,
+                        may_end=lambda: produced >= request.min_tokens))
+        return result, usage(len(result.tokens))
 
     # HTTP
     def app(self) -> Starlette:
+        middleware = [] if self.api_key is None else [Middleware(_KeyCheck, key=self.api_key)]
         return Starlette(routes=[
             Route("/health", self._health),
             Route("/v1/models", self._models),
             Route("/v1/chat/completions", self._completions, methods=["POST"]),
-        ])
+        ], middleware=middleware, exception_handlers={
+            HTTPException: _http_error, Exception: _internal_error})
 
     async def _health(self, request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -82,33 +129,69 @@ class ModelServer:
             "id": self.name, "object": "model", "owned_by": "lwlocal",
             "max_model_len": self.chat.n_ctx}]})
 
+    async def _body(self, request: Request) -> bytes:
+        """The request body, refused as soon as it is known to pass ``max_body``."""
+        declared = request.headers.get("content-length", "")
+        too_large = BodyTooLarge(f"the request body is over the server's limit of "
+                                 f"{self.max_body:,} bytes")
+        if declared.isdigit() and int(declared) > self.max_body:
+            raise too_large
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > self.max_body:
+                raise too_large
+            chunks.append(chunk)
+        return b"".join(chunks)
+
     async def _completions(self, request: Request) -> Response:
+        client = _client(request.scope)
         try:
-            body = await request.json()
-        except (ValueError, UnicodeDecodeError):
-            return _error(400, "the request body is not JSON")
+            raw = await self._body(request)
+        except ClientDisconnect:
+            log.info("%s went away while sending its request", client)
+            return Response(status_code=CLIENT_GONE)
+        except BodyTooLarge as exc:
+            return _error(413, str(exc))
         try:
-            chat_request = parse_request(body)
+            chat_request = await run_in_threadpool(self.prepare, raw)
         except LwlocalError as exc:
             return _error(400, str(exc))
-        prompt = self.chat.count(chat_request.messages)
-        if prompt >= self.chat.n_ctx:
-            return _error(400, f"the prompt's {prompt} tokens do not fit the context of "
-                               f"{self.chat.n_ctx}")
-        completion = _Completion(self, chat_request)
+        completion = _Completion(self, chat_request, client)
         if chat_request.stream:
-            return StreamingResponse(completion.events(), media_type="text/event-stream")
-        return await completion.whole()
+            return _EventStream(completion)
+        return await completion.whole(request.receive)
+
+
+async def _disconnect(receive: Receive) -> None:
+    """Return when the client has gone away (once its body is read, ``receive`` has nothing
+    else to give; servers also answer it when the response is complete)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+class _Stalled(Exception):
+    """A send waited the server's ``stall_seconds``: the client has stopped reading."""
 
 
 class _Completion:
-    """One request's run in a worker thread, its pieces handed to the event loop."""
+    """One request's run on the model thread, its pieces handed to the event loop."""
 
-    def __init__(self, server: ModelServer, request: ChatRequest) -> None:
-        self.server, self.request = server, request
+    def __init__(self, server: ModelServer, request: ChatRequest, client: str) -> None:
+        self.server, self.request, self.client = server, request, client
         self.id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         self.created = int(time.time())
         self.cancel = threading.Event()
+
+    def _run(self, work: Callable[[], _T]) -> asyncio.Future[_T]:
+        """``work`` on the model thread, in its turn."""
+        return asyncio.get_running_loop().run_in_executor(self.server.model_thread, work)
+
+    def _stop(self, work: asyncio.Future[Any], why: str) -> None:
+        """Cancel the generation, or drop it from the queue if its turn has not come."""
+        self.cancel.set()
+        work.cancel()
+        log.info("%s %s: its generation was cancelled", self.client, why)
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None,
                usage: dict[str, Any] | None = None, choices: bool = True) -> str:
@@ -121,54 +204,25 @@ class _Completion:
             payload["usage"] = usage
         return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
 
-    async def events(self) -> AsyncIterator[str]:
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-
-        def on_text(text: str, usage: dict[str, Any]) -> None:
-            loop.call_soon_threadsafe(queue.put_nowait, ("text", (text, usage)))
-
-        def work() -> None:
-            outcome: tuple[str, Any]
-            try:
-                outcome = ("done", self.server.generate(self.request, on_text, self.cancel))
-            except Exception as exc:  # noqa: BLE001 - every failure must end the stream
-                outcome = ("error", str(exc) or type(exc).__name__)
-            loop.call_soon_threadsafe(queue.put_nowait, outcome)
-
-        worker = loop.run_in_executor(None, work)
-        continuous = self.request.continuous_usage
+    async def whole(self, receive: Receive) -> Response:
+        """The reply as one JSON response; the generation stops if the client goes away."""
+        work = self._run(lambda: self.server.generate(self.request, lambda text, usage: None,
+                                                      self.cancel))
+        gone = asyncio.ensure_future(_disconnect(receive))
+        waiting: list[asyncio.Future[Any]] = [work, gone]
         try:
-            yield self._chunk({"role": "assistant", "content": ""})
-            while True:
-                kind, value = await queue.get()
-                if kind == "text":
-                    text, usage = value
-                    yield self._chunk({"content": text}, usage=usage if continuous else None)
-                elif kind == "error":
-                    yield f"data: {json.dumps({'error': {'message': value}})}\n\n"
-                    break
-                else:
-                    result, usage = value
-                    yield self._chunk({}, FINISH[result.stop],
-                                      usage=usage if continuous else None)
-                    if self.request.include_usage:
-                        yield self._chunk({}, usage=usage, choices=False)
-                    yield "data: [DONE]\n\n"
-                    break
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            self.cancel.set()  # the client went away: stop generating
-            worker.cancel()  # dropped if it is still waiting for the model
-
-    async def whole(self) -> Response:
+            gone.cancel()
+        if not work.done():
+            self._stop(work, "went away")
+            return Response(status_code=CLIENT_GONE)
         try:
-            result, usage = await asyncio.get_running_loop().run_in_executor(
-                None, self.server.generate, self.request, lambda text, usage: None,
-                self.cancel)
+            result, usage = work.result()
         except LwlocalError as exc:
             return _error(400, str(exc))
         except Exception as exc:  # noqa: BLE001 - answered, not a dropped connection
-            return _error(500, str(exc) or type(exc).__name__)
+            return _error(500, str(exc) or type(exc).__name__, "server_error")
         return JSONResponse({
             "id": self.id, "object": "chat.completion", "created": self.created,
             "model": self.server.name,
@@ -177,17 +231,168 @@ class _Completion:
             "usage": usage,
         })
 
+    async def stream(self, receive: Receive, send: Send, headers: list[tuple[bytes, bytes]]
+                     ) -> None:
+        """The reply as server-sent events; the generation stops if the client goes away or
+        reads nothing for the server's ``stall_seconds``."""
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": "invalid_request_error",
+        def on_text(text: str, usage: dict[str, Any]) -> None:
+            loop.call_soon_threadsafe(events.put_nowait, ("text", (text, usage)))
+
+        def generate() -> None:
+            outcome: tuple[str, Any]
+            try:
+                outcome = ("done", self.server.generate(self.request, on_text, self.cancel))
+            except Exception as exc:  # noqa: BLE001 - every failure must end the stream
+                outcome = ("error", str(exc) or type(exc).__name__)
+            loop.call_soon_threadsafe(events.put_nowait, outcome)
+
+        work = self._run(generate)
+        sending = asyncio.ensure_future(self._send_events(send, headers, events))
+        gone = asyncio.ensure_future(_disconnect(receive))
+        try:
+            await asyncio.wait({sending, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+        if not sending.done():
+            sending.cancel()
+            self._stop(work, "went away")
+        elif isinstance(sending.exception(), _Stalled):
+            self._stop(work, f"read nothing for {self.server.stall_seconds:g} s")
+        elif sending.exception() is not None:
+            self._stop(work, f"could not be sent to ({sending.exception()})")
+
+    async def _send_events(self, send: Send, headers: list[tuple[bytes, bytes]],
+                           events: asyncio.Queue[tuple[str, Any]]) -> None:
+        """Send each event as it comes; ``_Stalled`` if a send cannot be made in time."""
+        async def emit(message: AsgiMessage) -> None:
+            try:
+                await asyncio.wait_for(send(message), self.server.stall_seconds)
+            except asyncio.TimeoutError as exc:
+                raise _Stalled from exc
+
+        async def event(data: str) -> None:
+            await emit({"type": "http.response.body", "body": data.encode(), "more_body": True})
+
+        await emit({"type": "http.response.start", "status": 200, "headers": headers})
+        await event(self._chunk({"role": "assistant", "content": ""}))
+        continuous = self.request.continuous_usage
+        while True:
+            kind, value = await events.get()
+            if kind == "text":
+                text, usage = value
+                await event(self._chunk({"content": text}, usage=usage if continuous else None))
+            elif kind == "error":
+                await event(f"data: {json.dumps({'error': {'message': value}})}\n\n")
+                break
+            else:
+                result, usage = value
+                await event(self._chunk({}, FINISH[result.stop],
+                                        usage=usage if continuous else None))
+                if self.request.include_usage:
+                    await event(self._chunk({}, usage=usage, choices=False))
+                await event("data: [DONE]\n\n")
+                break
+        await emit({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+class _EventStream(Response):
+    """A completion streamed as server-sent events."""
+
+    media_type = "text/event-stream"
+
+    def __init__(self, completion: _Completion) -> None:
+        self.completion, self.status_code, self.background = completion, 200, None
+        self.init_headers()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.completion.stream(receive, send, self.raw_headers)
+
+
+class _KeyCheck:
+    """ASGI middleware: every route but ``/health`` wants ``Authorization: Bearer KEY``,
+    compared in constant time."""
+
+    def __init__(self, app: ASGIApp, key: str) -> None:
+        self.app, self.key = app, key.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] != "/health":
+            given = dict(scope["headers"]).get(b"authorization", b"")
+            scheme, _, token = given.partition(b" ")
+            valid = hmac.compare_digest(token.strip(), self.key)  # before the scheme: no shortcut
+            if not (valid and scheme.lower() == b"bearer"):
+                response = _error(401, "a valid API key is needed (Authorization: Bearer KEY)")
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _client(scope: Scope) -> str:
+    """The client's address, for log lines."""
+    client = scope.get("client")
+    return f"{client[0]}:{client[1]}" if client else "a client"
+
+
+def _error(status: int, message: str, kind: str = "invalid_request_error") -> JSONResponse:
+    """An OpenAI-style error answer."""
+    return JSONResponse({"error": {"message": message, "type": kind, "param": None,
                                    "code": status}}, status_code=status)
 
 
-def check_port(host: str, port: int) -> None:
-    """Fail in one line, before the model loads, when the address cannot be served."""
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return _error(exc.status_code, exc.detail)
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    return _error(500, "the server failed on this request (see its log)", "server_error")
+
+
+class _CutOffNote(logging.Filter):
+    """Drops uvicorn's error line on a response left incomplete: the only ones this app leaves
+    are to clients cut off for not reading, which ``lwlocal.serve`` has noted already."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "ASGI callable returned without completing response."
+
+
+def log_config() -> dict[str, Any]:
+    """uvicorn's logging, with this server's one-line notes (``lwlocal.serve``) shown beside
+    its warnings."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config.setdefault("filters", {})["cut_off"] = {"()": _CutOffNote}
+    config["loggers"]["uvicorn.error"]["filters"] = ["cut_off"]
+    config["loggers"][log.name] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return config
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine only."""
+    if host == "localhost":
+        return True
     try:
-        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            probe.bind((host, port))
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The socket to serve on, bound before the model loads (a one-line error where the address
+    cannot be served). Its send buffer is fixed at ``SEND_BUFFER`` (connections inherit it), so
+    that a streaming client that stops reading fills it soon and is cut off ``stall_seconds``
+    later, rather than the kernel taking megabytes of a reply nobody reads (on loopback it
+    would grow to 4 MiB)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+        sock.bind((host, port))
     except OSError as exc:
+        sock.close()
         raise LwlocalError(f"{host}:{port}: cannot serve there ({exc.strerror})") from exc
+    return sock

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import codecs
-import json
 import math
 import threading
 import time
@@ -14,9 +13,9 @@ from typing import Any
 
 import llama_cpp
 import llama_cpp._logger
-from llama_cpp.llama_grammar import json_schema_to_gbnf
 
 from lwlocal.models.gguf_file import check_vocabulary
+from lwlocal.runtime.grammar import json_grammar
 from lwlocal.runtime.kv_cache import ggml_type
 from lwlocal.util.cpu import physical_cores
 from lwlocal.util.errors import LwlocalError
@@ -176,13 +175,23 @@ class Engine:
         cached = common_prefix(self._llm.eval_tokens, context)
         return cached - 1 if cached == len(context) else cached
 
+    def _grammar_step(self, grammar: str) -> Any:
+        """A sampler that holds replies to ``grammar``; a one-line error where llama.cpp cannot
+        parse it (it refuses too many repetitions of complex rules, and left recursion)."""
+        step = llama_cpp.llama_sampler_init_grammar(self._vocab, grammar.encode(), b"root")
+        if not step:
+            raise LwlocalError("llama.cpp cannot parse the JSON schema's grammar (too many "
+                               "repetitions, or a rule that refers to itself first)")
+        return step
+
+    def check_grammar(self, grammar: str) -> None:
+        """Refuse, before any work, a grammar that :meth:`generate` could not use."""
+        llama_cpp.llama_sampler_free(self._grammar_step(grammar))
+
     def _sampler(self, sampling: Sampling, grammar: str | None) -> Any:
         """A llama.cpp sampler chain: grammar, repetition penalty, top-k/p, min-p, temperature."""
+        steps = [self._grammar_step(grammar)] if grammar else []
         chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
-        steps = []
-        if grammar:
-            steps.append(llama_cpp.llama_sampler_init_grammar(self._vocab, grammar.encode(),
-                                                              b"root"))
         steps.append(llama_cpp.llama_sampler_init_penalties(
             llama_cpp.llama_vocab_n_tokens(self._vocab), PENALTY_LAST_N,
             sampling.repeat_penalty, 0.0, 0.0))
@@ -231,7 +240,7 @@ class Engine:
         if room <= 0:
             raise LwlocalError(f"context of {len(context)} tokens does not fit n_ctx={self.n_ctx}")
         max_tokens = min(max_tokens, room)
-        grammar = json_schema_to_gbnf(json.dumps(json_schema)) if json_schema else None
+        grammar = json_grammar(json_schema) if json_schema else None
         sampler = self._sampler(sampling, grammar)
         result = Generation(stop="length")
         pieces: list[str] = []

@@ -1,0 +1,374 @@
+"""``lwlocal serve`` against bad input and abusive clients, in process: malformed requests are
+400s with OpenAI-style bodies, large bodies 413s, clients that hang up or stop reading have their
+generation cancelled (in one log line), the event loop never tokenizes, and an API key guards
+every route but /health. A fake chat stands in for the model where the model is not the point."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import hmac
+import json
+import logging
+import socket
+import threading
+import tracemalloc
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import httpx
+import pytest
+from click.testing import CliRunner
+from starlette.testclient import TestClient
+
+from lwlocal.openai import server as server_module
+from lwlocal.openai.protocol import MAX_JSON_DEPTH
+from lwlocal.openai.server import SEND_BUFFER, ModelServer, is_loopback
+from lwlocal.runtime.chat import NO_HOOKS, Hooks, Message
+from lwlocal.runtime.engine import Generation, Sampling, Stats
+from lwlocal.util.errors import LwlocalError
+
+FAILSAFE = 30.0  # seconds a fake waits for an event that should come at once, before giving up
+CHAT = "/v1/chat/completions"
+HELLO = {"messages": [{"role": "user", "content": "hi"}]}
+
+
+class FakeChat:
+    """Stands in for LocalChat: replies "Hi" at once, or (``hold``) says "Hi" and then waits
+    until its generation is cancelled; ``gate`` makes ``count`` wait for the test."""
+
+    n_ctx = 1024
+
+    def __init__(self, hold: int = 0, gate: threading.Event | None = None) -> None:
+        self.hold, self.gate = hold, gate  # hold: how many requests to hold
+        self.stats, self.engine = Stats(), self
+        self.started, self.ended, self.counting = (threading.Event(), threading.Event(),
+                                                   threading.Event())
+        self.stops: list[str] = []
+        self.released: list[bool] = []  # per gated count: whether the test opened the gate
+
+    def check_grammar(self, grammar: str) -> None:
+        """The engine's check; every grammar passes here."""
+
+    def count(self, messages: Sequence[Message]) -> int:
+        self.counting.set()
+        if self.gate is not None:
+            self.released.append(self.gate.wait(FAILSAFE))
+        return sum(len(m.content) for m in messages)
+
+    def complete(self, messages: Sequence[Message], sampling: Sampling, *, max_tokens: int,
+                 json_schema: dict[str, Any] | None = None, hooks: Hooks = NO_HOOKS
+                 ) -> Generation:
+        self.started.set()
+        assert hooks.on_text is not None and hooks.cancel is not None
+        hooks.on_text("Hi")
+        stop = "eog"
+        if self.hold:
+            self.hold -= 1
+            stop = "cancelled" if hooks.cancel.wait(FAILSAFE) else "length"
+        self.stops.append(stop)
+        self.ended.set()
+        return Generation(tokens=[1], text="Hi", stop=stop)
+
+
+def make_app(chat: FakeChat, **options: Any):
+    return ModelServer(chat, "fake", **options).app()  # type: ignore[arg-type]
+
+
+def client(chat: FakeChat, **options: Any) -> TestClient:
+    return TestClient(make_app(chat, **options), raise_server_exceptions=False)
+
+
+def assert_openai_error(response: httpx.Response, status: int) -> str:
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error" and error["message"]
+    return error["message"]
+
+
+def nested(depth: int) -> bytes:
+    return json.dumps({**HELLO, "metadata": None}).replace(
+        "null", "[" * depth + "]" * depth).encode()
+
+
+@pytest.mark.parametrize("body", [
+    b'{"messages": [{"role": "user", "content": "hi"}], "max_tokens": Infinity}',
+    b'{"messages": [{"role": "user", "content": "hi"}], "temperature": NaN}',
+    b'{"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1e400}',
+    json.dumps({**HELLO, "max_tokens": 1.5}).encode(),
+    json.dumps({**HELLO, "top_k": 2**40}).encode(),
+    json.dumps({**HELLO, "temperature": "hot"}).encode(),
+    json.dumps({**HELLO, "stream": "yes"}).encode(),
+    json.dumps({**HELLO, "response_format": {"type": "json_schema", "json_schema": []}}).encode(),
+    json.dumps({**HELLO, "response_format": {"type": "json_object", "schema": 3}}).encode(),
+    json.dumps({**HELLO, "response_format": {"type": "json_schema", "json_schema": {
+        "schema": {"type": "string", "maxLength": 100_000}}}}).encode(),
+    json.dumps({**HELLO, "response_format": {"type": "json_schema", "json_schema": {
+        "schema": {"type": "array", "minItems": 10**9}}}}).encode(),
+    json.dumps({**HELLO, "response_format": {"type": "json_schema", "json_schema": {
+        "schema": {"type": "string", "pattern": "^((a{999}){999}){999}$"}}}}).encode(),
+    json.dumps({"messages": [{"role": "user", "content": [{"text": 5}]}]}).encode(),
+    json.dumps({"messages": [{"role": "user", "content": [7]}]}).encode(),
+    json.dumps({"messages": [{"role": "user", "content": None}]}).encode(),
+    json.dumps({"messages": [{"content": "hi"}]}).encode(),
+    json.dumps({"messages": ["hi"]}).encode(),
+    json.dumps({"messages": []}).encode(),
+    b'{"messages": [{"role": "user", "content": "\\ud800"}]}',  # a lone surrogate
+    b'{"messages": [{"role": "user", "content": "caf\xe9"}]}',  # Latin-1, not UTF-8
+    b"[]", b"", b"{",
+    nested(MAX_JSON_DEPTH), nested(10_000), nested(100_000),
+], ids=lambda body: body[:60].decode("utf-8", "replace"))
+def test_every_malformed_request_is_a_400_with_an_openai_error(body, caplog):
+    response = client(FakeChat()).post(CHAT, content=body)
+    assert_openai_error(response, 400)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_a_request_nested_as_deep_as_allowed_is_served():
+    response = client(FakeChat()).post(CHAT, content=nested(MAX_JSON_DEPTH - 2))
+    assert response.status_code == 200
+    assert response.json()["choices"][0]["message"]["content"] == "Hi"
+
+
+def test_a_body_over_the_limit_is_a_413_before_it_is_read():
+    app = client(FakeChat(), max_body=1000)
+    assert_openai_error(app.post(CHAT, content=b" " * 1001), 413)
+
+    def chunks():  # no Content-Length: refused once the count passes the limit
+        yield from [b" " * 600] * 100
+
+    assert_openai_error(app.post(CHAT, content=chunks()), 413)
+    assert app.post(CHAT, json=HELLO).status_code == 200
+
+
+def test_the_default_body_limit_refuses_a_5_mb_body():
+    message = assert_openai_error(client(FakeChat()).post(CHAT, content=b"x" * 5_000_000), 413)
+    assert "limit" in message
+
+
+def test_unknown_routes_and_methods_answer_openai_errors():
+    app = client(FakeChat())
+    assert_openai_error(app.get("/v1/nothing"), 404)
+    assert_openai_error(app.get(CHAT), 405)
+
+
+# A client that can hang up or stop reading, driving the app as uvicorn does.
+
+class Peer:
+    """The other end of one connection: sends ``body`` (with ``cut``, only its first half, as
+    if more were coming), then hangs up when ``hang_up`` is set; with ``stall``, never finishes
+    taking the first piece of the response body."""
+
+    def __init__(self, body: bytes, *, cut: bool = False, stall: bool = False) -> None:
+        self.parts = [body[:len(body) // 2]] if cut else [body]
+        self.cut, self.stall = cut, stall
+        self.hang_up = asyncio.Event()
+        self.sent: list[dict[str, Any]] = []
+
+    async def receive(self) -> dict[str, Any]:
+        if self.parts:
+            part = self.parts.pop(0)
+            return {"type": "http.request", "body": part, "more_body": self.cut}
+        await self.hang_up.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if self.stall and message["type"] == "http.response.body":
+            await asyncio.Event().wait()  # a client whose window never opens
+        self.sent.append(message)
+
+    def scope(self) -> dict[str, Any]:
+        return {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"},
+                "http_version": "1.1", "method": "POST", "scheme": "http", "path": CHAT,
+                "raw_path": CHAT.encode(), "query_string": b"", "root_path": "",
+                "headers": [(b"content-type", b"application/json")],
+                "client": ("127.0.0.1", 40000), "server": ("127.0.0.1", 8080)}
+
+
+async def until(event: threading.Event) -> bool:
+    """Wait for a thread's event without blocking the event loop."""
+    return await asyncio.to_thread(event.wait, FAILSAFE)
+
+
+def serve_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """What the server logged; no record may carry a traceback."""
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+    return [r.getMessage() for r in caplog.records if r.name == "lwlocal.serve"]
+
+
+def test_a_client_that_hangs_up_while_sending_is_one_log_line(caplog):
+    caplog.set_level(logging.INFO)
+    peer = Peer(json.dumps(HELLO).encode(), cut=True)
+    peer.hang_up.set()
+    chat = FakeChat()
+    asyncio.run(make_app(chat)(peer.scope(), peer.receive, peer.send))
+    assert serve_lines(caplog) == ["127.0.0.1:40000 went away while sending its request"]
+    assert not chat.started.is_set()
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_client_that_hangs_up_cancels_its_generation_and_frees_the_model(stream, caplog):
+    caplog.set_level(logging.INFO)
+    chat = FakeChat(hold=1)
+    app = make_app(chat)
+
+    async def main() -> dict[str, Any]:
+        peer = Peer(json.dumps({**HELLO, "stream": stream}).encode())
+        answering = asyncio.ensure_future(app(peer.scope(), peer.receive, peer.send))
+        assert await until(chat.started)
+        peer.hang_up.set()
+        await answering
+        assert await until(chat.ended)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app),
+                                     base_url="http://lwlocal") as later:
+            return (await later.post(CHAT, json=HELLO)).json()
+
+    following = asyncio.run(main())
+    assert chat.stops == ["cancelled", "eog"]  # the next request had the model at once
+    assert following["choices"][0]["message"]["content"] == "Hi"
+    assert serve_lines(caplog) == ["127.0.0.1:40000 went away: its generation was cancelled"]
+
+
+def test_a_streaming_client_that_stops_reading_is_cut_off(caplog):
+    caplog.set_level(logging.INFO)
+    chat = FakeChat(hold=1)
+    app = make_app(chat, stall_seconds=0.05)
+
+    async def main() -> None:
+        peer = Peer(json.dumps({**HELLO, "stream": True}).encode(), stall=True)
+        answering = asyncio.ensure_future(app(peer.scope(), peer.receive, peer.send))
+        try:
+            assert await until(chat.ended)
+        finally:
+            answering.cancel()
+
+    asyncio.run(main())
+    assert chat.stops == ["cancelled"]
+    assert serve_lines(caplog) == [
+        "127.0.0.1:40000 read nothing for 0.05 s: its generation was cancelled"]
+
+
+def test_health_answers_while_a_prompt_is_tokenized():
+    gate = threading.Event()
+    chat = FakeChat(gate=gate)
+    app = make_app(chat)
+
+    async def main() -> tuple[int, int]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app),
+                                     base_url="http://lwlocal") as http:
+            completion = asyncio.ensure_future(http.post(CHAT, json=HELLO))
+            assert await until(chat.counting)
+            health = await http.get("/health")
+            gate.set()
+            return health.status_code, (await completion).status_code
+
+    assert asyncio.run(main()) == (200, 200)
+    assert chat.released == [True]  # the count waited for the test, not for its failsafe
+
+
+def test_nothing_accumulates_per_request():
+    chat = FakeChat()
+    app = client(chat, max_body=10_000)
+    requests: list[Callable[[], httpx.Response]] = [
+        lambda: app.post(CHAT, json=HELLO),
+        lambda: app.post(CHAT, json={**HELLO, "stream": True,
+                                     "stream_options": {"include_usage": True}}),
+        lambda: app.post(CHAT, json={**HELLO, "max_tokens": 0}),
+        lambda: app.post(CHAT, content=b"x" * 20_000),
+        lambda: app.get("/health"),
+    ]
+
+    def run(rounds: int) -> None:
+        for _ in range(rounds):
+            for request in requests:
+                request()
+
+    def allocated() -> int:
+        gc.collect()
+        snapshot = tracemalloc.take_snapshot()
+        return sum(stat.size for stat in snapshot.filter_traces(
+            [tracemalloc.Filter(False, tracemalloc.__file__)]).statistics("filename"))
+
+    run(50)  # caches and thread pools fill up
+    tracemalloc.start()
+    try:
+        before = allocated()
+        run(100)
+        growth = allocated() - before
+    finally:
+        tracemalloc.stop()
+    assert growth < 50_000  # 500 requests: under 100 bytes each, noise rather than a leak
+
+
+# API key
+
+def test_an_api_key_guards_every_route_but_health(monkeypatch):
+    compared: list[bytes] = []
+    constant_time = hmac.compare_digest
+
+    def compare(given: bytes, key: bytes) -> bool:
+        compared.append(given)
+        return constant_time(given, key)
+
+    monkeypatch.setattr(server_module.hmac, "compare_digest", compare)
+    app = client(FakeChat(), api_key="s3cret")
+    assert app.get("/health").status_code == 200
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"},
+                    {"Authorization": "Basic s3cret"}):
+        assert_openai_error(app.post(CHAT, json=HELLO, headers=headers), 401)
+        assert_openai_error(app.get("/v1/models", headers=headers), 401)
+    good = {"Authorization": "Bearer s3cret"}
+    assert app.post(CHAT, json=HELLO, headers=good).status_code == 200
+    assert app.get("/v1/models", headers=good).json()["data"][0]["id"] == "fake"
+    assert b"s3cret" in compared  # through the constant-time comparison
+
+
+def test_loopback_hosts():
+    assert all(map(is_loopback, ["127.0.0.1", "127.8.0.1", "::1", "localhost"]))
+    assert not any(map(is_loopback, ["0.0.0.0", "::", "192.168.1.4", "example.org"]))
+
+
+@pytest.mark.parametrize(("args", "env", "warned", "key"), [
+    (["--host", "0.0.0.0"], {}, True, None),
+    (["--host", "0.0.0.0", "--api-key", "k1"], {}, False, "k1"),
+    (["--host", "0.0.0.0"], {"LWLOCAL_API_KEY": "k2"}, False, "k2"),
+    ([], {}, False, None),
+])
+def test_serve_warns_beyond_loopback_without_a_key(monkeypatch, default_model, args, env, warned,
+                                                   key):
+    import uvicorn
+
+    from lwlocal.cli.serving import serve
+
+    served: list[tuple[uvicorn.Config, list[socket.socket]]] = []
+    monkeypatch.setattr(uvicorn.Server, "run",
+                        lambda self, sockets: served.append((self.config, sockets)))
+    monkeypatch.delenv("LWLOCAL_API_KEY", raising=False)
+    result = CliRunner().invoke(serve, ["--port", "0", "--ctx", "1024", "--words", "200", *args],
+                                env=env)
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    assert lines == (["warning: --host 0.0.0.0 is reachable beyond this machine and there is "
+                      "no --api-key: anyone who reaches it can use the model"] if warned else [])
+    [(config, [sock])] = served
+    with sock:  # bound before the model loaded, its send buffer small
+        assert sock.getsockname()[0] == ("0.0.0.0" if args else "127.0.0.1")
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) <= 2 * SEND_BUFFER
+    assert config.log_config["loggers"]["lwlocal.serve"]["level"] == "INFO"
+    app = TestClient(config.app)
+    assert app.get("/v1/models").status_code == (200 if key is None else 401)
+    if key is not None:
+        good = app.get("/v1/models", headers={"Authorization": f"Bearer {key}"})
+        assert good.status_code == 200
+
+
+def test_serve_refuses_an_empty_api_key(lw_home):
+    from lwlocal.cli.serving import serve
+
+    result = CliRunner().invoke(serve, ["--api-key", " "])
+    assert result.exit_code != 0 and "--api-key is empty" in str(result.exception or result.output)
+
+
+def test_the_engine_refuses_a_grammar_llama_cpp_cannot_parse(engine):
+    with pytest.raises(LwlocalError, match="cannot parse"):
+        engine.check_grammar('root ::= root "a"')  # left recursion: llama.cpp gives no sampler
