@@ -16,8 +16,9 @@ import llama_cpp
 from llama_cpp.llama_grammar import json_schema_to_gbnf
 
 from lwlocal.runtime.kv_cache import ggml_type
-from lwlocal.util.cpu import physical_cores
-from lwlocal.util.errors import LwlocalError
+from lwlocal.util.cpu import check_threads, physical_cores
+from lwlocal.util.errors import LwlocalError, SettingError
+from lwlocal.util.interrupt import held
 from lwlocal.util.quiet import quiet_stderr
 
 PENALTY_LAST_N = 64  # tokens the repetition penalty looks back over (llama.cpp's default)
@@ -33,6 +34,27 @@ class Sampling:
     min_p: float = 0.05
     repeat_penalty: float = 1.1
     seed: int = 42
+
+
+# what each sampling setting may be (llama.cpp takes anything, NaN included)
+SAMPLING_RULES: dict[str, tuple[Callable[[float], bool], str]] = {
+    "temperature": (lambda v: v >= 0, "0 (greedy) or more"),
+    "top_p": (lambda v: 0 <= v <= 1, "between 0 and 1"),
+    "min_p": (lambda v: 0 <= v <= 1, "between 0 and 1"),
+    "repeat_penalty": (lambda v: v > 0, "above 0"),
+    "top_k": (lambda v: v >= 0 and v == int(v), "a whole number, 0 (off) or more"),
+    "seed": (lambda v: v == int(v), "a whole number"),
+}
+
+
+def check_sampling(sampling: Sampling) -> None:
+    """Refuse sampling settings that mean nothing: NaN or infinite values, a negative
+    temperature, a top-p outside 0-1."""
+    for name, (allowed, rule) in SAMPLING_RULES.items():
+        value = getattr(sampling, name)
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not (number and (isinstance(value, int) or math.isfinite(value)) and allowed(value)):
+            raise SettingError(f"{{{name}}} {value}: must be a finite number, {rule}")
 
 
 @dataclass
@@ -86,7 +108,7 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
 
 def count_tokens(path: Path, text: str) -> int:
     """Tokens the model's own tokenizer makes of ``text``, loading its vocabulary only."""
-    with quiet_stderr():
+    with held(), quiet_stderr():
         vocab = llama_cpp.Llama(str(path), vocab_only=True, verbose=False)
     try:
         return len(vocab.tokenize(text.encode(), add_bos=False, special=False))
@@ -113,21 +135,23 @@ class Engine:
         n_gpu_layers: int = 0,
     ) -> None:
         cache_type = ggml_type(kv_type)
+        check_threads(n_threads)
         try:
-            self._llm = llama_cpp.Llama(
-                model_path=str(path),
-                n_ctx=n_ctx,
-                n_batch=n_batch,
-                n_ubatch=n_batch,
-                n_threads=n_threads or physical_cores(),
-                flash_attn=flash_attn,
-                type_k=cache_type,
-                type_v=cache_type,
-                n_gpu_layers=n_gpu_layers,
-                split_mode=llama_cpp.LLAMA_SPLIT_MODE_NONE,  # one GPU, as the plan assumes
-                main_gpu=0,
-                verbose=False,
-            )
+            with held():  # llama.cpp logs through a Python callback while it loads
+                self._llm = llama_cpp.Llama(
+                    model_path=str(path),
+                    n_ctx=n_ctx,
+                    n_batch=n_batch,
+                    n_ubatch=n_batch,
+                    n_threads=n_threads or physical_cores(),
+                    flash_attn=flash_attn,
+                    type_k=cache_type,
+                    type_v=cache_type,
+                    n_gpu_layers=n_gpu_layers,
+                    split_mode=llama_cpp.LLAMA_SPLIT_MODE_NONE,  # one GPU, as the plan assumes
+                    main_gpu=0,
+                    verbose=False,
+                )
         except ValueError as exc:
             raise LwlocalError(f"{path}: llama.cpp could not load it ({exc})") from exc
         self._vocab = llama_cpp.llama_model_get_vocab(self._llm.model)
