@@ -19,10 +19,46 @@ from tests.support.cli import run_cli
     (["write", "p", "--words", "100", "-o", "{tmp}/no/such/dir/out.md"], "does not exist"),
     (["write", "p", "--words", "100", "-o", "{tmp}"], "is a folder"),
     (["resume", "nope"], "nope: no such job"),
+    # arguments checked at the edge: finite, in range
+    (["write", "p", "--words", "100", "--ctx", "0"], "--ctx 0: must be at least 64"),
+    (["write", "p", "--words", "100", "--n-batch", "0"], "--n-batch 0: must be at least 1"),
+    (["write", "p", "--words", "100", "--threads", "100000"],
+     "--threads 100000: must be between 1 and 512"),
+    (["write", "p", "--words", "100", "--threads", "0"], "--threads 0: must be between"),
+    (["write", "p", "--words", "100", "--temperature", "nan"],
+     "--temperature nan: must be a finite number"),
+    (["write", "p", "--words", "100", "--temperature", "-0.5"], "--temperature -0.5: must be"),
+    (["write", "p", "--words", "100", "--temperature", "inf"], "--temperature inf: must be"),
+    (["write", "p", "--words", "100", "--top-p", "1.5"], "--top-p 1.5: must be"),
+    (["write", "p", "--words", "100", "--repeat-penalty", "0"], "--repeat-penalty 0.0: must be"),
+    (["write", "p", "--words", "10000000", "--mode", "direct"], "more than 1000000 words"),
+    (["write", "--outline", "{tmp}/huge.json"], "word count inf is not a finite number"),
+    (["batch", "{tmp}/none.jsonl", "-o", "{tmp}/runs", "--threads", "100000"], "--threads"),
+    (["quantize", "{tmp}/fake.gguf", "-o", "{tmp}/q.gguf", "--type", "Q4_K_M", "--threads",
+      "100000"], "--threads 100000: must be between 1 and 512"),
+    (["convert", "{tmp}", "-o", "{tmp}/c.gguf", "--threads", "-1"], "--threads -1"),
+    (["imatrix", "{tmp}/fake.gguf", "-o", "{tmp}/im.gguf", "--chunks", "0"],
+     "--chunks 0: must be at least 1"),
+    (["imatrix", "{tmp}/fake.gguf", "-o", "{tmp}/im.gguf", "--threads", "100000"],
+     "--threads 100000"),
+    (["eval-quant", "{tmp}/fake.gguf", "{tmp}/fake.gguf", "--chunks", "0"],
+     "--chunks 0: must be at least 1"),
+    (["eval-quant", "{tmp}/fake.gguf", "{tmp}/fake.gguf", "--ctx", "1"],
+     "--ctx 1: tokens per chunk must be between 64 and"),
+    # destinations that cannot take a file, found before any work
+    (["write", "p", "--words", "100", "-o", "/proc/doc.md"], "cannot write in /proc"),
+    (["write", "p", "--words", "100", "-o", "/dev/null"], "/dev/null: not a regular file"),
+    (["export", "anyjob", "-o", "/proc/doc.html"], "cannot write in /proc"),
+    (["imatrix", "{tmp}/fake.gguf", "-o", "/proc/im.gguf"], "cannot write in /proc"),
+    (["quantize", "{tmp}/fake.gguf", "-o", "/proc/q.gguf", "--type", "Q4_K_M"],
+     "cannot write in /proc"),
+    (["batch", "{tmp}/none.jsonl", "-o", "/proc/runs"], "cannot write in /proc"),
 ])
 def test_bad_input_is_one_line_and_nonzero(tmp_path, lw_home, args, problem):
     (tmp_path / "fake.gguf").write_text("not a model")
     (tmp_path / "bad.json").write_text("{")
+    (tmp_path / "huge.json").write_text(
+        '{"prompt": "p", "words": 100, "sections": [{"main_point": "a", "words": 1e400}]}')
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
     before = sorted(tmp_path.rglob("*"))
     proc = run_cli(*args, env_home=lw_home)

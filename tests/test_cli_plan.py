@@ -53,7 +53,10 @@ def test_plan_that_does_not_fit_exits_nonzero_with_suggestions(lw_home):
     (["plan", "--words", "100", "--ram", "-2"], "--ram -2: not a sensible amount"),
     (["plan", "--words", "100", "--kv-type", "q8_0", "--flash-attn", "off"],
      "needs --flash-attn on"),
-    (["plan", "--words", "100", "--ctx", "32"], "--ctx must be at least 64"),
+    (["plan", "--words", "100", "--ctx", "32"], "--ctx 32: must be at least 64"),
+    (["plan", "--words", "100", "--ctx", "0"], "--ctx 0: must be at least 64"),
+    (["plan", "--words", "100", "--n-batch", "0"], "--n-batch 0: must be at least 1"),
+    (["plan", "--words", "100", "--ngl", "-1"], "--ngl -1: must be at least 0"),
 ])
 def test_plan_bad_input(tmp_path, lw_home, args, problem):
     (tmp_path / "fake.gguf").write_text("not a model")

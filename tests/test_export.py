@@ -39,6 +39,16 @@ def test_unfinished_job_exports_its_finished_sections(job, tmp_path):
     assert "## Water" in export(job, "md", tmp_path / "b.md").read_text()
 
 
+def test_html_from_the_model_is_shown_not_run(job, tmp_path):
+    job.save_section(2, 'Steep <script>alert("tea")</script> then <img src=x onerror=alert(1)>'
+                        '\n\n<div onclick="x">a block</div>')
+    page = export(job, "html", tmp_path / "a.html").read_text()
+    assert "<script>" not in page and "<img" not in page and "<div" not in page
+    assert "&lt;script&gt;alert(&quot;tea&quot;)&lt;/script&gt;" in page
+    assert "&lt;div onclick=&quot;x&quot;&gt;a block&lt;/div&gt;" in page
+    assert "<script>" in export(job, "txt", tmp_path / "a.txt").read_text()  # text, as written
+
+
 def test_plain_text_keeps_words_in_underscores():
     assert plain_text("# T\n\nsnake_case, *x* and __y__\n\n- a `b`") == (
         "T\n\nsnake_case, x and y\n\na b\n")

@@ -1,3 +1,5 @@
+import pytest
+
 from lwlocal.memory import hardware
 
 
@@ -38,6 +40,22 @@ def test_several_gpus_and_unreported_memory(fake_nvidia_smi):
     assert machine.gpus == 2
     fake_nvidia_smi("echo 'NVIDIA GB10, [N/A], [N/A]'")
     assert hardware.nvidia_gpus() == [] and hardware.detect().gpu is None
+
+
+@pytest.mark.parametrize("script", [
+    "echo 'NVIDIA GB10, [N/A], [N/A]'",
+    "echo '[N/A]'",
+    "echo 'NVIDIA GB10, [Not Supported], 100'",
+    "printf 'NVIDIA \\377\\376, 100, 50\\n'",  # not UTF-8
+    "echo 'No devices were found'; exit 6",
+    "exit 0",
+])
+def test_odd_nvidia_smi_output_means_no_usable_gpu_never_a_crash(fake_nvidia_smi, script):
+    fake_nvidia_smi(script)
+    gpus = hardware.nvidia_gpus()
+    assert gpus in ([], [("NVIDIA \ufffd\ufffd", 100 * 2**20, 50 * 2**20)])
+    machine = hardware.detect()
+    assert machine.vram_total == (gpus[0][1] if gpus else 0)
 
 
 def test_the_llama_cpp_build_is_reported():

@@ -5,9 +5,11 @@ import pytest
 
 from lwlocal.util.atomic import atomic_write
 from lwlocal.util.errors import LwlocalError
+from lwlocal.util.paths import jobs_dir
 from lwlocal.write import journal
 from lwlocal.write.journal import Job, list_jobs
 from lwlocal.write.settings import JobSettings
+from tests.support.cli import run_cli
 
 
 def test_atomic_write_replaces_whole_files(tmp_path):
@@ -26,7 +28,7 @@ def test_failed_write_keeps_the_old_file_and_no_temporary(tmp_path, monkeypatch)
         raise OSError("disk gone")
 
     monkeypatch.setattr(journal.os, "fsync", crash)
-    with pytest.raises(OSError):
+    with pytest.raises(LwlocalError, match=r"f.md: could not be written \(disk gone\)"):
         atomic_write(path, "half")
     assert path.read_text() == "finished section"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.md"]
@@ -162,3 +164,26 @@ def test_resume_refuses_a_job_being_written(held_job, lw_home):
     assert proc.returncode == 1
     assert proc.stderr.strip() == (f"lwlocal: error: {job.id}: being written by process "
                                    f"{holder.pid}; one writer per job")
+
+
+def test_job_folder_names_that_are_all_taken_are_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(journal, "NAME_TRIES", 3)
+    for _ in range(3):
+        Job.create(tmp_path, JobSettings("p", 100), name="same")
+    before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")}
+    with pytest.raises(LwlocalError, match="same and 2 numbered folders after it exist"):
+        Job.create(tmp_path, JobSettings("q", 100), name="same")
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")} == before
+
+
+@pytest.mark.parametrize("outline", ["{", "[]", '{"sections": []}', '{"prompt": "p"}',
+                                     '{"prompt": "p", "words": 10, "sections": 3}'])
+def test_a_corrupt_outline_is_one_line_and_jobs_lists_the_job(tmp_path, lw_home, outline):
+    job = Job.create(jobs_dir(), JobSettings("p", 100))
+    (job.dir / "outline.json").write_text(outline)
+    with pytest.raises(LwlocalError, match="outline"):
+        job.outline()
+    proc = run_cli("jobs", "--json", env_home=lw_home)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["sections"] == "0/?"
+    assert proc.stderr.startswith(f"lwlocal: warning: {job.dir / 'outline.json'}: ")

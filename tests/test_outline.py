@@ -76,7 +76,13 @@ def test_outline_file_round_trip(tmp_path):
     ('{"prompt": "p", "words": 100, "sections": "x"}', "no list of sections"),
     ('{"words": 100, "sections": [{"main_point": "a", "words": 1}]}', "no prompt"),
     ('{"prompt": "p", "words": -3, "sections": [{"main_point": "a", "words": 1}]}',
-     "positive integer"),
+     "-3 must be a whole number from 1"),
+    ('{"prompt": "p", "words": 1e400, "sections": [{"main_point": "a", "words": 1}]}',
+     "inf must be a whole number from 1"),
+    ('{"prompt": "p", "words": 100, "sections": [{"main_point": "a", "words": 1e400}]}',
+     "section 1's word count inf is not a finite number"),
+    ('{"prompt": "p", "words": 100, "sections": [{"main_point": "a", "words": NaN}]}',
+     "section 1's word count nan is not a finite number"),
 ])
 def test_bad_outline_file_names_the_file(tmp_path, content, problem):
     path = tmp_path / "edited.json"
@@ -84,6 +90,13 @@ def test_bad_outline_file_names_the_file(tmp_path, content, problem):
     with pytest.raises(LwlocalError, match=problem) as info:
         load_outline(path)
     assert str(path) in str(info.value)
+
+
+def test_huge_budgets_are_normalised_like_any_outlier(tmp_path):
+    path = tmp_path / "edited.json"
+    path.write_text('{"prompt": "p", "words": 300, "sections": [{"main_point": "a", "words": 1'
+                    + "0" * 400 + '}, {"main_point": "b", "words": 100}]}')
+    assert [s.words for s in load_outline(path).sections] == [240, 60]
 
 
 def test_outline_schema_compiles_to_a_llama_cpp_grammar():

@@ -10,6 +10,7 @@ import pytest
 from lwlocal.memory.planner import Settings, predict, shape_from_gguf
 from lwlocal.memory.probe import measure
 from lwlocal.util.cpu import physical_cores
+from lwlocal.util.errors import LwlocalError
 
 
 @pytest.mark.parametrize("n_ctx,kv_type,flash_attn", [(2048, "f16", False), (2048, "q4_0", True)])
@@ -18,3 +19,12 @@ def test_predicted_ram_within_15_percent_of_measured(default_model, n_ctx, kv_ty
     predicted = predict(shape_from_gguf(default_model), settings).ram_bytes
     measured = measure(default_model, settings)
     assert predicted == pytest.approx(measured, rel=0.15), (predicted, measured)
+
+
+def test_a_probe_that_fails_is_one_line_naming_the_model(tmp_path):
+    fake = tmp_path / "fake.gguf"
+    fake.write_text("not a model")
+    with pytest.raises(LwlocalError) as info:
+        measure(fake, Settings(256, "f16", False, 0, 256, 1))
+    message = str(info.value)
+    assert message.startswith(f"{fake}: the memory probe failed (") and "\n" not in message

@@ -12,6 +12,7 @@ from warnings import showwarning as show_python_warning
 import click
 
 from lwlocal.util.errors import LwlocalError, LwlocalWarning, SettingError
+from lwlocal.util.interrupt import exit_status, handle_sigterm
 
 # name: (module under lwlocal.cli, function, one-line help shown by `lwlocal --help`)
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -85,13 +86,15 @@ def error_text(exc: LwlocalError) -> str:
 
 
 def main() -> None:
-    """Entry point: run the command; a bad input ends with one line on stderr and exit 1."""
+    """Entry point: run the command; a bad input ends with one line on stderr and exit 1,
+    Ctrl-C and SIGTERM with one line and 130 or 143."""
     warnings.showwarning = _show_warning
+    handle_sigterm()
     try:
         cli(standalone_mode=False)
-    except click.exceptions.Abort:  # Ctrl-C where no command handles it
+    except click.exceptions.Abort as exc:  # click's KeyboardInterrupt
         click.echo("lwlocal: interrupted", err=True)
-        sys.exit(130)
+        sys.exit(exit_status(exc))
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

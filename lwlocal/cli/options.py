@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import click
@@ -144,16 +142,3 @@ def gib_option(value: str | None, name: str) -> int | None:
     if not math.isfinite(gib) or gib < 0 or gib > 1e6 or (name == "--ram" and gib == 0):
         raise LwlocalError(f"{name} {value}: not a sensible amount of memory in GiB")
     return int(gib * 2**30)
-
-
-def check_output(path: Path | None) -> None:
-    """Fail before any work if the output file could not be written."""
-    if path is None:
-        return
-    parent = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise LwlocalError(f"{path}: is a folder, not a file")
-    if not parent.is_dir():
-        raise LwlocalError(f"{path}: folder {parent} does not exist")
-    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise LwlocalError(f"{path}: not writable")

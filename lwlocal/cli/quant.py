@@ -9,7 +9,6 @@ from pathlib import Path
 import click
 from gguf import Keys
 
-from lwlocal.cli.options import check_output
 from lwlocal.cli.progress import TaskProgress
 from lwlocal.cli.render import err, print_quantized
 from lwlocal.convert.run import OUTTYPES
@@ -18,11 +17,14 @@ from lwlocal.models.gguf_file import check_gguf, gguf_metadata
 from lwlocal.models.hub import CHECKPOINT_FILES, looks_like_repo_id, pull
 from lwlocal.quant.calibration import HELDOUT, read_text
 from lwlocal.quant.collect import collect
+from lwlocal.quant.evaluator import check_chunking
 from lwlocal.quant.gptq import GptqRequest, quantize_gptq
 from lwlocal.quant.gptq import check_request as check_gptq
 from lwlocal.quant.imatrix_file import save
 from lwlocal.quant.quality import evaluate
 from lwlocal.quant.quantize import check_request, convert_and_quantize, quantize
+from lwlocal.util.cpu import check_threads
+from lwlocal.util.destination import check_destination, check_folder
 from lwlocal.util.errors import LwlocalError
 from lwlocal.util.overwrite import refuse_input_as_output
 
@@ -42,7 +44,8 @@ def convert(src: str, output: Path, outtype: str | None, imatrix: Path | None,
             threads: int | None) -> None:
     """Convert a Hugging Face checkpoint (a local folder or a hub id, pulled first) to a GGUF
     file (no torch needed), optionally quantized."""
-    check_output(output)
+    check_destination(output)
+    check_threads(threads)
     quant_type = None if outtype is None or outtype.lower() in OUTTYPES else outtype
     direct = quant_type is None
     if direct and imatrix is not None:
@@ -85,7 +88,7 @@ def convert(src: str, output: Path, outtype: str | None, imatrix: Path | None,
 def quantize_command(src: Path, output: Path, qtype: str, imatrix: Path | None,
                      threads: int | None) -> None:
     """Quantize a GGUF file with llama.cpp's own quantizer."""
-    check_output(output)
+    check_destination(output)
     with TaskProgress(err) as progress:
         result = quantize(src, output, qtype, imatrix=imatrix, n_threads=threads,
                           progress=progress)
@@ -105,7 +108,8 @@ def quantize_command(src: Path, output: Path, qtype: str, imatrix: Path | None,
 def imatrix_command(model: Path, text_file: Path | None, output: Path, ctx: int,
                     chunks: int | None, threads: int | None) -> None:
     """Compute an importance matrix for quantizing MODEL, from its activations on a text."""
-    check_output(output)
+    check_chunking(ctx, chunks, threads)
+    check_destination(output)
     check_gguf(model)
     refuse_input_as_output(output, {"input model": model, "calibration text": text_file})
     text, label = read_text(text_file, "longform")
@@ -144,6 +148,7 @@ def quantize_gptq_command(src: str, output: Path, bits: int, group_size: int, de
     folder = pull(src, CHECKPOINT_FILES) if looks_like_repo_id(src) else Path(src)
     request = GptqRequest(folder, output, bits, group_size, desc_act, sym, samples, seq_len)
     check_gptq(request)
+    check_folder(output)
     text, label = read_text(text_file, "longform")
     with TaskProgress(err) as progress:
         result = quantize_gptq(request, text, label, progress)
@@ -170,6 +175,7 @@ def eval_quant(base: Path, quant: Path, text_file: Path | None, ctx: int, chunks
                threads: int | None, as_json: bool) -> None:
     """Quality of QUANT against BASE: perplexity of both, KL divergence, top-1 agreement.
     GGUF files, or HF checkpoint folders (a GPTQ quant against its source)."""
+    check_chunking(ctx, chunks, threads)
     text, label = read_text(text_file, HELDOUT)
     with TaskProgress(err) as progress:
         report = evaluate(base, quant, text, n_ctx=ctx, chunks=chunks, label=label,

@@ -14,6 +14,7 @@ from rich.table import Table
 from lwlocal.memory.planner import Plan
 from lwlocal.quant.quantize import QuantizeResult
 from lwlocal.util.atomic import atomic_write
+from lwlocal.util.destination import DestinationError
 from lwlocal.write.outline import Outline
 from lwlocal.write.writer import JobResult
 
@@ -46,7 +47,11 @@ def print_result(result: JobResult, output: Path | None, as_json: bool) -> None:
     """A finished job: the document (to ``output`` or stdout) and one summary line, or JSON."""
     document = Path(result.document_path).read_text(encoding="utf-8")
     if output is not None:
-        atomic_write(output, document)
+        try:
+            atomic_write(output, document)
+        except DestinationError as exc:
+            raise DestinationError(f"{exc}; the document is kept in {result.document_path}"
+                                   ) from exc
     if as_json:
         click.echo(json.dumps(result.as_dict(), ensure_ascii=False))
         return

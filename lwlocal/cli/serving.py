@@ -18,6 +18,8 @@ from lwlocal.cli.progress import TaskProgress
 from lwlocal.cli.render import err, print_table
 from lwlocal.models.catalogue import DEFAULT_MODEL
 from lwlocal.runtime.chat import LocalChat
+from lwlocal.util.cpu import check_threads
+from lwlocal.util.destination import check_folder
 from lwlocal.util.errors import LwlocalError
 from lwlocal.util.overwrite import refuse_input_as_output
 from lwlocal.util.paths import bench_dir
@@ -94,7 +96,9 @@ def bench(models: tuple[str, ...], modes: tuple[str, ...], prompts: Path | None,
     throughput and plots; resumable (finished items are skipped)."""
     if limit is not None and limit <= 0:
         raise LwlocalError(f"--limit {limit}: must be a positive number of prompts")
+    check_threads(threads)
     out = output or bench_dir()
+    check_folder(out)
     for name in (RESULTS, *SUMMARY_FILES):
         refuse_input_as_output(out / name, {"prompts": prompts})
     remote = server.server()

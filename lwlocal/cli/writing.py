@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -16,7 +17,6 @@ from lwlocal.cli.options import (
     MemoryOptions,
     ServerOptions,
     backend_settings,
-    check_output,
     memory_options,
     sampling_options,
     server_options,
@@ -25,12 +25,14 @@ from lwlocal.cli.progress import TaskProgress
 from lwlocal.cli.render import err, out, print_outline, print_result, print_table
 from lwlocal.models.catalogue import resolve
 from lwlocal.runtime.engine import Sampling
-from lwlocal.util.errors import LwlocalError
+from lwlocal.util.destination import DestinationError, check_destination, check_folder
+from lwlocal.util.errors import LwlocalError, LwlocalWarning
+from lwlocal.util.interrupt import exit_status
 from lwlocal.util.overwrite import refuse_input_as_output
 from lwlocal.util.paths import jobs_dir
 from lwlocal.write.batch import REPORT, run_batch
 from lwlocal.write.export import EXPORT_FORMATS, export
-from lwlocal.write.jobs import Session, resume_session
+from lwlocal.write.jobs import Session, check_destinations, check_settings, resume_session
 from lwlocal.write.journal import Job, list_jobs
 from lwlocal.write.outline import Outline, load_outline
 from lwlocal.write.settings import MODES, JobSettings
@@ -42,10 +44,13 @@ def _run(session: Session, job: Job, outline: Outline | None, output: Path | Non
     try:
         with TaskProgress(err) as progress:
             result = session.run(job, outline, progress=progress)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM
         err.print(f"[yellow]interrupted[/]: job {job.id} is kept; go on with "
-                  f"`lwlocal resume {job.id}`")
-        sys.exit(130)
+                  f"`lwlocal resume {job.id}`", soft_wrap=True)
+        sys.exit(exit_status(exc))
+    except DestinationError as exc:
+        raise DestinationError(f"{exc}; job {job.id} is kept: make room, then `lwlocal resume "
+                               f"{job.id}`") from exc
     print_result(result, output, as_json)
 
 
@@ -79,7 +84,6 @@ def write(prompt: str | None, words: int | None, model: str | None, mode: str, o
         raise LwlocalError("give a PROMPT (or --outline FILE)")
     if words is None:
         raise LwlocalError("--words is required: the target length of the document")
-    check_output(output)
     remote = server.server(memory.ctx)
     if remote is not None and model:
         raise LwlocalError("--model names a local model; on a server use --server-model")
@@ -89,6 +93,9 @@ def write(prompt: str | None, words: int | None, model: str | None, mode: str, o
     settings = JobSettings(prompt=prompt, words=words, model=model, mode=mode,
                            sections=sections, threads=threads, sampling=sampling,
                            **memory.settings(), **backend_settings(remote))
+    check_settings(settings)
+    if not outline_only:
+        check_destinations(settings, output)
     session = Session(settings, remote)
     if outline_only:
         with TaskProgress(err) as progress:
@@ -109,7 +116,7 @@ def resume(job: str, output: Path | None, as_json: bool, model: str | None,
     """Go on with JOB (its id, id prefix or folder) from its first unfinished section, where
     it ran or elsewhere: a job started on a server can go on locally and the reverse."""
     found = Job.open(job, jobs_dir())
-    check_output(output)
+    check_destinations(found.meta.settings, output, found.dir)
     backend = server.backend or ("local" if model else None)
     base_url, server_model = server.base_url, server.server_model
     if backend is None and found.meta.settings.backend == "openai":  # where it ran
@@ -134,7 +141,11 @@ def jobs(as_json: bool) -> None:
     """List writing jobs with their state."""
     rows = []
     for job in list_jobs(jobs_dir()):
-        outline = job.outline()
+        try:
+            outline = job.outline()
+        except LwlocalError as exc:  # listed all the same, its sections unknown
+            warnings.warn(str(exc), LwlocalWarning, stacklevel=1)
+            outline = None
         finished = job.finished()
         words = sum(count_words(job.section_text(i) or "") for i in finished)
         row = {
@@ -162,7 +173,7 @@ def jobs(as_json: bool) -> None:
 def export_command(job: str, fmt: str, output: Path) -> None:
     """Save a job's document (what is written so far, if unfinished) as Markdown, plain text
     or HTML."""
-    check_output(output)
+    check_destination(output)
     path = export(Job.open(job, jobs_dir()), fmt, output)
     click.echo(f"{path}: {EXPORT_FORMATS[fmt]}", err=True)
 
@@ -188,17 +199,19 @@ def batch(prompts: Path, concurrency: int, output: Path, mode: str, model: str |
     resumes interrupted ones. Reports jobs per hour, tokens/s and per-job latency."""
     remote = server.server()
     refuse_input_as_output(output / REPORT, {"prompts": prompts})
-    items = load_items(prompts)
     template = JobSettings(prompt="", words=1, model=model, mode=mode, threads=threads,
                            sampling=Sampling(temperature=temperature, seed=seed),
                            **backend_settings(remote))
+    check_settings(template)
+    check_folder(output)
+    items = load_items(prompts)
     try:
         with TaskProgress(err) as progress:
             report = run_batch(items, template, output, concurrency, remote, progress)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         err.print(f"[yellow]interrupted[/]: the jobs are kept in {output}; run the same "
-                  "command to go on")
-        sys.exit(130)
+                  "command to go on", soft_wrap=True)
+        sys.exit(exit_status(exc))
     if as_json:
         click.echo(json.dumps(report, ensure_ascii=False))
         return

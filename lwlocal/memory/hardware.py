@@ -70,7 +70,8 @@ def nvidia_smi(*query: str) -> list[list[str]]:
         return []
     try:
         out = subprocess.run(["nvidia-smi", *query, "--format=csv,noheader,nounits"],
-                             capture_output=True, text=True, timeout=10, check=True).stdout
+                             capture_output=True, text=True, errors="replace", timeout=10,
+                             check=True).stdout
     except (OSError, subprocess.SubprocessError):
         return []
     return [[part.strip() for part in line.split(",")] for line in out.strip().splitlines()]

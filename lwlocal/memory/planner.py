@@ -34,6 +34,7 @@ DEFAULT_BATCH = 512
 SMALL_BATCHES = (256, 128)
 KV_PREFERENCE = ("f16", "q8_0", "q4_0")
 CONTEXT_STEP = 256  # llama.cpp pads the KV cache to this many cells
+MIN_CTX = 64  # the smallest context a job or a plan may fix
 TOKENS_MARGIN = 0.15  # on top of the words -> tokens estimate
 HEAD_TOKENS = 400  # instruction and request text at the head of an AgentWrite conversation
 OUTLINE_TOKENS_PER_SECTION = 60
@@ -160,9 +161,8 @@ class Settings:
         if self.kv_type != "f16" and not self.flash_attn:
             raise SettingError(f"{{kv_type}} {self.kv_type} needs {{flash_attn}} on (llama.cpp "
                                "stores a quantized V cache only with flash attention)")
-        if self.n_ctx < 64 or self.n_batch < 1 or self.n_gpu_layers < 0:
-            raise SettingError("{n_ctx} must be at least 64, {n_batch} at least 1, "
-                               "{n_gpu_layers} >= 0")
+        check_overrides(Overrides(self.n_ctx, n_gpu_layers=self.n_gpu_layers,
+                                  n_batch=self.n_batch))
 
 
 @dataclass(frozen=True)
@@ -341,6 +341,14 @@ class Overrides:
     flash_attn: bool | None = None
     n_gpu_layers: int | None = None
     n_batch: int | None = None
+
+
+def check_overrides(fixed: Overrides) -> None:
+    """Refuse memory settings no context can be made with (0 is not "the plan's choice")."""
+    for name, value, least in (("n_ctx", fixed.n_ctx, MIN_CTX), ("n_batch", fixed.n_batch, 1),
+                               ("n_gpu_layers", fixed.n_gpu_layers, 0)):
+        if value is not None and value < least:
+            raise SettingError(f"{{{name}}} {value}: must be at least {least}")
 
 
 def _gib(n: float) -> str:

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from lwlocal.memory.planner import Settings
+from lwlocal.util.errors import LwlocalError
 
 GENERATED = 4
 
@@ -37,10 +38,14 @@ def measure(path: Path, settings: Settings) -> int:
     args = [sys.executable, "-m", "lwlocal.memory.probe", str(path), str(settings.n_ctx),
             settings.kv_type, str(int(settings.flash_attn)), str(settings.n_batch),
             str(settings.threads)]
-    proc = subprocess.run(args, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"memory probe failed: {proc.stderr.strip()[-500:]}")
-    return int(proc.stdout.strip().splitlines()[-1])
+    proc = subprocess.run(args, capture_output=True, text=True, errors="replace")
+    last = (proc.stdout.strip().splitlines() or [""])[-1]
+    if proc.returncode != 0 or not last.isdigit():
+        code = proc.returncode
+        status = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+        why = (proc.stderr.strip().splitlines() or [status])[-1]
+        raise LwlocalError(f"{path}: the memory probe failed ({why[-300:]})")
+    return int(last)
 
 
 def _fill(path: Path, n_ctx: int, kv_type: str, flash_attn: bool, n_batch: int,

@@ -12,7 +12,7 @@ import llama_cpp
 import numpy as np
 from llama_cpp import _ggml
 
-from lwlocal.quant.evaluator import Evaluator
+from lwlocal.quant.evaluator import Evaluator, check_chunking
 from lwlocal.quant.imatrix_file import ImportanceMatrix
 from lwlocal.util.errors import LwlocalError
 from lwlocal.util.progress import Progress, ProgressCallback, ignore
@@ -107,6 +107,7 @@ def collect(model: Path, text: str, *, n_ctx: int = 512, chunks: int | None = No
             progress: ProgressCallback = ignore) -> ImportanceMatrix:
     """The importance matrix of ``model`` over ``text``, evaluated in ``n_ctx``-token chunks
     (all of them, or the first ``chunks``)."""
+    check_chunking(n_ctx, chunks, n_threads)
     matrix = ImportanceMatrix(chunk_size=n_ctx, datasets=[dataset] if dataset else [])
     with Evaluator(model, n_ctx=n_ctx, n_threads=n_threads,
                    on_tensor=ActivationCollector(matrix)) as evaluator:

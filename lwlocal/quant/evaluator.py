@@ -12,12 +12,27 @@ import llama_cpp
 import numpy as np
 
 from lwlocal.models.gguf_file import check_vocabulary
-from lwlocal.util.cpu import physical_cores
+from lwlocal.util.cpu import check_threads, physical_cores
 from lwlocal.util.errors import LwlocalError, SettingError
+from lwlocal.util.interrupt import held
 from lwlocal.util.quiet import quiet_stderr
 
 # (ggml_tensor *, ask) -> whether the scheduler should compute up to it and call again
 TensorCallback = Callable[[int, bool], bool]
+
+
+MIN_CHUNK = 64  # tokens: fewer leave nothing to score (the second half) or to collect
+MAX_CHUNK = 2**20
+
+
+def check_chunking(n_ctx: int, chunks: int | None, n_threads: int | None = None) -> None:
+    """Refuse chunk sizes, chunk counts and threads that cannot be evaluated."""
+    if not MIN_CHUNK <= n_ctx <= MAX_CHUNK:
+        raise SettingError(f"{{n_ctx}} {n_ctx}: tokens per chunk must be between {MIN_CHUNK} "
+                           f"and {MAX_CHUNK}")
+    if chunks is not None and chunks < 1:
+        raise SettingError(f"{{chunks}} {chunks}: must be at least 1")
+    check_threads(n_threads)
 
 
 def split_chunks(tokens: np.ndarray, n_ctx: int, limit: int | None, label: str,
@@ -43,14 +58,16 @@ class Evaluator:
 
     def __init__(self, path: Path, *, n_ctx: int = 512, n_threads: int | None = None,
                  n_gpu_layers: int = 0, on_tensor: TensorCallback | None = None) -> None:
+        check_chunking(n_ctx, None, n_threads)
         self.path = path
         self._error: BaseException | None = None
+        self._stop: Callable[[], bool] = lambda: False
         self._callback = None
         check_vocabulary(path)
         llama_cpp.llama_backend_init()
         mparams = llama_cpp.llama_model_default_params()
         mparams.n_gpu_layers = n_gpu_layers
-        with quiet_stderr():
+        with held(), quiet_stderr():
             self._model = llama_cpp.llama_model_load_from_file(str(path).encode(), mparams)
         if not self._model:
             raise LwlocalError(f"{path}: llama.cpp could not load it as a model")
@@ -63,7 +80,7 @@ class Evaluator:
             self._callback = llama_cpp.ggml_backend_sched_eval_callback(
                 self._guard(on_tensor))
             cparams.cb_eval = self._callback
-        with quiet_stderr():
+        with held(), quiet_stderr():
             self._ctx = llama_cpp.llama_init_from_model(self._model, cparams)
         if not self._ctx:
             llama_cpp.llama_model_free(self._model)
@@ -76,12 +93,13 @@ class Evaluator:
         self._batch = llama_cpp.llama_batch_init(n_ctx, 0, 1)
 
     def _guard(self, on_tensor: TensorCallback) -> Callable[[int, bool, int], bool]:
-        """An exception (Ctrl-C included) raised in the callback would be lost inside C: keep
-        it, and raise it when the evaluation returns."""
+        """An exception raised in the callback would be lost inside C: keep it, and raise it
+        when the evaluation returns. After an error or an interrupt, the next tensor asked
+        about is asked for, and the evaluation stops once it is computed."""
 
         def callback(tensor: int, ask: bool, _user_data: int) -> bool:
-            if self._error is not None:
-                return False
+            if self._error is not None or self._stop():
+                return ask
             try:
                 return on_tensor(tensor, ask)
             except BaseException as exc:  # noqa: BLE001 - raised again once llama.cpp returns
@@ -121,10 +139,11 @@ class Evaluator:
             batch.seq_id[i][0] = 0
             batch.logits[i] = 1
         batch.n_tokens = n
-        status = llama_cpp.llama_decode(self._ctx, batch)
-        if self._error is not None:
-            error, self._error = self._error, None
-            raise error
+        with held() as self._stop:  # Ctrl-C would be raised (and lost) inside the callback
+            status = llama_cpp.llama_decode(self._ctx, batch)
+            if self._error is not None:
+                error, self._error = self._error, None
+                raise error
         if status != 0:
             raise LwlocalError(f"{self.path}: llama.cpp failed to evaluate a chunk ({status})")
         pointer = llama_cpp.llama_get_logits(self._ctx)

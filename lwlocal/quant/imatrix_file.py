@@ -3,7 +3,6 @@ written) and the legacy ``.dat`` format (read)."""
 
 from __future__ import annotations
 
-import os
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +11,7 @@ import gguf
 import numpy as np
 
 from lwlocal.models.gguf_file import GGUFArray, read_gguf
+from lwlocal.util.destination import replacing
 from lwlocal.util.errors import LwlocalError
 
 SUMS = ".in_sum2"
@@ -58,17 +58,13 @@ def save(matrix: ImportanceMatrix, path: Path, architecture: str | None = None) 
     for name in sorted(matrix.sums):
         writer.add_tensor(name + SUMS, matrix.sums[name].astype(np.float32))
         writer.add_tensor(name + COUNTS, matrix.counts[name].astype(np.float32)[:, None])
-    tmp = path.with_name(f".{path.name}.partial")
-    try:
-        writer.write_header_to_file(tmp)
-        writer.write_kv_data_to_file()
-        writer.write_tensors_to_file()
-        writer.close()
-        os.replace(tmp, path)
-    except BaseException:
-        writer.close()
-        tmp.unlink(missing_ok=True)
-        raise
+    with replacing(path) as tmp:
+        try:
+            writer.write_header_to_file(tmp)
+            writer.write_kv_data_to_file()
+            writer.write_tensors_to_file()
+        finally:
+            writer.close()
 
 
 def load(path: Path) -> ImportanceMatrix:

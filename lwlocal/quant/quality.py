@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from lwlocal.models.gguf_file import check_gguf
-from lwlocal.quant.evaluator import Evaluator
+from lwlocal.quant.evaluator import Evaluator, check_chunking
 from lwlocal.util.errors import LwlocalError
 from lwlocal.util.progress import Progress, ProgressCallback, ignore
 
@@ -170,6 +170,7 @@ def evaluate(base: Path, quant: Path, text: str, *, n_ctx: int = 512,
              progress: ProgressCallback = ignore) -> QualityReport:
     """Compare ``quant`` with ``base`` on ``text``: the base runs first, then the quant (GGUF
     files or checkpoint folders)."""
+    check_chunking(n_ctx, chunks, n_threads)
     if Path(quant).is_dir():
         from lwlocal.quant.gptq import read_config
 

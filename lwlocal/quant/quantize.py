@@ -4,7 +4,6 @@ optional importance matrix, written under a temporary name and renamed."""
 from __future__ import annotations
 
 import ctypes
-import os
 import re
 import threading
 import time
@@ -20,7 +19,8 @@ from lwlocal.convert.run import ConvertResult, convert
 from lwlocal.models.gguf_file import check_gguf, read_gguf
 from lwlocal.quant.imatrix_file import ImportanceMatrix, load
 from lwlocal.quant.types import NEEDS_IMATRIX, UNQUANTIZED, quant_type
-from lwlocal.util.cpu import physical_cores
+from lwlocal.util.cpu import check_threads, physical_cores
+from lwlocal.util.destination import replacing
 from lwlocal.util.errors import LwlocalError, SettingError
 from lwlocal.util.overwrite import refuse_input_as_output
 from lwlocal.util.progress import Progress, ProgressCallback, ignore
@@ -125,9 +125,11 @@ class _QuantizerLog:
         llama_cpp.llama_log_set(llama_cpp._logger.llama_log_callback, ctypes.c_void_p(0))
 
 
-def check_request(qtype: str, imatrix: Path | None, model: Path) -> tuple[str, int]:
+def check_request(qtype: str, imatrix: Path | None, model: Path, n_threads: int | None = None
+                  ) -> tuple[str, int]:
     """The canonical type name and llama.cpp file type, once the type is known and has the
-    importance matrix it needs."""
+    importance matrix it needs (and the thread count is one llama.cpp can run)."""
+    check_threads(n_threads)
     name, ftype = quant_type(qtype)
     if name in NEEDS_IMATRIX and imatrix is None:
         raise SettingError(f"{name} needs an importance matrix: make one with `lwlocal imatrix "
@@ -140,7 +142,7 @@ def convert_and_quantize(src: Path, out: Path, qtype: str, *, imatrix: Path | No
                          ) -> tuple[ConvertResult, QuantizeResult]:
     """HF checkpoint -> quantized GGUF, through a temporary f16 (bf16 for bf16 weights) GGUF
     beside ``out`` that is removed afterwards."""
-    check_request(qtype, imatrix, src)
+    check_request(qtype, imatrix, src, n_threads)
     refuse_input_as_output(out, {"input checkpoint": src, "importance matrix": imatrix})
     between = out.with_name(f".{out.name}.unquantized.partial")
     try:
@@ -155,6 +157,7 @@ def quantize(src: Path, out: Path, qtype: str, *, imatrix: Path | None = None,
              n_threads: int | None = None, progress: ProgressCallback = ignore
              ) -> QuantizeResult:
     """Quantize the GGUF ``src`` to ``out`` as ``qtype`` (a llama-quantize type name)."""
+    name, ftype = check_request(qtype, imatrix, src, n_threads)
     check_gguf(src)
     name, ftype = check_request(qtype, imatrix, src)
     refuse_input_as_output(out, {"input model": src, "importance matrix": imatrix})
@@ -180,22 +183,17 @@ def quantize(src: Path, out: Path, qtype: str, *, imatrix: Path | None = None,
         params.kv_overrides = ctypes.cast(overrides, ctypes.POINTER(
             llama_cpp.llama_model_kv_override))
 
-    tmp = out.with_name(f".{out.name}.partial")
     status: list[int] = []
     start = time.monotonic()
-    with _QuantizerLog(progress) as log:
+    with _QuantizerLog(progress) as log, replacing(out) as tmp:
         worker = threading.Thread(target=lambda: status.append(llama_cpp.llama_model_quantize(
             str(src).encode(), str(tmp).encode(), ctypes.byref(params))), daemon=True)
-        try:
-            worker.start()
-            while worker.is_alive():  # joined in steps so that Ctrl-C is seen
-                worker.join(0.2)
-            if status != [0]:
-                reason = "; ".join(log.errors) or f"status {status}"
-                raise LwlocalError(f"{src}: llama.cpp's quantizer failed: {reason}")
-            os.replace(tmp, out)
-        finally:
-            tmp.unlink(missing_ok=True)
+        worker.start()
+        while worker.is_alive():  # joined in steps so that Ctrl-C is seen
+            worker.join(0.2)
+        if status != [0]:
+            reason = "; ".join(log.errors) or f"status {status}"
+            raise LwlocalError(f"{src}: llama.cpp's quantizer failed: {reason}")
     warnings = log.warnings
     quantized = Counter(t for t in log.source_types.values() if t not in UNQUANTIZED)
     if quantized and name not in UNQUANTIZED:

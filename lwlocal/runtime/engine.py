@@ -17,8 +17,9 @@ import llama_cpp._logger
 from lwlocal.models.gguf_file import check_vocabulary
 from lwlocal.runtime.grammar import json_grammar
 from lwlocal.runtime.kv_cache import ggml_type
-from lwlocal.util.cpu import physical_cores
-from lwlocal.util.errors import LwlocalError
+from lwlocal.util.cpu import check_threads, physical_cores
+from lwlocal.util.errors import LwlocalError, SettingError
+from lwlocal.util.interrupt import held
 from lwlocal.util.quiet import quiet_stderr
 
 PENALTY_LAST_N = 64  # tokens the repetition penalty looks back over (llama.cpp's default)
@@ -34,6 +35,27 @@ class Sampling:
     min_p: float = 0.05
     repeat_penalty: float = 1.1
     seed: int = 42
+
+
+# what each sampling setting may be (llama.cpp takes anything, NaN included)
+SAMPLING_RULES: dict[str, tuple[Callable[[float], bool], str]] = {
+    "temperature": (lambda v: v >= 0, "0 (greedy) or more"),
+    "top_p": (lambda v: 0 <= v <= 1, "between 0 and 1"),
+    "min_p": (lambda v: 0 <= v <= 1, "between 0 and 1"),
+    "repeat_penalty": (lambda v: v > 0, "above 0"),
+    "top_k": (lambda v: v >= 0 and v == int(v), "a whole number, 0 (off) or more"),
+    "seed": (lambda v: v == int(v), "a whole number"),
+}
+
+
+def check_sampling(sampling: Sampling) -> None:
+    """Refuse sampling settings that mean nothing: NaN or infinite values, a negative
+    temperature, a top-p outside 0-1."""
+    for name, (allowed, rule) in SAMPLING_RULES.items():
+        value = getattr(sampling, name)
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not (number and (isinstance(value, int) or math.isfinite(value)) and allowed(value)):
+            raise SettingError(f"{{{name}}} {value}: must be a finite number, {rule}")
 
 
 @dataclass
@@ -94,7 +116,7 @@ def count_tokens(path: Path, text: str) -> int:
     llama_cpp._logger.set_verbose(False)  # as Llama(verbose=False): errors only
     params = llama_cpp.llama_model_default_params()
     params.vocab_only = True
-    with quiet_stderr():
+    with held(), quiet_stderr():
         model = llama_cpp.llama_model_load_from_file(str(path).encode(), params)
     if not model:
         raise LwlocalError(f"{path}: llama.cpp could not load its vocabulary")
@@ -127,21 +149,23 @@ class Engine:
     ) -> None:
         cache_type = ggml_type(kv_type)
         check_vocabulary(path)
+        check_threads(n_threads)
         try:
-            self._llm = llama_cpp.Llama(
-                model_path=str(path),
-                n_ctx=n_ctx,
-                n_batch=n_batch,
-                n_ubatch=n_batch,
-                n_threads=n_threads or physical_cores(),
-                flash_attn=flash_attn,
-                type_k=cache_type,
-                type_v=cache_type,
-                n_gpu_layers=n_gpu_layers,
-                split_mode=llama_cpp.LLAMA_SPLIT_MODE_NONE,  # one GPU, as the plan assumes
-                main_gpu=0,
-                verbose=False,
-            )
+            with held():  # llama.cpp logs through a Python callback while it loads
+                self._llm = llama_cpp.Llama(
+                    model_path=str(path),
+                    n_ctx=n_ctx,
+                    n_batch=n_batch,
+                    n_ubatch=n_batch,
+                    n_threads=n_threads or physical_cores(),
+                    flash_attn=flash_attn,
+                    type_k=cache_type,
+                    type_v=cache_type,
+                    n_gpu_layers=n_gpu_layers,
+                    split_mode=llama_cpp.LLAMA_SPLIT_MODE_NONE,  # one GPU, as the plan assumes
+                    main_gpu=0,
+                    verbose=False,
+                )
         except Exception as exc:
             # what a damaged file makes llama_cpp.Llama raise varies: ValueError,
             # UnicodeDecodeError on a special token's text, a Jinja error on the chat template

@@ -9,6 +9,7 @@ from pathlib import Path
 from markdown_it import MarkdownIt
 
 from lwlocal.util.atomic import atomic_write
+from lwlocal.util.destination import check_destination
 from lwlocal.util.errors import LwlocalError, SettingError
 from lwlocal.util.overwrite import refuse_input_as_output
 from lwlocal.write.journal import DOCUMENT, Job
@@ -22,11 +23,16 @@ def document(job: Job) -> str:
     return path.read_text(encoding="utf-8") if path.is_file() else job.assemble()
 
 
+def _markdown() -> MarkdownIt:
+    """CommonMark with raw HTML off: a model's ``<script>`` is shown as text, never run."""
+    return MarkdownIt("commonmark", {"html": False})
+
+
 def plain_text(markdown: str) -> str:
     """The text of each heading, paragraph and code block, without Markdown marks."""
     breaks = {"softbreak": "\n", "hardbreak": "\n"}
     blocks = []
-    for token in MarkdownIt("commonmark").parse(markdown):
+    for token in _markdown().parse(markdown):
         if token.type == "inline":
             blocks.append("".join(child.content if child.type in ("text", "code_inline")
                                   else breaks.get(child.type, "")
@@ -37,7 +43,7 @@ def plain_text(markdown: str) -> str:
 
 
 def as_html(markdown: str, title: str) -> str:
-    body = MarkdownIt("commonmark").render(markdown)
+    body = _markdown().render(markdown)
     return (f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{html.escape(title)}'
             f"</title></head>\n<body>\n{body}</body></html>\n")
 
@@ -52,5 +58,6 @@ def export(job: Job, fmt: str, out: Path) -> Path:
         raise LwlocalError(f"{job.id}: nothing written yet")
     rendered = {"md": text, "txt": plain_text(text),
                 "html": as_html(text, job.meta.settings.prompt or job.id)}[fmt]
+    check_destination(out, len(rendered.encode()))
     atomic_write(out, rendered)
     return out

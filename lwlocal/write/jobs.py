@@ -13,6 +13,7 @@ from lwlocal.memory.hardware import Machine, detect
 from lwlocal.memory.planner import (
     ModelShape,
     Plan,
+    check_overrides,
     context_needed,
     plan,
     shape_from_card,
@@ -21,19 +22,30 @@ from lwlocal.memory.planner import (
 from lwlocal.models.catalogue import CARDS, ResolvedModel, local_file, resolve
 from lwlocal.openai.client import OpenAIChat, Server
 from lwlocal.runtime.chat import ChatBackend, LocalChat
-from lwlocal.runtime.engine import Engine
+from lwlocal.runtime.engine import Engine, check_sampling
+from lwlocal.util.cpu import check_threads
+from lwlocal.util.destination import check_destination, check_folder
 from lwlocal.util.errors import LwlocalError, LwlocalWarning, SettingError
 from lwlocal.util.paths import jobs_dir
 from lwlocal.util.progress import ProgressCallback, ignore
 from lwlocal.write.journal import Job
-from lwlocal.write.outline import MAX_SECTION_WORDS, MAX_SECTIONS, Outline
+from lwlocal.write.outline import (
+    BUDGET_CAP,
+    MAX_SECTION_WORDS,
+    MAX_SECTIONS,
+    MAX_WORDS,
+    Outline,
+)
 from lwlocal.write.settings import BACKENDS, MEMORY_FIELDS, MODES, JobSettings
 from lwlocal.write.words import ASSUMED_TOKENS_PER_WORD, language, measure_tokens_per_word
 from lwlocal.write.writer import JobResult, Writer, direct_outline, plan_outline
 
+BYTES_PER_WORD = 16  # generous: UTF-8 text with its spaces and Markdown marks
+
 
 def check_settings(settings: JobSettings) -> None:
-    """Refuse modes, word targets and section counts that cannot work, in one line."""
+    """Refuse modes, word targets, section counts, memory, thread and sampling settings that
+    cannot work, in one line."""
     if settings.mode not in MODES:
         raise SettingError(f"{{mode}} {settings.mode!r}: choose one of {', '.join(MODES)}")
     if settings.backend not in BACKENDS:
@@ -44,13 +56,27 @@ def check_settings(settings: JobSettings) -> None:
     words = settings.words
     if words <= 0:
         raise SettingError(f"{{words}} {words}: must be a positive number of words")
+    if words > BUDGET_CAP:
+        raise SettingError(f"{{words}} {words}: more than {BUDGET_CAP} words")
     if settings.sections is not None and not 1 <= settings.sections <= MAX_SECTIONS:
         raise SettingError(f"{{sections}} {settings.sections}: must be between 1 and "
                            f"{MAX_SECTIONS}")
-    most = MAX_SECTIONS * MAX_SECTION_WORDS
-    if settings.mode == "agentwrite" and words > most:
-        raise SettingError(f"{{words}} {words}: more than AgentWrite's {most} words "
+    if settings.mode == "agentwrite" and words > MAX_WORDS:
+        raise SettingError(f"{{words}} {words}: more than AgentWrite's {MAX_WORDS} words "
                            f"({MAX_SECTIONS} sections of {MAX_SECTION_WORDS})")
+    check_overrides(settings.overrides)
+    check_threads(settings.threads)
+    check_sampling(settings.sampling)
+
+
+def check_destinations(settings: JobSettings, output: Path | None = None,
+                       root: Path | None = None) -> None:
+    """Before any work: the jobs folder ``root`` takes the job's journal (its sections, then
+    the whole document: about twice the text) and ``output`` the document."""
+    size = settings.words * BYTES_PER_WORD
+    check_folder(root or jobs_dir(), 2 * size)
+    if output is not None:
+        check_destination(output, size)
 
 
 def job_plan(

@@ -22,6 +22,7 @@ import psutil
 from filelock import FileLock, Timeout
 
 from lwlocal.util.atomic import atomic_write
+from lwlocal.util.destination import write_error
 from lwlocal.util.errors import LwlocalError
 from lwlocal.write.outline import Outline, parse_outline
 from lwlocal.write.settings import JobSettings
@@ -33,6 +34,7 @@ LOCK = "writer.lock"
 # job.json's layout: 1 added "schema"; files without it (0) have the same fields and read as 1.
 SCHEMA_VERSION = 1
 STATES = ("new", "planned", "writing", "interrupted", "done")
+NAME_TRIES = 1000  # job folders named alike: NAME, NAME-1, ... NAME-999
 
 
 def _slug(text: str) -> str:
@@ -93,17 +95,23 @@ class Job:
                **fields: Any) -> Job:
         """A new job folder under ``root`` (named ``name``, or by time and prompt) with its
         metadata written (``fields``: JobMeta or settings fields to set)."""
-        root.mkdir(parents=True, exist_ok=True)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         base = name or f"{stamp}-{_slug(settings.prompt)}"
-        for n in range(1000):
-            folder = root / (base if n == 0 else f"{base}-{n}")
-            try:
-                folder.mkdir()
-                break
-            except FileExistsError:
-                continue
-        (folder / "sections").mkdir()
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            for n in range(NAME_TRIES):
+                folder = root / (base if n == 0 else f"{base}-{n}")
+                try:
+                    folder.mkdir()
+                    break
+                except FileExistsError:
+                    continue
+            else:
+                raise LwlocalError(f"{root}: {base} and {NAME_TRIES - 1} numbered folders after "
+                                   "it exist already")
+            (folder / "sections").mkdir()
+        except OSError as exc:
+            raise write_error(root, exc) from exc
         job = cls(folder, JobMeta(settings, created=time.time()))
         job.update(**fields)
         return job
@@ -140,10 +148,17 @@ class Job:
 
     # outline
     def outline(self) -> Outline | None:
+        """The saved outline (None before planning); one line naming the file if unreadable."""
         path = self.dir / OUTLINE
         if not path.is_file():
             return None
-        data = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise LwlocalError(f"{path}: unreadable outline ({exc})") from exc
+        if not isinstance(data, dict) or not isinstance(data.get("prompt"), str) or not (
+                isinstance(data.get("words"), int) and data["words"] > 0):
+            raise LwlocalError(f"{path}: not an outline (a prompt and a number of words)")
         return parse_outline(data, data["prompt"], data["words"], str(path))
 
     def save_outline(self, outline: Outline) -> None:

@@ -14,6 +14,8 @@ from lwlocal.util.errors import LwlocalError
 
 MAX_SECTIONS = 40
 MAX_SECTION_WORDS = 1000  # the LongWriter paper keeps each paragraph within 200-1,000 words
+MAX_WORDS = MAX_SECTIONS * MAX_SECTION_WORDS  # the longest outline
+BUDGET_CAP = 10**6  # larger word counts read as this (normalising brings them in line)
 TITLE_CHARS = 80
 MAIN_POINT_CHARS = 400
 _NUMBERING = re.compile(r"^(section|paragraph|part|chapter)\s*\d+\s*[:.\-–—]*\s*", re.IGNORECASE)
@@ -141,10 +143,12 @@ def parse_outline(data: Any, prompt: str, words: int | None, source: str) -> Out
         main_point = str(item.get("main_point") or "").strip()
         if not main_point:
             raise LwlocalError(f"{source}: section {i} has no main_point")
+        count = item.get("words") or 0
         try:
-            budget = int(item.get("words") or 0)
-        except (TypeError, ValueError) as exc:
-            raise LwlocalError(f"{source}: section {i} has a non-numeric word count") from exc
+            budget = min(int(count), BUDGET_CAP)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise LwlocalError(f"{source}: section {i}'s word count {count!r} is not a finite "
+                               "number") from exc
         sections.append(Section(title=title, main_point=main_point, words=budget))
     raw = [s.words for s in sections]
     words = words or sum(w for w in raw if w > 0)
@@ -184,6 +188,7 @@ def load_outline(path: Path, prompt: str | None = None, words: int | None = None
     if not prompt:
         raise LwlocalError(f"{path}: outline has no prompt and none was given")
     words = words or meta.get("words")
-    if words is not None and (not isinstance(words, int) or words <= 0):
-        raise LwlocalError(f"{path}: outline's total word count must be a positive integer")
+    if words is not None and not (isinstance(words, int) and 0 < words <= MAX_WORDS):
+        raise LwlocalError(f"{path}: the total word count {words!r} must be a whole number "
+                           f"from 1 to {MAX_WORDS}")
     return parse_outline(data, prompt, words, str(path))

@@ -8,14 +8,17 @@ the rest re-prefilled.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from lwlocal.runtime.chat import ChatBackend, Hooks, Message
 from lwlocal.runtime.engine import Generation, Sampling
+from lwlocal.util.destination import write_error
 from lwlocal.util.errors import LwlocalError, SettingError
 from lwlocal.util.progress import Progress, ProgressCallback, ignore
 from lwlocal.write.journal import Job, assemble
@@ -269,11 +272,14 @@ class Writer:
         words_done = sum(count_words(self.job.section_text(i) or "") for i in range(1, index))
         stats = self.chat.stats
         budget = SectionBudget(section.words, self.hold_length)
-        with self.job.open_partial(index) as partial:
+        with self._writing(index):
+            partial = self.job.open_partial(index)
+        with partial:
 
             def on_text(piece: str) -> None:
-                partial.write(piece)
-                partial.flush()
+                with self._writing(index):
+                    partial.write(piece)
+                    partial.flush()
                 budget.add(piece)
                 self.progress(Progress(
                     "write", step=index, steps=n,
@@ -283,8 +289,9 @@ class Writer:
                 ))
 
             def on_retry() -> None:
-                partial.seek(0)
-                partial.truncate()
+                with self._writing(index):
+                    partial.seek(0)
+                    partial.truncate()
                 budget.reset()
 
             result: Generation = self.chat.complete(
@@ -306,6 +313,14 @@ class Writer:
         self.job.save_section(index, text)
         return SectionReport(index, section.title, section.words, count_words(text), result.stop)
 
+    @contextlib.contextmanager
+    def _writing(self, index: int) -> Iterator[None]:
+        """An OSError writing section ``index``'s partial file (a full disk) as one line."""
+        try:
+            yield
+        except OSError as exc:
+            raise write_error(self.job.partial_path(index), exc) from exc
+
     def run(self) -> JobResult:
         """Write every unfinished section, then assemble the document."""
         started = time.perf_counter()
@@ -320,11 +335,13 @@ class Writer:
                     s = self.outline.sections[index - 1]
                     reports.append(SectionReport(index, s.title, s.words, count_words(text),
                                                  "journal"))
+            path = self.job.save_document(self.document())
         except BaseException:
-            self.job.update(state="interrupted", pid=None)
+            # on a full disk job.json may not take this either: a dead writer's "writing"
+            # reads as interrupted all the same, and the first error is the one to tell
+            with contextlib.suppress(LwlocalError):
+                self.job.update(state="interrupted", pid=None)
             raise
-        document = self.document()
-        path = self.job.save_document(document)
         result = JobResult(
             job=self.job.id, document_path=str(path), words=sum(r.written for r in reports),
             planned_words=self.outline.planned_words, sections=reports,
