@@ -118,7 +118,7 @@ async def _test_bad_input_is_a_notification(app, tmp_path):
         app.screen.query_one("#words").value = "-5"
         await pilot.press("ctrl+g")
         await pilot.pause()
-        assert any("--words -5" in n.message for n in app._notifications)
+        assert any("words -5" in n.message and "--" not in n.message for n in app._notifications)
         assert app.current_mode == "compose"
 
         Job.create(app.state.jobs_root, JobSettings(PROMPT, 100, model="x"))
