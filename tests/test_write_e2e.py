@@ -1,4 +1,4 @@
-"""End-to-end on the default model: plan-only, an AgentWrite job, KV reuse, resume after kill -9."""
+"""End-to-end on the default model: plan-only, an AgentWrite job, KV reuse, a kill -9 loop."""
 
 from __future__ import annotations
 
@@ -73,38 +73,54 @@ def test_edited_outline_is_written_as_given(lw_home, tmp_path):
     assert [s["planned"] for s in result["sections"]] == [50, 100]
 
 
-def test_resume_after_kill_9_keeps_finished_sections(lw_home):
-    env = {**os.environ, "LWLOCAL_HOME": str(lw_home)}
-    cmd = [sys.executable, "-m", "lwlocal", "write", PROMPT, "--words", "800", "--sections", "5",
-           "--ctx", "4096", "--json"]
+def _kill_when(cmd: list[str], env: dict[str, str], ready) -> None:
+    """Run ``cmd`` and ``kill -9`` it once ``ready()`` is true (an event on disk, not a time)."""
     writer = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    jobs = lw_home / "jobs"
     try:
-        while writer.poll() is None:
-            sections = list(jobs.glob("*/sections/00[0-9].md"))
-            if len(sections) >= 2:
-                break
+        while writer.poll() is None and not ready():
             time.sleep(0.05)
         assert writer.poll() is None, "the writer finished before it could be killed"
         os.kill(writer.pid, signal.SIGKILL)
     finally:
         writer.wait()
-    (job_dir,) = jobs.iterdir()
-    job = Job.open(str(job_dir), jobs)
-    assert job.state == "interrupted"
-    finished = {i: job.section_path(i).read_bytes() for i in job.finished()}
-    assert 2 <= len(finished) < 5
 
-    proc = run_cli("resume", job.id, "--json", env_home=lw_home, check=True)
+
+def test_kill_9_loop_loses_no_finished_section(lw_home):
+    """The fault trial's loop: kill -9 while planning, in the middle of a section and right
+    after one; every resume keeps what was finished, and the job ends whole."""
+    env = {**os.environ, "LWLOCAL_HOME": str(lw_home)}
+    jobs = lw_home / "jobs"
+    write = [sys.executable, "-m", "lwlocal", "write", PROMPT, "--words", "800", "--sections",
+             "5", "--ctx", "4096", "--json"]
+    _kill_when(write, env, lambda: any(jobs.glob("*/job.json")))  # planning
+    (job_dir,) = jobs.iterdir()
+    resume = [sys.executable, "-m", "lwlocal", "resume", job_dir.name, "--json"]
+    kept: dict[int, bytes] = {}
+    def partial() -> bool:
+        return any(job_dir.glob("sections/*.partial.md"))
+
+    def one_more_section() -> bool:
+        return len(list(job_dir.glob("sections/00[0-9].md"))) > len(kept)
+
+    for ready in (partial, one_more_section):  # in a section, right after one
+        _kill_when(resume, env, ready)
+        job = Job.open(str(job_dir), jobs)
+        assert job.state == "interrupted"
+        for i, data in kept.items():
+            assert job.section_path(i).read_bytes() == data
+        kept = {i: job.section_path(i).read_bytes() for i in job.finished()}
+    assert 1 <= len(kept) < 5
+
+    proc = run_cli("resume", job_dir.name, "--json", env_home=lw_home, check=True)
     result = json.loads(proc.stdout)
-    job = Job.open(job.id, jobs)
+    job = Job.open(job_dir.name, jobs)
     assert job.state == "done" and job.finished() == [1, 2, 3, 4, 5]
-    for i, data in finished.items():
+    for i, data in kept.items():
         assert job.section_path(i).read_bytes() == data
-    assert [s["stop"] for s in result["sections"][: len(finished)]] == ["journal"] * len(finished)
+    assert [s["stop"] for s in result["sections"][: len(kept)]] == ["journal"] * len(kept)
     assert not list(job_dir.glob("sections/*.partial.md"))
     document = (job_dir / "document.md").read_text()
-    for i in finished:
+    for i in kept:
         assert job.section_text(i).strip() in document
 
 
