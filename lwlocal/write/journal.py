@@ -215,14 +215,18 @@ class Job:
             holder = f"process {pid}" if pid else "another process"
             raise LwlocalError(f"{self.id}: being written by {holder}; one writer per job"
                                ) from None
+        done = False
         try:
             if lock.lock_counter == 1:
                 self.update(pid=os.getpid())
             yield
+            done = True
         finally:
-            if lock.lock_counter == 1 and self.dir.is_dir():
-                self.update(pid=None)
-            lock.release()
+            try:  # after a failure the pid is left: the failure, not this, is what to report
+                if done and lock.lock_counter == 1 and self.dir.is_dir():
+                    self.update(pid=None)
+            finally:
+                lock.release()
 
     def delete(self) -> None:
         """Remove the job's folder; refused while a process is writing it."""
