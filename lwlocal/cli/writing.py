@@ -7,6 +7,7 @@ import sys
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
+from typing import NoReturn
 
 import click
 from rich.markup import escape
@@ -32,7 +33,12 @@ from lwlocal.write.jobs import Session, resume_session
 from lwlocal.write.journal import Job, list_jobs
 from lwlocal.write.outline import Outline, load_outline
 from lwlocal.write.settings import MODES, JobSettings
-from lwlocal.write.words import count_words
+
+
+def _interrupted(job: Job) -> NoReturn:
+    err.print(f"[yellow]interrupted[/]: job {job.id} is kept; go on with "
+              f"`lwlocal resume {job.id}`")
+    sys.exit(130)
 
 
 def _run(session: Session, job: Job, outline: Outline | None, output: Path | None,
@@ -41,9 +47,7 @@ def _run(session: Session, job: Job, outline: Outline | None, output: Path | Non
         with TaskProgress(err) as progress:
             result = session.run(job, outline, progress=progress)
     except KeyboardInterrupt:
-        err.print(f"[yellow]interrupted[/]: job {job.id} is kept; go on with "
-                  f"`lwlocal resume {job.id}`")
-        sys.exit(130)
+        _interrupted(job)
     print_result(result, output, as_json)
 
 
@@ -114,7 +118,11 @@ def resume(job: str, output: Path | None, as_json: bool, model: str | None,
     remote = replace(server, backend=backend, base_url=base_url,
                      server_model=server_model).server(
         found.meta.settings.n_ctx if same_server else None)
-    _run(resume_session(found, backend, remote, model), found, None, output, as_json)
+    try:  # Ctrl-C while the model loads stops here, once llama.cpp has returned
+        session = resume_session(found, backend, remote, model)
+    except KeyboardInterrupt:
+        _interrupted(found)
+    _run(session, found, None, output, as_json)
 
 
 @click.command()
@@ -125,7 +133,7 @@ def jobs(as_json: bool) -> None:
     for job in list_jobs(jobs_dir()):
         outline = job.outline()
         finished = job.finished()
-        words = sum(count_words(job.section_text(i) or "") for i in finished)
+        words = job.words()
         row = {
             "job": job.id, "state": job.state, "mode": job.meta.settings.mode,
             "model": job.meta.settings.model,
