@@ -30,13 +30,20 @@ class FakeChat:
         self.stats = Stats()
         self.requests: list[list[Message]] = []
         self.continued: list[str] = []  # the reply starts continued
-        self.streaming = threading.Event()  # set once a reply has streamed a word
+        self.returned = threading.Event()  # set each time a reply has ended
         self._gate = threading.Semaphore(0) if paced else None
+        self._free = not paced
 
     def release(self, words: int) -> None:
         """Let ``words`` more words out (paced only)."""
         assert self._gate is not None
         for _ in range(words):
+            self._gate.release()
+
+    def release_all(self) -> None:
+        """Stop pacing: every word from now on streams at once."""
+        self._free = True
+        if self._gate is not None:
             self._gate.release()
 
     def count(self, messages: Sequence[Message]) -> int:
@@ -62,13 +69,22 @@ class FakeChat:
 
     def _wait(self, hooks: Hooks) -> bool:
         """Wait for a release; False when cancelled first."""
-        while self._gate is not None and not self._gate.acquire(timeout=GATE_POLL):
+        while not self._free and self._gate is not None and not self._gate.acquire(
+                timeout=GATE_POLL):
             if hooks.cancel is not None and hooks.cancel.is_set():
                 return False
         return not (hooks.cancel is not None and hooks.cancel.is_set())
 
     def _stream(self, messages: Sequence[Message], text: str, max_tokens: int,
                 hooks: Hooks) -> Generation:
+        self.returned.clear()
+        try:
+            return self._words(messages, text, max_tokens, hooks)
+        finally:
+            self.returned.set()
+
+    def _words(self, messages: Sequence[Message], text: str, max_tokens: int,
+               hooks: Hooks) -> Generation:
         prompt = self.count(messages)
         if hooks.on_prefill:
             hooks.on_prefill(prompt, prompt)
@@ -84,7 +100,6 @@ class FakeChat:
             self.stats.context_tokens = prompt + len(result.tokens)
             if hooks.on_text:
                 hooks.on_text(piece)
-            self.streaming.set()
             if hooks.should_stop and hooks.should_stop():
                 result.stop = "stopped"
                 break

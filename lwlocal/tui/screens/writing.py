@@ -28,8 +28,6 @@ from lwlocal.write.journal import Job
 from lwlocal.write.outline import Outline
 from lwlocal.write.words import count_words
 
-REFRESH = 0.1  # seconds between dashboard refreshes while text streams in
-
 
 def clock(seconds: float) -> str:
     minutes, secs = divmod(int(seconds), 60)
@@ -89,7 +87,6 @@ class WritingScreen(AppScreen):
         self._pending: list[str] = []  # text that came while the screen was hidden
         self._run_started = 0.0
         self._words_at_start: float | None = None
-        self._last_refresh = 0.0
         self._last_event: Progress | None = None
 
     @property
@@ -204,10 +201,7 @@ class WritingScreen(AppScreen):
         self._last_event = event
         if event.stage == "write":
             await self._stream(event)
-        now = time.monotonic()
-        if event.stage != "write" or now - self._last_refresh >= REFRESH:
-            self._last_refresh = now
-            self._dashboard()
+        self._dashboard()
 
     async def _stream(self, event: Progress) -> None:
         job = self.lw.state.job
