@@ -49,7 +49,7 @@ def print_table(columns: Sequence[str], rows: Sequence[Sequence[str]],
     if title:
         console.print(f"[b]{escape(title)}[/]")
     for row in rows:
-        console.print(f"[b]{escape(row[0])}[/]")
+        console.print(f"[b]{escape(row[0])}[/]", soft_wrap=True)  # never broken by rich
         details = " · ".join(f"{column} {cell}" for column, cell in zip(columns[1:], row[1:],
                                                                         strict=True) if cell)
         console.print(Text("  " + details), soft_wrap=False)

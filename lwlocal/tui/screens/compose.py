@@ -191,6 +191,8 @@ class ComposeScreen(AppScreen):
     def _planning(self, message: Planning) -> None:
         if self.lw.state.task and not self.lw.state.task.cancel.is_set():
             self.query_one(TaskLine).say(task_text(message.event))
+        if message.event.stage == "prompt" or message.event.done == 1:  # the model is loaded
+            self.lw.refresh_status()
 
     @on(Planned)
     def _planned(self, message: Planned) -> None:

@@ -198,6 +198,8 @@ class WritingScreen(AppScreen):
         event = message.event
         if not self.writing:
             return
+        if self._last_event is None or self._last_event.step != event.step:
+            self.lw.refresh_status()  # the model is loaded; a section begins
         self._last_event = event
         if event.stage == "write":
             await self._stream(event)
@@ -269,8 +271,7 @@ class WritingScreen(AppScreen):
         else:
             section.update(total=max(budget, 1), progress=min(budget, section_words))
             document.update(total=max(total, 1), progress=min(total, words))
-        current = self._step if (self.writing or self._paused) and self._step not in (
-            self._finished) else None
+        current = self._step if self._step and self._step not in self._finished else None
         self.query_one(SectionList).show(outline if job or self.writing else None,
                                          self._written, self._finished, current,
                                          paused=not self.writing)
@@ -286,8 +287,10 @@ class WritingScreen(AppScreen):
                     f"{float(result.get('decode_tokens_per_s', 0)):.1f} tok/s · "
                     "e exports · F6 library")
         if not self.writing:
-            return ("paused: r goes on where it stopped" if self._paused else
-                    "r writes on from here" if job.state != "new" else "r writes it")
+            if self._step and self._step not in self._finished:
+                return (f"{'paused' if self._paused else 'stopped'} part-way through section "
+                        f"{self._step}: r goes on from there")
+            return "r writes it" if job.state in ("new", "planned") else "r writes on"
         if event is None:
             return "loading the model…"
         where = f"section {event.step}/{event.steps}"
