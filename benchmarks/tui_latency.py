@@ -113,6 +113,7 @@ def main() -> None:
         term.send("\x7f")
         term.send("Write a travel guide to Lisbon for a first-time visitor.")
         term.send("\t" + "\x1b[F" + "\x7f" * 6 + str(args.words))  # Tab, End, the words
+        term.send("\x1b[Z")  # Shift+Tab: back in the prompt
         typing, switching = [], []
         term.send(CTRL_G)
         sent, mark = term.send("")

@@ -30,6 +30,7 @@ from lwlocal.tui.screens.model import ModelScreen
 from lwlocal.tui.screens.writing import WritingScreen
 from lwlocal.tui.state import TuiState
 from lwlocal.tui.widgets.task_line import TaskLine
+from lwlocal.util.errors import LwlocalError
 from lwlocal.util.samples import ENGLISH
 from lwlocal.write.journal import Job, list_jobs
 from lwlocal.write.outline import Outline, Section
@@ -471,6 +472,28 @@ def test_the_model_is_in_view_and_a_missing_one_says_how_to_get_it(tmp_path, mes
             await pilot.pause()
             assert "Words -5: must be a positive number of words" in notes(app)
             assert not any("--words" in n for n in notes(app))
+
+    run(test)
+
+
+# 4 (the app's part). a job that cannot be written here says why, in one line
+
+def test_a_job_refused_by_the_library_is_a_message(tmp_path, messages, monkeypatch):
+    def refuse(self: FakeSession, job: Job, *args: Any, **kwargs: Any) -> Any:
+        raise LwlocalError(f"{job.id}: being written by process 4242")
+
+    monkeypatch.setattr(FakeSession, "run", refuse)
+    app = fake_app(tmp_path, FakeChat())
+    job = Job.create(tmp_path / "jobs", JobSettings(PROMPT, 100, model="x"), name="tea")
+    job.save_outline(outline(100, 1))
+
+    async def test() -> None:
+        async with app.run_test(size=(80, 24), message_hook=messages) as pilot:
+            await pilot.press("f6", "r")
+            stopped = await messages.wait(pilot, WritingScreen.Stopped)
+            assert stopped.error == "tea: being written by process 4242"
+            assert "tea: being written by process 4242" in notes(app)
+            assert app.state.task is None and app.current_mode == "writing"
 
     run(test)
 

@@ -7,32 +7,24 @@ so far, on screen and on disk, and resuming goes on from it."""
 from __future__ import annotations
 
 import threading
-import time
 
-from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
-from textual.widgets import Label, ProgressBar, Static
 
 from lwlocal.tui.messages import error_text
 from lwlocal.tui.screens.base import AppScreen
 from lwlocal.tui.screens.confirm import ConfirmScreen
 from lwlocal.tui.screens.export import ExportScreen
 from lwlocal.tui.widgets.document_view import DocumentView
+from lwlocal.tui.widgets.job_dashboard import JobDashboard, JobView
 from lwlocal.tui.widgets.section_list import SectionList
 from lwlocal.util.progress import Progress
 from lwlocal.write.journal import Job
 from lwlocal.write.outline import Outline
 from lwlocal.write.words import count_words
-
-
-def clock(seconds: float) -> str:
-    minutes, secs = divmod(int(seconds), 60)
-    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}" if minutes >= 60 else (
-        f"{minutes}:{secs:02d}")
 
 
 class WritingScreen(AppScreen):
@@ -62,14 +54,7 @@ class WritingScreen(AppScreen):
             self.error, self.finished = error, finished
 
     def body(self) -> ComposeResult:
-        yield Label("", id="job-title")
-        with Horizontal(classes="bar-row"):
-            yield Label("section", classes="bar-label")
-            yield ProgressBar(total=1, show_eta=False, id="section-bar")
-        with Horizontal(classes="bar-row"):
-            yield Label("document", classes="bar-label")
-            yield ProgressBar(total=1, show_eta=False, id="document-bar")
-        yield Static("", id="writing-stats")
+        yield JobDashboard(id="dashboard")
         with Horizontal(id="writing-body"):
             yield SectionList(id="section-list")
             yield DocumentView(id="document-view")
@@ -85,8 +70,6 @@ class WritingScreen(AppScreen):
         self._finished: set[int] = set()
         self._base = 0  # words of the sections before the current one
         self._pending: list[str] = []  # text that came while the screen was hidden
-        self._run_started = 0.0
-        self._words_at_start: float | None = None
         self._last_event: Progress | None = None
 
     @property
@@ -112,8 +95,6 @@ class WritingScreen(AppScreen):
         self._step, self._written, self._finished = 0, {}, set()
         self._outline = job.outline() if job else None
         if job is None:
-            self.query_one("#job-title", Label).update(
-                "No job: compose one (F3) or open one from the library (F6).")
             await self.query_one(DocumentView).show("")
             self._dashboard()
             return
@@ -151,8 +132,8 @@ class WritingScreen(AppScreen):
         if cancel is None:
             return
         self._cancel, self._paused, self._stopping = cancel, False, ""
-        self._run_started, self._words_at_start = time.monotonic(), None
         self._last_event = None
+        self.query_one(JobDashboard).begin()
         if state.job is None and state.outline is not None:
             state.outline.words = state.words = state.outline.planned_words
         self._dashboard("loading the model…")
@@ -248,69 +229,18 @@ class WritingScreen(AppScreen):
     # the dashboard
     def _dashboard(self, note: str = "") -> None:
         job, outline = self.lw.state.job, self._outline or self.lw.state.outline
-        done = job is not None and job.state == "done" and not self.writing
-        event = self._last_event if self.writing else None
-        total = outline.planned_words if outline else 0
-        words = (event.done if event and event.stage == "write"
-                 else sum(self._written.values()))
-        if job is not None:
-            state = ("stopping" if self._stopping else "writing" if self.writing
-                     else "paused" if self._paused else job.state)
-            self.query_one("#job-title", Label).update(
-                f"[b]{escape(job.id)}[/b] · {state} · {words:,.0f} of {total:,} words")
-        elif self.writing:
-            self.query_one("#job-title", Label).update("Starting a new job…")
-        budget = (outline.sections[self._step - 1].words
-                  if outline and 0 < self._step <= len(outline.sections) else 0)
-        section_words = self._written.get(self._step, 0)
-        section = self.query_one("#section-bar", ProgressBar)
-        document = self.query_one("#document-bar", ProgressBar)
-        if done:
-            section.update(total=1, progress=1)
-            document.update(total=1, progress=1)
-        else:
-            section.update(total=max(budget, 1), progress=min(budget, section_words))
-            document.update(total=max(total, 1), progress=min(total, words))
+        state = ("stopping" if self._stopping else "writing" if self.writing
+                 else "paused" if self._paused else job.state if job else "")
+        session = self.lw.state.session
+        context = ((session.chat.stats.context_tokens, session.chat.n_ctx)
+                   if self.writing and session and session.chat.n_ctx else None)
         current = self._step if self._step and self._step not in self._finished else None
+        view = JobView(job, outline, self._written, self._finished, current, state,
+                       self._last_event if self.writing else None, context, note)
+        self.query_one(JobDashboard).show(view)
         self.query_one(SectionList).show(outline if job or self.writing else None,
                                          self._written, self._finished, current,
                                          paused=not self.writing)
-        self.query_one("#writing-stats", Static).update(note or self._stats(job, event, done))
-
-    def _stats(self, job: Job | None, event: Progress | None, done: bool) -> str:
-        if job is None:
-            return ""
-        if done:
-            result = job.meta.result or {}
-            return (f"[green]done[/]: {job.words():,} words in {len(self._finished)} sections"
-                    f" · {clock(float(result.get('seconds', 0)))} · "
-                    f"{float(result.get('decode_tokens_per_s', 0)):.1f} tok/s · "
-                    "e exports · F6 library")
-        if not self.writing:
-            if self._step and self._step not in self._finished:
-                return (f"{'paused' if self._paused else 'stopped'} part-way through section "
-                        f"{self._step}: r goes on from there")
-            return "r writes it" if job.state in ("new", "planned") else "r writes on"
-        if event is None:
-            return "loading the model…"
-        where = f"section {event.step}/{event.steps}"
-        if event.stage == "prompt":
-            return (f"{where} · reading the prompt: {event.done:,.0f} of {event.total:,.0f} "
-                    "tokens")
-        if event.stage == "plan":
-            return f"planning the outline: {event.done:,.0f} tokens"
-        now = time.monotonic()
-        if self._words_at_start is None:
-            self._words_at_start, self._run_started = event.done, now
-        elapsed = now - self._run_started
-        pace = (event.done - self._words_at_start) / elapsed if elapsed > 0 else 0.0
-        left = (f"about {clock((event.total - event.done) / pace)} left" if pace > 0
-                else "time left …")
-        rate = f"{event.rate:.1f} tok/s" if event.rate else "… tok/s"
-        session = self.lw.state.session
-        context = (f" · context {session.chat.stats.context_tokens:,} of "
-                   f"{session.chat.n_ctx:,}" if session and session.chat.n_ctx else "")
-        return f"{where} · {rate} · {clock(elapsed)} · {left}{context}"
 
     # keys
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
