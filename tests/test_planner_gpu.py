@@ -137,7 +137,7 @@ def test_a_cpu_only_build_never_plans_gpu_layers():
     assert any("CPU-only" in r and "make demo GPU=cuda" in r for r in chosen.reasons)
     asked = plan(L, cpu_build, NEED, Overrides(n_gpu_layers=40))
     assert asked.settings.n_gpu_layers == 0
-    assert len(asked.warnings) == 1 and "--ngl 40 cannot take effect" in asked.warnings[0]
+    assert len(asked.warnings) == 1 and "{n_gpu_layers} 40 cannot take effect" in asked.warnings[0]
     other_machine = plan(L, cpu_build, NEED, vram=24 * GiB)  # planning for another machine
     assert other_machine.settings.n_gpu_layers == L.n_layers + 1 and not other_machine.warnings
 

@@ -1,150 +1,612 @@
-"""The terminal app driven by Textual's pilot on the default model: compose -> outline -> edit a
-budget -> write -> library -> pause and resume a job mid-way -> export; and every bad-input
-path ends in a notification."""
+"""The terminal app driven by Textual's pilot. Most tests write with a fake chat backend that
+the test paces word by word (tests/support/fake_chat.py); those marked ``model`` run the
+default model. Every wait is for one of the app's own messages, never for time (a guard fails a
+test whose message never comes)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import io
+import os
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
-from textual.worker import WorkerState
+from rich.console import Console
+from rich.text import Text
+from textual.message import Message
+from textual.pilot import Pilot
+from textual.widgets import DataTable, Footer, Input, Markdown, TextArea
+from textual.widgets._footer import FooterKey
 
+from lwlocal.memory.hardware import Machine
 from lwlocal.tui.app import LwlocalApp
+from lwlocal.tui.screens.compose import ComposeScreen
+from lwlocal.tui.screens.confirm import ConfirmScreen
+from lwlocal.tui.screens.export import ExportScreen
+from lwlocal.tui.screens.help import HELP
+from lwlocal.tui.screens.model import ModelScreen
+from lwlocal.tui.screens.writing import WritingScreen
 from lwlocal.tui.state import TuiState
+from lwlocal.tui.widgets.task_line import TaskLine
+from lwlocal.util.errors import LwlocalError
+from lwlocal.util.samples import ENGLISH
 from lwlocal.write.journal import Job, list_jobs
+from lwlocal.write.outline import Outline, Section
 from lwlocal.write.settings import JobSettings
-
-pytestmark = pytest.mark.model  # every test here runs the default model
+from tests.support.fake_chat import FakeChat, FakeSession
 
 PROMPT = "Write a short guide to brewing green tea at home."
-IDLE_PAUSES = 50
+GUARD = 600  # seconds: a message that has not come by then is not coming
+GIB = 2**30
+MACHINE = Machine(ram_total=16 * GIB, ram_available=12 * GIB, vram_total=0, vram_free=0,
+                  gpu=None, unified=False, cores=4, threads=8)
+CARD = "longwriter-llama3.1-8b"  # a card that is not downloaded: planned from its card, fast
+M = TypeVar("M", bound=Message)
 
 
-async def until(pilot, condition: Callable[[], bool]) -> None:
-    """Let the app run until ``condition`` holds; fail once nothing is left running that
-    could make it hold (no worker for IDLE_PAUSES pauses in a row), however slow the work."""
-    idle = 0
-    while not condition():
-        busy = any(w.state in (WorkerState.PENDING, WorkerState.RUNNING)
-                   for w in pilot.app.workers)
-        idle = 0 if busy else idle + 1
-        assert idle < IDLE_PAUSES, "nothing left running and the condition does not hold"
-        await pilot.pause(0.1)
+class Messages:
+    """Every message the app dispatches (Textual's ``message_hook``), to wait for the ones a
+    test needs."""
+
+    def __init__(self) -> None:
+        self.seen: list[Message] = []
+        self._arrived: asyncio.Event | None = None
+
+    def __call__(self, message: Message) -> None:
+        self.seen.append(message)
+        if self._arrived is not None:
+            self._arrived.set()
+
+    def mark(self) -> int:
+        """Where the messages to come begin."""
+        return len(self.seen)
+
+    async def wait(self, pilot: Pilot, kind: type[M], where: Callable[[M], bool] = lambda m: True,
+                   since: int = 0) -> M:
+        """The first ``kind`` message (from ``since``) for which ``where`` holds, once the app
+        has handled it."""
+        self._arrived = self._arrived or asyncio.Event()
+
+        async def first() -> M:
+            checked = since
+            while True:
+                for message in self.seen[checked:]:
+                    if isinstance(message, kind) and where(message):
+                        return message
+                checked = len(self.seen)
+                assert self._arrived is not None
+                self._arrived.clear()
+                await self._arrived.wait()
+
+        found = await asyncio.wait_for(first(), GUARD)
+        await pilot.pause()
+        return found
 
 
-async def compose_and_plan(pilot, app: LwlocalApp, words: int, sections: int) -> None:
-    await pilot.press("f3")
-    app.screen.query_one("#prompt").load_text(PROMPT)
-    app.screen.query_one("#words").value = str(words)
-    app.screen.query_one("#sections").value = str(sections)
-    await pilot.press("ctrl+g")
-    await until(pilot, lambda: app.current_mode == "outline")
-    await pilot.pause(0.5)  # the outline screen settles on its first section
+def run(test: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    asyncio.run(test())
+
+
+def screen_text(app: LwlocalApp) -> str:
+    """What the terminal shows, as plain text."""
+    width, height = app.size
+    console = Console(width=width, height=height, file=io.StringIO(), record=True,
+                      force_terminal=True, color_system="truecolor", legacy_windows=False)
+    console.print(app.screen._compositor.render_update(
+        full=True, screen_stack=app._background_screens))
+    return console.export_text(styles=False)
+
+
+def widget_text(app: LwlocalApp, selector: str) -> str:
+    """What the terminal shows where a widget is."""
+    region = app.screen.query_one(selector).region
+    lines = screen_text(app).splitlines()[region.y:region.bottom]
+    return "\n".join(line[region.x:region.right] for line in lines)
+
+
+def notes(app: LwlocalApp) -> list[str]:
+    return [n.message for n in app._notifications]
+
+
+def outline(words: int = 300, sections: int = 3) -> Outline:
+    each = words // sections
+    return Outline(PROMPT, words, [Section(f"Part {i}", f"What part {i} says", each)
+                                   for i in range(1, sections + 1)])
+
+
+def fake_app(tmp_path: Path, chat: FakeChat, **state: Any) -> LwlocalApp:
+    """The app over a fake model; ``state``: TuiState fields."""
+    state.setdefault("prompt", PROMPT)
+    state.setdefault("machine", MACHINE)
+    return LwlocalApp(TuiState(jobs_root=tmp_path / "jobs",
+                               new_session=lambda settings: FakeSession(settings, chat),
+                               **state))
 
 
 @pytest.fixture
-def app(tmp_path: Path) -> LwlocalApp:
-    return LwlocalApp(TuiState(jobs_root=tmp_path / "jobs"))
+def messages() -> Messages:
+    return Messages()
 
 
-async def _test_compose_outline_write_library_export(app, tmp_path):
-    async with app.run_test(size=(80, 24)) as pilot:
-        await compose_and_plan(pilot, app, 240, 3)
-        outline = app.state.outline
-        assert len(outline.sections) == 3 and outline.words == 240
-
-        app.screen.query_one("#section-words").value = "90"  # edit the first budget
-        await pilot.pause()
-        assert outline.sections[0].words == 90
-        assert f"planned {outline.planned_words:,}" in str(
-            app.screen.query_one("#outline-total").render())
-        await pilot.press("a")  # add a section after the first, then delete it again
-        assert outline.sections[1].title == "New section"
-        await pilot.press("x")
-        assert all(s.title != "New section" for s in outline.sections)
-
-        await pilot.press("ctrl+w")
-        await until(pilot, lambda: app.state.job is not None and app.state.job.state == "done")
-        job = app.state.job
-        assert (job.dir / "document.md").is_file()
-        assert job.outline().sections[0].words == 90  # the edited outline was written
-        await until(pilot, lambda: "done" in str(app.screen.query_one("#job-title").render()))
-        assert app.screen.query_one("#document").source.strip()
-
-        await pilot.press("f6")
-        await pilot.pause()
-        table = app.screen.query_one("#jobs")
-        assert table.row_count == 1 and table.get_row_at(0)[1] == "done"
-        out = tmp_path / "guide.html"
-        await pilot.press("e")
-        await pilot.pause()
-        app.screen.query_one("#export-format").value = "html"
-        await pilot.pause()
-        app.screen.query_one("#export-path").value = str(out)
-        await pilot.click("#export")
-        await until(pilot, out.is_file)
-        assert "<h2>" in out.read_text()
+def writing(app: LwlocalApp) -> WritingScreen:
+    screen = app.get_screen_stack("writing")[0]
+    assert isinstance(screen, WritingScreen)
+    return screen
 
 
-async def _test_pause_then_resume_from_the_library(app):
-    async with app.run_test(size=(80, 24)) as pilot:
-        await compose_and_plan(pilot, app, 300, 3)
-        await pilot.press("ctrl+w")
-        await until(pilot, lambda: app.state.job is not None and len(app.state.job.finished()) >= 1)
-        await pilot.press("p")
-        job = app.state.job
-        await until(pilot, lambda: job.state == "interrupted")
-        first = job.section_text(1)
-        assert len(job.finished()) < len(job.outline().sections)
-
-        await pilot.press("f6")
-        await pilot.pause()
-        assert app.screen.query_one("#jobs").get_row_at(0)[1] == "interrupted"
-        await pilot.press("r")
-        await until(pilot, lambda: app.state.job.state == "done")  # reopened from the library
-        assert app.state.job.dir == job.dir
-        assert job.section_text(1) == first  # the finished section was kept, not rewritten
-        assert len(job.finished()) == len(job.outline().sections)
+def section_words(messages: Messages, words: int) -> Callable[[WritingScreen.Update], bool]:
+    return lambda m: m.event.stage == "write" and m.event.done >= words
 
 
-async def _test_bad_input_is_a_notification(app, tmp_path):
-    async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("f3", "ctrl+g")  # no prompt
-        await pilot.pause()
-        assert any("prompt" in n.message for n in app._notifications)
-        app.screen.query_one("#prompt").load_text(PROMPT)
-        app.screen.query_one("#words").value = "-5"
-        await pilot.press("ctrl+g")
-        await pilot.pause()
-        assert any("words -5" in n.message and "--" not in n.message for n in app._notifications)
-        assert app.current_mode == "compose"
+# 1. llama.cpp's output never touches the terminal; one plan worker at a time
 
-        Job.create(app.state.jobs_root, JobSettings(PROMPT, 100, model="x"))
-        await pilot.press("f6")
-        await pilot.pause()
-        await pilot.press("e")  # nothing written yet: a notification, no file
-        await pilot.pause()
-        await pilot.click("#export")
-        await pilot.pause()
-        assert any("nothing written yet" in n.message for n in app._notifications)
-        await pilot.press("d", "n")  # delete, declined
-        await pilot.pause()
-        assert len(list(list_jobs(app.state.jobs_root))) == 1
-        await pilot.press("d", "y")  # delete, confirmed
-        await pilot.pause()
-        assert list(list_jobs(app.state.jobs_root)) == []
-        assert app.screen.query_one("#jobs").row_count == 0
+@pytest.mark.model
+def test_the_model_loads_and_plans_without_touching_the_terminal(tmp_path, lw_home, messages,
+                                                                 monkeypatch):
+    redirected: list[int] = []
+    dup2 = os.dup2
+
+    def spy(fd: int, fd2: int, *args: Any) -> int:
+        if fd2 in (1, 2):
+            redirected.append(fd2)
+        return dup2(fd, fd2, *args)
+
+    monkeypatch.setattr(os, "dup2", spy)
+    app = LwlocalApp(TuiState(jobs_root=tmp_path / "jobs", prompt=PROMPT, words=200,
+                              threads=1))
+
+    async def test() -> None:
+        async with app.run_test(size=(80, 24), message_hook=messages) as pilot:
+            before = screen_text(app)
+            await pilot.press("ctrl+g")
+            await messages.wait(pilot, ComposeScreen.Planning, lambda m: m.event.stage == "plan")
+            shown = screen_text(app).splitlines()  # loaded, generating, and drawn whole
+            assert shown[0].startswith(" smollm2-135m · 200 words · agentwrite · ctx ")
+            assert shown[0].rstrip().endswith("● planning the outline")
+            for line in (1, 2, 3, -2):  # the form, the screen bar
+                assert shown[line] == before.splitlines()[line]
+            assert "planning the outline:" in shown[-4] and "Cancel (Esc)" in shown[-4]
+            assert "esc Cancel" in shown[-1]
+            await pilot.press("escape")
+            await messages.wait(pilot, ComposeScreen.Planned)
+            assert screen_text(app).splitlines()[1:-1] == before.splitlines()[1:-1]
+            assert "planning cancelled" in notes(app)
+
+    run(test)
+    assert not redirected, "file descriptors 1/2 were redirected while the app drew"
+    assert "llama_model_loader" in (lw_home / "llama.log").read_text()
 
 
-def test_compose_outline_write_library_export(app, tmp_path):
-    asyncio.run(_test_compose_outline_write_library_export(app, tmp_path))
+def test_the_model_screen_plans_once_and_one_at_a_time(tmp_path, messages, monkeypatch):
+    import lwlocal.tui.screens.model as model_screen
+
+    running, most, calls = [0], [0], []
+    real = model_screen.model_plan
+
+    def counted(model: str, settings: JobSettings, **kw: Any) -> Any:
+        calls.append(settings.words)
+        running[0] += 1
+        most[0] = max(most[0], running[0])
+        try:
+            return real(model, settings, **kw)
+        finally:
+            running[0] -= 1
+
+    monkeypatch.setattr(model_screen, "model_plan", counted)
+    app = fake_app(tmp_path, FakeChat(), model=CARD, words=300)
+
+    async def test() -> None:
+        async with app.run_test(size=(80, 24), message_hook=messages) as pilot:
+            await pilot.press("f2")
+            await messages.wait(pilot, ModelScreen.Planned)
+            assert calls == [300]
+            words = app.screen.query_one("#model-words", Input)
+            words.focus()
+            await pilot.press("backspace", "backspace", "backspace", "6", "4", "0")
+            await messages.wait(pilot, ModelScreen.Planned, lambda m: m.words == 640)
+            assert most[0] == 1
+            assert "640 words" in screen_text(app)
+
+    run(test)
 
 
-def test_pause_then_resume_from_the_library(app):
-    asyncio.run(_test_pause_then_resume_from_the_library(app))
+# 2. edits to Words are kept across screens; the Model screen agrees with its plan
+
+def test_words_are_kept_across_screens_and_the_palette(tmp_path, messages):
+    chat = FakeChat(sections=2)
+    app = fake_app(tmp_path, chat, model=CARD, words=270)
+
+    async def test() -> None:
+        async with app.run_test(size=(80, 24), message_hook=messages) as pilot:
+            words = app.screen.query_one("#words", Input)
+            words.focus()
+            await pilot.press("end", "backspace", "backspace", "backspace", "6", "4", "0")
+            await pilot.press("ctrl+p")
+            await pilot.press("escape")
+            assert words.value == "640" and app.state.words == 640
+            await pilot.press("f2")
+            await messages.wait(pilot, ModelScreen.Planned, lambda m: m.words == 640)
+            assert app.screen.query_one("#model-words", Input).value == "640"
+            assert "640 words" in screen_text(app)
+            await pilot.press("f3")
+            assert app.screen.query_one("#words", Input).value == "640"
+            app.state.model = "smollm2-135m"
+            await pilot.press("ctrl+g")
+            await messages.wait(pilot, ComposeScreen.Planned)
+            assert app.state.outline is not None and app.state.outline.words == 640
+
+    run(test)
 
 
-def test_bad_input_is_a_notification(app, tmp_path):
-    asyncio.run(_test_bad_input_is_a_notification(app, tmp_path))
+# 3. every long step can be cancelled; quitting stops generation at once
+
+def test_planning_is_cancelled_by_esc_and_by_its_button(tmp_path, messages):
+    chat = FakeChat(paced=True)
+    app = fake_app(tmp_path, chat)
+
+    async def test() -> None:
+        async with app.run_test(size=(80, 24), message_hook=messages) as pilot:
+            for stop in ("escape", "#cancel-task"):
+                mark = messages.mark()
+                await pilot.press("ctrl+g")
+                await messages.wait(pilot, ComposeScreen.Planning, since=mark)
+                assert app.screen.query_one(TaskLine).display
+                if stop == "escape":
+                    await pilot.press("escape")
+                else:
+                    await pilot.click(stop)
+                await messages.wait(pilot, ComposeScreen.Planned, since=mark)
+                assert app.state.task is None and app.state.outline is None
+                assert not app.screen.query_one(TaskLine).display
+            assert notes(app).count("planning cancelled") == 2
+
+    run(test)
+
+
+@pytest.mark.parametrize("step", ["planning", "writing"])
+def test_quitting_stops_generation_at_once(tmp_path, messages, step):
+    chat = FakeChat(paced=True)
+    app = fake_app(tmp_path, chat, outline=outline())
+
+    async def test() -> None:
+        async with app.run_test(size=(80, 24), message_hook=messages) as pilot:
+            if step == "planning":
+                await pilot.press("ctrl+g")
+                await messages.wait(pilot, ComposeScreen.Planning)
+            else:
+                await pilot.press("f4", "ctrl+w")
+                chat.release(5)
+                await messages.wait(pilot, WritingScreen.Update, section_words(messages, 5))
+            await pilot.press("ctrl+q")
+
+    run(test)
+    assert chat.returned.wait(2.0), "generation went on after the app quit"
+    if step == "writing":
+        job = next(list_jobs(tmp_path / "jobs"))
+        assert job.state == "interrupted" and job.partial_text(1).split()[:5]
+
+
+# 5. plans count the prompt; its evaluation shows progress; Advanced keeps the prompt in view
+
+@pytest.mark.model
+def test_a_long_prompt_is_planned_for_or_refused_clearly(tmp_path, messages):
+    sample = ENGLISH.split()
+    long_prompt = " ".join(sample[i % len(sample)] for i in range(6000))
+    fitting = " ".join(sample[i % len(sample)] for i in range(3000))
+    app = LwlocalApp(TuiState(jobs_root=tmp_path / "jobs", prompt=long_prompt, words=300,
+                              machine=MACHINE))
+
+    async def test() -> None:
+        async with app.run_test(size=(80, 24), message_hook=messages) as pilot:
+            await pilot.press("ctrl+g")
+            done = await messages.wait(pilot, ComposeScreen.Planned)
+            assert done.error and "prompt" in done.error and "shorten" in done.error
+            assert "--" not in done.error
+            app.state.prompt = fitting
+            await pilot.press("f2")
+            planned = await messages.wait(pilot, ModelScreen.Planned,
+                                          lambda m: m.plan is not None)
+            assert planned.plan is not None
+            from lwlocal.models.catalogue import resolve
+            from lwlocal.runtime.engine import count_tokens
+            prompt_tokens = count_tokens(resolve(None).path, fitting)
+            assert planned.plan.settings.n_ctx >= prompt_tokens + 300
+
+    run(test)
+
+
+def test_prompt_evaluation_shows_progress_and_advanced_keeps_the_prompt_in_view(tmp_path,
+                                                                                messages):
+    chat = FakeChat(paced=True)
+    app = fake_app(tmp_path, chat)
+
+    async def test() -> None:
+        async with app.run_test(size=(80, 24), message_hook=messages) as pilot:
+            await pilot.click("Collapsible CollapsibleTitle")
+            await pilot.press("ctrl+g")
+            await messages.wait(pilot, ComposeScreen.Planning)
+            shown = screen_text(app)
+            assert "reading the prompt:" in shown and "tokens" in shown
+            prompt = app.screen.query_one("#prompt").region
+            assert prompt.height >= 3 and prompt.y >= 1
+            for part in ("#go", "#cancel-task", "#temperature"):
+                region = app.screen.query_one(part).region
+                assert region.height and region.bottom <= 22, part
+            await pilot.press("escape")
+            await messages.wait(pilot, ComposeScreen.Planned)
+
+    run(test)
+
+
+# 6. focus and keys
+
+def test_focus_and_keys(tmp_path, messages):
+    chat = FakeChat()
+    app = fake_app(tmp_path, chat, outline=outline())
+
+    async def test() -> None:
+        async with app.run_test(size=(80, 24), message_hook=messages) as pilot:
+            assert isinstance(app.focused, TextArea) and app.focused.id == "prompt"
+            await pilot.press("f6")  # inside the prompt: the Library, not a selected line
+            assert app.current_mode == "library"
+            await pilot.press("f3")
+            assert app.screen.query_one("#prompt", TextArea).text == PROMPT
+            await pilot.press("f4")
+            footer_keys = [k for k in app.screen.query(FooterKey) if k.action != "command_palette"]
+            assert [k.description for k in footer_keys[:2]] == ["Write", "Add"]
+            app.screen.query_one("#section-title", Input).focus()
+            await pilot.press("escape")  # Esc leaves the field
+            assert isinstance(app.focused, DataTable)
+            app.screen.query_one("#section-point", Input).focus()
+            await pilot.press("ctrl+w")  # writes, from inside a field
+            assert app.current_mode == "writing"
+            await messages.wait(pilot, WritingScreen.Stopped)
+            assert app.state.job is not None and app.state.job.state == "done"
+
+    run(test)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)])
+def test_every_screen_fits(tmp_path, size):
+    app = fake_app(tmp_path, FakeChat(), outline=outline(), model=CARD)
+    Job.create(tmp_path / "jobs", JobSettings(PROMPT, 300, model="x"),
+               name="20261128-101010-a-job-with-a-rather-long-name-for-its-id")
+
+    async def test() -> None:
+        async with app.run_test(size=size) as pilot:
+            for key in ("f2", "f3", "f4", "f5", "f6"):
+                await pilot.press(key)
+                keys = list(app.screen.query_one(Footer).query(FooterKey))
+                assert keys and all(k.region.right <= size[0] for k in keys), key
+                if key == "f5":  # the document at a readable width
+                    assert app.screen.query_one(Markdown).region.width <= 90
+            await pilot.press("d")  # the delete confirmation, whole
+            await pilot.pause()
+            await pilot.wait_for_scheduled_animations()
+            assert isinstance(app.screen, ConfirmScreen)
+            question = " ".join(widget_text(app, ".question").split())
+            assert question == ("Delete 20261128-101010-a-job-with-a-rather-long-name-for-its-id"
+                                " and everything written in it?")
+            assert "Yes (y)" in widget_text(app, "#yes") and "No (n)" in widget_text(app, "#no")
+            await pilot.press("n", "f1")  # the help, whole: no line wrapped or cut
+            await pilot.pause()
+            await pilot.wait_for_scheduled_animations()
+            help_text = app.screen.query_one("#help")
+            assert help_text.region.bottom <= size[1] and help_text.max_scroll_y == 0
+            assert max(Text.from_markup(line).cell_len for line in HELP.splitlines()) <= (
+                help_text.content_region.width)
+
+    run(test)
+
+
+# 7. pause keeps the partial section; resume goes on from it; the dashboard
+
+def test_pause_keeps_the_partial_section_and_resume_continues_it(tmp_path, messages):
+    chat = FakeChat(paced=True)
+    app = fake_app(tmp_path, chat, outline=outline(300, 3))
+
+    async def test() -> None:
+        async with app.run_test(size=(80, 24), message_hook=messages) as pilot:
+            await pilot.press("f4", "ctrl+w")
+            chat.release(1)
+            await messages.wait(pilot, WritingScreen.Update, section_words(messages, 1))
+            chat.release(19)
+            await messages.wait(pilot, WritingScreen.Update, section_words(messages, 20))
+            shown = screen_text(app)
+            assert "· writing · 20 of 300 words" in shown
+            stats = str(app.screen.query_one("#writing-stats").render())
+            assert "… tok/s" not in stats and "tok/s" in stats  # from the first tokens
+            assert "context" in stats and "context 0 " not in stats
+            await pilot.press("c")  # cancel asks first
+            assert isinstance(app.screen, ConfirmScreen)
+            await pilot.press("n")
+            await pilot.press("p")
+            await messages.wait(pilot, WritingScreen.Stopped)
+            job = app.state.job
+            assert job is not None
+            partial = job.partial_text(1)
+            assert len(partial.split()) == 20 and job.state == "interrupted"
+            document = app.screen.query_one(Markdown).source
+            assert document.rstrip().endswith(partial.rstrip())
+            assert "· paused · 20 of 300 words" in screen_text(app)
+            await pilot.press("r")
+            chat.release_all()
+            await messages.wait(pilot, WritingScreen.Stopped, lambda m: m.finished)
+            assert chat.continued == [partial]
+            assert job.section_text(1).startswith(partial)
+            bars = [app.screen.query_one(b).percentage for b in ("#section-bar", "#document-bar")]
+            assert bars == [1.0, 1.0]
+            words = job.words()
+            assert f"· done · {words:,} of 300 words" in screen_text(app)
+            await pilot.press("f6")
+            assert app.screen.query_one(DataTable).get_row_at(0)[2] == f"{words:,}"
+
+    run(test)
+
+
+# 8. the chosen model in view; not downloaded said as such; no CLI options in the app
+
+def test_the_model_is_in_view_and_a_missing_one_says_how_to_get_it(tmp_path, messages):
+    app = fake_app(tmp_path, FakeChat(), model=CARD, words=300,
+                   machine=Machine(ram_total=GIB, ram_available=GIB // 20, vram_total=0,
+                                   vram_free=0, gpu=None, unified=False, cores=4, threads=8))
+
+    async def test() -> None:
+        async with app.run_test(size=(100, 30), message_hook=messages) as pilot:
+            assert CARD in screen_text(app).splitlines()[0]  # the status bar
+            assert f"model {CARD} (not downloaded)" in screen_text(app)
+            await pilot.press("f2")
+            await messages.wait(pilot, ModelScreen.Planned)
+            shown = " ".join(screen_text(app).split())
+            assert "not downloaded" in shown and "get it with: lwlocal convert" in shown
+            assert "VRAM" not in shown and "0.00 of 0.00" not in shown  # no GPU here
+            assert "--" not in str(app.screen.query_one("#plan-reasons").render())
+            await pilot.press("f3", "ctrl+g")
+            await pilot.pause()
+            assert any("no local GGUF file (get it with: lwlocal convert" in n
+                       for n in notes(app))
+            app.screen.query_one("#words", Input).value = "-5"
+            await pilot.press("ctrl+g")
+            await pilot.pause()
+            assert "Words -5: must be a positive number of words" in notes(app)
+            assert not any("--words" in n for n in notes(app))
+
+    run(test)
+
+
+# 4 (the app's part). a job that cannot be written here says why, in one line
+
+def test_a_job_refused_by_the_library_is_a_message(tmp_path, messages, monkeypatch):
+    def refuse(self: FakeSession, job: Job, *args: Any, **kwargs: Any) -> Any:
+        raise LwlocalError(f"{job.id}: being written by process 4242")
+
+    monkeypatch.setattr(FakeSession, "run", refuse)
+    app = fake_app(tmp_path, FakeChat())
+    job = Job.create(tmp_path / "jobs", JobSettings(PROMPT, 100, model="x"), name="tea")
+    job.save_outline(outline(100, 1))
+
+    async def test() -> None:
+        async with app.run_test(size=(80, 24), message_hook=messages) as pilot:
+            await pilot.press("f6", "r")
+            stopped = await messages.wait(pilot, WritingScreen.Stopped)
+            assert stopped.error == "tea: being written by process 4242"
+            assert "tea: being written by process 4242" in notes(app)
+            assert app.state.task is None and app.current_mode == "writing"
+
+    run(test)
+
+
+# 10. undo a delete; a new section's main point; export errors; switching screens
+
+def test_outline_delete_undo_and_new_sections(tmp_path):
+    app = fake_app(tmp_path, FakeChat(), outline=outline(300, 3))
+
+    async def test() -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.press("f4", "down", "x")
+            assert [s.title for s in app.state.outline.sections] == ["Part 1", "Part 3"]
+            await pilot.press("u")
+            assert [s.title for s in app.state.outline.sections] == ["Part 1", "Part 2",
+                                                                     "Part 3"]
+            await pilot.press("a")
+            new = app.state.outline.sections[2]
+            assert new.title == "New section" and new.main_point == ""
+            assert app.focused is app.screen.query_one("#section-title")
+            await pilot.press("T", "e", "a")
+            assert new.title == "Tea"
+
+    run(test)
+
+
+def test_an_export_error_stays_in_the_dialog(tmp_path):
+    app = fake_app(tmp_path, FakeChat())
+    job = Job.create(tmp_path / "jobs", JobSettings(PROMPT, 100, model="x"), name="tea")
+    job.save_outline(outline(100, 1))
+    job.save_section(1, "Tea is good.")
+
+    async def test() -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.press("f6", "e")
+            target = tmp_path / "no-such-folder" / "tea.md"
+            app.screen.query_one("#export-path", Input).value = str(target)
+            await pilot.click("#export")
+            assert isinstance(app.screen, ExportScreen)
+            error = str(app.screen.query_one("#export-error").render())
+            assert error == f"cannot write {target}: No such file or directory"
+            path = app.screen.query_one("#export-path", Input)
+            path.value = str(tmp_path / "tea.md")
+            path.focus()
+            await pilot.press("enter")
+            assert not isinstance(app.screen, ExportScreen)
+            assert (tmp_path / "tea.md").read_text().startswith("## Part 1")
+
+    run(test)
+
+
+def test_switching_screens_while_writing_keeps_the_text(tmp_path, messages):
+    chat = FakeChat(paced=True)
+    app = fake_app(tmp_path, chat, outline=outline(300, 3))
+
+    async def test() -> None:
+        async with app.run_test(size=(80, 24), message_hook=messages) as pilot:
+            await pilot.press("f4", "ctrl+w")
+            chat.release(10)
+            await messages.wait(pilot, WritingScreen.Update, section_words(messages, 10))
+            await pilot.press("f6")  # the text that comes meanwhile waits for the screen
+            chat.release(30)
+            await messages.wait(pilot, WritingScreen.Update, section_words(messages, 40))
+            document = writing(app).query_one(Markdown)
+            assert len(document.source.split()) < 40
+            await pilot.press("f5")
+            await pilot.pause()
+            assert len(document.source.split()) >= 40
+            await pilot.press("p")
+            await messages.wait(pilot, WritingScreen.Stopped)
+
+    run(test)
+
+
+# the whole flow on the default model
+
+@pytest.mark.model
+def test_compose_outline_write_pause_resume_export(tmp_path, messages):
+    app = LwlocalApp(TuiState(jobs_root=tmp_path / "jobs", threads=1))
+
+    async def test() -> None:
+        async with app.run_test(size=(80, 24), message_hook=messages) as pilot:
+            app.screen.query_one("#prompt", TextArea).load_text(PROMPT)
+            app.screen.query_one("#words", Input).value = "120"
+            app.screen.query_one("#sections", Input).value = "2"
+            await pilot.press("ctrl+g")
+            await messages.wait(pilot, ComposeScreen.Planned)
+            assert app.current_mode == "outline"
+            plan = app.state.outline
+            assert plan is not None and len(plan.sections) == 2
+            app.screen.query_one("#section-words", Input).value = "70"
+            await pilot.pause()
+            assert plan.sections[0].words == 70
+            await pilot.press("ctrl+w")
+            await messages.wait(pilot, WritingScreen.Update, lambda m: m.event.done >= 10)
+            await pilot.press("p")
+            await messages.wait(pilot, WritingScreen.Stopped)
+            job = app.state.job
+            assert job is not None
+            partial = job.partial_text(1)
+            assert partial.strip()
+            await pilot.press("f6", "r")  # resumed from the library
+            await messages.wait(pilot, WritingScreen.Stopped, lambda m: m.finished)
+            assert app.state.job is not None and app.state.job.dir == job.dir
+            job = app.state.job
+            assert job.state == "done" and job.section_text(1).startswith(partial)
+            assert job.outline().sections[0].words == 70
+            out = tmp_path / "guide.html"
+            await pilot.press("f6", "e")
+            app.screen.query_one("#export-format").value = "html"
+            await pilot.pause()
+            app.screen.query_one("#export-path", Input).value = str(out)
+            await pilot.click("#export")
+            assert "<h2>" in out.read_text()
+
+    run(test)

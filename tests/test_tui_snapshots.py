@@ -1,5 +1,5 @@
-"""Snapshots of every screen at 80x24 in fixed states (a fixed machine for the memory plan,
-jobs with fixed names and dates). The SVGs under ``__snapshots__`` are what
+"""Snapshots of every screen at 80x24 and 160x48 in fixed states (a fixed machine for the
+memory plan, jobs with fixed names and dates). The SVGs under ``__snapshots__`` are what
 docs/terminal-app.md shows; ``pytest --snapshot-update`` rewrites them after a deliberate
 change."""
 
@@ -28,7 +28,9 @@ OUTLINE = Outline("Write a guide to brewing green tea at home.", 1200, [
 ])
 TEXTS = ["Green tea starts with the leaf. Sencha is the everyday tea of Japan.",
          "Water matters as much as the leaves. Let boiled water cool for a few minutes.",
-         "Use two grams of leaves for every hundred millilitres and steep for a minute."]
+         "Use two grams of leaves for every hundred millilitres and steep for a minute.",
+         "Serve it in small cups. Keep the leaves in a tin, away from light and air."]
+PARTIAL = "Use two grams of leaves for every hundred"
 
 
 @pytest.fixture(autouse=True)
@@ -37,66 +39,96 @@ def utc(monkeypatch):  # the library shows dates in local time
     time.tzset()
 
 
-def make_job(root: Path, name: str, created: float, state: str, sections: int) -> Path:
+def make_job(root: Path, name: str, created: float, state: str, sections: int,
+             partial: str = "") -> Path:
+    """A job with ``sections`` finished sections (and the ``partial`` start of the next)."""
     folder = root / name
     (folder / "sections").mkdir(parents=True)
     meta = {"prompt": OUTLINE.prompt, "words": OUTLINE.words, "model": "smollm2-135m",
             "mode": "agentwrite", "created": created, "state": state, "n_ctx": 4096}
+    if state == "done":
+        meta["result"] = {"words": 58, "seconds": 75.2, "decode_tokens_per_s": 31.4}
     (folder / "job.json").write_text(json.dumps(meta))
     (folder / "outline.json").write_text(OUTLINE.to_json())
     for i in range(sections):
         (folder / "sections" / f"{i + 1:03d}.md").write_text(TEXTS[i])
+    if partial:
+        (folder / "sections" / f"{sections + 1:03d}.partial.md").write_text(partial)
     return folder
 
 
 @pytest.fixture
 def state(tmp_path) -> TuiState:
     root = tmp_path / "jobs"
-    make_job(root, "20261101-090000-green-tea", 1_793_523_600, "interrupted", 2)
+    make_job(root, "20261101-090000-green-tea", 1_793_523_600, "interrupted", 2, PARTIAL)
     make_job(root, "20261102-100000-green-tea", 1_793_613_600, "planned", 0)
-    make_job(root, "20261103-110000-green-tea", 1_793_703_600, "done", 3)
+    make_job(root, "20261103-110000-green-tea", 1_793_703_600, "done", 4)
     return TuiState(prompt=OUTLINE.prompt, words=1200, outline=OUTLINE, jobs_root=root,
                     machine=MACHINE)
 
 
+SIZES = pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=["80x24", "160x48"])
+
+
 async def settle(pilot) -> None:
-    await pilot.pause(0.5)
+    """Every worker done and its messages handled, animations finished."""
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
     await pilot.wait_for_scheduled_animations()
 
 
-def test_model_screen(snap_compare, state):
-    async def planned(pilot):
-        await pilot.press("f2")
-        for _ in range(100):
-            if "fits" in str(pilot.app.screen.query_one("#plan-title").render()):
-                break
-            await pilot.pause(0.1)
+def after(*keys: str, job: str | None = None):
+    """A ``run_before`` (which runs before snap_compare's own key presses): open ``job`` on the
+    Writing screen, press ``keys``, then settle."""
+    async def run_before(pilot) -> None:
+        if job is not None:
+            pilot.app.show_job(Job.open(job, pilot.app.state.jobs_root), start=False)
         await settle(pilot)
+        for key in keys:
+            await pilot.press(key)
+            await settle(pilot)
 
-    assert snap_compare(LwlocalApp(state), run_before=planned)
-
-
-def test_compose_screen(snap_compare, state):
-    assert snap_compare(LwlocalApp(state), run_before=settle)
-
-
-def test_outline_screen(snap_compare, state):
-    assert snap_compare(LwlocalApp(state), press=["f4"], run_before=settle)
+    return run_before
 
 
-def test_writing_screen(snap_compare, state):
-    async def open_job(pilot):
-        root = pilot.app.state.jobs_root
-        pilot.app.show_job(Job.open("20261101", root), start=False)
-        await settle(pilot)
-
-    assert snap_compare(LwlocalApp(state), run_before=open_job)
+@SIZES
+def test_model_screen(snap_compare, state, size):
+    assert snap_compare(LwlocalApp(state), terminal_size=size, run_before=after("f2"))
 
 
-def test_library_screen(snap_compare, state):
-    assert snap_compare(LwlocalApp(state), press=["f6"], run_before=settle)
+@SIZES
+def test_compose_screen(snap_compare, state, size):
+    assert snap_compare(LwlocalApp(state), terminal_size=size, run_before=after())
 
 
-def test_help_screen(snap_compare, state):
-    assert snap_compare(LwlocalApp(state), press=["f1"], run_before=settle)
+@SIZES
+def test_outline_screen(snap_compare, state, size):
+    assert snap_compare(LwlocalApp(state), terminal_size=size, run_before=after("f4"))
 
+
+@SIZES
+def test_writing_screen(snap_compare, state, size):
+    """A job stopped part-way through its third section."""
+    assert snap_compare(LwlocalApp(state), terminal_size=size,
+                        run_before=after(job="20261101"))
+
+
+@SIZES
+def test_writing_screen_done(snap_compare, state, size):
+    assert snap_compare(LwlocalApp(state), terminal_size=size,
+                        run_before=after(job="20261103"))
+
+
+@SIZES
+def test_library_screen(snap_compare, state, size):
+    assert snap_compare(LwlocalApp(state), terminal_size=size, run_before=after("f6"))
+
+
+@SIZES
+def test_delete_confirmation(snap_compare, state, size):
+    assert snap_compare(LwlocalApp(state), terminal_size=size, run_before=after("f6", "d"))
+
+
+@SIZES
+def test_help_screen(snap_compare, state, size):
+    assert snap_compare(LwlocalApp(state), terminal_size=size, run_before=after("f1"))

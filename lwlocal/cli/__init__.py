@@ -11,7 +11,7 @@ from warnings import showwarning as show_python_warning
 
 import click
 
-from lwlocal.util.errors import LwlocalError, LwlocalWarning, SettingError
+from lwlocal.util.errors import LwlocalError, LwlocalWarning, SettingError, name_settings
 from lwlocal.util.interrupt import exit_status, handle_sigterm
 
 # name: (module under lwlocal.cli, function, one-line help shown by `lwlocal --help`)
@@ -66,7 +66,7 @@ def _show_warning(message: Warning | str, category: type[Warning], *args: Any,
                   **kwargs: Any) -> None:
     """lwlocal's own warnings as one line each; other libraries' as Python prints them."""
     if issubclass(category, LwlocalWarning):
-        click.echo(f"lwlocal: warning: {message}", err=True)
+        click.echo(f"lwlocal: warning: {name_settings(str(message), option_name)}", err=True)
     else:
         show_python_warning(message, category, *args, **kwargs)
 

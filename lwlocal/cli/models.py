@@ -11,37 +11,53 @@ from pathlib import Path
 import click
 from rich.markup import escape
 
+from lwlocal.cli import option_name
 from lwlocal.cli.options import MemoryOptions, gib_option, memory_options
 from lwlocal.cli.render import out, print_memory_plan, print_table
 from lwlocal.convert.inspect import inspect_path
 from lwlocal.memory import hardware
 from lwlocal.memory.plan_formats import llama_server_args, ollama_modelfile
 from lwlocal.memory.planner import GPU_RUNTIME_DEFAULT, Plan
-from lwlocal.models.catalogue import DEFAULT_MODEL, catalog, resolve
+from lwlocal.models.catalogue import DEFAULT_MODEL, catalog, get_command, resolve
 from lwlocal.models.gguf_file import file_quant
 from lwlocal.models.hub import pull
 from lwlocal.runtime.llama_build import GPU_BUILD_HINT, llama_build
-from lwlocal.util.errors import LwlocalError, LwlocalWarning
+from lwlocal.util.errors import LwlocalError, LwlocalWarning, SettingError, name_settings
 from lwlocal.write.jobs import check_settings, model_plan
 from lwlocal.write.settings import MODES, JobSettings
 
 
 @click.command()
-def models() -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
+def models(as_json: bool) -> None:
     """List the model cards and the local GGUF files (card files and the models folder)."""
+    columns = ("name", "architecture", "params", "layers", "kv heads", "context", "format",
+               "local file", "quant")
     rows = []
     for entry in catalog():
         path, card = entry.path, entry.card
-        present = f"{path} ({path.stat().st_size / 2**20:.0f} MiB)" if path else "-"
-        quant = file_quant(path) if path else "-"
+        quant = file_quant(path) if path else None
+        if as_json:
+            click.echo(json.dumps({
+                "name": entry.name, "architecture": card.architecture if card else None,
+                "params": card.n_params if card else None,
+                "layers": card.n_layers if card else None,
+                "kv_heads": card.n_kv_heads if card else None,
+                "context": card.context_length if card else None,
+                "format": card.prompt_format if card else None,
+                "path": str(path) if path else None, "bytes": entry.size_bytes,
+                "quant": quant, "get": get_command(card) if card and not path else None}))
+            continue
+        present = f"{path} ({(entry.size_bytes or 0) / 2**20:.0f} MiB)" if path else (
+            "not downloaded")
         if card:
             rows.append((card.name, card.architecture, f"{card.n_params / 1e9:.2f}B",
                          str(card.n_layers), str(card.n_kv_heads), str(card.context_length),
-                         card.prompt_format, present, quant))
+                         card.prompt_format, present, quant or "-"))
         else:
-            rows.append((entry.name, "", "", "", "", "", "", present, quant))
-    print_table(("name", "architecture", "params", "layers", "kv heads", "context", "format",
-                 "local file", "quant"), rows)
+            rows.append((entry.name, "", "", "", "", "", "", present, quant or "-"))
+    if not as_json:
+        print_table(columns, rows)
 
 
 @click.command("pull")
@@ -143,9 +159,10 @@ def plan_command(model: str, words: int, mode: str, quant: str | None, lang: str
         warnings.warn(warning, LwlocalWarning, stacklevel=1)
     fmt = "json" if as_json else fmt
     if fmt in ("llama-server", "ollama") and not plan.fits:
-        raise LwlocalError(f"{plan.model}: {'; try '.join(plan.suggestions[:2])}")
+        raise SettingError(f"{plan.model}: {'; try '.join(plan.suggestions[:2])}")
     if fmt == "json":
         data = plan.as_dict()
+        data["suggestions"] = [name_settings(s, option_name) for s in plan.suggestions]
         if measure:
             data["measured_ram_bytes"] = _measure(tokenizer, plan)
         click.echo(json.dumps(data))

@@ -11,10 +11,10 @@ from lwlocal.util.progress import Progress as Event
 
 
 class TaskProgress:
-    """A progress display for long work: planning (tokens), writing (section k/n, words,
-    tokens/s), converting (tensor k/n, MiB), quantizing (tensor k/n; GPTQ: layer k/n),
-    evaluating for an importance matrix or quality figures (chunk k/n, tokens/s), benchmark
-    items and batch jobs (k/n)."""
+    """A progress display for long work: reading a prompt and planning (tokens), writing
+    (section k/n, words, tokens/s), converting (tensor k/n, MiB), quantizing (tensor k/n;
+    GPTQ: layer k/n), evaluating for an importance matrix or quality figures (chunk k/n,
+    tokens/s), benchmark items and batch jobs (k/n)."""
 
     def __init__(self, console: Console) -> None:
         self._bar = Progress(
@@ -45,6 +45,9 @@ class TaskProgress:
         if event.stage == "plan":
             description, total = "planning the outline", None
             count = f"{event.done:.0f} tokens"
+        elif event.stage == "prompt":
+            description, total = "reading the prompt", event.total
+            count = f"{event.done:.0f}/{event.total:.0f} tokens"
         elif event.stage == "convert":
             description, total = f"tensor {event.step}/{event.steps}", event.total
             count = f"{event.done / 2**20:.0f}/{event.total / 2**20:.0f} MiB"

@@ -7,14 +7,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import click
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
+from lwlocal.cli import option_name
 from lwlocal.memory.planner import Plan
 from lwlocal.quant.quantize import QuantizeResult
 from lwlocal.util.atomic import atomic_write
 from lwlocal.util.destination import DestinationError
+from lwlocal.util.errors import name_settings
 from lwlocal.write.outline import Outline
 from lwlocal.write.writer import JobResult
 
@@ -24,13 +28,32 @@ out = Console(highlight=False, soft_wrap=True)
 
 def print_table(columns: Sequence[str], rows: Sequence[Sequence[str]],
                 title: str | None = None, console: Console = out) -> None:
-    """A rich table of ``rows`` (plain strings: markup in them is escaped)."""
-    table = Table(title=title)
-    for column in columns:
-        table.add_column(column)
+    """``rows`` under ``columns``, every value whole (ids and names are typed back): piped,
+    as tab-separated lines for other tools; on a terminal wide enough, a table; on a narrower
+    one, each row as its first value followed by the others, named."""
+    if not console.is_terminal:
+        lines = ([title] if title else []) + ["\t".join(columns)]
+        lines += ["\t".join(cell.replace("\t", " ").replace("\n", " ") for cell in row)
+                  for row in rows]
+        click.echo("\n".join(lines), err=console.stderr)
+        return
+    widths = [max([len(column), *(len(row[i]) for row in rows)])
+              for i, column in enumerate(columns)]
+    if sum(widths) + 3 * len(columns) + 1 <= console.width:
+        table = Table(title=title, box=box.SIMPLE_HEAD)
+        for column in columns:
+            table.add_column(column, no_wrap=True)
+        for row in rows:
+            table.add_row(*(escape(cell) for cell in row))
+        console.print(table)
+        return
+    if title:
+        console.print(f"[b]{escape(title)}[/]")
     for row in rows:
-        table.add_row(*(escape(cell) for cell in row))
-    console.print(table)
+        console.print(f"[b]{escape(row[0])}[/]", soft_wrap=True)  # never broken by rich
+        details = " · ".join(f"{column} {cell}" for column, cell in zip(columns[1:], row[1:],
+                                                                        strict=True) if cell)
+        console.print(Text("  " + details), soft_wrap=False)
 
 
 def print_outline(outline: Outline, as_json: bool) -> None:
@@ -85,7 +108,7 @@ def print_memory_plan(plan: Plan) -> None:
     for line in plan.reasons:
         out.print(f"  - {escape(line)}")
     for line in plan.suggestions:
-        out.print(f"  [yellow]> {escape(line)}[/]")
+        out.print(f"  [yellow]> {escape(name_settings(line, option_name))}[/]")
 
 
 def print_quantized(result: QuantizeResult) -> None:

@@ -36,7 +36,6 @@ from lwlocal.write.jobs import Session, check_destinations, check_settings, resu
 from lwlocal.write.journal import Job, list_jobs
 from lwlocal.write.outline import Outline, load_outline
 from lwlocal.write.settings import MODES, JobSettings
-from lwlocal.write.words import count_words
 
 
 def _run(session: Session, job: Job, outline: Outline | None, output: Path | None,
@@ -147,7 +146,7 @@ def jobs(as_json: bool) -> None:
             warnings.warn(str(exc), LwlocalWarning, stacklevel=1)
             outline = None
         finished = job.finished()
-        words = sum(count_words(job.section_text(i) or "") for i in finished)
+        words = job.words()
         row = {
             "job": job.id, "state": job.state, "mode": job.meta.settings.mode,
             "model": job.meta.settings.model,

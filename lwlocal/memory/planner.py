@@ -256,6 +256,7 @@ class Need:
     tokens_per_word: float
     mode: str
     measured: bool  # tokens/word measured with the model's tokenizer (else assumed)
+    prompt_tokens: int = 0  # of them, the user's prompt (estimated like the words)
 
 
 def round_up(n: float, step: int = CONTEXT_STEP) -> int:
@@ -263,27 +264,33 @@ def round_up(n: float, step: int = CONTEXT_STEP) -> int:
 
 
 def context_needed(words: int, mode: str, tokens_per_word: float, n_sections: int,
-                   measured: bool = True) -> Need:
-    """Tokens of context a job needs, with ``TOKENS_MARGIN`` on the words -> tokens estimate.
+                   measured: bool = True, prompt_words: int = 0) -> Need:
+    """Tokens of context a job needs, with ``TOKENS_MARGIN`` on the words -> tokens estimates
+    (of the output, and of the ``prompt_words`` of the user's prompt, which heads every request).
 
     Direct: prompt + the whole output. AgentWrite: instruction + outline + every section with its
     request (full), or instruction + outline + the two latest sections (the least the writer can
     work in: it drops older sections from the conversation when the context is full).
     """
     output = words * tokens_per_word * (1 + TOKENS_MARGIN)
+    prompt = round(prompt_words * tokens_per_word * (1 + TOKENS_MARGIN))
     if mode == "direct":
-        need = round_up(HEAD_TOKENS + output)
-        return Need(need, need, tokens_per_word, mode, measured)
-    head = HEAD_TOKENS + n_sections * OUTLINE_TOKENS_PER_SECTION
+        need = round_up(HEAD_TOKENS + prompt + output)
+        return Need(need, need, tokens_per_word, mode, measured, prompt)
+    head = HEAD_TOKENS + prompt + n_sections * OUTLINE_TOKENS_PER_SECTION
     largest_section = 2 * output / n_sections  # budgets may differ; allow twice the mean
     full = head + n_sections * REQUEST_TOKENS_PER_SECTION + output
     minimum = head + 2 * (REQUEST_TOKENS_PER_SECTION + largest_section)
-    return Need(round_up(full), round_up(min(full, minimum)), tokens_per_word, mode, measured)
+    return Need(round_up(full), round_up(min(full, minimum)), tokens_per_word, mode, measured,
+                prompt)
 
 
 @dataclass
 class Plan:
-    """Chosen settings, predicted memory, one line of reasons per choice, and whether it fits."""
+    """Chosen settings, predicted memory, one line of reasons per choice, and whether it fits.
+
+    ``suggestions`` and ``warnings`` name settings as ``{n_ctx}``, as :class:`SettingError`
+    does: front ends show them with ``lwlocal.util.errors.name_settings``."""
 
     model: str
     settings: Settings
@@ -369,7 +376,8 @@ def _offload(machine: Machine, fixed: Overrides, vram: int | None) -> tuple[Over
     if vram is not None or machine.offload or not fixed.n_gpu_layers:
         return fixed, []
     return replace(fixed, n_gpu_layers=0), [
-        f"--ngl {fixed.n_gpu_layers} cannot take effect: this llama.cpp build is CPU-only "
+        f"{{n_gpu_layers}} {fixed.n_gpu_layers} cannot take effect: this llama.cpp build is "
+        "CPU-only "
         f"({GPU_BUILD_HINT}); planning for the CPU"]
 
 
@@ -502,19 +510,21 @@ def _suggest(shape: ModelShape, s: Settings, need: Need, ram: int, runtime: int)
              f"does not fit: needs {need.minimum} tokens of context, trained on "
              f"{shape.context_length}"]
     if s.kv_type != "q4_0":
-        lines.append("a quantized KV cache: --kv-type q4_0 --flash-attn on")
+        lines.append("a quantized KV cache: {kv_type} q4_0 {flash_attn} on")
     if need.minimum < need.full:
-        lines.append(f"a smaller context: --ctx {need.minimum} (the writer keeps fewer sections)")
+        lines.append(f"a smaller context: {{n_ctx}} {need.minimum} (the writer keeps fewer "
+                     "sections)")
     if not shape.exact:
         smaller = [q for q in ("Q4_K_M", "Q3_K_M", "Q2_K", "IQ2_M")
                    if NOMINAL_BPW[q] < NOMINAL_BPW.get(shape.quant, 99)]
-        lines.append(f"a smaller quant: --quant {' or '.join(smaller)}" if smaller else
+        lines.append(f"a smaller quant: {{quant}} {' or '.join(smaller)}" if smaller else
                      "a smaller model")
     else:
         lines.append("a smaller quant of this model (lwlocal quantize) or a smaller model")
     if s.n_gpu_layers:
-        lines.append(f"fewer GPU layers: --ngl {max(0, s.n_gpu_layers - 4)}")
+        lines.append(f"fewer GPU layers: {{n_gpu_layers}} {max(0, s.n_gpu_layers - 4)}")
     if need.mode == "direct":
-        lines.append("--mode agentwrite instead of direct (it needs only a window of the text)")
+        lines.append("{mode} agentwrite instead of direct (it needs only a window of the "
+                     "text)")
     return lines
 

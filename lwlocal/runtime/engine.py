@@ -17,10 +17,10 @@ import llama_cpp._logger
 from lwlocal.models.gguf_file import check_vocabulary
 from lwlocal.runtime.grammar import json_grammar
 from lwlocal.runtime.kv_cache import ggml_type
+from lwlocal.runtime.llama_log import loading, log_path
 from lwlocal.util.cpu import check_threads, physical_cores
 from lwlocal.util.errors import LwlocalError, SettingError
 from lwlocal.util.interrupt import held
-from lwlocal.util.quiet import quiet_stderr
 
 PENALTY_LAST_N = 64  # tokens the repetition penalty looks back over (llama.cpp's default)
 
@@ -113,10 +113,9 @@ def count_tokens(path: Path, text: str) -> int:
     compile the chat template, which a damaged file can fail in many ways)."""
     check_vocabulary(path)
     llama_cpp.llama_backend_init()
-    llama_cpp._logger.set_verbose(False)  # as Llama(verbose=False): errors only
     params = llama_cpp.llama_model_default_params()
     params.vocab_only = True
-    with held(), quiet_stderr():
+    with held(), loading():  # nothing redirected: llama.cpp's log goes to log_path()
         model = llama_cpp.llama_model_load_from_file(str(path).encode(), params)
     if not model:
         raise LwlocalError(f"{path}: llama.cpp could not load its vocabulary")
@@ -151,7 +150,7 @@ class Engine:
         check_vocabulary(path)
         check_threads(n_threads)
         try:
-            with held():  # llama.cpp logs through a Python callback while it loads
+            with held(), loading():  # llama.cpp logs through a Python callback while it loads
                 self._llm = llama_cpp.Llama(
                     model_path=str(path),
                     n_ctx=n_ctx,
@@ -164,12 +163,13 @@ class Engine:
                     n_gpu_layers=n_gpu_layers,
                     split_mode=llama_cpp.LLAMA_SPLIT_MODE_NONE,  # one GPU, as the plan assumes
                     main_gpu=0,
-                    verbose=False,
+                    verbose=True,  # nothing redirected: its log goes to log_path()
                 )
         except Exception as exc:
             # what a damaged file makes llama_cpp.Llama raise varies: ValueError,
             # UnicodeDecodeError on a special token's text, a Jinja error on the chat template
-            raise LwlocalError(f"{path}: llama.cpp could not load it ({exc})") from exc
+            raise LwlocalError(f"{path}: llama.cpp could not load it ({exc}; its log: "
+                               f"{log_path()})") from exc
         self._vocab = llama_cpp.llama_model_get_vocab(self._llm.model)
         self._end_tokens = [t for t in range(llama_cpp.llama_vocab_n_tokens(self._vocab))
                             if self.is_end_of_turn(t)]
@@ -233,6 +233,20 @@ class Engine:
             llama_cpp.llama_sampler_chain_add(chain, step)
         return chain
 
+    def _prefill(self, tokens: Sequence[int], on_prefill: Callable[[int, int], None] | None,
+                 cancel: threading.Event | None) -> bool:
+        """Evaluate the prompt's new ``tokens`` a batch at a time, reporting each; False when
+        ``cancel`` was set before it was all evaluated."""
+        step = max(1, self._llm.n_batch)
+        for start in range(0, len(tokens), step):
+            if cancel is not None and cancel.is_set():
+                return False
+            self._llm.eval(tokens[start:start + step])
+            self.stats.context_tokens = self._llm.n_tokens
+            if on_prefill is not None:
+                on_prefill(min(start + step, len(tokens)), len(tokens))
+        return True
+
     def _forbid_end_of_turn(self) -> None:
         """Make end-of-turn tokens impossible for the next sample."""
         logits = llama_cpp.llama_get_logits_ith(self._llm.ctx, -1)
@@ -249,20 +263,24 @@ class Engine:
         may_end: Callable[[], bool] | None = None,
         should_stop: Callable[[], bool] | None = None,
         on_text: Callable[[str], None] | None = None,
+        on_prefill: Callable[[int, int], None] | None = None,
         cancel: threading.Event | None = None,
     ) -> Generation:
         """Continue ``context`` with up to ``max_tokens`` sampled tokens.
 
         Stops at an end-of-turn token (never sampled while ``may_end()`` is false), at
         ``max_tokens``, at the end of the context window, when ``should_stop()`` is true after a
-        token, or when ``cancel`` is set. ``on_text`` receives each new piece of text as it is
-        produced, before ``should_stop`` is asked (so it can track what was written).
+        token, or when ``cancel`` is set (between batches of the prompt, or after a token).
+        ``on_prefill(done, total)`` follows the prompt's evaluation batch by batch; ``on_text``
+        receives each new piece of text as it is produced, before ``should_stop`` is asked (so
+        it can track what was written). ``stats.context_tokens`` follows the context as it grows.
         """
         if not context:
             raise ValueError("generate needs at least one context token")
         room = self.n_ctx - len(context)
         if room <= 0:
-            raise LwlocalError(f"context of {len(context)} tokens does not fit n_ctx={self.n_ctx}")
+            raise SettingError(f"the conversation's {len(context)} tokens do not fit a context "
+                               f"of {self.n_ctx}; use a larger {{n_ctx}}")
         max_tokens = min(max_tokens, room)
         grammar = json_grammar(json_schema) if json_schema else None
         sampler = self._sampler(sampling, grammar)
@@ -270,7 +288,7 @@ class Engine:
         pieces: list[str] = []
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         started = time.perf_counter()
-        first_token_at = started
+        first_token_at: float | None = None
         cached = self._cached_prefix(context)
         self.stats.prompt_tokens += len(context)
         self.stats.cached_prompt_tokens += cached
@@ -278,12 +296,13 @@ class Engine:
         self.stats.requests += 1
         try:
             self._llm.n_tokens = cached  # eval() drops the KV cache past this point
-            self._llm.eval(context[cached:])
-            while True:
+            if not self._prefill(context[cached:], on_prefill, cancel):
+                result.stop = "cancelled"
+            while result.stop != "cancelled":
                 if may_end is not None and not may_end():
                     self._forbid_end_of_turn()
                 token = llama_cpp.llama_sampler_sample(sampler, self._llm.ctx, -1)
-                if not result.tokens:
+                if first_token_at is None:
                     first_token_at = time.perf_counter()
                 if self.is_end_of_turn(token):
                     result.stop = "eog"
@@ -302,10 +321,12 @@ class Engine:
                     result.stop = "cancelled"
                     break
                 self._llm.eval([token])
+                self.stats.context_tokens = self._llm.n_tokens
         finally:
             llama_cpp.llama_sampler_free(sampler)
             result.text = "".join(pieces)
             finished = time.perf_counter()
+            first_token_at = first_token_at or finished
             self.stats.prefill_seconds += first_token_at - started
             self.stats.decode_seconds += finished - first_token_at
             self.stats.generated_tokens += len(result.tokens)

@@ -25,7 +25,7 @@ from lwlocal.runtime.chat import ChatBackend, LocalChat
 from lwlocal.runtime.engine import Engine, check_sampling
 from lwlocal.util.cpu import check_threads
 from lwlocal.util.destination import check_destination, check_folder
-from lwlocal.util.errors import LwlocalError, LwlocalWarning, SettingError
+from lwlocal.util.errors import LwlocalWarning, SettingError
 from lwlocal.util.paths import jobs_dir
 from lwlocal.util.progress import ProgressCallback, ignore
 from lwlocal.write.journal import Job
@@ -37,7 +37,12 @@ from lwlocal.write.outline import (
     Outline,
 )
 from lwlocal.write.settings import BACKENDS, MEMORY_FIELDS, MODES, JobSettings
-from lwlocal.write.words import ASSUMED_TOKENS_PER_WORD, language, measure_tokens_per_word
+from lwlocal.write.words import (
+    ASSUMED_TOKENS_PER_WORD,
+    count_words,
+    language,
+    measure_tokens_per_word,
+)
 from lwlocal.write.writer import JobResult, Writer, direct_outline, plan_outline
 
 BYTES_PER_WORD = 16  # generous: UTF-8 text with its spaces and Markdown marks
@@ -89,7 +94,7 @@ def job_plan(
     ram: int | None = None,
     vram: int | None = None,
 ) -> Plan:
-    """The planner's settings for this job (the user's overrides kept).
+    """The planner's settings for this job (the user's overrides kept), its prompt counted in.
 
     Words become tokens at the ratio the model's tokenizer (a GGUF path) gives on sample prose
     in the job's language, or an assumed ratio without one; ``ram``/``vram`` (bytes) plan for
@@ -100,7 +105,8 @@ def job_plan(
         ratio, measured = measure_tokens_per_word(tokenizer, lang), True
     else:
         ratio, measured = ASSUMED_TOKENS_PER_WORD[lang], False
-    need = context_needed(settings.words, settings.mode, ratio, settings.n_sections, measured)
+    need = context_needed(settings.words, settings.mode, ratio, settings.n_sections, measured,
+                          count_words(settings.prompt))
     return plan(shape, machine or detect(), need, settings.overrides, ram, vram)
 
 
@@ -141,14 +147,20 @@ def check_plan(job_plan: Plan, settings: JobSettings, model: ResolvedModel) -> N
     if n_ctx > model.context_length:
         raise SettingError(f"{{n_ctx}} {n_ctx} exceeds {model.name}'s trained context of "
                            f"{model.context_length} tokens")
+    if need.minimum > model.context_length:
+        prompt = (f"the prompt (about {need.prompt_tokens:,} tokens) and " if
+                  need.prompt_tokens > need.minimum // 4 else "")
+        fewer = "shorten the prompt or ask for fewer {words}" if prompt else "ask for fewer {words}"
+        raise SettingError(f"{prompt}{settings.words:,} words need about {need.minimum:,} "
+                           f"tokens of context; {model.name} takes at most "
+                           f"{model.context_length:,}: {fewer}")
     if n_ctx < need.minimum:
         hint = "use {mode} agentwrite or a larger {n_ctx}" if settings.mode == "direct" else (
             "use a larger {n_ctx}")
         raise SettingError(f"{{words}} {settings.words}: {settings.mode} mode needs about "
                            f"{need.minimum} tokens of context but it holds {n_ctx}; {hint}")
     if not job_plan.fits:
-        raise LwlocalError(f"{model.name}: {'; try '.join(job_plan.suggestions[:2])} "
-                           "(see lwlocal plan)")
+        raise SettingError(f"{model.name}: {'; try '.join(job_plan.suggestions[:2])}")
 
 
 class Session:
@@ -198,13 +210,15 @@ class Session:
                 return self
         return Session(settings, self.server if settings.backend == "openai" else None)
 
-    def outline(self, progress: ProgressCallback = ignore) -> Outline:
-        """The job's outline: planned by the model (AgentWrite), or one section (direct)."""
+    def outline(self, progress: ProgressCallback = ignore,
+                cancel: threading.Event | None = None) -> Outline:
+        """The job's outline: planned by the model (AgentWrite; KeyboardInterrupt once
+        ``cancel`` is set), or one section (direct)."""
         s = self.settings
         if s.mode == "direct":
             return direct_outline(s.prompt, s.words)
         return plan_outline(self.chat, s.prompt, s.words, s.sampling, s.section_range,
-                            progress)
+                            progress, cancel)
 
     def placement(self) -> dict[str, Any]:
         """Where this session writes, as journal fields: the backend, the model and the memory
@@ -237,7 +251,7 @@ class Session:
         with job.writing():
             outline = outline or job.outline()
             if outline is None:
-                outline = self.outline(progress)
+                outline = self.outline(progress, cancel)
             if job.outline() is None:
                 job.save_outline(outline)
                 job.update(state="planned")

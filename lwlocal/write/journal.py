@@ -26,6 +26,7 @@ from lwlocal.util.destination import write_error
 from lwlocal.util.errors import LwlocalError
 from lwlocal.write.outline import Outline, parse_outline
 from lwlocal.write.settings import JobSettings
+from lwlocal.write.words import count_words
 
 META = "job.json"
 OUTLINE = "outline.json"
@@ -180,13 +181,27 @@ class Job:
         atomic_write(self.section_path(index), text)
         self.partial_path(index).unlink(missing_ok=True)
 
-    def open_partial(self, index: int) -> IO[str]:
-        """A fresh partial file for the section being written (streamed, not fsynced)."""
-        return self.partial_path(index).open("w", encoding="utf-8")
+    def open_partial(self, index: int, keep: bool = False) -> IO[str]:
+        """The partial file of the section being written (streamed, not fsynced): a fresh one,
+        or with ``keep`` the one a stopped run left, to be gone on with."""
+        return self.partial_path(index).open("a" if keep else "w", encoding="utf-8")
+
+    def partial_text(self, index: int) -> str:
+        """What a stopped run wrote of section ``index`` before it stopped ("" if nothing)."""
+        path = self.partial_path(index)
+        return path.read_text(encoding="utf-8") if path.is_file() else ""
 
     def finished(self) -> list[int]:
         """Indices (from 1) of the finished sections."""
         return sorted(int(p.stem) for p in (self.dir / "sections").glob("[0-9][0-9][0-9].md"))
+
+    def words(self) -> int:
+        """Words written, counted as the writer counts them (titles left out): the finished
+        sections and what a stopped run kept of the next one. The one count front ends show."""
+        finished = self.finished()
+        following = max(finished, default=0) + 1
+        return (sum(count_words(self.section_text(i) or "") for i in finished)
+                + count_words(self.partial_text(following)))
 
     def assemble(self) -> str:
         """The document from the journal: the finished sections in order (all of them once the

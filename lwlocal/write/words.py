@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
@@ -68,7 +69,14 @@ def language(text: str) -> str:
 def measure_tokens_per_word(path: Path, lang: str) -> float:
     """Tokens per word (per character for Chinese) of the model's own tokenizer on sample prose.
 
-    Loads only the vocabulary, not the weights."""
+    Loads only the vocabulary, not the weights, once per file and language."""
+    stat = path.stat()
+    return _measured(path.resolve(), lang, stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=32)
+def _measured(path: Path, lang: str, size: int, mtime: int) -> float:
+    """The measurement, cached by the file's size and time (a changed file is measured anew)."""
     from lwlocal.runtime.engine import count_tokens
     from lwlocal.util.samples import CHINESE, ENGLISH
     sample = CHINESE if lang == "zh" else ENGLISH

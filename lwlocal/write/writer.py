@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from lwlocal.runtime.chat import ChatBackend, Hooks, Message
+from lwlocal.runtime.chat import ChatBackend, ContinuingBackend, Hooks, Message
 from lwlocal.runtime.engine import Generation, Sampling
 from lwlocal.util.destination import write_error
 from lwlocal.util.errors import LwlocalError, SettingError
@@ -161,8 +161,11 @@ def plan_outline(
     sampling: Sampling,
     n_sections: tuple[int, int] | None = None,
     progress: ProgressCallback = ignore,
+    cancel: threading.Event | None = None,
 ) -> Outline:
-    """Ask the model for an outline, decoded under the outline's JSON schema."""
+    """Ask the model for an outline, decoded under the outline's JSON schema; reports the
+    prompt's evaluation (``prompt``) and the outline's tokens (``plan``), and raises
+    KeyboardInterrupt when ``cancel`` is set."""
     n_sections = n_sections or section_range(words)
     messages = [Message("user", outline_prompt(prompt, words, n_sections))]
     text_so_far: list[str] = []
@@ -171,6 +174,9 @@ def plan_outline(
         text_so_far.append(piece)
         progress(Progress("plan", text=piece, done=len(text_so_far)))
 
+    def on_prefill(done: int, total: int) -> None:
+        progress(Progress("prompt", done=done, total=total))
+
     for attempt in range(PLAN_ATTEMPTS):
         text_so_far.clear()
         result = chat.complete(
@@ -178,8 +184,11 @@ def plan_outline(
             Sampling(**{**vars(sampling), "seed": sampling.seed + attempt}),
             max_tokens=max_outline_tokens(n_sections),
             json_schema=outline_schema(n_sections),
-            hooks=Hooks(on_text=on_text, on_retry=text_so_far.clear),
+            hooks=Hooks(on_text=on_text, on_prefill=on_prefill, on_retry=text_so_far.clear,
+                        cancel=cancel),
         )
+        if result.stop == "cancelled":
+            raise KeyboardInterrupt
         try:
             return parse_model_outline(result.text, prompt, words)
         except LwlocalError:
@@ -220,7 +229,7 @@ class Writer:
         s = self.outline.sections[index - 1]
         return SECTION_REQUEST.format(
             index=index, count=len(self.outline.sections), title=s.title,
-            main_point=s.main_point, words=s.words,
+            main_point=s.main_point or s.title, words=s.words,
         )
 
     def _head(self, index: int) -> str:
@@ -266,14 +275,23 @@ class Writer:
 
     # writing
     def write_section(self, index: int) -> SectionReport:
+        """Write section ``index`` to the journal; a part of it kept from a stopped run is
+        gone on with where the backend can (a local model), else written again."""
         section = self.outline.sections[index - 1]
         context = self._fitting_context(index, section.words)
         n = len(self.outline.sections)
         words_done = sum(count_words(self.job.section_text(i) or "") for i in range(1, index))
-        stats = self.chat.stats
         budget = SectionBudget(section.words, self.hold_length)
+        so_far = self.job.partial_text(index) if isinstance(self.chat, ContinuingBackend) else ""
+        budget.add(so_far)
+        pace = _Pace()
+
+        def event(stage: str, done: float, total: float, text: str = "") -> Progress:
+            return Progress(stage, step=index, steps=n, done=done, total=total, text=text,
+                            rate=pace.rate(), message=section.title)
+
         with self._writing(index):
-            partial = self.job.open_partial(index)
+            partial = self.job.open_partial(index, keep=bool(so_far))
         with partial:
 
             def on_text(piece: str) -> None:
@@ -281,31 +299,37 @@ class Writer:
                     partial.write(piece)
                     partial.flush()
                 budget.add(piece)
-                self.progress(Progress(
-                    "write", step=index, steps=n,
-                    done=words_done + budget.words.count,
-                    total=self.outline.words, text=piece, rate=stats.decode_tokens_per_s,
-                    message=section.title,
-                ))
+                pace.add()
+                self.progress(event("write", words_done + budget.words.count,
+                                    self.outline.words, piece))
+
+            def on_prefill(done: int, total: int) -> None:
+                self.progress(event("prompt", done, total))
 
             def on_retry() -> None:
                 with self._writing(index):
                     partial.seek(0)
                     partial.truncate()
+                    partial.write(so_far)
                 budget.reset()
+                budget.add(so_far)
+                pace.start()
 
-            result: Generation = self.chat.complete(
-                context,
-                Sampling(**{**vars(self.sampling), "seed": self.sampling.seed + index}),
-                max_tokens=tokens_for(section.words if self.hold_length else budget.cap),
-                hooks=Hooks(on_text=on_text, may_end=budget.may_end,
-                            min_tokens=budget.floor,  # a word is at least a token
-                            should_stop=budget.should_stop, on_retry=on_retry,
-                            cancel=self.cancel),
-            )
+            sampling = Sampling(**{**vars(self.sampling), "seed": self.sampling.seed + index})
+            limit = section.words if self.hold_length else budget.cap
+            max_tokens = tokens_for(max(1, limit - budget.words.count))
+            hooks = Hooks(on_text=on_text, on_prefill=on_prefill, may_end=budget.may_end,
+                          min_tokens=max(0, budget.floor - budget.words.count),
+                          should_stop=budget.should_stop, on_retry=on_retry,
+                          cancel=self.cancel)
+            result: Generation = (
+                self.chat.continue_reply(context, so_far, sampling, max_tokens=max_tokens,
+                                         hooks=hooks)
+                if so_far and isinstance(self.chat, ContinuingBackend) else
+                self.chat.complete(context, sampling, max_tokens=max_tokens, hooks=hooks))
         if result.stop == "cancelled":
             raise KeyboardInterrupt
-        text = result.text
+        text = so_far + result.text
         if result.stop != "eog" and not ends_sentence(text):
             trimmed = trim_to_sentence(text)
             if count_words(trimmed) >= budget.floor:  # cut mid-sentence: end at the last full stop
@@ -355,6 +379,26 @@ class Writer:
         """The whole text from the journal: sections under their titles (direct: the text)."""
         texts = [self.job.section_text(i) or "" for i in range(1, len(self.outline.sections) + 1)]
         return assemble(self.outline, texts, self.direct)
+
+
+class _Pace:
+    """Tokens per second of a reply as it streams: the tokens after its first one over the
+    time since the first one (0 until there are two)."""
+
+    def __init__(self) -> None:
+        self.start()
+
+    def start(self) -> None:
+        self._first, self._tokens = 0.0, 0
+
+    def add(self) -> None:
+        if not self._tokens:
+            self._first = time.perf_counter()
+        self._tokens += 1
+
+    def rate(self) -> float:
+        elapsed = time.perf_counter() - self._first
+        return (self._tokens - 1) / elapsed if self._tokens > 1 and elapsed > 0 else 0.0
 
 
 def direct_outline(prompt: str, words: int) -> Outline:

@@ -3,40 +3,60 @@ outline (AgentWrite) or write straight away (direct)."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 
 from textual import on, work
 from textual.app import ComposeResult
-from textual.containers import Grid, Horizontal, VerticalScroll
-from textual.widgets import (
-    Button,
-    Collapsible,
-    Footer,
-    Header,
-    Input,
-    Label,
-    LoadingIndicator,
-    Select,
-    TextArea,
-)
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import Button, Collapsible, Input, Label, Select, TextArea
 
+from lwlocal.models.catalogue import resolve
 from lwlocal.runtime.kv_cache import KV_CACHE_TYPES
+from lwlocal.tui.messages import error_text
 from lwlocal.tui.screens.base import AppScreen
-from lwlocal.util.errors import LwlocalError
+from lwlocal.tui.widgets.bars import downloaded
+from lwlocal.tui.widgets.task_line import TaskLine
+from lwlocal.util.errors import LwlocalError, SettingError
 from lwlocal.util.progress import Progress
 from lwlocal.write.jobs import check_settings
+from lwlocal.write.outline import Outline
 from lwlocal.write.settings import MODES
 from lwlocal.write.writer import direct_outline
 
 
-class ComposeScreen(AppScreen):
-    TITLE = "Compose"
-    BINDINGS = [("ctrl+g", "go", "Plan / write")]
+def task_text(event: Progress) -> str:
+    """What a step of planning is doing, in a few words."""
+    if event.stage == "prompt":
+        return f"reading the prompt: {event.done:,.0f} of {event.total:,.0f} tokens"
+    return f"planning the outline: {event.done:,.0f} tokens"
 
-    def compose(self) -> ComposeResult:
+
+class ComposeScreen(AppScreen):
+    MODE = "compose"
+    AUTO_FOCUS = "#prompt"
+    BINDINGS = [Binding("ctrl+g", "go", "Plan / write", priority=True),
+                Binding("escape", "cancel", "Cancel")]
+
+    class Planning(Message):
+        """How planning goes (from the planning thread)."""
+
+        def __init__(self, event: Progress) -> None:
+            super().__init__()
+            self.event = event
+
+    class Planned(Message):
+        """Planning ended: with an outline, an error, or cancelled."""
+
+        def __init__(self, outline: Outline | None, error: str | None = None) -> None:
+            super().__init__()
+            self.outline, self.error = outline, error
+
+    def body(self) -> ComposeResult:
         state = self.lw.state
-        yield Header()
-        with VerticalScroll(id="compose-form"):
+        with Vertical(id="compose-form"):
             yield Label("What should be written?")
             yield TextArea(state.prompt, id="prompt")
             with Horizontal(classes="form-row"):
@@ -45,37 +65,67 @@ class ComposeScreen(AppScreen):
                 yield Label("Mode")
                 yield Select([(m, m) for m in MODES], value=state.mode, allow_blank=False,
                              id="mode")
-            with Collapsible(title="Advanced", collapsed=True), Grid(id="advanced"):
-                yield Label("Sections (blank: auto)")
-                yield Input(str(state.sections or ""), type="integer", id="sections")
-                yield Label("")
-                yield Label("")
-                yield Label("Temperature")
-                yield Input(str(state.sampling.temperature), type="number", id="temperature")
-                yield Label("Seed")
-                yield Input(str(state.sampling.seed), type="integer", id="seed")
-                yield Label("Context (blank: plan)")
-                yield Input(str(state.n_ctx or ""), type="integer", id="ctx")
-                yield Label("KV cache")
-                yield Select([("plan", "")] + [(k, k) for k in KV_CACHE_TYPES],
-                             value=state.kv_type or "", allow_blank=False, id="kv")
-            yield Button("Plan the outline", variant="primary", id="go")
-            yield LoadingIndicator(id="busy")
-            yield Label("", id="compose-status")
-        yield Footer()
+                yield Label("", id="compose-model")
+            with Collapsible(title="Advanced", collapsed=True, id="advanced"):
+                with Horizontal(classes="advanced-row"):
+                    yield Label("Sections")
+                    yield Input(str(state.sections or ""), type="integer", id="sections",
+                                placeholder="auto", compact=True)
+                    yield Label("Temperature")
+                    yield Input(str(state.sampling.temperature), type="number",
+                                id="temperature", compact=True)
+                    yield Label("Seed")
+                    yield Input(str(state.sampling.seed), type="integer", id="seed",
+                                compact=True)
+                with Horizontal(classes="advanced-row"):
+                    yield Label("Context")
+                    yield Input(str(state.n_ctx or ""), type="integer", id="ctx",
+                                placeholder="planned", compact=True)
+                    yield Label("KV cache")
+                    yield Select([("planned", "")] + [(k, k) for k in KV_CACHE_TYPES],
+                                 value=state.kv_type or "", allow_blank=False, id="kv",
+                                 compact=True)
+            with Horizontal(id="go-row"):
+                yield Button("Plan the outline", variant="primary", id="go")
+                yield TaskLine(id="compose-task")
 
     def on_mount(self) -> None:
-        self.query_one("#busy").display = False
+        self._words_shown = self.lw.state.words
         self._label_button()
 
     def on_screen_resume(self) -> None:
-        """The target length may have been changed on the Model screen."""
-        self.query_one("#words", Input).value = str(self.lw.state.words)
+        """The target length or the model may have been changed on the Model screen."""
+        state = self.lw.state
+        if state.words != self._words_shown:
+            self.query_one("#words", Input).value = str(state.words)
+        model = f"model [b]{state.model}[/b]" + (
+            "" if downloaded(state.model) else " [red](not downloaded)[/]")
+        self.query_one("#compose-model", Label).update(f"{model} · F2")
+
+    # the form, kept in the app's state as it is edited
+    @on(TextArea.Changed, "#prompt")
+    def _prompt_changed(self, event: TextArea.Changed) -> None:
+        self.lw.state.prompt = event.text_area.text
+
+    @on(Input.Changed, "#words")
+    def _words_changed(self, event: Input.Changed) -> None:
+        if event.value.isdigit() and int(event.value) > 0:
+            self.lw.state.words = self._words_shown = int(event.value)
+            self.lw.refresh_status()
 
     @on(Select.Changed, "#mode")
     def _label_button(self) -> None:
-        direct = self.query_one("#mode", Select).value == "direct"
-        self.query_one("#go", Button).label = "Write" if direct else "Plan the outline"
+        mode = str(self.query_one("#mode", Select).value)
+        self.lw.state.mode = mode
+        self.query_one("#go", Button).label = "Write" if mode == "direct" else "Plan the outline"
+        self.lw.refresh_status()
+
+    def _number(self, field: str, setting: str, kind: type[int] | type[float]) -> float | None:
+        text = self.query_one(f"#{field}", Input).value.strip()
+        try:
+            return kind(text) if text else None
+        except ValueError:
+            raise SettingError(f"{{{setting}}} {text!r}: not a number") from None
 
     def read_form(self) -> None:
         """Copy the form into the app state, refusing what cannot run."""
@@ -83,56 +133,91 @@ class ComposeScreen(AppScreen):
         state.prompt = self.query_one("#prompt", TextArea).text.strip()
         if not state.prompt:
             raise LwlocalError("write a prompt first")
-        words = self.query_one("#words", Input).value
-        state.words = int(words) if words.lstrip("-").isdigit() else 0
+        words = self._number("words", "words", int)
+        state.words = int(words or 0)
         state.mode = str(self.query_one("#mode", Select).value)
-        temperature = self.query_one("#temperature", Input).value or "0"
-        seed = self.query_one("#seed", Input).value or "0"
-        state.sampling = replace(state.sampling, temperature=float(temperature), seed=int(seed))
-        sections = self.query_one("#sections", Input).value
-        state.sections = int(sections) if sections else None
-        ctx = self.query_one("#ctx", Input).value
-        state.n_ctx = int(ctx) if ctx else None
+        temperature = self._number("temperature", "temperature", float) or 0.0
+        seed = int(self._number("seed", "seed", int) or 0)
+        state.sampling = replace(state.sampling, temperature=temperature, seed=seed)
+        sections = self._number("sections", "sections", int)
+        state.sections = int(sections) if sections is not None else None
+        ctx = self._number("ctx", "n_ctx", int)
+        state.n_ctx = int(ctx) if ctx is not None else None
         state.kv_type = str(self.query_one("#kv", Select).value) or None
         check_settings(state.settings())
+        resolve(state.model)  # a model that is not downloaded says how to get it
 
+    # planning
     @on(Button.Pressed, "#go")
     def action_go(self) -> None:
         try:
             self.read_form()
-        except (LwlocalError, ValueError) as exc:
-            self.notify(str(exc), severity="error")
+        except LwlocalError as exc:
+            self.lw.show_error(exc)
+            return
+        state = self.lw.state
+        if state.mode == "direct":
+            state.outline = direct_outline(state.prompt, state.words)
+            self.lw.start_writing()
+            return
+        cancel = self.lw.begin_task("planning the outline", self.MODE)
+        if cancel is None:
             return
         self.query_one("#go").disabled = True
-        self.query_one("#busy").display = True
-        self.prepare()
+        self.query_one(TaskLine).start("loading the model…")
+        self.refresh_bindings()
+        self.plan(cancel)
 
     @work(thread=True, exclusive=True, group="compose", exit_on_error=False)
-    def prepare(self) -> None:
+    def plan(self, cancel: threading.Event) -> None:
         state = self.lw.state
         try:
             session = state.load_session(state.settings())
-            if state.mode == "direct":
-                outline = direct_outline(state.prompt, state.words)
-            else:
-                outline = session.outline(lambda e: self.app.call_from_thread(self._planning, e))
-        except LwlocalError as exc:
-            self.app.call_from_thread(self._done, str(exc))
-            return
-        state.outline = outline
-        self.app.call_from_thread(self._done, None)
-
-    def _planning(self, event: Progress) -> None:
-        self.query_one("#compose-status", Label).update(
-            f"planning the outline: {event.done:.0f} tokens")
-
-    def _done(self, error: str | None) -> None:
-        self.query_one("#go").disabled = False
-        self.query_one("#busy").display = False
-        self.query_one("#compose-status", Label).update("")
-        if error:
-            self.notify(error, severity="error")
-        elif self.lw.state.mode == "direct":
-            self.lw.start_writing()
+            if cancel.is_set():
+                raise KeyboardInterrupt
+            outline = session.outline(self._progress, cancel)
+        except KeyboardInterrupt:
+            self.post_message(self.Planned(None))
+        except Exception as exc:  # noqa: BLE001 - any failure ends as one line on screen
+            self.post_message(self.Planned(None, error_text(exc)))
         else:
+            self.post_message(self.Planned(outline))
+
+    def _progress(self, event: Progress) -> None:
+        """From the planning thread: hand the event to the screen."""
+        self.post_message(self.Planning(event))
+
+    @on(Planning)
+    def _planning(self, message: Planning) -> None:
+        if self.lw.state.task and not self.lw.state.task.cancel.is_set():
+            self.query_one(TaskLine).say(task_text(message.event))
+        if message.event.stage == "prompt" or message.event.done == 1:  # the model is loaded
+            self.lw.refresh_status()
+
+    @on(Planned)
+    def _planned(self, message: Planned) -> None:
+        self.lw.end_task()
+        self.query_one("#go").disabled = False
+        self.query_one(TaskLine).stop()
+        self.refresh_bindings()
+        if message.error:
+            self.notify(message.error, severity="error")
+        elif message.outline is None:
+            self.notify("planning cancelled")
+        else:
+            self.lw.state.outline = message.outline
             self.lw.open_outline()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Esc (cancel) only while this screen's planning runs."""
+        if action == "cancel":
+            task = self.lw.state.task
+            return task is not None and task.mode == self.MODE
+        return True
+
+    @on(Button.Pressed, "#cancel-task")
+    def action_cancel(self) -> None:
+        task = self.lw.state.task
+        if task is not None and task.mode == self.MODE:
+            task.cancel.set()
+            self.query_one(TaskLine).stopping()

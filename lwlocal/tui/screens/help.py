@@ -8,21 +8,21 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 HELP = """\
-[b]lwlocal[/b]: plan, then write long documents on your own machine. Every finished section is
-saved as it is written: quitting or a crash loses at most the section being written.
+[b]lwlocal[/b]: plan, then write long documents on your own machine.
+Each section is saved as it is written: quitting, a pause or a crash
+keeps what is written, and resuming goes on from there.
 
-[b]Everywhere[/b]
-  F1  this help            F2  Model: models and the memory plan for the target length
-  F3  Compose: prompt, words, mode, settings (ctrl+g plans the outline, or writes)
-  F4  Outline editor       F5  Writing            F6  Library
-  ctrl+p  command palette  ctrl+q  quit
+[b]Everywhere[/b]  F1 help · F2 Model · F3 Compose · F4 Outline
+            F5 Writing · F6 Library · ctrl+p commands · ctrl+q quit
+[b]Model[/b]       the models, and the memory plan for the target length
+[b]Compose[/b]     ctrl+g plans the outline (direct mode: writes)
+            Esc or Cancel stops loading or planning
+[b]Outline[/b]     a add · x/del delete · u undo · ctrl+↑/↓ move
+            ctrl+r plan again · ctrl+w write · Esc back to the list
+[b]Writing[/b]     p/Esc pause · r resume · c cancel · e export
+[b]Library[/b]     enter/o open · r resume · e export · d delete
 
-[b]Outline[/b]   a add · x/delete delete · ctrl+↑/ctrl+↓ move · ctrl+r regenerate · ctrl+w write
-           (the fields below the list edit the highlighted section)
-[b]Writing[/b]   p pause · r resume · c cancel (the job stays in the library)
-[b]Library[/b]   o/enter open · r resume · e export (Markdown, text, HTML) · d delete
-
-escape closes this help."""
+Esc closes this help."""
 
 
 class HelpScreen(ModalScreen[None]):

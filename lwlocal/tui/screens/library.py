@@ -7,49 +7,44 @@ from pathlib import Path
 
 from textual import on
 from textual.app import ComposeResult
-from textual.widgets import DataTable, Footer, Header, Label
+from textual.widgets import DataTable, Label
 
 from lwlocal.tui.screens.base import AppScreen
 from lwlocal.tui.screens.confirm import ConfirmScreen
 from lwlocal.tui.screens.export import ExportScreen
 from lwlocal.util.errors import LwlocalError
-from lwlocal.write.export import export
 from lwlocal.write.journal import Job, list_jobs
-from lwlocal.write.words import count_words
-
-
-def words_of(job: Job) -> int:
-    result = job.meta.result or {}
-    return result.get("words") or count_words(job.assemble())
 
 
 class LibraryScreen(AppScreen):
-    TITLE = "Library"
+    MODE = "library"
+    AUTO_FOCUS = "#jobs"
     BINDINGS = [("o", "open", "Open"), ("r", "resume", "Resume"), ("e", "export", "Export"),
                 ("d", "delete", "Delete")]
 
-    def compose(self) -> ComposeResult:
-        yield Header()
+    def body(self) -> ComposeResult:
         yield Label("", id="library-count")
         yield DataTable(id="jobs", cursor_type="row", zebra_stripes=True)
-        yield Footer()
 
     def on_mount(self) -> None:
         self.query_one(DataTable).add_columns("job", "state", "words", "model", "created")
-        self.reload()
+        self.jobs: list[Job] = []
 
     def on_screen_resume(self) -> None:
         self.reload()
 
     def reload(self) -> None:
         table = self.query_one(DataTable)
+        row = table.cursor_row
         table.clear()
         self.jobs = list(reversed(list(list_jobs(self.lw.state.jobs_root))))
         for job in self.jobs:
             created = datetime.fromtimestamp(job.meta.created)
-            table.add_row(job.id, job.state, f"{words_of(job):,}",
+            table.add_row(job.id, job.state, f"{job.words():,}",
                           Path(str(job.meta.settings.model or "?")).name,
                           created.strftime("%Y-%m-%d %H:%M"), key=job.id)
+        if self.jobs:
+            table.move_cursor(row=min(max(row, 0), len(self.jobs) - 1))
         self.query_one("#library-count", Label).update(
             f"{len(self.jobs)} jobs, newest first" if self.jobs else
             "No jobs yet: compose one (F3).")
@@ -71,21 +66,8 @@ class LibraryScreen(AppScreen):
                 self.lw.show_job(job, start=True)
 
     def action_export(self) -> None:
-        job = self._selected()
-        if job is None:
-            return
-
-        def chosen(choice: tuple[str, Path] | None) -> None:
-            if choice is None:
-                return
-            try:
-                path = export(job, *choice)
-            except (LwlocalError, OSError) as exc:
-                self.notify(str(exc), severity="error")
-            else:
-                self.notify(f"exported to {path}")
-
-        self.app.push_screen(ExportScreen(job.id), chosen)
+        if job := self._selected():
+            self.app.push_screen(ExportScreen(job))
 
     def action_delete(self) -> None:
         job = self._selected()
@@ -97,11 +79,11 @@ class LibraryScreen(AppScreen):
                 return
             try:
                 job.delete()
-            except LwlocalError as exc:
-                self.notify(str(exc), severity="error")
+            except (LwlocalError, OSError) as exc:
+                self.lw.show_error(exc)
             if self.lw.state.job and self.lw.state.job.dir == job.dir:
                 self.lw.state.job = None
             self.reload()
 
-        self.app.push_screen(ConfirmScreen(f"Delete {job.id} and everything written in it?"),
-                             confirmed)
+        self.app.push_screen(ConfirmScreen(
+            f"Delete {job.id} and everything written in it?"), confirmed)

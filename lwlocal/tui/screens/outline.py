@@ -1,33 +1,43 @@
 """Outline editor: the planned sections as an editable list (main point, word budget), added,
-deleted and reordered by keys, with the running total against the target; then write."""
+deleted (and undeleted) and reordered by keys, with the running total against the target; then
+write."""
 
 from __future__ import annotations
 
 from textual import on
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.coordinate import Coordinate
-from textual.widgets import DataTable, Footer, Header, Label
+from textual.widgets import DataTable, Input, Label
 
 from lwlocal.tui.screens.base import AppScreen
 from lwlocal.tui.screens.compose import ComposeScreen
 from lwlocal.tui.widgets.section_editor import SectionEditor
 from lwlocal.write.outline import Outline, Section
 
+MOVE = Binding.Group("Move", compact=True)
+NEW_SECTION_WORDS = 200
+
 
 class OutlineScreen(AppScreen):
-    TITLE = "Outline"
-    BINDINGS = [("a", "add", "Add"), ("delete,x", "delete", "Delete"),
-                ("ctrl+up", "move(-1)", "Move up"), ("ctrl+down", "move(1)", "Move down"),
-                ("ctrl+r", "regenerate", "Regenerate"), ("ctrl+w", "write", "Write")]
+    MODE = "outline"
+    AUTO_FOCUS = "#sections"
+    # ctrl+w and Esc are the screen's even inside the fields (an Input deletes a word on ctrl+w)
+    BINDINGS = [Binding("ctrl+w", "write", "Write", priority=True),
+                Binding("escape", "leave_field", "To the list"),
+                Binding("a", "add", "Add"), Binding("delete,x", "delete", "Delete"),
+                Binding("u", "undo", "Undo delete"),
+                Binding("ctrl+up", "move(-1)", "Move up", group=MOVE),
+                Binding("ctrl+down", "move(1)", "Move down", group=MOVE),
+                Binding("ctrl+r", "regenerate", "Plan again")]
 
-    def compose(self) -> ComposeResult:
-        yield Header()
+    def body(self) -> ComposeResult:
         yield Label("", id="outline-total")
         yield DataTable(id="sections", cursor_type="row", zebra_stripes=True)
         yield SectionEditor(id="section-editor")
-        yield Footer()
 
     def on_mount(self) -> None:
+        self._deleted: tuple[int, Section] | None = None  # the last deleted section, for undo
         self.query_one(DataTable).add_columns("#", "title", "words", "main point")
         self.refresh_outline()
 
@@ -85,18 +95,42 @@ class OutlineScreen(AppScreen):
             table.update_cell_at(Coordinate(row, column), value)
         self._show_total()
 
+    def action_leave_field(self) -> None:
+        """Esc: from a field back to the list of sections."""
+        self.query_one(DataTable).focus()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Esc only inside a field; undo only after a delete."""
+        if action == "leave_field":
+            return isinstance(self.focused, Input)
+        if action == "undo":
+            return self._deleted is not None
+        return True
+
     def action_add(self) -> None:
+        """A new section after the highlighted one, its title ready to be typed over."""
         if self.outline is None:
             return
         row = self.query_one(DataTable).cursor_row + 1
-        self.outline.sections.insert(row, Section("New section", "What it covers", 200))
+        self.outline.sections.insert(row, Section("New section", "", NEW_SECTION_WORDS))
         self.refresh_outline(row)
+        self.query_one(SectionEditor).begin()
 
     def action_delete(self) -> None:
         if self.outline and len(self.outline.sections) > 1:
             row = self.query_one(DataTable).cursor_row
-            del self.outline.sections[row]
+            self._deleted = (row, self.outline.sections.pop(row))
             self.refresh_outline(row)
+            self.refresh_bindings()
+            self.notify(f"deleted “{self._deleted[1].title}”: u puts it back")
+
+    def action_undo(self) -> None:
+        if self.outline is not None and self._deleted is not None:
+            row, section = self._deleted
+            self._deleted = None
+            self.outline.sections.insert(min(row, len(self.outline.sections)), section)
+            self.refresh_outline(row)
+            self.refresh_bindings()
 
     def action_move(self, step: int) -> None:
         sections = self.outline.sections if self.outline else []

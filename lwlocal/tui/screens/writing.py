@@ -1,137 +1,165 @@
-"""Writing: the document streams in as Markdown with section and document progress, words,
-tokens/s, ETA and context in use; pause, resume, cancel. The writer runs in a worker thread and
-every finished section is already in the job's journal."""
+"""Writing: a dashboard of the job being written: the sections (done, being written, pending),
+section and document progress, tokens/s from the first token, elapsed time and time left, the
+context in use, and the document as it streams in. The writer runs in a worker thread and every
+finished section is already in the job's journal; a pause keeps the part of the section written
+so far, on screen and on disk, and resuming goes on from it."""
 
 from __future__ import annotations
 
 import threading
-import time
 
 from textual import on, work
 from textual.app import ComposeResult
-from textual.containers import Horizontal, VerticalScroll
+from textual.binding import Binding
+from textual.containers import Horizontal
 from textual.message import Message
-from textual.widgets import Footer, Header, Label, Markdown, ProgressBar, Static
 
+from lwlocal.tui.messages import error_text
 from lwlocal.tui.screens.base import AppScreen
-from lwlocal.util.errors import LwlocalError
+from lwlocal.tui.screens.confirm import ConfirmScreen
+from lwlocal.tui.screens.export import ExportScreen
+from lwlocal.tui.widgets.document_view import DocumentView
+from lwlocal.tui.widgets.job_dashboard import JobDashboard, JobView
+from lwlocal.tui.widgets.section_list import SectionList
 from lwlocal.util.progress import Progress
+from lwlocal.write.journal import Job
+from lwlocal.write.outline import Outline
 from lwlocal.write.words import count_words
 
 
 class WritingScreen(AppScreen):
-    TITLE = "Writing"
-    BINDINGS = [("p", "pause", "Pause"), ("r", "resume", "Resume"), ("c", "cancel", "Cancel")]
+    MODE = "writing"
+    BINDINGS = [Binding("p,escape", "pause", "Pause"), Binding("r", "resume", "Resume"),
+                Binding("c", "cancel", "Cancel…"), Binding("e", "export", "Export")]
 
     class Update(Message):
+        """A progress event from the writing thread."""
+
         def __init__(self, event: Progress) -> None:
             super().__init__()
             self.event = event
 
+    class Started(Message):
+        """The new job's folder exists (its outline saved) and the model is ready."""
+
+        def __init__(self, job: Job) -> None:
+            super().__init__()
+            self.job = job
+
     class Stopped(Message):
+        """The writing thread ended: the job finished, stopped, or failed with ``error``."""
+
         def __init__(self, error: str | None, finished: bool) -> None:
             super().__init__()
             self.error, self.finished = error, finished
 
-    def compose(self) -> ComposeResult:
-        yield Header()
-        yield Label("", id="job-title")
-        with Horizontal(classes="bar-row"):
-            yield Label("section", classes="bar-label")
-            yield ProgressBar(total=1, show_eta=False, id="section-bar")
-        with Horizontal(classes="bar-row"):
-            yield Label("document", classes="bar-label")
-            yield ProgressBar(total=1, show_eta=False, id="document-bar")
-        yield Static("", id="writing-stats")
-        with VerticalScroll(id="document-scroll"):
-            yield Markdown(id="document")
-        yield Footer()
+    def body(self) -> ComposeResult:
+        yield JobDashboard(id="dashboard")
+        with Horizontal(id="writing-body"):
+            yield SectionList(id="section-list")
+            yield DocumentView(id="document-view")
 
     def on_mount(self) -> None:
-        self._cancel = threading.Event()
-        self._writing = False
-        self._start_when_stopped = False
-        self._leave_after = False
-        self._stream = Markdown.get_stream(self.query_one(Markdown))
-        self._step = 0
-        self._section_base = self._budget = 0
-        self._started = 0.0
-        self._words_at_start: float | None = None
+        self._cancel: threading.Event | None = None  # set while writing
+        self._stopping = ""  # "pause" or "cancel" while the writer stops
+        self._paused = False  # this screen paused the job shown
+        self._resume_when_stopped = False
+        self._outline: Outline | None = None
+        self._step = 0  # the section the document on screen ends in
+        self._written: dict[int, int] = {}  # words of each section with any
+        self._finished: set[int] = set()
+        self._base = 0  # words of the sections before the current one
+        self._pending: list[str] = []  # text that came while the screen was hidden
+        self._last_event: Progress | None = None
 
-    def on_unmount(self) -> None:
-        self._cancel.set()  # the app is closing: the journal marks the job interrupted
+    @property
+    def writing(self) -> bool:
+        return self._cancel is not None
 
-    def on_screen_resume(self) -> None:
+    async def on_screen_resume(self) -> None:
         """Show the app's job; start writing it if that was asked for."""
-        if not self._writing:
-            self.show_job()
+        if self._pending:
+            text, self._pending = "".join(self._pending), []
+            await self.query_one(DocumentView).append(text)
+        if not self.writing:
+            await self.show_job()
         if self.lw.state.start_requested:
             self.lw.state.start_requested = False
             self.start()
 
-    def show_job(self) -> None:
-        """The job's finished sections (the unfinished one restarts when writing resumes)."""
+    # what is on disk
+    async def show_job(self) -> None:
+        """The job from its journal: finished sections and the part of the next one a pause
+        kept."""
         job = self.lw.state.job
-        self._step = 0
+        self._step, self._written, self._finished = 0, {}, set()
+        self._outline = job.outline() if job else None
         if job is None:
-            self.query_one("#job-title", Label).update(
-                "No job: compose one (F3) or open one from the library (F6).")
-            self.query_one(Markdown).update("")
+            await self.query_one(DocumentView).show("")
+            self._dashboard()
             return
-        outline = job.outline()
-        done = job.assemble() if outline else ""
-        self.query_one(Markdown).update(done)
-        total = outline.words if outline else job.meta.settings.words
-        written = count_words(done)
-        self.query_one("#document-bar", ProgressBar).update(total=total, progress=written)
-        self.query_one("#section-bar", ProgressBar).update(total=1, progress=0)
-        self.query_one("#job-title", Label).update(
-            f"[b]{job.id}[/b] · {job.state} · {written:,} of {total:,} words")
-        self.query_one("#writing-stats", Static).update(
-            "r: write" if job.state != "done" else "done")
+        self._finished = set(job.finished())
+        for i in self._finished:
+            self._written[i] = count_words(job.section_text(i) or "")
+        text = job.assemble() if self._outline else ""
+        following = max(self._finished, default=0) + 1
+        partial = job.partial_text(following)
+        if partial and self._outline and following <= len(self._outline.sections):
+            self._written[following] = count_words(partial)
+            self._step = following
+            if job.meta.settings.mode != "direct":
+                text = (text.rstrip() + "\n\n" if text.strip() else "") + (
+                    f"## {self._outline.sections[following - 1].title}\n\n")
+            text += partial
+        elif self._finished:
+            self._step = max(self._finished)
+        self._paused = self._paused and job.state != "done"
+        await self.query_one(DocumentView).show(text)
+        self._dashboard()
 
+    # starting and stopping
     def start(self) -> None:
         """Write the app's job on, or a new job from the app's outline when there is none."""
         state = self.lw.state
-        if self._writing:  # still stopping (a pause just asked for): start once stopped
-            self._start_when_stopped = True
+        if self.writing:  # still stopping (a pause just asked for): go on once stopped
+            self._resume_when_stopped = True
             return
         if (state.job is None and state.outline is None) or (
                 state.job and state.job.state == "done"):
             return
-        if state.job:
-            self.show_job()
-        else:
-            self.query_one("#job-title", Label).update("Starting a new job…")
-        self._cancel.clear()
-        self._writing = True
-        self._started, self._words_at_start = time.monotonic(), None
-        self.query_one("#writing-stats", Static).update("loading the model…")
-        self.write()
+        what = f"writing {state.job.id}" if state.job else "writing a new job"
+        cancel = self.lw.begin_task(what, self.MODE)
+        if cancel is None:
+            return
+        self._cancel, self._paused, self._stopping = cancel, False, ""
+        self._last_event = None
+        self.query_one(JobDashboard).begin()
+        if state.job is None and state.outline is not None:
+            state.outline.words = state.words = state.outline.planned_words
+        self._dashboard("loading the model…")
+        self.refresh_bindings()
+        self.write(cancel, state.job, state.outline)
 
     @work(thread=True, exclusive=True, group="writing", exit_on_error=False)
-    def write(self) -> None:
+    def write(self, cancel: threading.Event, job: Job | None, outline: Outline | None) -> None:
         state = self.lw.state
         try:
-            if state.job is None:  # the edited budgets are the plan: their sum is the target
-                if state.outline is None:
-                    raise LwlocalError("no outline to write: compose a prompt and plan it (F3)")
-                state.outline.words = state.words = state.outline.planned_words
+            if job is None:  # a new job: the edited budgets are the plan
                 session = state.load_session(state.settings())
-                state.job = session.new_job(state.jobs_root)
-                state.job.save_outline(state.outline)
-                state.job.update(state="planned")
-                self.app.call_from_thread(self.show_job)
+                job = session.new_job(state.jobs_root)
+                assert outline is not None
+                job.save_outline(outline)
+                job.update(state="planned")
+                self.post_message(self.Started(job))
             else:
-                session = state.load_session(state.job.meta.settings)
-            job = state.job
-            session.run(job, job.outline() or state.outline,
-                        progress=self._progress,
-                        cancel=self._cancel)
+                session = state.load_session(job.meta.settings)
+            if cancel.is_set():
+                raise KeyboardInterrupt
+            session.run(job, job.outline() or outline, progress=self._progress, cancel=cancel)
         except KeyboardInterrupt:
             self.post_message(self.Stopped(None, finished=False))
-        except LwlocalError as exc:
-            self.post_message(self.Stopped(str(exc), finished=False))
+        except Exception as exc:  # noqa: BLE001 - any failure ends as one line on screen
+            self.post_message(self.Stopped(error_text(exc), finished=False))
         else:
             self.post_message(self.Stopped(None, finished=True))
 
@@ -139,72 +167,120 @@ class WritingScreen(AppScreen):
         """From the writing thread: hand the event to the screen."""
         self.post_message(self.Update(event))
 
+    @on(Started)
+    async def _started(self, message: Started) -> None:
+        self.lw.state.job = message.job
+        self.lw.refresh_status()
+        await self.show_job()
+        self._dashboard("starting…")
+
     @on(Update)
     async def _update(self, message: Update) -> None:
         event = message.event
-        if event.stage != "write":
-            self.query_one("#writing-stats", Static).update(
-                f"planning the outline: {event.done:.0f} tokens")
+        if not self.writing:
             return
-        job = self.lw.state.job
-        if job is None:
-            return
-        if event.step != self._step:
-            outline = job.outline()
-            self._step = event.step
-            self._section_base = sum(count_words(job.section_text(i) or "")
-                                     for i in range(1, event.step))
-            self._budget = outline.sections[event.step - 1].words if outline else 0
-            if job.meta.settings.mode != "direct":
-                gap = "\n\n" if self.query_one(Markdown).source.strip() else ""
-                await self._stream.write(f"{gap}## {event.message}\n\n")
-        await self._stream.write(event.text)
-        self.query_one("#section-bar", ProgressBar).update(
-            total=self._budget, progress=min(self._budget, event.done - self._section_base))
-        self.query_one("#document-bar", ProgressBar).update(total=event.total,
-                                                            progress=event.done)
-        self.query_one("#writing-stats", Static).update(self._stats(event))
-        self.query_one("#document-scroll", VerticalScroll).scroll_end(animate=False)
+        if self._last_event is None or self._last_event.step != event.step:
+            self.lw.refresh_status()  # the model is loaded; a section begins
+        self._last_event = event
+        if event.stage == "write":
+            await self._stream(event)
+        self._dashboard()
 
-    def _stats(self, event: Progress) -> str:
-        if self._words_at_start is None:
-            self._words_at_start, self._started = event.done, time.monotonic()
-        elapsed = time.monotonic() - self._started
-        pace = (event.done - self._words_at_start) / elapsed if elapsed > 1 else 0
-        eta = (f"{(event.total - event.done) / pace / 60:.0f} min left" if pace > 0
-               else "ETA …")
-        session = self.lw.state.session
-        context = (f" · context {session.chat.stats.context_tokens:,}/"
-                   f"{session.chat.n_ctx:,}" if session else "")
-        return (f"section {event.step}/{event.steps} · {event.done:,.0f}/{event.total:,.0f} "
-                f"words · {event.rate:.1f} tok/s · {eta}{context}")
+    async def _stream(self, event: Progress) -> None:
+        job = self.lw.state.job
+        if event.step != self._step and job is not None:
+            self._step = event.step
+            self._base = sum(self._written.get(i, 0) for i in range(1, event.step))
+            if job.meta.settings.mode != "direct":
+                view = self.query_one(DocumentView)
+                gap = "\n\n" if view.source.strip() or self._pending else ""
+                await self._show_text(f"{gap}## {event.message}\n\n")
+        for i in range(1, event.step):
+            self._finished.add(i)
+        self._written[event.step] = int(event.done - self._base)
+        await self._show_text(event.text)
+
+    async def _show_text(self, text: str) -> None:
+        if self.is_current:
+            await self.query_one(DocumentView).append(text)
+        else:  # drawn when the screen shows again: switching away stays quick
+            self._pending.append(text)
 
     @on(Stopped)
-    def _stopped(self, message: Stopped) -> None:
-        self._writing = False
+    async def _stopped(self, message: Stopped) -> None:
+        stopping, self._stopping = self._stopping, ""
+        self._cancel = None
+        self._pending.clear()
+        self.lw.end_task()
+        self._paused = stopping == "pause" and not message.finished
         if message.error:
             self.notify(message.error, severity="error")
-        self.show_job()
-        if message.finished and self.lw.state.job:
-            self.notify(f"{self.lw.state.job.id}: done")
-        if self._leave_after:
-            self._leave_after = False
+        await self.show_job()
+        job = self.lw.state.job
+        if message.finished and job is not None:
+            self.notify(f"{job.id}: done")
+        self.refresh_bindings()
+        if stopping == "cancel":
             self.app.switch_mode("library")
-        elif self._start_when_stopped:
-            self._start_when_stopped = False
+        elif self._resume_when_stopped:
+            self._resume_when_stopped = False
             self.start()
 
-    def action_pause(self) -> None:
-        if self._writing:
+    # the dashboard
+    def _dashboard(self, note: str = "") -> None:
+        job, outline = self.lw.state.job, self._outline or self.lw.state.outline
+        state = ("stopping" if self._stopping else "writing" if self.writing
+                 else "paused" if self._paused else job.state if job else "")
+        session = self.lw.state.session
+        context = ((session.chat.stats.context_tokens, session.chat.n_ctx)
+                   if self.writing and session and session.chat.n_ctx else None)
+        current = self._step if self._step and self._step not in self._finished else None
+        view = JobView(job, outline, self._written, self._finished, current, state,
+                       self._last_event if self.writing else None, context, note)
+        self.query_one(JobDashboard).show(view)
+        self.query_one(SectionList).show(outline if job or self.writing else None,
+                                         self._written, self._finished, current,
+                                         paused=not self.writing)
+
+    # keys
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Each key only where it does something: pause and cancel while writing, resume
+        when there is something left to write, export when something is written."""
+        job = self.lw.state.job
+        if action in ("pause", "cancel"):
+            return self.writing and not self._stopping
+        if action == "resume":
+            return not self.writing and job is not None and job.state != "done"
+        if action == "export":
+            return not self.writing and job is not None and bool(self._finished)
+        return True
+
+    def _stop(self, why: str) -> None:
+        if self._cancel is not None and not self._stopping:
+            self._stopping = why
             self._cancel.set()
-            self.notify("pausing: the section being written restarts on resume")
+            self._dashboard("pausing: the part written so far is kept" if why == "pause"
+                            else "stopping…")
+            self.refresh_bindings()
+
+    def action_pause(self) -> None:
+        self._stop("pause")
 
     def action_resume(self) -> None:
         self.start()
 
     def action_cancel(self) -> None:
-        if self._writing:
-            self._leave_after = True
-            self._cancel.set()
-        else:
-            self.app.switch_mode("library")
+        job = self.lw.state.job
+        name = job.id if job else "this job"
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._stop("cancel")
+
+        self.app.push_screen(ConfirmScreen(
+            f"Stop writing {name}? What is written stays in the library, where r resumes it."),
+            answered)
+
+    def action_export(self) -> None:
+        if self.lw.state.job is not None:
+            self.app.push_screen(ExportScreen(self.lw.state.job))

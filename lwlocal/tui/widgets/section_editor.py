@@ -20,11 +20,17 @@ class SectionEditor(Grid):
 
     def compose(self) -> ComposeResult:
         yield Label("Title")
-        yield Input(id="section-title")
+        yield Input(id="section-title", placeholder="the section's title")
         yield Label("Main point")
-        yield Input(id="section-point")
+        yield Input(id="section-point", placeholder="what this section says, in a sentence")
         yield Label("Words")
         yield Input(type="integer", id="section-words")
+
+    def begin(self) -> None:
+        """Put the cursor in the title, selected, for a new section to be named."""
+        title = self.query_one("#section-title", Input)
+        title.focus()
+        title.select_all()
 
     def edit(self, section: Section | None) -> None:
         self._section = None  # no Edited messages while the fields are filled
