@@ -48,7 +48,7 @@ def test_stop_callback_and_cancel(engine):
     cancel = threading.Event()
     cancel.set()
     cancelled = engine.generate(context, GREEDY, max_tokens=200, cancel=cancel)
-    assert cancelled.stop == "cancelled" and len(cancelled.tokens) == 1
+    assert cancelled.stop == "cancelled" and not cancelled.tokens  # stopped before sampling
 
 
 def test_json_schema_constrains_output(engine):

@@ -152,7 +152,7 @@ def test_ctrl_c_stops_imatrix_between_tensors(default_model, lw_home, tmp_path):
         proc.kill()
         proc.wait()
     assert stderr.text().rstrip().endswith("\nlwlocal: interrupted")
-    assert list(tmp_path.iterdir()) == []
+    assert [p for p in tmp_path.iterdir() if p != lw_home] == []  # its log aside
 
 
 def test_sigterm_leaves_the_job_resumable_in_one_line(default_model, lw_home):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import warnings
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -38,15 +40,22 @@ from lwlocal.write.outline import Outline, load_outline
 from lwlocal.write.settings import MODES, JobSettings
 
 
-def _run(session: Session, job: Job, outline: Outline | None, output: Path | None,
-         as_json: bool) -> None:
+@contextlib.contextmanager
+def _keeping(job: Job) -> Iterator[None]:
+    """Ctrl-C or SIGTERM: one line saying the job is kept, and the signal's exit status."""
     try:
-        with TaskProgress(err) as progress:
-            result = session.run(job, outline, progress=progress)
-    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM
+        yield
+    except KeyboardInterrupt as exc:
         err.print(f"[yellow]interrupted[/]: job {job.id} is kept; go on with "
                   f"`lwlocal resume {job.id}`", soft_wrap=True)
         sys.exit(exit_status(exc))
+
+
+def _run(session: Session, job: Job, outline: Outline | None, output: Path | None,
+         as_json: bool) -> None:
+    try:
+        with _keeping(job), TaskProgress(err) as progress:
+            result = session.run(job, outline, progress=progress)
     except DestinationError as exc:
         raise DestinationError(f"{exc}; job {job.id} is kept: make room, then `lwlocal resume "
                                f"{job.id}`") from exc
@@ -128,7 +137,8 @@ def resume(job: str, output: Path | None, as_json: bool, model: str | None,
     if output is not None:
         refuse_input_as_output(output, {"job": found.dir})
     with found.writing():  # before loading the model: a job another process writes is refused
-        session = resume_session(found, backend, remote, model)
+        with _keeping(found):  # Ctrl-C while the model loads stops here once llama.cpp returns
+            session = resume_session(found, backend, remote, model)
         if output is not None and session.model is not None:
             refuse_input_as_output(output, {"model": session.model.path})
         _run(session, found, None, output, as_json)
