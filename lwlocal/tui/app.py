@@ -65,6 +65,8 @@ class LwlocalApp(App[None]):
     # the status bar and errors
     def refresh_status(self) -> None:
         """Show the state's model, length, session and task on the current screen's bar."""
+        if not self.is_running or not self.screen_stack:  # closing
+            return
         for bar in self.screen.query(StatusBar):
             bar.show(self.state)
 

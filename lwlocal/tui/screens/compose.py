@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from dataclasses import replace
 
+from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -98,7 +99,7 @@ class ComposeScreen(AppScreen):
         state = self.lw.state
         if state.words != self._words_shown:
             self.query_one("#words", Input).value = str(state.words)
-        model = f"model [b]{state.model}[/b]" + (
+        model = f"model [b]{escape(state.model)}[/b]" + (
             "" if downloaded(state.model) else " [red](not downloaded)[/]")
         self.query_one("#compose-model", Label).update(f"{model} · F2")
 

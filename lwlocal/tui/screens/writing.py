@@ -83,6 +83,8 @@ class WritingScreen(AppScreen):
             await self.query_one(DocumentView).append(text)
         if not self.writing:
             await self.show_job()
+        else:
+            self._dashboard()
         if self.lw.state.start_requested:
             self.lw.state.start_requested = False
             self.start()
@@ -179,12 +181,14 @@ class WritingScreen(AppScreen):
         event = message.event
         if not self.writing:
             return
-        if self._last_event is None or self._last_event.step != event.step:
-            self.lw.refresh_status()  # the model is loaded; a section begins
+        section_begins = self._last_event is None or self._last_event.step != event.step
         self._last_event = event
         if event.stage == "write":
             await self._stream(event)
-        self._dashboard()
+        if self.is_current:  # hidden, it is drawn once when it shows again
+            if section_begins:
+                self.lw.refresh_status()  # the model is loaded; a section begins
+            self._dashboard()
 
     async def _stream(self, event: Progress) -> None:
         job = self.lw.state.job
