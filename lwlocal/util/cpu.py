@@ -1,12 +1,29 @@
-"""How many threads to run native code on."""
+"""How many threads to run native code on, and at what priority."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+import threading
 
 import psutil
+
+BACKGROUND_NICE = 10  # niceness of work that must not slow an interface down
 
 
 def physical_cores() -> int:
     """Physical CPU cores (llama.cpp runs best with one thread per core)."""
     return psutil.cpu_count(logical=False) or os.cpu_count() or 1
+
+
+def run_in_background() -> None:
+    """Lower the calling thread's CPU priority, and that of the threads it starts (llama.cpp's
+    compute threads), so that an interface drawing on the same cores stays quick. Linux only,
+    where niceness is per thread; elsewhere nothing changes."""
+    if not sys.platform.startswith("linux"):
+        return
+    thread = threading.get_native_id()
+    with contextlib.suppress(OSError):
+        if os.getpriority(os.PRIO_PROCESS, thread) < BACKGROUND_NICE:
+            os.setpriority(os.PRIO_PROCESS, thread, BACKGROUND_NICE)

@@ -20,6 +20,7 @@ from lwlocal.tui.messages import error_text
 from lwlocal.tui.screens.base import AppScreen
 from lwlocal.tui.widgets.bars import downloaded
 from lwlocal.tui.widgets.task_line import TaskLine
+from lwlocal.util.cpu import run_in_background
 from lwlocal.util.errors import LwlocalError, SettingError
 from lwlocal.util.progress import Progress
 from lwlocal.write.jobs import check_settings
@@ -172,6 +173,7 @@ class ComposeScreen(AppScreen):
     @work(thread=True, exclusive=True, group="compose", exit_on_error=False)
     def plan(self, cancel: threading.Event) -> None:
         state = self.lw.state
+        run_in_background()  # the interface keeps its share of the cores
         try:
             session = state.load_session(state.settings())
             if cancel.is_set():

@@ -21,6 +21,7 @@ from lwlocal.tui.screens.export import ExportScreen
 from lwlocal.tui.widgets.document_view import DocumentView
 from lwlocal.tui.widgets.job_dashboard import JobDashboard, JobView
 from lwlocal.tui.widgets.section_list import SectionList
+from lwlocal.util.cpu import run_in_background
 from lwlocal.util.progress import Progress
 from lwlocal.write.journal import Job
 from lwlocal.write.outline import Outline
@@ -145,6 +146,7 @@ class WritingScreen(AppScreen):
     @work(thread=True, exclusive=True, group="writing", exit_on_error=False)
     def write(self, cancel: threading.Event, job: Job | None, outline: Outline | None) -> None:
         state = self.lw.state
+        run_in_background()  # the interface keeps its share of the cores
         try:
             if job is None:  # a new job: the edited budgets are the plan
                 session = state.load_session(state.settings())
