@@ -25,25 +25,31 @@ import llama_cpp
 
 from lwlocal.util.paths import home
 
+LOG_LIMIT = 8 * 2**20  # bytes: a longer log is started afresh by the next process
 _LOAD = threading.Lock()  # one model (or vocabulary) load at a time
 _LOG_LOCK = threading.Lock()
 _sink: IO[str] | None = None
 
 
 def log_path() -> Path:
-    """The file llama.cpp's log lines are appended to."""
+    """The file llama.cpp's log lines are appended to (started afresh past ``LOG_LIMIT``)."""
     return home() / "llama.log"
 
 
 def _open_sink() -> IO[str] | None:
+    """The log file, opened once (and again when the lwlocal home changes)."""
     global _sink
-    if _sink is None or _sink.closed:
+    path = log_path()
+    if _sink is not None and _sink.name != str(path):
+        _sink.close()
+        _sink = None
+    if _sink is None:
         try:
-            path = log_path()
             path.parent.mkdir(parents=True, exist_ok=True)
-            _sink = path.open("a", encoding="utf-8", errors="replace")
+            fresh = path.is_file() and path.stat().st_size > LOG_LIMIT
+            _sink = path.open("w" if fresh else "a", encoding="utf-8", errors="replace")
         except OSError:
-            _sink = None
+            return None
     return _sink
 
 

@@ -62,9 +62,22 @@ class LwlocalApp(App[None]):
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
 
+    def refresh_css(self, animate: bool = True) -> None:
+        """Textual's refresh, then the screens of the other modes too: Textual refreshes only
+        the current mode's, so each other screen would parse and apply the whole stylesheet
+        again on its next switch (seconds on a slow machine, while a job is being written)."""
+        super().refresh_css(animate)
+        for mode in self.MODES:
+            for screen in self._screen_stacks.get(mode, []):
+                if screen._css_update_count != self._css_update_count:
+                    self.stylesheet.update(screen, animate=animate)
+                    screen._css_update_count = self._css_update_count
+
     # the status bar and errors
     def refresh_status(self) -> None:
         """Show the state's model, length, session and task on the current screen's bar."""
+        if not self.is_running or not self.screen_stack:  # closing
+            return
         for bar in self.screen.query(StatusBar):
             bar.show(self.state)
 

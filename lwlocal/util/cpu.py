@@ -1,12 +1,17 @@
-"""How many threads to run native code on."""
+"""How many threads to run native code on, and at what priority."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+import threading
 
 import psutil
 
 from lwlocal.util.errors import SettingError
+
+BACKGROUND_NICE = 10  # niceness of work that must not slow an interface down
 
 
 def physical_cores() -> int:
@@ -21,3 +26,15 @@ def check_threads(threads: int | None) -> None:
     """Refuse a thread count native code cannot run (None: the default, one per core)."""
     if threads is not None and not (isinstance(threads, int) and 1 <= threads <= MAX_THREADS):
         raise SettingError(f"{{threads}} {threads}: must be between 1 and {MAX_THREADS}")
+
+
+def run_in_background() -> None:
+    """Lower the calling thread's CPU priority, and that of the threads it starts (llama.cpp's
+    compute threads), so that an interface drawing on the same cores stays quick. Linux only,
+    where niceness is per thread; elsewhere nothing changes."""
+    if not sys.platform.startswith("linux"):
+        return
+    thread = threading.get_native_id()
+    with contextlib.suppress(OSError):
+        if os.getpriority(os.PRIO_PROCESS, thread) < BACKGROUND_NICE:
+            os.setpriority(os.PRIO_PROCESS, thread, BACKGROUND_NICE)

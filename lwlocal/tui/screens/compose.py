@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from dataclasses import replace
 
+from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -19,6 +20,7 @@ from lwlocal.tui.messages import error_text
 from lwlocal.tui.screens.base import AppScreen
 from lwlocal.tui.widgets.bars import downloaded
 from lwlocal.tui.widgets.task_line import TaskLine
+from lwlocal.util.cpu import run_in_background
 from lwlocal.util.errors import LwlocalError, SettingError
 from lwlocal.util.progress import Progress
 from lwlocal.write.jobs import check_settings
@@ -98,7 +100,7 @@ class ComposeScreen(AppScreen):
         state = self.lw.state
         if state.words != self._words_shown:
             self.query_one("#words", Input).value = str(state.words)
-        model = f"model [b]{state.model}[/b]" + (
+        model = f"model [b]{escape(state.model)}[/b]" + (
             "" if downloaded(state.model) else " [red](not downloaded)[/]")
         self.query_one("#compose-model", Label).update(f"{model} · F2")
 
@@ -171,6 +173,7 @@ class ComposeScreen(AppScreen):
     @work(thread=True, exclusive=True, group="compose", exit_on_error=False)
     def plan(self, cancel: threading.Event) -> None:
         state = self.lw.state
+        run_in_background()  # the interface keeps its share of the cores
         try:
             session = state.load_session(state.settings())
             if cancel.is_set():

@@ -21,6 +21,7 @@ from lwlocal.tui.screens.export import ExportScreen
 from lwlocal.tui.widgets.document_view import DocumentView
 from lwlocal.tui.widgets.job_dashboard import JobDashboard, JobView
 from lwlocal.tui.widgets.section_list import SectionList
+from lwlocal.util.cpu import run_in_background
 from lwlocal.util.progress import Progress
 from lwlocal.write.journal import Job
 from lwlocal.write.outline import Outline
@@ -83,6 +84,8 @@ class WritingScreen(AppScreen):
             await self.query_one(DocumentView).append(text)
         if not self.writing:
             await self.show_job()
+        else:
+            self._dashboard()
         if self.lw.state.start_requested:
             self.lw.state.start_requested = False
             self.start()
@@ -143,6 +146,7 @@ class WritingScreen(AppScreen):
     @work(thread=True, exclusive=True, group="writing", exit_on_error=False)
     def write(self, cancel: threading.Event, job: Job | None, outline: Outline | None) -> None:
         state = self.lw.state
+        run_in_background()  # the interface keeps its share of the cores
         try:
             if job is None:  # a new job: the edited budgets are the plan
                 session = state.load_session(state.settings())
@@ -179,12 +183,14 @@ class WritingScreen(AppScreen):
         event = message.event
         if not self.writing:
             return
-        if self._last_event is None or self._last_event.step != event.step:
-            self.lw.refresh_status()  # the model is loaded; a section begins
+        section_begins = self._last_event is None or self._last_event.step != event.step
         self._last_event = event
         if event.stage == "write":
             await self._stream(event)
-        self._dashboard()
+        if self.is_current:  # hidden, it is drawn once when it shows again
+            if section_begins:
+                self.lw.refresh_status()  # the model is loaded; a section begins
+            self._dashboard()
 
     async def _stream(self, event: Progress) -> None:
         job = self.lw.state.job
