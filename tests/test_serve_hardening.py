@@ -292,12 +292,16 @@ def test_nothing_accumulates_per_request():
     run(50)  # caches and thread pools fill up
     tracemalloc.start()
     try:
-        before = allocated()
-        run(100)
-        growth = allocated() - before
+        sizes = [allocated()]
+        for _ in range(3):
+            run(100)
+            sizes.append(allocated())
     finally:
         tracemalloc.stop()
-    assert growth < 50_000  # 500 requests: under 100 bytes each, noise rather than a leak
+    growths = [after - before for before, after in zip(sizes, sizes[1:])]
+    # A leak grows in every window of 500 requests; a one-off (a new worker thread, a cache
+    # filling) in one of them only.
+    assert min(growths) < 50_000, growths  # under 100 bytes a request
 
 
 # API key

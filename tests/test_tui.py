@@ -534,7 +534,7 @@ def test_an_export_error_stays_in_the_dialog(tmp_path):
             await pilot.click("#export")
             assert isinstance(app.screen, ExportScreen)
             error = str(app.screen.query_one("#export-error").render())
-            assert error == f"cannot write {target}: No such file or directory"
+            assert error == f"{target}: folder {target.parent} does not exist"
             path = app.screen.query_one("#export-path", Input)
             path.value = str(tmp_path / "tea.md")
             path.focus()

@@ -71,10 +71,14 @@ SIZES = pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=["80x24", "16
 
 
 async def settle(pilot) -> None:
-    """Every worker done and its messages handled, animations finished."""
+    """Every worker done and its messages handled, animations finished, and the text cursors
+    steady (a blinking one is drawn or not by the clock)."""
     await pilot.app.workers.wait_for_complete()
     await pilot.pause()
     await pilot.wait_for_scheduled_animations()
+    for field in pilot.app.screen.query("Input, TextArea"):
+        field.cursor_blink = False
+    await pilot.pause()
 
 
 def after(*keys: str, job: str | None = None):
