@@ -12,10 +12,13 @@ import time
 
 import pytest
 
-from lwlocal.bench.items import load_items
+from lwlocal.bench.items import BenchItem, load_items
 from lwlocal.bench.judge import DIMENSIONS, Judge, quality_score
+from lwlocal.bench.run import BenchRun, _Runner
 from lwlocal.bench.scoring import length_score, output_length
 from lwlocal.util.errors import LwlocalError
+from lwlocal.util.progress import ignore
+from lwlocal.write.length import choose_target
 from lwlocal.write.writer import SectionBudget
 from tests.support.cli import interruptible, run_cli
 
@@ -33,14 +36,28 @@ def test_length_counts_english_words_and_chinese_characters():
     assert output_length("") == 0
 
 
-def test_free_length_lets_the_model_decide():
-    held, free = SectionBudget(100), SectionBudget(100, hold=False)
-    assert not held.may_end() and free.may_end()
-    for budget in (held, free):
-        budget.add("word " * 150 + "end.")
-    assert held.should_stop() and not free.should_stop()  # past budget at a sentence end
-    free.add(" word" * 150)
-    assert free.should_stop()  # three times the budget at most
+def test_a_section_is_held_to_its_budget():
+    budget = SectionBudget(100)
+    assert not budget.may_end()
+    budget.add("word " * 79)
+    assert not budget.may_end() and not budget.should_stop()
+    budget.add("word " * 31)
+    assert budget.may_end() and not budget.should_stop()  # past the budget, mid-sentence
+    budget.add("end.")
+    assert budget.should_stop()  # past the budget at a sentence end
+    late = SectionBudget(100)
+    late.add("word " * 130)
+    assert late.should_stop()  # OVERSHOOT: no sentence end needed
+
+
+@pytest.mark.parametrize("given", [False, True])
+def test_free_length_reads_the_instruction_as_write_does(tmp_path, given):
+    item = BenchItem("en-x", "Write no less than 500 words about rain.", "", 500)
+    run = BenchRun([item], ["smollm2-135m"], ["agentwrite"], tmp_path, given_length=given)
+    settings = _Runner(run, ignore).settings("smollm2-135m", "agentwrite", item)
+    target = choose_target(item.prompt, None, "agentwrite")
+    assert (settings.words, settings.words_source) == (
+        (500, "option") if given else (target.words, "instruction"))
 
 
 def test_shipped_prompts_cover_every_length_range():

@@ -17,7 +17,8 @@ from tests.support.cli import run_cli
     (["write", "p", "--words", "9000", "--mode", "direct"],
      "9,000 words need about 13,824 tokens of context; smollm2-135m takes at most 8,192: ask "
      "for fewer --words"),
-    (["write", "p"], "--words is required"),
+    (["write", "Write 90,000 words on tea."], "the instruction's 90,000 words: more than "
+                                             "AgentWrite's"),
     (["write", "p", "--words", "100", "--outline", "{tmp}/bad.json"], "outline is not valid JSON"),
     (["write", "p", "--words", "100", "--outline", "{tmp}/none.json"], "cannot read outline"),
     (["write", "p", "--words", "100", "-o", "{tmp}/no/such/dir/out.md"], "does not exist"),

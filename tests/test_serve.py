@@ -59,8 +59,7 @@ def settings(**extra) -> JobSettings:
 
 
 def test_a_job_through_the_server_matches_the_local_engine(served):
-    greedy = {"mode": "direct", "hold_length": False,
-              "sampling": Sampling(temperature=0.0, seed=5)}
+    greedy = {"mode": "direct", "sampling": Sampling(temperature=0.0, seed=5)}
     local = Session(settings(**greedy))
     local_result = local.run(local.new_job())
     remote = Session(settings(**greedy, backend="openai", base_url=served))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import hmac
+import itertools
 import json
 import logging
 import socket
@@ -298,7 +299,7 @@ def test_nothing_accumulates_per_request():
             sizes.append(allocated())
     finally:
         tracemalloc.stop()
-    growths = [after - before for before, after in zip(sizes, sizes[1:])]
+    growths = [after - before for before, after in itertools.pairwise(sizes)]
     # A leak grows in every window of 500 requests; a one-off (a new worker thread, a cache
     # filling) in one of them only.
     assert min(growths) < 50_000, growths  # under 100 bytes a request

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.text import Text
 from textual.message import Message
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Footer, Input, Markdown, TextArea
+from textual.widgets import DataTable, Footer, Input, Label, Markdown, Select, TextArea
 from textual.widgets._footer import FooterKey
 
 from lwlocal.memory.hardware import Machine
@@ -33,6 +33,7 @@ from lwlocal.tui.widgets.task_line import TaskLine
 from lwlocal.util.errors import LwlocalError
 from lwlocal.util.samples import ENGLISH
 from lwlocal.write.journal import Job, list_jobs
+from lwlocal.write.length import DEFAULT_WORDS
 from lwlocal.write.outline import Outline, Section
 from lwlocal.write.settings import JobSettings
 from tests.support.fake_chat import FakeChat, FakeSession
@@ -236,6 +237,46 @@ def test_words_are_kept_across_screens_and_the_palette(tmp_path, messages):
             await pilot.press("ctrl+g")
             await messages.wait(pilot, ComposeScreen.Planned)
             assert app.state.outline is not None and app.state.outline.words == 640
+
+    run(test)
+
+
+def test_the_length_follows_the_prompt_until_the_user_sets_it(tmp_path, messages):
+    chat = FakeChat(sections=2)
+    app = fake_app(tmp_path, chat, model=CARD, prompt="")
+
+    async def test() -> None:
+        async with app.run_test(size=(80, 24), message_hook=messages) as pilot:
+            words = app.screen.query_one("#words", Input)
+            source = app.screen.query_one("#words-source", Label)
+            await pilot.press(*"Write a 300-word note on tea.")
+            await pilot.pause()
+            assert app.state.prompt == "Write a 300-word note on tea.", app.state.prompt
+            assert words.value == "300" and str(source.render()) == "from prompt"
+            assert "300 words" in widget_text(app, "StatusBar")
+            app.screen.query_one("#mode", Select).value = "direct"
+            await pilot.pause()
+            assert words.value == "300"  # still the prompt's
+            app.screen.query_one("#prompt", TextArea).text = "Write about tea."
+            await pilot.pause()
+            assert words.value == str(DEFAULT_WORDS["direct"]) and str(source.render()) == "default"
+            app.screen.query_one("#prompt", TextArea).text = "Write 900 words on tea."
+            await pilot.pause()
+            assert words.value == "900"
+            words.focus()
+            await pilot.press("end", "backspace", "backspace", "backspace", "4", "5", "0")
+            assert str(source.render()) == ""
+            app.screen.query_one("#prompt", TextArea).text = "Write 700 words on tea."
+            await pilot.pause()
+            assert words.value == "450"  # the user's, whatever the prompt says
+            settings = app.state.settings()
+            assert (settings.words, settings.words_source) == (450, "option")
+            await pilot.press("end", *["backspace"] * 3)  # emptied: the prompt's again
+            assert words.value == "" and str(source.render()) == "from prompt"
+            assert app.state.settings().words == 700
+            assert app.state.settings().words_source == "instruction"
+            await pilot.press("tab")  # shown in the field once the user leaves it
+            assert words.value == "700"
 
     run(test)
 

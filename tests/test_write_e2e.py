@@ -170,3 +170,17 @@ def test_direct_mode_runs_in_the_context_the_planner_chose(lw_home):
     result = json.loads(proc.stdout)
     assert result["settings"]["n_ctx"] < 1200 * 2  # the plan's context, not a generous one
     assert result["words"] >= 0.8 * 1200 and len(result["sections"]) == 1
+
+
+def test_the_length_comes_from_the_instruction_or_the_mode_default(lw_home):
+    asked = run_cli("write", "Write a 150-word note about green tea.", "--mode", "direct",
+                    "--json", env_home=lw_home, check=True)
+    assert "150 words, read from the instruction ('150-word')" in asked.stderr
+    result = json.loads(asked.stdout)
+    assert result["planned_words"] == 150 and result["words"] >= 0.8 * 150
+    assert result["settings"]["words_source"] == "instruction"
+    assert Job.open(result["job"], lw_home / "jobs").meta.settings.words_source == "instruction"
+    default = run_cli("write", PROMPT, "--plan-only", "--json", env_home=lw_home, check=True)
+    assert "no length in the instruction: 2,000 words, the agentwrite default (--words sets " \
+        "it)" in default.stderr
+    assert json.loads(default.stdout)["words"] == 2000

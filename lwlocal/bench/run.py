@@ -23,6 +23,7 @@ from lwlocal.util.progress import Progress, ProgressCallback, ignore
 from lwlocal.write.batch import SessionPool, check_concurrency, run_pool
 from lwlocal.write.export import document
 from lwlocal.write.journal import Job
+from lwlocal.write.length import choose_target
 from lwlocal.write.settings import JobSettings
 
 RESULTS = "results.jsonl"
@@ -62,7 +63,7 @@ class BenchRun:
     modes: list[str]
     out: Path
     judge: str | None = None
-    hold_length: bool = False
+    given_length: bool = False  # each item's length given as the target, not read from it
     threads: int | None = None
     sampling: Sampling = field(default_factory=lambda: Sampling(temperature=TEMPERATURE))
     server: Server | None = None
@@ -112,8 +113,9 @@ class _Runner:
         run, server = self.run, self.run.server
         remote = ({"backend": "openai", "base_url": server.base_url,
                    "server_model": server.model} if server else {"model": model})
-        return JobSettings(prompt=item.prompt, words=item.length, mode=mode, threads=run.threads,
-                           hold_length=run.hold_length, sampling=run.sampling, **remote)
+        target = choose_target(item.prompt, item.length if run.given_length else None, mode)
+        return JobSettings(prompt=item.prompt, words=target.words, words_source=target.source,
+                           mode=mode, threads=run.threads, sampling=run.sampling, **remote)
 
     def item(self, key: tuple[str, str, BenchItem]) -> BenchResult:
         model, mode, item = key

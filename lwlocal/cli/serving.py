@@ -81,16 +81,16 @@ def serve(model: str | None, host: str, port: int, words: int, mode: str, name: 
 @click.option("--limit", type=int, help="Only the first N prompts.")
 @click.option("-o", "--output", type=click.Path(path_type=Path),
               help="Results folder (default: bench/ in lwlocal's data folder).")
-@click.option("--hold-length", is_flag=True,
-              help="Hold sections to their word budgets as `write` does (default: the model "
-                   "decides, as LongBench-Write measures).")
+@click.option("--hold-length", "given_length", is_flag=True,
+              help="Give each prompt's required length as `write --words` would (default: "
+                   "the length is read from the instruction, as `write` does without --words).")
 @click.option("--threads", type=int, help="CPU threads (default: physical cores).")
 @click.option("--concurrency", type=int, default=1, show_default=True,
               help="Items written at once (more than 1 needs --backend openai).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @server_options
 def bench(models: tuple[str, ...], modes: tuple[str, ...], prompts: Path | None,
-          judge: str | None, limit: int | None, output: Path | None, hold_length: bool,
+          judge: str | None, limit: int | None, output: Path | None, given_length: bool,
           threads: int | None, concurrency: int, as_json: bool, server: ServerOptions) -> None:
     """LongBench-Write style evaluation: length score S_l (and quality S_q with --judge),
     throughput and plots; resumable (finished items are skipped)."""
@@ -107,7 +107,7 @@ def bench(models: tuple[str, ...], modes: tuple[str, ...], prompts: Path | None,
     names = ([remote.model or "server"] if remote is not None
              else list(models) or [DEFAULT_MODEL])
     run = BenchRun(load_items(prompts)[:limit], names, list(modes) or list(MODES), out, judge,
-                   hold_length, threads, server=remote, concurrency=concurrency)
+                   given_length, threads, server=remote, concurrency=concurrency)
     with TaskProgress(err) as progress:
         results = run_bench(run, progress)
     summary = summarize(results)

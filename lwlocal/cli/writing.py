@@ -15,6 +15,7 @@ import click
 from rich.markup import escape
 
 from lwlocal.bench.items import load_items
+from lwlocal.cli import option_name
 from lwlocal.cli.options import (
     MemoryOptions,
     ServerOptions,
@@ -28,7 +29,7 @@ from lwlocal.cli.render import err, out, print_outline, print_result, print_tabl
 from lwlocal.models.catalogue import resolve
 from lwlocal.runtime.engine import Sampling
 from lwlocal.util.destination import DestinationError, check_destination, check_folder
-from lwlocal.util.errors import LwlocalError, LwlocalWarning
+from lwlocal.util.errors import LwlocalError, LwlocalWarning, name_settings
 from lwlocal.util.interrupt import exit_status
 from lwlocal.util.overwrite import refuse_input_as_output
 from lwlocal.util.paths import jobs_dir
@@ -36,6 +37,7 @@ from lwlocal.write.batch import REPORT, run_batch
 from lwlocal.write.export import EXPORT_FORMATS, export
 from lwlocal.write.jobs import Session, check_destinations, check_settings, resume_session
 from lwlocal.write.journal import Job, list_jobs
+from lwlocal.write.length import choose_target
 from lwlocal.write.outline import Outline, load_outline
 from lwlocal.write.settings import MODES, JobSettings
 
@@ -90,18 +92,20 @@ def write(prompt: str | None, words: int | None, model: str | None, mode: str, o
             raise LwlocalError(f"{outline_file}: an outline is for --mode agentwrite")
     if not prompt:
         raise LwlocalError("give a PROMPT (or --outline FILE)")
-    if words is None:
-        raise LwlocalError("--words is required: the target length of the document")
+    target = choose_target(prompt, words, mode)
     remote = server.server(memory.ctx)
     if remote is not None and model:
         raise LwlocalError("--model names a local model; on a server use --server-model")
     if output is not None:  # before the model loads
         refuse_input_as_output(output, {"outline": outline_file,
                                         "model": None if remote else resolve(model).path})
-    settings = JobSettings(prompt=prompt, words=words, model=model, mode=mode,
+    settings = JobSettings(prompt=prompt, words=target.words, words_source=target.source,
+                           model=model, mode=mode,
                            sections=sections, threads=threads, sampling=sampling,
                            **memory.settings(), **backend_settings(remote))
     check_settings(settings)
+    if target.source != "option":
+        click.echo(f"lwlocal: {name_settings(target.describe(mode), option_name)}", err=True)
     if not outline_only:
         check_destinations(settings, output)
     session = Session(settings, remote)

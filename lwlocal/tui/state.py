@@ -15,6 +15,7 @@ from lwlocal.runtime.engine import Sampling
 from lwlocal.util.paths import jobs_dir
 from lwlocal.write.jobs import Session
 from lwlocal.write.journal import Job
+from lwlocal.write.length import Target, choose_target
 from lwlocal.write.outline import Outline
 from lwlocal.write.settings import JobSettings
 
@@ -33,7 +34,7 @@ class Task:
 class TuiState:
     model: str = DEFAULT_MODEL
     prompt: str = ""
-    words: int = 2000
+    words: int | None = None  # the user's target; None: the prompt's, else the mode's default
     mode: str = "agentwrite"
     sections: int | None = None  # None: as many as the length calls for
     sampling: Sampling = field(default_factory=Sampling)
@@ -49,8 +50,15 @@ class TuiState:
     task: Task | None = None
     new_session: Callable[[JobSettings], Session] = Session  # how a model is made ready
 
+    @property
+    def target(self) -> Target:
+        """The length to write: the user's, the one the prompt asks for, or the default."""
+        return choose_target(self.prompt, self.words, self.mode)
+
     def settings(self) -> JobSettings:
-        return JobSettings(prompt=self.prompt, words=self.words, model=self.model,
+        target = self.target
+        return JobSettings(prompt=self.prompt, words=target.words, words_source=target.source,
+                           model=self.model,
                            mode=self.mode, sections=self.sections, n_ctx=self.n_ctx,
                            kv_type=self.kv_type, threads=self.threads,
                            sampling=self.sampling)

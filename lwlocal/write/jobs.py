@@ -29,6 +29,7 @@ from lwlocal.util.errors import LwlocalWarning, SettingError
 from lwlocal.util.paths import jobs_dir
 from lwlocal.util.progress import ProgressCallback, ignore
 from lwlocal.write.journal import Job
+from lwlocal.write.length import SOURCES
 from lwlocal.write.outline import (
     BUDGET_CAP,
     MAX_SECTION_WORDS,
@@ -58,16 +59,22 @@ def check_settings(settings: JobSettings) -> None:
                            f"{', '.join(BACKENDS)}")
     if settings.backend == "openai" and not settings.base_url:
         raise SettingError("{backend} openai needs {base_url} (e.g. http://127.0.0.1:8080/v1)")
+    if settings.words_source not in SOURCES:
+        raise SettingError(f"{{words_source}} {settings.words_source!r}: choose one of "
+                           f"{', '.join(SOURCES)}")
     words = settings.words
+    # the length as the user gave it: an option, or words of the instruction
+    asked = (f"{{words}} {words}" if settings.words_source == "option" else
+             f"the instruction's {words:,} words")
     if words <= 0:
-        raise SettingError(f"{{words}} {words}: must be a positive number of words")
+        raise SettingError(f"{asked}: must be a positive number of words")
     if words > BUDGET_CAP:
-        raise SettingError(f"{{words}} {words}: more than {BUDGET_CAP} words")
+        raise SettingError(f"{asked}: more than {BUDGET_CAP} words")
     if settings.sections is not None and not 1 <= settings.sections <= MAX_SECTIONS:
         raise SettingError(f"{{sections}} {settings.sections}: must be between 1 and "
                            f"{MAX_SECTIONS}")
     if settings.mode == "agentwrite" and words > MAX_WORDS:
-        raise SettingError(f"{{words}} {words}: more than AgentWrite's {MAX_WORDS} words "
+        raise SettingError(f"{asked}: more than AgentWrite's {MAX_WORDS} words "
                            f"({MAX_SECTIONS} sections of {MAX_SECTION_WORDS})")
     check_overrides(settings.overrides)
     check_threads(settings.threads)
@@ -258,8 +265,7 @@ class Session:
             if len(job.finished()) < len(outline.sections):  # where the rest is written
                 job.update(**self.placement())
             writer = Writer(self.chat, job, outline, self.settings.sampling,
-                            direct=self.settings.mode == "direct",
-                            hold_length=self.settings.hold_length, progress=progress,
+                            direct=self.settings.mode == "direct", progress=progress,
                             cancel=cancel)
             return writer.run()
 

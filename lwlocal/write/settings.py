@@ -34,7 +34,7 @@ class JobSettings:
     n_batch: int | None = None
     sections: int | None = None
     threads: int | None = None
-    hold_length: bool = True  # hold sections to their budgets (off: the model decides)
+    words_source: str = "option"  # where ``words`` came from: see lwlocal.write.length.SOURCES
     backend: str = "local"
     base_url: str | None = None
     server_model: str | None = None

@@ -41,7 +41,6 @@ from lwlocal.write.words import (
 
 OVERSHOOT = 1.3  # a section stops at the first sentence end past its budget, or here at the latest
 UNDERSHOOT = 0.8  # the model may not end a section before this share of its budget
-FREE_ROOM = 3.0  # without held lengths a section may run to this multiple of its budget
 PLAN_ATTEMPTS = 2
 
 WRITE_INTRO = """\
@@ -65,8 +64,8 @@ SKIPPED_NOTE = "Sections 1 to {last} are already written; they are left out here
 DIRECT_REQUEST = "{prompt}\n\nWrite about {words} words."
 
 
-RUN_SETTINGS = ("model", "mode", "backend", "base_url", "n_ctx", "kv_type", "flash_attn",
-                "n_gpu_layers", "n_batch")
+RUN_SETTINGS = ("words_source", "model", "mode", "backend", "base_url", "n_ctx", "kv_type",
+                "flash_attn", "n_gpu_layers", "n_batch")
 
 
 def tokens_for(words: int) -> int:
@@ -126,16 +125,13 @@ class SectionBudget:
     """Holds a section to its word budget as its text streams in.
 
     The model may not end its turn before ``UNDERSHOOT`` of the budget; writing stops at the
-    first sentence end past the budget, or at ``OVERSHOOT`` of it at the latest. With ``hold``
-    off (LongBench-Write's setting) the model ends where it likes, within ``FREE_ROOM`` times
-    the budget.
+    first sentence end past the budget, or at ``OVERSHOOT`` of it at the latest.
     """
 
-    def __init__(self, budget: int, hold: bool = True) -> None:
+    def __init__(self, budget: int) -> None:
         self.budget = budget
-        self.hold = hold
-        self.floor = int(budget * UNDERSHOOT) if hold else 0
-        self.cap = max(budget + 1, int(budget * (OVERSHOOT if hold else FREE_ROOM)))
+        self.floor = int(budget * UNDERSHOOT)
+        self.cap = max(budget + 1, int(budget * OVERSHOOT))
         self.words = WordCounter()
 
     def reset(self) -> None:
@@ -150,8 +146,7 @@ class SectionBudget:
 
     def should_stop(self) -> bool:
         count = self.words.count
-        return count >= self.cap or (self.hold and count >= self.budget
-                                     and ends_sentence(self.words.tail))
+        return count >= self.cap or (count >= self.budget and ends_sentence(self.words.tail))
 
 
 def plan_outline(
@@ -208,12 +203,10 @@ class Writer:
         sampling: Sampling,
         *,
         direct: bool = False,
-        hold_length: bool = True,
         progress: ProgressCallback = ignore,
         cancel: threading.Event | None = None,
     ) -> None:
         self.chat = chat
-        self.hold_length = hold_length
         self.job = job
         self.outline = outline
         self.sampling = sampling
@@ -281,7 +274,7 @@ class Writer:
         context = self._fitting_context(index, section.words)
         n = len(self.outline.sections)
         words_done = sum(count_words(self.job.section_text(i) or "") for i in range(1, index))
-        budget = SectionBudget(section.words, self.hold_length)
+        budget = SectionBudget(section.words)
         so_far = self.job.partial_text(index) if isinstance(self.chat, ContinuingBackend) else ""
         budget.add(so_far)
         pace = _Pace()
@@ -316,8 +309,7 @@ class Writer:
                 pace.start()
 
             sampling = Sampling(**{**vars(self.sampling), "seed": self.sampling.seed + index})
-            limit = section.words if self.hold_length else budget.cap
-            max_tokens = tokens_for(max(1, limit - budget.words.count))
+            max_tokens = tokens_for(max(1, section.words - budget.words.count))
             hooks = Hooks(on_text=on_text, on_prefill=on_prefill, may_end=budget.may_end,
                           min_tokens=max(0, budget.floor - budget.words.count),
                           should_stop=budget.should_stop, on_retry=on_retry,

@@ -28,6 +28,9 @@ from lwlocal.write.outline import Outline
 from lwlocal.write.settings import MODES
 from lwlocal.write.writer import direct_outline
 
+# what the Words field's note says of where the length comes from
+TARGET_SOURCES = {"instruction": "from prompt", "default": "default", "option": ""}
+
 
 def task_text(event: Progress) -> str:
     """What a step of planning is doing, in a few words."""
@@ -63,7 +66,9 @@ class ComposeScreen(AppScreen):
             yield TextArea(state.prompt, id="prompt")
             with Horizontal(classes="form-row"):
                 yield Label("Words")
-                yield Input(str(state.words), type="integer", id="words")
+                yield Input("" if state.words is None else str(state.words), type="integer",
+                            id="words", placeholder="from the prompt")  # filled in on mount
+                yield Label("", id="words-source")
                 yield Label("Mode")
                 yield Select([(m, m) for m in MODES], value=state.mode, allow_blank=False,
                              id="mode")
@@ -92,33 +97,49 @@ class ComposeScreen(AppScreen):
                 yield TaskLine(id="compose-task")
 
     def on_mount(self) -> None:
-        self._words_shown = self.lw.state.words
         self._label_button()
 
     def on_screen_resume(self) -> None:
         """The target length or the model may have been changed on the Model screen."""
         state = self.lw.state
-        if state.words != self._words_shown:
-            self.query_one("#words", Input).value = str(state.words)
+        self._show_target()
         model = f"model [b]{escape(state.model)}[/b]" + (
             "" if downloaded(state.model) else " [red](not downloaded)[/]")
         self.query_one("#compose-model", Label).update(f"{model} · F2")
 
     # the form, kept in the app's state as it is edited
+    @on(Input.Blurred, "#words")
+    def _show_target(self) -> None:
+        """The length the job will have, and where it comes from unless the user typed it
+        (not written into the field while the user edits it)."""
+        state = self.lw.state
+        target = state.target
+        words = self.query_one("#words", Input)
+        if state.words is None and not words.has_focus and words.value != str(target.words):
+            with words.prevent(Input.Changed):
+                words.value = str(target.words)
+        self.query_one("#words-source", Label).update(TARGET_SOURCES[target.source])
+
     @on(TextArea.Changed, "#prompt")
     def _prompt_changed(self, event: TextArea.Changed) -> None:
         self.lw.state.prompt = event.text_area.text
+        if self.lw.state.words is None:  # the length follows the prompt
+            self._show_target()
+            self.lw.refresh_status()
 
     @on(Input.Changed, "#words")
     def _words_changed(self, event: Input.Changed) -> None:
-        if event.value.isdigit() and int(event.value) > 0:
-            self.lw.state.words = self._words_shown = int(event.value)
+        value = event.value.strip()
+        if value.isdigit() and int(value) > 0 or not value:
+            self.lw.state.words = int(value) if value else None
+            self._show_target()
             self.lw.refresh_status()
 
     @on(Select.Changed, "#mode")
     def _label_button(self) -> None:
         mode = str(self.query_one("#mode", Select).value)
         self.lw.state.mode = mode
+        self._show_target()  # a default length is the mode's
         self.query_one("#go", Button).label = "Write" if mode == "direct" else "Plan the outline"
         self.lw.refresh_status()
 
@@ -136,7 +157,7 @@ class ComposeScreen(AppScreen):
         if not state.prompt:
             raise LwlocalError("write a prompt first")
         words = self._number("words", "words", int)
-        state.words = int(words or 0)
+        state.words = None if words is None else int(words)  # None: the prompt's length
         state.mode = str(self.query_one("#mode", Select).value)
         temperature = self._number("temperature", "temperature", float) or 0.0
         seed = int(self._number("seed", "seed", int) or 0)
@@ -159,7 +180,7 @@ class ComposeScreen(AppScreen):
             return
         state = self.lw.state
         if state.mode == "direct":
-            state.outline = direct_outline(state.prompt, state.words)
+            state.outline = direct_outline(state.prompt, state.target.words)
             self.lw.start_writing()
             return
         cancel = self.lw.begin_task("planning the outline", self.MODE)

@@ -34,7 +34,7 @@ class ModelScreen(AppScreen):
         yield DataTable(id="models", cursor_type="row", zebra_stripes=True)
         with Horizontal(id="words-row"):
             yield Label("Target words")
-            yield Input(str(self.lw.state.words), type="integer", id="model-words")
+            yield Input(str(self.lw.state.target.words), type="integer", id="model-words")
         yield MemoryPlan(id="memory-plan")
 
     def on_mount(self) -> None:
@@ -55,9 +55,10 @@ class ModelScreen(AppScreen):
     def on_screen_resume(self) -> None:
         """Words and the prompt may have been edited on the Compose screen."""
         words = self.query_one("#model-words", Input)
-        if words.value != str(self.lw.state.words):
+        shown = str(self.lw.state.target.words)
+        if words.value != shown:
             with words.prevent(Input.Changed):
-                words.value = str(self.lw.state.words)
+                words.value = shown
         self.replan()
 
     @work(thread=True, group="quants", exit_on_error=False)
@@ -93,7 +94,7 @@ class ModelScreen(AppScreen):
             return
         self._planning = True
         self._planned = wanted
-        self.query_one(MemoryPlan).show(None, f"planning {state.model} for {state.words:,} "
+        self.query_one(MemoryPlan).show(None, f"planning {state.model} for {state.target.words:,} "
                                               "words…")
         self.compute_plan(*wanted)
 

@@ -30,7 +30,7 @@ class StatusBar(Static):
     def show(self, state: TuiState) -> None:
         parts = [f"[b]{escape(state.model)}[/b]" + ("" if downloaded(state.model)
                                                    else " [red](not downloaded)[/]"),
-                 f"{state.words:,} words", state.mode]
+                 f"{state.target.words:,} words", state.mode]
         session = state.session
         if session is not None and session.settings.model == state.model and session.chat.n_ctx:
             parts.append(f"ctx {session.chat.n_ctx:,}")
