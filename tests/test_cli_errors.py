@@ -1,8 +1,9 @@
-"""Bad input: one line naming the problem, a non-zero exit, no file written."""
+"""Bad input: one line naming the problem, a non-zero exit, no file written (in this process,
+on the fake chat backend, so that a check that let bad input through writes nothing real)."""
 
 import pytest
 
-from tests.support.cli import run_cli
+from tests.support.cli import invoke
 
 
 @pytest.mark.parametrize("args,problem", [
@@ -20,12 +21,12 @@ from tests.support.cli import run_cli
     (["write", "p", "--words", "100", "-o", "{tmp}"], "is a folder"),
     (["resume", "nope"], "nope: no such job"),
 ])
-def test_bad_input_is_one_line_and_nonzero(tmp_path, lw_home, args, problem):
+def test_bad_input_is_one_line_and_nonzero(tmp_path, lw_home, fake_model, args, problem):
     (tmp_path / "fake.gguf").write_text("not a model")
     (tmp_path / "bad.json").write_text("{")
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
     before = sorted(tmp_path.rglob("*"))
-    proc = run_cli(*args, env_home=lw_home)
+    proc = invoke(*args)
     assert proc.returncode == 1, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and problem in lines[0], proc.stderr
@@ -33,3 +34,4 @@ def test_bad_input_is_one_line_and_nonzero(tmp_path, lw_home, args, problem):
     assert proc.stdout == ""
     assert sorted(tmp_path.rglob("*")) == before  # nothing half-written
     assert not (lw_home / "jobs").exists() or not any((lw_home / "jobs").iterdir())
+    assert fake_model.requests == []

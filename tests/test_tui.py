@@ -1,22 +1,23 @@
-"""The terminal app driven by Textual's pilot on the default model: compose -> outline -> edit a
-budget -> write -> library -> pause and resume a job mid-way -> export; and every bad-input
-path ends in a notification."""
+"""The terminal app driven by Textual's pilot, writing with the fake chat backend: compose ->
+outline -> edit a budget -> write -> library -> pause and resume a job mid-way -> export; and
+every bad-input path ends in a notification."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from textual.worker import WorkerState
 
+from lwlocal.runtime.chat import Hooks
 from lwlocal.tui.app import LwlocalApp
 from lwlocal.tui.state import TuiState
 from lwlocal.write.journal import Job, list_jobs
 from lwlocal.write.settings import JobSettings
-
-pytestmark = pytest.mark.model  # every test here runs the default model
+from tests.support.fake_chat import FakeModel
 
 PROMPT = "Write a short guide to brewing green tea at home."
 IDLE_PAUSES = 50
@@ -45,7 +46,7 @@ async def compose_and_plan(pilot, app: LwlocalApp, words: int, sections: int) ->
 
 
 @pytest.fixture
-def app(tmp_path: Path) -> LwlocalApp:
+def app(tmp_path: Path, fake_model: FakeModel) -> LwlocalApp:
     return LwlocalApp(TuiState(jobs_root=tmp_path / "jobs"))
 
 
@@ -88,14 +89,25 @@ async def _test_compose_outline_write_library_export(app, tmp_path):
         assert "<h2>" in out.read_text()
 
 
-async def _test_pause_then_resume_from_the_library(app):
+async def _test_pause_then_resume_from_the_library(app, fake_model):
+    in_section_2 = threading.Event()
+
+    def hold_section_2(request: int, index: int, hooks: Hooks) -> None:
+        if request == 2 and index == 5:  # the outline, section 1, then 5 words of section 2
+            in_section_2.set()
+            assert hooks.cancel is not None
+            hooks.cancel.wait()  # until paused (or the app closes)
+
+    fake_model.on_piece = hold_section_2
     async with app.run_test(size=(80, 24)) as pilot:
         await compose_and_plan(pilot, app, 300, 3)
         await pilot.press("ctrl+w")
-        await until(pilot, lambda: app.state.job is not None and len(app.state.job.finished()) >= 1)
+        await until(pilot, in_section_2.is_set)
+        assert app.state.job is not None and app.state.job.finished() == [1]
         await pilot.press("p")
         job = app.state.job
         await until(pilot, lambda: job.state == "interrupted")
+        fake_model.on_piece = None
         first = job.section_text(1)
         assert len(job.finished()) < len(job.outline().sections)
 
@@ -142,8 +154,8 @@ def test_compose_outline_write_library_export(app, tmp_path):
     asyncio.run(_test_compose_outline_write_library_export(app, tmp_path))
 
 
-def test_pause_then_resume_from_the_library(app):
-    asyncio.run(_test_pause_then_resume_from_the_library(app))
+def test_pause_then_resume_from_the_library(app, fake_model):
+    asyncio.run(_test_pause_then_resume_from_the_library(app, fake_model))
 
 
 def test_bad_input_is_a_notification(app, tmp_path):
