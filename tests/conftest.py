@@ -1,14 +1,18 @@
-"""Shared fixtures: a private lwlocal home per test, the default model, a loaded engine."""
+"""Shared fixtures: a private lwlocal home per test, the fake chat backend, Ctrl-C, the default
+model, a loaded engine."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import signal
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from lwlocal.models.catalogue import embedded_model_path
+from tests.support.fake_chat import FakeChat, FakeModel
 
 
 @pytest.fixture(autouse=True)
@@ -17,6 +21,41 @@ def lw_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "lwhome"
     monkeypatch.setenv("LWLOCAL_HOME", str(home))
     return home
+
+
+@pytest.fixture
+def fake_model(monkeypatch: pytest.MonkeyPatch) -> FakeModel:
+    """Local sessions of this test (the CLI's, the terminal app's, batch's, bench's) write with
+    the fake chat backend: the model is resolved and planned for as usual, never loaded."""
+    from lwlocal.write import jobs
+
+    model = FakeModel()
+    monkeypatch.setattr(jobs, "local_chat",
+                        lambda resolved, chosen, threads=None: FakeChat(chosen.n_ctx, model))
+    return model
+
+
+@pytest.fixture
+def ctrl_c() -> Iterator[Callable[[], None]]:
+    """Press Ctrl-C: SIGINT to this process, a KeyboardInterrupt in the main thread as a
+    terminal's Ctrl-C gives (even when the test run ignores SIGINT). Pressed from another
+    thread, it returns once the main thread has it, so that it cannot arrive after the test."""
+    delivered = threading.Event()
+
+    def interrupt(signum: int, frame: object) -> None:
+        delivered.set()
+        raise KeyboardInterrupt
+
+    def press() -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        if threading.current_thread() is not threading.main_thread():
+            delivered.wait()
+
+    previous = signal.signal(signal.SIGINT, interrupt)
+    try:
+        yield press
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture

@@ -1,14 +1,10 @@
 """LongBench-Write style bench: the length score and length count on known values, prompt files,
-the local judge, and a small end-to-end bench on the default model resumed after Ctrl-C."""
+the local judge on the default model, and a small bench on the fake chat backend resumed after
+Ctrl-C."""
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
 
@@ -20,7 +16,7 @@ from lwlocal.util.errors import LwlocalError
 from lwlocal.util.progress import ignore
 from lwlocal.write.length import choose_target
 from lwlocal.write.writer import SectionBudget
-from tests.support.cli import interruptible, run_cli
+from tests.support.cli import invoke
 
 
 @pytest.mark.parametrize(("output", "required", "score"), [
@@ -89,7 +85,7 @@ def test_judge_answers_every_dimension_within_range():
     assert quality_score(scores) == pytest.approx(10 * sum(scores.values()) / 6)
 
 
-def test_bench_end_to_end_resumes_after_ctrl_c(lw_home, tmp_path):
+def test_bench_resumes_after_ctrl_c(lw_home, tmp_path, fake_model, ctrl_c):
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text("\n".join(json.dumps(p) for p in [
         {"id": "p1", "type": "note", "length": 60, "prompt": "Write a 60-word note about tea."},
@@ -97,23 +93,25 @@ def test_bench_end_to_end_resumes_after_ctrl_c(lw_home, tmp_path):
          "prompt": "Write a 90-word note about coffee."},
     ]) + "\n")
     out = tmp_path / "bench"
-    args = [sys.executable, "-m", "lwlocal", "bench", "--prompts", str(prompts), "--mode",
-            "direct", "-o", str(out)]
-    proc = subprocess.Popen(args, env={**os.environ, "LWLOCAL_HOME": str(lw_home)},
-                            stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            preexec_fn=interruptible)
+    args = ["bench", "--prompts", str(prompts), "--mode", "direct", "-o", str(out)]
+
+    def press_in_the_second_item(request: int, index: int, hooks) -> None:
+        if request == 1 and index == 5:
+            ctrl_c()
+
+    fake_model.on_piece = press_in_the_second_item
+    interrupted = invoke(*args)
+    assert interrupted.returncode == 130, interrupted.stderr
     results = out / "results.jsonl"
-    while not (results.is_file() and results.read_text()) and proc.poll() is None:
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
-    proc.wait()
     first = results.read_text()
     assert len(first.splitlines()) in (1, 2)
 
-    done = run_cli("bench", "--prompts", str(prompts), "--mode", "direct", "-o", str(out),
-                   "--json", env_home=lw_home, check=True)
+    fake_model.on_piece = None
+    done = invoke(*args, "--json", check=True)
     lines = results.read_text().splitlines()
     assert len(lines) == 2 and results.read_text().startswith(first)  # p1 not run again
+    assert [m[0].content for m in fake_model.requests].count(
+        "Write a 60-word note about tea.\n\nWrite about 60 words.") == 1
     summary = json.loads(done.stdout)
     assert summary[0]["items"] == 2 and summary[0]["errors"] == 0
     assert 0 <= summary[0]["length_score"] <= 100 and summary[0]["generated_tokens"] > 0

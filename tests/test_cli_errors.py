@@ -1,10 +1,11 @@
-"""Bad input: one line naming the problem, a non-zero exit, no file written."""
+"""Bad input: one line naming the problem, a non-zero exit, no file written (in this process,
+on the fake chat backend, so that a check that let bad input through writes nothing real)."""
 
 from pathlib import Path
 
 import pytest
 
-from tests.support.cli import run_cli
+from tests.support.cli import invoke
 
 
 @pytest.mark.parametrize("args,problem", [
@@ -59,7 +60,7 @@ from tests.support.cli import run_cli
      "cannot write in /proc"),
     (["batch", "{tmp}/none.jsonl", "-o", "/proc/runs"], "cannot write in /proc"),
 ])
-def test_bad_input_is_one_line_and_nonzero(tmp_path, lw_home, args, problem):
+def test_bad_input_is_one_line_and_nonzero(tmp_path, lw_home, fake_model, args, problem):
     (tmp_path / "fake.gguf").write_text("not a model")
     (tmp_path / "bad.json").write_text("{")
     (tmp_path / "huge.json").write_text(
@@ -69,7 +70,7 @@ def test_bad_input_is_one_line_and_nonzero(tmp_path, lw_home, args, problem):
         return sorted(p for p in tmp_path.rglob("*") if not p.is_relative_to(lw_home))
 
     before = files()
-    proc = run_cli(*args, env_home=lw_home)
+    proc = invoke(*args)
     assert proc.returncode == 1, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and problem in lines[0], proc.stderr
@@ -77,3 +78,4 @@ def test_bad_input_is_one_line_and_nonzero(tmp_path, lw_home, args, problem):
     assert proc.stdout == ""
     assert files() == before  # nothing half-written
     assert not (lw_home / "jobs").exists() or not any((lw_home / "jobs").iterdir())
+    assert fake_model.requests == []

@@ -1,15 +1,15 @@
-"""`lwlocal plan` and `lwlocal hw` from the command line."""
+"""`lwlocal plan` and `lwlocal hw` from the command line (in this process)."""
 
 import json
 
 import pytest
 
 from lwlocal.runtime.llama_build import llama_build
-from tests.support.cli import run_cli
+from tests.support.cli import invoke
 
 
 def test_plan_json_shape(lw_home):
-    proc = run_cli("plan", "--words", "2000", "--json", env_home=lw_home, check=True)
+    proc = invoke("plan", "--words", "2000", "--json", check=True)
     plan = json.loads(proc.stdout)
     for key in ("ram_bytes", "vram_bytes", "n_ctx", "kv_type", "flash_attn", "n_gpu_layers",
                 "n_batch", "fits", "reasons"):
@@ -19,28 +19,26 @@ def test_plan_json_shape(lw_home):
 
 
 def test_plan_for_a_card_before_download(lw_home):
-    proc = run_cli("plan", "longwriter-llama3.1-8b", "--quant", "Q4_K_M", "--words", "10000",
-                   "--mode", "direct", "--ram", "16", "--vram", "0", "--json",
-                   env_home=lw_home, check=True)
+    proc = invoke("plan", "longwriter-llama3.1-8b", "--quant", "Q4_K_M", "--words", "10000",
+                  "--mode", "direct", "--ram", "16", "--vram", "0", "--json", check=True)
     plan = json.loads(proc.stdout)
     assert not plan["sizes_exact"] and plan["n_ctx"] >= 10000 * 1.4
     assert 4 * 2**30 < plan["ram_bytes"] < 16 * 2**30
 
 
 def test_plan_overrides_and_formats(lw_home):
-    proc = run_cli("plan", "--words", "1500", "--ctx", "3072", "--kv-type", "q8_0",
-                   "--format", "llama-server", env_home=lw_home, check=True)
+    proc = invoke("plan", "--words", "1500", "--ctx", "3072", "--kv-type", "q8_0",
+                  "--format", "llama-server", check=True)
     args = proc.stdout.split()
     assert args[0] == "llama-server" and args[args.index("-c") + 1] == "3072"
     assert args[args.index("--cache-type-k") + 1] == "q8_0"
-    modelfile = run_cli("plan", "--words", "1500", "--format", "ollama", env_home=lw_home,
-                        check=True).stdout
+    modelfile = invoke("plan", "--words", "1500", "--format", "ollama", check=True).stdout
     assert modelfile.count("FROM ") == 1 and "PARAMETER num_ctx" in modelfile
     assert 'TEMPLATE """' in modelfile and "{{ .Prompt }}" in modelfile
 
 
 def test_plan_that_does_not_fit_exits_nonzero_with_suggestions(lw_home):
-    proc = run_cli("plan", "--words", "3000", "--ram", "0.05", env_home=lw_home)
+    proc = invoke("plan", "--words", "3000", "--ram", "0.05")
     assert proc.returncode == 1
     assert "does not fit" in proc.stdout and "a smaller quant" in proc.stdout
 
@@ -60,21 +58,21 @@ def test_plan_that_does_not_fit_exits_nonzero_with_suggestions(lw_home):
 ])
 def test_plan_bad_input(tmp_path, lw_home, args, problem):
     (tmp_path / "fake.gguf").write_text("not a model")
-    proc = run_cli(*[a.replace("{tmp}", str(tmp_path)) for a in args], env_home=lw_home)
+    proc = invoke(*[a.replace("{tmp}", str(tmp_path)) for a in args])
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and problem in lines[0], proc.stderr
 
 
 def test_hw(lw_home):
-    data = json.loads(run_cli("hw", "--json", env_home=lw_home, check=True).stdout)
+    data = json.loads(invoke("hw", "--json", check=True).stdout)
     assert data["ram_total"] > 0 and data["cores"] >= 1
 
 
 def test_hw_reports_the_llama_cpp_build(lw_home):
-    text = run_cli("hw", env_home=lw_home, check=True).stdout
+    text = invoke("hw", check=True).stdout
     assert "llama.cpp" in text and "backends" in text and "CPU" in text
-    data = json.loads(run_cli("hw", "--json", env_home=lw_home, check=True).stdout)
+    data = json.loads(invoke("hw", "--json", check=True).stdout)
     assert data["offload"] == data["llama_cpp"]["offload"]
     assert "CPU" in data["llama_cpp"]["backends"] and data["llama_cpp"]["version"]
 
@@ -83,20 +81,19 @@ CPU_ONLY_BUILD = pytest.mark.skipif(llama_build().offload, reason="this llama.cp
 
 
 @CPU_ONLY_BUILD
-def test_ngl_on_a_cpu_only_build_warns_and_plans_for_the_cpu(lw_home):
-    proc = run_cli("plan", "--words", "1000", "--ngl", "8", "--json", env_home=lw_home,
-                   check=True)
+def test_ngl_on_a_cpu_only_build_warns_and_plans_for_the_cpu(lw_home, fake_model):
+    proc = invoke("plan", "--words", "1000", "--ngl", "8", "--json", check=True)
     data = json.loads(proc.stdout)
     assert data["n_gpu_layers"] == 0 and data["vram_bytes"] == 0
     assert proc.stderr.count("lwlocal: warning: --ngl 8 cannot take effect") == 1
     assert "make demo GPU=cuda" in proc.stderr and data["warnings"]
-    proc = run_cli("write", "A short note on tides.", "--words", "150", "--plan-only", "--ngl",
-                   "8", env_home=lw_home, check=True)
+    proc = invoke("write", "A short note on tides.", "--words", "150", "--plan-only", "--ngl",
+                  "8", check=True)
     assert proc.stderr.count("lwlocal: warning: --ngl 8 cannot take effect") == 1
 
 
 @CPU_ONLY_BUILD
 def test_gpu_runtime_measure_needs_a_gpu_build(lw_home):
-    proc = run_cli("hw", "--measure", env_home=lw_home)
+    proc = invoke("hw", "--measure")
     assert proc.returncode == 1
     assert proc.stderr.strip().startswith("lwlocal: error: --measure needs an NVIDIA GPU")

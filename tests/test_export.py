@@ -15,7 +15,7 @@ from lwlocal.write.export import export, plain_text
 from lwlocal.write.journal import Job
 from lwlocal.write.outline import Outline, Section
 from lwlocal.write.settings import JobSettings
-from tests.support.cli import run_cli
+from tests.support.cli import invoke
 
 
 @pytest.fixture
@@ -65,9 +65,9 @@ def test_export_refuses_what_cannot_be_exported(job, lw_home, tmp_path):
 
 def test_export_command(job, lw_home, tmp_path):
     out = tmp_path / "tea.html"
-    run_cli("export", job.id, "--format", "html", "-o", str(out), env_home=lw_home, check=True)
+    invoke("export", job.id, "--format", "html", "-o", str(out), check=True)
     assert "<h2>Leaves</h2>" in out.read_text()
-    proc = run_cli("export", "nosuchjob", "-o", str(out), env_home=lw_home)
+    proc = invoke("export", "nosuchjob", "-o", str(out))
     assert proc.returncode == 1 and proc.stderr.startswith("lwlocal: error: nosuchjob")
 
 

@@ -17,7 +17,7 @@ from lwlocal.quant.gptq import GptqRequest, quantize_gptq
 from lwlocal.quant.quality import evaluate, log_softmax
 from lwlocal.util.progress import Progress
 from tests.support.checkpoints import CORPUS, PROMPTS, hf_logits, remote_glm, tiktoken_glm
-from tests.support.cli import run_cli
+from tests.support.cli import invoke
 
 TINY = {"group_size": 32, "samples": 8, "seq_len": 64}
 KLD_BOUND, TOP1_BOUND = 0.1, 0.5  # sound 4-bit quants measured 0.04 and 0.69-0.73 here
@@ -148,15 +148,14 @@ def test_ctrl_c_leaves_nothing(lw_home, gptq_llama, tmp_path):
 
 def test_the_default_model_keeps_its_perplexity(smollm_hf, tmp_path, lw_home):
     out = tmp_path / "smollm-gptq"
-    done = run_cli("quantize-gptq", str(smollm_hf), "-o", str(out), "--group-size", "64",
-                   "--asym", "--samples", "16", "--seq-len", "256", "--json", env_home=lw_home,
-                   check=True)
+    done = invoke("quantize-gptq", str(smollm_hf), "-o", str(out), "--group-size", "64",
+                  "--asym", "--samples", "4", "--seq-len", "256", "--json", check=True)
     result = json.loads(done.stdout)  # nothing but the JSON on standard output
     assert (result["bits"], result["group_size"], result["sym"]) == (4, 64, False)
     assert result["device"] == "cpu"
     text, label = read_text(None, HELDOUT)
     report = evaluate(smollm_hf, out, text, n_ctx=256, chunks=4, label=label)
-    assert report.ppl_quant <= 1.25 * report.ppl_base, report  # measured here: +17.5%
+    assert report.ppl_quant <= 1.25 * report.ppl_base, report  # measured here: +18.6%
     assert 0 < report.kld_mean < 1 and report.top1_agreement > 0.5
 
 
@@ -187,8 +186,7 @@ def test_bad_input_is_one_line(tiny_llama, tmp_path, lw_home, problem, args,
     short.write_text("Too short to calibrate anything.")
     args = [str(short) if a == "SHORT" else a for a in args]
     out = tmp_path / "out"
-    proc = run_cli("quantize-gptq", str(folder), "-o", str(out), "--group-size", "32", *args,
-                   env_home=lw_home)
+    proc = invoke("quantize-gptq", str(folder), "-o", str(out), "--group-size", "32", *args)
     assert proc.returncode == 1, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("lwlocal: error: ") and message in lines[0]

@@ -48,6 +48,25 @@ def test_job_sections_and_state(tmp_path):
     assert job.section_text(2) is None
 
 
+def test_a_section_is_never_finished_with_its_partial_file_left(tmp_path, monkeypatch):
+    """A writer killed while saving a section leaves it unfinished (rewritten on resume),
+    never finished beside a stale partial file."""
+    job = Job.create(tmp_path, JobSettings("A history of tea", 100))
+    with job.open_partial(1) as partial:
+        partial.write("The whole section.")
+    seen = {}
+
+    def killed(path, text):
+        seen["partial"] = job.partial_path(1).exists()
+        raise KeyboardInterrupt  # the writer dies before the section is in place
+
+    monkeypatch.setattr(journal, "atomic_write", killed)
+    with pytest.raises(KeyboardInterrupt):
+        job.save_section(1, "The whole section.")
+    assert seen == {"partial": False}
+    assert job.finished() == [] and not job.partial_path(1).exists()
+
+
 def test_a_writer_that_died_shows_as_interrupted(tmp_path):
     job = Job.create(tmp_path, JobSettings("p", 100))
     job.update(state="writing", pid=os.getpid())

@@ -1,5 +1,6 @@
 """Writing through a loopback ``lwlocal serve`` on the default model: the same output as the local
-engine, prefix reuse in the stats, a server killed mid-job, jobs moved between backends, batch."""
+engine, prefix reuse in the stats, a server killed mid-job, jobs moved between the server and
+a local backend (the fake one: what is checked is the journal), batch."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from lwlocal.util.progress import Progress
 from lwlocal.write.jobs import Session
 from lwlocal.write.journal import Job
 from lwlocal.write.settings import JobSettings
-from tests.support.cli import run_cli
+from tests.support.cli import invoke
 from tests.support.server import spawn
 
 PROMPT = "Write a short guide to brewing green tea."
@@ -70,7 +71,7 @@ def test_a_job_through_the_server_matches_the_local_engine(served):
 
 
 def test_the_server_reuses_the_conversation_prefix(served):
-    session = Session(JobSettings(prompt=PROMPT, words=240, sections=3, backend="openai",
+    session = Session(JobSettings(prompt=PROMPT, words=180, sections=3, backend="openai",
                                   base_url=served))
     result = session.run(session.new_job()).as_dict()
     stats = session.chat.stats
@@ -84,7 +85,7 @@ def test_a_server_killed_mid_job_is_waited_for_and_the_job_completes(tmp_path, l
     port = free_port()
     proc = start_server(port, tmp_path / "home")
     url = f"http://127.0.0.1:{port}/v1"
-    session = Session(JobSettings(prompt=PROMPT, words=300, sections=3, backend="openai",
+    session = Session(JobSettings(prompt=PROMPT, words=150, sections=3, backend="openai",
                                   base_url=url), Server(url, retries=40, backoff=0.25))
     job = session.new_job()
     outcome: dict = {}
@@ -105,8 +106,7 @@ def test_a_server_killed_mid_job_is_waited_for_and_the_job_completes(tmp_path, l
     assert first, "section 1 was not written in time"
     proc.kill()  # kill -9 in the middle of section 2
     proc.wait()
-    time.sleep(1.0)
-    proc = start_server(port, tmp_path / "home")
+    proc = start_server(port, tmp_path / "home")  # the writer retries meanwhile
     try:
         writer.join()
     finally:
@@ -116,8 +116,9 @@ def test_a_server_killed_mid_job_is_waited_for_and_the_job_completes(tmp_path, l
     assert job.state == "done" and job.finished() == [1, 2, 3]
     assert job.section_text(1) == first  # finished work is never written again
     document = Path(outcome["result"].document_path).read_text()
-    for section in job.outline().sections:
-        assert document.count(f"## {section.title}\n") == 1
+    titles = [section.title for section in job.outline().sections]  # the model may repeat one
+    for title in titles:
+        assert document.count(f"## {title}\n") == titles.count(title)
     assert not list(job.dir.glob("*.partial"))
 
 
@@ -133,7 +134,7 @@ def stop_after_first_section(session: Session, job: Job) -> None:
 
 
 @pytest.mark.parametrize("start_on", ["server", "local"])
-def test_a_job_moves_between_server_and_local(served, lw_home, start_on):
+def test_a_job_moves_between_server_and_local(served, fake_model, start_on):
     remote = {"backend": "openai", "base_url": served}
     session = Session(JobSettings(prompt=PROMPT, words=160, sections=2,
                                   **(remote if start_on == "server" else {})))
@@ -142,15 +143,17 @@ def test_a_job_moves_between_server_and_local(served, lw_home, start_on):
     first = job.section_text(1)
     where = (["--backend", "local"] if start_on == "server"
              else ["--backend", "openai", "--base-url", served])
-    done = run_cli("resume", job.id, "--json", *where, env_home=lw_home, check=True)
+    done = invoke("resume", job.id, "--json", *where, check=True)
     result = json.loads(done.stdout)
     assert [s["stop"] for s in result["sections"]][0] == "journal"
     assert result["settings"]["backend"] == ("local" if start_on == "server" else "openai")
     job = Job.open(str(job.dir), job.dir.parent)
     assert job.state == "done" and job.finished() == [1, 2] and job.section_text(1) == first
+    # locally: section 2 (resumed), or the outline, section 1 and the start of section 2
+    assert len(fake_model.requests) == (1 if start_on == "server" else 3)
 
 
-def test_batch_runs_jobs_concurrently_and_skips_finished_ones(served, lw_home, tmp_path):
+def test_batch_runs_jobs_concurrently_and_skips_finished_ones(served, tmp_path):
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text("".join(json.dumps({"id": f"p{n}", "prompt": text, "length": 50}) + "\n"
                                for n, text in enumerate(["A note on tea.", "A note on coffee.",
@@ -158,22 +161,21 @@ def test_batch_runs_jobs_concurrently_and_skips_finished_ones(served, lw_home, t
     out = tmp_path / "batch"
     args = ["batch", str(prompts), "--concurrency", "2", "-o", str(out), "--mode", "direct",
             "--backend", "openai", "--base-url", served, "--json"]
-    report = json.loads(run_cli(*args, env_home=lw_home, check=True).stdout)
+    report = json.loads(invoke(*args, check=True).stdout)
     assert report["concurrency"] == 2 and report["jobs"] == 3 and report["errors"] == 0
     assert report["generated_tokens"] > 0 and report["tokens_per_s"] > 0
     assert report["jobs_per_hour"] > 0 and report["latency_seconds"]["max"] > 0
     assert json.loads((out / "report.json").read_text())["jobs"] == 3
     for n in range(3):
         assert Job.open(f"p{n}", out / "jobs").state == "done"
-    again = json.loads(run_cli(*args, env_home=lw_home, check=True).stdout)
+    again = json.loads(invoke(*args, check=True).stdout)
     assert again["jobs"] == 0 and again["skipped"] == 3
 
 
-def test_concurrency_needs_a_server(lw_home, tmp_path):
+def test_concurrency_needs_a_server(tmp_path):
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text(json.dumps({"id": "a", "prompt": "A note.", "length": 50}) + "\n")
-    proc = run_cli("batch", str(prompts), "--concurrency", "2", "-o", str(tmp_path / "out"),
-                   env_home=lw_home)
+    proc = invoke("batch", str(prompts), "--concurrency", "2", "-o", str(tmp_path / "out"))
     assert proc.returncode == 1
     assert proc.stderr.strip() == ("lwlocal: error: --concurrency 2 needs --backend openai: a "
                                    "local model writes one job at a time (serve it with "

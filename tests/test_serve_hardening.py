@@ -1,20 +1,21 @@
 """``lwlocal serve`` against bad input and abusive clients, in process: malformed requests are
 400s with OpenAI-style bodies, large bodies 413s, clients that hang up or stop reading have their
 generation cancelled (in one log line), the event loop never tokenizes, and an API key guards
-every route but /health. A fake chat stands in for the model where the model is not the point."""
+every route but /health. The fake chat backend (tests/support/fake_chat.py) stands in for the
+model where the model is not the point."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
 import hmac
-import itertools
 import json
 import logging
 import socket
 import threading
 import tracemalloc
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from itertools import pairwise
 from typing import Any
 
 import httpx
@@ -25,51 +26,20 @@ from starlette.testclient import TestClient
 from lwlocal.openai import server as server_module
 from lwlocal.openai.protocol import MAX_JSON_DEPTH
 from lwlocal.openai.server import SEND_BUFFER, ModelServer, is_loopback
-from lwlocal.runtime.chat import NO_HOOKS, Hooks, Message
-from lwlocal.runtime.engine import Generation, Sampling, Stats
+from lwlocal.runtime.chat import Message
 from lwlocal.util.errors import LwlocalError
+from tests.support.fake_chat import FakeChat
 
-FAILSAFE = 30.0  # seconds a fake waits for an event that should come at once, before giving up
+FAILSAFE = 30.0  # seconds to wait for an event that should come at once, before giving up
 CHAT = "/v1/chat/completions"
-HELLO = {"messages": [{"role": "user", "content": "hi"}]}
+HELLO = {"messages": [{"role": "user", "content": "Say hi in 3 words."}]}  # a short reply
 
 
-class FakeChat:
-    """Stands in for LocalChat: replies "Hi" at once, or (``hold``) says "Hi" and then waits
-    until its generation is cancelled; ``gate`` makes ``count`` wait for the test."""
-
-    n_ctx = 1024
-
-    def __init__(self, hold: int = 0, gate: threading.Event | None = None) -> None:
-        self.hold, self.gate = hold, gate  # hold: how many requests to hold
-        self.stats, self.engine = Stats(), self
-        self.started, self.ended, self.counting = (threading.Event(), threading.Event(),
-                                                   threading.Event())
-        self.stops: list[str] = []
-        self.released: list[bool] = []  # per gated count: whether the test opened the gate
-
-    def check_grammar(self, grammar: str) -> None:
-        """The engine's check; every grammar passes here."""
-
-    def count(self, messages: Sequence[Message]) -> int:
-        self.counting.set()
-        if self.gate is not None:
-            self.released.append(self.gate.wait(FAILSAFE))
-        return sum(len(m.content) for m in messages)
-
-    def complete(self, messages: Sequence[Message], sampling: Sampling, *, max_tokens: int,
-                 json_schema: dict[str, Any] | None = None, hooks: Hooks = NO_HOOKS
-                 ) -> Generation:
-        self.started.set()
-        assert hooks.on_text is not None and hooks.cancel is not None
-        hooks.on_text("Hi")
-        stop = "eog"
-        if self.hold:
-            self.hold -= 1
-            stop = "cancelled" if hooks.cancel.wait(FAILSAFE) else "length"
-        self.stops.append(stop)
-        self.ended.set()
-        return Generation(tokens=[1], text="Hi", stop=stop)
+def held_after_a_word() -> FakeChat:
+    """A fake whose first reply says a word and then waits until it is cancelled."""
+    chat = FakeChat(paced=True)
+    chat.release(1)
+    return chat
 
 
 def make_app(chat: FakeChat, **options: Any):
@@ -126,9 +96,10 @@ def test_every_malformed_request_is_a_400_with_an_openai_error(body, caplog):
 
 
 def test_a_request_nested_as_deep_as_allowed_is_served():
-    response = client(FakeChat()).post(CHAT, content=nested(MAX_JSON_DEPTH - 2))
+    chat = FakeChat()
+    response = client(chat).post(CHAT, content=nested(MAX_JSON_DEPTH - 2))
     assert response.status_code == 200
-    assert response.json()["choices"][0]["message"]["content"] == "Hi"
+    assert response.json()["choices"][0]["message"]["content"] == chat.model.replies[0].text
 
 
 def test_a_body_over_the_limit_is_a_413_before_it_is_read():
@@ -210,7 +181,7 @@ def test_a_client_that_hangs_up_while_sending_is_one_log_line(caplog):
 @pytest.mark.parametrize("stream", [False, True])
 def test_a_client_that_hangs_up_cancels_its_generation_and_frees_the_model(stream, caplog):
     caplog.set_level(logging.INFO)
-    chat = FakeChat(hold=1)
+    chat = held_after_a_word()
     app = make_app(chat)
 
     async def main() -> dict[str, Any]:
@@ -219,52 +190,62 @@ def test_a_client_that_hangs_up_cancels_its_generation_and_frees_the_model(strea
         assert await until(chat.started)
         peer.hang_up.set()
         await answering
-        assert await until(chat.ended)
+        assert await until(chat.returned)
+        chat.release_all()
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app),
                                      base_url="http://lwlocal") as later:
             return (await later.post(CHAT, json=HELLO)).json()
 
     following = asyncio.run(main())
-    assert chat.stops == ["cancelled", "eog"]  # the next request had the model at once
-    assert following["choices"][0]["message"]["content"] == "Hi"
+    replies = chat.model.replies
+    assert [r.stop for r in replies] == ["cancelled", "eog"]  # the next had the model at once
+    assert following["choices"][0]["message"]["content"] == replies[1].text
     assert serve_lines(caplog) == ["127.0.0.1:40000 went away: its generation was cancelled"]
 
 
 def test_a_streaming_client_that_stops_reading_is_cut_off(caplog):
     caplog.set_level(logging.INFO)
-    chat = FakeChat(hold=1)
+    chat = held_after_a_word()
     app = make_app(chat, stall_seconds=0.05)
 
     async def main() -> None:
         peer = Peer(json.dumps({**HELLO, "stream": True}).encode(), stall=True)
         answering = asyncio.ensure_future(app(peer.scope(), peer.receive, peer.send))
         try:
-            assert await until(chat.ended)
+            assert await until(chat.returned)
         finally:
             answering.cancel()
 
     asyncio.run(main())
-    assert chat.stops == ["cancelled"]
+    assert [r.stop for r in chat.model.replies] == ["cancelled"]
     assert serve_lines(caplog) == [
         "127.0.0.1:40000 read nothing for 0.05 s: its generation was cancelled"]
 
 
-def test_health_answers_while_a_prompt_is_tokenized():
-    gate = threading.Event()
-    chat = FakeChat(gate=gate)
+def test_health_answers_while_a_prompt_is_tokenized(monkeypatch):
+    chat = FakeChat()
+    counting, gate, released = threading.Event(), threading.Event(), []
+    count = chat.count
+
+    def count_when_let(messages: list[Message]) -> int:
+        counting.set()
+        released.append(gate.wait(FAILSAFE))
+        return count(messages)
+
+    monkeypatch.setattr(chat, "count", count_when_let)
     app = make_app(chat)
 
     async def main() -> tuple[int, int]:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app),
                                      base_url="http://lwlocal") as http:
             completion = asyncio.ensure_future(http.post(CHAT, json=HELLO))
-            assert await until(chat.counting)
+            assert await until(counting)
             health = await http.get("/health")
             gate.set()
             return health.status_code, (await completion).status_code
 
     assert asyncio.run(main()) == (200, 200)
-    assert chat.released == [True]  # the count waited for the test, not for its failsafe
+    assert released == [True]  # the count waited for the test, not for its failsafe
 
 
 def test_nothing_accumulates_per_request():
@@ -285,6 +266,8 @@ def test_nothing_accumulates_per_request():
                 request()
 
     def allocated() -> int:
+        chat.model.requests.clear()  # the fake's own record of what it was asked aside
+        chat.model.replies.clear()
         gc.collect()
         snapshot = tracemalloc.take_snapshot()
         return sum(stat.size for stat in snapshot.filter_traces(
@@ -299,7 +282,7 @@ def test_nothing_accumulates_per_request():
             sizes.append(allocated())
     finally:
         tracemalloc.stop()
-    growths = [after - before for before, after in itertools.pairwise(sizes)]
+    growths = [after - before for before, after in pairwise(sizes)]
     # A leak grows in every window of 500 requests; a one-off (a new worker thread, a cache
     # filling) in one of them only.
     assert min(growths) < 50_000, growths  # under 100 bytes a request

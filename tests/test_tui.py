@@ -216,8 +216,7 @@ def test_the_model_screen_plans_once_and_one_at_a_time(tmp_path, messages, monke
 # 2. edits to Words are kept across screens; the Model screen agrees with its plan
 
 def test_words_are_kept_across_screens_and_the_palette(tmp_path, messages):
-    chat = FakeChat(sections=2)
-    app = fake_app(tmp_path, chat, model=CARD, words=270)
+    app = fake_app(tmp_path, FakeChat(), model=CARD, words=270)
 
     async def test() -> None:
         async with app.run_test(size=(80, 24), message_hook=messages) as pilot:
@@ -475,7 +474,7 @@ def test_pause_keeps_the_partial_section_and_resume_continues_it(tmp_path, messa
             await pilot.press("r")
             chat.release_all()
             await messages.wait(pilot, WritingScreen.Stopped, lambda m: m.finished)
-            assert chat.continued == [partial]
+            assert chat.model.continued == [partial]
             assert job.section_text(1).startswith(partial)
             bars = [app.screen.query_one(b).percentage for b in ("#section-bar", "#document-bar")]
             assert bars == [1.0, 1.0]

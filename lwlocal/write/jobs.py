@@ -13,6 +13,7 @@ from lwlocal.memory.hardware import Machine, detect
 from lwlocal.memory.planner import (
     ModelShape,
     Plan,
+    Settings,
     check_overrides,
     context_needed,
     plan,
@@ -170,6 +171,16 @@ def check_plan(job_plan: Plan, settings: JobSettings, model: ResolvedModel) -> N
         raise SettingError(f"{model.name}: {'; try '.join(job_plan.suggestions[:2])}")
 
 
+def local_chat(model: ResolvedModel, chosen: Settings, threads: int | None = None
+               ) -> ChatBackend:
+    """The local backend of a session: ``model`` loaded with the planner's settings
+    (``threads`` overriding the planned ones), talking in its prompt format."""
+    engine = Engine(model.path, n_ctx=chosen.n_ctx, n_batch=chosen.n_batch,
+                    n_threads=threads or chosen.threads, flash_attn=chosen.flash_attn,
+                    kv_type=chosen.kv_type, n_gpu_layers=chosen.n_gpu_layers)
+    return LocalChat(engine, model.format)
+
+
 class Session:
     """A model ready for a job's settings: loaded here with the planner's settings, or on a
     server (``settings.backend == "openai"``). Plan with it, then write or resume."""
@@ -191,12 +202,7 @@ class Session:
         check_plan(self.memory_plan, settings, self.model)
         for warning in self.memory_plan.warnings:
             warnings.warn(warning, LwlocalWarning, stacklevel=2)
-        chosen = self.memory_plan.settings
-        engine = Engine(self.model.path, n_ctx=chosen.n_ctx, n_batch=chosen.n_batch,
-                        n_threads=settings.threads or chosen.threads,
-                        flash_attn=chosen.flash_attn, kv_type=chosen.kv_type,
-                        n_gpu_layers=chosen.n_gpu_layers)
-        self.chat = LocalChat(engine, self.model.format)
+        self.chat = local_chat(self.model, self.memory_plan.settings, settings.threads)
 
     def with_settings(self, settings: JobSettings) -> Session:
         """This session for other job settings: the loaded model (or server connection) is

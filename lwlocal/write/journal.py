@@ -177,9 +177,10 @@ class Job:
         return path.read_text(encoding="utf-8") if path.is_file() else None
 
     def save_section(self, index: int, text: str) -> None:
-        """Keep a finished section for good and drop its partial file."""
-        atomic_write(self.section_path(index), text)
+        """Keep a finished section for good, dropping its partial file first: a writer killed
+        in between leaves the section unfinished, never finished with a stale partial."""
         self.partial_path(index).unlink(missing_ok=True)
+        atomic_write(self.section_path(index), text)
 
     def open_partial(self, index: int, keep: bool = False) -> IO[str]:
         """The partial file of the section being written (streamed, not fsynced): a fresh one,

@@ -1,0 +1,150 @@
+"""`lwlocal write`, `resume` and `jobs` in this process on the fake chat backend: the outline,
+an AgentWrite job in one growing conversation, an edited outline, Ctrl-C and resume, context
+overflow, a long direct job in the planner's context. (test_write_e2e.py runs the real model.)"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lwlocal.write.journal import Job
+from tests.support.cli import invoke
+
+PROMPT = "Write a travel guide to Lisbon for a first-time visitor."
+
+
+@pytest.fixture(autouse=True)
+def fake(fake_model):
+    return fake_model
+
+
+def plan(*extra: str) -> dict:
+    proc = invoke("write", PROMPT, "--words", "600", "--plan-only", "--json", *extra, check=True)
+    return json.loads(proc.stdout)
+
+
+def test_plan_only_prints_a_parseable_outline(lw_home, fake):
+    outline = plan()
+    sections = outline["sections"]
+    assert 1 <= len(sections) <= 4
+    assert sum(s["words"] for s in sections) == 600
+    assert all(s["title"] and s["main_point"] for s in sections)
+    assert not (lw_home / "jobs").exists()  # planning alone starts no job
+    assert len(fake.requests) == 1 and PROMPT in fake.requests[0][-1].content
+
+
+def test_agentwrite_job_keeps_one_growing_conversation(lw_home, tmp_path, fake):
+    out = tmp_path / "doc.md"
+    proc = invoke("write", PROMPT, "--words", "480", "--sections", "4", "--ctx", "4096",
+                  "-o", str(out), "--json", check=True)
+    result = json.loads(proc.stdout)
+    for key in ("job", "words", "sections", "prompt_tokens_evaluated", "context_tokens",
+                "generated_tokens", "decode_tokens_per_s"):
+        assert key in result
+    assert len(result["sections"]) == 4
+    # the memory plan chose what --ctx left open
+    assert result["settings"]["n_ctx"] == 4096 and result["settings"]["flash_attn"] is True
+    assert result["generated_tokens"] > 0 and result["decode_tokens_per_s"] > 0
+    # sections are held near their budgets
+    for s in result["sections"]:
+        assert 0.8 * s["planned"] <= s["written"] <= s["planned"] * 1.3 + 1
+    assert result["words"] >= 0.6 * 480
+    # one growing conversation: prompt tokens evaluated stay below 1.15x the final context
+    assert result["prompt_tokens_evaluated"] <= 1.15 * result["context_tokens"]
+    assert len(fake.requests) == 5  # the outline and four sections
+    for before, after in zip(fake.requests[1:], fake.requests[2:], strict=False):
+        assert after[:len(before)] == before  # each request extends the one before
+    document = out.read_text()
+    assert document.count("\n## ") + document.startswith("## ") == 4
+    job = Job.open(result["job"], lw_home / "jobs")
+    assert job.state == "done" and job.finished() == [1, 2, 3, 4]
+    listed = invoke("jobs", "--json", check=True).stdout.splitlines()
+    assert json.loads(listed[0])["state"] == "done"
+
+
+def test_edited_outline_is_written_as_given(tmp_path):
+    outline = plan("--sections", "2")
+    outline["sections"][0]["words"] = 50
+    outline["sections"][1]["words"] = 100
+    outline["words"] = 150
+    path = tmp_path / "outline.json"
+    path.write_text(json.dumps(outline))
+    proc = invoke("write", "--outline", str(path), "--json", check=True)
+    result = json.loads(proc.stdout)
+    assert [s["planned"] for s in result["sections"]] == [50, 100]
+    assert [s["title"] for s in result["sections"]] == [s["title"] for s in outline["sections"]]
+
+
+def test_ctrl_c_keeps_the_job_and_resume_finishes_it(lw_home, fake, ctrl_c):
+    def press_in_section_2(request: int, index: int, hooks) -> None:
+        if request == 2 and index == 10:  # the outline, section 1, then 10 words of section 2
+            ctrl_c()
+
+    fake.on_piece = press_in_section_2
+    proc = invoke("write", PROMPT, "--words", "500", "--sections", "4", "--ctx", "4096")
+    assert proc.returncode == 130, proc.stderr
+    assert "interrupted" in proc.stderr and "lwlocal resume" in proc.stderr
+    jobs = lw_home / "jobs"
+    (job_dir,) = jobs.iterdir()
+    job = Job.open(str(job_dir), jobs)
+    assert job.state == "interrupted" and job.finished() == [1]
+    assert job.partial_path(2).read_text()  # what was streamed of section 2 is on disk
+    first = job.section_path(1).read_bytes()
+    fake.on_piece = None
+    invoke("resume", job.id, check=True)
+    job = Job.open(job.id, jobs)
+    assert job.state == "done" and job.finished() == [1, 2, 3, 4]
+    assert job.section_path(1).read_bytes() == first
+    assert not list(job_dir.glob("sections/*.partial.md"))
+
+
+def test_context_overflow_drops_old_sections_from_the_conversation_only(lw_home, tmp_path, fake):
+    point = ("Lisbon sight number {}: what to see there, when to go, what it costs and how to "
+             "get there by tram or on foot")  # the outline in every request: ~300 tokens
+    sections = [{"title": f"Part {i}", "main_point": point.format(i), "words": 90}
+                for i in range(1, 9)]
+    path = tmp_path / "outline.json"
+    path.write_text(json.dumps({"prompt": PROMPT, "words": 720, "sections": sections}))
+    proc = invoke("write", "--outline", str(path), "--ctx", "1536", "--kv-type", "q8_0",
+                  "--json", check=True)
+    result = json.loads(proc.stdout)
+    assert len(result["sections"]) == 8
+    assert result["settings"]["kv_type"] == "q8_0"
+    # without dropping, the final context would hold every generated token and the head
+    assert result["context_tokens"] < result["generated_tokens"]
+    # the oldest sections left the conversation (the last request says so and lacks their
+    # text), all at once rather than one per section; the journal and document keep them
+    job = Job.open(result["job"], lw_home / "jobs")
+    last = fake.requests[-1]
+    assert "Sections 1 to" in last[0].content and "Part 1:" in last[0].content
+    assert job.section_text(1) not in [m.content for m in last]
+    heads = {request[0].content.split("Now write")[0] for request in fake.requests}
+    assert len(heads) == 2  # the whole conversation, then one re-prefill
+    document = Path(result["document"]).read_text()
+    assert all(f"## Part {i}\n\n{job.section_text(i)}" in document for i in range(1, 9))
+
+
+def test_direct_mode_runs_in_the_context_the_planner_chose(fake):
+    """The planner sizes a direct job's context from measured tokens per word; the writer must
+    not ask for more room than that (it once refused every direct job over ~1,000 words)."""
+    proc = invoke("write", PROMPT, "--words", "1200", "--mode", "direct", "--json", check=True)
+    result = json.loads(proc.stdout)
+    assert result["settings"]["n_ctx"] < 1200 * 2  # the plan's context, not a generous one
+    assert fake.backends[0].n_ctx == result["settings"]["n_ctx"]
+    assert result["words"] >= 0.8 * 1200 and len(result["sections"]) == 1
+
+
+def test_the_length_comes_from_the_instruction_or_the_mode_default(lw_home, fake):
+    asked = invoke("write", "Write a 150-word note about green tea.", "--mode", "direct",
+                   "--json", check=True)
+    assert "150 words, read from the instruction ('150-word')" in asked.stderr
+    result = json.loads(asked.stdout)
+    assert result["planned_words"] == 150 and result["words"] >= 0.8 * 150
+    assert result["settings"]["words_source"] == "instruction"
+    assert Job.open(result["job"], lw_home / "jobs").meta.settings.words_source == "instruction"
+    default = invoke("write", PROMPT, "--plan-only", "--json", check=True)
+    assert "no length in the instruction: 2,000 words, the agentwrite default (--words sets " \
+        "it)" in default.stderr
+    assert json.loads(default.stdout)["words"] == 2000
