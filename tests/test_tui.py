@@ -241,7 +241,7 @@ def test_words_are_kept_across_screens_and_the_palette(tmp_path, messages):
 
 
 def test_the_length_follows_the_prompt_until_the_user_sets_it(tmp_path, messages):
-    chat = FakeChat(sections=2)
+    chat = FakeChat()
     app = fake_app(tmp_path, chat, model=CARD, prompt="")
 
     async def test() -> None:
