@@ -11,10 +11,11 @@ exponent, written a chunk at a time: a full-size checkpoint in minutes, at the d
 `--zeros` leaves them zero in sparse shards, written at once and taking no disk until read.
 
 The tokenizer has the real vocabulary's size and special tokens: GLM-4's tiktoken
-`tokenizer.model` (151,329 ranked tokens; the 14 special tokens from 151,329 in
-`tokenizer_config.json`) or Llama 3's `tokenizer.json` (128,000 BPE tokens and 256 special
-ones). Its tokens are made, deterministically, so that BPE over lower ranks rebuilds each one
-from exactly one pair, as in a trained vocabulary, so that the merges can be recovered.
+`tokenizer.model` (151,329 ranked tokens; the 14 special tokens, which its tokenizer code
+numbers from 151,329, not listed in `tokenizer_config.json`) or Llama 3's `tokenizer.json`
+(128,000 BPE tokens and 256 special ones). Its tokens are made, deterministically, so that BPE
+over lower ranks rebuilds each one from exactly one pair, as in a trained vocabulary, so that
+the merges can be recovered.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from lwlocal.families.base import ModelCard  # noqa: E402
+from lwlocal.families.glm import GLM_TIKTOKEN_SPECIALS  # noqa: E402
 from lwlocal.models.catalogue import CARDS  # noqa: E402
 
 SHARD_BYTES = 5 * 10**9
@@ -50,16 +52,13 @@ GLM_CONFIG = {"layernorm_epsilon": 1.5625e-07, "rope_ratio": 500, "add_qkv_bias"
               "eos_token_id": [151329, 151336, 151338], "pad_token_id": 151329}
 # The tokenizers: ordinary tokens, then the special ones, as the two models ship them.
 ORDINARY = {"chatglm": 151329, "llama": 128000}
-GLM_SPECIALS = ["<|endoftext|>", "[MASK]", "[gMASK]", "[sMASK]", "<sop>", "<eop>", "<|system|>",
-                "<|user|>", "<|assistant|>", "<|observation|>", "<|begin_of_image|>",
-                "<|end_of_image|>", "<|begin_of_video|>", "<|end_of_video|>"]
 LLAMA_NAMED = ["<|begin_of_text|>", "<|end_of_text|>", "<|reserved_special_token_0|>",
                "<|reserved_special_token_1|>", "<|finetune_right_pad_id|>",
                "<|reserved_special_token_2|>", "<|start_header_id|>", "<|end_header_id|>",
                "<|eom_id|>", "<|eot_id|>", "<|python_tag|>"]
 LLAMA_SPECIALS = LLAMA_NAMED + [f"<|reserved_special_token_{i}|>"
                                 for i in range(3, 256 - len(LLAMA_NAMED) + 3)]
-SPECIALS = {"chatglm": GLM_SPECIALS, "llama": LLAMA_SPECIALS}
+SPECIALS = {"chatglm": list(GLM_TIKTOKEN_SPECIALS), "llama": LLAMA_SPECIALS}
 END = {"chatglm": "<|endoftext|>", "llama": "<|end_of_text|>"}
 LEVEL_SIZES = (16384, 80000)  # tokens of 2 and 4 bytes; the rest are 8 bytes
 
@@ -173,19 +172,17 @@ def vocabulary(size: int) -> list[bytes]:
     return tokens
 
 
-def tiktoken_tokenizer(folder: Path, ranks: list[bytes], specials: list[str]) -> None:
-    """GLM-4's files: ``tokenizer.model`` (``base64 rank`` lines) and the special tokens after
-    the ranks in ``tokenizer_config.json``'s ``added_tokens_decoder``."""
+def tiktoken_tokenizer(folder: Path, ranks: list[bytes]) -> None:
+    """GLM-4's files: ``tokenizer.model`` (``base64 rank`` lines) and a
+    ``tokenizer_config.json`` without the special tokens, as LongWriter-glm4-9b's (843 bytes:
+    too small to list 14 of them; its tokenizer's code numbers them after the ranks)."""
     (folder / "tokenizer.model").write_text("".join(
         f"{base64.b64encode(token).decode()} {rank}\n" for rank, token in enumerate(ranks)))
-    added = {str(len(ranks) + i): {"content": text, "lstrip": False, "normalized": False,
-                                   "rstrip": False, "single_word": False, "special": True}
-             for i, text in enumerate(specials)}
     (folder / "tokenizer_config.json").write_text(json.dumps(
-        {"added_tokens_decoder": added, "eos_token": END["chatglm"],
-         "pad_token": END["chatglm"], "padding_side": "left", "remove_space": False,
-         "clean_up_tokenization_spaces": False, "tokenizer_class": "ChatGLM4Tokenizer"},
-        indent=2))
+        {"auto_map": {"AutoTokenizer": ["tokenization_chatglm.ChatGLM4Tokenizer", None]},
+         "clean_up_tokenization_spaces": False, "do_lower_case": False,
+         "eos_token": END["chatglm"], "pad_token": END["chatglm"], "padding_side": "left",
+         "remove_space": False, "tokenizer_class": "ChatGLM4Tokenizer"}, indent=2))
 
 
 def bpe_tokenizer(folder: Path, ranks: list[bytes], specials: list[str]) -> None:
@@ -216,8 +213,10 @@ def bpe_tokenizer(folder: Path, ranks: list[bytes], specials: list[str]) -> None
 def tokenizer(folder: Path, card: ModelCard) -> None:
     """The card's tokenizer files, of the real vocabulary's size and special tokens."""
     ranks = vocabulary(ORDINARY[card.architecture])
-    write = tiktoken_tokenizer if card.architecture == "chatglm" else bpe_tokenizer
-    write(folder, ranks, SPECIALS[card.architecture])
+    if card.architecture == "chatglm":
+        tiktoken_tokenizer(folder, ranks)
+    else:
+        bpe_tokenizer(folder, ranks, SPECIALS["llama"])
 
 
 def synthesize(card: ModelCard, out: Path, layers: int | None = None, zeros: bool = False,
@@ -228,7 +227,8 @@ def synthesize(card: ModelCard, out: Path, layers: int | None = None, zeros: boo
     out.mkdir(parents=True, exist_ok=True)
     rng = None if zeros else np.random.default_rng(seed)
     groups = shards(tensors(card, layers))
-    weight_map, total = {}, 0
+    weight_map: dict[str, str] = {}
+    total = 0
     for i, named in enumerate(groups, 1):
         name = f"model-{i:05d}-of-{len(groups):05d}.safetensors"
         total += write_shard(out / name, named, rng)
