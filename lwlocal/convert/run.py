@@ -126,12 +126,14 @@ class Encoded:
 
     def __init__(self, name: str, nbytes: int, chunks: Iterator[np.ndarray]) -> None:
         self.name, self.nbytes, self._chunks = name, nbytes, chunks
+        self.on_block: Callable[[int], None] = lambda nbytes: None  # after each block written
 
     def tofile(self, handle: BinaryIO) -> None:
         written = 0
         for chunk in self._chunks:
             chunk.tofile(handle)
             written += chunk.nbytes
+            self.on_block(chunk.nbytes)
         if written != self.nbytes:
             raise LwlocalError(f"tensor {self.name}: {written} bytes made, {self.nbytes} planned")
 
@@ -197,10 +199,15 @@ def convert(src: Path, out: Path, outtype: str | None = None,
         writer.write_ti_data_to_file()
         done = 0
         for i, t in enumerate(planned, 1):
-            writer.write_tensor_data(cast(np.ndarray, encode_tensor(checkpoint, arch, dims, t)))
-            done += _nbytes(t.shape, t.qtype)
-            progress(Progress("convert", step=i, steps=len(planned), done=done, total=total,
-                              message=t.name))
+            def report(nbytes: int, i: int = i, t: Planned = t) -> None:
+                nonlocal done
+                done += nbytes
+                progress(Progress("convert", step=i, steps=len(planned), done=done, total=total,
+                                  message=t.name))
+
+            encoded = encode_tensor(checkpoint, arch, dims, t)
+            encoded.on_block = report  # progress a block of rows at a time: 32 MB of source
+            writer.write_tensor_data(cast(np.ndarray, encoded))
         writer.close()
         os.replace(tmp, out)
     except BaseException as exc:  # Ctrl-C too: no partial file is left behind
