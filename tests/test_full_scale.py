@@ -27,7 +27,7 @@ from lwlocal.families import architecture_for
 from lwlocal.memory.planner import shape_from_gguf
 from lwlocal.models.catalogue import CARDS
 from lwlocal.models.gguf_file import GGUFArray, GGUFFile, read_gguf
-from tests.support.peak import run_measured
+from tests.support.peak import Measured, run_measured
 
 MiB = 2**20
 LAYERS = 2
@@ -102,14 +102,23 @@ def tensor_spans(gguf_file: GGUFFile, size: int) -> dict[str, int]:
     return {name: end - start for (start, name), end in zip(starts, ends, strict=True)}
 
 
+@pytest.fixture(scope="session")
+def converted(full_width: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+              ) -> dict[str, tuple[Path, Measured]]:
+    """Each layout converted (to bf16, the default) by `lwlocal convert` in a child, measured."""
+    root = tmp_path_factory.mktemp("converted")
+    out = {name: root / f"{name}.gguf" for name in full_width}
+    return {name: (out[name], run_measured(lwlocal("convert", str(src), "-o", str(out[name]))))
+            for name, src in full_width.items()}
+
+
 @pytest.mark.parametrize("name", CARD_NAMES)
-def test_full_width_conversion(full_width, tmp_path, name):
+def test_full_width_conversion(full_width, converted, name):
     """Conversion of a full-width checkpoint (bf16, the default) holds a block of rows, not a
     tensor; the GGUF carries the real model's metadata; the planner's sizes are the file's."""
-    card, src, out = CARDS[name], full_width[name], tmp_path / "out.gguf"
+    card, src, (out, converted) = CARDS[name], full_width[name], converted[name]
     vocabulary = run_measured([sys.executable, "-c", VOCABULARY_ONLY, str(src)])
     assert vocabulary.status == 0, vocabulary.stderr
-    converted = run_measured(lwlocal("convert", str(src), "-o", str(out)))
     assert converted.status == 0, converted.stderr
     gguf_file = read_gguf(out)
     largest = max(t.n_bytes for t in gguf_file.tensors)
@@ -158,6 +167,25 @@ def test_full_width_conversion(full_width, tmp_path, name):
     assert shape.output_bytes == sum(spans.values()) - sum(layers) - shape.input_bytes
     assert (shape.n_layers, shape.n_vocab, shape.n_kv_heads) == (LAYERS, card.vocab_size,
                                                                  card.n_kv_heads)
+
+
+def test_quantize_holds_rows_not_tensors(converted, tmp_path):
+    """llama.cpp's quantizer, as lwlocal runs it, holds 64 MiB of rows at a time: peak RSS
+    above a process that has only imported it is the tensor being read (mapped from the file,
+    let go once done; the largest is the 1184 MiB bf16 embedding) and two 64 MiB allowances:
+    the rows' f32 copy and output, and llama.cpp's copy of the GGUF's metadata (151552 tokens
+    and their merges). With llama.cpp's default of 8 GiB the embedding alone took 2368 MiB
+    more as f32."""
+    src, _ = converted["longwriter-glm4-9b"]
+    baseline = run_measured([sys.executable, "-c", "import lwlocal.quant.quantize"])
+    run = run_measured(lwlocal("quantize", str(src), "-o", str(tmp_path / "q8.gguf"),
+                               "--type", "Q8_0"))
+    assert run.status == 0, run.stderr
+    largest = max(t.n_bytes for t in read_gguf(src).tensors)
+    allowed = largest + 2 * 64 * MiB
+    assert run.peak_rss <= baseline.peak_rss + allowed, (
+        f"peak {run.peak_rss / MiB:.0f} MiB, import alone {baseline.peak_rss / MiB:.0f} MiB, "
+        f"allowed {allowed / MiB:.0f} MiB more")
 
 
 def refused(src: Path, out: Path, preexec: Callable[[], None] | None = None) -> str:
