@@ -51,6 +51,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.convert_vs_llamacpp import vendored_llama_cpp  # noqa: E402
+from lwlocal.memory.hardware import detect  # noqa: E402
 from lwlocal.memory.planner import MiB, Settings, predict, shape_from_gguf  # noqa: E402
 from lwlocal.memory.probe import measure  # noqa: E402
 from lwlocal.models.catalogue import CARDS  # noqa: E402
@@ -183,10 +184,10 @@ def bandwidth(seconds: float = 3.0) -> float:
 
 def memory_points(model: Path, fills: list[str]) -> list[dict[str, Any]]:
     """Predicted vs measured peak RSS at each point and fill."""
-    shape, rows = shape_from_gguf(model), []
+    shape, rows, repack = shape_from_gguf(model), [], detect().cpu_repack
     for n_ctx, kv in POINTS:
         s = Settings(n_ctx, kv, flash_attn=True, threads=physical_cores())
-        predicted = predict(shape, s).ram_bytes
+        predicted = predict(shape, s, cpu_repack=repack).ram_bytes
         for fill in fills:
             tokens = n_ctx if fill == "full" else s.n_batch
             start = time.monotonic()
