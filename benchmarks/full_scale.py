@@ -18,10 +18,10 @@ command in its own process (wall time, peak RSS of its largest process, output s
    tensors compared byte for byte, f16 with f16 and Q4_K_M with Q4_K_M;
 4. the planner's RAM for the Q4_K_M file (flash attention, batch 512) against the peak RSS
    of a child that loads it and evaluates context (lwlocal.memory.probe): n_ctx 4096 and 8192,
-   f16 and q8_0 KV. A whole context is evaluated when the model has at most 8 layers; above
-   that (on 2 cores a 9B prefill of 8192 tokens takes tens of minutes) one batch of 512: the KV
-   cache is allocated and cleared when the context is made, so it is resident either way, and
-   the rehearsal at 4 layers measures both to show the difference;
+   f16 and q8_0 KV. A whole context is evaluated when the model has at most 8 layers (or with
+   `--fill both`); above that (on 2 cores a 9B prefill of 8192 tokens takes tens of minutes)
+   one batch of 512: the KV cache is allocated and cleared when the context is made, so it is
+   resident either way, and the rehearsal at 4 layers measures both to show the difference;
 5. decode tokens/s of lwlocal's engine and of raw llama-cpp-python (`Llama.generate`, greedy)
    on the Q4_K_M file, against the bandwidth limit: the bytes of weights a token reads (all but
    the token embeddings) at the memory bandwidth of a streaming copy (numpy, one copy per
@@ -239,6 +239,9 @@ def main() -> None:
     parser.add_argument("--llama-cpp", type=Path, help="a llama.cpp checkout (default: the "
                         "one llama-cpp-python's source distribution vendors, downloaded)")
     parser.add_argument("--decode-tokens", type=int, default=32)
+    parser.add_argument("--fill", choices=("batch", "both"), help="context evaluated for the "
+                        "memory points: one batch, or also all of it (default: both up to "
+                        f"{FULL_FILL_LAYERS} layers)")
     args = parser.parse_args()
     card = CARDS[ARCHS[args.arch]]
     layers = args.layers or card.n_layers
@@ -291,7 +294,8 @@ def main() -> None:
     print(f"bf16 -> Q4_K_M: lwlocal {ours_total:.0f} s in one command, llama.cpp "
           f"{theirs_total:.0f} s in two (ratio {ours_total / theirs_total:.2f})")
 
-    fills = ["full", "batch"] if layers <= FULL_FILL_LAYERS else ["batch"]
+    both = args.fill == "both" or (args.fill is None and layers <= FULL_FILL_LAYERS)
+    fills = ["full", "batch"] if both else ["batch"]
     print("planner RAM vs measured peak RSS (flash attention, batch 512):", flush=True)
     result["memory"] = memory_points(q4, fills)
 
