@@ -164,21 +164,21 @@ def compare(ours: dict[str, tuple[str, str]], theirs: dict[str, tuple[str, str]]
             "type_differs": sorted(n for n in ours if n in theirs and ours[n][0] != theirs[n][0])}
 
 
-def bandwidth(seconds: float = 3.0) -> float:
-    """Memory bandwidth in bytes/s: one numpy copy of 512 MiB per core at once, repeated for
-    ``seconds``, counted as bytes read + written; the best round."""
+def bandwidth(rounds: int = 8) -> float:
+    """Memory bandwidth in bytes/s: one numpy copy of 512 MiB per core at once, counted as bytes
+    read + written; the best of ``rounds`` after one untimed round (the pages faulted in)."""
     threads = physical_cores()
-    pairs = [(np.ones(512 * MiB, np.uint8), np.zeros(512 * MiB, np.uint8))
-             for _ in range(threads)]
-    best, end = 0.0, time.monotonic() + seconds
-    while time.monotonic() < end:
+    pairs = [(np.ones(512 * MiB, np.uint8), np.ones(512 * MiB, np.uint8)) for _ in range(threads)]
+    best = 0.0
+    for round_ in range(rounds + 1):
         workers = [threading.Thread(target=np.copyto, args=(dst, src)) for src, dst in pairs]
         start = time.perf_counter()
         for w in workers:
             w.start()
         for w in workers:
             w.join()
-        best = max(best, 2 * 512 * MiB * threads / (time.perf_counter() - start))
+        if round_:
+            best = max(best, 2 * 512 * MiB * threads / (time.perf_counter() - start))
     return best
 
 
