@@ -4,8 +4,9 @@
 
 CARD is a model card (`longwriter-glm4-9b`: THUDM's remote-code ChatGLM layout;
 `longwriter-llama3.1-8b`: LlamaForCausalLM). The tensors have the card's shapes, in bf16, in
-shards of at most 5 GB (transformers' default split, which gives the published four shards of
-both models) with a `model.safetensors.index.json`; `--layers N` keeps the widths with fewer
+shards of at most 5 GB (transformers' default split: four shards for both; LongWriter-glm4-9b's
+published ones, as a mirror lists them, are 4.6, 4.6, 4.6 and 3.7 GiB, and so are these) with a
+`model.safetensors.index.json`; `--layers N` keeps the widths with fewer
 layers. The values are random bf16 numbers of magnitude 2^-9 to 1 (random bits with a bounded
 exponent, written a chunk at a time: a full-size checkpoint in minutes, at the disk's speed);
 `--zeros` leaves them zero in sparse shards, written at once and taking no disk until read.
