@@ -23,7 +23,7 @@ command in its own process (wall time, peak RSS of its largest process, output s
    one batch of 512: the KV cache is allocated and cleared when the context is made, so it is
    resident either way, and the rehearsal at 4 layers measures both to show the difference;
 5. decode tokens/s of lwlocal's engine and of raw llama-cpp-python (`Llama.generate`, greedy)
-   on the Q4_K_M file, against the bandwidth limit: the bytes of weights a token reads (all but
+   on the Q4_K_M file, loaded in turn for three rounds (medians), against the bandwidth limit: the bytes of weights a token reads (all but
    the token embeddings) at the memory bandwidth of a streaming copy (numpy, one copy per
    core, counted as bytes read + written).
 
@@ -202,33 +202,39 @@ def memory_points(model: Path, fills: list[str]) -> list[dict[str, Any]]:
     return rows
 
 
-def decode(model: Path, tokens: int) -> dict[str, Any]:
-    """Greedy decode tokens/s of lwlocal's engine and of raw llama-cpp-python, same settings."""
+def decode(model: Path, tokens: int, rounds: int = 3) -> dict[str, Any]:
+    """Greedy decode tokens/s of lwlocal's engine and of raw llama-cpp-python, same settings,
+    loaded in turn for ``rounds`` rounds (other work on the machine comes and goes); medians."""
+    import statistics
+
     import llama_cpp
 
     from lwlocal.runtime.engine import Engine, Sampling
     from lwlocal.util.samples import ENGLISH
 
-    engine = Engine(model, n_ctx=DECODE_CTX, flash_attn=True)
-    prompt = engine.tokenize(ENGLISH)[:DECODE_PROMPT]
-    engine.generate(prompt, Sampling(temperature=0), max_tokens=2, may_end=lambda: False)
-    engine.stats = type(engine.stats)()
-    engine.generate(prompt, Sampling(temperature=0), max_tokens=tokens, may_end=lambda: False)
-    ours = engine.stats.decode_tokens_per_s
-    del engine
-    llm = llama_cpp.Llama(model_path=str(model), n_ctx=DECODE_CTX, n_batch=512, n_ubatch=512,
-                          n_threads=physical_cores(), flash_attn=True, verbose=False)
-    first = 0.0
-    # as the engine counts: from the first token (the prompt evaluated) to the last
-    for made, _ in enumerate(llm.generate(prompt, temp=0.0, reset=True), 1):
-        if made == 1:
-            first = time.perf_counter()
-        if made == tokens:
-            break
-    raw = tokens / (time.perf_counter() - first)
-    del llm
-    return {"tokens": tokens, "lwlocal_tok_s": round(ours, 3), "raw_tok_s": round(raw, 3),
-            "ratio": round(ours / raw, 3)}
+    ours, raw = [], []
+    for _ in range(rounds):
+        engine = Engine(model, n_ctx=DECODE_CTX, flash_attn=True)
+        prompt = engine.tokenize(ENGLISH)[:DECODE_PROMPT]
+        engine.generate(prompt, Sampling(temperature=0), max_tokens=tokens, may_end=lambda: False)
+        ours.append(engine.stats.decode_tokens_per_s)
+        del engine
+        llm = llama_cpp.Llama(model_path=str(model), n_ctx=DECODE_CTX, n_batch=512,
+                              n_ubatch=512, n_threads=physical_cores(), flash_attn=True,
+                              verbose=False)
+        first = 0.0
+        # as the engine counts: from the first token (the prompt evaluated) to the last
+        for made, _ in enumerate(llm.generate(prompt, temp=0.0, reset=True), 1):
+            if made == 1:
+                first = time.perf_counter()
+            if made == tokens:
+                break
+        raw.append(tokens / (time.perf_counter() - first))
+        del llm
+    mine, theirs = statistics.median(ours), statistics.median(raw)
+    return {"tokens": tokens, "lwlocal_tok_s": round(mine, 3), "raw_tok_s": round(theirs, 3),
+            "ratio": round(mine / theirs, 3), "lwlocal_rounds": [round(x, 3) for x in ours],
+            "raw_rounds": [round(x, 3) for x in raw]}
 
 
 def main() -> None:
