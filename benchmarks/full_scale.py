@@ -23,9 +23,10 @@ command in its own process (wall time, peak RSS of its largest process, output s
    one batch of 512: the KV cache is allocated and cleared when the context is made, so it is
    resident either way, and the rehearsal at 4 layers measures both to show the difference;
 5. decode tokens/s of lwlocal's engine and of raw llama-cpp-python (`Llama.generate`, greedy)
-   on the Q4_K_M file, loaded in turn for three rounds (medians), against the bandwidth limit: the bytes of weights a token reads (all but
-   the token embeddings) at the memory bandwidth of a streaming copy (numpy, one copy per
-   core, counted as bytes read + written).
+   on the Q4_K_M file, loaded in turn for three rounds (medians), against the bandwidth limit:
+   the bytes of weights a token reads (all but the token embeddings) at the memory bandwidth
+   of a streaming copy (numpy, one copy of 512 MiB per core, counted as bytes read + written,
+   the best of 8 rounds).
 
 Files are deleted once used (peak disk use of the work folder, sampled each second, is
 printed); results go to benchmarks/results/full_scale_<arch>[_<layers>l].json.
