@@ -92,7 +92,7 @@ def check_shapes(work: Path) -> None:
     for name in FILES.values():
         card = replace(CARDS[name], n_layers=1)
         path = work / f"{name}-1.gguf"
-        convert_and_quantize(synthesize(card, work / name), path, "Q4_K_M")
+        convert_and_quantize(synthesize(card, work / name, zeros=True), path, "Q4_K_M")
         real, rebuilt = shape_from_gguf(path), q4_k_m_shape(card)
         same = ((real.layer_bytes, real.input_bytes, real.output_bytes)
                 == (rebuilt.layer_bytes, rebuilt.input_bytes, rebuilt.output_bytes))
@@ -112,7 +112,7 @@ def models(out: Path) -> None:
 
     out.mkdir(parents=True, exist_ok=True)
     for short, name in FILES.items():
-        checkpoint = synthesize(CARDS[name], out / f"{short}-hf")
+        checkpoint = synthesize(CARDS[name], out / f"{short}-hf", zeros=True)
         convert_and_quantize(checkpoint, out / f"{short}.gguf", "Q4_K_M")
         shutil.rmtree(checkpoint)
         print(out / f"{short}.gguf")

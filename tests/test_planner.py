@@ -138,3 +138,47 @@ def test_card_quant_sizes_scale_with_bits():
     assert 5 * GiB < q4 < 6.5 * GiB and q8 / q4 == pytest.approx(8.5 / 4.89, rel=0.01)
     with pytest.raises(LwlocalError, match="unknown"):
         shape_from_card(card, "Q9_K")
+
+
+def test_repacked_weights_count_twice_on_the_cpu(tmp_path):
+    """On an AVX2 llama.cpp the CPU backend copies Q4_0/Q4_K/IQ4_NL matrices whose rows come in
+    eights into its 8x8 layouts, and the mapped originals stay resident: those bytes count
+    twice, for the layers on the CPU only (measured: a 4-layer GLM-4-9B-wide Q4_K_M logs a
+    297.00 MiB CPU_REPACK buffer, what shape_from_gguf counts; benchmarks/full_scale.py)."""
+    import gguf
+    import numpy as np
+
+    from lwlocal.runtime.llama_build import cpu_repack
+
+    Q = gguf.GGMLQuantizationType
+    writer = gguf.GGUFWriter(tmp_path / "m.gguf", "llama")
+    K = gguf.Keys.LLM
+    for key, value in ((K.BLOCK_COUNT, 2), (K.EMBEDDING_LENGTH, 256), (K.FEED_FORWARD_LENGTH, 256),
+                       (gguf.Keys.Attention.HEAD_COUNT, 2), (K.CONTEXT_LENGTH, 512)):
+        writer.add_uint32(key.format(arch="llama"), value)
+    block = gguf.GGML_QUANT_SIZES
+
+    def add(name: str, rows: int, qtype: gguf.GGMLQuantizationType) -> int:
+        row_bytes = 256 // block[qtype][0] * block[qtype][1]
+        writer.add_tensor(name, np.zeros((rows, row_bytes), np.uint8), raw_dtype=qtype)
+        return rows * row_bytes
+
+    add("token_embd.weight", 64, Q.Q4_K)  # looked up by row: never repacked
+    repacked = [add("blk.0.ffn_up.weight", 256, Q.Q4_K) + add("blk.0.attn_q.weight", 256, Q.Q4_0),
+                add("blk.1.ffn_up.weight", 256, Q.IQ4_NL)]
+    add("blk.0.attn_v.weight", 12, Q.Q4_K)  # rows not a multiple of 8
+    add("blk.1.ffn_down.weight", 256, Q.Q6_K)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    shape = shape_from_gguf(tmp_path / "m.gguf")
+    assert shape.layer_repacked == tuple(repacked)
+    s = Settings(512)
+    plain, twice = predict(shape, s), predict(shape, s, cpu_repack=True)
+    assert twice.ram_bytes - plain.ram_bytes == sum(repacked)
+    offloaded = Settings(512, n_gpu_layers=2)  # the output and the last block on a GPU
+    assert predict(shape, offloaded, cpu_repack=True).parts["ram_repacked"] == repacked[0]
+    assert cpu_repack("CPU : SSE3 = 1 | AVX2 = 1 | FMA = 1 | REPACK = 1 | ")
+    assert not cpu_repack("CPU : NEON = 1 | ARM_FMA = 1 | REPACK = 1 | ")
+    assert not cpu_repack("CPU : AVX2 = 1 | FMA = 1 | ")

@@ -5,16 +5,25 @@ from __future__ import annotations
 from types import TracebackType
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from lwlocal.util.progress import Progress as Event
 
 
 class TaskProgress:
     """A progress display for long work: reading a prompt and planning (tokens), writing
-    (section k/n, words, tokens/s), converting (tensor k/n, MiB), quantizing (tensor k/n;
+    (section k/n, words, tokens/s), converting (tensor k/n, GiB), quantizing (tensor k/n;
     GPTQ: layer k/n), evaluating for an importance matrix or quality figures (chunk k/n,
-    tokens/s), benchmark items and batch jobs (k/n)."""
+    tokens/s), benchmark items and batch jobs (k/n); with the time elapsed and, from the rate
+    so far, the time left."""
 
     def __init__(self, console: Console) -> None:
         self._bar = Progress(
@@ -24,6 +33,7 @@ class TaskProgress:
             TextColumn("{task.fields[count]}"),
             TextColumn("{task.fields[rate]}"),
             TimeElapsedColumn(),
+            TimeRemainingColumn(),  # -:--:-- until there is a rate, and for work of unknown size
             console=console,
             transient=True,
         )
@@ -50,7 +60,7 @@ class TaskProgress:
             count = f"{event.done:.0f}/{event.total:.0f} tokens"
         elif event.stage == "convert":
             description, total = f"tensor {event.step}/{event.steps}", event.total
-            count = f"{event.done / 2**20:.0f}/{event.total / 2**20:.0f} MiB"
+            count = f"{event.done / 2**30:.2f}/{event.total / 2**30:.2f} GiB"
         elif event.stage == "quantize":
             description, total = f"quantizing {event.step}/{event.steps}", event.total
             count = event.message

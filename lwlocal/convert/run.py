@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, cast
 
 import gguf
 import numpy as np
@@ -118,25 +119,46 @@ def encode(array: np.ndarray, qtype: gguf.GGMLQuantizationType, name: str) -> np
     return gguf.quants.quantize(np.asarray(array, dtype=np.float32), qtype)
 
 
+class Encoded:
+    """One tensor's output bytes, made a block of rows at a time while they are written:
+    ``GGUFWriter.write_tensor_data`` asks an array for its ``nbytes`` and ``tofile`` alone, so
+    this stands in for one and no tensor is ever held whole."""
+
+    def __init__(self, name: str, nbytes: int, chunks: Iterator[np.ndarray]) -> None:
+        self.name, self.nbytes, self._chunks = name, nbytes, chunks
+        self.on_block: Callable[[int], None] = lambda nbytes: None  # after each block written
+
+    def tofile(self, handle: BinaryIO) -> None:
+        written = 0
+        for chunk in self._chunks:
+            chunk.tofile(handle)
+            written += chunk.nbytes
+            self.on_block(chunk.nbytes)
+        if written != self.nbytes:
+            raise LwlocalError(f"tensor {self.name}: {written} bytes made, {self.nbytes} planned")
+
+
 def encode_tensor(checkpoint: Checkpoint, arch: Architecture, dims: Shape, t: Planned
-                  ) -> np.ndarray:
-    """The output bytes of one tensor. Tensors without a transform are converted a block of
-    rows at a time into the output array, so the source is never held whole in f32."""
+                  ) -> Encoded:
+    """The output bytes of one tensor. Tensors without a transform are read and converted a
+    block of rows (``CHUNK_BYTES`` of source) at a time, as they are written."""
+    nbytes = _nbytes(t.shape, t.qtype)
     if t.info is None:
         assert t.array is not None  # a tensor the converter adds carries its values
-        return encode(t.array, t.qtype, t.name)
+        return Encoded(t.name, nbytes, iter([encode(t.array, t.qtype, t.name)]))
+    info = t.info
     if arch.transforms_tensor(t.name) or len(t.shape) < 2:
-        array = arch.transform(t.name, checkpoint.load(t.info), dims)
-        return encode(array, t.qtype, t.name)
+        array = arch.transform(t.name, checkpoint.load(info), dims)
+        return Encoded(t.name, nbytes, iter([encode(array, t.qtype, t.name)]))
     rows = t.shape[0]
-    step = max(1, CHUNK_BYTES // (t.info.nbytes // rows))
-    first = encode(checkpoint.load_rows(t.info, 0, step), t.qtype, t.name)
-    out = np.empty((rows, *first.shape[1:]), dtype=first.dtype)
-    out[: len(first)] = first
-    for start in range(step, rows, step):
-        out[start: start + step] = encode(checkpoint.load_rows(t.info, start, start + step),
-                                          t.qtype, t.name)
-    return out
+    step = max(1, CHUNK_BYTES // (info.nbytes // rows))
+    if t.qtype == Q.BF16 and info.dtype == "BF16":  # copied: only a NaN's payload could differ
+        chunks = (checkpoint.load_rows(info, start, start + step, widen=False)
+                  for start in range(0, rows, step))
+    else:
+        chunks = (encode(checkpoint.load_rows(info, start, start + step), t.qtype, t.name)
+                  for start in range(0, rows, step))
+    return Encoded(t.name, nbytes, chunks)
 
 
 def convert(src: Path, out: Path, outtype: str | None = None,
@@ -177,11 +199,15 @@ def convert(src: Path, out: Path, outtype: str | None = None,
         writer.write_ti_data_to_file()
         done = 0
         for i, t in enumerate(planned, 1):
-            # no name keeps the encoded array: it is freed before the next one is made
-            writer.write_tensor_data(encode_tensor(checkpoint, arch, dims, t))
-            done += _nbytes(t.shape, t.qtype)
-            progress(Progress("convert", step=i, steps=len(planned), done=done, total=total,
-                              message=t.name))
+            def report(nbytes: int, i: int = i, t: Planned = t) -> None:
+                nonlocal done
+                done += nbytes
+                progress(Progress("convert", step=i, steps=len(planned), done=done, total=total,
+                                  message=t.name))
+
+            encoded = encode_tensor(checkpoint, arch, dims, t)
+            encoded.on_block = report  # progress a block of rows at a time: 32 MB of source
+            writer.write_tensor_data(cast(np.ndarray, encoded))
         writer.close()
         os.replace(tmp, out)
     except BaseException as exc:  # Ctrl-C too: no partial file is left behind

@@ -240,8 +240,10 @@ class Checkpoint:
         """The tensor as a numpy array (f32 for bf16 sources)."""
         return self.load_rows(info, 0, info.shape[0] if info.shape else 1)
 
-    def load_rows(self, info: TensorInfo, start: int, stop: int) -> np.ndarray:
-        """Rows ``start:stop`` (first dimension) of the tensor, f32 for bf16 sources.
+    def load_rows(self, info: TensorInfo, start: int, stop: int, widen: bool = True
+                  ) -> np.ndarray:
+        """Rows ``start:stop`` (first dimension) of the tensor, f32 for bf16 sources (their
+        bits as uint16 when not ``widen``).
 
         Read into a fresh buffer rather than a memory map: mapped pages would stay resident
         until the end, and peak memory would grow to the size of the checkpoint."""
@@ -258,7 +260,7 @@ class Checkpoint:
             raise LwlocalError(f"{info.file}: tensor {info.name}: the file became shorter while "
                                "being read")
         array = array.reshape((rows, *info.shape[1:]) if info.shape else ())
-        if info.dtype == "BF16":
+        if info.dtype == "BF16" and widen:
             return (array.astype(np.uint32) << 16).view(np.float32)
         return array
 

@@ -3,7 +3,9 @@ a GGUF byte-level BPE vocabulary, the way llama.cpp loads GLM-4.
 
 The file holds ``base64(token bytes) rank`` lines; BPE merges are not stored, so each token's
 merge is found again by running BPE over its bytes with only lower-ranked tokens allowed.
-The special tokens and their ids come from ``tokenizer_config.json``'s ``added_tokens_decoder``.
+The special tokens and their ids come from ``tokenizer_config.json``'s ``added_tokens_decoder``,
+or, where it lists none, from the family's list that the tokenizer's code numbers after the
+ranks.
 """
 
 from __future__ import annotations
@@ -84,6 +86,9 @@ def load_tiktoken_vocabulary(folder: Path, vocab_size: int, arch: Architecture) 
         added = {int(i): entry for i, entry in config.get("added_tokens_decoder", {}).items()}
     except (OSError, json.JSONDecodeError, ValueError) as exc:
         raise LwlocalError(f"{config_path}: needed for the special tokens ({exc})") from exc
+    if not added:
+        added = {len(ranks) + i: {"content": text}
+                 for i, text in enumerate(arch.tiktoken_specials)}
     to_text = byte_to_unicode()
 
     def text(token: bytes) -> str:

@@ -137,6 +137,9 @@ class Architecture:
     bpe_pre: str = "llama-bpe"
     # special tokens (type -> text) to set when the tokenizer files leave them unset
     special_tokens: dict[str, str] = field(default_factory=dict)
+    # special tokens a tiktoken tokenizer's code numbers after the ranks, for a
+    # tokenizer_config.json that does not list them
+    tiktoken_specials: tuple[str, ...] = ()
     add_bos: bool | None = None
     # a remote-code layout that transformers (and GPTQ) load only once laid out natively
     remote_code: bool = False

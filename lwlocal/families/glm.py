@@ -130,6 +130,12 @@ def metadata(config: Config, warn: Warn) -> dict[str, object]:
 
 
 GLM_SPECIAL = {"eos": "<|endoftext|>", "eot": "<|user|>", "unk": "<|endoftext|>"}
+# GLM-4's tiktoken tokenizer (tokenization_chatglm.py's ChatGLM4Tokenizer) numbers these after
+# the ranks of tokenizer.model, whether or not tokenizer_config.json lists them
+GLM_TIKTOKEN_SPECIALS = ("<|endoftext|>", "[MASK]", "[gMASK]", "[sMASK]", "<sop>", "<eop>",
+                         "<|system|>", "<|user|>", "<|assistant|>", "<|observation|>",
+                         "<|begin_of_image|>", "<|end_of_image|>", "<|begin_of_video|>",
+                         "<|end_of_video|>")
 CHATGLM = Architecture(
     name="chatglm",
     gguf_arch="chatglm",
@@ -142,6 +148,7 @@ CHATGLM = Architecture(
     metadata=metadata,
     bpe_pre="chatglm-bpe",
     special_tokens=GLM_SPECIAL,
+    tiktoken_specials=GLM_TIKTOKEN_SPECIALS,
     add_bos=False,
     remote_code=True,
     fused_gate_up=True,

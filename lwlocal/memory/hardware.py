@@ -40,6 +40,7 @@ class Machine:
     gpus: int = 0
     offload: bool = False
     gpu_runtime: int | None = None
+    cpu_repack: bool = False  # llama.cpp's CPU backend holds repacked copies of some weights
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -107,7 +108,7 @@ def detect() -> Machine:
         available = min(available, max(0, limit - (used or 0)))
     build = llama_build()
     cpu: dict[str, Any] = {"cores": physical_cores(), "threads": os.cpu_count() or 1,
-           "offload": build.offload}
+           "offload": build.offload, "cpu_repack": build.cpu_repack}
     gpus = nvidia_gpus()
     if gpus:  # the engine runs on the first GPU alone (llama.cpp's split mode "none")
         name, vram_total, vram_free = gpus[0]

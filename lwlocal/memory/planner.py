@@ -51,6 +51,7 @@ GPU_HOST_STEADY = 830 * MiB
 GPU_RUNTIME_DEFAULT = 598 * MiB
 
 DEFAULT_QUANT = "Q4_K_M"
+REPACKED_TYPES = ("Q4_0", "Q4_K", "IQ4_NL")  # llama.cpp's 8x8 CPU layouts on AVX2
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,10 @@ class ModelShape:
     output_bytes: int  # output norm and head: offloaded when every layer is
     exact: bool  # sizes read from a GGUF (else estimated from a card)
     quant: str
+    # weights of each block that llama.cpp's CPU backend repacks into a second copy (its mapped
+    # original, read to make the copy, stays resident): Q4_0, Q4_K and IQ4_NL matrices with
+    # rows a multiple of 8, on AVX2 (not estimated from a card)
+    layer_repacked: tuple[int, ...] = ()
 
     @property
     def weight_bytes(self) -> int:
@@ -119,12 +124,16 @@ def shape_from_gguf(path: Path, name: str | None = None) -> ModelShape:
     except (KeyError, TypeError, ValueError) as exc:
         raise LwlocalError(f"{path}: GGUF metadata lacks {exc} for architecture {arch}") from exc
     layers = [0] * n_layers
+    repacked = [0] * n_layers
     input_bytes = output_bytes = 0
     n_vocab = 0
     for tensor in reader.tensors:
         size = int(tensor.n_bytes)
         if tensor.name.startswith("blk."):
             layers[int(tensor.name.split(".")[1])] += size
+            if (tensor.tensor_type.name in REPACKED_TYPES and len(tensor.shape) == 2
+                    and tensor.shape[1] % 8 == 0):
+                repacked[int(tensor.name.split(".")[1])] += size
         elif tensor.name.startswith("token_embd"):
             input_bytes += size
             n_vocab = int(tensor.shape[-1])
@@ -134,7 +143,8 @@ def shape_from_gguf(path: Path, name: str | None = None) -> ModelShape:
     quant = "/".join(sorted(types - {"F32"})) or "F32"
     return ModelShape(name or path.name, n_layers, n_heads, n_kv, head_dim, n_embd, n_ff,
                       value(Keys.LLM.VOCAB_SIZE, n_vocab) or n_vocab, context,
-                      tuple(layers), input_bytes, output_bytes, exact=True, quant=quant)
+                      tuple(layers), input_bytes, output_bytes, exact=True, quant=quant,
+                      layer_repacked=tuple(repacked))
 
 
 @dataclass(frozen=True)
@@ -213,11 +223,13 @@ def cuda_pool_bytes(shape: ModelShape, s: Settings, filled: int | None = None) -
 
 
 def predict(shape: ModelShape, s: Settings, gpu_runtime: int = 0,
-            filled: int | None = None) -> Memory:
+            filled: int | None = None, cpu_repack: bool = False) -> Memory:
     """Peak RAM and VRAM of a process running ``shape`` with settings ``s``.
 
     ``gpu_runtime``: what the GPU runtime itself holds on the device (CUDA context, cuBLAS);
-    ``filled``: tokens in the KV cache when memory peaks (default: a full context)."""
+    ``filled``: tokens in the KV cache when memory peaks (default: a full context);
+    ``cpu_repack``: llama.cpp's CPU backend keeps repacked copies of the CPU layers' weights
+    (``Machine.cpu_repack``)."""
     blocks = min(s.gpu_blocks, shape.n_layers)
     on_gpu = s.n_gpu_layers > 0
     offloaded = sum(shape.layer_bytes[shape.n_layers - blocks:]) + (
@@ -230,6 +242,8 @@ def predict(shape: ModelShape, s: Settings, gpu_runtime: int = 0,
         "kv_cache": kv_layer * (shape.n_layers - blocks),
         "compute": int(compute_bytes_touched(shape, s) * cpu_share),
     }
+    if cpu_repack and shape.layer_repacked:
+        parts_ram["repacked"] = sum(shape.layer_repacked[:shape.n_layers - blocks])
     parts_vram = {}
     if on_gpu:
         parts_ram["gpu_runtime"] = GPU_HOST_STEADY
@@ -392,6 +406,7 @@ def plan(shape: ModelShape, machine: Machine, need: Need, fixed: Overrides = Ove
     measured_runtime = vram is None and machine.gpu_runtime is not None
     runtime = (machine.gpu_runtime if vram is None and machine.gpu_runtime is not None
                else GPU_RUNTIME_DEFAULT)
+    repack = machine.cpu_repack
     reasons: list[str] = []
     trained = shape.context_length
     if need.minimum > trained:
@@ -410,7 +425,8 @@ def plan(shape: ModelShape, machine: Machine, need: Need, fixed: Overrides = Ove
         if not on_gpu:
             return 0
         for n in range(shape.n_layers + 1, -1, -1):
-            if predict(shape, replace(base, n_gpu_layers=n), runtime).vram_bytes <= vram_budget:
+            if predict(shape, replace(base, n_gpu_layers=n), runtime,
+                       cpu_repack=repack).vram_bytes <= vram_budget:
                 return n
         return 0
 
@@ -421,13 +437,14 @@ def plan(shape: ModelShape, machine: Machine, need: Need, fixed: Overrides = Ove
     chosen = None
     for candidate in candidates:
         candidate = replace(candidate, n_gpu_layers=gpu_layers(candidate))
-        if _fits(predict(shape, candidate, runtime), ram_budget, vram_budget, machine.unified):
+        if _fits(predict(shape, candidate, runtime, cpu_repack=repack), ram_budget, vram_budget,
+                 machine.unified):
             chosen = candidate
             break
     fits = chosen is not None and (bool(fixed.n_ctx) or need.minimum <= trained)
     settings = chosen or replace(candidates[-1], n_gpu_layers=gpu_layers(candidates[-1]))
     settings.check()
-    memory = predict(shape, settings, runtime)
+    memory = predict(shape, settings, runtime, cpu_repack=repack)
     no_gpu = (f"this llama.cpp build is CPU-only, although {machine.gpu} is here; "
               f"{GPU_BUILD_HINT} offload" if vram is None and not machine.offload and machine.gpu
               else "no GPU memory to use")
@@ -435,7 +452,7 @@ def plan(shape: ModelShape, machine: Machine, need: Need, fixed: Overrides = Ove
     if settings.n_gpu_layers and machine.gpus > 1 and vram is None:
         reasons.append(f"{machine.gpus} GPUs found: the plan and the engine use the first one "
                        "alone (a split over several GPUs is not planned)")
-    suggestions = [] if fits else _suggest(shape, settings, need, ram_budget, runtime)
+    suggestions = [] if fits else _suggest(shape, settings, need, ram_budget, memory)
     offloaded = settings.n_gpu_layers > 0
     return Plan(shape.name, settings, memory, need, fits, reasons, suggestions, ram_budget,
                 vram_budget, shape.exact, runtime if offloaded else 0,
@@ -503,9 +520,10 @@ def _explain(shape: ModelShape, s: Settings, need: Need, fixed: Overrides, memor
     return lines
 
 
-def _suggest(shape: ModelShape, s: Settings, need: Need, ram: int, runtime: int) -> list[str]:
-    """What would fit when nothing does."""
-    lines = [f"does not fit: needs {_gib(predict(shape, s, runtime).ram_bytes)} RAM, "
+def _suggest(shape: ModelShape, s: Settings, need: Need, ram: int, memory: Memory
+             ) -> list[str]:
+    """What would fit when nothing does (``memory``: what ``s`` needs)."""
+    lines = [f"does not fit: needs {_gib(memory.ram_bytes)} RAM, "
              f"{_gib(ram)} usable" if need.minimum <= shape.context_length else
              f"does not fit: needs {need.minimum} tokens of context, trained on "
              f"{shape.context_length}"]

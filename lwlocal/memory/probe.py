@@ -1,8 +1,8 @@
 """Measure what a plan predicts: peak RSS of a child process that loads a model with given
 settings, fills the context and generates a few tokens.
 
-    python -m lwlocal.memory.probe MODEL.gguf N_CTX KV_TYPE FLASH_ATTN(0|1) N_BATCH
-prints the peak RSS in bytes.
+    python -m lwlocal.memory.probe MODEL.gguf N_CTX KV_TYPE FLASH_ATTN(0|1) N_BATCH THREADS [FILL]
+prints the peak RSS in bytes (FILL: context tokens to evaluate, default all).
 """
 
 from __future__ import annotations
@@ -33,11 +33,12 @@ def peak_rss() -> int:
     return peak if sys.platform == "darwin" else peak * 1024  # Linux reports KiB
 
 
-def measure(path: Path, settings: Settings) -> int:
-    """Peak RSS in bytes of a fresh process running ``path`` with ``settings`` at a full context."""
+def measure(path: Path, settings: Settings, fill: int | None = None) -> int:
+    """Peak RSS in bytes of a fresh process running ``path`` with ``settings`` with ``fill``
+    tokens of context evaluated (default: the whole context)."""
     args = [sys.executable, "-m", "lwlocal.memory.probe", str(path), str(settings.n_ctx),
             settings.kv_type, str(int(settings.flash_attn)), str(settings.n_batch),
-            str(settings.threads)]
+            str(settings.threads), str(fill or settings.n_ctx)]
     proc = subprocess.run(args, capture_output=True, text=True, errors="replace")
     last = (proc.stdout.strip().splitlines() or [""])[-1]
     if proc.returncode != 0 or not last.isdigit():
@@ -49,18 +50,19 @@ def measure(path: Path, settings: Settings) -> int:
 
 
 def _fill(path: Path, n_ctx: int, kv_type: str, flash_attn: bool, n_batch: int,
-          threads: int) -> None:
+          threads: int, fill: int) -> None:
     from lwlocal.runtime.engine import Engine, Sampling
     from lwlocal.util.samples import ENGLISH
 
     engine = Engine(path, n_ctx=n_ctx, n_batch=n_batch, n_threads=threads,
                     flash_attn=flash_attn, kv_type=kv_type)
     sample = engine.tokenize(ENGLISH)
-    context = (sample * (n_ctx // len(sample) + 1))[: n_ctx - GENERATED]
+    context = (sample * (n_ctx // len(sample) + 1))[: min(fill, n_ctx) - GENERATED]
     engine.generate(context, Sampling(temperature=0.0), max_tokens=GENERATED)
 
 
 if __name__ == "__main__":
     model, ctx, kv, fa, batch, n_threads = sys.argv[1:7]
-    _fill(Path(model), int(ctx), kv, fa == "1", int(batch), int(n_threads))
+    _fill(Path(model), int(ctx), kv, fa == "1", int(batch), int(n_threads),
+          int(sys.argv[7]) if len(sys.argv) > 7 else int(ctx))
     print(peak_rss())

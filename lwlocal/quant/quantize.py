@@ -29,6 +29,11 @@ _TENSOR_LINE = re.compile(rb"\[\s*(\d+)/\s*(\d+)\]\s+(\S+).*type =\s*(\w+)")
 _CONVERTING = re.compile(rb"converting to (\w+)")
 _QUANT_SIZE = re.compile(rb"quant size\s*=\s*[\d.]+ MiB \(([\d.]+) BPW\)")
 _LOG_WARN, _LOG_ERROR = 3, 4  # ggml_log_level
+# Bytes of tensor rows llama.cpp's quantizer holds at once (source, f32 copy, output). Its
+# default, 8 GiB, takes whole tensors: a 151552 x 4096 embedding widened to f32 is 2.4 GiB on its
+# own (peak RSS 4143 MiB quantizing a 4-layer GLM-4-9B-wide f16 GGUF). Rows are quantized
+# independently, so the output is the same.
+QUANT_BUFFER_BYTES = 64 * 2**20
 
 
 @dataclass(frozen=True)
@@ -165,6 +170,7 @@ def quantize(src: Path, out: Path, qtype: str, *, imatrix: Path | None = None,
     params.ftype = ftype
     params.nthread = n_threads or physical_cores()
     params.allow_requantize = True  # a quantized input is quantized again, with a warning
+    params.max_buf_size = QUANT_BUFFER_BYTES
     entries = 0
     if imatrix is not None:
         matrix = load(imatrix)

@@ -21,6 +21,7 @@ class LlamaBuild:
     backends: tuple[str, ...]
     devices: tuple[str, ...]
     offload: bool
+    cpu_repack: bool = False  # the CPU backend keeps repacked copies of some weights (x86 AVX2)
 
 
 def _registry(lib: ctypes.CDLL) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -71,4 +72,12 @@ def llama_build() -> LlamaBuild:
     except (AttributeError, OSError):
         backends = _system_info_backends(llama_cpp.llama_print_system_info().decode())
         devices = ()
-    return LlamaBuild(llama_cpp.__version__, backends, devices, offload)
+    info = llama_cpp.llama_print_system_info().decode()
+    return LlamaBuild(llama_cpp.__version__, backends, devices, offload, cpu_repack(info))
+
+
+def cpu_repack(info: str) -> bool:
+    """Whether the CPU backend repacks Q4_0, Q4_K and IQ4_NL weights into its interleaved
+    8x8 layouts (a REPACK build on an AVX2 CPU), from ``llama_print_system_info()``. Other
+    CPUs repack other types, which the planner does not model."""
+    return "REPACK = 1" in info and "AVX2 = 1" in info
