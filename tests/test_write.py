@@ -11,6 +11,7 @@ import pytest
 
 from lwlocal.write.journal import Job
 from tests.support.cli import invoke
+from tests.support.job_result import check_four_section_result
 
 PROMPT = "Write a travel guide to Lisbon for a first-time visitor."
 
@@ -40,13 +41,7 @@ def test_agentwrite_job_keeps_one_growing_conversation(lw_home, tmp_path, fake):
     proc = invoke("write", PROMPT, "--words", "480", "--sections", "4", "--ctx", "4096",
                   "-o", str(out), "--json", check=True)
     result = json.loads(proc.stdout)
-    for key in ("job", "words", "sections", "prompt_tokens_evaluated", "context_tokens",
-                "generated_tokens", "decode_tokens_per_s"):
-        assert key in result
-    assert len(result["sections"]) == 4
-    # the memory plan chose what --ctx left open
-    assert result["settings"]["n_ctx"] == 4096 and result["settings"]["flash_attn"] is True
-    assert result["generated_tokens"] > 0 and result["decode_tokens_per_s"] > 0
+    check_four_section_result(result)
     # sections are held near their budgets
     for s in result["sections"]:
         assert 0.8 * s["planned"] <= s["written"] <= s["planned"] * 1.3 + 1

@@ -15,6 +15,7 @@ import pytest
 
 from lwlocal.write.journal import Job
 from tests.support.cli import invoke, run_cli
+from tests.support.job_result import check_four_section_result
 
 pytestmark = pytest.mark.model  # every test here runs the default model
 
@@ -26,13 +27,7 @@ def test_agentwrite_job_reuses_the_kv_cache(lw_home, tmp_path):
     proc = run_cli("write", PROMPT, "--words", "320", "--sections", "4", "--ctx", "4096",
                    "-o", str(out), "--json", env_home=lw_home, check=True)
     result = json.loads(proc.stdout)
-    for key in ("job", "words", "sections", "prompt_tokens_evaluated", "context_tokens",
-                "generated_tokens", "decode_tokens_per_s"):
-        assert key in result
-    assert len(result["sections"]) == 4
-    # the memory plan chose what --ctx left open
-    assert result["settings"]["n_ctx"] == 4096 and result["settings"]["flash_attn"] is True
-    assert result["generated_tokens"] > 0 and result["decode_tokens_per_s"] > 0
+    check_four_section_result(result)
     # sections are held near their budgets
     for s in result["sections"]:
         assert s["written"] <= s["planned"] * 1.3 + 1
