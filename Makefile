@@ -24,11 +24,14 @@ export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || sysctl -n hw.n
 # pip's own wheel cache keys a wheel by its source alone and would hand a CPU build to a GPU
 # install, or the reverse.
 BUILD_KEY := $(shell $(PYTHON) -c 'import hashlib, sys; print(hashlib.sha256(sys.argv[1].encode()).hexdigest()[:12])' '$(LLAMA_CPP_PYTHON) $(CMAKE_ARGS)')
-WHEELS := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/lwlocal/wheels/$(or $(GPU),cpu)-$(BUILD_KEY)
+CACHE := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/lwlocal
+WHEELS := $(CACHE)/wheels/$(or $(GPU),cpu)-$(BUILD_KEY)
+# llama.cpp's own server, from the same vendored llama.cpp and flags, for the tests against it.
+LLAMA_SERVER := $(CACHE)/llama-server/$(or $(GPU),cpu)-$(BUILD_KEY)/llama-server
 
 DEMO_PROMPT := Write a short guide to keeping a vegetable garden through its first year.
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint clean llama-server
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -57,8 +60,14 @@ $(VENV)/.test: pyproject.toml $(VENV)/.core
 demo: $(VENV)/.core
 	$(BIN)/lwlocal write "$(DEMO_PROMPT)" --words 450 --sections 4
 
-test: $(VENV)/.test
-	$(BIN)/pytest -q
+$(LLAMA_SERVER): | $(VENV)/.core
+	$(BIN)/python -m tests.support.llama_server $@
+
+llama-server: $(LLAMA_SERVER)
+	@echo $(LLAMA_SERVER)
+
+test: $(VENV)/.test $(LLAMA_SERVER)
+	LWLOCAL_LLAMA_SERVER=$(LLAMA_SERVER) $(BIN)/pytest -q
 
 lint: $(VENV)/.test
 	$(BIN)/ruff check .

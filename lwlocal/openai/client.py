@@ -3,7 +3,8 @@ Ollama, ``lwlocal serve``.
 
 Requests are streaming chat completions carrying the whole conversation, whose earlier turns
 never change, so the server's prompt cache (llama.cpp ``cache_prompt``, vLLM automatic prefix
-caching) reuses their KV. Token counts come from the server's ``usage``. Connection errors,
+caching) reuses their KV. Token counts come from the server's ``usage``, or from llama-server's
+per-token ``timings`` when a reply is cut short before its usage arrives. Connection errors,
 timeouts, 429 and 5xx answers, malformed or truncated streams are retried with exponential
 backoff and jitter; then the request fails with one line naming the server and the problem.
 """
@@ -40,6 +41,9 @@ class Server:
     context size (None: as the server reports it in ``max_model_len``, else unknown).
     ``timeout`` is the seconds to wait for the next byte; ``retries`` the tries after the first,
     ``backoff`` the first wait in seconds, doubled after each failure (up to 30 s) and jittered.
+    ``slot`` is the server slot this client keeps to (llama-server's ``id_slot``), so that a
+    job's turns find its prefix in that slot's KV cache whatever other clients send; it is used
+    when the server reports at least that many slots, and ignored by other servers.
     """
 
     base_url: str
@@ -49,12 +53,19 @@ class Server:
     timeout: float = 600.0
     retries: int = 6
     backoff: float = 1.0
+    slot: int | None = None
 
     @property
     def url(self) -> str:
         """The API root, ``/v1`` added when the URL names no path."""
         url = self.base_url.rstrip("/")
         return url if httpx.URL(url).path not in ("", "/") else f"{url}/v1"
+
+    @property
+    def root(self) -> str:
+        """The server's own root, where llama-server answers ``/props`` and ``/slots``."""
+        url = self.url
+        return url[: -len("/v1")] if url.endswith("/v1") else url
 
     def check(self) -> None:
         """Refuse an address that is not http(s)://host, in one line."""
@@ -80,6 +91,7 @@ class _Reply:
     pieces: list[str]
     stop: str | None = None
     usage: dict[str, Any] | None = None
+    timings: dict[str, Any] | None = None  # llama-server's, with each token
     chunks: int = 0
     first_token_at: float | None = None
 
@@ -105,6 +117,7 @@ class OpenAIChat:
             raise SettingError(f"{server.url}: the server lists no model; give {{server_model}}")
         card: dict[str, Any] = next((m for m in listed if m.get("id") == self.model), {})
         self._n_ctx = server.n_ctx or card.get("max_model_len")
+        self.slot = self._sticky_slot()
 
     def close(self) -> None:
         self._client.close()
@@ -148,6 +161,19 @@ class OpenAIChat:
         except (ValueError, AttributeError) as exc:
             raise LwlocalError(f"{self.server.url}/models: not an OpenAI model list") from exc
 
+    def _sticky_slot(self) -> int | None:
+        """``server.slot`` if the server has that slot (llama-server's ``/props`` gives
+        ``total_slots``); None for servers that route requests themselves."""
+        wanted = self.server.slot
+        if wanted is None:
+            return None
+        try:
+            response = self._client.get(self.server.root + "/props")
+            total = response.json().get("total_slots") if response.status_code == 200 else None
+        except (httpx.HTTPError, ValueError, AttributeError):
+            return None
+        return wanted if isinstance(total, int) and wanted < total else None
+
     def _body(self, messages: Sequence[Message], sampling: Sampling, max_tokens: int,
               json_schema: dict[str, Any] | None) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -164,7 +190,10 @@ class OpenAIChat:
             "repetition_penalty": sampling.repeat_penalty,  # vLLM's name
             "seed": sampling.seed,
             "cache_prompt": True,
+            "timings_per_token": True,  # llama-server's counts, for a reply cut short
         }
+        if self.slot is not None:
+            body["id_slot"] = self.slot
         if json_schema is not None:
             body["response_format"] = {"type": "json_schema", "json_schema": {
                 "name": "reply", "schema": json_schema, "strict": True}}
@@ -199,6 +228,7 @@ class OpenAIChat:
                         finished = True
                         break
                     reply.usage = chunk.get("usage") or reply.usage
+                    reply.timings = chunk.get("timings") or reply.timings
                     for choice in chunk.get("choices") or []:
                         piece = (choice.get("delta") or {}).get("content") or ""
                         if piece:
@@ -224,7 +254,7 @@ class OpenAIChat:
 
     def _account(self, reply: _Reply, messages: Sequence[Message], started: float) -> None:
         """Add one request to the stats, from the server's usage (estimated without one)."""
-        usage = reply.usage or {}
+        usage = reply.usage or _usage_from_timings(reply.timings) or {}
         prompt = int(usage.get("prompt_tokens") or self.count(messages))
         cached = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
         generated = int(usage.get("completion_tokens") or reply.chunks)
@@ -241,6 +271,16 @@ class OpenAIChat:
         stats.prefill_seconds += first - started
         stats.decode_seconds += now - first
         stats.context_tokens = prompt + generated
+
+
+def _usage_from_timings(timings: dict[str, Any] | None) -> dict[str, Any] | None:
+    """llama-server's ``timings`` (prompt tokens found cached, evaluated, generated) as usage."""
+    if not timings or "cache_n" not in timings or "prompt_n" not in timings:
+        return None
+    cached = int(timings["cache_n"])
+    return {"prompt_tokens": cached + int(timings["prompt_n"]),
+            "prompt_tokens_details": {"cached_tokens": cached},
+            "completion_tokens": int(timings.get("predicted_n") or 0)}
 
 
 def _events(response: httpx.Response) -> Iterator[dict[str, Any] | None]:

@@ -3,6 +3,7 @@ skips finished jobs and resumes interrupted ones, and a throughput report."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import statistics
 import threading
@@ -47,16 +48,26 @@ def check_concurrency(concurrency: int, backend: str) -> None:
 
 
 class SessionPool:
-    """One session per worker thread, kept from job to job while the model stays the same."""
+    """One session per worker thread, kept from job to job while the model stays the same.
+    Each thread keeps to a server slot of its own (worker n: slot n), so a job's prefix stays
+    in the slot its turns go to."""
 
     def __init__(self, server: Server | None) -> None:
         self.server = server
         self._local = threading.local()
+        self._slots = itertools.count()
+        self._lock = threading.Lock()
 
     def session(self, settings: JobSettings) -> Session:
         current: Session | None = getattr(self._local, "session", None)
-        session = (current.with_settings(settings) if current
-                   else Session(settings, self.server if settings.backend == "openai" else None))
+        if current:
+            session = current.with_settings(settings)
+        else:
+            server = None
+            if settings.backend == "openai" and self.server is not None:
+                with self._lock:
+                    server = replace(self.server, slot=next(self._slots))
+            session = Session(settings, server)
         self._local.session = session
         return session
 
