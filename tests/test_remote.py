@@ -115,6 +115,12 @@ def test_a_server_model_is_found_with_ollamas_default_tag():
     assert server.requests[-1]["model"] == "longwriter:latest"
 
 
+def test_a_server_model_is_found_among_llama_servers_aliases():
+    with fake_server(["ok"], models=("smollm2.gguf",)) as server:
+        server.aliases = ["smollm", "tiny"]
+        assert OpenAIChat(Server(server.url, model="tiny")).model == "smollm2.gguf"
+
+
 def test_write_with_an_unknown_server_model_stops_before_any_job(lw_home):
     with fake_server(["ok"]) as server:
         proc = invoke("write", "A note on harbours.", "--words", "40", "--backend", "openai",

@@ -145,7 +145,7 @@ class OpenAIChat:
             timeout=httpx.Timeout(server.timeout, connect=min(server.timeout, 10.0)),
         )
         listed = self._retrying(self._list_models)
-        self.model = self._choose_model([str(m.get("id")) for m in listed if m.get("id")])
+        self.model = self._choose_model(listed)
         card: dict[str, Any] = next((m for m in listed if m.get("id") == self.model), {})
         self._n_ctx = server.n_ctx or card.get("max_model_len")
 
@@ -161,19 +161,24 @@ class OpenAIChat:
         return sum(len(m.content.encode()) // BYTES_PER_TOKEN + TOKENS_PER_MESSAGE
                    for m in messages)
 
-    def _choose_model(self, names: list[str]) -> str:
-        """The model to ask for: ``server.model`` if the server lists it (Ollama's names also
-        without their ``:latest``; a server that lists nothing is taken at its word), else the
-        first listed."""
+    def _choose_model(self, listed: list[dict[str, Any]]) -> str:
+        """The model to ask for: ``server.model`` if the server lists it (by one of its
+        ``aliases`` too, as llama-server lists them; Ollama's names also without their
+        ``:latest``; a server that lists nothing is taken at its word), else the first
+        listed."""
         url, wanted = self.server.url, self.server.model
+        names = [str(m["id"]) for m in listed if m.get("id")]
         if wanted is None:
             if not names:
                 raise SettingError(f"{url}: the server lists no model; give {{server_model}}")
             return names[0]
-        if not names or wanted in names:
+        if not names:
             return wanted
-        if f"{wanted}:latest" in names:
-            return f"{wanted}:latest"
+        for card in listed:
+            aliases = card.get("aliases")
+            known = [card.get("id"), *(aliases if isinstance(aliases, list) else [])]
+            if wanted in known or f"{wanted}:latest" in known:
+                return str(card.get("id"))
         raise SettingError(f"{url}: no model {wanted!r} on this server (it lists: "
                            f"{', '.join(names)}); check {{server_model}}")
 

@@ -9,7 +9,8 @@ behaviour of a script, the last one repeating:
   sends it (``STREAM_ERRORS``: llama.cpp's ``llama-server`` and vLLM, refusing the request or
   failing on their side).
 
-``models`` are the names ``/v1/models`` lists (the first with a ``max_model_len``)."""
+``models`` are the names ``/v1/models`` lists (the first with a ``max_model_len`` and
+``aliases``)."""
 
 from __future__ import annotations
 
@@ -48,6 +49,7 @@ class FakeServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.script = list(script)
         self.models = models
+        self.aliases: list[str] = []  # the first model's, as llama-server lists its --alias
         self.requests: list[dict] = []
 
     @property
@@ -76,7 +78,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self._send(200, json.dumps({"object": "list", "data": [
-            {"id": name, "object": "model", **({"max_model_len": 4096} if n == 0 else {})}
+            {"id": name, "object": "model",
+             **({"max_model_len": 4096, "aliases": self.server.aliases} if n == 0 else {})}
             for n, name in enumerate(self.server.models)]}).encode())
 
     def do_POST(self) -> None:
