@@ -46,8 +46,8 @@ REQUEST_ERROR_TYPES = frozenset({
 REQUEST_ERROR_CODES = frozenset({"400", "401", "403", "404", "413", "422", "501",
                                  "context_length_exceeded", "model_not_found",
                                  "invalid_api_key"})
-REQUEST_ERROR_MESSAGE = re.compile(
-    r"context (length|size|window)|context shift is disabled|too many tokens", re.IGNORECASE)
+REQUEST_ERROR_MESSAGE = re.compile(r"context (length|size|window)|context shift is disabled",
+                                   re.IGNORECASE)
 BYTES_PER_TOKEN = 3  # for estimating a conversation's tokens: fewer than any tokenizer averages
 TOKENS_PER_MESSAGE = 8  # the chat template's markers around each turn, estimated
 FINISH_REASONS = {"stop": "eog", "length": "length"}
