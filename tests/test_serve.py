@@ -5,12 +5,8 @@ a local backend (the fake one: what is checked is the journal), batch."""
 from __future__ import annotations
 
 import json
-import signal
-import socket
-import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -23,38 +19,9 @@ from lwlocal.write.jobs import Session
 from lwlocal.write.journal import Job
 from lwlocal.write.settings import JobSettings
 from tests.support.cli import invoke
-from tests.support.server import spawn
+from tests.support.server import CTX, free_port, start_server, stop
 
 PROMPT = "Write a short guide to brewing green tea."
-CTX = "2048"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def start_server(port: int, home: Path) -> subprocess.Popen:
-    return spawn(port, "--ctx", CTX, "--words", "1500", env={"LWLOCAL_HOME": str(home)})
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory) -> Iterator[str]:
-    port = free_port()
-    proc = start_server(port, tmp_path_factory.mktemp("serve-home"))
-    yield f"http://127.0.0.1:{port}/v1"
-    stop(proc)
-
-
 def settings(**extra) -> JobSettings:
     return JobSettings(prompt=PROMPT, words=60, n_ctx=int(CTX), **extra)
 

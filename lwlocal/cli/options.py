@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from lwlocal.openai.client import Server
+from lwlocal.openai.client import Retry, Server
 from lwlocal.runtime.engine import Sampling
 from lwlocal.runtime.kv_cache import KV_CACHE_TYPES
 from lwlocal.util.errors import LwlocalError
@@ -100,7 +100,13 @@ class ServerOptions:
         if self.timeout <= 0 or self.retries < 0:
             raise LwlocalError("--timeout must be positive and --retries at least 0")
         return Server(self.base_url, self.api_key, self.server_model, n_ctx, self.timeout,
-                      self.retries)
+                      self.retries, on_retry=report_retry)
+
+
+def report_retry(retry: Retry) -> None:
+    """A request to the server that failed and will be tried again, in one line on stderr
+    (above the progress display)."""
+    click.echo(f"lwlocal: {retry}", err=True)
 
 
 def server_options(command: Callable[..., Any]) -> Callable[..., Any]:

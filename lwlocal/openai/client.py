@@ -5,18 +5,24 @@ Requests are streaming chat completions carrying the whole conversation, whose e
 never change, so the server's prompt cache (llama.cpp ``cache_prompt``, vLLM automatic prefix
 caching) reuses their KV. Token counts come from the server's ``usage``, or from llama-server's
 per-token ``timings`` when a reply is cut short before its usage arrives. Connection errors,
-timeouts, 429 and 5xx answers, malformed or truncated streams are retried with exponential
-backoff and jitter; then the request fails with one line naming the server and the problem.
+timeouts, 429 and 5xx answers, malformed or truncated streams and errors a server reports
+mid-stream on its own side are retried with exponential backoff and jitter (or after the
+``Retry-After`` the server asks for), each retry reported as a :class:`Retry`; then the
+request fails with one line naming the server and the problem. An error the server blames on
+the request (a prompt over its context, an unknown model) fails at once: it would recur.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import random
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -27,6 +33,22 @@ from lwlocal.util.errors import LwlocalError, SettingError
 
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 BACKOFF_CAP = 30.0  # seconds: the longest wait between two tries
+RETRY_AFTER_CAP = 120.0  # seconds: the longest wait a server's Retry-After gets
+# What a server sends inside a stream when the request itself is at fault, so that sending it
+# again would fail again: error types (OpenAI and llama-server's snake_case names, vLLM's
+# exception names), codes (HTTP statuses, or OpenAI's words) and, for servers that call it a
+# server error, the message (llama-server: "context shift is disabled" once a reply reaches the
+# end of the context).
+REQUEST_ERROR_TYPES = frozenset({
+    "invalid_request_error", "exceed_context_size_error", "not_found_error",
+    "authentication_error", "permission_error", "not_supported_error",  # OpenAI, llama-server
+    "BadRequestError", "NotFoundError", "NotImplementedError",  # vLLM
+})
+REQUEST_ERROR_CODES = frozenset({"400", "401", "403", "404", "413", "422", "501",
+                                 "context_length_exceeded", "model_not_found",
+                                 "invalid_api_key"})
+REQUEST_ERROR_MESSAGE = re.compile(r"context (length|size|window)|context shift is disabled",
+                                   re.IGNORECASE)
 BYTES_PER_TOKEN = 3  # for estimating a conversation's tokens: fewer than any tokenizer averages
 TOKENS_PER_MESSAGE = 8  # the chat template's markers around each turn, estimated
 FINISH_REASONS = {"stop": "eog", "length": "length"}
@@ -44,6 +66,7 @@ class Server:
     ``slot`` is the server slot this client keeps to (llama-server's ``id_slot``), so that a
     job's turns find its prefix in that slot's KV cache whatever other clients send; it is used
     when the server reports at least that many slots, and ignored by other servers.
+    ``on_retry`` hears of each failed try that will be made again (the command line prints it).
     """
 
     base_url: str
@@ -54,6 +77,7 @@ class Server:
     retries: int = 6
     backoff: float = 1.0
     slot: int | None = None
+    on_retry: Callable[[Retry], None] | None = field(default=None, compare=False, repr=False)
 
     @property
     def url(self) -> str:
@@ -83,7 +107,29 @@ class Server:
 
 
 class Retryable(Exception):
-    """A failure worth another try (the server may be restarting or overloaded)."""
+    """A failure worth another try (the server may be restarting or overloaded); ``wait`` is
+    the seconds the server asked to wait (``Retry-After``), if it did."""
+
+    def __init__(self, problem: str, wait: float | None = None) -> None:
+        super().__init__(problem)
+        self.wait = wait
+
+
+@dataclass(frozen=True)
+class Retry:
+    """A failed try that will be made again: the one place its report is worded."""
+
+    url: str
+    attempt: int  # the try that failed, from 1
+    tries: int  # all the tries there will be
+    problem: str
+    wait: float  # seconds until the next
+    asked: bool  # the wait is the server's Retry-After
+
+    def __str__(self) -> str:
+        why = ", as the server asked (Retry-After)" if self.asked else ""
+        return (f"{self.url}: try {self.attempt} of {self.tries} failed ({self.problem}); "
+                f"trying again in {self.wait:.1f} s{why}")
 
 
 @dataclass
@@ -111,10 +157,7 @@ class OpenAIChat:
             timeout=httpx.Timeout(server.timeout, connect=min(server.timeout, 10.0)),
         )
         listed = self._retrying(self._list_models)
-        names = [m.get("id") for m in listed]
-        self.model = server.model or (names[0] if names else None)
-        if not self.model:
-            raise SettingError(f"{server.url}: the server lists no model; give {{server_model}}")
+        self.model = self._choose_model(listed)
         card: dict[str, Any] = next((m for m in listed if m.get("id") == self.model), {})
         self._n_ctx = server.n_ctx or card.get("max_model_len")
         self.slot = self._sticky_slot()
@@ -131,6 +174,27 @@ class OpenAIChat:
         return sum(len(m.content.encode()) // BYTES_PER_TOKEN + TOKENS_PER_MESSAGE
                    for m in messages)
 
+    def _choose_model(self, listed: list[dict[str, Any]]) -> str:
+        """The model to ask for: ``server.model`` if the server lists it (by one of its
+        ``aliases`` too, as llama-server lists them; Ollama's names also without their
+        ``:latest``; a server that lists nothing is taken at its word), else the first
+        listed."""
+        url, wanted = self.server.url, self.server.model
+        names = [str(m["id"]) for m in listed if m.get("id")]
+        if wanted is None:
+            if not names:
+                raise SettingError(f"{url}: the server lists no model; give {{server_model}}")
+            return names[0]
+        if not names:
+            return wanted
+        for card in listed:
+            aliases = card.get("aliases")
+            known = [card.get("id"), *(aliases if isinstance(aliases, list) else [])]
+            if wanted in known or f"{wanted}:latest" in known:
+                return str(card.get("id"))
+        raise SettingError(f"{url}: no model {wanted!r} on this server (it lists: "
+                           f"{', '.join(names)}); check {{server_model}}")
+
     # requests
     def _retrying(self, attempt: Callable[[], Any], on_retry: Callable[[], None] | None = None
                   ) -> Any:
@@ -144,8 +208,14 @@ class OpenAIChat:
                                        "tries)") from exc
                 if on_retry is not None:
                     on_retry()
-                delay = min(BACKOFF_CAP, server.backoff * 2**tried)
-                self._sleep(delay * random.uniform(0.5, 1.0))
+                if exc.wait is not None:
+                    wait = min(RETRY_AFTER_CAP, exc.wait)
+                else:
+                    wait = min(BACKOFF_CAP, server.backoff * 2**tried) * random.uniform(0.5, 1)
+                if server.on_retry is not None:
+                    server.on_retry(Retry(server.url, tried + 1, server.retries + 1, str(exc),
+                                          wait, exc.wait is not None))
+                self._sleep(wait)
         raise AssertionError("unreachable")
 
     def _list_models(self) -> list[dict[str, Any]]:
@@ -223,7 +293,7 @@ class OpenAIChat:
                 if response.status_code >= 400:
                     response.read()
                 _check_status(response, self.server.url)
-                for chunk in _events(response):
+                for chunk in _events(response, self.server.url):
                     if chunk is None:  # [DONE]
                         finished = True
                         break
@@ -283,8 +353,9 @@ def _usage_from_timings(timings: dict[str, Any] | None) -> dict[str, Any] | None
             "completion_tokens": int(timings.get("predicted_n") or 0)}
 
 
-def _events(response: httpx.Response) -> Iterator[dict[str, Any] | None]:
-    """The JSON objects of a server-sent event stream; None for ``[DONE]``."""
+def _events(response: httpx.Response, url: str) -> Iterator[dict[str, Any] | None]:
+    """The JSON objects of a server-sent event stream; None for ``[DONE]``. An error event is
+    retried if the server failed on its side, an error at once if it refused the request."""
     for line in response.iter_lines():
         if not line.startswith("data:"):
             continue
@@ -299,8 +370,21 @@ def _events(response: httpx.Response) -> Iterator[dict[str, Any] | None]:
         if not isinstance(chunk, dict):
             raise Retryable(f"malformed chunk in the stream: {data[:80]!r}")
         if "error" in chunk:
+            if _request_at_fault(chunk["error"]):
+                raise LwlocalError(f"{url}: the server refused the request mid-stream: "
+                                   f"{_message(chunk)} (not retried: it would fail again)")
             raise Retryable(f"the server reported an error mid-stream: {_message(chunk)}")
         yield chunk
+
+
+def _request_at_fault(error: Any) -> bool:
+    """Whether an error a server sent mid-stream blames the request (see
+    ``REQUEST_ERROR_TYPES``), so that it would recur."""
+    if not isinstance(error, dict):
+        return bool(REQUEST_ERROR_MESSAGE.search(str(error)))
+    return (str(error.get("type")) in REQUEST_ERROR_TYPES
+            or str(error.get("code")) in REQUEST_ERROR_CODES
+            or bool(REQUEST_ERROR_MESSAGE.search(str(error.get("message")))))
 
 
 def _message(payload: Any) -> str:
@@ -320,8 +404,25 @@ def _check_status(response: httpx.Response, url: str) -> None:
     except ValueError:
         detail = response.text[:200]
     if code in RETRY_STATUS:
-        raise Retryable(f"HTTP {code}: {detail}")
+        raise Retryable(f"HTTP {code}: {detail}", _retry_after(response.headers.get("retry-after")))
     raise LwlocalError(f"{url}: HTTP {code}: {detail}")
+
+
+def _retry_after(value: str | None) -> float | None:
+    """The seconds a ``Retry-After`` header asks for (a number of seconds or an HTTP date);
+    None without one that can be read."""
+    value = (value or "").strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:  # an HTTP date is GMT
+            when = when.replace(tzinfo=datetime.timezone.utc)
+        seconds = when.timestamp() - time.time()
+    return max(0.0, seconds) if seconds == seconds else None  # NaN: unreadable
 
 
 def _transport_problem(exc: httpx.TransportError) -> str:

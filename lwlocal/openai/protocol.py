@@ -31,8 +31,9 @@ _JSON_NESTING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?|[][{}]', re.DOTALL)
 
 @dataclass
 class ChatRequest:
-    """What one chat completion request asks for."""
+    """What one chat completion request asks for; ``model`` is None where it names none."""
 
+    model: str | None
     messages: list[Message]
     sampling: Sampling
     max_tokens: int | None
@@ -196,7 +197,9 @@ def parse_request(body: Any) -> ChatRequest:
         max_tokens = _integer(body, "max_tokens", 1)
     schema = _schema(body.get("response_format"))
     options = _object(body.get("stream_options"), "stream_options")
+    model = body.get("model")
     return ChatRequest(
+        model=None if model is None or model == "" else _text(model, "model"),
         messages=_messages(body.get("messages")),
         sampling=_sampling(body),
         max_tokens=max_tokens,

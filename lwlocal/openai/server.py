@@ -9,11 +9,13 @@ API and vLLM do: prompt tokens, those found in the KV cache
 One request runs at a time, on the model's own thread; others wait their turn. No client can
 stall the rest: bodies are limited in size (413) and nesting, and reading JSON, tokenizing and
 building grammars happen in worker threads, so the event loop (and ``/health``) always answers.
-A malformed request is a 400 with an OpenAI-style error body. A client that goes away, or a
-streaming client that stops reading (what it has not read fills the connection's buffers and
-a send waits ``stall_seconds``), has its generation cancelled; that is normal and logged in one
-line on the ``lwlocal.serve`` logger. With an API key, every route but ``/health`` wants
-``Authorization: Bearer KEY``.
+A malformed request is a 400, a model other than the one served a 404, each with an
+OpenAI-style error body (``{"error": {"message", "type", "param", "code"}}``, which the
+``openai`` client turns into its typed exceptions), as is an error sent inside a stream. A
+client that goes away, or a streaming client that stops reading (what it has not read fills the
+connection's buffers and a send waits ``stall_seconds``), has its generation cancelled; that is
+normal and logged in one line on the ``lwlocal.serve`` logger. With an API key, every route
+but ``/health`` wants ``Authorization: Bearer KEY``.
 """
 
 from __future__ import annotations
@@ -62,6 +64,10 @@ class BodyTooLarge(LwlocalError):
     """A request body over the server's limit."""
 
 
+class UnknownModel(LwlocalError):
+    """A request for a model this server does not serve."""
+
+
 class ModelServer:
     """One loaded model behind the OpenAI chat API; requests take turns on it."""
 
@@ -70,11 +76,24 @@ class ModelServer:
         self.chat, self.name = chat, name
         self.api_key, self.max_body, self.stall_seconds = api_key, max_body, stall_seconds
         self.model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lwlocal-model")
+        self.created = int(time.time())
+
+    def card(self) -> dict[str, Any]:
+        """The model as ``/v1/models`` lists it."""
+        return {"id": self.name, "object": "model", "created": self.created,
+                "owned_by": "lwlocal", "max_model_len": self.chat.n_ctx}
+
+    def check_model(self, model: str | None) -> None:
+        """Refuse a request that names another model (one that names none gets this one)."""
+        if model is not None and model != self.name:
+            raise UnknownModel(f"the model {model[:200]!r} does not exist on this server "
+                               f"(it serves {self.name!r})")
 
     def prepare(self, raw: bytes) -> ChatRequest:
         """A request body read, checked and measured against the context (CPU-bound: run it in
         a worker thread)."""
         request = parse_request(decode_body(raw))
+        self.check_model(request.model)
         if request.grammar is not None:
             self.chat.engine.check_grammar(request.grammar)
         prompt = self.chat.count(request.messages)
@@ -117,6 +136,7 @@ class ModelServer:
         return Starlette(routes=[
             Route("/health", self._health),
             Route("/v1/models", self._models),
+            Route("/v1/models/{model:path}", self._model),
             Route("/v1/chat/completions", self._completions, methods=["POST"]),
         ], middleware=middleware, exception_handlers={
             HTTPException: _http_error, Exception: _internal_error})
@@ -125,9 +145,14 @@ class ModelServer:
         return JSONResponse({"status": "ok"})
 
     async def _models(self, request: Request) -> Response:
-        return JSONResponse({"object": "list", "data": [{
-            "id": self.name, "object": "model", "owned_by": "lwlocal",
-            "max_model_len": self.chat.n_ctx}]})
+        return JSONResponse({"object": "list", "data": [self.card()]})
+
+    async def _model(self, request: Request) -> Response:
+        try:
+            self.check_model(request.path_params["model"])
+        except UnknownModel as exc:
+            return _model_not_found(exc)
+        return JSONResponse(self.card())
 
     async def _body(self, request: Request) -> bytes:
         """The request body, refused as soon as it is known to pass ``max_body``."""
@@ -155,6 +180,8 @@ class ModelServer:
             return _error(413, str(exc))
         try:
             chat_request = await run_in_threadpool(self.prepare, raw)
+        except UnknownModel as exc:
+            return _model_not_found(exc)
         except LwlocalError as exc:
             return _error(400, str(exc))
         completion = _Completion(self, chat_request, client)
@@ -219,10 +246,8 @@ class _Completion:
             return Response(status_code=CLIENT_GONE)
         try:
             result, usage = work.result()
-        except LwlocalError as exc:
-            return _error(400, str(exc))
         except Exception as exc:  # noqa: BLE001 - answered, not a dropped connection
-            return _error(500, str(exc) or type(exc).__name__, "server_error")
+            return _error(*_failure(exc))
         return JSONResponse({
             "id": self.id, "object": "chat.completion", "created": self.created,
             "model": self.server.name,
@@ -246,7 +271,7 @@ class _Completion:
             try:
                 outcome = ("done", self.server.generate(self.request, on_text, self.cancel))
             except Exception as exc:  # noqa: BLE001 - every failure must end the stream
-                outcome = ("error", str(exc) or type(exc).__name__)
+                outcome = ("error", _failure(exc))
             loop.call_soon_threadsafe(events.put_nowait, outcome)
 
         work = self._run(generate)
@@ -285,7 +310,7 @@ class _Completion:
                 text, usage = value
                 await event(self._chunk({"content": text}, usage=usage if continuous else None))
             elif kind == "error":
-                await event(f"data: {json.dumps({'error': {'message': value}})}\n\n")
+                await event(f"data: {json.dumps(_error_body(*value))}\n\n")
                 break
             else:
                 result, usage = value
@@ -324,7 +349,8 @@ class _KeyCheck:
             scheme, _, token = given.partition(b" ")
             valid = hmac.compare_digest(token.strip(), self.key)  # before the scheme: no shortcut
             if not (valid and scheme.lower() == b"bearer"):
-                response = _error(401, "a valid API key is needed (Authorization: Bearer KEY)")
+                response = _error(401, "a valid API key is needed (Authorization: Bearer KEY)",
+                                  code="invalid_api_key")
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
@@ -336,10 +362,30 @@ def _client(scope: Scope) -> str:
     return f"{client[0]}:{client[1]}" if client else "a client"
 
 
-def _error(status: int, message: str, kind: str = "invalid_request_error") -> JSONResponse:
+def _error_body(status: int, message: str, kind: str = "invalid_request_error",
+                code: str | None = None, param: str | None = None) -> dict[str, Any]:
+    """An OpenAI-style error: ``code`` is OpenAI's word for it where it has one, else the
+    status (as llama-server and vLLM send it)."""
+    return {"error": {"message": message, "type": kind, "param": param,
+                      "code": status if code is None else code}}
+
+
+def _error(status: int, message: str, kind: str = "invalid_request_error",
+           code: str | None = None, param: str | None = None) -> JSONResponse:
     """An OpenAI-style error answer."""
-    return JSONResponse({"error": {"message": message, "type": kind, "param": None,
-                                   "code": status}}, status_code=status)
+    return JSONResponse(_error_body(status, message, kind, code, param), status_code=status)
+
+
+def _model_not_found(exc: UnknownModel) -> JSONResponse:
+    return _error(404, str(exc), code="model_not_found", param="model")
+
+
+def _failure(exc: Exception) -> tuple[int, str, str]:
+    """A generation's failure as a status, message and error type: the request's fault (a
+    :class:`LwlocalError`) or the server's."""
+    if isinstance(exc, LwlocalError):
+        return 400, str(exc), "invalid_request_error"
+    return 500, str(exc) or type(exc).__name__, "server_error"
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import tarfile
@@ -31,6 +30,7 @@ import httpx
 from filelock import FileLock
 
 from lwlocal.util.errors import LwlocalError
+from tests.support.server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 # Only the server: no tests, examples, web UI download (no network), HTTPS or shared libraries
@@ -88,12 +88,6 @@ def binary() -> Path:
     made = subprocess.run(["make", "--no-print-directory", "-s", "llama-server"], cwd=ROOT,
                           check=True, capture_output=True, text=True)
     return Path(made.stdout.split()[-1])
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

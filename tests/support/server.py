@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 
@@ -26,3 +29,26 @@ def spawn(port: int, *args: str, env: dict[str, str] | None = None) -> subproces
             pass
         time.sleep(0.2)
     raise LwlocalError(f"lwlocal serve exited: {proc.stderr.read() if proc.stderr else ''}")
+
+
+CTX = "2048"  # the test servers' context: room for short jobs, quick to load
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_server(port: int, home: Path) -> subprocess.Popen:
+    """The default model served on ``port`` as the tests use it, with its own home."""
+    return spawn(port, "--ctx", CTX, "--words", "1500", env={"LWLOCAL_HOME": str(home)})
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Ctrl-C, as a user stops it; killed if it has not ended 30 s later."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
