@@ -8,6 +8,7 @@ cache; and ``lwlocal serve`` (one slot). For each: jobs per hour, aggregate gene
 per-job latency (mean, p95), and prompt tokens sent / found in the server's KV cache.
 
     .venv/bin/python benchmarks/concurrency.py [--jobs 8] [--words 300] [--levels 1 4]
+        [--servers llama-server lwlocal-serve]
 
 Writes benchmarks/results/concurrency.json and .md.
 """
@@ -67,6 +68,8 @@ def main() -> None:
     parser.add_argument("--words", type=int, default=300)
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--ctx", type=int, default=2048, help="context per job")
+    parser.add_argument("--servers", nargs="+", choices=("llama-server", "lwlocal-serve"),
+                        default=["llama-server", "lwlocal-serve"])
     args = parser.parse_args()
     prompts = items(args.jobs, args.words)
     sampling = Sampling(seed=11)
@@ -75,11 +78,11 @@ def main() -> None:
         local = JobSettings(prompt="", words=1, n_ctx=args.ctx, sampling=sampling)
         report = run_batch(prompts, local, Path(tmp) / "local", 1)
         rows.append({"where": "local engine", **report})
-        servers: list[tuple[str, Callable[[int], AbstractContextManager[str]]]] = [
-            ("llama-server --parallel N",
-             lambda level: llama_server_with(level, args.ctx, Path(tmp) / f"ls{level}.log")),
-            ("lwlocal serve", lambda level: lwlocal_serve(args.ctx))]
-        for name, server in servers:
+        servers: dict[str, tuple[str, Callable[[int], AbstractContextManager[str]]]] = {
+            "llama-server": ("llama-server --parallel N", lambda level: llama_server_with(
+                level, args.ctx, Path(tmp) / f"llama-server-{level}.log")),
+            "lwlocal-serve": ("lwlocal serve", lambda level: lwlocal_serve(args.ctx))}
+        for name, server in (servers[chosen] for chosen in args.servers):
             for level in args.levels:
                 with server(level) as url:
                     remote = JobSettings(prompt="", words=1, backend="openai", base_url=url,
