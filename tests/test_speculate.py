@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from lwlocal.runtime.engine import Engine, Sampling
+from lwlocal.runtime.engine import Engine, Sampling, check_speculate
 from lwlocal.runtime.speculate import (
     DRAFT_CAP,
     MISSES_BEFORE_PAUSE,
@@ -18,9 +18,21 @@ from lwlocal.runtime.speculate import (
 from lwlocal.util.errors import SettingError
 
 GREEDY = Sampling(temperature=0.0)
-# prompts whose answers repeat phrases of the prompt or of themselves, so guesses are accepted
+OUTLINE = "\n".join(
+    f"{i}. {title}: {point} (about 300 words)" for i, (title, point) in enumerate([
+        ("The draisine", "Karl Drais's running machine of 1817 and how riders pushed it"),
+        ("The velocipede", "pedals on the front wheel, the boneshaker of 1860s France"),
+        ("The high-wheeler", "the penny-farthing, its speed and its dangerous falls"),
+        ("The safety bicycle", "chain drive and two equal wheels in the 1880s"),
+        ("The bicycle boom", "cycling clubs, women's freedom and the roads of the 1890s"),
+        ("Modern e-bikes", "batteries, motors and the bicycle in cities today"),
+    ], 1))
+# a writer's request (past 256 tokens, where llama.cpp's one-token attention over an f16 cache
+# would be split across threads), and a list; the answers repeat phrases, so guesses are kept
 PROMPTS = (
-    "Write a long essay about rivers, their sources, their mouths and the towns along them.",
+    "Here is the plan of a history of the bicycle, section by section.\n\n" + OUTLINE
+    + "\n\nNow write section 1 of 6, \"The draisine\", in about 300 words of plain prose: "
+    "Karl Drais's running machine of 1817 and how riders pushed it. Then restate the plan.",
     "List the days of the week, then list them again in the same order, then once more.",
 )
 
@@ -96,9 +108,8 @@ def test_sampling_then_comparing_is_the_same_rule():
 
 @pytest.fixture(scope="module")
 def small_engine(default_model):
-    """Flash attention, and a context under 512 tokens: there llama.cpp computes one token's
-    attention with the kernel a batch uses (see docs/speculation.md)."""
-    return Engine(default_model, n_ctx=256, flash_attn=True)
+    """Flash attention and a q8_0 KV cache, which lookup needs (see check_speculate)."""
+    return Engine(default_model, n_ctx=1024, flash_attn=True, kv_type="q8_0")
 
 
 def _fresh(engine: Engine, mode: str) -> None:
@@ -109,6 +120,38 @@ def _fresh(engine: Engine, mode: str) -> None:
 def _chat(engine: Engine, prompt: str) -> list[int]:
     return engine.tokenize(f"<|im_start|>user\n{prompt}<|im_end|>\n<|im_start|>assistant\n",
                            start=True)
+
+
+def test_a_batch_gives_the_logits_of_one_token_at_a_time(small_engine):
+    """What exactness rests on: past 256 tokens of context (where an f16 cache's one-token
+    attention would be split across threads), a verifying batch's logits are bit-identical to
+    those of the same tokens decoded one by one."""
+    import llama_cpp
+    import numpy as np
+
+    engine = small_engine
+    engine.speculate = "off"
+    llm = engine._llm
+    context, batch = _chat(engine, PROMPTS[0]), engine.tokenize(
+        " The draisine of 1817 was a running machine")[:DRAFT_CAP + 1]
+    assert len(context) > 256 and len(batch) == DRAFT_CAP + 1
+    n_vocab = llama_cpp.llama_vocab_n_tokens(engine._vocab)
+
+    def logits(row: int) -> np.ndarray:
+        return np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, row),
+                                     shape=(n_vocab,)).copy()
+
+    llm.n_tokens = 0
+    llm.eval(context)
+    one_by_one = []
+    for token in batch:
+        llm.eval([token])
+        one_by_one.append(logits(-1))
+    llm.n_tokens = len(context)
+    engine._decode(batch[0], batch[1:])
+    for row, expected in enumerate(one_by_one):
+        assert np.array_equal(logits(row), expected), row
+    llm.n_tokens = 0
 
 
 @pytest.mark.parametrize("sampling", [GREEDY, Sampling(temperature=0.8, seed=5)],
@@ -174,9 +217,14 @@ def test_no_lookup_under_a_grammar(small_engine):
     assert engine.stats.drafted == before
 
 
-def test_lookup_needs_flash_attention(engine):
+def test_lookup_needs_flash_attention_and_a_quantized_cache(engine):
     with pytest.raises(SettingError, match="flash_attn"):
-        engine.speculate = "lookup"
+        engine.speculate = "lookup"  # the session's engine: flash attention off
     with pytest.raises(SettingError, match="choose one of off, lookup"):
         engine.speculate = "draft"
     assert engine.speculate == "off"
+    with pytest.raises(SettingError, match="needs a quantized kv_type"):
+        check_speculate("lookup", True, "f16")
+    check_speculate("lookup", None, None)  # the planner's choices: flash attention, q8_0
+    check_speculate("lookup", True, "q4_0")
+    check_speculate("off", False, "f16")

@@ -60,15 +60,25 @@ def check_sampling(sampling: Sampling) -> None:
             raise SettingError(f"{{{name}}} {value}: must be a finite number, {rule}")
 
 
-def check_speculate(mode: str, flash_attn: bool | None = True) -> None:
-    """Refuse a speculation mode the engine does not have, and lookup without flash attention
-    (None: the planner's choice, which is on)."""
+def check_speculate(mode: str, flash_attn: bool | None = None,
+                    kv_type: str | None = None) -> None:
+    """Refuse a speculation mode the engine does not have, and speculation where llama.cpp
+    would compute a batch of guesses with other kernels than one token at a time, so that the
+    output would change: without flash attention, or over an f16 KV cache (whose one-token
+    attention is split across threads once the cache passes 256 tokens). None: the planner's
+    choice (flash attention on; a q8_0 cache when speculating)."""
     if mode not in SPECULATE_MODES:
         raise SettingError(f"{{speculate}} {mode!r}: choose one of {', '.join(SPECULATE_MODES)}")
-    if mode != "off" and flash_attn is False:
+    if mode == "off":
+        return
+    if flash_attn is False:
         raise SettingError(f"{{speculate}} {mode} needs {{flash_attn}} on (without it llama.cpp "
-                           "rounds a batch's attention differently from one token's, and the "
-                           "output would change)")
+                           "computes a batch's attention with other kernels than one token's, "
+                           "and the output would change)")
+    if kv_type == "f16":
+        raise SettingError(f"{{speculate}} {mode} needs a quantized {{kv_type}}, q8_0 or q4_0 "
+                           "(llama.cpp splits one token's attention over an f16 cache across "
+                           "threads, a batch's not, and the output would change)")
 
 
 @dataclass
@@ -168,7 +178,7 @@ class Engine:
         n_gpu_layers: int = 0,
         speculate: str = "off",
     ) -> None:
-        self._flash_attn = flash_attn
+        self._flash_attn, self._kv_type = flash_attn, kv_type
         self.speculate = speculate
         cache_type = ggml_type(kv_type)
         check_vocabulary(path)
@@ -205,13 +215,12 @@ class Engine:
     @property
     def speculate(self) -> str:
         """``off``, or ``lookup``: guess tokens from the conversation and verify them in one
-        batch. It needs flash attention: without it llama.cpp computes a batch's attention
-        with other kernels than one token's, and greedy output would change."""
+        batch (with flash attention and a quantized KV cache: see :func:`check_speculate`)."""
         return self._speculate
 
     @speculate.setter
     def speculate(self, mode: str) -> None:
-        check_speculate(mode, self._flash_attn)
+        check_speculate(mode, self._flash_attn, self._kv_type)
         self._speculate = mode
 
     @property
@@ -305,6 +314,7 @@ class Engine:
         if not drafts:
             llm.eval([token])
             return -1
+        assert len(drafts) <= DRAFT_CAP, "the verifying batch holds DRAFT_CAP + 1 tokens"
         tokens, n_past = [token, *drafts], llm.n_tokens
         llm._ctx.kv_cache_seq_rm(-1, n_past, -1)
         self._verify.set_batch(tokens, n_past=n_past, logits_all=True)
