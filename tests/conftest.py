@@ -30,8 +30,12 @@ def fake_model(monkeypatch: pytest.MonkeyPatch) -> FakeModel:
     from lwlocal.write import jobs
 
     model = FakeModel()
-    monkeypatch.setattr(jobs, "local_chat",
-                        lambda resolved, chosen, threads=None: FakeChat(chosen.n_ctx, model))
+
+    def local_chat(resolved, chosen, threads=None, speculate="off"):
+        model.loaded.append((chosen.kv_type, speculate))
+        return FakeChat(chosen.n_ctx, model)
+
+    monkeypatch.setattr(jobs, "local_chat", local_chat)
     return model
 
 

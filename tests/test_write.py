@@ -95,6 +95,42 @@ def test_ctrl_c_keeps_the_job_and_resume_finishes_it(lw_home, fake, ctrl_c):
     assert not list(job_dir.glob("sections/*.partial.md"))
 
 
+def test_speculate_is_kept_by_the_job_and_reported(lw_home, fake, ctrl_c):
+    """--speculate lookup: a q8_0 KV cache (none given), kept in the journal for resume,
+    which can change it; --json reports drafted, accepted and the acceptance rate."""
+    def press_in_section_2(request: int, index: int, hooks) -> None:
+        if request == 2 and index == 10:
+            ctrl_c()
+
+    fake.on_piece = press_in_section_2
+    proc = invoke("write", PROMPT, "--words", "500", "--sections", "4", "--ctx", "4096",
+                  "--speculate", "lookup")
+    assert proc.returncode == 130, proc.stderr
+    assert fake.loaded == [("q8_0", "lookup")]
+    fake.on_piece = None
+    (job_dir,) = (lw_home / "jobs").iterdir()
+    result = json.loads(invoke("resume", job_dir.name, "--json", check=True).stdout)
+    assert fake.loaded[-1] == ("q8_0", "lookup")
+    assert result["settings"]["speculate"] == "lookup"
+    assert {"drafted", "accepted", "acceptance_rate"} <= set(result)
+    invoke("write", PROMPT, "--words", "300", "--sections", "2", check=True)
+    assert fake.loaded[-1] == ("f16", "off")  # the default
+    done = json.loads(invoke("write", PROMPT, "--words", "300", "--sections", "2", "--json",
+                             "--speculate", "lookup", "--kv-type", "q4_0", check=True).stdout)
+    assert fake.loaded[-1] == ("q4_0", "lookup") and done["settings"]["speculate"] == "lookup"
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (("--kv-type", "f16"), "--speculate lookup needs a quantized --kv-type"),
+    (("--flash-attn", "off"), "--speculate lookup needs --flash-attn on"),
+    (("--backend", "openai", "--base-url", "http://127.0.0.1:9/v1"),
+     "--speculate lookup is for the local backend"),
+])
+def test_speculate_refused_where_the_output_would_change(lw_home, fake, extra, message):
+    proc = invoke("write", PROMPT, "--words", "300", "--speculate", "lookup", *extra)
+    assert proc.returncode == 1 and message in proc.stderr and not fake.loaded
+
+
 def test_context_overflow_drops_old_sections_from_the_conversation_only(lw_home, tmp_path, fake):
     point = ("Lisbon sight number {}: what to see there, when to go, what it costs and how to "
              "get there by tram or on foot")  # the outline in every request: ~300 tokens

@@ -42,6 +42,19 @@ def test_agentwrite_job_reuses_the_kv_cache(lw_home, tmp_path):
     assert json.loads(listed[0])["state"] == "done"
 
 
+def test_write_with_lookup_speculation_reports_it(lw_home):
+    """--speculate lookup on the real model: kept in the job's settings, with the guesses made
+    and kept in --json (test_speculate.py checks the tokens are those written without it)."""
+    proc = run_cli("write", PROMPT, "--words", "150", "--sections", "1", "--ctx", "2048",
+                   "--speculate", "lookup", "--json", env_home=lw_home, check=True)
+    result = json.loads(proc.stdout)
+    assert result["settings"]["speculate"] == "lookup"
+    assert result["settings"]["kv_type"] == "q8_0"  # the planner's choice when speculating
+    drafted, accepted = result["drafted"], result["accepted"]
+    assert drafted > 0 and 0 <= accepted <= drafted
+    assert result["acceptance_rate"] == round(accepted / drafted, 3)
+
+
 def _kill_when(cmd: list[str], env: dict[str, str], ready) -> None:
     """Run ``cmd`` and ``kill -9`` it once ``ready()`` is true (an event on disk, not a time)."""
     writer = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -68,6 +68,7 @@ class BenchRun:
     sampling: Sampling = field(default_factory=lambda: Sampling(temperature=TEMPERATURE))
     server: Server | None = None
     concurrency: int = 1
+    speculate: str = "off"  # how the local model decodes
 
     @property
     def jobs_root(self) -> Path:
@@ -115,7 +116,8 @@ class _Runner:
                    "server_model": server.model} if server else {"model": model})
         target = choose_target(item.prompt, item.length if run.given_length else None, mode)
         return JobSettings(prompt=item.prompt, words=target.words, words_source=target.source,
-                           mode=mode, threads=run.threads, sampling=run.sampling, **remote)
+                           mode=mode, threads=run.threads, sampling=run.sampling,
+                           speculate=run.speculate, **remote)
 
     def item(self, key: tuple[str, str, BenchItem]) -> BenchResult:
         model, mode, item = key

@@ -14,6 +14,7 @@ import click
 from lwlocal.openai.client import Retry, Server
 from lwlocal.runtime.engine import Sampling
 from lwlocal.runtime.kv_cache import KV_CACHE_TYPES
+from lwlocal.runtime.speculate import QUANTIZED_KV, SPECULATE_MODES
 from lwlocal.util.errors import LwlocalError
 from lwlocal.write.settings import BACKENDS
 
@@ -75,6 +76,17 @@ def sampling_options(command: Callable[..., Any]) -> Callable[..., Any]:
     )
     return grouped(command, options, "sampling", Sampling,
                     ("temperature", "top_p", "repeat_penalty", "seed"))
+
+
+def speculate_option(default: str | None) -> Callable[..., Any]:
+    """--speculate: how the local model decodes (None: as the job was started)."""
+    kept = "" if default else " (default: as the job was started)"
+    return click.option(
+        "--speculate", type=click.Choice(SPECULATE_MODES), default=default,
+        show_default=default is not None,
+        help=f"lookup: guess the next tokens from the conversation so far and check them in "
+             f"one batch (the same output; a {QUANTIZED_KV} KV cache unless --kv-type says "
+             f"which; see docs/speculation.md){kept}.")
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,13 @@ from lwlocal.bench.items import load_items
 from lwlocal.bench.plots import save_plots
 from lwlocal.bench.report import HEADERS, SUMMARY_FILES, cells, write_summary
 from lwlocal.bench.run import RESULTS, BenchRun, run_bench, summarize
-from lwlocal.cli.options import MemoryOptions, ServerOptions, memory_options, server_options
+from lwlocal.cli.options import (
+    MemoryOptions,
+    ServerOptions,
+    memory_options,
+    server_options,
+    speculate_option,
+)
 from lwlocal.cli.progress import TaskProgress
 from lwlocal.cli.render import err, print_table
 from lwlocal.models.catalogue import DEFAULT_MODEL
@@ -40,9 +46,11 @@ from lwlocal.write.settings import MODES, JobSettings
 @click.option("--api-key", envvar="LWLOCAL_API_KEY",
               help="Answer only requests with `Authorization: Bearer KEY` (/health excepted; "
                    "default: $LWLOCAL_API_KEY).")
+@speculate_option("off")
 @memory_options
 def serve(model: str | None, host: str, port: int, words: int, mode: str, name: str | None,
-          threads: int | None, api_key: str | None, memory: MemoryOptions) -> None:
+          threads: int | None, api_key: str | None, speculate: str,
+          memory: MemoryOptions) -> None:
     """Serve MODEL (card or GGUF; default: the default model) as an OpenAI-compatible chat
     API with the planner's settings, so several writers and other tools share one model."""
     import uvicorn
@@ -56,14 +64,14 @@ def serve(model: str | None, host: str, port: int, words: int, mode: str, name: 
         click.echo(f"warning: --host {host} is reachable beyond this machine and there is no "
                    f"--api-key: anyone who reaches it can use the model", err=True)
     settings = JobSettings(prompt="", words=words, model=model, mode=mode, threads=threads,
-                           **memory.settings())
+                           speculate=speculate, **memory.settings())
     session = Session(settings)
     assert session.memory_plan is not None and isinstance(session.chat, LocalChat)
     name = name or model or DEFAULT_MODEL
     chosen = session.memory_plan.settings
     err.print(f"serving {escape(name)} at http://{host}:{port}/v1 - context {chosen.n_ctx}, "
               f"KV {chosen.kv_type}, flash attention {'on' if chosen.flash_attn else 'off'}, "
-              f"{chosen.n_gpu_layers} GPU layers; Ctrl-C stops")
+              f"{chosen.n_gpu_layers} GPU layers, speculation {speculate}; Ctrl-C stops")
     app = ModelServer(session.chat, name, api_key=api_key).app()
     config = uvicorn.Config(app, host=host, port=port, log_level="warning",
                             log_config=log_config())
@@ -88,10 +96,12 @@ def serve(model: str | None, host: str, port: int, words: int, mode: str, name: 
 @click.option("--concurrency", type=int, default=1, show_default=True,
               help="Items written at once (more than 1 needs --backend openai).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@speculate_option("off")
 @server_options
 def bench(models: tuple[str, ...], modes: tuple[str, ...], prompts: Path | None,
           judge: str | None, limit: int | None, output: Path | None, given_length: bool,
-          threads: int | None, concurrency: int, as_json: bool, server: ServerOptions) -> None:
+          threads: int | None, concurrency: int, as_json: bool, speculate: str,
+          server: ServerOptions) -> None:
     """LongBench-Write style evaluation: length score S_l (and quality S_q with --judge),
     throughput and plots; resumable (finished items are skipped)."""
     if limit is not None and limit <= 0:
@@ -107,7 +117,8 @@ def bench(models: tuple[str, ...], modes: tuple[str, ...], prompts: Path | None,
     names = ([remote.model or "server"] if remote is not None
              else list(models) or [DEFAULT_MODEL])
     run = BenchRun(load_items(prompts)[:limit], names, list(modes) or list(MODES), out, judge,
-                   given_length, threads, server=remote, concurrency=concurrency)
+                   given_length, threads, server=remote, concurrency=concurrency,
+                   speculate=speculate)
     with TaskProgress(err) as progress:
         results = run_bench(run, progress)
     summary = summarize(results)

@@ -23,6 +23,7 @@ from lwlocal.cli.options import (
     memory_options,
     sampling_options,
     server_options,
+    speculate_option,
 )
 from lwlocal.cli.progress import TaskProgress
 from lwlocal.cli.render import err, out, print_outline, print_result, print_table
@@ -79,10 +80,11 @@ def _run(session: Session, job: Job, outline: Outline | None, output: Path | Non
 @click.option("--sections", type=int, help="Exact number of sections to plan.")
 @sampling_options
 @click.option("--threads", type=int, help="CPU threads (default: physical cores).")
+@speculate_option("off")
 @server_options
 def write(prompt: str | None, words: int | None, model: str | None, mode: str, outline_only: bool,
           outline_file: Path | None, output: Path | None, as_json: bool, sections: int | None,
-          threads: int | None, sampling: Sampling, server: ServerOptions,
+          threads: int | None, speculate: str, sampling: Sampling, server: ServerOptions,
           memory: MemoryOptions) -> None:
     """Write a long document for PROMPT: plan an outline, then write it section by section."""
     outline = load_outline(outline_file, prompt, words) if outline_file else None
@@ -102,7 +104,7 @@ def write(prompt: str | None, words: int | None, model: str | None, mode: str, o
     settings = JobSettings(prompt=prompt, words=target.words, words_source=target.source,
                            model=model, mode=mode,
                            sections=sections, threads=threads, sampling=sampling,
-                           **memory.settings(), **backend_settings(remote))
+                           speculate=speculate, **memory.settings(), **backend_settings(remote))
     check_settings(settings)
     if target.source != "option":
         click.echo(f"lwlocal: {name_settings(target.describe(mode), option_name)}", err=True)
@@ -122,9 +124,10 @@ def write(prompt: str | None, words: int | None, model: str | None, mode: str, o
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Save the document here.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @click.option("--model", help="Go on with this local model (card or GGUF) instead.")
+@speculate_option(None)
 @server_options
 def resume(job: str, output: Path | None, as_json: bool, model: str | None,
-           server: ServerOptions) -> None:
+           speculate: str | None, server: ServerOptions) -> None:
     """Go on with JOB (its id, id prefix or folder) from its first unfinished section, where
     it ran or elsewhere: a job started on a server can go on locally and the reverse."""
     found = Job.open(job, jobs_dir())
@@ -142,7 +145,7 @@ def resume(job: str, output: Path | None, as_json: bool, model: str | None,
         refuse_input_as_output(output, {"job": found.dir})
     with found.writing():  # before loading the model: a job another process writes is refused
         with _keeping(found):  # Ctrl-C while the model loads stops here once llama.cpp returns
-            session = resume_session(found, backend, remote, model)
+            session = resume_session(found, backend, remote, model, speculate)
         if output is not None and session.model is not None:
             refuse_input_as_output(output, {"model": session.model.path})
         _run(session, found, None, output, as_json)

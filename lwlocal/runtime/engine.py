@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import llama_cpp
+import llama_cpp._internals
 import llama_cpp._logger
 
 from lwlocal.models.gguf_file import check_vocabulary
 from lwlocal.runtime.grammar import json_grammar
 from lwlocal.runtime.kv_cache import ggml_type
 from lwlocal.runtime.llama_log import loading, log_path
+from lwlocal.runtime.speculate import DRAFT_CAP, SPECULATE_MODES, DraftLength, Lookup
 from lwlocal.util.cpu import check_threads, physical_cores
 from lwlocal.util.errors import LwlocalError, SettingError
 from lwlocal.util.interrupt import held
@@ -58,6 +60,27 @@ def check_sampling(sampling: Sampling) -> None:
             raise SettingError(f"{{{name}}} {value}: must be a finite number, {rule}")
 
 
+def check_speculate(mode: str, flash_attn: bool | None = None,
+                    kv_type: str | None = None) -> None:
+    """Refuse a speculation mode the engine does not have, and speculation where llama.cpp
+    would compute a batch of guesses with other kernels than one token at a time, so that the
+    output would change: without flash attention, or over an f16 KV cache (whose one-token
+    attention is split across threads once the cache passes 256 tokens). None: the planner's
+    choice (flash attention on; a q8_0 cache when speculating)."""
+    if mode not in SPECULATE_MODES:
+        raise SettingError(f"{{speculate}} {mode!r}: choose one of {', '.join(SPECULATE_MODES)}")
+    if mode == "off":
+        return
+    if flash_attn is False:
+        raise SettingError(f"{{speculate}} {mode} needs {{flash_attn}} on (without it llama.cpp "
+                           "computes a batch's attention with other kernels than one token's, "
+                           "and the output would change)")
+    if kv_type == "f16":
+        raise SettingError(f"{{speculate}} {mode} needs a quantized {{kv_type}}, q8_0 or q4_0 "
+                           "(llama.cpp splits one token's attention over an f16 cache across "
+                           "threads, a batch's not, and the output would change)")
+
+
 @dataclass
 class Stats:
     """Counters over a backend's life: prompt tokens sent (``prompt_tokens``), found in the KV
@@ -71,6 +94,12 @@ class Stats:
     decode_seconds: float = 0.0
     context_tokens: int = 0
     requests: int = 0
+    drafted: int = 0  # tokens guessed by speculation, evaluated in a verifying batch
+    accepted: int = 0  # of those, the ones the model sampled too
+
+    @property
+    def acceptance_rate(self) -> float:
+        return self.accepted / self.drafted if self.drafted else 0.0
 
     @property
     def prefill_tokens_per_s(self) -> float:
@@ -84,6 +113,7 @@ class Stats:
         out = asdict(self)
         out["prefill_tokens_per_s"] = round(self.prefill_tokens_per_s, 2)
         out["decode_tokens_per_s"] = round(self.decode_tokens_per_s, 2)
+        out["acceptance_rate"] = round(self.acceptance_rate, 3)
         return out
 
 
@@ -132,7 +162,8 @@ class Engine:
     """A loaded GGUF model with one context.
 
     ``generate`` takes the *whole* conversation as tokens; only the part that is not already in
-    the KV cache is evaluated.
+    the KV cache is evaluated. With ``speculate="lookup"`` it guesses the next tokens from the
+    conversation and verifies them in one batch (see :mod:`lwlocal.runtime.speculate`).
     """
 
     def __init__(
@@ -145,7 +176,10 @@ class Engine:
         flash_attn: bool = False,
         kv_type: str = "f16",
         n_gpu_layers: int = 0,
+        speculate: str = "off",
     ) -> None:
+        self._flash_attn, self._kv_type = flash_attn, kv_type
+        self.speculate = speculate
         cache_type = ggml_type(kv_type)
         check_vocabulary(path)
         check_threads(n_threads)
@@ -174,6 +208,20 @@ class Engine:
         self._end_tokens = [t for t in range(llama_cpp.llama_vocab_n_tokens(self._vocab))
                             if self.is_end_of_turn(t)]
         self.stats = Stats()
+        # a token and the guesses after it, each with its logits (freed with the engine)
+        self._verify = llama_cpp._internals.LlamaBatch(n_tokens=DRAFT_CAP + 1, embd=0,
+                                                       n_seq_max=1, verbose=False)
+
+    @property
+    def speculate(self) -> str:
+        """``off``, or ``lookup``: guess tokens from the conversation and verify them in one
+        batch (with flash attention and a quantized KV cache: see :func:`check_speculate`)."""
+        return self._speculate
+
+    @speculate.setter
+    def speculate(self, mode: str) -> None:
+        check_speculate(mode, self._flash_attn, self._kv_type)
+        self._speculate = mode
 
     @property
     def n_ctx(self) -> int:
@@ -252,11 +300,29 @@ class Engine:
                 on_prefill(min(start + step, len(tokens)), len(tokens))
         return True
 
-    def _forbid_end_of_turn(self) -> None:
-        """Make end-of-turn tokens impossible for the next sample."""
-        logits = llama_cpp.llama_get_logits_ith(self._llm.ctx, -1)
+    def _forbid_end_of_turn(self, row: int) -> None:
+        """Make end-of-turn tokens impossible for the sample from the last batch's ``row``."""
+        logits = llama_cpp.llama_get_logits_ith(self._llm.ctx, row)
         for token in self._end_tokens:
             logits[token] = -math.inf
+
+    def _decode(self, token: int, drafts: list[int]) -> int:
+        """Evaluate ``token``, and the guesses after it in the same batch with logits for
+        each; the row of ``token``'s logits. Only ``token`` counts as evaluated
+        (``n_tokens``) until a guess is accepted; the KV cache past it is dropped first."""
+        llm = self._llm
+        if not drafts:
+            llm.eval([token])
+            return -1
+        assert len(drafts) <= DRAFT_CAP, "the verifying batch holds DRAFT_CAP + 1 tokens"
+        tokens, n_past = [token, *drafts], llm.n_tokens
+        llm._ctx.kv_cache_seq_rm(-1, n_past, -1)
+        self._verify.set_batch(tokens, n_past=n_past, logits_all=True)
+        llm._ctx.decode(self._verify)
+        llm.input_ids[n_past:n_past + len(tokens)] = tokens
+        llm.n_tokens = n_past + 1
+        self.stats.drafted += len(drafts)
+        return 0
 
     def generate(
         self,
@@ -299,14 +365,19 @@ class Engine:
         self.stats.cached_prompt_tokens += cached
         self.stats.prompt_tokens_evaluated += len(context) - cached
         self.stats.requests += 1
+        # speculation only without a grammar: a guess could break it before it is checked
+        lookup = Lookup(context) if self.speculate == "lookup" and not grammar else None
+        length = DraftLength()
+        drafts: list[int] = []  # guesses evaluated after the last sampled token, not yet checked
+        row = -1  # where in the last batch the logits to sample from are
         try:
             self._llm.n_tokens = cached  # eval() drops the KV cache past this point
             if not self._prefill(context[cached:], on_prefill, cancel):
                 result.stop = "cancelled"
             while result.stop != "cancelled":
                 if may_end is not None and not may_end():
-                    self._forbid_end_of_turn()
-                token = llama_cpp.llama_sampler_sample(sampler, self._llm.ctx, -1)
+                    self._forbid_end_of_turn(row)
+                token = llama_cpp.llama_sampler_sample(sampler, self._llm.ctx, row)
                 if first_token_at is None:
                     first_token_at = time.perf_counter()
                 if self.is_end_of_turn(token):
@@ -325,10 +396,29 @@ class Engine:
                 if cancel is not None and cancel.is_set():
                     result.stop = "cancelled"
                     break
-                self._llm.eval([token])
+                if lookup is None:
+                    self._llm.eval([token])
+                    self.stats.context_tokens = self._llm.n_tokens
+                    continue
+                lookup.append(token)
+                if drafts and drafts[0] == token:  # guessed right: its logits are computed
+                    drafts.pop(0)
+                    self._llm.n_tokens += 1
+                    self.stats.accepted += 1
+                    row += 1
+                    if not drafts:
+                        length.update(row, row)
+                    continue
+                if drafts:
+                    length.update(row + len(drafts), row)
+                k = min(length.next(), max_tokens - len(result.tokens) - 1)
+                drafts = lookup.draft(k) if k > 0 else []
+                row = self._decode(token, drafts)
                 self.stats.context_tokens = self._llm.n_tokens
         finally:
             llama_cpp.llama_sampler_free(sampler)
+            # guesses past what was accepted leave the KV cache
+            self._llm._ctx.kv_cache_seq_rm(-1, self._llm.n_tokens, -1)
             result.text = "".join(pieces)
             finished = time.perf_counter()
             first_token_at = first_token_at or finished

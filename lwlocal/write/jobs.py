@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from lwlocal.memory.planner import (
 from lwlocal.models.catalogue import CARDS, ResolvedModel, local_file, resolve
 from lwlocal.openai.client import OpenAIChat, Server
 from lwlocal.runtime.chat import ChatBackend, LocalChat
-from lwlocal.runtime.engine import Engine, check_sampling
+from lwlocal.runtime.engine import Engine, check_sampling, check_speculate
 from lwlocal.util.cpu import check_threads
 from lwlocal.util.destination import check_destination, check_folder
 from lwlocal.util.errors import LwlocalWarning, SettingError
@@ -80,6 +80,10 @@ def check_settings(settings: JobSettings) -> None:
     check_overrides(settings.overrides)
     check_threads(settings.threads)
     check_sampling(settings.sampling)
+    check_speculate(settings.speculate, settings.flash_attn, settings.kv_type)
+    if settings.backend == "openai" and settings.speculate != "off":
+        raise SettingError(f"{{speculate}} {settings.speculate} is for the local backend (a "
+                           "server decodes as it is set up to)")
 
 
 def check_destinations(settings: JobSettings, output: Path | None = None,
@@ -171,13 +175,14 @@ def check_plan(job_plan: Plan, settings: JobSettings, model: ResolvedModel) -> N
         raise SettingError(f"{model.name}: {'; try '.join(job_plan.suggestions[:2])}")
 
 
-def local_chat(model: ResolvedModel, chosen: Settings, threads: int | None = None
-               ) -> ChatBackend:
+def local_chat(model: ResolvedModel, chosen: Settings, threads: int | None = None,
+               speculate: str = "off") -> ChatBackend:
     """The local backend of a session: ``model`` loaded with the planner's settings
     (``threads`` overriding the planned ones), talking in its prompt format."""
     engine = Engine(model.path, n_ctx=chosen.n_ctx, n_batch=chosen.n_batch,
                     n_threads=threads or chosen.threads, flash_attn=chosen.flash_attn,
-                    kv_type=chosen.kv_type, n_gpu_layers=chosen.n_gpu_layers)
+                    kv_type=chosen.kv_type, n_gpu_layers=chosen.n_gpu_layers,
+                    speculate=speculate)
     return LocalChat(engine, model.format)
 
 
@@ -202,14 +207,16 @@ class Session:
         check_plan(self.memory_plan, settings, self.model)
         for warning in self.memory_plan.warnings:
             warnings.warn(warning, LwlocalWarning, stacklevel=2)
-        self.chat = local_chat(self.model, self.memory_plan.settings, settings.threads)
+        self.chat = local_chat(self.model, self.memory_plan.settings, settings.threads,
+                               settings.speculate)
 
     def with_settings(self, settings: JobSettings) -> Session:
         """This session for other job settings: the loaded model (or server connection) is
         kept when the model and the planned memory settings stay the same, else a new session
         is made."""
         same_place = all(getattr(settings, k) == getattr(self.settings, k)
-                         for k in ("backend", "base_url", "server_model", "model", "threads"))
+                         for k in ("backend", "base_url", "server_model", "model", "threads",
+                                   "speculate"))
         if same_place and self.model is None:
             check_settings(settings)
             self.settings = settings
@@ -277,9 +284,12 @@ class Session:
 
 
 def resume_session(job: Job, backend: str | None = None, server: Server | None = None,
-                   model: str | None = None) -> Session:
+                   model: str | None = None, speculate: str | None = None) -> Session:
     """A session with the settings a job was started with, or on another backend, server
-    (``server.base_url``) or model: the journal is the same whichever wrote it."""
+    (``server.base_url``) or model, or decoding with other ``speculate``: the journal is the
+    same whichever wrote it."""
     settings = job.meta.settings.on_backend(
         backend, server.base_url if server else None, server.model if server else None, model)
+    if speculate is not None:
+        settings = replace(settings, speculate=speculate)
     return Session(settings, server if settings.backend == "openai" else None)

@@ -7,6 +7,7 @@ from typing import Any
 
 from lwlocal.memory.planner import Overrides
 from lwlocal.runtime.engine import Sampling
+from lwlocal.runtime.speculate import QUANTIZED_KV
 from lwlocal.write.outline import section_range
 
 MODES = ("agentwrite", "direct")
@@ -20,7 +21,9 @@ class JobSettings:
 
     Memory settings left as None are chosen by the planner. With the ``openai`` backend the
     job runs on the server at ``base_url`` (its model ``server_model``, or the first it lists);
-    ``n_ctx`` is then the server's context size, when it does not report one.
+    ``n_ctx`` is then the server's context size, when it does not report one. ``speculate``
+    (``off`` or ``lookup``) is how the local engine decodes; speculating, the KV cache is
+    quantized unless ``kv_type`` says which (see :func:`lwlocal.runtime.engine.check_speculate`).
     """
 
     prompt: str
@@ -38,6 +41,7 @@ class JobSettings:
     backend: str = "local"
     base_url: str | None = None
     server_model: str | None = None
+    speculate: str = "off"
     sampling: Sampling = field(default_factory=Sampling)
 
     @classmethod
@@ -49,8 +53,8 @@ class JobSettings:
 
     @property
     def overrides(self) -> Overrides:
-        return Overrides(self.n_ctx, self.kv_type, self.flash_attn, self.n_gpu_layers,
-                         self.n_batch)
+        kv_type = self.kv_type or (QUANTIZED_KV if self.speculate != "off" else None)
+        return Overrides(self.n_ctx, kv_type, self.flash_attn, self.n_gpu_layers, self.n_batch)
 
     @property
     def section_range(self) -> tuple[int, int]:
@@ -70,6 +74,8 @@ class JobSettings:
                         base_url=base_url or self.base_url,
                         server_model=server_model or self.server_model,
                         model=model or self.model)
+        if moved.backend == "openai":  # a server decodes as it is set up to
+            moved = replace(moved, speculate="off")
         if (moved.backend, moved.base_url, moved.model) != (self.backend, self.base_url,
                                                             self.model):
             moved = replace(moved, n_ctx=None, kv_type=None, flash_attn=None,

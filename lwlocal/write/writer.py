@@ -65,7 +65,7 @@ DIRECT_REQUEST = "{prompt}\n\nWrite about {words} words."
 
 
 RUN_SETTINGS = ("words_source", "model", "mode", "backend", "base_url", "n_ctx", "kv_type",
-                "flash_attn", "n_gpu_layers", "n_batch")
+                "flash_attn", "n_gpu_layers", "n_batch", "speculate")
 
 
 def tokens_for(words: int) -> int:
@@ -116,6 +116,9 @@ class JobResult:
             "generated_tokens": stats.get("generated_tokens", 0),
             "prefill_tokens_per_s": stats.get("prefill_tokens_per_s", 0.0),
             "decode_tokens_per_s": stats.get("decode_tokens_per_s", 0.0),
+            "drafted": stats.get("drafted", 0),
+            "accepted": stats.get("accepted", 0),
+            "acceptance_rate": stats.get("acceptance_rate", 0.0),
             "settings": self.settings,
             "seconds": round(self.seconds, 2),
         }

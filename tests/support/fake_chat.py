@@ -76,13 +76,15 @@ def tokens(text: str) -> list[str]:
 class FakeModel:
     """What every :class:`FakeChat` built while the fake is installed shares: the conversations
     it was asked to continue, the starts of the replies it continued, the replies it gave, and
-    a hook into the generation loop."""
+    a hook into the generation loop; and, for the local backends the ``fake_model`` fixture
+    makes, the KV cache type and speculation each was loaded with."""
 
     requests: list[list[Message]] = field(default_factory=list)
     continued: list[str] = field(default_factory=list)
     replies: list[Generation] = field(default_factory=list)
     on_piece: Callable[[int, int, Hooks], None] | None = None
     backends: list[FakeChat] = field(default_factory=list)
+    loaded: list[tuple[str, str]] = field(default_factory=list)
 
 
 class FakeChat:

@@ -1,0 +1,102 @@
+"""Prompt-lookup speculation: guess the next tokens from where the latest ones appeared before.
+
+Long writing repeats itself: a section restates its title and main point from the outline,
+names and phrases recur. After each sampled token the engine looks up the longest recent
+n-gram (``NGRAM_MAX`` down to ``NGRAM_MIN`` tokens) in the conversation so far and proposes the
+tokens that followed its latest earlier occurrence; the model verifies them all in one batch.
+
+The draft is deterministic (its distribution q is one-hot), so the standard speculative rule
+(accept the draft d with probability min(1, p(d)/q(d)) = p(d), else sample from p with d removed
+and renormalised) gives each token with probability p exactly. Drawing x from p and accepting d
+when x == d is the same law: d comes out with probability p(d), and any other y with
+probability p(y) = (1 - p(d)) * p(y) / (1 - p(d)). The engine does the latter, through the
+llama.cpp sampler chain that samples without speculation, so the tokens sampled are those it
+would sample without it; :func:`accept_draft` is the rule written out, tested on its own.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+SPECULATE_MODES = ("off", "lookup")
+QUANTIZED_KV = "q8_0"  # the KV cache type speculation gets when none is given
+NGRAM_MAX = 4  # the longest run of recent tokens looked up
+NGRAM_MIN = 2  # the shortest: one token alone recurs too often to predict what follows
+DRAFT_CAP = 8  # most tokens guessed at once
+DRAFT_START = 2
+MISSES_BEFORE_PAUSE = 4  # verifications in a row that accept nothing before drafting pauses
+PAUSE_TOKENS = 16  # tokens decoded one at a time after the first pause; doubled on each next
+PAUSE_CAP = 256
+
+
+class Lookup:
+    """The conversation's tokens, with the latest position of each n-gram that has a token
+    after it (so the n-gram that ends the history is found where it occurred *before*)."""
+
+    def __init__(self, tokens: Sequence[int]) -> None:
+        self.tokens: list[int] = []
+        self._ends: dict[tuple[int, ...], int] = {}  # n-gram -> where its latest copy ends
+        for token in tokens:
+            self.append(token)
+
+    def append(self, token: int) -> None:
+        tokens = self.tokens
+        tokens.append(token)
+        last = len(tokens) - 2  # the n-grams ending here now have a next token
+        for n in range(NGRAM_MIN, NGRAM_MAX + 1):
+            if last + 1 < n:
+                break
+            self._ends[tuple(tokens[last + 1 - n:last + 1])] = last
+
+    def draft(self, k: int) -> list[int]:
+        """Up to ``k`` tokens that followed the longest n-gram ending the history, where it
+        last occurred before; none when no n-gram of ``NGRAM_MIN`` tokens or more recurs."""
+        tokens = self.tokens
+        for n in range(min(NGRAM_MAX, len(tokens)), NGRAM_MIN - 1, -1):
+            end = self._ends.get(tuple(tokens[-n:]))
+            if end is not None:
+                return tokens[end + 1:end + 1 + k]
+        return []
+
+
+class DraftLength:
+    """How many tokens to guess next: more after a draft accepted whole, fewer after a miss,
+    none for a while after ``MISSES_BEFORE_PAUSE`` verifications in a row that accepted
+    nothing (a pause twice as long each time it happens again, until something is accepted)."""
+
+    def __init__(self) -> None:
+        self.k = DRAFT_START
+        self._misses = 0
+        self._pause = PAUSE_TOKENS
+        self._paused_for = 0
+
+    def next(self) -> int:
+        """Tokens to guess after this token (0: decode it alone)."""
+        if self._paused_for:
+            self._paused_for -= 1
+            return 0
+        return self.k
+
+    def update(self, drafted: int, accepted: int) -> None:
+        if accepted == drafted:
+            self.k = min(DRAFT_CAP, self.k * 2)
+        else:
+            self.k = max(1, accepted + 1)
+        if accepted:
+            self._misses, self._pause = 0, PAUSE_TOKENS
+            return
+        self._misses += 1
+        if self._misses >= MISSES_BEFORE_PAUSE:
+            self._misses, self._paused_for = 0, self._pause
+            self._pause = min(PAUSE_CAP, self._pause * 2)
+
+
+def accept_draft(p: Sequence[float], draft: int, rng: random.Random) -> tuple[int, bool]:
+    """The speculative rule for a deterministic draft: keep ``draft`` with probability
+    ``p[draft]``, else a token drawn from ``p`` without it (renormalised). Returns the token
+    and whether it is the draft; the token is distributed as ``p`` whatever the draft."""
+    if rng.random() < p[draft]:
+        return draft, True
+    rest = [0.0 if i == draft else w for i, w in enumerate(p)]
+    return rng.choices(range(len(p)), weights=rest)[0], False

@@ -1,0 +1,230 @@
+"""Prompt-lookup speculation: the lookup, the draft length, the acceptance rule, and the engine
+giving the tokens it gives without speculation."""
+
+import random
+from collections import Counter
+
+import pytest
+
+from lwlocal.runtime.engine import Engine, Sampling, check_speculate
+from lwlocal.runtime.speculate import (
+    DRAFT_CAP,
+    MISSES_BEFORE_PAUSE,
+    PAUSE_TOKENS,
+    DraftLength,
+    Lookup,
+    accept_draft,
+)
+from lwlocal.util.errors import SettingError
+
+GREEDY = Sampling(temperature=0.0)
+OUTLINE = "\n".join(
+    f"{i}. {title}: {point} (about 300 words)" for i, (title, point) in enumerate([
+        ("The draisine", "Karl Drais's running machine of 1817 and how riders pushed it"),
+        ("The velocipede", "pedals on the front wheel, the boneshaker of 1860s France"),
+        ("The high-wheeler", "the penny-farthing, its speed and its dangerous falls"),
+        ("The safety bicycle", "chain drive and two equal wheels in the 1880s"),
+        ("The bicycle boom", "cycling clubs, women's freedom and the roads of the 1890s"),
+        ("Modern e-bikes", "batteries, motors and the bicycle in cities today"),
+    ], 1))
+# a writer's request (past 256 tokens, where llama.cpp's one-token attention over an f16 cache
+# would be split across threads), and a list; the answers repeat phrases, so guesses are kept
+PROMPTS = (
+    "Here is the plan of a history of the bicycle, section by section.\n\n" + OUTLINE
+    + "\n\nNow write section 1 of 6, \"The draisine\", in about 300 words of plain prose: "
+    "Karl Drais's running machine of 1817 and how riders pushed it. Then restate the plan.",
+    "List the days of the week, then list them again in the same order, then once more.",
+)
+
+
+def test_lookup_drafts_what_followed_the_latest_longest_match():
+    lookup = Lookup([1, 2, 3, 4, 9, 2, 3, 5, 6])
+    assert lookup.draft(4) == []  # "5 6" and "6" alone: no n-gram of 2 tokens recurs
+    for token in (7, 2, 3):
+        lookup.append(token)
+    assert lookup.draft(2) == [5, 6]  # "2 3" last occurred before "5 6"
+    lookup.append(4)  # "2 3 4" occurred once, before "9": the longer match wins
+    assert lookup.draft(3) == [9, 2, 3]
+    assert lookup.draft(0) == []
+
+
+def test_lookup_never_matches_the_end_with_itself():
+    lookup = Lookup([5, 6])
+    assert lookup.draft(3) == []
+    lookup.append(5)
+    lookup.append(6)
+    assert lookup.draft(3) == [5, 6]  # the earlier "5 6", followed by the later one
+
+
+def test_draft_length_grows_shrinks_and_pauses():
+    length = DraftLength()
+    start = length.next()
+    length.update(start, start)
+    assert length.next() > start  # accepted whole: guess more
+    for _ in range(10):
+        length.update(length.k, length.k)
+    assert length.next() == DRAFT_CAP
+    length.update(DRAFT_CAP, 2)
+    assert length.next() == 3  # what was accepted, and one more
+    for _ in range(MISSES_BEFORE_PAUSE):
+        length.update(length.k, 0)
+    paused = [length.next() for _ in range(PAUSE_TOKENS)]
+    assert paused == [0] * PAUSE_TOKENS and length.next() == 1
+    for _ in range(MISSES_BEFORE_PAUSE):  # missing again: a longer pause
+        length.update(1, 0)
+    assert [length.next() for _ in range(2 * PAUSE_TOKENS)] == [0] * (2 * PAUSE_TOKENS)
+    assert length.next() == 1
+
+
+@pytest.mark.parametrize("p", [[0.5, 0.3, 0.2], [0.05, 0.9, 0.05], [0.0, 0.25, 0.75],
+                               [1.0, 0.0, 0.0]])
+@pytest.mark.parametrize("draft", [0, 1, 2])
+def test_acceptance_rule_gives_the_target_distribution(p, draft):
+    """Whatever the (deterministic) draft, the tokens come out as p: each frequency within
+    0.015 of p over 20,000 seeded trials (about 5 standard deviations at worst), the draft kept
+    as often as p[draft]."""
+    rng = random.Random(1234)
+    trials = 20_000
+    outcomes = [accept_draft(p, draft, rng) for _ in range(trials)]
+    counts = Counter(token for token, _ in outcomes)
+    for token, prob in enumerate(p):
+        assert abs(counts[token] / trials - prob) < 0.015
+    kept = sum(accepted for _, accepted in outcomes)
+    assert abs(kept / trials - p[draft]) < 0.015
+    assert all(token == draft for token, accepted in outcomes if accepted)
+
+
+def test_sampling_then_comparing_is_the_same_rule():
+    """What the engine does (draw from p, keep the draft when they agree) keeps the draft as
+    often, and yields the same distribution, as the rule written out."""
+    p, draft, trials = [0.1, 0.6, 0.3], 1, 20_000
+    rng = random.Random(99)
+    drawn = rng.choices(range(3), weights=p, k=trials)
+    assert abs(drawn.count(draft) / trials - p[draft]) < 0.015
+    rule = Counter(accept_draft(p, draft, rng)[0] for _ in range(trials))
+    for token in range(3):
+        assert abs(drawn.count(token) / trials - rule[token] / trials) < 0.02
+
+
+@pytest.fixture(scope="module")
+def small_engine(default_model):
+    """Flash attention and a q8_0 KV cache, which lookup needs (see check_speculate)."""
+    return Engine(default_model, n_ctx=1024, flash_attn=True, kv_type="q8_0")
+
+
+def _fresh(engine: Engine, mode: str) -> None:
+    engine.speculate = mode
+    engine._llm.n_tokens = 0  # the prompt evaluated the same way each time
+
+
+def _chat(engine: Engine, prompt: str) -> list[int]:
+    return engine.tokenize(f"<|im_start|>user\n{prompt}<|im_end|>\n<|im_start|>assistant\n",
+                           start=True)
+
+
+def test_a_batch_gives_the_logits_of_one_token_at_a_time(small_engine):
+    """What exactness rests on: past 256 tokens of context (where an f16 cache's one-token
+    attention would be split across threads), a verifying batch's logits are bit-identical to
+    those of the same tokens decoded one by one."""
+    import llama_cpp
+    import numpy as np
+
+    engine = small_engine
+    engine.speculate = "off"
+    llm = engine._llm
+    context, batch = _chat(engine, PROMPTS[0]), engine.tokenize(
+        " The draisine of 1817 was a running machine")[:DRAFT_CAP + 1]
+    assert len(context) > 256 and len(batch) == DRAFT_CAP + 1
+    n_vocab = llama_cpp.llama_vocab_n_tokens(engine._vocab)
+
+    def logits(row: int) -> np.ndarray:
+        return np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, row),
+                                     shape=(n_vocab,)).copy()
+
+    llm.n_tokens = 0
+    llm.eval(context)
+    one_by_one = []
+    for token in batch:
+        llm.eval([token])
+        one_by_one.append(logits(-1))
+    llm.n_tokens = len(context)
+    engine._decode(batch[0], batch[1:])
+    for row, expected in enumerate(one_by_one):
+        assert np.array_equal(logits(row), expected), row
+    llm.n_tokens = 0
+
+
+@pytest.mark.parametrize("sampling", [GREEDY, Sampling(temperature=0.8, seed=5)],
+                         ids=["greedy", "sampled"])
+def test_same_tokens_with_and_without_lookup(small_engine, sampling):
+    engine = small_engine
+    accepted = 0
+    for prompt in PROMPTS:
+        context = _chat(engine, prompt)
+        _fresh(engine, "off")
+        off = engine.generate(context, sampling, max_tokens=180)
+        _fresh(engine, "lookup")
+        before = engine.stats.accepted
+        on = engine.generate(context, sampling, max_tokens=180)
+        accepted += engine.stats.accepted - before
+        assert on.tokens == off.tokens and on.text == off.text and on.stop == off.stop
+    if sampling is GREEDY:
+        assert accepted > 0  # guesses were kept: the comparison was not vacuous
+
+
+def test_hooks_see_every_token_with_lookup(small_engine):
+    """may_end, on_text, should_stop and max_tokens act token by token over accepted guesses,
+    and the KV cache keeps only the tokens that were kept."""
+    engine = small_engine
+    context = _chat(engine, PROMPTS[0])
+    runs = {}
+    for mode in ("off", "lookup"):
+        _fresh(engine, mode)
+        seen: list[str] = []
+        result = engine.generate(context, GREEDY, max_tokens=150, on_text=seen.append,
+                                 may_end=lambda seen=seen: len(seen) > 40,
+                                 should_stop=lambda seen=seen: "".join(seen).count(".") >= 4)
+        assert result.text == "".join(seen)
+        held = list(engine._llm.eval_tokens)
+        assert held == (context + result.tokens)[:len(held)]
+        assert len(context) + len(result.tokens) - 1 <= len(held)
+        runs[mode] = result
+        _fresh(engine, mode)
+        capped = engine.generate(context, GREEDY, max_tokens=37)
+        assert len(capped.tokens) == 37 and capped.stop == "length"
+    assert runs["lookup"].tokens == runs["off"].tokens and runs["off"].stop == "stopped"
+
+
+def test_next_turn_reuses_the_cache_after_lookup(small_engine):
+    engine = small_engine
+    _fresh(engine, "lookup")
+    first = _chat(engine, PROMPTS[1])
+    reply = engine.generate(first, GREEDY, max_tokens=60)
+    turn = engine.tokenize("<|im_end|>\n<|im_start|>user\nAnd the months?<|im_end|>\n"
+                           "<|im_start|>assistant\n")
+    before = engine.stats.prompt_tokens_evaluated
+    engine.generate(first + reply.tokens + turn, GREEDY, max_tokens=4)
+    assert len(turn) <= engine.stats.prompt_tokens_evaluated - before <= len(turn) + 1
+
+
+def test_no_lookup_under_a_grammar(small_engine):
+    engine = small_engine
+    _fresh(engine, "lookup")
+    before = engine.stats.drafted
+    schema = {"type": "object", "properties": {"days": {"type": "array", "items": {
+        "type": "string", "maxLength": 12}, "maxItems": 7}}, "required": ["days"]}
+    engine.generate(_chat(engine, PROMPTS[1]), GREEDY, max_tokens=80, json_schema=schema)
+    assert engine.stats.drafted == before
+
+
+def test_lookup_needs_flash_attention_and_a_quantized_cache(engine):
+    with pytest.raises(SettingError, match="flash_attn"):
+        engine.speculate = "lookup"  # the session's engine: flash attention off
+    with pytest.raises(SettingError, match="choose one of off, lookup"):
+        engine.speculate = "draft"
+    assert engine.speculate == "off"
+    with pytest.raises(SettingError, match="needs a quantized kv_type"):
+        check_speculate("lookup", True, "f16")
+    check_speculate("lookup", None, None)  # the planner's choices: flash attention, q8_0
+    check_speculate("lookup", True, "q4_0")
+    check_speculate("off", False, "f16")
