@@ -19,6 +19,7 @@ from lwlocal.cli.render import print_table
 from lwlocal.write.journal import Job
 from lwlocal.write.outline import Outline, Section
 from lwlocal.write.settings import JobSettings
+from tests.support.bounds import HANG
 from tests.support.cli import interruptible, run_cli
 
 LONG_ID = "20261128-101010-a-guide-to-brewing-green-tea-at-home-for-beginners"
@@ -76,7 +77,7 @@ def test_ctrl_c_while_resume_loads_the_model_stops_it(lw_home):
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.05)  # polling the log file: the first line llama.cpp writes while loading
     proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=120)
+    _, stderr = proc.communicate(timeout=HANG)
     assert proc.returncode == 130, stderr
     assert f"interrupted: job {job.id} is kept" in stderr
     assert "Exception ignored" not in stderr and "Traceback" not in stderr

@@ -22,6 +22,7 @@ import pytest
 
 from lwlocal.convert.run import convert
 from lwlocal.util.errors import LwlocalError, SettingError
+from tests.support.bounds import HANG
 from tests.support.cli import interruptible, run_cli
 from tests.support.corrupt import (
     WEIGHTS,
@@ -443,12 +444,12 @@ def test_ctrl_c_during_convert(tiny_llama, tmp_path, lw_home):
     proc = subprocess.Popen([sys.executable, "-c", SLOW_CONVERT, str(tiny_llama), "-o", str(out)],
                             env={**__import__("os").environ, "LWLOCAL_HOME": str(lw_home)},
                             stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + HANG
     while not (tmp_path / ".out.gguf.partial").exists() and proc.poll() is None:
         assert time.monotonic() < deadline
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=60)
+    _, stderr = proc.communicate(timeout=HANG)
     assert proc.returncode == 130, stderr
     assert stderr.strip().splitlines() == [f"interrupted: {out} was not written"]
     assert not out.exists() and not list(tmp_path.glob(".*partial"))

@@ -13,6 +13,7 @@ from gguf import GGUFReader
 
 from lwlocal.models.gguf_file import check_model, file_quant, gguf_metadata, read_gguf
 from lwlocal.util.errors import LwlocalError
+from tests.support.bounds import HANG
 from tests.support.cli import run_cli
 from tests.support.gguf_copies import header_of, sparse_copy
 from tests.support.gguf_fuzz import DUPLICATE_TOKEN_AT
@@ -37,7 +38,7 @@ def test_seeded_damaged_copies_give_one_line_or_work(default_model, tmp_path, lw
     magic and a duplicated token, each through `inspect` and `plan` in one process."""
     proc = subprocess.run(
         [sys.executable, "-m", "tests.support.gguf_fuzz", str(default_model), str(tmp_path),
-         str(SEED), str(CASES)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+         str(SEED), str(CASES)], cwd=ROOT, capture_output=True, text=True, timeout=HANG)
     lines = [json.loads(line) for line in proc.stdout.splitlines()]
     runs = list(zip(lines[::2], lines[1::2], strict=False))
     assert proc.returncode == 0 and len(lines) % 2 == 0, (

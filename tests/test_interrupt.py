@@ -23,6 +23,7 @@ from lwlocal.util.paths import jobs_dir
 from lwlocal.write.jobs import resume_session
 from lwlocal.write.journal import Job
 from lwlocal.write.settings import JobSettings
+from tests.support.bounds import HANG
 from tests.support.cli import interruptible
 
 LIBC = ctypes.CDLL(None)
@@ -133,7 +134,7 @@ class StderrWatch:
 
     def text(self) -> str:
         """All of it, once the child has exited."""
-        self._reader.join(timeout=60)
+        self._reader.join(timeout=HANG)
         return "".join(self._pieces)
 
 
@@ -147,7 +148,7 @@ def test_ctrl_c_stops_imatrix_between_tensors(default_model, lw_home, tmp_path):
         stderr.wait_for("chunk 1/")
         assert proc.poll() is None, "imatrix finished before it could be interrupted"
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=60) == 130
+        assert proc.wait(timeout=HANG) == 130
     finally:
         proc.kill()
         proc.wait()
@@ -162,7 +163,7 @@ def test_sigterm_leaves_the_job_resumable_in_one_line(default_model, lw_home):
         while proc.poll() is None and not list(jobs.glob("*/sections/001.md")):
             time.sleep(0.05)
         proc.send_signal(signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=120)
+        _, stderr = proc.communicate(timeout=HANG)
     finally:
         proc.kill()
         proc.wait()

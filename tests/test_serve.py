@@ -18,6 +18,7 @@ from lwlocal.util.progress import Progress
 from lwlocal.write.jobs import Session
 from lwlocal.write.journal import Job
 from lwlocal.write.settings import JobSettings
+from tests.support.bounds import HANG
 from tests.support.cli import invoke
 from tests.support.server import CTX, free_port, start_server, stop
 
@@ -157,5 +158,5 @@ def test_concurrency_needs_a_server(tmp_path):
 ])
 def test_requests_the_server_cannot_serve_are_answered_400(served, extra):
     body = {"messages": [{"role": "user", "content": "hi"}], "stream": True, **extra}
-    response = httpx.post(f"{served}/chat/completions", json=body, timeout=30)
+    response = httpx.post(f"{served}/chat/completions", json=body, timeout=HANG)
     assert response.status_code == 400 and response.json()["error"]["message"]

@@ -21,16 +21,16 @@ from pydantic import BaseModel, Field
 
 from lwlocal.models.catalogue import DEFAULT_MODEL
 from lwlocal.openai.server import ModelServer, bind
+from tests.support.bounds import HANG
 from tests.support.fake_chat import FakeChat, FakeModel
 from tests.support.server import CTX
 
-FAILSAFE = 30.0  # seconds for something that should happen at once
 DOCS = Path(__file__).parent.parent / "docs" / "servers.md"
 ASK = [{"role": "user", "content": "Name three colours."}]
 
 
 def sdk(url: str, key: str = "none") -> openai.OpenAI:
-    return openai.OpenAI(base_url=url, api_key=key, max_retries=0, timeout=FAILSAFE * 4)
+    return openai.OpenAI(base_url=url, api_key=key, max_retries=0, timeout=HANG)
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +147,7 @@ def fake_served() -> Iterator[tuple[str, FakeModel]]:
         log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    deadline = time.monotonic() + FAILSAFE
+    deadline = time.monotonic() + HANG
     while not server.started and thread.is_alive() and time.monotonic() < deadline:
         time.sleep(0.02)
     assert server.started, "uvicorn did not start"
@@ -155,7 +155,7 @@ def fake_served() -> Iterator[tuple[str, FakeModel]]:
         yield f"http://127.0.0.1:{sock.getsockname()[1]}/v1", chat.model
     finally:
         server.should_exit = True
-        thread.join(FAILSAFE)
+        thread.join(HANG)
         sock.close()
 
 
@@ -204,7 +204,7 @@ def run_example(example: str, url: str) -> tuple[int, str]:
     script = ('curl() { command curl --silent --show-error --write-out "\\n%{http_code}" '
               '"$@"; }\n' + example.replace("http://127.0.0.1:8080/v1", url))
     done = subprocess.run(["bash", "-c", script], capture_output=True, text=True,
-                          timeout=FAILSAFE * 4)
+                          timeout=HANG)
     assert done.returncode == 0, done.stderr
     body, _, status = done.stdout.rpartition("\n")
     return int(status), body

@@ -28,9 +28,9 @@ from lwlocal.openai.protocol import MAX_JSON_DEPTH
 from lwlocal.openai.server import SEND_BUFFER, ModelServer, is_loopback
 from lwlocal.runtime.chat import Message
 from lwlocal.util.errors import LwlocalError
+from tests.support.bounds import HANG
 from tests.support.fake_chat import FakeChat
 
-FAILSAFE = 30.0  # seconds to wait for an event that should come at once, before giving up
 CHAT = "/v1/chat/completions"
 HELLO = {"messages": [{"role": "user", "content": "Say hi in 3 words."}]}  # a short reply
 
@@ -159,7 +159,7 @@ class Peer:
 
 async def until(event: threading.Event) -> bool:
     """Wait for a thread's event without blocking the event loop."""
-    return await asyncio.to_thread(event.wait, FAILSAFE)
+    return await asyncio.to_thread(event.wait, HANG)
 
 
 def serve_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -229,7 +229,7 @@ def test_health_answers_while_a_prompt_is_tokenized(monkeypatch):
 
     def count_when_let(messages: list[Message]) -> int:
         counting.set()
-        released.append(gate.wait(FAILSAFE))
+        released.append(gate.wait(HANG))
         return count(messages)
 
     monkeypatch.setattr(chat, "count", count_when_let)

@@ -28,7 +28,7 @@ backends do, only with text made up by rule:
 A test steers it two ways. Paced (``FakeChat(paced=True)``), nothing streams until the test
 lets pieces out with :meth:`FakeChat.release` or :meth:`FakeChat.release_all`, and a reply
 waiting for one ends as cancelled once its ``cancel`` is set: a test stops a reply at an exact
-word without timing (a reply neither released nor cancelled fails after ``GUARD``). And through
+word without timing (a reply neither released nor cancelled fails after ``HANG``). And through
 :class:`FakeModel`, which every backend built while the fake is installed shares (the
 ``fake_model`` fixture): what was asked and answered, and ``on_piece`` (called before each
 piece is produced, with the request's number counted from 0, the piece's index and the
@@ -56,12 +56,12 @@ from lwlocal.runtime.engine import Generation, Sampling, Stats, common_prefix
 from lwlocal.util.errors import SettingError
 from lwlocal.write.jobs import Session
 from lwlocal.write.settings import MEMORY_FIELDS, JobSettings
+from tests.support.bounds import HANG
 
 DEFAULT_WORDS = 60  # a reply's length when the request names none
 PREFILL_RATE = 2000.0  # simulated tokens per second
 DECODE_RATE = 100.0
 GATE_POLL = 0.02  # seconds between looks at ``cancel`` while a paced reply waits for a release
-GUARD = 120.0  # seconds: a release or cancel that has not come by then is not coming
 _TOKEN = re.compile(r"\w{1,6}|[^\w\s]")
 _ASKED_WORDS = re.compile(r"(\d+) words")
 _WORD = re.compile(r"[A-Za-z]{3,}")
@@ -228,7 +228,7 @@ class FakeChat:
     def _wait_for_release(self, hooks: Hooks) -> bool:
         """Wait until the test lets the next piece out (at once unless paced); False when the
         request is cancelled first."""
-        guard = time.monotonic() + GUARD
+        guard = time.monotonic() + HANG
         with self._gate:
             while self._let_out == 0:
                 if hooks.cancel is not None and hooks.cancel.is_set():
