@@ -163,8 +163,8 @@ def test_the_model_loads_and_plans_without_touching_the_terminal(tmp_path, lw_ho
             before = screen_text(app)
             await pilot.press("ctrl+g")
             await messages.wait(pilot, ComposeScreen.Planning, lambda m: m.event.stage == "plan")
-            for _ in range(50):  # a frame caught between layout and drawing is empty: the next
-                if screen_text(app).strip():
+            for _ in range(500):  # the frame drawn with the message may come a few refreshes
+                if "planning the outline" in screen_text(app).split("\n", 1)[0]:  # later
                     break
                 await pilot.pause()
             shown = screen_text(app).splitlines()  # loaded, generating, and drawn whole

@@ -260,18 +260,15 @@ class Engine:
         """Refuse, before any work, a grammar that :meth:`generate` could not use."""
         llama_cpp.llama_sampler_free(self._grammar_step(grammar))
 
-    def _sampler(self, sampling: Sampling, grammar: str | None, context: Sequence[int]) -> Any:
+    def _sampler(self, sampling: Sampling, grammar: str | None) -> Any:
         """A llama.cpp sampler chain: grammar, repetition penalty, top-k/p, min-p, temperature.
-        The penalty looks back over the last tokens of ``context``, the prompt's included, as
-        llama.cpp's server does (so a greedy job there writes what it writes here)."""
+        The penalty looks back over the tokens generated in this reply (llama.cpp's server
+        counts the prompt's last tokens too)."""
         steps = [self._grammar_step(grammar)] if grammar else []
         chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
-        penalties = llama_cpp.llama_sampler_init_penalties(
+        steps.append(llama_cpp.llama_sampler_init_penalties(
             llama_cpp.llama_vocab_n_tokens(self._vocab), PENALTY_LAST_N,
-            sampling.repeat_penalty, 0.0, 0.0)
-        for token in context[-PENALTY_LAST_N:]:
-            llama_cpp.llama_sampler_accept(penalties, token)
-        steps.append(penalties)
+            sampling.repeat_penalty, 0.0, 0.0))
         if sampling.temperature <= 0:
             steps.append(llama_cpp.llama_sampler_init_greedy())
         else:
@@ -354,7 +351,7 @@ class Engine:
                                f"of {self.n_ctx}; use a larger {{n_ctx}}")
         max_tokens = min(max_tokens, room)
         grammar = json_grammar(json_schema) if json_schema else None
-        sampler = self._sampler(sampling, grammar, context)
+        sampler = self._sampler(sampling, grammar)
         result = Generation(stop="length")
         pieces: list[str] = []
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
