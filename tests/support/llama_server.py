@@ -19,18 +19,16 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
-import httpx
 from filelock import FileLock
 
 from lwlocal.util.errors import LwlocalError
-from tests.support.server import free_port
+from tests.support.server import free_port, healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 # Only the server: no tests, examples, web UI download (no network), HTTPS or shared libraries
@@ -42,7 +40,6 @@ SERVER_ONLY = ["-DCMAKE_BUILD_TYPE=Release", "-DBUILD_SHARED_LIBS=OFF", "-DLLAMA
 # does; the GGUF's own Jinja template adds SmolLM2's default system prompt to a conversation
 # without one, so the prompts (and the text) would differ from the first token.
 CHATML = ("--chat-template", "chatml")
-START_TIMEOUT = 600.0  # seconds for the server to load the model: a bound, not a pace
 
 
 def build(binary: Path) -> Path:
@@ -114,21 +111,15 @@ class LlamaServer:
 
 def start(model: Path, log: Path, *args: str, port: int | None = None) -> LlamaServer:
     """``llama-server -m MODEL ARGS`` on 127.0.0.1, returned once ``/health`` says it is
-    ready; an error with the log's tail if it exits or has not loaded within START_TIMEOUT."""
+    ready; an error with the log's tail if it exits first."""
     port = port or free_port()
     with log.open("ab") as out:
         proc = subprocess.Popen([str(binary()), "-m", str(model), "--host", "127.0.0.1",
                                  "--port", str(port), "--no-webui", *args],
                                 stdout=out, stderr=subprocess.STDOUT)
     server = LlamaServer(proc, port, log)
-    deadline = time.monotonic() + START_TIMEOUT
-    while proc.poll() is None and time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
+    if healthy(proc, port):
+        return server
     server.stop()
     tail = log.read_text(errors="replace")[-2000:]
     raise LwlocalError(f"llama-server did not start on port {port}: {tail}")

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from lwlocal.util.errors import LwlocalError
+from tests.support.bounds import HANG
 
 
 def spawn(port: int, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
@@ -21,14 +22,24 @@ def spawn(port: int, *args: str, env: dict[str, str] | None = None) -> subproces
     proc = subprocess.Popen([sys.executable, "-m", "lwlocal", "serve", "--port", str(port), *args],
                             env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
-    while proc.poll() is None:
+    if healthy(proc, port):
+        return proc
+    proc.kill()
+    raise LwlocalError(f"lwlocal serve exited: {proc.stderr.read() if proc.stderr else ''}")
+
+
+def healthy(proc: subprocess.Popen, port: int) -> bool:
+    """Wait until the server ``proc`` on ``port`` answers 200 on ``/health`` (True), or it
+    exits or ``HANG`` passes (False)."""
+    deadline = time.monotonic() + HANG
+    while proc.poll() is None and time.monotonic() < deadline:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
-                return proc
+                return True
         except httpx.TransportError:
             pass
         time.sleep(0.2)
-    raise LwlocalError(f"lwlocal serve exited: {proc.stderr.read() if proc.stderr else ''}")
+    return False
 
 
 CTX = "2048"  # the test servers' context: room for short jobs, quick to load
