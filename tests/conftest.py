@@ -31,8 +31,8 @@ def fake_model(monkeypatch: pytest.MonkeyPatch) -> FakeModel:
 
     model = FakeModel()
 
-    def local_chat(resolved, chosen, threads=None, speculate="off"):
-        model.loaded.append((chosen.kv_type, speculate))
+    def local_chat(resolved, chosen, threads=None, speculate="off", draft=None):
+        model.loaded.append((chosen.kv_type, f"draft {draft.path.name}" if draft else speculate))
         return FakeChat(chosen.n_ctx, model)
 
     monkeypatch.setattr(jobs, "local_chat", local_chat)
@@ -120,7 +120,17 @@ def smollm_f32(smollm_hf, tmp_path_factory) -> Path:
                    "f32").path
 
 
-MODEL_FIXTURES = {"default_model", "engine", "smollm_hf", "smollm_f32", "served"}
+@pytest.fixture(scope="session")
+def draft_gguf(default_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A draft model for the default one: the same weights quantized again to Q4_0, which
+    llama.cpp's CPU backend runs faster (the only model with its tokenizer offline)."""
+    from lwlocal.quant.quantize import quantize
+
+    return quantize(default_model, tmp_path_factory.mktemp("draft") / "draft-Q4_0.gguf",
+                    "Q4_0").path
+
+
+MODEL_FIXTURES = {"default_model", "engine", "smollm_hf", "smollm_f32", "served", "draft_gguf"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -37,6 +37,24 @@ def test_plan_overrides_and_formats(lw_home):
     assert 'TEMPLATE """' in modelfile and "{{ .Prompt }}" in modelfile
 
 
+def test_plan_counts_a_draft_model_in(lw_home, default_model):
+    """--speculate draft MODEL: the draft's memory in the plan and in llama-server's line."""
+    alone = json.loads(invoke("plan", "--words", "1500", "--speculate", "lookup", "--json",
+                              check=True).stdout)
+    proc = invoke("plan", "--words", "1500", "--speculate", "draft", str(default_model),
+                  "--json", check=True)
+    plan = json.loads(proc.stdout)
+    assert plan["draft_model"] == default_model.name and alone["draft_model"] is None
+    draft = plan["memory_parts"]["ram_draft"]
+    assert draft > default_model.stat().st_size
+    assert plan["ram_bytes"] == alone["ram_bytes"] + draft
+    assert any("the draft model" in reason for reason in plan["reasons"])
+    args = invoke("plan", "--words", "1500", "--speculate=draft", str(default_model),
+                  "--format", "llama-server", check=True).stdout.split()
+    assert args[args.index("--model-draft") + 1] == str(default_model)
+    assert args[args.index("--gpu-layers-draft") + 1] == "0"
+
+
 def test_plan_that_does_not_fit_exits_nonzero_with_suggestions(lw_home):
     proc = invoke("plan", "--words", "3000", "--ram", "0.05")
     assert proc.returncode == 1

@@ -7,6 +7,7 @@ scores dominate the compute memory) and with a quantized KV cache under flash at
 
 import pytest
 
+from lwlocal.memory.hardware import detect
 from lwlocal.memory.planner import Settings, predict, shape_from_gguf
 from lwlocal.memory.probe import measure
 from lwlocal.util.cpu import physical_cores
@@ -18,6 +19,20 @@ def test_predicted_ram_within_15_percent_of_measured(default_model, n_ctx, kv_ty
     settings = Settings(n_ctx, kv_type, flash_attn, 0, 512, physical_cores())
     predicted = predict(shape_from_gguf(default_model), settings).ram_bytes
     measured = measure(default_model, settings)
+    assert predicted == pytest.approx(measured, rel=0.15), (predicted, measured)
+
+
+def test_predicted_ram_with_a_draft_model_within_15_percent_of_measured(default_model,
+                                                                       draft_gguf):
+    """Speculating with a draft model: its weights (repacked too: it is Q4_0), context and f16
+    KV cache counted in."""
+    settings = Settings(2048, "q8_0", True, 0, 512, physical_cores())
+    target, repack = shape_from_gguf(default_model), detect().cpu_repack
+    alone = predict(target, settings, cpu_repack=repack).ram_bytes
+    predicted = predict(target, settings, cpu_repack=repack,
+                        draft=shape_from_gguf(draft_gguf)).ram_bytes
+    measured = measure(default_model, settings, draft=draft_gguf)
+    assert predicted - alone > 0.5 * draft_gguf.stat().st_size
     assert predicted == pytest.approx(measured, rel=0.15), (predicted, measured)
 
 

@@ -1,5 +1,5 @@
-"""Prompt-lookup speculation: the lookup, the draft length, the acceptance rule, and the engine
-giving the tokens it gives without speculation."""
+"""Speculation: the lookup, the draft length, the acceptance rule, and the engine giving the
+tokens it gives without speculation, guessing by lookup or with a draft model."""
 
 import random
 from collections import Counter
@@ -107,9 +107,11 @@ def test_sampling_then_comparing_is_the_same_rule():
 
 
 @pytest.fixture(scope="module")
-def small_engine(default_model):
-    """Flash attention and a q8_0 KV cache, which lookup needs (see check_speculate)."""
-    return Engine(default_model, n_ctx=1024, flash_attn=True, kv_type="q8_0")
+def small_engine(default_model, draft_gguf):
+    """Flash attention and a q8_0 KV cache, which speculation needs (see check_speculate), and
+    a draft model loaded."""
+    return Engine(default_model, n_ctx=1024, flash_attn=True, kv_type="q8_0",
+                  speculate="draft", draft_model=draft_gguf)
 
 
 def _fresh(engine: Engine, mode: str) -> None:
@@ -154,16 +156,17 @@ def test_a_batch_gives_the_logits_of_one_token_at_a_time(small_engine):
     llm.n_tokens = 0
 
 
+@pytest.mark.parametrize("mode", ["lookup", "draft"])
 @pytest.mark.parametrize("sampling", [GREEDY, Sampling(temperature=0.8, seed=5)],
                          ids=["greedy", "sampled"])
-def test_same_tokens_with_and_without_lookup(small_engine, sampling):
+def test_same_tokens_with_and_without_speculation(small_engine, sampling, mode):
     engine = small_engine
     accepted = 0
     for prompt in PROMPTS:
         context = _chat(engine, prompt)
         _fresh(engine, "off")
         off = engine.generate(context, sampling, max_tokens=180)
-        _fresh(engine, "lookup")
+        _fresh(engine, mode)
         before = engine.stats.accepted
         on = engine.generate(context, sampling, max_tokens=180)
         accepted += engine.stats.accepted - before
@@ -172,13 +175,14 @@ def test_same_tokens_with_and_without_lookup(small_engine, sampling):
         assert accepted > 0  # guesses were kept: the comparison was not vacuous
 
 
-def test_hooks_see_every_token_with_lookup(small_engine):
+@pytest.mark.parametrize("speculating", ["lookup", "draft"])
+def test_hooks_see_every_token_with_speculation(small_engine, speculating):
     """may_end, on_text, should_stop and max_tokens act token by token over accepted guesses,
     and the KV cache keeps only the tokens that were kept."""
     engine = small_engine
     context = _chat(engine, PROMPTS[0])
     runs = {}
-    for mode in ("off", "lookup"):
+    for mode in ("off", speculating):
         _fresh(engine, mode)
         seen: list[str] = []
         result = engine.generate(context, GREEDY, max_tokens=150, on_text=seen.append,
@@ -192,7 +196,7 @@ def test_hooks_see_every_token_with_lookup(small_engine):
         _fresh(engine, mode)
         capped = engine.generate(context, GREEDY, max_tokens=37)
         assert len(capped.tokens) == 37 and capped.stop == "length"
-    assert runs["lookup"].tokens == runs["off"].tokens and runs["off"].stop == "stopped"
+    assert runs[speculating].tokens == runs["off"].tokens and runs["off"].stop == "stopped"
 
 
 def test_next_turn_reuses_the_cache_after_lookup(small_engine):
@@ -220,11 +224,30 @@ def test_no_lookup_under_a_grammar(small_engine):
 def test_lookup_needs_flash_attention_and_a_quantized_cache(engine):
     with pytest.raises(SettingError, match="flash_attn"):
         engine.speculate = "lookup"  # the session's engine: flash attention off
-    with pytest.raises(SettingError, match="choose one of off, lookup"):
-        engine.speculate = "draft"
+    with pytest.raises(SettingError, match="choose one of off, lookup, draft"):
+        engine.speculate = "medusa"
     assert engine.speculate == "off"
     with pytest.raises(SettingError, match="needs a quantized kv_type"):
         check_speculate("lookup", True, "f16")
     check_speculate("lookup", None, None)  # the planner's choices: flash attention, q8_0
     check_speculate("lookup", True, "q4_0")
     check_speculate("off", False, "f16")
+
+
+def test_draft_needs_a_model_and_a_model_needs_draft(default_model):
+    with pytest.raises(SettingError, match="speculate draft MODEL"):
+        check_speculate("draft", True, "q8_0")
+    with pytest.raises(SettingError, match="draft_model d.gguf: a draft model is for speculate"):
+        check_speculate("lookup", True, "q8_0", "d.gguf")
+    with pytest.raises(SettingError, match="speculate draft MODEL"):
+        Engine(default_model, n_ctx=256, flash_attn=True, kv_type="q8_0", speculate="draft")
+
+
+def test_draft_shares_the_models_vocabulary(default_model, tiny_llama, tmp_path):
+    from lwlocal.convert.run import convert
+
+    other = convert(tiny_llama, tmp_path / "other.gguf").path
+    with pytest.raises(SettingError, match=f"draft_model {other}: its vocabulary is not the "
+                                           "model's .* tokens against 49152"):
+        Engine(default_model, n_ctx=256, flash_attn=True, kv_type="q8_0", speculate="draft",
+               draft_model=other)

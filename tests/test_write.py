@@ -120,6 +120,56 @@ def test_speculate_is_kept_by_the_job_and_reported(lw_home, fake, ctrl_c):
     assert fake.loaded[-1] == ("q4_0", "lookup") and done["settings"]["speculate"] == "lookup"
 
 
+def test_speculate_draft_takes_its_model_and_resume_can_change_it(lw_home, fake, ctrl_c,
+                                                                  default_model):
+    """--speculate draft MODEL (the default model as its own draft: the fake never loads it)
+    is kept in the journal; resume --speculate lookup drops the draft model, and resume
+    --speculate=draft MODEL takes it again."""
+    def press(request: int, index: int, hooks) -> None:
+        if request in (2, 3) and index == 10:
+            ctrl_c()
+
+    fake.on_piece = press
+    draft = f"draft {default_model.name}"
+    proc = invoke("write", PROMPT, "--words", "500", "--sections", "4", "--ctx", "4096",
+                  "--speculate", "draft", str(default_model))
+    assert proc.returncode == 130, proc.stderr
+    assert fake.loaded == [("q8_0", draft)]
+    (job_dir,) = (lw_home / "jobs").iterdir()
+    assert invoke("resume", job_dir.name, "--speculate", "lookup").returncode == 130
+    assert fake.loaded[-1] == ("q8_0", "lookup")
+    fake.on_piece = None
+    result = json.loads(invoke("resume", job_dir.name, "--json", "--speculate=draft",
+                               str(default_model), check=True).stdout)
+    assert fake.loaded[-1] == ("q8_0", draft)
+    assert result["settings"]["speculate"] == "draft"
+    assert result["settings"]["draft_model"] == str(default_model)
+
+
+@pytest.mark.parametrize(("args", "parsed"), [
+    (["--speculate", "draft", "d.gguf", "x"], ["--speculate", "draft", "--draft-model", "d.gguf",
+                                               "x"]),
+    (["--speculate=draft", "d.gguf"], ["--speculate=draft", "--draft-model", "d.gguf"]),
+    (["--speculate", "draft", "--json"], ["--speculate", "draft", "--json"]),
+    (["--speculate", "lookup", "x"], ["--speculate", "lookup", "x"]),
+    (["--", "--speculate", "draft", "d"], ["--", "--speculate", "draft", "d"]),
+])
+def test_speculate_draft_model_is_the_options_second_value(args, parsed):
+    from lwlocal.cli.options import draft_model_as_option
+
+    assert draft_model_as_option(args) == parsed
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (("--speculate", "draft"), "--speculate draft needs the draft model's GGUF"),
+    (("--speculate", "draft", "/nowhere/d.gguf"), "/nowhere/d.gguf: no such file"),
+    (("--speculate", "draft", "--json"), "--speculate draft needs the draft model's GGUF"),
+])
+def test_speculate_draft_refused_without_a_model(lw_home, fake, extra, message):
+    proc = invoke("write", PROMPT, "--words", "300", *extra)
+    assert proc.returncode == 1 and message in proc.stderr and not fake.loaded
+
+
 @pytest.mark.parametrize(("extra", "message"), [
     (("--kv-type", "f16"), "--speculate lookup needs a quantized --kv-type"),
     (("--flash-attn", "off"), "--speculate lookup needs --flash-attn on"),

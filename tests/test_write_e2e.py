@@ -42,13 +42,17 @@ def test_agentwrite_job_reuses_the_kv_cache(lw_home, tmp_path):
     assert json.loads(listed[0])["state"] == "done"
 
 
-def test_write_with_lookup_speculation_reports_it(lw_home):
-    """--speculate lookup on the real model: kept in the job's settings, with the guesses made
-    and kept in --json (test_speculate.py checks the tokens are those written without it)."""
+@pytest.mark.parametrize("mode", ["lookup", "draft"])
+def test_write_with_speculation_reports_it(lw_home, mode, request):
+    """--speculate lookup or draft MODEL on the real model: kept in the job's settings, with
+    the guesses made and kept in --json (test_speculate.py checks the tokens are those written
+    without it)."""
+    speculate = [mode] if mode == "lookup" else [mode, str(request.getfixturevalue("draft_gguf"))]
     proc = run_cli("write", PROMPT, "--words", "150", "--sections", "1", "--ctx", "2048",
-                   "--speculate", "lookup", "--json", env_home=lw_home, check=True)
+                   "--speculate", *speculate, "--json", env_home=lw_home, check=True)
     result = json.loads(proc.stdout)
-    assert result["settings"]["speculate"] == "lookup"
+    assert result["settings"]["speculate"] == mode
+    assert result["settings"]["draft_model"] == (speculate[1:] or [None])[0]
     assert result["settings"]["kv_type"] == "q8_0"  # the planner's choice when speculating
     drafted, accepted = result["drafted"], result["accepted"]
     assert drafted > 0 and 0 <= accepted <= drafted

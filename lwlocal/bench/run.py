@@ -69,6 +69,7 @@ class BenchRun:
     server: Server | None = None
     concurrency: int = 1
     speculate: str = "off"  # how the local model decodes
+    draft_model: str | None = None  # with speculate "draft"
 
     @property
     def jobs_root(self) -> Path:
@@ -117,7 +118,7 @@ class _Runner:
         target = choose_target(item.prompt, item.length if run.given_length else None, mode)
         return JobSettings(prompt=item.prompt, words=target.words, words_source=target.source,
                            mode=mode, threads=run.threads, sampling=run.sampling,
-                           speculate=run.speculate, **remote)
+                           speculate=run.speculate, draft_model=run.draft_model, **remote)
 
     def item(self, key: tuple[str, str, BenchItem]) -> BenchResult:
         model, mode, item = key

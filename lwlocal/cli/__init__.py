@@ -72,7 +72,7 @@ def _show_warning(message: Warning | str, category: type[Warning], *args: Any,
 
 
 # the options whose names are not their setting's name with dashes
-OPTION_NAMES = {"n_ctx": "--ctx", "n_gpu_layers": "--ngl"}
+OPTION_NAMES = {"n_ctx": "--ctx", "n_gpu_layers": "--ngl", "draft_model": "--speculate draft"}
 
 
 def option_name(setting: str) -> str:

@@ -12,7 +12,14 @@ import click
 from rich.markup import escape
 
 from lwlocal.cli import option_name
-from lwlocal.cli.options import MemoryOptions, gib_option, memory_options
+from lwlocal.cli.options import (
+    MemoryOptions,
+    SpeculatingCommand,
+    Speculation,
+    gib_option,
+    memory_options,
+    speculate_option,
+)
 from lwlocal.cli.render import out, print_memory_plan, print_table
 from lwlocal.convert.inspect import inspect_path
 from lwlocal.memory import hardware
@@ -129,7 +136,7 @@ def hw(as_json: bool, measure: bool) -> None:
                                     "MiB); lwlocal hw --measure"))
 
 
-@click.command("plan")
+@click.command("plan", cls=SpeculatingCommand)
 @click.argument("model", default=DEFAULT_MODEL)
 @click.option("--words", type=int, required=True, help="Target length in words.")
 @click.option("--mode", type=click.Choice(MODES), default="agentwrite", show_default=True)
@@ -143,13 +150,15 @@ def hw(as_json: bool, measure: bool) -> None:
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "llama-server", "ollama"]),
               default="text", show_default=True)
 @click.option("--measure", is_flag=True, help="Also run the plan and measure its peak RSS.")
+@speculate_option("off")
 @memory_options
 def plan_command(model: str, words: int, mode: str, quant: str | None, lang: str,
                  sections: int | None, ram: str | None, vram: str | None, as_json: bool,
-                 fmt: str, measure: bool, memory: MemoryOptions) -> None:
-    """How MODEL (card or GGUF) fits this machine for a job of --words: settings and memory."""
+                 fmt: str, measure: bool, speculate: Speculation, memory: MemoryOptions) -> None:
+    """How MODEL (card or GGUF) fits this machine for a job of --words: settings and memory
+    (a draft model's counted in with --speculate draft MODEL)."""
     settings = JobSettings(prompt="", words=words, mode=mode, sections=sections,
-                           **memory.settings())
+                           **speculate.settings(), **memory.settings())
     check_settings(settings)
     ram_bytes, vram_bytes = gib_option(ram, "--ram"), gib_option(vram, "--vram")
     chosen = model_plan(model, settings, quant=quant, lang=lang, ram=ram_bytes, vram=vram_bytes)
@@ -164,16 +173,16 @@ def plan_command(model: str, words: int, mode: str, quant: str | None, lang: str
         data = plan.as_dict()
         data["suggestions"] = [name_settings(s, option_name) for s in plan.suggestions]
         if measure:
-            data["measured_ram_bytes"] = _measure(tokenizer, plan)
+            data["measured_ram_bytes"] = _measure(tokenizer, plan, chosen.draft)
         click.echo(json.dumps(data))
     elif fmt == "llama-server":
-        click.echo(llama_server_args(plan, path))
+        click.echo(llama_server_args(plan, path, chosen.draft))
     elif fmt == "ollama":
         click.echo(ollama_modelfile(plan, path, fmt_of_model), nl=False)
     else:
         print_memory_plan(plan)
         if measure:
-            measured = _measure(tokenizer, plan)
+            measured = _measure(tokenizer, plan, chosen.draft)
             error = plan.memory.ram_bytes / measured - 1
             out.print(f"  measured peak RSS {measured / 2**30:.3f} GiB "
                       f"(prediction {error:+.1%})")
@@ -181,10 +190,10 @@ def plan_command(model: str, words: int, mode: str, quant: str | None, lang: str
         sys.exit(1)
 
 
-def _measure(path: Path | None, plan: Plan) -> int:
-    """Peak RSS of running the plan on this machine (CPU)."""
+def _measure(path: Path | None, plan: Plan, draft: Path | None) -> int:
+    """Peak RSS of running the plan on this machine (CPU), with ``draft`` speculating."""
     from lwlocal.memory.probe import measure
 
     if path is None:
         raise LwlocalError("--measure needs a local GGUF file")
-    return measure(path, plan.settings)
+    return measure(path, plan.settings, draft=draft)

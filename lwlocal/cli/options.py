@@ -78,15 +78,68 @@ def sampling_options(command: Callable[..., Any]) -> Callable[..., Any]:
                     ("temperature", "top_p", "repeat_penalty", "seed"))
 
 
+@dataclass(frozen=True)
+class Speculation:
+    """--speculate off|lookup|draft MODEL: how the local model decodes (``mode`` None: as the
+    job was started)."""
+
+    mode: str | None = None
+    draft_model: str | None = None
+
+    def settings(self) -> dict[str, Any]:
+        """As JobSettings fields."""
+        return {"speculate": self.mode, "draft_model": self.draft_model}
+
+    def __str__(self) -> str:
+        return f"draft {self.draft_model}" if self.mode == "draft" else str(self.mode)
+
+
+def draft_model_as_option(args: list[str]) -> list[str]:
+    """The command line with ``--speculate draft MODEL`` (or ``--speculate=draft MODEL``)
+    written ``--speculate draft --draft-model MODEL``, the form click parses."""
+    out, rest = [], list(args)
+    while rest:
+        arg = rest.pop(0)
+        out.append(arg)
+        if arg == "--":
+            return out + rest
+        if arg == "--speculate" and rest[:1] == ["draft"]:
+            out.append(rest.pop(0))
+            arg = "--speculate=draft"
+        if arg == "--speculate=draft" and rest and not rest[0].startswith("-"):
+            out += ["--draft-model", rest.pop(0)]
+    return out
+
+
+class SpeculatingCommand(click.Command):
+    """A command with :func:`speculate_option`, whose ``draft`` takes a second value."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, draft_model_as_option(args))
+
+
 def speculate_option(default: str | None) -> Callable[..., Any]:
-    """--speculate: how the local model decodes (None: as the job was started)."""
+    """--speculate as ``speculate: Speculation`` (default None: as the job was started); the
+    command needs ``cls=SpeculatingCommand``."""
     kept = "" if default else " (default: as the job was started)"
-    return click.option(
-        "--speculate", type=click.Choice(SPECULATE_MODES), default=default,
-        show_default=default is not None,
-        help=f"lookup: guess the next tokens from the conversation so far and check them in "
-             f"one batch (the same output; a {QUANTIZED_KV} KV cache unless --kv-type says "
-             f"which; see docs/speculation.md){kept}.")
+    options = (
+        click.option(
+            "--speculate", type=click.Choice(SPECULATE_MODES), default=default,
+            show_default=default is not None, metavar="off|lookup|draft MODEL",
+            help=f"lookup: guess the next tokens from the conversation so far; draft MODEL: "
+                 f"have a small model with the same tokenizer (card or GGUF) guess them; "
+                 f"either checked in one batch (the same output; a {QUANTIZED_KV} KV cache "
+                 f"unless --kv-type says which; see docs/speculation.md){kept}."),
+        click.option("--draft-model", hidden=True),  # what follows --speculate draft
+    )
+
+    def build(speculate: str | None, draft_model: str | None) -> Speculation:
+        return Speculation(speculate, draft_model)
+
+    def add(command: Callable[..., Any]) -> Callable[..., Any]:
+        return grouped(command, options, "speculate", build, ("speculate", "draft_model"))
+
+    return add
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,8 @@ from lwlocal.bench.run import RESULTS, BenchRun, run_bench, summarize
 from lwlocal.cli.options import (
     MemoryOptions,
     ServerOptions,
+    SpeculatingCommand,
+    Speculation,
     memory_options,
     server_options,
     speculate_option,
@@ -33,7 +35,7 @@ from lwlocal.write.jobs import Session
 from lwlocal.write.settings import MODES, JobSettings
 
 
-@click.command()
+@click.command(cls=SpeculatingCommand)
 @click.argument("model", required=False)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=8080, show_default=True)
@@ -49,7 +51,7 @@ from lwlocal.write.settings import MODES, JobSettings
 @speculate_option("off")
 @memory_options
 def serve(model: str | None, host: str, port: int, words: int, mode: str, name: str | None,
-          threads: int | None, api_key: str | None, speculate: str,
+          threads: int | None, api_key: str | None, speculate: Speculation,
           memory: MemoryOptions) -> None:
     """Serve MODEL (card or GGUF; default: the default model) as an OpenAI-compatible chat
     API with the planner's settings, so several writers and other tools share one model."""
@@ -64,7 +66,7 @@ def serve(model: str | None, host: str, port: int, words: int, mode: str, name: 
         click.echo(f"warning: --host {host} is reachable beyond this machine and there is no "
                    f"--api-key: anyone who reaches it can use the model", err=True)
     settings = JobSettings(prompt="", words=words, model=model, mode=mode, threads=threads,
-                           speculate=speculate, **memory.settings())
+                           **speculate.settings(), **memory.settings())
     session = Session(settings)
     assert session.memory_plan is not None and isinstance(session.chat, LocalChat)
     name = name or model or DEFAULT_MODEL
@@ -78,7 +80,7 @@ def serve(model: str | None, host: str, port: int, words: int, mode: str, name: 
     uvicorn.Server(config).run(sockets=[sock])
 
 
-@click.command()
+@click.command(cls=SpeculatingCommand)
 @click.option("--model", "models", multiple=True,
               help="Card name or GGUF path (repeatable; default: the default model).")
 @click.option("--mode", "modes", multiple=True, type=click.Choice(MODES),
@@ -100,7 +102,7 @@ def serve(model: str | None, host: str, port: int, words: int, mode: str, name: 
 @server_options
 def bench(models: tuple[str, ...], modes: tuple[str, ...], prompts: Path | None,
           judge: str | None, limit: int | None, output: Path | None, given_length: bool,
-          threads: int | None, concurrency: int, as_json: bool, speculate: str,
+          threads: int | None, concurrency: int, as_json: bool, speculate: Speculation,
           server: ServerOptions) -> None:
     """LongBench-Write style evaluation: length score S_l (and quality S_q with --judge),
     throughput and plots; resumable (finished items are skipped)."""
@@ -118,7 +120,7 @@ def bench(models: tuple[str, ...], modes: tuple[str, ...], prompts: Path | None,
              else list(models) or [DEFAULT_MODEL])
     run = BenchRun(load_items(prompts)[:limit], names, list(modes) or list(MODES), out, judge,
                    given_length, threads, server=remote, concurrency=concurrency,
-                   speculate=speculate)
+                   speculate=speculate.mode or "off", draft_model=speculate.draft_model)
     with TaskProgress(err) as progress:
         results = run_bench(run, progress)
     summary = summarize(results)

@@ -19,6 +19,8 @@ from lwlocal.cli import option_name
 from lwlocal.cli.options import (
     MemoryOptions,
     ServerOptions,
+    SpeculatingCommand,
+    Speculation,
     backend_settings,
     memory_options,
     sampling_options,
@@ -65,7 +67,7 @@ def _run(session: Session, job: Job, outline: Outline | None, output: Path | Non
     print_result(result, output, as_json)
 
 
-@click.command()
+@click.command(cls=SpeculatingCommand)
 @click.argument("prompt", required=False)
 @click.option("--words", type=int, help="Target length in words.")
 @click.option("--model", "model", default=None, help="Card name or GGUF path.")
@@ -84,7 +86,8 @@ def _run(session: Session, job: Job, outline: Outline | None, output: Path | Non
 @server_options
 def write(prompt: str | None, words: int | None, model: str | None, mode: str, outline_only: bool,
           outline_file: Path | None, output: Path | None, as_json: bool, sections: int | None,
-          threads: int | None, speculate: str, sampling: Sampling, server: ServerOptions,
+          threads: int | None, speculate: Speculation, sampling: Sampling,
+          server: ServerOptions,
           memory: MemoryOptions) -> None:
     """Write a long document for PROMPT: plan an outline, then write it section by section."""
     outline = load_outline(outline_file, prompt, words) if outline_file else None
@@ -104,7 +107,8 @@ def write(prompt: str | None, words: int | None, model: str | None, mode: str, o
     settings = JobSettings(prompt=prompt, words=target.words, words_source=target.source,
                            model=model, mode=mode,
                            sections=sections, threads=threads, sampling=sampling,
-                           speculate=speculate, **memory.settings(), **backend_settings(remote))
+                           **speculate.settings(), **memory.settings(),
+                           **backend_settings(remote))
     check_settings(settings)
     if target.source != "option":
         click.echo(f"lwlocal: {name_settings(target.describe(mode), option_name)}", err=True)
@@ -119,7 +123,7 @@ def write(prompt: str | None, words: int | None, model: str | None, mode: str, o
     _run(session, session.new_job(), outline, output, as_json)
 
 
-@click.command()
+@click.command(cls=SpeculatingCommand)
 @click.argument("job")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Save the document here.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
@@ -127,7 +131,7 @@ def write(prompt: str | None, words: int | None, model: str | None, mode: str, o
 @speculate_option(None)
 @server_options
 def resume(job: str, output: Path | None, as_json: bool, model: str | None,
-           speculate: str | None, server: ServerOptions) -> None:
+           speculate: Speculation, server: ServerOptions) -> None:
     """Go on with JOB (its id, id prefix or folder) from its first unfinished section, where
     it ran or elsewhere: a job started on a server can go on locally and the reverse."""
     found = Job.open(job, jobs_dir())
@@ -145,7 +149,8 @@ def resume(job: str, output: Path | None, as_json: bool, model: str | None,
         refuse_input_as_output(output, {"job": found.dir})
     with found.writing():  # before loading the model: a job another process writes is refused
         with _keeping(found):  # Ctrl-C while the model loads stops here once llama.cpp returns
-            session = resume_session(found, backend, remote, model, speculate)
+            session = resume_session(found, backend, remote, model, speculate.mode,
+                                     speculate.draft_model)
         if output is not None and session.model is not None:
             refuse_input_as_output(output, {"model": session.model.path})
         _run(session, found, None, output, as_json)

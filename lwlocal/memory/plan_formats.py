@@ -7,10 +7,12 @@ from pathlib import Path
 
 from lwlocal.families.prompt_format import PromptFormat
 from lwlocal.memory.planner import Plan
+from lwlocal.runtime.speculate import DRAFT_KV_TYPE
 
 
-def llama_server_args(plan: Plan, model_path: Path) -> str:
-    """The llama-server command line that runs with the plan's settings."""
+def llama_server_args(plan: Plan, model_path: Path, draft: Path | None = None) -> str:
+    """The llama-server command line that runs with the plan's settings (and the draft model
+    ``draft`` as the plan counts it: an f16 KV cache, on the GPU when the model is)."""
     s = plan.settings
     args = ["llama-server", "-m", str(model_path), "-c", str(s.n_ctx), "-ngl", str(s.n_gpu_layers),
             "-b", str(s.n_batch), "-ub", str(s.n_batch), "-t", str(s.threads),
@@ -18,6 +20,10 @@ def llama_server_args(plan: Plan, model_path: Path) -> str:
             "--cache-type-k", s.kv_type, "--cache-type-v", s.kv_type]
     if s.n_gpu_layers:
         args += ["--split-mode", "none"]  # the plan is for one GPU
+    if draft is not None:
+        args += ["--model-draft", str(draft), "--gpu-layers-draft",
+                 "all" if s.n_gpu_layers else "0", "--cache-type-k-draft", DRAFT_KV_TYPE,
+                 "--cache-type-v-draft", DRAFT_KV_TYPE]
     return shlex.join(args)
 
 

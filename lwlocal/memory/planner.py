@@ -21,6 +21,7 @@ from lwlocal.models.gguf_file import gguf_metadata, read_gguf
 from lwlocal.quant.types import NOMINAL_BPW, quant_type
 from lwlocal.runtime.kv_cache import KV_CACHE_TYPES, bytes_per_element
 from lwlocal.runtime.llama_build import GPU_BUILD_HINT
+from lwlocal.runtime.speculate import DRAFT_KV_TYPE
 from lwlocal.util.errors import LwlocalError, SettingError
 
 MiB = 2**20
@@ -223,13 +224,16 @@ def cuda_pool_bytes(shape: ModelShape, s: Settings, filled: int | None = None) -
 
 
 def predict(shape: ModelShape, s: Settings, gpu_runtime: int = 0,
-            filled: int | None = None, cpu_repack: bool = False) -> Memory:
+            filled: int | None = None, cpu_repack: bool = False,
+            draft: ModelShape | None = None) -> Memory:
     """Peak RAM and VRAM of a process running ``shape`` with settings ``s``.
 
     ``gpu_runtime``: what the GPU runtime itself holds on the device (CUDA context, cuBLAS);
     ``filled``: tokens in the KV cache when memory peaks (default: a full context);
     ``cpu_repack``: llama.cpp's CPU backend keeps repacked copies of the CPU layers' weights
-    (``Machine.cpu_repack``)."""
+    (``Machine.cpu_repack``); ``draft``: a draft model for speculation loaded beside it, with
+    its own context of the same size (an f16 KV cache), all on the GPU when ``s`` offloads
+    anything (as :class:`lwlocal.runtime.draft_model.DraftModel` loads it)."""
     blocks = min(s.gpu_blocks, shape.n_layers)
     on_gpu = s.n_gpu_layers > 0
     offloaded = sum(shape.layer_bytes[shape.n_layers - blocks:]) + (
@@ -254,8 +258,17 @@ def predict(shape: ModelShape, s: Settings, gpu_runtime: int = 0,
             "compute": compute_bytes_allocated(shape, s),
             "cuda_pool": cuda_pool_bytes(shape, s, filled),
         }
-    steady = sum(parts_ram.values())
     load = RUNTIME_OVERHEAD + shape.weight_bytes + (GPU_HOST_LOAD if on_gpu else 0)
+    if draft is not None:  # its parts but what the process holds once
+        beside = predict(draft, replace(s, kv_type=DRAFT_KV_TYPE,
+                                        n_gpu_layers=draft.n_layers + 1 if on_gpu else 0),
+                         filled=filled, cpu_repack=cpu_repack)
+        parts_ram["draft"] = beside.ram_steady_bytes - beside.parts["ram_overhead"] - (
+            beside.parts.get("ram_gpu_runtime", 0))
+        if on_gpu:
+            parts_vram["draft"] = beside.vram_bytes
+        load += draft.weight_bytes
+    steady = sum(parts_ram.values())
     parts = {f"ram_{k}": v for k, v in parts_ram.items()}
     parts |= {f"vram_{k}": v for k, v in parts_vram.items()}
     return Memory(max(steady, load), sum(parts_vram.values()), parts, steady, load)
@@ -319,11 +332,13 @@ class Plan:
     gpu_runtime: int = 0  # the GPU runtime term used (0 without GPU layers)
     gpu_runtime_measured: bool = False
     warnings: list[str] = field(default_factory=list)
+    draft_model: str | None = None  # the draft model counted in, speculating
 
     def as_dict(self) -> dict[str, object]:
         s = self.settings
         return {
             "model": self.model,
+            "draft_model": self.draft_model,
             "ram_bytes": self.memory.ram_bytes,
             "ram_steady_bytes": self.memory.ram_steady_bytes,
             "ram_load_bytes": self.memory.ram_load_bytes,
@@ -396,8 +411,10 @@ def _offload(machine: Machine, fixed: Overrides, vram: int | None) -> tuple[Over
 
 
 def plan(shape: ModelShape, machine: Machine, need: Need, fixed: Overrides = Overrides(),
-         ram: int | None = None, vram: int | None = None) -> Plan:
-    """Choose settings for ``need`` on ``machine`` (or within ``ram``/``vram`` bytes)."""
+         ram: int | None = None, vram: int | None = None,
+         draft: ModelShape | None = None) -> Plan:
+    """Choose settings for ``need`` on ``machine`` (or within ``ram``/``vram`` bytes), with
+    ``draft``'s memory counted in when a draft model speculates beside the model."""
     ram_budget = int((ram if ram is not None else machine.ram_available) * RAM_HEADROOM)
     vram_budget = int((vram if vram is not None else machine.vram_free) * RAM_HEADROOM)
     fixed, warnings = _offload(machine, fixed, vram)
@@ -425,8 +442,8 @@ def plan(shape: ModelShape, machine: Machine, need: Need, fixed: Overrides = Ove
         if not on_gpu:
             return 0
         for n in range(shape.n_layers + 1, -1, -1):
-            if predict(shape, replace(base, n_gpu_layers=n), runtime,
-                       cpu_repack=repack).vram_bytes <= vram_budget:
+            if predict(shape, replace(base, n_gpu_layers=n), runtime, cpu_repack=repack,
+                       draft=draft).vram_bytes <= vram_budget:
                 return n
         return 0
 
@@ -437,14 +454,14 @@ def plan(shape: ModelShape, machine: Machine, need: Need, fixed: Overrides = Ove
     chosen = None
     for candidate in candidates:
         candidate = replace(candidate, n_gpu_layers=gpu_layers(candidate))
-        if _fits(predict(shape, candidate, runtime, cpu_repack=repack), ram_budget, vram_budget,
-                 machine.unified):
+        memory = predict(shape, candidate, runtime, cpu_repack=repack, draft=draft)
+        if _fits(memory, ram_budget, vram_budget, machine.unified):
             chosen = candidate
             break
     fits = chosen is not None and (bool(fixed.n_ctx) or need.minimum <= trained)
     settings = chosen or replace(candidates[-1], n_gpu_layers=gpu_layers(candidates[-1]))
     settings.check()
-    memory = predict(shape, settings, runtime, cpu_repack=repack)
+    memory = predict(shape, settings, runtime, cpu_repack=repack, draft=draft)
     no_gpu = (f"this llama.cpp build is CPU-only, although {machine.gpu} is here; "
               f"{GPU_BUILD_HINT} offload" if vram is None and not machine.offload and machine.gpu
               else "no GPU memory to use")
@@ -452,11 +469,15 @@ def plan(shape: ModelShape, machine: Machine, need: Need, fixed: Overrides = Ove
     if settings.n_gpu_layers and machine.gpus > 1 and vram is None:
         reasons.append(f"{machine.gpus} GPUs found: the plan and the engine use the first one "
                        "alone (a split over several GPUs is not planned)")
+    if draft is not None:
+        beside = memory.parts["ram_draft"] + memory.parts.get("vram_draft", 0)
+        reasons.append(f"the draft model {draft.name} speculates beside it: its weights, "
+                       f"context and f16 KV cache take {_gib(beside)}")
     suggestions = [] if fits else _suggest(shape, settings, need, ram_budget, memory)
     offloaded = settings.n_gpu_layers > 0
     return Plan(shape.name, settings, memory, need, fits, reasons, suggestions, ram_budget,
                 vram_budget, shape.exact, runtime if offloaded else 0,
-                offloaded and measured_runtime, warnings)
+                offloaded and measured_runtime, warnings, draft.name if draft else None)
 
 
 def _contexts(need: Need, trained: int) -> list[int]:

@@ -33,12 +33,14 @@ def peak_rss() -> int:
     return peak if sys.platform == "darwin" else peak * 1024  # Linux reports KiB
 
 
-def measure(path: Path, settings: Settings, fill: int | None = None) -> int:
+def measure(path: Path, settings: Settings, fill: int | None = None,
+            draft: Path | None = None) -> int:
     """Peak RSS in bytes of a fresh process running ``path`` with ``settings`` with ``fill``
-    tokens of context evaluated (default: the whole context)."""
+    tokens of context evaluated (default: the whole context), speculating with the draft
+    model ``draft`` when one is given."""
     args = [sys.executable, "-m", "lwlocal.memory.probe", str(path), str(settings.n_ctx),
             settings.kv_type, str(int(settings.flash_attn)), str(settings.n_batch),
-            str(settings.threads), str(fill or settings.n_ctx)]
+            str(settings.threads), str(fill or settings.n_ctx), *([str(draft)] if draft else [])]
     proc = subprocess.run(args, capture_output=True, text=True, errors="replace")
     last = (proc.stdout.strip().splitlines() or [""])[-1]
     if proc.returncode != 0 or not last.isdigit():
@@ -50,19 +52,20 @@ def measure(path: Path, settings: Settings, fill: int | None = None) -> int:
 
 
 def _fill(path: Path, n_ctx: int, kv_type: str, flash_attn: bool, n_batch: int,
-          threads: int, fill: int) -> None:
+          threads: int, fill: int, draft: Path | None) -> None:
     from lwlocal.runtime.engine import Engine, Sampling
     from lwlocal.util.samples import ENGLISH
 
     engine = Engine(path, n_ctx=n_ctx, n_batch=n_batch, n_threads=threads,
-                    flash_attn=flash_attn, kv_type=kv_type)
+                    flash_attn=flash_attn, kv_type=kv_type,
+                    speculate="draft" if draft else "off", draft_model=draft)
     sample = engine.tokenize(ENGLISH)
     context = (sample * (n_ctx // len(sample) + 1))[: min(fill, n_ctx) - GENERATED]
     engine.generate(context, Sampling(temperature=0.0), max_tokens=GENERATED)
 
 
 if __name__ == "__main__":
-    model, ctx, kv, fa, batch, n_threads = sys.argv[1:7]
-    _fill(Path(model), int(ctx), kv, fa == "1", int(batch), int(n_threads),
-          int(sys.argv[7]) if len(sys.argv) > 7 else int(ctx))
+    model, ctx, kv, fa, batch, n_threads, filled = sys.argv[1:8]
+    _fill(Path(model), int(ctx), kv, fa == "1", int(batch), int(n_threads), int(filled),
+          Path(sys.argv[8]) if len(sys.argv) > 8 else None)
     print(peak_rss())

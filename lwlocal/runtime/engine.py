@@ -16,11 +16,11 @@ import llama_cpp._internals
 import llama_cpp._logger
 
 from lwlocal.models.gguf_file import check_vocabulary
+from lwlocal.runtime.draft_model import DraftModel
 from lwlocal.runtime.grammar import json_grammar
-from lwlocal.runtime.kv_cache import ggml_type
-from lwlocal.runtime.llama_log import loading, log_path
-from lwlocal.runtime.speculate import DRAFT_CAP, SPECULATE_MODES, DraftLength, Lookup
-from lwlocal.util.cpu import check_threads, physical_cores
+from lwlocal.runtime.llama_context import load_llama, reusable_prefix
+from lwlocal.runtime.llama_log import loading
+from lwlocal.runtime.speculate import DRAFT_CAP, SPECULATE_MODES, Drafter, DraftLength, Lookup
 from lwlocal.util.errors import LwlocalError, SettingError
 from lwlocal.util.interrupt import held
 
@@ -60,15 +60,22 @@ def check_sampling(sampling: Sampling) -> None:
             raise SettingError(f"{{{name}}} {value}: must be a finite number, {rule}")
 
 
-def check_speculate(mode: str, flash_attn: bool | None = None,
-                    kv_type: str | None = None) -> None:
-    """Refuse a speculation mode the engine does not have, and speculation where llama.cpp
-    would compute a batch of guesses with other kernels than one token at a time, so that the
-    output would change: without flash attention, or over an f16 KV cache (whose one-token
-    attention is split across threads once the cache passes 256 tokens). None: the planner's
-    choice (flash attention on; a q8_0 cache when speculating)."""
+def check_speculate(mode: str, flash_attn: bool | None = None, kv_type: str | None = None,
+                    draft_model: object | None = None) -> None:
+    """Refuse a speculation mode the engine does not have, a draft model without ``draft``
+    (or ``draft`` without one), and speculation where llama.cpp would compute a batch of
+    guesses with other kernels than one token at a time, so that the output would change:
+    without flash attention, or over an f16 KV cache (whose one-token attention is split across
+    threads once the cache passes 256 tokens). None: the planner's choice (flash attention on;
+    a q8_0 cache when speculating)."""
     if mode not in SPECULATE_MODES:
         raise SettingError(f"{{speculate}} {mode!r}: choose one of {', '.join(SPECULATE_MODES)}")
+    if mode == "draft" and draft_model is None:
+        raise SettingError("{speculate} draft needs the draft model's GGUF (a small model with "
+                           "the model's tokenizer): --speculate draft MODEL")
+    if mode != "draft" and draft_model is not None:
+        raise SettingError(f"{{draft_model}} {draft_model}: a draft model is for "
+                           f"{{speculate}} draft, not {mode}")
     if mode == "off":
         return
     if flash_attn is False:
@@ -127,16 +134,6 @@ class Generation:
     stop: str = ""
 
 
-def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    """Length of the longest shared prefix of two token lists."""
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
-
-
 def count_tokens(path: Path, text: str) -> int:
     """Tokens the model's own tokenizer makes of ``text``, loading its vocabulary only (through
     llama.cpp's C API: ``llama_cpp.Llama`` would also decode the special tokens' text and
@@ -163,7 +160,8 @@ class Engine:
 
     ``generate`` takes the *whole* conversation as tokens; only the part that is not already in
     the KV cache is evaluated. With ``speculate="lookup"`` it guesses the next tokens from the
-    conversation and verifies them in one batch (see :mod:`lwlocal.runtime.speculate`).
+    conversation, with ``"draft"`` it has ``draft_model`` guess them, and verifies them in one
+    batch (see :mod:`lwlocal.runtime.speculate` and :mod:`lwlocal.runtime.draft_model`).
     """
 
     def __init__(
@@ -177,33 +175,16 @@ class Engine:
         kv_type: str = "f16",
         n_gpu_layers: int = 0,
         speculate: str = "off",
+        draft_model: Path | None = None,
     ) -> None:
-        self._flash_attn, self._kv_type = flash_attn, kv_type
+        self._flash_attn, self._kv_type, self._draft_path = flash_attn, kv_type, draft_model
+        check_speculate(speculate, flash_attn, kv_type, draft_model)
+        self._llm = load_llama(path, n_ctx=n_ctx, n_batch=n_batch, n_threads=n_threads,
+                               flash_attn=flash_attn, kv_type=kv_type, n_gpu_layers=n_gpu_layers)
+        self._draft = None if draft_model is None else DraftModel(
+            draft_model, self._llm, n_threads=n_threads, flash_attn=flash_attn,
+            on_gpu=n_gpu_layers > 0)
         self.speculate = speculate
-        cache_type = ggml_type(kv_type)
-        check_vocabulary(path)
-        check_threads(n_threads)
-        try:
-            with held(), loading():  # llama.cpp logs through a Python callback while it loads
-                self._llm = llama_cpp.Llama(
-                    model_path=str(path),
-                    n_ctx=n_ctx,
-                    n_batch=n_batch,
-                    n_ubatch=n_batch,
-                    n_threads=n_threads or physical_cores(),
-                    flash_attn=flash_attn,
-                    type_k=cache_type,
-                    type_v=cache_type,
-                    n_gpu_layers=n_gpu_layers,
-                    split_mode=llama_cpp.LLAMA_SPLIT_MODE_NONE,  # one GPU, as the plan assumes
-                    main_gpu=0,
-                    verbose=True,  # nothing redirected: its log goes to log_path()
-                )
-        except Exception as exc:
-            # what a damaged file makes llama_cpp.Llama raise varies: ValueError,
-            # UnicodeDecodeError on a special token's text, a Jinja error on the chat template
-            raise LwlocalError(f"{path}: llama.cpp could not load it ({exc}; its log: "
-                               f"{log_path()})") from exc
         self._vocab = llama_cpp.llama_model_get_vocab(self._llm.model)
         self._end_tokens = [t for t in range(llama_cpp.llama_vocab_n_tokens(self._vocab))
                             if self.is_end_of_turn(t)]
@@ -214,13 +195,15 @@ class Engine:
 
     @property
     def speculate(self) -> str:
-        """``off``, or ``lookup``: guess tokens from the conversation and verify them in one
-        batch (with flash attention and a quantized KV cache: see :func:`check_speculate`)."""
+        """``off``; ``lookup``: guess tokens from the conversation, or ``draft``: have the
+        draft model (loaded with the engine) guess them; verified in one batch (with flash
+        attention and a quantized KV cache: see :func:`check_speculate`)."""
         return self._speculate
 
     @speculate.setter
     def speculate(self, mode: str) -> None:
-        check_speculate(mode, self._flash_attn, self._kv_type)
+        check_speculate(mode, self._flash_attn, self._kv_type,
+                        self._draft_path if mode == "draft" else None)
         self._speculate = mode
 
     @property
@@ -241,12 +224,6 @@ class Engine:
     def is_end_of_turn(self, token: int) -> bool:
         return bool(llama_cpp.llama_vocab_is_eog(self._vocab, token))
 
-    def _cached_prefix(self, context: Sequence[int]) -> int:
-        """How many leading tokens of ``context`` the KV cache already holds and can keep (all
-        but the last when the whole context is cached: its logits must be computed again)."""
-        cached = common_prefix(self._llm.eval_tokens, context)
-        return cached - 1 if cached == len(context) else cached
-
     def _grammar_step(self, grammar: str) -> Any:
         """A sampler that holds replies to ``grammar``; a one-line error where llama.cpp cannot
         parse it (it refuses too many repetitions of complex rules, and left recursion)."""
@@ -259,6 +236,14 @@ class Engine:
     def check_grammar(self, grammar: str) -> None:
         """Refuse, before any work, a grammar that :meth:`generate` could not use."""
         llama_cpp.llama_sampler_free(self._grammar_step(grammar))
+
+    def _drafter(self, context: Sequence[int]) -> Drafter | None:
+        """What guesses the tokens after ``context``, as :attr:`speculate` says (None: off)."""
+        if self.speculate == "lookup":
+            return Lookup(context)
+        if self.speculate == "draft" and self._draft is not None:
+            return self._draft.follow(context)
+        return None
 
     def _sampler(self, sampling: Sampling, grammar: str | None) -> Any:
         """A llama.cpp sampler chain: grammar, repetition penalty, top-k/p, min-p, temperature.
@@ -357,13 +342,13 @@ class Engine:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         started = time.perf_counter()
         first_token_at: float | None = None
-        cached = self._cached_prefix(context)
+        cached = reusable_prefix(self._llm, context)
         self.stats.prompt_tokens += len(context)
         self.stats.cached_prompt_tokens += cached
         self.stats.prompt_tokens_evaluated += len(context) - cached
         self.stats.requests += 1
         # speculation only without a grammar: a guess could break it before it is checked
-        lookup = Lookup(context) if self.speculate == "lookup" and not grammar else None
+        lookup = self._drafter(context) if not grammar else None
         length = DraftLength()
         drafts: list[int] = []  # guesses evaluated after the last sampled token, not yet checked
         row = -1  # where in the last batch the logits to sample from are

@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from typing import Protocol
 
-SPECULATE_MODES = ("off", "lookup")
+SPECULATE_MODES = ("off", "lookup", "draft")
 QUANTIZED_KV = "q8_0"  # the KV cache type speculation gets when none is given
+DRAFT_KV_TYPE = "f16"  # a draft model's: any head size takes it, and its numbers never change
+# the output
 NGRAM_MAX = 4  # the longest run of recent tokens looked up
 NGRAM_MIN = 2  # the shortest: one token alone recurs too often to predict what follows
 DRAFT_CAP = 8  # most tokens guessed at once
@@ -28,6 +31,14 @@ DRAFT_START = 2
 MISSES_BEFORE_PAUSE = 4  # verifications in a row that accept nothing before drafting pauses
 PAUSE_TOKENS = 16  # tokens decoded one at a time after the first pause; doubled on each next
 PAUSE_CAP = 256
+
+
+class Drafter(Protocol):
+    """What guesses the next tokens of one request: told each token the model samples."""
+
+    def append(self, token: int) -> None: ...
+
+    def draft(self, k: int) -> list[int]: ...
 
 
 class Lookup:

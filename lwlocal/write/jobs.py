@@ -80,7 +80,8 @@ def check_settings(settings: JobSettings) -> None:
     check_overrides(settings.overrides)
     check_threads(settings.threads)
     check_sampling(settings.sampling)
-    check_speculate(settings.speculate, settings.flash_attn, settings.kv_type)
+    check_speculate(settings.speculate, settings.flash_attn, settings.kv_type,
+                    settings.draft_model)
     if settings.backend == "openai" and settings.speculate != "off":
         raise SettingError(f"{{speculate}} {settings.speculate} is for the local backend (a "
                            "server decodes as it is set up to)")
@@ -119,7 +120,11 @@ def job_plan(
         ratio, measured = ASSUMED_TOKENS_PER_WORD[lang], False
     need = context_needed(settings.words, settings.mode, ratio, settings.n_sections, measured,
                           count_words(settings.prompt))
-    return plan(shape, machine or detect(), need, settings.overrides, ram, vram)
+    draft = None
+    if settings.draft_model:
+        drafting = resolve(settings.draft_model)
+        draft = shape_from_gguf(drafting.path, drafting.name)
+    return plan(shape, machine or detect(), need, settings.overrides, ram, vram, draft)
 
 
 @dataclass(frozen=True)
@@ -132,6 +137,7 @@ class ModelPlan:
     path: Path
     format: PromptFormat
     tokenizer: Path | None
+    draft: Path | None = None  # the draft model's GGUF, speculating with one
 
 
 def model_plan(model: str, settings: JobSettings, *, quant: str | None = None,
@@ -150,7 +156,8 @@ def model_plan(model: str, settings: JobSettings, *, quant: str | None = None,
         path, prompt_format, tokenizer = resolved.path, resolved.format, resolved.path
         shape = shape_from_gguf(path, resolved.name)
     return ModelPlan(job_plan(settings, shape, tokenizer, lang=lang, machine=machine, ram=ram,
-                              vram=vram), path, prompt_format, tokenizer)
+                              vram=vram), path, prompt_format, tokenizer,
+                     resolve(settings.draft_model).path if settings.draft_model else None)
 
 
 def check_plan(job_plan: Plan, settings: JobSettings, model: ResolvedModel) -> None:
@@ -176,13 +183,14 @@ def check_plan(job_plan: Plan, settings: JobSettings, model: ResolvedModel) -> N
 
 
 def local_chat(model: ResolvedModel, chosen: Settings, threads: int | None = None,
-               speculate: str = "off") -> ChatBackend:
+               speculate: str = "off", draft: ResolvedModel | None = None) -> ChatBackend:
     """The local backend of a session: ``model`` loaded with the planner's settings
-    (``threads`` overriding the planned ones), talking in its prompt format."""
+    (``threads`` overriding the planned ones), talking in its prompt format, decoding as
+    ``speculate`` says (with ``draft``: see :class:`Engine`)."""
     engine = Engine(model.path, n_ctx=chosen.n_ctx, n_batch=chosen.n_batch,
                     n_threads=threads or chosen.threads, flash_attn=chosen.flash_attn,
                     kv_type=chosen.kv_type, n_gpu_layers=chosen.n_gpu_layers,
-                    speculate=speculate)
+                    speculate=speculate, draft_model=draft.path if draft else None)
     return LocalChat(engine, model.format)
 
 
@@ -208,7 +216,8 @@ class Session:
         for warning in self.memory_plan.warnings:
             warnings.warn(warning, LwlocalWarning, stacklevel=2)
         self.chat = local_chat(self.model, self.memory_plan.settings, settings.threads,
-                               settings.speculate)
+                               settings.speculate,
+                               resolve(settings.draft_model) if settings.draft_model else None)
 
     def with_settings(self, settings: JobSettings) -> Session:
         """This session for other job settings: the loaded model (or server connection) is
@@ -216,7 +225,7 @@ class Session:
         is made."""
         same_place = all(getattr(settings, k) == getattr(self.settings, k)
                          for k in ("backend", "base_url", "server_model", "model", "threads",
-                                   "speculate"))
+                                   "speculate", "draft_model"))
         if same_place and self.model is None:
             check_settings(settings)
             self.settings = settings
@@ -284,12 +293,13 @@ class Session:
 
 
 def resume_session(job: Job, backend: str | None = None, server: Server | None = None,
-                   model: str | None = None, speculate: str | None = None) -> Session:
+                   model: str | None = None, speculate: str | None = None,
+                   draft_model: str | None = None) -> Session:
     """A session with the settings a job was started with, or on another backend, server
-    (``server.base_url``) or model, or decoding with other ``speculate``: the journal is the
-    same whichever wrote it."""
+    (``server.base_url``) or model, or decoding with other ``speculate`` (and
+    ``draft_model``): the journal is the same whichever wrote it."""
     settings = job.meta.settings.on_backend(
         backend, server.base_url if server else None, server.model if server else None, model)
     if speculate is not None:
-        settings = replace(settings, speculate=speculate)
+        settings = replace(settings, speculate=speculate, draft_model=draft_model)
     return Session(settings, server if settings.backend == "openai" else None)

@@ -22,8 +22,9 @@ class JobSettings:
     Memory settings left as None are chosen by the planner. With the ``openai`` backend the
     job runs on the server at ``base_url`` (its model ``server_model``, or the first it lists);
     ``n_ctx`` is then the server's context size, when it does not report one. ``speculate``
-    (``off`` or ``lookup``) is how the local engine decodes; speculating, the KV cache is
-    quantized unless ``kv_type`` says which (see :func:`lwlocal.runtime.engine.check_speculate`).
+    (``off``, ``lookup``, or ``draft`` with ``draft_model``) is how the local engine decodes;
+    speculating, the KV cache is quantized unless ``kv_type`` says which (see
+    :func:`lwlocal.runtime.engine.check_speculate`).
     """
 
     prompt: str
@@ -42,6 +43,7 @@ class JobSettings:
     base_url: str | None = None
     server_model: str | None = None
     speculate: str = "off"
+    draft_model: str | None = None  # with speculate "draft": a card name or GGUF path
     sampling: Sampling = field(default_factory=Sampling)
 
     @classmethod
@@ -75,7 +77,7 @@ class JobSettings:
                         server_model=server_model or self.server_model,
                         model=model or self.model)
         if moved.backend == "openai":  # a server decodes as it is set up to
-            moved = replace(moved, speculate="off")
+            moved = replace(moved, speculate="off", draft_model=None)
         if (moved.backend, moved.base_url, moved.model) != (self.backend, self.base_url,
                                                             self.model):
             moved = replace(moved, n_ctx=None, kv_type=None, flash_attn=None,

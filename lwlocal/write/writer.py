@@ -65,7 +65,7 @@ DIRECT_REQUEST = "{prompt}\n\nWrite about {words} words."
 
 
 RUN_SETTINGS = ("words_source", "model", "mode", "backend", "base_url", "n_ctx", "kv_type",
-                "flash_attn", "n_gpu_layers", "n_batch", "speculate")
+                "flash_attn", "n_gpu_layers", "n_batch", "speculate", "draft_model")
 
 
 def tokens_for(words: int) -> int:

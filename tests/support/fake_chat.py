@@ -52,7 +52,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lwlocal.runtime.chat import NO_HOOKS, Hooks, Message, check_turns
-from lwlocal.runtime.engine import Generation, Sampling, Stats, common_prefix
+from lwlocal.runtime.engine import Generation, Sampling, Stats
+from lwlocal.runtime.llama_context import common_prefix
 from lwlocal.util.errors import SettingError
 from lwlocal.write.jobs import Session
 from lwlocal.write.settings import MEMORY_FIELDS, JobSettings
