@@ -1,19 +1,26 @@
-"""Prompt-lookup speculation against no speculation and raw llama-cpp-python, on the default model.
+"""Speculation (lookup, draft model) against no speculation and raw llama-cpp-python, on the
+default model.
 
 For each of a few AgentWrite-like requests (the writer's own prompt: instruction, outline, "now
 write section 1 of N", documents of 1,000-3,000 words), in one process and alternating rounds:
 1. lwlocal's engine, ``speculate="off"``;
 2. lwlocal's engine, ``speculate="lookup"``;
-3. raw llama-cpp-python (``Llama.generate``, the loop its completion API uses) on the same file,
+3. lwlocal's engine, ``speculate="draft"`` with ``--draft`` (default: the default model
+   quantized again to Q4_0, the only model with its tokenizer offline);
+4. raw llama-cpp-python (``Llama.generate``, the loop its completion API uses) on the same file,
    prompt and settings;
-each greedy (with the repetition penalty), flash attention and a q8_0 KV cache (what lookup
-needs, see docs/speculation.md), the same number of tokens (end-of-turn masked for the
-engine, ignored for raw), decode timed from the first token to the last, the prompt evaluated
-afresh each time. Then the cost of evaluating a batch of k tokens with logits for each (k = 1,
-2, 4, 8: a token and k-1 guesses) against one token, at about 1,000 tokens of context: what
-decides whether verifying guesses pays. Writes benchmarks/results/speculative.json.
+each greedy (with the repetition penalty), flash attention and a q8_0 KV cache (what
+speculation needs, see docs/speculation.md), the same number of tokens (end-of-turn masked for
+the engine, ignored for raw), decode timed from the first token to the last, the prompt
+evaluated afresh each time. Then the same with sampling at temperature 1.5 (top-k and top-p
+off), where guesses are seldom kept: the cost of speculating when it does not pay (the same
+seed, so each mode writes the same tokens). Then the cost of evaluating a batch of k tokens with
+logits for each (k = 1, 2, 4, 8: a token and k-1 guesses) against one token, at about 1,000
+tokens of context, on ``--verify-model`` (default: the default model): what decides whether
+verifying guesses pays. Writes benchmarks/results/speculative.json (``--out``).
 
-    .venv/bin/python benchmarks/speculative.py [--rounds 2] [--tokens 256]
+    .venv/bin/python benchmarks/speculative.py [--rounds 2] [--tokens 256] [--draft GGUF]
+    .venv/bin/python benchmarks/speculative.py --verify-only --verify-model 9B.gguf --out F
 """
 
 from __future__ import annotations
@@ -22,12 +29,14 @@ import argparse
 import json
 import os
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
 import llama_cpp
 
 from lwlocal.models.catalogue import resolve
+from lwlocal.quant.quantize import quantize
 from lwlocal.runtime.engine import Engine, Sampling
 from lwlocal.runtime.kv_cache import ggml_type
 from lwlocal.runtime.speculate import QUANTIZED_KV
@@ -37,6 +46,8 @@ from lwlocal.write.writer import SECTION_REQUEST, WRITE_INTRO
 
 N_CTX = 4096
 GREEDY = Sampling(temperature=0.0)
+HOT = Sampling(temperature=1.5, top_p=1.0, top_k=0, min_p=0.0, seed=7)  # guesses seldom kept
+MODES = ("off", "lookup", "draft", "raw")
 JOBS = {
     "lisbon": Outline("Write a 2,000-word travel guide to Lisbon.", 2000, [
         Section("Arriving in Lisbon", "the airport, the metro and the trams into the city", 400),
@@ -73,11 +84,12 @@ def section_prompt(outline: Outline) -> str:
             + f"\n\n{request}")
 
 
-def engine_run(engine: Engine, mode: str, context: list[int], tokens: int) -> dict:
+def engine_run(engine: Engine, mode: str, context: list[int], tokens: int,
+               sampling: Sampling = GREEDY) -> dict:
     engine.speculate = mode
     engine._llm.n_tokens = 0  # the prompt evaluated afresh, as for raw
     before = dict(vars(engine.stats))
-    result = engine.generate(context, GREEDY, max_tokens=tokens, may_end=lambda: False)
+    result = engine.generate(context, sampling, max_tokens=tokens, may_end=lambda: False)
     delta = {k: v - before[k] for k, v in vars(engine.stats).items()}
     return {"tokens": len(result.tokens), "tokens_per_s": (delta["generated_tokens"] - 1)
             / delta["decode_seconds"], "drafted": delta["drafted"],
@@ -114,67 +126,114 @@ def verify_cost(engine: Engine, context: list[int], repeats: int) -> dict[int, f
     return {k: statistics.median(v) for k, v in times.items()}
 
 
+def summarize(runs: list[dict], jobs: list[str], modes: tuple[str, ...]) -> dict[str, dict]:
+    """Per job: median tokens/s of each mode, ratios to raw and to off, guesses kept, and
+    whether every engine mode wrote the same text."""
+    summary: dict[str, dict] = {}
+    for name in jobs:
+        mine = [x for x in runs if x["job"] == name]
+        rate = {m: statistics.median(x["tokens_per_s"] for x in mine if x["mode"] == m)
+                for m in modes}
+        entry: dict = {"tokens_per_s": {m: round(v, 2) for m, v in rate.items()}}
+        for mode in modes:
+            if mode in ("off", "raw"):
+                continue
+            guessed = [x for x in mine if x["mode"] == mode]
+            drafted = sum(x["drafted"] for x in guessed)
+            accepted = sum(x["accepted"] for x in guessed)
+            entry[mode] = {"vs_off": round(rate[mode] / rate["off"], 3),
+                           "drafted": drafted, "accepted": accepted,
+                           "acceptance_rate": round(accepted / drafted, 3) if drafted else 0.0}
+            if "raw" in rate:
+                entry[mode]["vs_raw"] = round(rate[mode] / rate["raw"], 3)
+        if "raw" in rate:
+            entry["off_vs_raw"] = round(rate["off"] / rate["raw"], 3)
+        entry["same_text"] = len({x["text"] for x in mine if x["mode"] != "raw"}) == 1
+        summary[name] = entry
+        print(name, json.dumps(entry), flush=True)
+    return summary
+
+
+def default_draft(folder: Path) -> Path:
+    """The default model quantized again to Q4_0 (faster on llama.cpp's CPU backend)."""
+    return quantize(resolve(None).path, folder / "draft-Q4_0.gguf", "Q4_0").path
+
+
+def verify_on(path: Path, repeats: int) -> dict:
+    """The verify cost of k tokens against one on ``path``, at about 1,000 tokens of context."""
+    engine = Engine(path, n_ctx=2048, n_threads=physical_cores(), flash_attn=True,
+                    kv_type=QUANTIZED_KV)
+    outline = JOBS["bicycle"]
+    context = engine.tokenize(section_prompt(outline), start=True) * 3
+    cost = verify_cost(engine, context, repeats)
+    relative = {k: round(v / cost[1], 3) for k, v in cost.items()}
+    print(f"{path.name}: batch of k / one token:", relative, flush=True)
+    return {"verify_model": path.name, "verify_seconds": {k: round(v, 5) for k, v in cost.items()},
+            "verify_vs_one": relative, "verify_context_tokens": len(context)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--tokens", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=15, help="of each batch size")
+    parser.add_argument("--draft", type=Path, help="draft model GGUF (default: see above)")
+    parser.add_argument("--verify-model", type=Path, help="GGUF to measure the verify cost on")
+    parser.add_argument("--verify-only", action="store_true", help="only the verify cost")
     parser.add_argument("--out", type=Path,
                         default=Path(__file__).parent / "results" / "speculative.json")
     args = parser.parse_args()
     model = resolve(None)
     threads = physical_cores()
-    engine = Engine(model.path, n_ctx=N_CTX, n_threads=threads, flash_attn=True,
-                    kv_type=QUANTIZED_KV)
-    kv = ggml_type(QUANTIZED_KV)
-    raw = llama_cpp.Llama(str(model.path), n_ctx=N_CTX, n_batch=512, n_ubatch=512,
-                          n_threads=threads, flash_attn=True, type_k=kv, type_v=kv,
-                          verbose=False)
-    contexts = {name: engine.tokenize(model.format.first_turn(section_prompt(o)), start=True)
-                for name, o in JOBS.items()}
-    runs: list[dict] = []
-    for r in range(args.rounds):
-        order = ["off", "lookup", "raw"] if r % 2 == 0 else ["raw", "lookup", "off"]
-        for name, context in contexts.items():
-            for mode in order:
-                run = (raw_run(raw, context, args.tokens) if mode == "raw" else
-                       engine_run(engine, mode, context, args.tokens))
-                run.update(round=r + 1, job=name, mode=mode, prompt_tokens=len(context))
-                runs.append(run)
+    command = "benchmarks/speculative.py " + " ".join(
+        f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
+        if k != "out" and v not in (None, False))
+    result: dict = {"command": command, "model": str(model.path.name), "threads": threads}
+    if args.verify_only:
+        result |= verify_on(args.verify_model or model.path, args.repeats)
+        result["load_average"] = [round(x, 2) for x in os.getloadavg()]
+        args.out.write_text(json.dumps(result, indent=1) + "\n")
+        print(f"wrote {args.out}")
+        return
+    with tempfile.TemporaryDirectory() as scratch:
+        draft = args.draft or default_draft(Path(scratch))
+        engine = Engine(model.path, n_ctx=N_CTX, n_threads=threads, flash_attn=True,
+                        kv_type=QUANTIZED_KV, speculate="draft", draft_model=draft)
+        kv = ggml_type(QUANTIZED_KV)
+        raw = llama_cpp.Llama(str(model.path), n_ctx=N_CTX, n_batch=512, n_ubatch=512,
+                              n_threads=threads, flash_attn=True, type_k=kv, type_v=kv,
+                              verbose=False)
+        contexts = {name: engine.tokenize(model.format.first_turn(section_prompt(o)),
+                                          start=True)
+                    for name, o in JOBS.items()}
+        runs: list[dict] = []
+        hot: list[dict] = []
+        for r in range(args.rounds):
+            order = list(MODES) if r % 2 == 0 else list(reversed(MODES))
+            for name, context in contexts.items():
+                for mode in order:
+                    run = (raw_run(raw, context, args.tokens) if mode == "raw" else
+                           engine_run(engine, mode, context, args.tokens))
+                    run.update(round=r + 1, job=name, mode=mode, prompt_tokens=len(context))
+                    runs.append(run)
+                    print(json.dumps({k: v for k, v in run.items() if k != "text"}), flush=True)
+            for mode in order[:-1] if r % 2 == 0 else order[1:]:  # the engine's modes
+                run = engine_run(engine, mode, contexts["lisbon"], args.tokens, HOT)
+                run.update(round=r + 1, job="lisbon-hot", mode=mode)
+                hot.append(run)
                 print(json.dumps({k: v for k, v in run.items() if k != "text"}), flush=True)
-    summary: dict[str, dict] = {}
-    for name in contexts:
-        rate = {m: statistics.median(x["tokens_per_s"] for x in runs
-                                     if x["job"] == name and x["mode"] == m)
-                for m in ("off", "lookup", "raw")}
-        looked = [x for x in runs if x["job"] == name and x["mode"] == "lookup"]
-        drafted = sum(x["drafted"] for x in looked)
-        accepted = sum(x["accepted"] for x in looked)
-        same = len({x["text"] for x in runs if x["job"] == name and x["mode"] != "raw"}) == 1
-        summary[name] = {"tokens_per_s": {m: round(v, 2) for m, v in rate.items()},
-                         "lookup_vs_raw": round(rate["lookup"] / rate["raw"], 3),
-                         "off_vs_raw": round(rate["off"] / rate["raw"], 3),
-                         "lookup_vs_off": round(rate["lookup"] / rate["off"], 3),
-                         "drafted": drafted, "accepted": accepted,
-                         "acceptance_rate": round(accepted / drafted, 3) if drafted else 0.0,
-                         "same_text_off_and_lookup": same}
-        print(name, json.dumps(summary[name]), flush=True)
-    cost = verify_cost(engine, contexts["bicycle"] * 3, args.repeats)
-    relative = {k: round(v / cost[1], 3) for k, v in cost.items()}
-    print("batch of k / one token:", relative, flush=True)
-    result = {
-        "command": "benchmarks/speculative.py " + " ".join(
-            f"--{k} {v}" for k, v in vars(args).items() if k != "out"),
-        "model": str(model.path.name), "threads": threads, "n_ctx": N_CTX,
-        "kv_type": QUANTIZED_KV, "flash_attn": True,
-        "load_average": [round(x, 2) for x in os.getloadavg()],
-        "tokens": args.tokens, "runs": [{k: v for k, v in x.items() if k != "text"}
-                                        for x in runs],
-        "summary": summary,
-        "verify_seconds": {k: round(v, 5) for k, v in cost.items()},
-        "verify_vs_one": relative,
-        "verify_context_tokens": len(contexts["bicycle"]) * 3,
-    }
+        summary = summarize(runs, list(contexts), MODES)
+        summary |= summarize(hot, ["lisbon-hot"], MODES[:-1])
+        result |= {
+            "draft": draft.name if args.draft else "default model quantized to Q4_0",
+            "n_ctx": N_CTX, "kv_type": QUANTIZED_KV, "flash_attn": True,
+            "tokens": args.tokens, "hot_sampling": vars(HOT),
+            "runs": [{k: v for k, v in x.items() if k != "text"} for x in runs + hot],
+            "summary": summary,
+        }
+        del engine
+    result |= verify_on(args.verify_model or model.path, args.repeats)
+    result["load_average"] = [round(x, 2) for x in os.getloadavg()]
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {args.out}")
 

@@ -52,21 +52,28 @@ class DraftModel:
         self._synced = 0  # leading tokens known to be in the KV cache as they are in ``tokens``
 
     def follow(self, context: Sequence[int]) -> DraftModel:
-        """Start guessing after ``context`` (what the KV cache holds of it is kept)."""
+        """Start guessing after ``context``, evaluated now (what the KV cache holds of it is
+        kept), so that the reply's first guesses do not wait for it."""
         self.tokens, self._synced = list(context), 0
+        self._catch_up()
         return self
 
     def append(self, token: int) -> None:
         self.tokens.append(token)
 
+    def _catch_up(self) -> None:
+        """Evaluate the tokens not in the KV cache, dropping what it holds past the last token
+        it shares with them (the guesses that were wrong)."""
+        llm = self._llm
+        llm.n_tokens = reusable_prefix(llm, self.tokens, self._synced)  # eval() drops the rest
+        llm.eval(self.tokens[llm.n_tokens:])
+        self._synced = len(self.tokens)
+
     def draft(self, k: int) -> list[int]:
         """Up to ``k`` tokens the draft model would write next, greedily; fewer when it would
         end its turn."""
         llm, guesses = self._llm, list[int]()
-        # eval() drops the KV cache past n_tokens: the guesses that were wrong
-        llm.n_tokens = reusable_prefix(llm, self.tokens, self._synced)
-        llm.eval(self.tokens[llm.n_tokens:])
-        self._synced = len(self.tokens)
+        self._catch_up()
         while True:
             logits = llama_cpp.llama_get_logits_ith(llm.ctx, -1)
             token = int(np.ctypeslib.as_array(logits, shape=(self._n_vocab,)).argmax())
