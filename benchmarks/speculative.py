@@ -9,13 +9,14 @@ write section 1 of N", documents of 1,000-3,000 words), in one process and alter
    quantized again to Q4_0, the only model with its tokenizer offline);
 4. raw llama-cpp-python (``Llama.generate``, the loop its completion API uses) on the same file,
    prompt and settings;
+5. the same on the draft model alone (what a guess costs against a token of the model);
 each greedy (with the repetition penalty), flash attention and a q8_0 KV cache (what
 speculation needs, see docs/speculation.md), the same number of tokens (end-of-turn masked for
 the engine, ignored for raw), decode timed from the first token to the last, the prompt
 evaluated afresh each time. Then the same with sampling at temperature 1.5 (top-k and top-p
 off), where guesses are seldom kept: the cost of speculating when it does not pay (the same
 seed, so each mode writes the same tokens). Then the cost of evaluating a batch of k tokens with
-logits for each (k = 1, 2, 4, 8: a token and k-1 guesses) against one token, at about 1,000
+logits for each (k = 1, 2, 4, 8: a token and k-1 guesses) against one token, after 900
 tokens of context, on ``--verify-model`` (default: the default model): what decides whether
 verifying guesses pays. Writes benchmarks/results/speculative.json (``--out``).
 
@@ -28,7 +29,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -47,7 +50,9 @@ from lwlocal.write.writer import SECTION_REQUEST, WRITE_INTRO
 N_CTX = 4096
 GREEDY = Sampling(temperature=0.0)
 HOT = Sampling(temperature=1.5, top_p=1.0, top_k=0, min_p=0.0, seed=7)  # guesses seldom kept
-MODES = ("off", "lookup", "draft", "raw")
+ENGINE_MODES = ("off", "lookup", "draft")
+RAW_MODES = ("raw", "draft-raw")  # raw llama-cpp-python on the model, and on the draft alone
+VERIFY_CONTEXT = 900  # tokens before the verified batch (whatever the model's tokenizer)
 JOBS = {
     "lisbon": Outline("Write a 2,000-word travel guide to Lisbon.", 2000, [
         Section("Arriving in Lisbon", "the airport, the metro and the trams into the city", 400),
@@ -136,7 +141,7 @@ def summarize(runs: list[dict], jobs: list[str], modes: tuple[str, ...]) -> dict
                 for m in modes}
         entry: dict = {"tokens_per_s": {m: round(v, 2) for m, v in rate.items()}}
         for mode in modes:
-            if mode in ("off", "raw"):
+            if mode in ("off", *RAW_MODES):
                 continue
             guessed = [x for x in mine if x["mode"] == mode]
             drafted = sum(x["drafted"] for x in guessed)
@@ -148,7 +153,8 @@ def summarize(runs: list[dict], jobs: list[str], modes: tuple[str, ...]) -> dict
                 entry[mode]["vs_raw"] = round(rate[mode] / rate["raw"], 3)
         if "raw" in rate:
             entry["off_vs_raw"] = round(rate["off"] / rate["raw"], 3)
-        entry["same_text"] = len({x["text"] for x in mine if x["mode"] != "raw"}) == 1
+            entry["draft_cost_vs_raw"] = round(rate["raw"] / rate["draft-raw"], 3)
+        entry["same_text"] = len({x["text"] for x in mine if x["mode"] in ENGINE_MODES}) == 1
         summary[name] = entry
         print(name, json.dumps(entry), flush=True)
     return summary
@@ -160,11 +166,11 @@ def default_draft(folder: Path) -> Path:
 
 
 def verify_on(path: Path, repeats: int) -> dict:
-    """The verify cost of k tokens against one on ``path``, at about 1,000 tokens of context."""
+    """The verify cost of k tokens against one on ``path``, after ``VERIFY_CONTEXT`` tokens."""
     engine = Engine(path, n_ctx=2048, n_threads=physical_cores(), flash_attn=True,
                     kv_type=QUANTIZED_KV)
-    outline = JOBS["bicycle"]
-    context = engine.tokenize(section_prompt(outline), start=True) * 3
+    prompt = engine.tokenize(section_prompt(JOBS["bicycle"]), start=True)
+    context = (prompt * (VERIFY_CONTEXT // len(prompt) + 1))[:VERIFY_CONTEXT]
     cost = verify_cost(engine, context, repeats)
     relative = {k: round(v / cost[1], 3) for k, v in cost.items()}
     print(f"{path.name}: batch of k / one token:", relative, flush=True)
@@ -185,9 +191,7 @@ def main() -> None:
     args = parser.parse_args()
     model = resolve(None)
     threads = physical_cores()
-    command = "benchmarks/speculative.py " + " ".join(
-        f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
-        if k != "out" and v not in (None, False))
+    command = shlex.join(["benchmarks/speculative.py", *sys.argv[1:]])
     result: dict = {"command": command, "model": str(model.path.name), "threads": threads}
     if args.verify_only:
         result |= verify_on(args.verify_model or model.path, args.repeats)
@@ -200,30 +204,32 @@ def main() -> None:
         engine = Engine(model.path, n_ctx=N_CTX, n_threads=threads, flash_attn=True,
                         kv_type=QUANTIZED_KV, speculate="draft", draft_model=draft)
         kv = ggml_type(QUANTIZED_KV)
-        raw = llama_cpp.Llama(str(model.path), n_ctx=N_CTX, n_batch=512, n_ubatch=512,
-                              n_threads=threads, flash_attn=True, type_k=kv, type_v=kv,
-                              verbose=False)
+        raws = {mode: llama_cpp.Llama(str(path), n_ctx=N_CTX, n_batch=512, n_ubatch=512,
+                                      n_threads=threads, flash_attn=True, type_k=kv,
+                                      type_v=kv, verbose=False)
+                for mode, path in zip(RAW_MODES, (model.path, draft), strict=True)}
         contexts = {name: engine.tokenize(model.format.first_turn(section_prompt(o)),
                                           start=True)
                     for name, o in JOBS.items()}
         runs: list[dict] = []
         hot: list[dict] = []
         for r in range(args.rounds):
-            order = list(MODES) if r % 2 == 0 else list(reversed(MODES))
+            modes = ENGINE_MODES + RAW_MODES
+            order = modes if r % 2 == 0 else modes[::-1]
             for name, context in contexts.items():
                 for mode in order:
-                    run = (raw_run(raw, context, args.tokens) if mode == "raw" else
+                    run = (raw_run(raws[mode], context, args.tokens) if mode in raws else
                            engine_run(engine, mode, context, args.tokens))
                     run.update(round=r + 1, job=name, mode=mode, prompt_tokens=len(context))
                     runs.append(run)
                     print(json.dumps({k: v for k, v in run.items() if k != "text"}), flush=True)
-            for mode in order[:-1] if r % 2 == 0 else order[1:]:  # the engine's modes
+            for mode in (m for m in order if m in ENGINE_MODES):
                 run = engine_run(engine, mode, contexts["lisbon"], args.tokens, HOT)
                 run.update(round=r + 1, job="lisbon-hot", mode=mode)
                 hot.append(run)
                 print(json.dumps({k: v for k, v in run.items() if k != "text"}), flush=True)
-        summary = summarize(runs, list(contexts), MODES)
-        summary |= summarize(hot, ["lisbon-hot"], MODES[:-1])
+        summary = summarize(runs, list(contexts), ENGINE_MODES + RAW_MODES)
+        summary |= summarize(hot, ["lisbon-hot"], ENGINE_MODES)
         result |= {
             "draft": draft.name if args.draft else "default model quantized to Q4_0",
             "n_ctx": N_CTX, "kv_type": QUANTIZED_KV, "flash_attn": True,
