@@ -13,14 +13,16 @@ write section 1 of N", documents of 1,000-3,000 words), in one process and alter
 each greedy (with the repetition penalty), flash attention and a q8_0 KV cache (what
 speculation needs, see docs/speculation.md), the same number of tokens (end-of-turn masked for
 the engine, ignored for raw), decode timed from the first token to the last, the prompt
-evaluated afresh each time. Then the same with sampling at temperature 1.5 (top-k and top-p
-off), where guesses are seldom kept: the cost of speculating when it does not pay (the same
-seed, so each mode writes the same tokens). Then the cost of evaluating a batch of k tokens with
-logits for each (k = 1, 2, 4, 8: a token and k-1 guesses) against one token, after 900
-tokens of context, on ``--verify-model`` (default: the default model): what decides whether
-verifying guesses pays. Writes benchmarks/results/speculative.json (``--out``).
+evaluated afresh each time. Then the first request again for ``--hot-tokens`` tokens with
+sampling at temperature 1.5 (top-k, top-p and min-p off), where guesses are seldom kept: the
+cost of speculating when it does not pay (the same seed, so each mode writes the same tokens).
+Then the cost of evaluating a batch of k tokens with logits for each (k = 1, 2, 4, 8: a token
+and k-1 guesses) against one token, after 900 tokens of context, on ``--verify-model``
+(default: the default model): what decides whether verifying guesses pays.
+Writes benchmarks/results/speculative.json (``--out``).
 
-    .venv/bin/python benchmarks/speculative.py [--rounds 2] [--tokens 256] [--draft GGUF]
+    .venv/bin/python benchmarks/speculative.py [--rounds 2] [--tokens 256] [--hot-tokens 1024]
+        [--draft GGUF]
     .venv/bin/python benchmarks/speculative.py --verify-only --verify-model 9B.gguf --out F
 """
 
@@ -182,6 +184,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--tokens", type=int, default=256)
+    parser.add_argument("--hot-tokens", type=int, default=1024,
+                        help="tokens of the case where guesses are seldom kept")
     parser.add_argument("--repeats", type=int, default=15, help="of each batch size")
     parser.add_argument("--draft", type=Path, help="draft model GGUF (default: see above)")
     parser.add_argument("--verify-model", type=Path, help="GGUF to measure the verify cost on")
@@ -224,7 +228,7 @@ def main() -> None:
                     runs.append(run)
                     print(json.dumps({k: v for k, v in run.items() if k != "text"}), flush=True)
             for mode in (m for m in order if m in ENGINE_MODES):
-                run = engine_run(engine, mode, contexts["lisbon"], args.tokens, HOT)
+                run = engine_run(engine, mode, contexts["lisbon"], args.hot_tokens, HOT)
                 run.update(round=r + 1, job="lisbon-hot", mode=mode)
                 hot.append(run)
                 print(json.dumps({k: v for k, v in run.items() if k != "text"}), flush=True)
@@ -233,7 +237,7 @@ def main() -> None:
         result |= {
             "draft": draft.name if args.draft else "default model quantized to Q4_0",
             "n_ctx": N_CTX, "kv_type": QUANTIZED_KV, "flash_attn": True,
-            "tokens": args.tokens, "hot_sampling": vars(HOT),
+            "tokens": args.tokens, "hot_tokens": args.hot_tokens, "hot_sampling": vars(HOT),
             "runs": [{k: v for k, v in x.items() if k != "text"} for x in runs + hot],
             "summary": summary,
         }

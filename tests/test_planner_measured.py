@@ -14,7 +14,7 @@ from lwlocal.util.cpu import physical_cores
 from lwlocal.util.errors import LwlocalError
 
 
-@pytest.mark.parametrize("n_ctx,kv_type,flash_attn", [(2048, "f16", False), (2048, "q4_0", True)])
+@pytest.mark.parametrize("n_ctx,kv_type,flash_attn", [(2048, "f16", False), (1024, "q4_0", True)])
 def test_predicted_ram_within_15_percent_of_measured(default_model, n_ctx, kv_type, flash_attn):
     settings = Settings(n_ctx, kv_type, flash_attn, 0, 512, physical_cores())
     predicted = predict(shape_from_gguf(default_model), settings).ram_bytes
@@ -26,7 +26,7 @@ def test_predicted_ram_with_a_draft_model_within_15_percent_of_measured(default_
                                                                        draft_gguf):
     """Speculating with a draft model: its weights (repacked too: it is Q4_0), context and f16
     KV cache counted in."""
-    settings = Settings(2048, "q8_0", True, 0, 512, physical_cores())
+    settings = Settings(1024, "q8_0", True, 0, 512, physical_cores())
     target, repack = shape_from_gguf(default_model), detect().cpu_repack
     alone = predict(target, settings, cpu_repack=repack).ram_bytes
     predicted = predict(target, settings, cpu_repack=repack,

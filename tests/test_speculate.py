@@ -76,6 +76,24 @@ def test_draft_length_grows_shrinks_and_pauses():
     assert length.next() == 1
 
 
+def test_draft_length_gives_up_after_its_pauses():
+    """A draft model's: after two pauses in a row, no guess for the rest of the request; a guess
+    kept between pauses starts the count again."""
+    length = DraftLength(pauses=2)
+
+    def miss_until_paused() -> int:
+        for _ in range(MISSES_BEFORE_PAUSE):
+            length.update(1, 0)
+        return sum(1 for _ in range(10_000) if length.next() == 0 and length.k)
+
+    assert miss_until_paused() == PAUSE_TOKENS
+    length.update(2, 1)  # something kept: the pauses count again
+    assert miss_until_paused() == PAUSE_TOKENS
+    assert length.next() == 1
+    assert miss_until_paused() == 2 * PAUSE_TOKENS
+    assert miss_until_paused() == 10_000  # and then for good
+
+
 @pytest.mark.parametrize("p", [[0.5, 0.3, 0.2], [0.05, 0.9, 0.05], [0.0, 0.25, 0.75],
                                [1.0, 0.0, 0.0]])
 @pytest.mark.parametrize("draft", [0, 1, 2])
@@ -165,11 +183,11 @@ def test_same_tokens_with_and_without_speculation(small_engine, sampling):
     for prompt in PROMPTS:
         context = _chat(engine, prompt)
         _fresh(engine, "off")
-        off = engine.generate(context, sampling, max_tokens=180)
+        off = engine.generate(context, sampling, max_tokens=120)
         for mode in accepted:
             _fresh(engine, mode)
             before = engine.stats.accepted
-            on = engine.generate(context, sampling, max_tokens=180)
+            on = engine.generate(context, sampling, max_tokens=120)
             accepted[mode] += engine.stats.accepted - before
             assert (on.tokens, on.text, on.stop) == (off.tokens, off.text, off.stop), mode
     if sampling is GREEDY:  # guesses were kept: the comparison was not vacuous

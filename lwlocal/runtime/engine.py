@@ -20,7 +20,14 @@ from lwlocal.runtime.draft_model import DraftModel
 from lwlocal.runtime.grammar import json_grammar
 from lwlocal.runtime.llama_context import load_llama, reusable_prefix
 from lwlocal.runtime.llama_log import loading
-from lwlocal.runtime.speculate import DRAFT_CAP, SPECULATE_MODES, Drafter, DraftLength, Lookup
+from lwlocal.runtime.speculate import (
+    DRAFT_CAP,
+    DRAFT_MODEL_PAUSES,
+    SPECULATE_MODES,
+    Drafter,
+    DraftLength,
+    Lookup,
+)
 from lwlocal.util.errors import LwlocalError, SettingError
 from lwlocal.util.interrupt import held
 
@@ -347,15 +354,16 @@ class Engine:
         self.stats.cached_prompt_tokens += cached
         self.stats.prompt_tokens_evaluated += len(context) - cached
         self.stats.requests += 1
-        # speculation only without a grammar: a guess could break it before it is checked
-        lookup = self._drafter(context) if not grammar else None
-        length = DraftLength()
+        drafter: Drafter | None = None
+        length = DraftLength(DRAFT_MODEL_PAUSES if self.speculate == "draft" else None)
         drafts: list[int] = []  # guesses evaluated after the last sampled token, not yet checked
         row = -1  # where in the last batch the logits to sample from are
         try:
             self._llm.n_tokens = cached  # eval() drops the KV cache past this point
             if not self._prefill(context[cached:], on_prefill, cancel):
                 result.stop = "cancelled"
+            elif not grammar:  # with a grammar, a guess could break it before it is checked
+                drafter = self._drafter(context)
             while result.stop != "cancelled":
                 if may_end is not None and not may_end():
                     self._forbid_end_of_turn(row)
@@ -378,11 +386,11 @@ class Engine:
                 if cancel is not None and cancel.is_set():
                     result.stop = "cancelled"
                     break
-                if lookup is None:
+                if drafter is None:
                     self._llm.eval([token])
                     self.stats.context_tokens = self._llm.n_tokens
                     continue
-                lookup.append(token)
+                drafter.append(token)
                 if drafts and drafts[0] == token:  # guessed right: its logits are computed
                     drafts.pop(0)
                     self._llm.n_tokens += 1
@@ -394,7 +402,7 @@ class Engine:
                 if drafts:
                     length.update(row + len(drafts), row)
                 k = min(length.next(), max_tokens - len(result.tokens) - 1)
-                drafts = lookup.draft(k) if k > 0 else []
+                drafts = drafter.draft(k) if k > 0 else []
                 row = self._decode(token, drafts)
                 self.stats.context_tokens = self._llm.n_tokens
         finally:

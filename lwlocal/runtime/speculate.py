@@ -16,6 +16,7 @@ would sample without it; :func:`accept_draft` is the rule written out, tested on
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Sequence
 from typing import Protocol
@@ -31,6 +32,8 @@ DRAFT_START = 2
 MISSES_BEFORE_PAUSE = 4  # verifications in a row that accept nothing before drafting pauses
 PAUSE_TOKENS = 16  # tokens decoded one at a time after the first pause; doubled on each next
 PAUSE_CAP = 256
+DRAFT_MODEL_PAUSES = 2  # pauses after which a draft model stops guessing for the request: it
+# reads every token the model writes before it can guess again, which prompt lookup need not
 
 
 class Drafter(Protocol):
@@ -74,13 +77,16 @@ class Lookup:
 class DraftLength:
     """How many tokens to guess next: more after a draft accepted whole, fewer after a miss,
     none for a while after ``MISSES_BEFORE_PAUSE`` verifications in a row that accepted
-    nothing (a pause twice as long each time it happens again, until something is accepted)."""
+    nothing (a pause twice as long each time it happens again, until something is accepted),
+    and none for the rest of the request after ``pauses`` such pauses in a row, when given."""
 
-    def __init__(self) -> None:
+    def __init__(self, pauses: int | None = None) -> None:
         self.k = DRAFT_START
         self._misses = 0
         self._pause = PAUSE_TOKENS
-        self._paused_for = 0
+        self._paused_for: float = 0
+        self._pauses_max = math.inf if pauses is None else pauses
+        self._pauses_left = self._pauses_max
 
     def next(self) -> int:
         """Tokens to guess after this token (0: decode it alone)."""
@@ -95,11 +101,13 @@ class DraftLength:
         else:
             self.k = max(1, accepted + 1)
         if accepted:
-            self._misses, self._pause = 0, PAUSE_TOKENS
+            self._misses, self._pause, self._pauses_left = 0, PAUSE_TOKENS, self._pauses_max
             return
         self._misses += 1
         if self._misses >= MISSES_BEFORE_PAUSE:
-            self._misses, self._paused_for = 0, self._pause
+            self._misses = 0
+            self._paused_for = self._pause if self._pauses_left else math.inf
+            self._pauses_left -= 1
             self._pause = min(PAUSE_CAP, self._pause * 2)
 
 
