@@ -120,3 +120,14 @@ def test_bench_resumes_after_ctrl_c(lw_home, tmp_path, fake_model, ctrl_c):
     assert {p.name for p in (out / "plots").iterdir()} == {
         "length_vs_required.png", "length_score_by_range.png", "throughput.png"}
     assert (out / "summary.md").read_text().startswith("| model | mode |")
+
+
+def test_bench_speculates_with_a_draft_model(lw_home, tmp_path, fake_model, default_model):
+    """--speculate draft MODEL reaches every item's session (the default model as its own
+    draft: the fake never loads it)."""
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(json.dumps({"id": "p1", "type": "note", "length": 60,
+                                   "prompt": "Write a 60-word note about tea."}) + "\n")
+    invoke("bench", "--prompts", str(prompts), "--mode", "direct", "-o", str(tmp_path / "b"),
+           "--speculate", "draft", str(default_model), check=True)
+    assert fake_model.loaded == [("q8_0", f"draft {default_model.name}")]
