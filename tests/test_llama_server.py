@@ -23,6 +23,7 @@ from lwlocal.write.outline import outline_prompt, outline_schema, parse_model_ou
 from lwlocal.write.settings import JobSettings
 from tests.support.cli import invoke
 from tests.support.llama_server import CHATML, LlamaServer, running, start
+from tests.support.prompts import prompt_file
 
 pytestmark = pytest.mark.model
 
@@ -121,10 +122,7 @@ def test_resume_after_kill_9_of_the_server_loses_nothing(default_model, tmp_path
 
 
 def test_batch_keeps_each_worker_to_its_own_slot(default_model, tmp_path):
-    prompts = tmp_path / "prompts.jsonl"
-    prompts.write_text("".join(json.dumps({"id": f"p{n}", "prompt": text, "length": 120}) + "\n"
-                               for n, text in enumerate(["A note on tea.", "A note on coffee.",
-                                                         "A note on cocoa."])))
+    prompts = prompt_file(tmp_path, 120)
     log = tmp_path / "server.log"
     with running(default_model, log, *SERVER_ARGS, "--parallel", "2") as server:
         report = json.loads(invoke(

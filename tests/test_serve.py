@@ -20,6 +20,7 @@ from lwlocal.write.journal import Job
 from lwlocal.write.settings import JobSettings
 from tests.support.bounds import HANG
 from tests.support.cli import invoke
+from tests.support.prompts import prompt_file
 from tests.support.server import CTX, free_port, start_server, stop
 
 PROMPT = "Write a short guide to brewing green tea."
@@ -122,10 +123,7 @@ def test_a_job_moves_between_server_and_local(served, fake_model, start_on):
 
 
 def test_batch_runs_jobs_concurrently_and_skips_finished_ones(served, tmp_path):
-    prompts = tmp_path / "prompts.jsonl"
-    prompts.write_text("".join(json.dumps({"id": f"p{n}", "prompt": text, "length": 50}) + "\n"
-                               for n, text in enumerate(["A note on tea.", "A note on coffee.",
-                                                         "A note on cocoa."])))
+    prompts = prompt_file(tmp_path, 50)
     out = tmp_path / "batch"
     args = ["batch", str(prompts), "--concurrency", "2", "-o", str(out), "--mode", "direct",
             "--backend", "openai", "--base-url", served, "--json"]
