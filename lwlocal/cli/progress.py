@@ -38,19 +38,21 @@ class TaskProgress:
             transient=True,
         )
         self._tasks: dict[str, TaskID] = {}
+        self._started = False
 
     def __enter__(self) -> TaskProgress:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        if self._tasks:
+        if self._started:  # even with no task yet: Ctrl-C may land between the two
             self._bar.stop()
 
     def __call__(self, event: Event) -> None:
         """Show ``event``; the display starts with the first one, so that an error raised
         before any work prints nothing else."""
-        if not self._tasks:
+        if not self._started:
+            self._started = True
             self._bar.start()
         if event.stage == "plan":
             description, total = "planning the outline", None
