@@ -259,7 +259,7 @@ def predict(shape: ModelShape, s: Settings, gpu_runtime: int = 0,
             "cuda_pool": cuda_pool_bytes(shape, s, filled),
         }
     load = RUNTIME_OVERHEAD + shape.weight_bytes + (GPU_HOST_LOAD if on_gpu else 0)
-    if draft is not None:  # its parts but what the process holds once
+    if draft is not None:  # its own parts; the process overhead and GPU runtime count once
         beside = predict(draft, replace(s, kv_type=DRAFT_KV_TYPE,
                                         n_gpu_layers=draft.n_layers + 1 if on_gpu else 0),
                          filled=filled, cpu_repack=cpu_repack)
