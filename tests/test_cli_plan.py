@@ -45,6 +45,9 @@ def test_plan_counts_a_draft_model_in(lw_home, default_model):
                   "--json", check=True)
     plan = json.loads(proc.stdout)
     assert plan["draft_model"] == default_model.name and alone["draft_model"] is None
+    assert any(reason.startswith("KV cache q8_0") and reason.endswith(
+        "for --speculate lookup: a quantized cache keeps its output the same")
+        for reason in alone["reasons"])  # not "as you asked": the user did not
     draft = plan["memory_parts"]["ram_draft"]
     assert draft > default_model.stat().st_size
     assert plan["ram_bytes"] == alone["ram_bytes"] + draft

@@ -171,7 +171,8 @@ def plan_command(model: str, words: int, mode: str, quant: str | None, lang: str
         raise SettingError(f"{plan.model}: {'; try '.join(plan.suggestions[:2])}")
     if fmt == "json":
         data = plan.as_dict()
-        data["suggestions"] = [name_settings(s, option_name) for s in plan.suggestions]
+        data["reasons"] = [name_settings(line, option_name) for line in plan.reasons]
+        data["suggestions"] = [name_settings(line, option_name) for line in plan.suggestions]
         if measure:
             data["measured_ram_bytes"] = _measure(tokenizer, plan, chosen.draft)
         click.echo(json.dumps(data))

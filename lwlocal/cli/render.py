@@ -106,7 +106,7 @@ def print_memory_plan(plan: Plan) -> None:
               f"{'on' if s.flash_attn else 'off'}, GPU layers {s.n_gpu_layers}, "
               f"batch {s.n_batch}, threads {s.threads}")
     for line in plan.reasons:
-        out.print(f"  - {escape(line)}")
+        out.print(f"  - {escape(name_settings(line, option_name))}")
     for line in plan.suggestions:
         out.print(f"  [yellow]> {escape(name_settings(line, option_name))}[/]")
 

@@ -370,13 +370,15 @@ class Plan:
 
 @dataclass(frozen=True)
 class Overrides:
-    """Settings the user fixed; the planner chooses the rest."""
+    """Settings the user fixed; the planner chooses the rest. ``kv_type_why``: why the KV
+    cache type is fixed when the user did not fix it (speculation needs a quantized one)."""
 
     n_ctx: int | None = None
     kv_type: str | None = None
     flash_attn: bool | None = None
     n_gpu_layers: int | None = None
     n_batch: int | None = None
+    kv_type_why: str | None = None
 
 
 def check_overrides(fixed: Overrides) -> None:
@@ -506,7 +508,7 @@ def _explain(shape: ModelShape, s: Settings, need: Need, fixed: Overrides, memor
                      "writer drops its oldest sections from the conversation when full")
     kv = kv_bytes(shape, s.n_ctx, s.kv_type)
     if fixed.kv_type:
-        lines.append(f"KV cache {s.kv_type} ({_gib(kv)}) {given}")
+        lines.append(f"KV cache {s.kv_type} ({_gib(kv)}) {fixed.kv_type_why or given}")
     elif s.kv_type == "f16":
         lines.append(f"KV cache f16 ({_gib(kv)}): full precision fits")
     else:

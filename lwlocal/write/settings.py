@@ -55,8 +55,12 @@ class JobSettings:
 
     @property
     def overrides(self) -> Overrides:
-        kv_type = self.kv_type or (QUANTIZED_KV if self.speculate != "off" else None)
-        return Overrides(self.n_ctx, kv_type, self.flash_attn, self.n_gpu_layers, self.n_batch)
+        if self.kv_type or self.speculate == "off":
+            return Overrides(self.n_ctx, self.kv_type, self.flash_attn, self.n_gpu_layers,
+                             self.n_batch)
+        return Overrides(self.n_ctx, QUANTIZED_KV, self.flash_attn, self.n_gpu_layers,
+                         self.n_batch, f"for {{speculate}} {self.speculate}: a quantized cache "
+                                       "keeps its output the same")
 
     @property
     def section_range(self) -> tuple[int, int]:
