@@ -384,6 +384,36 @@ def test_prompt_evaluation_shows_progress_and_advanced_keeps_the_prompt_in_view(
     run(test)
 
 
+def test_speculation_is_set_in_advanced_and_refused_in_the_apps_words(tmp_path, messages):
+    """Speculate lookup reaches the session's settings; over an f16 KV cache it is refused in
+    one line naming the fields, and nothing is planned."""
+    chat = FakeChat()
+    sessions: list[JobSettings] = []
+    app = fake_app(tmp_path, chat)
+    app.state.new_session = lambda settings: sessions.append(settings) or FakeSession(settings,
+                                                                                     chat)
+
+    async def test() -> None:
+        async with app.run_test(size=(80, 24), message_hook=messages) as pilot:
+            await pilot.click("Collapsible CollapsibleTitle")
+            app.screen.query_one("#speculate", Select).value = "lookup"
+            app.screen.query_one("#kv", Select).value = "f16"
+            await pilot.press("ctrl+g")
+            await pilot.pause()
+            assert notes(app) == ["Speculate lookup needs a quantized KV cache, q8_0 or q4_0 "
+                                  "(llama.cpp splits one token's attention over an f16 cache "
+                                  "across threads, a batch's not, and the output would "
+                                  "change)"]
+            assert not sessions
+            app.screen.query_one("#kv", Select).value = ""  # planned: q8_0 for speculation
+            await pilot.press("ctrl+g")
+            await messages.wait(pilot, ComposeScreen.Planned)
+            assert [(s.speculate, s.kv_type) for s in sessions] == [("lookup", None)]
+            assert sessions[0].overrides.kv_type == "q8_0"
+
+    run(test)
+
+
 # 6. focus and keys
 
 def test_focus_and_keys(tmp_path, messages):

@@ -11,6 +11,7 @@ FIELD_LABELS = {
     "sections": "Sections",
     "n_ctx": "Context",
     "kv_type": "KV cache",
+    "speculate": "Speculate",
     "temperature": "Temperature",
     "seed": "Seed",
     "model": "the model (F2)",

@@ -40,6 +40,7 @@ class TuiState:
     sampling: Sampling = field(default_factory=Sampling)
     n_ctx: int | None = None
     kv_type: str | None = None
+    speculate: str = "off"  # off or lookup (see docs/speculation.md)
     threads: int | None = None  # None: the planner's choice
     outline: Outline | None = None
     job: Job | None = None
@@ -61,7 +62,7 @@ class TuiState:
                            model=self.model,
                            mode=self.mode, sections=self.sections, n_ctx=self.n_ctx,
                            kv_type=self.kv_type, threads=self.threads,
-                           sampling=self.sampling)
+                           speculate=self.speculate, sampling=self.sampling)
 
     def load_session(self, settings: JobSettings) -> Session:
         """A session for ``settings``, keeping the loaded model when it still fits them."""

@@ -16,6 +16,7 @@ from textual.widgets import Button, Collapsible, Input, Label, Select, TextArea
 
 from lwlocal.models.catalogue import resolve
 from lwlocal.runtime.kv_cache import KV_CACHE_TYPES
+from lwlocal.runtime.speculate import SPECULATE_MODES
 from lwlocal.tui.messages import error_text
 from lwlocal.tui.screens.base import AppScreen
 from lwlocal.tui.widgets.bars import downloaded
@@ -27,6 +28,8 @@ from lwlocal.write.jobs import check_settings
 from lwlocal.write.outline import Outline
 from lwlocal.write.settings import MODES
 from lwlocal.write.writer import direct_outline
+
+APP_SPECULATE_MODES = tuple(m for m in SPECULATE_MODES if m != "draft")  # no field for a model
 
 # what the Words field's note says of where the length comes from
 TARGET_SOURCES = {"instruction": "from prompt", "default": "default", "option": ""}
@@ -92,6 +95,9 @@ class ComposeScreen(AppScreen):
                     yield Select([("planned", "")] + [(k, k) for k in KV_CACHE_TYPES],
                                  value=state.kv_type or "", allow_blank=False, id="kv",
                                  compact=True)
+                    yield Label("Speculate")  # a draft model is the command line's
+                    yield Select([(m, m) for m in APP_SPECULATE_MODES], value=state.speculate,
+                                 allow_blank=False, id="speculate", compact=True)
             with Horizontal(id="go-row"):
                 yield Button("Plan the outline", variant="primary", id="go")
                 yield TaskLine(id="compose-task")
@@ -167,6 +173,7 @@ class ComposeScreen(AppScreen):
         ctx = self._number("ctx", "n_ctx", int)
         state.n_ctx = int(ctx) if ctx is not None else None
         state.kv_type = str(self.query_one("#kv", Select).value) or None
+        state.speculate = str(self.query_one("#speculate", Select).value)
         check_settings(state.settings())
         resolve(state.model)  # a model that is not downloaded says how to get it
 
