@@ -62,3 +62,30 @@ def test_json_schema_constrains_output(engine):
     result = engine.generate(context, Sampling(seed=1), max_tokens=60, json_schema=schema)
     data = json.loads(result.text)
     assert set(data) == {"name", "age"}
+
+
+LOOPING = ("<|im_start|>user\nWrite a long essay about rivers.<|im_end|>\n<|im_start|>assistant\n"
+           + "Rivers carry water to the sea. " * 4)
+
+
+def test_dry_breaks_a_loop_the_context_started(engine):
+    """DRY (as llama-server's dry_* fields) looks back over the context too: greedy decoding
+    goes on with the loop without it and leaves it with it."""
+    context = engine.tokenize(LOOPING.rstrip(), start=True)
+    plain = Sampling(temperature=0.0, repeat_penalty=1.0, dry_multiplier=0.0)
+    looped = engine.generate(context, plain, max_tokens=40).text
+    assert looped.count("Rivers carry water to the sea") >= 3
+    dry = Sampling(temperature=0.0, repeat_penalty=1.0)  # the default DRY
+    broken = engine.generate(context, dry, max_tokens=40).text
+    assert broken.count("Rivers carry water to the sea") == 0
+
+
+def test_a_reply_can_be_kept_from_a_start(engine):
+    """``avoid_first``: the first token is none of them; after it, sampling as usual."""
+    context = engine.tokenize(LOOPING.rstrip(), start=True)
+    plain = Sampling(temperature=0.0, repeat_penalty=1.0, dry_multiplier=0.0)
+    first = engine.generate(context, plain, max_tokens=3).tokens
+    other = engine.generate(context, plain, max_tokens=3, avoid_first=first[:1]).tokens
+    assert other[0] != first[0]
+    again = engine.generate(context, plain, max_tokens=3, avoid_first=first[1:2]).tokens
+    assert again == first  # a token other than the first one is not touched

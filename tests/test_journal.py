@@ -100,7 +100,8 @@ def test_job_metadata_is_typed_and_versioned(tmp_path):
 
 
 def test_jobs_written_before_the_schema_are_read_and_migrated(tmp_path):
-    """A job.json of the first layout (no "schema", flat fields) opens and is saved as 1."""
+    """A job.json of the first layout (no "schema", flat fields) opens and is saved in the
+    current one; it was written without DRY, and is resumed so."""
     folder = tmp_path / "20261101-090000-old"
     (folder / "sections").mkdir(parents=True)
     old = {"prompt": "Old job", "words": 500, "model": "smollm2-135m", "mode": "agentwrite",
@@ -109,6 +110,7 @@ def test_jobs_written_before_the_schema_are_read_and_migrated(tmp_path):
     (folder / "job.json").write_text(json.dumps(old))
     job = Job.open(folder.name, tmp_path)
     assert job.meta.settings.sampling.seed == 7 and job.meta.settings.n_ctx == 4096
+    assert job.meta.settings.sampling.dry_multiplier == 0.0
     assert job.state == "interrupted" and job.meta.created == 1.5e9
     job.update(state="done")
     saved = json.loads((folder / "job.json").read_text())

@@ -37,6 +37,9 @@ def test_failures_are_retried_and_streamed_text_restarts():
     assert len(server.requests) == 4
     sent = server.requests[-1]
     assert sent["model"] == "fake" and sent["seed"] == 7 and sent["stream"] is True
+    # llama.cpp's DRY, as the local engine samples (servers without it ignore the fields)
+    assert (sent["dry_multiplier"], sent["dry_base"], sent["dry_allowed_length"],
+            sent["dry_penalty_last_n"]) == (0.8, 1.75, 2, 4096)
     assert sent["messages"] == [{"role": "user", "content": "Describe a harbour."}]
     assert backend.n_ctx == 4096  # from the server's max_model_len
     stats = backend.stats

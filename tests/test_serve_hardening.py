@@ -68,6 +68,8 @@ def nested(depth: int) -> bytes:
     b'{"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1e400}',
     json.dumps({**HELLO, "max_tokens": 1.5}).encode(),
     json.dumps({**HELLO, "top_k": 2**40}).encode(),
+    json.dumps({**HELLO, "dry_multiplier": -1}).encode(),
+    json.dumps({**HELLO, "dry_allowed_length": 0.5}).encode(),
     json.dumps({**HELLO, "temperature": "hot"}).encode(),
     json.dumps({**HELLO, "stream": "yes"}).encode(),
     json.dumps({**HELLO, "response_format": {"type": "json_schema", "json_schema": []}}).encode(),
@@ -93,6 +95,16 @@ def test_every_malformed_request_is_a_400_with_an_openai_error(body, caplog):
     response = client(FakeChat()).post(CHAT, content=body)
     assert_openai_error(response, 400)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_dry_is_off_unless_a_request_asks_as_on_llama_server():
+    from lwlocal.openai.protocol import parse_request
+
+    assert parse_request({**HELLO}).sampling.dry_multiplier == 0.0
+    asked = parse_request({**HELLO, "dry_multiplier": 0.8, "dry_base": 2.0,
+                           "dry_allowed_length": 3, "dry_penalty_last_n": 512}).sampling
+    assert (asked.dry_multiplier, asked.dry_base, asked.dry_allowed_length,
+            asked.dry_penalty_last_n) == (0.8, 2.0, 3, 512)
 
 
 def test_a_request_nested_as_deep_as_allowed_is_served():

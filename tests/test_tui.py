@@ -685,3 +685,34 @@ def test_compose_outline_write_pause_resume_export(tmp_path, messages):
             assert "<h2>" in out.read_text()
 
     run(test)
+
+
+def test_the_review_shows_each_section_and_writes_one_again(tmp_path, messages):
+    """v on the Writing screen: the job's review, a row a section (titles as text, brackets
+    and all), the cursor on a section worth writing again; w writes it again, the rest kept."""
+    chat = FakeChat()
+    app = fake_app(tmp_path, chat)
+    job = Job.create(tmp_path / "jobs", JobSettings(PROMPT, 200, model="x"), name="tea")
+    job.save_outline(Outline(PROMPT, 200, [Section("[Steep] the leaves", "How long.", 100),
+                                           Section("Water", "How hot.", 100)]))
+    steeped = " ".join(f"Cup {n} of green tea steeps for {n} minutes below boiling."
+                       for n in range(1, 11))
+    job.save_section(1, steeped)
+    job.save_section(2, "Water at eighty degrees keeps it sweet.")  # far short of 100 words
+    job.update(state="done")
+
+    async def test() -> None:
+        async with app.run_test(size=(120, 40), message_hook=messages) as pilot:
+            await pilot.press("f6", "o")
+            assert app.current_mode == "writing"
+            await pilot.press("v")
+            table = app.screen.query_one("#review-table", DataTable)
+            assert table.row_count == 2
+            assert str(table.get_row_at(0)[1]) == "[Steep] the leaves"
+            assert table.cursor_row == 1  # section 2 is short: worth writing again
+            await pilot.press("w")
+            await messages.wait(pilot, WritingScreen.Stopped, lambda m: m.finished)
+            assert job.section_text(1) == steeped
+            assert len(job.section_text(2).split()) >= 80
+
+    run(test)

@@ -18,6 +18,7 @@ from lwlocal.util.interrupt import exit_status, handle_sigterm
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "write": ("writing", "write", "Write a long document: plan an outline, then write it."),
     "resume": ("writing", "resume", "Go on with a job from its first unfinished section."),
+    "review": ("writing", "review", "Review a document section by section: what to rewrite."),
     "jobs": ("writing", "jobs", "List writing jobs with their state."),
     "export": ("writing", "export_command", "Save a job's document as Markdown, text or HTML."),
     "batch": ("writing", "batch", "Write every prompt of a JSON lines file, several at once."),

@@ -65,17 +65,20 @@ def memory_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def sampling_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """--temperature, --top-p, --repeat-penalty, --seed as ``sampling: Sampling``."""
+    """--temperature, --top-p, --repeat-penalty, --dry-multiplier, --seed as
+    ``sampling: Sampling``."""
     options = (
         click.option("--temperature", type=float, default=Sampling.temperature,
                      show_default=True),
         click.option("--top-p", type=float, default=Sampling.top_p, show_default=True),
         click.option("--repeat-penalty", type=float, default=Sampling.repeat_penalty,
                      show_default=True),
+        click.option("--dry-multiplier", type=float, default=Sampling.dry_multiplier,
+                     show_default=True, help="DRY, against loops (0: off)."),
         click.option("--seed", type=int, default=Sampling.seed, show_default=True),
     )
     return grouped(command, options, "sampling", Sampling,
-                    ("temperature", "top_p", "repeat_penalty", "seed"))
+                    ("temperature", "top_p", "repeat_penalty", "dry_multiplier", "seed"))
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import TracebackType
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     Progress,
@@ -54,6 +55,10 @@ class TaskProgress:
         if not self._started:
             self._started = True
             self._bar.start()
+        if event.stage == "notice":  # a line above the bars
+            self._bar.console.print(f"lwlocal: {escape(event.message)}", soft_wrap=True)
+            return
+        stage = "write" if event.stage == "rewind" else event.stage  # text cut back: one bar
         if event.stage == "plan":
             description, total = "planning the outline", None
             count = f"{event.done:.0f} tokens"
@@ -81,9 +86,8 @@ class TaskProgress:
         else:
             description, total = f"section {event.step}/{event.steps}", event.total
             count = f"{event.done:.0f}/{event.total:.0f} words"
-        if event.stage not in self._tasks:
-            self._tasks[event.stage] = self._bar.add_task(description, total=total, count="",
-                                                          rate="")
+        if stage not in self._tasks:
+            self._tasks[stage] = self._bar.add_task(description, total=total, count="", rate="")
         rate = f"{event.rate:.1f} tok/s" if event.rate else ""
-        self._bar.update(self._tasks[event.stage], description=description, completed=event.done,
+        self._bar.update(self._tasks[stage], description=description, completed=event.done,
                          count=count, rate=rate)

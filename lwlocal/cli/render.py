@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 from rich import box
@@ -87,6 +88,41 @@ def print_result(result: JobResult, output: Path | None, as_json: bool) -> None:
         f"{d['decode_tokens_per_s']} tok/s; prompt tokens evaluated / context = "
         f"{d['prompt_to_context']}" + (f"; saved {output}" if output else ""), err=True
     )
+    review = d.get("review") or {}
+    if review.get("short_sections"):
+        click.echo(f"job {result.job}: sections {_numbers(review['short_sections'])} came out "
+                   f"short of their plan; `lwlocal review {result.job}` says more, `lwlocal "
+                   f"resume {result.job} --rewrite N` writes one again", err=True)
+
+
+def print_review(review: dict[str, Any], as_json: bool) -> None:
+    """A document's review (:meth:`lwlocal.write.review.Review.as_dict`): a row a section,
+    then the totals."""
+    if as_json:
+        click.echo(json.dumps(review, ensure_ascii=False))
+        return
+    rows = []
+    for s in review["sections"]:
+        repaired = ", ".join(f"{n} {kind}" for kind, n in s["repaired"].items())
+        rows.append((str(s["index"]), s["title"], "" if s["planned"] is None else
+                     str(s["planned"]), str(s["written"]), str(s["sentences"]), str(s["talk"]),
+                     str(s["repeated"]), str(s["boundary"] + s["quote"] + s["title_repeated"]),
+                     repaired, "rewrite" if s["rewrite"] else ""))
+    print_table(("#", "title", "planned", "written", "sentences", "talk", "repeated", "leaks",
+                 "repaired", ""), rows, title="Review")
+    out.print(f"{review['words']:,} words, {review['sentences']} sentences: "
+              f"{review['talk_share']:.1%} about the writing, {review['repeated_share']:.1%} "
+              f"repeated, {review['boundary']} boundary leaks, {review['repeated_titles']} "
+              "repeated titles", soft_wrap=True)
+    for change in review["outline_changes"]:
+        out.print(f"outline: {escape(change)}", soft_wrap=True)
+    if review["rewrite"]:
+        out.print(f"worth writing again: sections {_numbers(review['rewrite'])} (`lwlocal "
+                  "resume JOB --rewrite N`)", soft_wrap=True)
+
+
+def _numbers(indices: list[int]) -> str:
+    return ", ".join(str(i) for i in indices)
 
 
 def print_memory_plan(plan: Plan) -> None:

@@ -28,7 +28,14 @@ from lwlocal.cli.options import (
     speculate_option,
 )
 from lwlocal.cli.progress import TaskProgress
-from lwlocal.cli.render import err, out, print_outline, print_result, print_table
+from lwlocal.cli.render import (
+    err,
+    out,
+    print_outline,
+    print_result,
+    print_review,
+    print_table,
+)
 from lwlocal.models.catalogue import resolve
 from lwlocal.runtime.engine import Sampling
 from lwlocal.util.destination import DestinationError, check_destination, check_folder
@@ -38,10 +45,17 @@ from lwlocal.util.overwrite import refuse_input_as_output
 from lwlocal.util.paths import jobs_dir
 from lwlocal.write.batch import REPORT, run_batch
 from lwlocal.write.export import EXPORT_FORMATS, export
-from lwlocal.write.jobs import Session, check_destinations, check_settings, resume_session
+from lwlocal.write.jobs import (
+    Session,
+    check_destinations,
+    check_rewrite,
+    check_settings,
+    resume_session,
+)
 from lwlocal.write.journal import Job, list_jobs
 from lwlocal.write.length import choose_target
 from lwlocal.write.outline import Outline, load_outline
+from lwlocal.write.review import review_file, review_job
 from lwlocal.write.settings import MODES, JobSettings
 
 
@@ -57,10 +71,10 @@ def _keeping(job: Job) -> Iterator[None]:
 
 
 def _run(session: Session, job: Job, outline: Outline | None, output: Path | None,
-         as_json: bool) -> None:
+         as_json: bool, rewrite: tuple[int, ...] = ()) -> None:
     try:
         with _keeping(job), TaskProgress(err) as progress:
-            result = session.run(job, outline, progress=progress)
+            result = session.run(job, outline, progress=progress, rewrite=rewrite)
     except DestinationError as exc:
         raise DestinationError(f"{exc}; job {job.id} is kept: make room, then `lwlocal resume "
                                f"{job.id}`") from exc
@@ -128,13 +142,19 @@ def write(prompt: str | None, words: int | None, model: str | None, mode: str, o
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Save the document here.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @click.option("--model", help="Go on with this local model (card or GGUF) instead.")
+@click.option("--rewrite", type=int, multiple=True, metavar="N",
+              help="Write section N again (repeatable); `lwlocal review` says which are worth it.")
 @speculate_option(None)
 @server_options
 def resume(job: str, output: Path | None, as_json: bool, model: str | None,
-           speculate: Speculation, server: ServerOptions) -> None:
+           rewrite: tuple[int, ...], speculate: Speculation, server: ServerOptions) -> None:
     """Go on with JOB (its id, id prefix or folder) from its first unfinished section, where
-    it ran or elsewhere: a job started on a server can go on locally and the reverse."""
+    it ran or elsewhere: a job started on a server can go on locally and the reverse. With
+    --rewrite N, section N is written again, the others kept."""
     found = Job.open(job, jobs_dir())
+    outline = found.outline()
+    if outline is not None:  # before loading the model
+        check_rewrite(rewrite, len(outline.sections))
     check_destinations(found.meta.settings, output, found.dir)
     backend = server.backend or ("local" if model else None)
     base_url, server_model = server.base_url, server.server_model
@@ -153,7 +173,19 @@ def resume(job: str, output: Path | None, as_json: bool, model: str | None,
                                      speculate.draft_model)
         if output is not None and session.model is not None:
             refuse_input_as_output(output, {"model": session.model.path})
-        _run(session, found, None, output, as_json)
+        _run(session, found, None, output, as_json, rewrite)
+
+
+@click.command()
+@click.argument("target")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def review(target: str, as_json: bool) -> None:
+    """Review TARGET, a job (id, id prefix or folder) or a Markdown file, section by section:
+    planned and written words, sentences about the writing, repeated sentences, boundary
+    leaks, what the writer repaired, and the sections worth writing again."""
+    path = Path(target)
+    found = review_file(path) if path.is_file() else review_job(Job.open(target, jobs_dir()))
+    print_review(found.as_dict(), as_json)
 
 
 @click.command()

@@ -259,6 +259,11 @@ class OpenAIChat:
             "repeat_penalty": sampling.repeat_penalty,  # llama.cpp's name
             "repetition_penalty": sampling.repeat_penalty,  # vLLM's name
             "seed": sampling.seed,
+            # llama.cpp's DRY (vLLM and others ignore these fields)
+            "dry_multiplier": sampling.dry_multiplier,
+            "dry_base": sampling.dry_base,
+            "dry_allowed_length": sampling.dry_allowed_length,
+            "dry_penalty_last_n": sampling.dry_penalty_last_n,
             "cache_prompt": True,
             "timings_per_token": True,  # llama-server's counts, for a reply cut short
         }

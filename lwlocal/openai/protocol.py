@@ -151,6 +151,13 @@ def _sampling(body: dict[str, Any]) -> Sampling:
         min_p=_number(body, "min_p", defaults.min_p, 0.0, 1.0),
         repeat_penalty=_number(body, penalty, defaults.repeat_penalty, 0.01, 100.0),
         seed=random.getrandbits(32) if seed is None else seed,
+        # llama-server's fields and defaults: off unless a request asks
+        dry_multiplier=_number(body, "dry_multiplier", 0.0, 0.0, 100.0),
+        dry_base=_number(body, "dry_base", defaults.dry_base, 1.0, 100.0),
+        dry_allowed_length=_integer(body, "dry_allowed_length", 1, INT32_MAX)
+        or defaults.dry_allowed_length,
+        dry_penalty_last_n=_integer(body, "dry_penalty_last_n", 0, INT32_MAX)
+        or defaults.dry_penalty_last_n,
     )
 
 

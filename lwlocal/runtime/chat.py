@@ -39,6 +39,8 @@ class Hooks:
     it; a server, which cannot ask ``may_end``, is sent ``min_tokens`` instead (the fewest
     tokens before the turn may end, as vLLM and ``lwlocal serve`` take it). ``on_retry`` is
     called before a failed request is sent again, so that what was streamed can be dropped.
+    ``avoid_first`` are texts the reply must not begin with the first token of (a start that
+    went wrong before), where the backend can (a local model).
     """
 
     on_text: Callable[[str], None] | None = None
@@ -48,6 +50,7 @@ class Hooks:
     should_stop: Callable[[], bool] | None = None
     on_retry: Callable[[], None] | None = None
     cancel: threading.Event | None = None
+    avoid_first: tuple[str, ...] = ()
 
 
 NO_HOOKS = Hooks()
@@ -148,7 +151,12 @@ class LocalChat:
         return self.engine.generate(context, sampling, max_tokens=max_tokens,
                                     json_schema=json_schema, may_end=hooks.may_end,
                                     should_stop=hooks.should_stop, on_text=hooks.on_text,
-                                    on_prefill=hooks.on_prefill, cancel=hooks.cancel)
+                                    on_prefill=hooks.on_prefill, cancel=hooks.cancel,
+                                    avoid_first=self._first_tokens(hooks.avoid_first))
+
+    def _first_tokens(self, texts: Sequence[str]) -> list[int]:
+        """The token each of ``texts`` begins with."""
+        return [tokens[0] for tokens in map(self.engine.tokenize, texts) if tokens]
 
     def _remember(self, text: str, tokens: list[int]) -> None:
         """Keep a reply's exact tokens, so the next request that holds it reuses the cache."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import ctypes
 import math
 import threading
 import time
@@ -32,6 +33,7 @@ from lwlocal.util.errors import LwlocalError, SettingError
 from lwlocal.util.interrupt import held
 
 PENALTY_LAST_N = 64  # tokens the repetition penalty looks back over (llama.cpp's default)
+DRY_BREAKERS = ("\n", ":", "\"", "*")  # where DRY's repeated runs break (llama.cpp's default)
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,14 @@ class Sampling:
     min_p: float = 0.05
     repeat_penalty: float = 1.1
     seed: int = 42
+    # DRY ("don't repeat yourself"), as llama.cpp's sampler and llama-server's dry_* fields:
+    # a token that would extend a run of more than ``dry_allowed_length`` tokens seen in the
+    # last ``dry_penalty_last_n`` tokens (prompt included) is penalised by
+    # multiplier * base ^ (run - allowed); 0 turns it off
+    dry_multiplier: float = 0.8
+    dry_base: float = 1.75
+    dry_allowed_length: int = 2
+    dry_penalty_last_n: int = 4096
 
 
 # what each sampling setting may be (llama.cpp takes anything, NaN included)
@@ -52,6 +62,10 @@ SAMPLING_RULES: dict[str, tuple[Callable[[float], bool], str]] = {
     "top_p": (lambda v: 0 <= v <= 1, "between 0 and 1"),
     "min_p": (lambda v: 0 <= v <= 1, "between 0 and 1"),
     "repeat_penalty": (lambda v: v > 0, "above 0"),
+    "dry_multiplier": (lambda v: v >= 0, "0 (off) or more"),
+    "dry_base": (lambda v: v >= 1, "1 or more"),
+    "dry_allowed_length": (lambda v: v >= 1 and v == int(v), "a whole number, 1 or more"),
+    "dry_penalty_last_n": (lambda v: v >= 0 and v == int(v), "a whole number, 0 (off) or more"),
     "top_k": (lambda v: v >= 0 and v == int(v), "a whole number, 0 (off) or more"),
     "seed": (lambda v: v == int(v), "a whole number"),
 }
@@ -252,15 +266,22 @@ class Engine:
             return self._draft.follow(context)
         return None
 
-    def _sampler(self, sampling: Sampling, grammar: str | None) -> Any:
-        """A llama.cpp sampler chain: grammar, repetition penalty, top-k/p, min-p, temperature.
-        The penalty looks back over the tokens generated in this reply (llama.cpp's server
-        counts the prompt's last tokens too)."""
+    def _sampler(self, sampling: Sampling, grammar: str | None,
+                 context: Sequence[int]) -> Any:
+        """A llama.cpp sampler chain: grammar, repetition penalty, DRY, top-k/p, min-p,
+        temperature. The penalty looks back over the tokens generated in this reply; DRY over
+        the last ``dry_penalty_last_n`` tokens of the context too, as llama-server's sampler
+        does. Under a grammar (an outline's JSON) there is no DRY: its keys recur by design."""
         steps = [self._grammar_step(grammar)] if grammar else []
         chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
         steps.append(llama_cpp.llama_sampler_init_penalties(
             llama_cpp.llama_vocab_n_tokens(self._vocab), PENALTY_LAST_N,
             sampling.repeat_penalty, 0.0, 0.0))
+        if sampling.dry_multiplier > 0 and sampling.dry_penalty_last_n > 0 and not grammar:
+            dry = self._dry_step(sampling)
+            for token in context[-sampling.dry_penalty_last_n:]:
+                llama_cpp.llama_sampler_accept(dry, token)
+            steps.append(dry)
         if sampling.temperature <= 0:
             steps.append(llama_cpp.llama_sampler_init_greedy())
         else:
@@ -274,6 +295,13 @@ class Engine:
         for step in steps:
             llama_cpp.llama_sampler_chain_add(chain, step)
         return chain
+
+    def _dry_step(self, sampling: Sampling) -> Any:
+        breakers = (ctypes.c_char_p * len(DRY_BREAKERS))(*(b.encode() for b in DRY_BREAKERS))
+        return llama_cpp.llama_sampler_init_dry(
+            self._vocab, sampling.dry_multiplier, sampling.dry_base,
+            sampling.dry_allowed_length, sampling.dry_penalty_last_n, breakers,
+            len(DRY_BREAKERS))
 
     def _prefill(self, tokens: Sequence[int], on_prefill: Callable[[int, int], None] | None,
                  cancel: threading.Event | None) -> bool:
@@ -289,10 +317,10 @@ class Engine:
                 on_prefill(min(start + step, len(tokens)), len(tokens))
         return True
 
-    def _forbid_end_of_turn(self, row: int) -> None:
-        """Make end-of-turn tokens impossible for the sample from the last batch's ``row``."""
+    def _forbid(self, row: int, tokens: Sequence[int]) -> None:
+        """Make ``tokens`` impossible for the sample from the last batch's ``row``."""
         logits = llama_cpp.llama_get_logits_ith(self._llm.ctx, row)
-        for token in self._end_tokens:
+        for token in tokens:
             logits[token] = -math.inf
 
     def _decode(self, token: int, drafts: list[int]) -> int:
@@ -325,6 +353,7 @@ class Engine:
         on_text: Callable[[str], None] | None = None,
         on_prefill: Callable[[int, int], None] | None = None,
         cancel: threading.Event | None = None,
+        avoid_first: Sequence[int] = (),
     ) -> Generation:
         """Continue ``context`` with up to ``max_tokens`` sampled tokens.
 
@@ -333,7 +362,8 @@ class Engine:
         token, or when ``cancel`` is set (between batches of the prompt, or after a token).
         ``on_prefill(done, total)`` follows the prompt's evaluation batch by batch; ``on_text``
         receives each new piece of text as it is produced, before ``should_stop`` is asked (so
-        it can track what was written). ``stats.context_tokens`` follows the context as it grows.
+        it can track what was written). The first token is none of ``avoid_first`` (a start
+        that went wrong before). ``stats.context_tokens`` follows the context as it grows.
         """
         if not context:
             raise ValueError("generate needs at least one context token")
@@ -343,7 +373,7 @@ class Engine:
                                f"of {self.n_ctx}; use a larger {{n_ctx}}")
         max_tokens = min(max_tokens, room)
         grammar = json_grammar(json_schema) if json_schema else None
-        sampler = self._sampler(sampling, grammar)
+        sampler = self._sampler(sampling, grammar, context)
         result = Generation(stop="length")
         pieces: list[str] = []
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -366,7 +396,9 @@ class Engine:
                 drafter = self._drafter(context)
             while result.stop != "cancelled":
                 if may_end is not None and not may_end():
-                    self._forbid_end_of_turn(row)
+                    self._forbid(row, self._end_tokens)
+                if avoid_first and not result.tokens:
+                    self._forbid(row, avoid_first)
                 token = llama_cpp.llama_sampler_sample(sampler, self._llm.ctx, row)
                 if first_token_at is None:
                     first_token_at = time.perf_counter()

@@ -13,6 +13,9 @@ class Progress:
     ``stage`` names the phase (e.g. ``plan``, ``write``); ``step``/``steps`` count its units
     (sections, tensors); ``done``/``total`` measure the current unit (words, bytes); ``text`` is
     newly produced output, if any; ``rate`` is units per second (tokens/s while writing).
+    Two stages are not phases: ``rewind``, the text of section ``step`` was cut back or tidied
+    (what was shown of it is to be read again from the journal), and ``notice``, a line to
+    show (``message``), such as a change the outline's check made.
     """
 
     stage: str

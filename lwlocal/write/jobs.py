@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import warnings
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -274,22 +275,31 @@ class Session:
         outline: Outline | None = None,
         progress: ProgressCallback = ignore,
         cancel: threading.Event | None = None,
+        rewrite: Collection[int] = (),
     ) -> JobResult:
-        """Write ``job`` to the end, planning first if it has no outline yet; refused while
-        another process writes it."""
+        """Write ``job`` to the end, planning first if it has no outline yet, and the sections
+        in ``rewrite`` again; refused while another process writes it."""
         with job.writing():
             outline = outline or job.outline()
             if outline is None:
                 outline = self.outline(progress, cancel)
+            check_rewrite(rewrite, len(outline.sections))
             if job.outline() is None:
                 job.save_outline(outline)
                 job.update(state="planned")
-            if len(job.finished()) < len(outline.sections):  # where the rest is written
+            if rewrite or len(job.finished()) < len(outline.sections):  # where the rest is written
                 job.update(**self.placement())
             writer = Writer(self.chat, job, outline, self.settings.sampling,
                             direct=self.settings.mode == "direct", progress=progress,
-                            cancel=cancel)
+                            cancel=cancel, rewrite=rewrite)
             return writer.run()
+
+
+def check_rewrite(rewrite: Collection[int], sections: int) -> None:
+    """Refuse sections to write again that the outline does not have."""
+    for index in rewrite:
+        if not 1 <= index <= sections:
+            raise SettingError(f"{{rewrite}} {index}: the job has sections 1 to {sections}")
 
 
 def resume_session(job: Job, backend: str | None = None, server: Server | None = None,

@@ -32,8 +32,9 @@ META = "job.json"
 OUTLINE = "outline.json"
 DOCUMENT = "document.md"
 LOCK = "writer.lock"
-# job.json's layout: 1 added "schema"; files without it (0) have the same fields and read as 1.
-SCHEMA_VERSION = 1
+# job.json's layout: 1 added "schema" (files without it, 0, have the same fields); 2 added DRY to
+# the sampling settings, so a job of an earlier layout reads as written without it.
+SCHEMA_VERSION = 2
 STATES = ("new", "planned", "writing", "interrupted", "done")
 NAME_TRIES = 1000  # job folders named alike: NAME, NAME-1, ... NAME-999
 
@@ -68,6 +69,8 @@ class JobMeta:
         if not isinstance(version, int) or version > SCHEMA_VERSION:
             raise LwlocalError(f"{source}: schema {version} is from a newer lwlocal (this one "
                                f"reads up to {SCHEMA_VERSION})")
+        if version < 2:
+            data = {**data, "sampling": {"dry_multiplier": 0.0, **(data.get("sampling") or {})}}
         try:
             settings = JobSettings.from_dict(data)
         except TypeError as exc:
@@ -176,10 +179,29 @@ class Job:
         path = self.section_path(index)
         return path.read_text(encoding="utf-8") if path.is_file() else None
 
+    def repairs_path(self, index: int) -> Path:
+        return self.dir / "sections" / f"{index:03d}.repairs.json"
+
+    def save_repairs(self, index: int, repairs: list[dict[str, str]]) -> None:
+        """What the writer repaired in section ``index`` (``Repair.as_dict`` of
+        :mod:`lwlocal.write.guard`)."""
+        atomic_write(self.repairs_path(index), json.dumps(
+            {"schema": 1, "repairs": repairs}, ensure_ascii=False, indent=2))
+
+    def repairs(self, index: int) -> list[dict[str, str]]:
+        """What the writer repaired in section ``index`` ([] when nothing, or unreadable)."""
+        try:
+            data = json.loads(self.repairs_path(index).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return []
+        repairs = data.get("repairs") if isinstance(data, dict) else None
+        return [r for r in repairs if isinstance(r, dict)] if isinstance(repairs, list) else []
+
     def save_section(self, index: int, text: str) -> None:
         """Keep a finished section for good, dropping its partial file first: a writer killed
         in between leaves the section unfinished, never finished with a stale partial."""
         self.partial_path(index).unlink(missing_ok=True)
+        self.repairs_path(index).unlink(missing_ok=True)
         atomic_write(self.section_path(index), text)
 
     def open_partial(self, index: int, keep: bool = False) -> IO[str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ from lwlocal.util.errors import LwlocalError
 
 MAX_SECTIONS = 40
 MAX_SECTION_WORDS = 1000  # the LongWriter paper keeps each paragraph within 200-1,000 words
+MIN_SECTION_WORDS = 200
 MAX_WORDS = MAX_SECTIONS * MAX_SECTION_WORDS  # the longest outline
 BUDGET_CAP = 10**6  # larger word counts read as this (normalising brings them in line)
 TITLE_CHARS = 80
@@ -29,7 +30,8 @@ to about {words} words. The writing instruction is as follows:
 {prompt}
 
 Answer with JSON only: {{"sections": [{{"title": ..., "main_point": ..., "words": ...}}, ...]}}. \
-Make sure the sections are clear and specific and together cover the entire instruction."""
+Make sure the sections are clear and specific and together cover the entire instruction, and \
+give every section a short title of its own about the subject."""
 
 
 @dataclass
@@ -48,14 +50,16 @@ class Outline:
     prompt: str
     words: int
     sections: list[Section]
+    changes: list[str] = field(default_factory=list)  # what the outline's check mended
 
     @property
     def planned_words(self) -> int:
         return sum(s.words for s in self.sections)
 
     def as_dict(self) -> dict[str, Any]:
+        changes = {"changes": self.changes} if self.changes else {}
         return {"prompt": self.prompt, "words": self.words,
-                "sections": [asdict(s) for s in self.sections]}
+                "sections": [asdict(s) for s in self.sections], **changes}
 
     def to_json(self) -> str:
         return json.dumps(self.as_dict(), ensure_ascii=False, indent=2)
@@ -156,7 +160,9 @@ def parse_outline(data: Any, prompt: str, words: int | None, source: str) -> Out
         raise LwlocalError(f"{source}: outline has no positive word counts")
     for section, budget in zip(sections, normalise_budgets(raw, words), strict=True):
         section.words = budget
-    return Outline(prompt=prompt, words=words, sections=sections)
+    changes = data.get("changes") if isinstance(data, dict) else None
+    return Outline(prompt=prompt, words=words, sections=sections,
+                   changes=[str(c) for c in changes] if isinstance(changes, list) else [])
 
 
 def parse_model_outline(text: str, prompt: str, words: int) -> Outline:

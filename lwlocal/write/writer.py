@@ -12,7 +12,7 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +21,8 @@ from lwlocal.runtime.engine import Generation, Sampling
 from lwlocal.util.destination import write_error
 from lwlocal.util.errors import LwlocalError, SettingError
 from lwlocal.util.progress import Progress, ProgressCallback, ignore
+from lwlocal.write.faults import Memory
+from lwlocal.write.guard import Repair, SectionGuard, tidy
 from lwlocal.write.journal import Job, assemble
 from lwlocal.write.outline import (
     Outline,
@@ -31,6 +33,9 @@ from lwlocal.write.outline import (
     parse_model_outline,
     section_range,
 )
+from lwlocal.write.outline_check import problems as outline_problems
+from lwlocal.write.outline_check import repair as repair_outline
+from lwlocal.write.review import review_job
 from lwlocal.write.words import (
     TOKEN_CAP_PER_WORD,
     WordCounter,
@@ -41,7 +46,12 @@ from lwlocal.write.words import (
 
 OVERSHOOT = 1.3  # a section stops at the first sentence end past its budget, or here at the latest
 UNDERSHOOT = 0.8  # the model may not end a section before this share of its budget
-PLAN_ATTEMPTS = 2
+PLAN_ATTEMPTS = 3  # outlines asked for before the best is mended
+TRIES_PER_CUT = 3  # starts tried where a fault was cut before the writer drops that sentence
+REPAIRS_PER_SECTION = 16  # faults a section may have repaired before it ends where it is
+CONTINUATIONS = 3  # requests to go on with a section a server's model ended short
+SEED_STEP = 7919  # seeds of retried starts: the section's seed plus a multiple of this
+ATTEMPTS = REPAIRS_PER_SECTION + CONTINUATIONS + 1  # requests for one section at the most
 
 WRITE_INTRO = """\
 You are an excellent writing assistant. Here is the writing instruction and the plan of the \
@@ -53,13 +63,20 @@ Writing instruction:
 Plan:
 {outline}
 
-I will ask for the sections one at a time. Write only the body text of the section asked for, \
-without its title, continuing naturally from what is already written."""
+I will ask for the sections one at a time. Only output the text of the section asked for: \
+no title, no quotation marks, nothing about the writing, the plan or the other sections, and \
+without repeating what is already written."""
 
 SECTION_REQUEST = (
-    'Now write section {index} of {count}, "{title}", in about {words} words of plain prose: '
+    "Now write section {index} of {count}, {title}, in about {words} words of plain prose: "
     "{main_point}"
 )
+CONTINUE_REQUEST = (
+    "Go on with section {index}, {title}, from where it stops: about {words} more words, "
+    "without repeating what is written and without starting the next section."
+)
+OUTLINE_AGAIN = ("\n\nAn earlier answer had these problems, which yours must not have: "
+                 "{problems}. Give every section a title of its own, about the subject.")
 SKIPPED_NOTE = "Sections 1 to {last} are already written; they are left out here to save space. "
 DIRECT_REQUEST = "{prompt}\n\nWrite about {words} words."
 
@@ -82,6 +99,7 @@ class SectionReport:
     planned: int
     written: int
     stop: str
+    repairs: list[dict[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -96,6 +114,7 @@ class JobResult:
     stats: dict[str, Any] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    review: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         stats = self.stats
@@ -121,6 +140,7 @@ class JobResult:
             "acceptance_rate": stats.get("acceptance_rate", 0.0),
             "settings": self.settings,
             "seconds": round(self.seconds, 2),
+            "review": self.review,
         }
 
 
@@ -161,11 +181,14 @@ def plan_outline(
     progress: ProgressCallback = ignore,
     cancel: threading.Event | None = None,
 ) -> Outline:
-    """Ask the model for an outline, decoded under the outline's JSON schema; reports the
-    prompt's evaluation (``prompt``) and the outline's tokens (``plan``), and raises
-    KeyboardInterrupt when ``cancel`` is set."""
+    """Ask the model for an outline, decoded under the outline's JSON schema, and check it:
+    an outline with problems (titles alike, titles about the writing) is asked for again with
+    the problems named (``PLAN_ATTEMPTS`` tries in all), and what is left is mended (see
+    :mod:`lwlocal.write.outline_check`), each change reported as a ``notice`` and kept in the
+    outline's ``changes``. Reports the prompt's evaluation (``prompt``) and the outline's
+    tokens (``plan``), and raises KeyboardInterrupt when ``cancel`` is set."""
     n_sections = n_sections or section_range(words)
-    messages = [Message("user", outline_prompt(prompt, words, n_sections))]
+    request = outline_prompt(prompt, words, n_sections)
     text_so_far: list[str] = []
 
     def on_text(piece: str) -> None:
@@ -175,10 +198,12 @@ def plan_outline(
     def on_prefill(done: int, total: int) -> None:
         progress(Progress("prompt", done=done, total=total))
 
+    best: tuple[int, Outline] | None = None
+    note = ""
     for attempt in range(PLAN_ATTEMPTS):
         text_so_far.clear()
         result = chat.complete(
-            messages,
+            [Message("user", request + note)],
             Sampling(**{**vars(sampling), "seed": sampling.seed + attempt}),
             max_tokens=max_outline_tokens(n_sections),
             json_schema=outline_schema(n_sections),
@@ -188,15 +213,29 @@ def plan_outline(
         if result.stop == "cancelled":
             raise KeyboardInterrupt
         try:
-            return parse_model_outline(result.text, prompt, words)
+            outline = parse_model_outline(result.text, prompt, words)
         except LwlocalError:
-            if attempt == PLAN_ATTEMPTS - 1:
+            if attempt == PLAN_ATTEMPTS - 1 and best is None:
                 raise
-    raise AssertionError("unreachable")
+            continue
+        found = outline_problems(outline)
+        if best is None or len(found) < best[0]:
+            best = (len(found), outline)
+        if not found:
+            break
+        titles = [s.title for s in outline.sections]
+        note = OUTLINE_AGAIN.format(problems="; ".join(p.describe(titles) for p in found))
+    assert best is not None
+    outline, changes = repair_outline(best[1])
+    for change in changes:
+        progress(Progress("notice", message=f"outline: {change}"))
+    outline.changes = changes
+    return outline
 
 
 class Writer:
-    """Writes a job's sections in order over one backend, keeping the journal up to date."""
+    """Writes a job's sections in order over one backend, keeping the journal up to date: the
+    unfinished ones, and those in ``rewrite`` again (each kept until its new text is saved)."""
 
     def __init__(
         self,
@@ -208,8 +247,10 @@ class Writer:
         direct: bool = False,
         progress: ProgressCallback = ignore,
         cancel: threading.Event | None = None,
+        rewrite: Collection[int] = (),
     ) -> None:
         self.chat = chat
+        self.rewrite = set(rewrite)  # finished sections to write again
         self.job = job
         self.outline = outline
         self.sampling = sampling
@@ -272,14 +313,24 @@ class Writer:
     # writing
     def write_section(self, index: int) -> SectionReport:
         """Write section ``index`` to the journal; a part of it kept from a stopped run is
-        gone on with where the backend can (a local model), else written again."""
+        gone on with where the backend can (a local model), else written again.
+
+        A fault found while it streams (see :mod:`lwlocal.write.faults`) is cut back to the
+        start of its sentence and that start written again (a local model is kept from the
+        token it began with), up to ``TRIES_PER_CUT`` times; at a boundary past the section's
+        floor, or when the tries run out, the section ends there. A server's model that ends a
+        section short is asked to go on (``CONTINUATIONS`` times at most)."""
         section = self.outline.sections[index - 1]
         context = self._fitting_context(index, section.words)
         n = len(self.outline.sections)
         words_done = sum(count_words(self.job.section_text(i) or "") for i in range(1, index))
         budget = SectionBudget(section.words)
-        so_far = self.job.partial_text(index) if isinstance(self.chat, ContinuingBackend) else ""
+        continuing = isinstance(self.chat, ContinuingBackend)
+        so_far = self.job.partial_text(index) if continuing else ""
         budget.add(so_far)
+        guard = SectionGuard(index, [s.title for s in self.outline.sections],
+                             Memory(self.job.section_text(i) or "" for i in range(1, index)),
+                             so_far, boundaries=not self.direct)
         pace = _Pace()
 
         def event(stage: str, done: float, total: float, text: str = "") -> Progress:
@@ -290,11 +341,23 @@ class Writer:
             partial = self.job.open_partial(index, keep=bool(so_far))
         with partial:
 
+            def keep(text: str) -> None:
+                """From here on the section is ``text``: in its partial file and counts."""
+                with self._writing(index):
+                    partial.seek(0)
+                    partial.truncate()
+                    partial.write(text)
+                    partial.flush()
+                budget.reset()
+                budget.add(text)
+                guard.restart(text)
+
             def on_text(piece: str) -> None:
                 with self._writing(index):
                     partial.write(piece)
                     partial.flush()
                 budget.add(piece)
+                guard.add(piece)
                 pace.add()
                 self.progress(event("write", words_done + budget.words.count,
                                     self.outline.words, piece))
@@ -303,34 +366,88 @@ class Writer:
                 self.progress(event("prompt", done, total))
 
             def on_retry() -> None:
-                with self._writing(index):
-                    partial.seek(0)
-                    partial.truncate()
-                    partial.write(so_far)
-                budget.reset()
-                budget.add(so_far)
+                keep(text)
                 pace.start()
 
-            sampling = Sampling(**{**vars(self.sampling), "seed": self.sampling.seed + index})
-            max_tokens = tokens_for(max(1, section.words - budget.words.count))
-            hooks = Hooks(on_text=on_text, on_prefill=on_prefill, may_end=budget.may_end,
-                          min_tokens=max(0, budget.floor - budget.words.count),
-                          should_stop=budget.should_stop, on_retry=on_retry,
-                          cancel=self.cancel)
-            result: Generation = (
-                self.chat.continue_reply(context, so_far, sampling, max_tokens=max_tokens,
-                                         hooks=hooks)
-                if so_far and isinstance(self.chat, ContinuingBackend) else
-                self.chat.complete(context, sampling, max_tokens=max_tokens, hooks=hooks))
-        if result.stop == "cancelled":
-            raise KeyboardInterrupt
-        text = so_far + result.text
-        if result.stop != "eog" and not ends_sentence(text):
+            text, stop, repairs = so_far, "length", list[Repair]()
+            # starts that went wrong where the text now ends (rewriting: the old one's)
+            old = self.job.section_text(index) if index in self.rewrite and not so_far else None
+            avoid: list[str] = [old] if old else []
+            continued = 0
+            first = ATTEMPTS if old else 0  # a rewrite takes seeds of its own
+            for attempt in range(first, first + ATTEMPTS):
+                if text and not continuing and not text[-1].isspace():
+                    text += " "  # a server's next turn goes on after a space
+                    keep(text)
+                hooks = Hooks(on_text=on_text, on_prefill=on_prefill, may_end=budget.may_end,
+                              min_tokens=max(0, budget.floor - budget.words.count),
+                              should_stop=lambda: budget.should_stop() or bool(guard.fault),
+                              on_retry=on_retry, cancel=self.cancel, avoid_first=tuple(avoid))
+                result = self._attempt(context, index, text, attempt, hooks)
+                if result.stop == "cancelled":
+                    raise KeyboardInterrupt
+                stop, fault = result.stop, guard.fault
+                if fault is None:
+                    text = guard.text
+                    short = stop == "eog" and not budget.may_end()
+                    if not (short and continued < CONTINUATIONS):
+                        break
+                    continued, avoid = continued + 1, []
+                    continue
+                kept = guard.text[:fault.start]
+                again = kept.rstrip() == text.rstrip()  # the same place as the last cut
+                avoid = [*avoid, guard.text[fault.start:]] if again else [
+                    guard.text[fault.start:]]
+                ending = ((fault.kind == "boundary" and count_words(kept) >= budget.floor)
+                          or len(avoid) > TRIES_PER_CUT or len(repairs) >= REPAIRS_PER_SECTION)
+                if ending and not count_words(kept):  # nothing else to keep: keep the fault
+                    repairs.append(Repair(fault.kind, "kept", fault.text))
+                    text = guard.text
+                    break
+                repairs.append(Repair(fault.kind, "ended" if ending else "resampled",
+                                      fault.text))
+                text = kept
+                keep(text)
+                self.progress(event("rewind", words_done + budget.words.count,
+                                    self.outline.words))
+                if ending:
+                    stop = fault.kind
+                    break
+        if stop != "eog" and not ends_sentence(text):
             trimmed = trim_to_sentence(text)
             if count_words(trimmed) >= budget.floor:  # cut mid-sentence: end at the last full stop
                 text = trimmed
+        text, tidied = tidy(text, section.title)
+        repairs += tidied
         self.job.save_section(index, text)
-        return SectionReport(index, section.title, section.words, count_words(text), result.stop)
+        if tidied:
+            self.progress(event("rewind", words_done + count_words(text), self.outline.words))
+        report = SectionReport(index, section.title, section.words, count_words(text), stop,
+                               [r.as_dict() for r in repairs])
+        if report.repairs:
+            self.job.save_repairs(index, report.repairs)
+        return report
+
+    def _attempt(self, context: list[Message], index: int, text: str, attempt: int,
+                 hooks: Hooks) -> Generation:
+        """One request for section ``index`` going on from ``text``: the first as the section
+        is asked for, a later one with another seed; a local model continues ``text`` itself,
+        a server's is asked to go on with it in a turn of its own."""
+        section = self.outline.sections[index - 1]
+        seed = self.sampling.seed + index + SEED_STEP * attempt
+        sampling = Sampling(**{**vars(self.sampling), "seed": seed})
+        written = count_words(text)
+        max_tokens = tokens_for(max(1, section.words - written))
+        if not text:
+            return self.chat.complete(context, sampling, max_tokens=max_tokens, hooks=hooks)
+        if isinstance(self.chat, ContinuingBackend):
+            return self.chat.continue_reply(context, text, sampling, max_tokens=max_tokens,
+                                            hooks=hooks)
+        more = CONTINUE_REQUEST.format(index=index, title=section.title,
+                                       words=max(1, section.words - written))
+        return self.chat.complete([*context, Message("assistant", text.rstrip()),
+                                   Message("user", more)], sampling, max_tokens=max_tokens,
+                                  hooks=hooks)
 
     @contextlib.contextmanager
     def _writing(self, index: int) -> Iterator[None]:
@@ -348,7 +465,7 @@ class Writer:
         try:
             for index in range(1, len(self.outline.sections) + 1):
                 text = self.job.section_text(index)
-                if text is None:
+                if text is None or index in self.rewrite:
                     reports.append(self.write_section(index))
                 else:
                     s = self.outline.sections[index - 1]
@@ -366,6 +483,7 @@ class Writer:
             planned_words=self.outline.planned_words, sections=reports,
             stats=self.chat.stats.as_dict(), seconds=time.perf_counter() - started,
             settings={k: getattr(self.job.meta.settings, k) for k in RUN_SETTINGS},
+            review=review_job(self.job).as_dict(),
         )
         self.job.update(state="done", pid=None, result=result.as_dict())
         return result

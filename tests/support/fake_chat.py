@@ -7,7 +7,8 @@ backends do, only with text made up by rule:
 - a token is a word of up to six letters (longer words take more: "keeping" is two), or a
   punctuation mark, about as many tokens per word as real tokenizers make of English; each
   turn adds four marker tokens;
-- a reply is sentences made of the words of the last user turn, one piece per word, drawn with
+- a reply is sentences made of the words of the last user turn (less those the fault detectors
+  read as talk about the writing), one piece per word, drawn with
   a generator seeded by the sampling seed and that turn's text (and the start of a continued
   reply), so the same request gives the same reply;
 - the reply wants to end at the first sentence end past the words the request asks for
@@ -66,6 +67,11 @@ GATE_POLL = 0.02  # seconds between looks at ``cancel`` while a paced reply wait
 _TOKEN = re.compile(r"\w{1,6}|[^\w\s]")
 _ASKED_WORDS = re.compile(r"(\d+) words")
 _WORD = re.compile(r"[A-Za-z]{3,}")
+# words of the writer's own requests that the fault detectors read as talk about the writing
+_META_WORDS = frozenset(
+    "this next previous following above below each every section sections paragraph chapter "
+    "essay article guide text document post report outline instruction request prompt words "
+    "write written writing here let".split())
 
 
 def tokens(text: str) -> list[str]:
@@ -267,8 +273,10 @@ def _ids(pieces: list[str]) -> list[int]:
 
 
 def _words_of(text: str) -> list[str]:
-    """The vocabulary a reply draws on: the words of the request (lower case)."""
-    return sorted({w.lower() for w in _WORD.findall(text)}) or ["text"]
+    """The vocabulary a reply draws on: the words of the request (lower case) but those that
+    would make its sentences read as talk about the writing (see lwlocal.write.faults)."""
+    words = {w.lower() for w in _WORD.findall(text)} - _META_WORDS
+    return sorted(words) or ["text"]
 
 
 def _asked_words(text: str) -> int:

@@ -220,6 +220,9 @@ class ComposeScreen(AppScreen):
 
     @on(Planning)
     def _planning(self, message: Planning) -> None:
+        if message.event.stage == "notice":  # what the outline's check changed
+            self.notify(message.event.message, timeout=10)
+            return
         if self.lw.state.task and not self.lw.state.task.cancel.is_set():
             self.query_one(TaskLine).say(task_text(message.event))
         if message.event.stage == "prompt" or message.event.done == 1:  # the model is loaded

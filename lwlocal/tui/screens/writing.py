@@ -18,20 +18,24 @@ from lwlocal.tui.messages import error_text
 from lwlocal.tui.screens.base import AppScreen
 from lwlocal.tui.screens.confirm import ConfirmScreen
 from lwlocal.tui.screens.export import ExportScreen
+from lwlocal.tui.screens.review import ReviewScreen
 from lwlocal.tui.widgets.document_view import DocumentView
 from lwlocal.tui.widgets.job_dashboard import JobDashboard, JobView
 from lwlocal.tui.widgets.section_list import SectionList
 from lwlocal.util.cpu import run_in_background
+from lwlocal.util.errors import LwlocalError
 from lwlocal.util.progress import Progress
 from lwlocal.write.journal import Job
 from lwlocal.write.outline import Outline
+from lwlocal.write.review import review_job
 from lwlocal.write.words import count_words
 
 
 class WritingScreen(AppScreen):
     MODE = "writing"
     BINDINGS = [Binding("p,escape", "pause", "Pause"), Binding("r", "resume", "Resume"),
-                Binding("c", "cancel", "Cancel…"), Binding("e", "export", "Export")]
+                Binding("c", "cancel", "Cancel…"), Binding("e", "export", "Export"),
+                Binding("v", "review", "Review")]
 
     class Update(Message):
         """A progress event from the writing thread."""
@@ -121,14 +125,15 @@ class WritingScreen(AppScreen):
         self._dashboard()
 
     # starting and stopping
-    def start(self) -> None:
-        """Write the app's job on, or a new job from the app's outline when there is none."""
+    def start(self, rewrite: tuple[int, ...] = ()) -> None:
+        """Write the app's job on (and the sections in ``rewrite`` again), or a new job from
+        the app's outline when there is none."""
         state = self.lw.state
         if self.writing:  # still stopping (a pause just asked for): go on once stopped
             self._resume_when_stopped = True
             return
         if (state.job is None and state.outline is None) or (
-                state.job and state.job.state == "done"):
+                state.job and state.job.state == "done" and not rewrite):
             return
         what = f"writing {state.job.id}" if state.job else "writing a new job"
         cancel = self.lw.begin_task(what, self.MODE)
@@ -141,10 +146,11 @@ class WritingScreen(AppScreen):
             state.outline.words = state.words = state.outline.planned_words
         self._dashboard("loading the model…")
         self.refresh_bindings()
-        self.write(cancel, state.job, state.outline)
+        self.write(cancel, state.job, state.outline, rewrite)
 
     @work(thread=True, exclusive=True, group="writing", exit_on_error=False)
-    def write(self, cancel: threading.Event, job: Job | None, outline: Outline | None) -> None:
+    def write(self, cancel: threading.Event, job: Job | None, outline: Outline | None,
+              rewrite: tuple[int, ...] = ()) -> None:
         state = self.lw.state
         run_in_background()  # the interface keeps its share of the cores
         try:
@@ -159,7 +165,8 @@ class WritingScreen(AppScreen):
                 session = state.load_session(job.meta.settings)
             if cancel.is_set():
                 raise KeyboardInterrupt
-            session.run(job, job.outline() or outline, progress=self._progress, cancel=cancel)
+            session.run(job, job.outline() or outline, progress=self._progress, cancel=cancel,
+                        rewrite=rewrite)
         except KeyboardInterrupt:
             self.post_message(self.Stopped(None, finished=False))
         except Exception as exc:  # noqa: BLE001 - any failure ends as one line on screen
@@ -187,6 +194,9 @@ class WritingScreen(AppScreen):
         self._last_event = event
         if event.stage == "write":
             await self._stream(event)
+        elif event.stage == "rewind":  # the writer cut the text back: read it again
+            self._pending.clear()
+            await self.show_job()
         if self.is_current:  # hidden, it is drawn once when it shows again
             if section_begins:
                 self.lw.refresh_status()  # the model is loaded; a section begins
@@ -257,7 +267,7 @@ class WritingScreen(AppScreen):
             return self.writing and not self._stopping
         if action == "resume":
             return not self.writing and job is not None and job.state != "done"
-        if action == "export":
+        if action in ("export", "review"):
             return not self.writing and job is not None and bool(self._finished)
         return True
 
@@ -290,3 +300,20 @@ class WritingScreen(AppScreen):
     def action_export(self) -> None:
         if self.lw.state.job is not None:
             self.app.push_screen(ExportScreen(self.lw.state.job))
+
+    def action_review(self) -> None:
+        """The job's review; a section chosen there is written again."""
+        job = self.lw.state.job
+        if job is None:
+            return
+        try:
+            found = review_job(job).as_dict()
+        except LwlocalError as exc:
+            self.notify(str(exc), severity="error")
+            return
+
+        def chosen(index: int | None) -> None:
+            if index is not None:
+                self.start(rewrite=(index,))
+
+        self.app.push_screen(ReviewScreen(found), chosen)

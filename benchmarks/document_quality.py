@@ -1,0 +1,143 @@
+"""What the documents lwlocal writes are like: for each of its own instructions (guides,
+stories, essays, reports; 300-3,000 words; English and Chinese), one AgentWrite job at the
+length the instruction asks for (free length), reviewed section by section
+(`lwlocal.write.review`) and scored for length (LongBench-Write's S_l).
+
+Each job runs as `lwlocal write PROMPT --json` in a child process whose `PYTHONPATH` is
+``--tree`` (this checkout by default; another checkout measures another version of the writer,
+reviewed the same way), on the default model, locally or through llama.cpp's own `llama-server`
+(``--server``, built by `make llama-server`, started here on 127.0.0.1 with the default model):
+
+    PYTHONPATH=. .venv/bin/python benchmarks/document_quality.py --label after
+    PYTHONPATH=. .venv/bin/python benchmarks/document_quality.py --label after-server --server
+    PYTHONPATH=. .venv/bin/python benchmarks/document_quality.py --label before --tree OLD
+
+Each run is kept under its label in benchmarks/results/document_quality.json; the table of all
+runs goes to benchmarks/results/document_quality.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import Any
+
+from lwlocal.bench.items import load_items
+from lwlocal.bench.scoring import length_score, output_length
+from lwlocal.models.catalogue import embedded_model_path
+from lwlocal.write.journal import Job
+from lwlocal.write.review import review_job
+from tests.support import llama_server
+
+HERE = Path(__file__).parent
+PROMPTS = HERE / "data" / "document_quality.jsonl"
+RESULTS = HERE / "results"
+SERVER_CTX = 16384
+
+
+@contextmanager
+def server(log: Path) -> Iterator[str]:
+    """llama-server on the default model (one slot, the context a 3,000-word job plans)."""
+    model = embedded_model_path()
+    assert model is not None
+    with llama_server.running(model, log, *llama_server.CHATML, "--flash-attn", "on",
+                              "--ctx-size", str(SERVER_CTX)) as running:
+        yield running.url
+
+
+def write(prompt: str, tree: Path, home: Path, url: str | None) -> dict[str, Any]:
+    """One job written by the lwlocal of ``tree``: its result (``write --json``)."""
+    remote = ["--backend", "openai", "--base-url", url, "--ctx", str(SERVER_CTX)] if url else []
+    env = {**os.environ, "PYTHONPATH": str(tree), "LWLOCAL_HOME": str(home)}
+    proc = subprocess.run([sys.executable, "-m", "lwlocal.cli", "write", prompt, "--json",
+                           *remote], env=env, capture_output=True, text=True, check=False)
+    if proc.returncode:
+        raise SystemExit(f"lwlocal write failed: {proc.stderr.strip()[-500:]}")
+    return json.loads(proc.stdout)
+
+
+def measure(tree: Path, with_server: bool) -> list[dict[str, Any]]:
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="docq-") as work:
+        home = Path(work) / "home"
+        running = server(Path(work) / "llama-server.log") if with_server else nullcontext(None)
+        with running as url:
+            for item in load_items(PROMPTS):
+                started = time.perf_counter()
+                result = write(item.prompt, tree, home, url)
+                seconds = time.perf_counter() - started
+                job = Job.open(result["job"], home / "jobs")
+                review = review_job(job).as_dict()
+                document = Path(result["document"]).read_text(encoding="utf-8")
+                length = output_length(document)
+                rows.append({"id": item.id, "type": item.type, "required": item.length,
+                             "length": length, "S_l": round(length_score(length, item.length), 2),
+                             "seconds": round(seconds, 1), "review": review})
+                print(f"{item.id}: {length}/{item.length} words, S_l {rows[-1]['S_l']}, "
+                      f"talk {review['talk']}, repeated {review['repeated']} of "
+                      f"{review['sentences']} sentences, {seconds:.0f} s", flush=True)
+    return rows
+
+
+def totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run's figures: S_l's mean and the review's counts over all documents."""
+    reviews = [r["review"] for r in rows]
+    sentences = sum(r["sentences"] for r in reviews)
+
+    def count(key: str) -> int:
+        return sum(r[key] if isinstance(r[key], int) else len(r[key]) for r in reviews)
+
+    return {
+        "documents": len(rows),
+        "S_l": round(sum(r["S_l"] for r in rows) / len(rows), 2),
+        "sentences": sentences,
+        "talk_share": round(count("talk") / sentences, 4) if sentences else 0.0,
+        "repeated_share": round(count("repeated") / sentences, 4) if sentences else 0.0,
+        "boundary": count("boundary"), "quote": count("quote"),
+        "title_repeated": count("title_repeated"), "repeated_titles": count("repeated_titles"),
+        "short_sections": count("short_sections"),
+        "repaired": sum(sum(r["repaired"].values()) for r in reviews),
+        "seconds": round(sum(r["seconds"] for r in rows), 1),
+    }
+
+
+TABLE = ("S_l", "talk_share", "repeated_share", "boundary", "quote", "title_repeated",
+         "repeated_titles", "short_sections", "repaired", "seconds")
+
+
+def table(runs: dict[str, Any]) -> str:
+    lines = ["| run | " + " | ".join(TABLE) + " |", "|---" * (len(TABLE) + 1) + "|"]
+    for label, run in runs.items():
+        t = run["totals"]
+        cells = [f"{t[k]:.1%}" if k.endswith("share") else str(t[k]) for k in TABLE]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--label", required=True, help="The run's name in the results.")
+    parser.add_argument("--tree", type=Path, default=HERE.parent,
+                        help="The checkout whose lwlocal writes (default: this one).")
+    parser.add_argument("--server", action="store_true", help="Write through llama-server.")
+    args = parser.parse_args()
+    rows = measure(args.tree.resolve(), args.server)
+    out = RESULTS / "document_quality.json"
+    runs = json.loads(out.read_text()) if out.is_file() else {}
+    runs[args.label] = {"tree": str(args.tree), "server": args.server, "totals": totals(rows),
+                        "items": rows}
+    out.write_text(json.dumps(runs, ensure_ascii=False, indent=1) + "\n")
+    (RESULTS / "document_quality.md").write_text(table(runs))
+    print(table(runs))
+
+
+if __name__ == "__main__":
+    main()

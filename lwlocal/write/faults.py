@@ -1,0 +1,285 @@
+"""What goes wrong in generated text, one detector per fault, each a small pure function over
+text already written (and the outline): the writer's streaming guard and the document review
+call the same ones, so what the review reports is what the writer prevents.
+
+- *talk*: a sentence about the writing rather than the subject ("This section will cover …",
+  "I hope this helps"), or the request echoed back ("I will ask for section 1 of this text");
+- *boundary*: the start of something that belongs elsewhere: a heading, "Section 3" /
+  "In section 3", another section's title on its own line;
+- *repeat*: a sentence said before in the document, or a long run of words said before (a loop);
+- *title*: a section that opens by repeating its own title; *quote*: one wrapped in quotation
+  marks;
+- in an outline: titles alike, and titles or main points about the writing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from lwlocal.write.words import count_words
+
+FAULTS = ("talk", "boundary", "repeat", "title", "quote")
+LOOP_WORDS = 12  # a run of this many words said before is a loop, even inside a sentence
+REPEAT_MIN_WORDS = 4  # shorter sentences ("Water daily.") may recur in good prose
+TITLE_LIKENESS = 0.7  # titles sharing this share of their words are one title twice
+
+QUOTES = "\"'“”‘’«»「」『』"
+_LEAD = re.compile(rf"^[\s{QUOTES}*_#>\-–—•·]+")
+_WORDS = re.compile(r"[\w\u3400-\u9fff]+", re.UNICODE)
+_CJK_CHAR = re.compile(r"[\u3400-\u9fff]")
+# a sentence ends at . ! ? (and their Chinese forms) with what closes it, or at a line break
+_SENTENCE = re.compile(r"[^.!?。！？\n]*(?:[.!?。！？…]+[\"'”’)\]」』]*|\n+|$)")
+
+_DOC = (r"(?:section|paragraph|chapter|essay|article|guide|text|document|post|report|"
+        r"outline|instruction|request|prompt)")
+# the text talking about itself, its plan or the request
+_ABOUT_TEXT = [
+    rf"\b(?:this|the\s+(?:next|following|previous|last|first|above|current|final)|next|"
+    rf"previous|following|above|below|each|every)\s+{_DOC}s?\b",
+    r"\b(?:section|paragraph|chapter)\s+(?:\d+|one|two|three|four|five|six|seven|eight|nine|"
+    r"ten)\b",
+    rf"\b(?:in|of|for)\s+(?:my|your)\s+{_DOC}\b",
+    r"\bhere(?:'s| is| are)\s+(?:the|a|an|my|your|some)\s+(?:\w+\s+)?"
+    r"(?:section|paragraph|essay|article|guide|text|version|draft|report)\b",
+    r"\bword (?:count|limit)\b", r"\b\d+\s+words\b",
+    r"(?:本|这一|这个|下一|上一|每一?)(?:节|段|章|篇)",
+    r"第[一二三四五六七八九十百\d]+(?:节|段|章)",
+    r"本文", r"以下是", r"写作(?:指令|要求|任务)", r"大纲", r"字数",
+]
+# the writer talking to the person who asked
+_TO_ASKER = [
+    r"\b(?:i|we)(?:'ll|'m|'ve|'d| will| would| am| have| shall| can)?\s+(?:(?:now|also|then|"
+    r"next|first|already|just)\s+)?(?:write|written|writing|cover|discuss|describe|outline|"
+    r"elaborate|summari[sz]e|delve|excited)\b",
+    r"\blet me\b", r"\bhope (?:this|that|it) (?:helps|was|is)\b", r"\bfeel free\b",
+    r"\b(?:happy|glad) to help\b", r"\bhelp you with\b", r"\bas an ai\b",
+    r"\blanguage model\b", r"\byou (?:asked|requested|wanted)\b",
+    r"\byour (?:request|instruction|prompt)\b", r"\bas requested\b", r"\bthank you for\b",
+    r"\bplease (?:let|note)\b", r"^(?:sure|certainly|of course|okay|absolutely)\b[,!.]",
+    r"^the next (?:one )?is to\b",
+    r"我(?:将|会|来|已经|已)(?:为您|为你|给您|给你)?(?:写|撰写|完成|继续)",
+    r"希望(?:这|以上|本文|对您|对你)",
+    r"如有(?:需要|问题|疑问)", r"请(?:告诉|让)我", r"[您你]的(?:要求|请求)",
+]
+_META = re.compile("|".join(f"(?:{p})" for p in _ABOUT_TEXT + _TO_ASKER), re.IGNORECASE)
+_ASKER = re.compile("|".join(f"(?:{p})" for p in _TO_ASKER), re.IGNORECASE)
+
+# a line that starts something else: a heading, "Section 3", "第三节", "In section 3"
+_HEADING = re.compile(
+    r"^\s*(?:#{1,6}\s|\*\*[^*\n]{1,80}\*\*\s*$|(?:in\s+)?(?:section|part|chapter|paragraph)\s+"
+    r"(?:\d+|[ivx]+\b|one|two|three|four|five|six|seven|eight|nine|ten)\b|第[一二三四五六七八九十\d]+"
+    r"(?:节|部分|章|段))", re.IGNORECASE)
+_NUMBERED = re.compile(r"^\s*(?:\d+[.):]|[ivx]+[.)])\s*", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One fault in a text: what kind (one of ``FAULTS``), where its sentence starts (a
+    character offset), and that sentence."""
+
+    kind: str
+    start: int
+    text: str
+
+
+def normal_words(text: str) -> list[str]:
+    """The words of ``text``, lower-cased, punctuation dropped; each Chinese character a
+    word, as LongBench-Write counts them."""
+    out: list[str] = []
+    for word in _WORDS.findall(text.lower()):
+        out += _CJK_CHAR.findall(word) if _CJK_CHAR.search(word) else [word]
+    return out
+
+
+def sentences(text: str) -> list[tuple[int, str]]:
+    """Each sentence of ``text`` with its offset; a line break ends one too; blank ones left
+    out."""
+    return [(m.start(), m.group()) for m in _SENTENCE.finditer(text) if m.group().strip()]
+
+
+def _bare(sentence: str) -> str:
+    """A sentence without the marks around its start (quotes, bullets, emphasis)."""
+    return _LEAD.sub("", sentence).strip()
+
+
+def is_talk(sentence: str) -> bool:
+    """Whether ``sentence`` talks about the writing, or to the person who asked, instead of
+    about the subject."""
+    return bool(_META.search(_bare(sentence)))
+
+
+def _title_words(title: str) -> list[str]:
+    return normal_words(_NUMBERED.sub("", title))
+
+
+def likeness(a: str, b: str) -> float:
+    """How alike two titles are: the share of the shorter one's words that the other has."""
+    wa, wb = set(_title_words(a)), set(_title_words(b))
+    if not wa or not wb:
+        return 0.0
+    return len(wa & wb) / min(len(wa), len(wb))
+
+
+def is_heading(line: str) -> bool:
+    """Whether ``line`` (or the start of one) is a heading or names a section: "## …",
+    "Section 3", "In section 3", "第三节"."""
+    return bool(_HEADING.match(line))
+
+
+def is_boundary(line: str, titles: Iterable[str]) -> bool:
+    """Whether ``line`` (the start of a line of a section) starts something else: a heading,
+    "Section N", or one of the outline's ``titles`` as a line of its own."""
+    if is_heading(line):
+        return True
+    bare = normal_words(_NUMBERED.sub("", _bare(line)))
+    if not bare:
+        return False
+    for title in titles:
+        words = _title_words(title)
+        if words and len(bare) <= len(words) + 2 and bare[:len(words)] == words:
+            return True
+    return False
+
+
+def opens_with_title(text: str, title: str, whole: bool = True) -> bool:
+    """Whether a section's ``text`` starts by repeating its ``title``: the title's words, then
+    a break (a colon, a full stop, a dash, a line end) or, where ``text`` is ``whole`` (not the
+    start of a stream), nothing more."""
+    words = _title_words(title)
+    if not words:
+        return False
+    end = r"\s*(?:[:.!?\-–—\n\"”]|$)" if whole else r"\s*[:.!?\-–—\n\"”]"
+    pattern = r"\W*".join(re.escape(w) for w in words)
+    return bool(re.match(rf"(?:\d+[.):]\s*)?{pattern}{end}", _bare(text).lower()
+                         if whole else _LEAD.sub("", text).lower()))
+
+
+def opens_with_quote(text: str) -> bool:
+    """Whether a section's text opens with a quotation mark."""
+    stripped = text.lstrip()
+    return bool(stripped) and stripped[0] in QUOTES
+
+
+def sentence_key(sentence: str) -> tuple[str, ...] | None:
+    """What makes two sentences the same one (their words), or None for one too short to
+    count."""
+    words = normal_words(sentence)
+    return tuple(words) if len(words) >= REPEAT_MIN_WORDS else None
+
+
+def ngrams(words: Sequence[str], n: int = LOOP_WORDS) -> set[tuple[str, ...]]:
+    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+
+
+class Memory:
+    """What a document has said so far: its sentences and its runs of ``LOOP_WORDS`` words,
+    to tell a repeat from something new."""
+
+    def __init__(self, texts: Iterable[str] = ()) -> None:
+        self.sentences: set[tuple[str, ...]] = set()
+        self.runs: set[tuple[str, ...]] = set()
+        for text in texts:
+            self.add(text)
+
+    def add(self, text: str) -> None:
+        for _, sentence in sentences(text):
+            key = sentence_key(sentence)
+            if key:
+                self.sentences.add(key)
+        self.runs |= ngrams(normal_words(text))
+
+    def repeats(self, sentence: str, before: Sequence[str] = ()) -> bool:
+        """Whether ``sentence`` (with the words ``before`` it in its section) repeats what
+        was said: as a whole, or by a run of ``LOOP_WORDS`` words."""
+        key = sentence_key(sentence)
+        return bool(key and key in self.sentences) or self.repeats_run(sentence, before)
+
+    def repeats_run(self, fragment: str, before: Sequence[str] = ()) -> bool:
+        """Whether ``fragment`` (a sentence or the start of one, after the words ``before``)
+        holds a run of ``LOOP_WORDS`` words said before."""
+        words = [*before[-(LOOP_WORDS - 1):], *normal_words(fragment)]
+        return any(run in self.runs for run in ngrams(words))
+
+
+def section_faults(text: str, index: int, titles: Sequence[str],
+                   memory: Memory | None = None, *, boundaries: bool = True) -> list[Fault]:
+    """Every fault of section ``index`` (from 1) of a document whose outline has ``titles``;
+    ``memory`` holds what the sections before it said (it is added to as the text is read).
+    Without ``boundaries`` (a one-pass document, with headings of its own) a heading is no
+    fault."""
+    memory = memory if memory is not None else Memory()
+    faults: list[Fault] = []
+    if opens_with_quote(text):
+        faults.append(Fault("quote", 0, text.lstrip()[:80]))
+    if opens_with_title(text, titles[index - 1]):
+        faults.append(Fault("title", 0, sentences(text)[0][1].strip() if text.strip() else ""))
+    others = [t for i, t in enumerate(titles, 1) if i != index]
+    said: list[str] = []
+    for offset, sentence in sentences(text):
+        kind = sentence_fault(sentence, boundaries and starts_line(text, offset), others,
+                              memory, said)
+        if kind:
+            faults.append(Fault(kind, offset, sentence.strip()))
+        memory.add(sentence)
+        said += normal_words(sentence)
+    return faults
+
+
+def starts_line(text: str, offset: int) -> bool:
+    """Whether ``offset`` in ``text`` is at the start of a line other than the first."""
+    before = text[:offset].rstrip(" \t")
+    return before.endswith("\n") and bool(before.strip())
+
+
+def sentence_fault(sentence: str, at_line_start: bool, other_titles: Sequence[str],
+                   memory: Memory, before: Sequence[str] = ()) -> str | None:
+    """The fault of one finished sentence, if it has one (in the order the review counts:
+    boundary, talk, repeat)."""
+    if at_line_start and is_boundary(sentence, other_titles):
+        return "boundary"
+    if is_talk(sentence):
+        return "talk"
+    if memory.repeats(sentence, before):
+        return "repeat"
+    return None
+
+
+@dataclass(frozen=True)
+class OutlineProblem:
+    """Something wrong with one section of an outline: a ``title`` alike to an earlier
+    section's (``like`` its index, from 1), or ``talk``: a title or main point about the
+    writing rather than the subject, or a placeholder."""
+
+    index: int
+    kind: str
+    like: int | None = None
+
+    def describe(self, titles: Sequence[str]) -> str:
+        title = titles[self.index - 1]
+        if self.kind == "title" and self.like is not None:
+            return (f"section {self.index}'s title '{title}' is section {self.like}'s again "
+                    f"('{titles[self.like - 1]}')")
+        return f"section {self.index} ('{title}') is about the writing, not the subject"
+
+
+_PLACEHOLDER = re.compile(r"\[[^\]]*\]|\{[^}]*\}|<[^>]*>|^\s*(?:section|part|step|"
+                          r"chapter|paragraph)\s*\d*\s*$", re.IGNORECASE)
+
+
+def outline_problems(titles: Sequence[str], main_points: Sequence[str]) -> list[OutlineProblem]:
+    """What is wrong with an outline: titles alike, a title about the writing, a main point
+    that talks to the person who asked (a main point says what its section does, so "this
+    section covers …" is its job), or a placeholder such as "[Section 1]"."""
+    problems = []
+    for i, (title, point) in enumerate(zip(titles, main_points, strict=True), 1):
+        bare_title = _NUMBERED.sub("", title)
+        like = next((j for j in range(1, i) if likeness(title, titles[j - 1]) >=
+                     TITLE_LIKENESS), None)
+        if like is not None:
+            problems.append(OutlineProblem(i, "title", like))
+        elif (_PLACEHOLDER.search(bare_title) or _PLACEHOLDER.search(point)
+              or is_talk(bare_title) or _ASKER.search(point) or count_words(bare_title) == 0):
+            problems.append(OutlineProblem(i, "talk"))
+    return problems

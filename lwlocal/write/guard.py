@@ -1,0 +1,124 @@
+"""The writer's watch over a section as it streams: the first fault (see
+:mod:`lwlocal.write.faults`) is reported as soon as it can be told, so the writer can cut the
+text back to where that sentence starts and write it again; and the tidying of a finished
+section (wrapping quotation marks, its title repeated on its first line)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from lwlocal.write.faults import (
+    QUOTES,
+    Fault,
+    Memory,
+    is_heading,
+    is_talk,
+    normal_words,
+    opens_with_quote,
+    opens_with_title,
+    sentence_fault,
+    starts_line,
+)
+
+_CLOSED = re.compile(r"[^.!?。！？\n]*(?:[.!?。！？…]+[\"'”’)\]」』]*(?=\s|$)|[。！？]|\n+)")
+
+
+@dataclass(frozen=True)
+class Repair:
+    """What the writer did about a fault: ``resampled`` (cut back and written again),
+    ``ended`` (the section ends before it), ``dropped`` (cut, and writing went on) or
+    ``tidied`` (marks removed from a finished section)."""
+
+    kind: str
+    action: str
+    text: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"kind": self.kind, "action": self.action, "text": self.text[:200]}
+
+
+class SectionGuard:
+    """Finds the first fault of section ``index`` as its text arrives piece by piece.
+
+    ``earlier`` holds what the sections before it said; ``start`` is what is kept of the
+    section so far (a stopped run's part, or text before a cut). Without ``boundaries`` (a
+    one-pass document, which has headings of its own) a heading is no fault.
+    """
+
+    def __init__(self, index: int, titles: Sequence[str], earlier: Memory,
+                 start: str = "", *, boundaries: bool = True) -> None:
+        self.boundaries = boundaries
+        self.title = titles[index - 1]
+        self.others = [t for i, t in enumerate(titles, 1) if i != index]
+        self.earlier = earlier
+        self.restart(start)
+
+    def restart(self, text: str) -> None:
+        """Watch again from ``text``, all of it taken as good."""
+        self.text = text
+        self.fault: Fault | None = None
+        self._own = Memory([text])
+        self._words = normal_words(text)
+        self._closed = len(text)
+
+    def add(self, piece: str) -> Fault | None:
+        """Take the next piece; the first fault found so far (None while there is none)."""
+        if self.fault is not None:
+            return self.fault
+        self.text += piece
+        while self.fault is None:
+            match = _CLOSED.match(self.text, self._closed)
+            if match is None or not match.group():
+                break
+            self.fault = self._check(match.group(), self._closed, closed=True)
+            self._own.add(match.group())
+            self._words += normal_words(match.group())
+            self._closed = match.end()
+        if self.fault is None and self._closed < len(self.text):
+            self.fault = self._check(self.text[self._closed:], self._closed, closed=False)
+        return self.fault
+
+    def _check(self, sentence: str, offset: int, closed: bool) -> Fault | None:
+        """The fault of a sentence (``closed``) or of the start of one, at ``offset``."""
+        if not sentence.strip():
+            return None
+        lead = len(sentence) - len(sentence.lstrip())
+        start, text = offset + lead, sentence.strip()
+        if not self.text[:offset].strip():  # the section's first words
+            if opens_with_quote(sentence):
+                return Fault("quote", start, text)
+            if opens_with_title(sentence, self.title, whole=closed):
+                return Fault("title", start, text)
+        if closed:
+            at_line_start = self.boundaries and starts_line(self.text, start)
+            kind = sentence_fault(sentence, at_line_start, self.others, self.earlier,
+                                  self._words)
+            if kind is None and self._own.repeats(sentence, self._words):
+                kind = "repeat"
+            return Fault(kind, start, text) if kind else None
+        if self.boundaries and starts_line(self.text, start) and is_heading(sentence.lstrip()):
+            return Fault("boundary", start, text)
+        if is_talk(sentence):
+            return Fault("talk", start, text)
+        if (self.earlier.repeats_run(sentence, self._words)
+                or self._own.repeats_run(sentence, self._words)):
+            return Fault("repeat", start, text)
+        return None
+
+
+def tidy(text: str, title: str) -> tuple[str, list[Repair]]:
+    """A finished section without the quotation marks wrapping it or its title repeated on
+    its first line, and what was removed."""
+    repairs = []
+    body = text.strip()
+    if len(body) > 1 and body[0] in QUOTES and body[-1] in QUOTES:
+        repairs.append(Repair("quote", "tidied", body[:80]))
+        body = body[1:-1].strip()
+    first, _, rest = body.partition("\n")
+    if rest.strip() and opens_with_title(first, title) and len(normal_words(first)) <= len(
+            normal_words(title)) + 2:
+        repairs.append(Repair("title", "tidied", first))
+        body = rest.strip()
+    return body, repairs

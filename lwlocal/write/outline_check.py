@@ -1,0 +1,101 @@
+"""An outline checked before any section is written: a title alike to an earlier one, or about
+the writing (or a placeholder such as "[Section 1]"), is replaced by one made from its main
+point; where that gives no title of its own, the section is merged into the one it repeats (or
+its neighbour). What was changed is
+said in words, for the command line, the terminal app and the journal."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import replace
+
+from lwlocal.write.faults import OutlineProblem, normal_words, outline_problems
+from lwlocal.write.outline import (
+    MAIN_POINT_CHARS,
+    MAX_SECTION_WORDS,
+    MIN_SECTION_WORDS,
+    Outline,
+    Section,
+)
+
+TITLE_WORDS = 8  # a title made from a main point: its first clause, this many words at most
+_CLAUSE = re.compile(r"[^.;:\n(]+")
+_BRACKETS = re.compile(r"\[[^\]]*\]|\{[^}]*\}|<[^>]*>")
+
+
+def problems(outline: Outline) -> list[OutlineProblem]:
+    """What is wrong with ``outline`` (see :func:`lwlocal.write.faults.outline_problems`)."""
+    return outline_problems([s.title for s in outline.sections],
+                            [s.main_point for s in outline.sections])
+
+
+def _title_from(point: str) -> str | None:
+    """A title made of a main point's first clause, or None when it gives none."""
+    clause = _CLAUSE.match(_BRACKETS.sub("", point).strip())
+    words = clause.group().split()[:TITLE_WORDS] if clause else []
+    return " ".join(words).strip().capitalize() if normal_words(" ".join(words)) else None
+
+
+def _merged(into: Section, other: Section, keep_point: bool) -> Section:
+    """``into`` with ``other``'s words, and its main point where ``keep_point``."""
+    point = f"{into.main_point} {other.main_point}" if keep_point else into.main_point
+    return replace(into, main_point=point[:MAIN_POINT_CHARS].strip(),
+                   words=into.words + other.words)
+
+
+def repair(outline: Outline) -> tuple[Outline, list[str]]:
+    """``outline`` with its problems mended, and a line for each change. Each pass mends the
+    first problem, so the lines name sections as they were numbered at that time."""
+    changes: list[str] = []
+    sections = list(outline.sections)
+    for _ in range(len(outline.sections)):
+        found = problems(replace(outline, sections=sections))
+        if not found or len(sections) == 1 and found[0].kind == "title":
+            break
+        problem, titles = found[0], [s.title for s in sections]
+        i = problem.index - 1
+        title = _title_from(sections[i].main_point)
+        if title and title not in titles and not outline_problems(
+                [*titles[:i], title], [s.main_point for s in sections[:i + 1]]):
+            changes.append(f"{problem.describe(titles)}: titled '{title}' from its main point")
+            sections[i] = replace(sections[i], title=title)
+            continue
+        into = problem.like - 1 if problem.like is not None else (i - 1 if i else 1)
+        if len(sections) == 1:
+            break
+        changes.append(f"{problem.describe(titles)}: merged into section {into + 1}")
+        sections[into] = _merged(sections[into], sections[i], problem.kind == "title")
+        del sections[i]
+    budgets = bounded([s.words for s in sections])
+    if budgets != [s.words for s in sections]:
+        changes.append(f"word budgets {', '.join(str(s.words) for s in sections)} brought to "
+                       f"{', '.join(map(str, budgets))}")
+        sections = [replace(s, words=w) for s, w in zip(sections, budgets, strict=True)]
+    return replace(outline, sections=sections), changes
+
+
+def bounded(budgets: list[int]) -> list[int]:
+    """Word budgets with the same total, each within the LongWriter paper's 200 to 1,000
+    words where the total allows (else within half and twice the average): all scaled by
+    one factor, then held to those bounds, the factor chosen (by bisection) so that the total
+    stays."""
+    total, n = sum(budgets), len(budgets)
+    average = total / n
+    low = min(MIN_SECTION_WORDS, average / 2)
+    high = max(MAX_SECTION_WORDS, average) if average > MAX_SECTION_WORDS / 2 else average * 2
+
+    def held(scale: float) -> list[float]:
+        return [min(max(b * scale, low), high) for b in budgets]
+
+    lo, hi = 0.0, float(total + 1)  # at this factor every budget of a word or more is high
+    for _ in range(60):  # the sum grows with the factor: halve the interval until it is met
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if sum(held(mid)) < total else (lo, mid)
+    out = held(hi)
+    whole = [math.floor(b) for b in out]
+    for i in sorted(range(n), key=lambda i: out[i] - whole[i], reverse=True):
+        if sum(whole) >= total:
+            break
+        whole[i] += 1
+    return whole

@@ -1,0 +1,161 @@
+"""What the writer does about faults as a section streams (cut back, written again from
+another start, ended at a boundary), a server's model that stops short (asked to go on),
+the outline's check in planning, `lwlocal review` and `resume --rewrite`, on scripted and
+fake backends."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lwlocal.runtime.engine import Sampling
+from lwlocal.util.progress import Progress
+from lwlocal.write.journal import Job
+from lwlocal.write.outline import Outline, Section
+from lwlocal.write.settings import JobSettings
+from lwlocal.write.writer import CONTINUE_REQUEST, Writer, plan_outline
+from tests.support.cli import invoke
+from tests.support.scripted_chat import ScriptedChat, ScriptedLocalChat
+
+SOIL = ("Soil is the living base of every garden bed. Worms and roots keep it open, and "
+        "compost feeds it through the year. ")
+OUTLINE = Outline("Write a guide to a vegetable garden.", 60,
+                  [Section("Soil", "What soil needs.", 30), Section("Planting", "When.", 30)])
+
+
+def job_for(tmp_path: Path, outline: Outline = OUTLINE) -> Job:
+    job = Job.create(tmp_path / "jobs", JobSettings(prompt=outline.prompt, words=outline.words))
+    job.save_outline(outline)
+    return job
+
+
+def test_talk_is_cut_and_written_again_from_another_start(tmp_path):
+    chat = ScriptedLocalChat([SOIL + "In this section I will cover the soil. More words here.",
+                              "Clay holds water for weeks and sand lets it go in hours."])
+    job = job_for(tmp_path)
+    report = Writer(chat, job, OUTLINE, Sampling(seed=5)).write_section(1)
+    text = job.section_text(1)
+    assert text == SOIL + "Clay holds water for weeks and sand lets it go in hours."
+    second = chat.requests[1]
+    assert second.start == SOIL  # gone on from the text before the cut
+    assert second.avoid_first == ("In this section",)  # not from the start that went wrong
+    assert second.seed != chat.requests[0].seed
+    assert report.repairs == [{"kind": "talk", "action": "resampled", "text": "In this section"}]
+    assert job.repairs(1) == report.repairs
+    assert not job.partial_path(1).exists()
+
+
+def test_a_start_that_keeps_going_wrong_ends_the_section_after_bounded_tries(tmp_path):
+    chat = ScriptedLocalChat([SOIL + "I hope this helps!"])
+    job = job_for(tmp_path)
+    report = Writer(chat, job, OUTLINE, Sampling()).write_section(1)
+    assert job.section_text(1) == SOIL.strip()
+    assert len(chat.requests) == 4  # the first, then three other starts
+    assert chat.requests[-1].avoid_first == ("I hope this helps!",) * 3
+    assert [r["action"] for r in report.repairs] == ["resampled"] * 3 + ["ended"]
+
+
+def test_a_boundary_past_the_floor_ends_the_section(tmp_path):
+    outline = Outline("Write a guide.", 24, [Section("Soil", "What soil needs.", 24)])
+    chat = ScriptedLocalChat([SOIL + "\n\n## Planting\n\nSow beans in May."])
+    job = job_for(tmp_path, outline)
+    report = Writer(chat, job, outline, Sampling()).write_section(1)
+    assert job.section_text(1) == SOIL.strip()
+    assert report.stop == "boundary" and len(chat.requests) == 1
+
+
+def test_a_server_model_that_stops_short_is_asked_to_go_on(tmp_path):
+    outline = Outline("Write a guide.", 40, [Section("Soil", "What soil needs.", 40)])
+    chat = ScriptedChat(["Soil is alive.", "Worms keep it open and roots hold it together "
+                         "through rain and drought. Compost feeds it every autumn when the "
+                         "beds are bare and cold and the leaves come down."])
+    job = job_for(tmp_path, outline)
+    report = Writer(chat, job, outline, Sampling()).write_section(1)
+    assert job.section_text(1).startswith("Soil is alive. Worms keep it open")
+    follow = chat.requests[1].messages
+    assert follow[-2].role == "assistant" and follow[-2].content == "Soil is alive."
+    assert follow[-1].content == CONTINUE_REQUEST.format(index=1, title="Soil", words=37)
+    assert report.written >= 32
+
+
+def test_a_server_model_that_stays_short_is_reported(tmp_path):
+    outline = Outline("Write a guide.", 40, [Section("Soil", "What soil needs.", 40)])
+    chat = ScriptedChat(["Soil is alive.", "Worms help."])
+    job = job_for(tmp_path, outline)
+    result = Writer(chat, job, outline, Sampling()).run()
+    assert len(chat.requests) == 4  # the section and three requests to go on
+    assert result.review["short_sections"] == [1]
+
+
+def test_planning_asks_again_then_mends_what_is_left():
+    repeated = {"sections": [
+        {"title": "Bread Science", "main_point": "Yeast and flour.", "words": 100},
+        {"title": "Bread Science", "main_point": "How gluten forms in kneading.", "words": 100},
+    ]}
+    chat = ScriptedChat([json.dumps(repeated)] * 3)
+    events: list[Progress] = []
+    outline = plan_outline(chat, "Write about bread.", 400, Sampling(), (2, 2), events.append)
+    assert len(chat.requests) == 3
+    assert "section 2's title 'Bread Science' is section 1's again" in (
+        chat.requests[1].messages[0].content)
+    assert [s.title for s in outline.sections] == ["Bread Science",
+                                                   "How gluten forms in kneading"]
+    notices = [e.message for e in events if e.stage == "notice"]
+    assert notices and notices == [f"outline: {c}" for c in outline.changes]
+    assert Outline.__name__ and json.loads(outline.to_json())["changes"] == outline.changes
+
+
+@pytest.fixture
+def fake(fake_model):
+    return fake_model
+
+
+def test_write_json_carries_the_review_and_review_reads_it_back(lw_home, fake):
+    proc = invoke("write", "Write a guide to Lisbon.", "--words", "300", "--sections", "3",
+                  "--json", check=True)
+    result = json.loads(proc.stdout)
+    review = result["review"]
+    assert [s["index"] for s in review["sections"]] == [1, 2, 3]
+    assert review["talk"] == review["repeated"] == review["boundary"] == 0
+    assert review["words"] == result["words"]
+    again = json.loads(invoke("review", result["job"], "--json", check=True).stdout)
+    assert again == review
+    table = invoke("review", result["job"], check=True).stdout
+    assert "Review" in table and "0.0% about the writing" in table
+
+
+def test_review_of_a_markdown_file(tmp_path):
+    doc = tmp_path / "doc.md"
+    doc.write_text('## Soil\n\n"Soil: This section will cover soil. Worms keep soil open and '
+                   'alive.\n\n## Planting\n\nWorms keep soil open and alive. Sow in May.\n')
+    review = json.loads(invoke("review", str(doc), "--json", check=True).stdout)
+    assert [s["title"] for s in review["sections"]] == ["Soil", "Planting"]
+    first, second = review["sections"]
+    assert (first["quote"], first["title_repeated"], first["talk"]) == (1, 1, 1)
+    assert second["repeated"] == 1 and review["rewrite"] == [1, 2]
+    assert first["planned"] is None
+
+
+def test_review_refuses_what_it_cannot_read(tmp_path):
+    bad = tmp_path / "bad.md"
+    bad.write_bytes(b"\xff\xfe not text")
+    proc = invoke("review", str(bad))
+    assert proc.returncode == 1 and "not UTF-8" in proc.stderr
+    proc = invoke("review", "no-such-job")
+    assert proc.returncode == 1 and "no such job" in proc.stderr
+
+
+def test_resume_rewrite_writes_one_section_again(lw_home, fake):
+    result = json.loads(invoke("write", "Write a guide to Lisbon.", "--words", "300",
+                               "--sections", "3", "--json", check=True).stdout)
+    job = Job.open(result["job"], lw_home / "jobs")
+    before = [job.section_text(i) for i in (1, 2, 3)]
+    again = json.loads(invoke("resume", job.id, "--rewrite", "2", "--json", check=True).stdout)
+    after = [job.section_text(i) for i in (1, 2, 3)]
+    assert after[0] == before[0] and after[2] == before[2] and after[1] != before[1]
+    assert again["sections"][1]["stop"] != "journal" and again["sections"][0]["stop"] == "journal"
+    assert after[1] in Path(again["document"]).read_text()
+    proc = invoke("resume", job.id, "--rewrite", "4")
+    assert proc.returncode == 1 and "--rewrite 4: the job has sections 1 to 3" in proc.stderr
