@@ -13,7 +13,9 @@ reviewed the same way), on the default model, locally or through llama.cpp's own
     PYTHONPATH=. .venv/bin/python benchmarks/document_quality.py --label before --tree OLD
 
 Each run is kept under its label in benchmarks/results/document_quality.json; the table of all
-runs goes to benchmarks/results/document_quality.md.
+runs goes to benchmarks/results/document_quality.md. With ``--work DIR`` the jobs are kept
+there, and ``--review-again`` reviews a run's kept jobs anew (after a change to the detectors)
+without writing them again.
 """
 
 from __future__ import annotations
@@ -57,34 +59,40 @@ def write(prompt: str, tree: Path, home: Path, url: str | None) -> dict[str, Any
     """One job written by the lwlocal of ``tree``: its result (``write --json``)."""
     remote = ["--backend", "openai", "--base-url", url, "--ctx", str(SERVER_CTX)] if url else []
     env = {**os.environ, "PYTHONPATH": str(tree), "LWLOCAL_HOME": str(home)}
-    proc = subprocess.run([sys.executable, "-m", "lwlocal.cli", "write", prompt, "--json",
-                           *remote], env=env, capture_output=True, text=True, check=False)
+    proc = subprocess.run([sys.executable, "-m", "lwlocal", "write", prompt, "--json", *remote],
+                          env=env, capture_output=True, text=True, check=False)
     if proc.returncode:
         raise SystemExit(f"lwlocal write failed: {proc.stderr.strip()[-500:]}")
     return json.loads(proc.stdout)
 
 
-def measure(tree: Path, with_server: bool) -> list[dict[str, Any]]:
+def measure(tree: Path, with_server: bool, work: Path) -> list[dict[str, Any]]:
     rows = []
-    with tempfile.TemporaryDirectory(prefix="docq-") as work:
-        home = Path(work) / "home"
-        running = server(Path(work) / "llama-server.log") if with_server else nullcontext(None)
-        with running as url:
-            for item in load_items(PROMPTS):
-                started = time.perf_counter()
-                result = write(item.prompt, tree, home, url)
-                seconds = time.perf_counter() - started
-                job = Job.open(result["job"], home / "jobs")
-                review = review_job(job).as_dict()
-                document = Path(result["document"]).read_text(encoding="utf-8")
-                length = output_length(document)
-                rows.append({"id": item.id, "type": item.type, "required": item.length,
-                             "length": length, "S_l": round(length_score(length, item.length), 2),
-                             "seconds": round(seconds, 1), "review": review})
-                print(f"{item.id}: {length}/{item.length} words, S_l {rows[-1]['S_l']}, "
-                      f"talk {review['talk']}, repeated {review['repeated']} of "
-                      f"{review['sentences']} sentences, {seconds:.0f} s", flush=True)
+    home = work / "home"
+    running = server(work / "llama-server.log") if with_server else nullcontext(None)
+    with running as url:
+        for item in load_items(PROMPTS):
+            started = time.perf_counter()
+            result = write(item.prompt, tree, home, url)
+            seconds = time.perf_counter() - started
+            job = Job.open(result["job"], home / "jobs")
+            document = Path(result["document"]).read_text(encoding="utf-8")
+            length = output_length(document)
+            rows.append({"id": item.id, "type": item.type, "required": item.length,
+                         "length": length, "S_l": round(length_score(length, item.length), 2),
+                         "seconds": round(seconds, 1), "job": str(job.dir),
+                         "review": review_job(job).as_dict()})
+            review = rows[-1]["review"]
+            print(f"{item.id}: {length}/{item.length} words, S_l {rows[-1]['S_l']}, "
+                  f"talk {review['talk']}, repeated {review['repeated']} of "
+                  f"{review['sentences']} sentences, {seconds:.0f} s", flush=True)
     return rows
+
+
+def review_again(rows: list[dict[str, Any]]) -> None:
+    """Review each row's kept job anew."""
+    for row in rows:
+        row["review"] = review_job(Job.open(row["job"], Path(row["job"]).parent)).as_dict()
 
 
 def totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -128,12 +136,24 @@ def main() -> None:
     parser.add_argument("--tree", type=Path, default=HERE.parent,
                         help="The checkout whose lwlocal writes (default: this one).")
     parser.add_argument("--server", action="store_true", help="Write through llama-server.")
+    parser.add_argument("--work", type=Path, help="Keep the jobs here (default: a temporary "
+                                                  "folder).")
+    parser.add_argument("--review-again", action="store_true",
+                        help="Review the run's kept jobs again instead of writing.")
     args = parser.parse_args()
-    rows = measure(args.tree.resolve(), args.server)
     out = RESULTS / "document_quality.json"
     runs = json.loads(out.read_text()) if out.is_file() else {}
-    runs[args.label] = {"tree": str(args.tree), "server": args.server, "totals": totals(rows),
-                        "items": rows}
+    if args.review_again:
+        rows = runs[args.label]["items"]
+        review_again(rows)
+        runs[args.label]["totals"] = totals(rows)
+    else:
+        with tempfile.TemporaryDirectory(prefix="docq-") as temporary:
+            work = args.work or Path(temporary)
+            work.mkdir(parents=True, exist_ok=True)
+            rows = measure(args.tree.resolve(), args.server, work)
+        runs[args.label] = {"tree": str(args.tree), "server": args.server,
+                            "totals": totals(rows), "items": rows}
     out.write_text(json.dumps(runs, ensure_ascii=False, indent=1) + "\n")
     (RESULTS / "document_quality.md").write_text(table(runs))
     print(table(runs))

@@ -29,6 +29,10 @@ TALK = [
     "I hope this helps!",
     "Sure, here is the guide you asked for.",
     "In the next section, we will look at pests.",
+    'When I asked for the section "The Clockmaking: A Tale of Disruption," I was intrigued.',
+    "In this particular piece, I made some bold changes that will benefit readers.",
+    "I hope this piece helps you see the world in a different way.",
+    "In the final part, I tried to add a bit more depth.",
     "本节将介绍面包的历史。",
     "希望这对你有帮助。",
     "以下是这篇文章的第二部分。",
@@ -41,6 +45,9 @@ SUBJECT = [
     "Water the beds early in the morning, before the heat.",
     "面包起源于古埃及。",
     "I planted the beans in May, and they came up in a week.",
+    "He cut this piece of oak for the clock's case.",
+    "The section of the river below the mill floods each spring.",
+    "I tried to open the case, but the hinge had rusted shut.",
 ]
 
 
@@ -131,6 +138,8 @@ def test_tidy_removes_wrapping_quotes_and_the_title_line():
     assert text == "Soil is alive and full of worms."
     assert [r.kind for r in repairs] == ["quote", "title"]
     assert tidy("Soil is alive.", "Soil") == ("Soil is alive.", [])
+    text, _ = tidy("The Art of Writing,\nWriting is a skill.", "The Art of Writing")
+    assert text == "Writing is a skill."
 
 
 BREAD = ["Baking Science: The Art of Sourdough Making and Baker's Yeast",

@@ -64,10 +64,11 @@ def test_a_failure_that_persists_ends_in_one_clear_line(behaviour, problem):
 
 
 def test_a_server_that_goes_away_leaves_the_journal_intact(lw_home):
-    outline = Outline(prompt="A guide to harbours.", words=40, sections=[
-        Section("Morning", "Boats leave.", 20), Section("Evening", "Boats return.", 20)])
+    # budgets the fake reply (15 words) meets, so the first section needs one request
+    outline = Outline(prompt="A guide to harbours.", words=36, sections=[
+        Section("Morning", "Boats leave.", 18), Section("Evening", "Boats return.", 18)])
     with fake_server(["ok", "503"]) as server:
-        settings = JobSettings(prompt=outline.prompt, words=40, backend="openai",
+        settings = JobSettings(prompt=outline.prompt, words=36, backend="openai",
                                base_url=server.url)
         session = Session(settings, Server(server.url, retries=2, backoff=0.01))
         job = session.new_job()
@@ -177,7 +178,7 @@ def test_a_server_side_error_in_the_stream_is_retried(shape):
 
 def test_each_retry_is_one_line_on_stderr(lw_home):
     with fake_server(["503", "503 retry-after=0", "ok"]) as server:
-        proc = invoke("write", "A note on harbours.", "--words", "20", "--mode", "direct",
+        proc = invoke("write", "A note on harbours.", "--words", "18", "--mode", "direct",
                       "--backend", "openai", "--base-url", server.url, "--retries", "3",
                       check=True)
     lines = [line for line in proc.stderr.splitlines() if " try " in line]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import threading
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -714,5 +715,42 @@ def test_the_review_shows_each_section_and_writes_one_again(tmp_path, messages):
             await messages.wait(pilot, WritingScreen.Stopped, lambda m: m.finished)
             assert job.section_text(1) == steeped
             assert len(job.section_text(2).split()) >= 80
+
+    run(test)
+
+
+def test_text_the_writer_cuts_back_leaves_the_screen(tmp_path, messages):
+    """A sentence about the writing streams in, the writer cuts it and writes on: the
+    document on screen is the journal's, without it."""
+    from tests.support.scripted_chat import ScriptedLocalChat
+
+    soil = ("Soil is the living base of every garden bed. Worms and roots keep it open, and "
+            "compost feeds it through the year. ")
+    chat = ScriptedLocalChat([soil + "In this section I will cover the soil. More here.",
+                              "Clay holds water for weeks and sand lets it go in hours."],
+                             hold=threading.Event())
+    app = LwlocalApp(TuiState(jobs_root=tmp_path / "jobs", prompt=PROMPT, machine=MACHINE,
+                              new_session=lambda settings: FakeSession(settings, chat)))
+    job = Job.create(tmp_path / "jobs", JobSettings(PROMPT, 30, model="x"), name="soil")
+    job.save_outline(Outline(PROMPT, 30, [Section("Soil", "What soil needs.", 30)]))
+    job.update(state="planned")
+
+    async def test() -> None:
+        async with app.run_test(size=(120, 40), message_hook=messages) as pilot:
+            await pilot.press("f6", "r")
+            await messages.wait(pilot, WritingScreen.Update, lambda m: m.event.stage == "rewind")
+            assert chat.hold is not None
+            try:
+                for _ in range(5):  # the document's stream drawn
+                    await pilot.pause()
+                document = writing(app).query_one(Markdown)
+                assert "Worms and roots" in document.source  # what was kept
+                assert "In this section" not in document.source  # shown, then taken back
+            finally:
+                chat.hold.set()
+            await messages.wait(pilot, WritingScreen.Stopped, lambda m: m.finished)
+            assert "Clay holds water" in document.source
+            assert job.section_text(1) == soil + "Clay holds water for weeks and sand lets it " \
+                "go in hours."
 
     run(test)

@@ -41,6 +41,9 @@ _ABOUT_TEXT = [
     r"\b(?:section|paragraph|chapter)\s+(?:\d+|one|two|three|four|five|six|seven|eight|nine|"
     r"ten)\b",
     rf"\b(?:in|of|for)\s+(?:my|your)\s+{_DOC}\b",
+    r"\bthis (?:particular )?piece\b(?! of)",
+    r"\bthe (?:section|paragraph|chapter)\b(?! of)",
+    r"\bin the (?:first|second|third|final|last|next) part\b(?! of)",
     r"\bhere(?:'s| is| are)\s+(?:the|a|an|my|your|some)\s+(?:\w+\s+)?"
     r"(?:section|paragraph|essay|article|guide|text|version|draft|report)\b",
     r"\bword (?:count|limit)\b", r"\b\d+\s+words\b",
@@ -53,7 +56,11 @@ _TO_ASKER = [
     r"\b(?:i|we)(?:'ll|'m|'ve|'d| will| would| am| have| shall| can)?\s+(?:(?:now|also|then|"
     r"next|first|already|just)\s+)?(?:write|written|writing|cover|discuss|describe|outline|"
     r"elaborate|summari[sz]e|delve|excited)\b",
-    r"\blet me\b", r"\bhope (?:this|that|it) (?:helps|was|is)\b", r"\bfeel free\b",
+    r"\b(?:i|we) (?:tried|wanted|aimed|hoped) to (?:capture|convey|add|show|write|include|"
+    r"highlight|make sure|make it)\b",
+    r"\b(?:i|we) asked for\b",
+    r"\blet me\b", r"\bhope (?:this|that|it)\b(?: \w+)? (?:helps|helped|inspires|inspired|was|is|"
+    r"has)\b", r"\bfeel free\b",
     r"\b(?:happy|glad) to help\b", r"\bhelp you with\b", r"\bas an ai\b",
     r"\blanguage model\b", r"\byou (?:asked|requested|wanted)\b",
     r"\byour (?:request|instruction|prompt)\b", r"\bas requested\b", r"\bthank you for\b",
@@ -87,8 +94,11 @@ class Fault:
 def normal_words(text: str) -> list[str]:
     """The words of ``text``, lower-cased, punctuation dropped; each Chinese character a
     word, as LongBench-Write counts them."""
+    words = _WORDS.findall(text.lower())
+    if not _CJK_CHAR.search(text):
+        return words
     out: list[str] = []
-    for word in _WORDS.findall(text.lower()):
+    for word in words:
         out += _CJK_CHAR.findall(word) if _CJK_CHAR.search(word) else [word]
     return out
 
@@ -145,12 +155,12 @@ def is_boundary(line: str, titles: Iterable[str]) -> bool:
 
 def opens_with_title(text: str, title: str, whole: bool = True) -> bool:
     """Whether a section's ``text`` starts by repeating its ``title``: the title's words, then
-    a break (a colon, a full stop, a dash, a line end) or, where ``text`` is ``whole`` (not the
-    start of a stream), nothing more."""
+    a break (a colon, a comma, a full stop, a dash, a line end) or, where ``text`` is
+    ``whole`` (not the start of a stream), nothing more."""
     words = _title_words(title)
     if not words:
         return False
-    end = r"\s*(?:[:.!?\-–—\n\"”]|$)" if whole else r"\s*[:.!?\-–—\n\"”]"
+    end = r"\s*(?:[:.,!?\-–—\n\"”]|$)" if whole else r"\s*[:.,!?\-–—\n\"”]"
     pattern = r"\W*".join(re.escape(w) for w in words)
     return bool(re.match(rf"(?:\d+[.):]\s*)?{pattern}{end}", _bare(text).lower()
                          if whole else _LEAD.sub("", text).lower()))
@@ -201,6 +211,13 @@ class Memory:
         holds a run of ``LOOP_WORDS`` words said before."""
         words = [*before[-(LOOP_WORDS - 1):], *normal_words(fragment)]
         return any(run in self.runs for run in ngrams(words))
+
+    def ends_in_run(self, words: Sequence[str], new: int = 2) -> bool:
+        """Whether one of the runs of ``LOOP_WORDS`` words that end in the last ``new`` of
+        ``words`` was said before (the check as words stream in, each once)."""
+        n = len(words)
+        return any(tuple(words[end - LOOP_WORDS:end]) in self.runs
+                   for end in range(max(LOOP_WORDS, n - new + 1), n + 1))
 
 
 def section_faults(text: str, index: int, titles: Sequence[str],

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from lwlocal.write.faults import (
+    LOOP_WORDS,
     QUOTES,
     Fault,
     Memory,
@@ -22,6 +23,7 @@ from lwlocal.write.faults import (
     starts_line,
 )
 
+EARLY_WORDS = 8  # talk is looked for in the start of a sentence up to this many words
 _CLOSED = re.compile(r"[^.!?。！？\n]*(?:[.!?。！？…]+[\"'”’)\]」』]*(?=\s|$)|[。！？]|\n+)")
 
 
@@ -100,10 +102,11 @@ class SectionGuard:
             return Fault(kind, start, text) if kind else None
         if self.boundaries and starts_line(self.text, start) and is_heading(sentence.lstrip()):
             return Fault("boundary", start, text)
-        if is_talk(sentence):
+        words = normal_words(sentence)
+        if len(words) <= EARLY_WORDS and is_talk(sentence):  # the rest: when it ends
             return Fault("talk", start, text)
-        if (self.earlier.repeats_run(sentence, self._words)
-                or self._own.repeats_run(sentence, self._words)):
+        said, new = [*self._words[-LOOP_WORDS:], *words], min(2, len(words))
+        if new and (self.earlier.ends_in_run(said, new) or self._own.ends_in_run(said, new)):
             return Fault("repeat", start, text)
         return None
 

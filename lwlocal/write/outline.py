@@ -15,6 +15,12 @@ from lwlocal.util.errors import LwlocalError
 MAX_SECTIONS = 40
 MAX_SECTION_WORDS = 1000  # the LongWriter paper keeps each paragraph within 200-1,000 words
 MIN_SECTION_WORDS = 200
+UNDERSHOOT = 0.8  # a section may not end before this share of its budget
+
+
+def section_floor(words: int) -> int:
+    """The fewest words a section of ``words`` may end at; one under it came out short."""
+    return int(words * UNDERSHOOT)
 MAX_WORDS = MAX_SECTIONS * MAX_SECTION_WORDS  # the longest outline
 BUDGET_CAP = 10**6  # larger word counts read as this (normalising brings them in line)
 TITLE_CHARS = 80

@@ -15,9 +15,9 @@ from typing import Any
 from lwlocal.util.errors import LwlocalError
 from lwlocal.write.faults import Memory, outline_problems, section_faults, sentences
 from lwlocal.write.journal import Job
+from lwlocal.write.outline import section_floor
 from lwlocal.write.words import count_words
 
-SHORT = 0.8  # a section under this share of its plan is short (the writer's floor)
 WORTH_REWRITING = 0.2  # a section whose faulty sentences reach this share is worth rewriting
 _HEADING = re.compile(r"^#{1,6}\s+(.*)$", re.MULTILINE)
 
@@ -83,7 +83,7 @@ class Review:
 
 
 def _short(s: SectionReview) -> bool:
-    return s.planned is not None and s.written < SHORT * s.planned
+    return s.planned is not None and s.written < section_floor(s.planned)
 
 
 def review(titles: Sequence[str], texts: Sequence[str | None],

@@ -31,6 +31,7 @@ from lwlocal.write.outline import (
     outline_prompt,
     outline_schema,
     parse_model_outline,
+    section_floor,
     section_range,
 )
 from lwlocal.write.outline_check import problems as outline_problems
@@ -45,7 +46,6 @@ from lwlocal.write.words import (
 )
 
 OVERSHOOT = 1.3  # a section stops at the first sentence end past its budget, or here at the latest
-UNDERSHOOT = 0.8  # the model may not end a section before this share of its budget
 PLAN_ATTEMPTS = 3  # outlines asked for before the best is mended
 TRIES_PER_CUT = 3  # starts tried where a fault was cut before the writer drops that sentence
 REPAIRS_PER_SECTION = 16  # faults a section may have repaired before it ends where it is
@@ -147,13 +147,13 @@ class JobResult:
 class SectionBudget:
     """Holds a section to its word budget as its text streams in.
 
-    The model may not end its turn before ``UNDERSHOOT`` of the budget; writing stops at the
+    The model may not end its turn before its floor (``section_floor``); writing stops at the
     first sentence end past the budget, or at ``OVERSHOOT`` of it at the latest.
     """
 
     def __init__(self, budget: int) -> None:
         self.budget = budget
-        self.floor = int(budget * UNDERSHOOT)
+        self.floor = section_floor(budget)
         self.cap = max(budget + 1, int(budget * OVERSHOOT))
         self.words = WordCounter()
 

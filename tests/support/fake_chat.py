@@ -68,10 +68,11 @@ _TOKEN = re.compile(r"\w{1,6}|[^\w\s]")
 _ASKED_WORDS = re.compile(r"(\d+) words")
 _WORD = re.compile(r"[A-Za-z]{3,}")
 # words of the writer's own requests that the fault detectors read as talk about the writing
-_META_WORDS = frozenset(
-    "this next previous following above below each every section sections paragraph chapter "
-    "essay article guide text document post report outline instruction request prompt words "
-    "write written writing here let".split())
+_META_WORDS = frozenset({
+    "this", "next", "previous", "following", "above", "below", "each", "every", "section",
+    "sections", "paragraph", "chapter", "essay", "article", "guide", "text", "document", "post",
+    "report", "outline", "instruction", "request", "prompt", "words", "write", "written",
+    "writing", "here", "let"})
 
 
 def tokens(text: str) -> list[str]:

@@ -6,12 +6,14 @@ server-like backend (no ``continue_reply``)."""
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from lwlocal.runtime.chat import NO_HOOKS, Hooks, Message
 from lwlocal.runtime.engine import Generation, Sampling, Stats
+from tests.support.bounds import HANG
 
 _PIECE = re.compile(r"\s*\S+|\s+")
 
@@ -37,6 +39,7 @@ class ScriptedChat:
     n_ctx: int | None = 8192
     stats: Stats = field(default_factory=Stats)
     requests: list[Request] = field(default_factory=list)
+    hold: threading.Event | None = None  # requests after the first wait until it is set
 
     def count(self, messages: Sequence[Message]) -> int:
         return sum(len(m.content.split()) + 4 for m in messages)
@@ -49,6 +52,8 @@ class ScriptedChat:
     def _reply(self, messages: Sequence[Message], start: str, sampling: Sampling,
                max_tokens: int, hooks: Hooks) -> Generation:
         self.requests.append(Request(list(messages), start, hooks.avoid_first, sampling.seed))
+        if self.hold is not None and len(self.requests) > 1:
+            assert self.hold.wait(HANG), "the test never let the request through"
         text = self.script[min(len(self.requests), len(self.script)) - 1]
         text = text[len(start):] if start and text.startswith(start) else text  # what follows
         result = Generation(stop="eog")
