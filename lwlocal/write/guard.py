@@ -22,8 +22,11 @@ from lwlocal.write.faults import (
     sentence_fault,
     starts_line,
 )
+from lwlocal.write.words import count_words
 
 EARLY_WORDS = 8  # talk is looked for in the start of a sentence up to this many words
+TRIES_PER_CUT = 3  # other starts tried where a fault was cut before the section ends there
+REPAIRS_PER_SECTION = 16  # faults a section may have repaired before it ends where it is
 _CLOSED = re.compile(r"[^.!?。！？\n]*(?:[.!?。！？…]+[\"'”’)\]」』]*(?=\s|$)|[。！？]|\n+)")
 
 
@@ -45,20 +48,29 @@ class SectionGuard:
     """Finds the first fault of section ``index`` as its text arrives piece by piece.
 
     ``earlier`` holds what the sections before it said; ``start`` is what is kept of the
-    section so far (a stopped run's part, or text before a cut). Without ``boundaries`` (a
-    one-pass document, which has headings of its own) a heading is no fault.
+    section so far (a stopped run's part, or text before a cut), and ``avoid`` the starts the
+    text after it may not begin with (a section written again: the old one). Without
+    ``boundaries`` (a one-pass document, which has headings of its own) a heading is no fault.
+    It also decides what the writer does about each fault (:meth:`decide`) and keeps the
+    record (``repairs``).
     """
 
     def __init__(self, index: int, titles: Sequence[str], earlier: Memory,
-                 start: str = "", *, boundaries: bool = True) -> None:
+                 start: str = "", *, boundaries: bool = True, avoid: Sequence[str] = ()) -> None:
         self.boundaries = boundaries
         self.title = titles[index - 1]
         self.others = [t for i, t in enumerate(titles, 1) if i != index]
         self.earlier = earlier
+        self.repairs: list[Repair] = []
+        self.avoid = list(avoid)  # starts that went wrong where the text now ends
+        self._at = start.rstrip()
         self.restart(start)
 
     def restart(self, text: str) -> None:
-        """Watch again from ``text``, all of it taken as good."""
+        """Watch again from ``text``, all of it taken as good (where it ends elsewhere than
+        before, no start is to be avoided there yet)."""
+        if text.rstrip() != self._at:
+            self.avoid, self._at = [], text.rstrip()
         self.text = text
         self.fault: Fault | None = None
         self._own = Memory([text])
@@ -81,6 +93,26 @@ class SectionGuard:
         if self.fault is None and self._closed < len(self.text):
             self.fault = self._check(self.text[self._closed:], self._closed, closed=False)
         return self.fault
+
+    def decide(self, floor: int) -> Repair:
+        """What to do about the fault found (recorded in ``repairs``): ``resampled``, the text
+        goes back to the fault's start and goes on from there, not beginning as it did
+        (``avoid``); ``ended``, the section ends there: at a boundary past the section's
+        ``floor`` (in words), after ``TRIES_PER_CUT`` starts at one place or
+        ``REPAIRS_PER_SECTION`` repairs; ``kept``, ending, but with nothing before the fault
+        the text stays as it is."""
+        fault = self.fault
+        assert fault is not None, "decide() is for a fault found"
+        before = self.text[:fault.start]
+        if before.rstrip() != self._at:  # a new place: no start went wrong here yet
+            self.avoid, self._at = [], before.rstrip()
+        self.avoid.append(self.text[fault.start:])
+        kept = count_words(before)
+        ending = ((fault.kind == "boundary" and kept >= floor) or len(self.avoid) > TRIES_PER_CUT
+                  or len(self.repairs) >= REPAIRS_PER_SECTION)
+        action = ("resampled" if not ending else "ended" if kept else "kept")
+        self.repairs.append(Repair(fault.kind, action, fault.text))
+        return self.repairs[-1]
 
     def _check(self, sentence: str, offset: int, closed: bool) -> Fault | None:
         """The fault of a sentence (``closed``) or of the start of one, at ``offset``."""

@@ -22,7 +22,7 @@ from lwlocal.util.destination import write_error
 from lwlocal.util.errors import LwlocalError, SettingError
 from lwlocal.util.progress import Progress, ProgressCallback, ignore
 from lwlocal.write.faults import Memory
-from lwlocal.write.guard import Repair, SectionGuard, tidy
+from lwlocal.write.guard import REPAIRS_PER_SECTION, SectionGuard, tidy
 from lwlocal.write.journal import Job, assemble
 from lwlocal.write.outline import (
     Outline,
@@ -47,8 +47,6 @@ from lwlocal.write.words import (
 
 OVERSHOOT = 1.3  # a section stops at the first sentence end past its budget, or here at the latest
 PLAN_ATTEMPTS = 3  # outlines asked for before the best is mended
-TRIES_PER_CUT = 3  # starts tried where a fault was cut before the writer drops that sentence
-REPAIRS_PER_SECTION = 16  # faults a section may have repaired before it ends where it is
 CONTINUATIONS = 3  # requests to go on with a section a server's model ended short
 SEED_STEP = 7919  # seeds of retried starts: the section's seed plus a multiple of this
 ATTEMPTS = REPAIRS_PER_SECTION + CONTINUATIONS + 1  # requests for one section at the most
@@ -317,9 +315,9 @@ class Writer:
 
         A fault found while it streams (see :mod:`lwlocal.write.faults`) is cut back to the
         start of its sentence and that start written again (a local model is kept from the
-        token it began with), up to ``TRIES_PER_CUT`` times; at a boundary past the section's
-        floor, or when the tries run out, the section ends there. A server's model that ends a
-        section short is asked to go on (``CONTINUATIONS`` times at most)."""
+        token it began with), or the section ends there, as the guard decides
+        (:meth:`SectionGuard.decide`). A server's model that ends a section short is asked to
+        go on (``CONTINUATIONS`` times at most)."""
         section = self.outline.sections[index - 1]
         context = self._fitting_context(index, section.words)
         n = len(self.outline.sections)
@@ -328,9 +326,11 @@ class Writer:
         continuing = isinstance(self.chat, ContinuingBackend)
         so_far = self.job.partial_text(index) if continuing else ""
         budget.add(so_far)
+        # a section written again may not begin as it did
+        old = self.job.section_text(index) if index in self.rewrite and not so_far else None
         guard = SectionGuard(index, [s.title for s in self.outline.sections],
                              Memory(self.job.section_text(i) or "" for i in range(1, index)),
-                             so_far, boundaries=not self.direct)
+                             so_far, boundaries=not self.direct, avoid=[old] if old else [])
         pace = _Pace()
 
         def event(stage: str, done: float, total: float, text: str = "") -> Progress:
@@ -369,11 +369,7 @@ class Writer:
                 keep(text)
                 pace.start()
 
-            text, stop, repairs = so_far, "length", list[Repair]()
-            # starts that went wrong where the text now ends (rewriting: the old one's)
-            old = self.job.section_text(index) if index in self.rewrite and not so_far else None
-            avoid: list[str] = [old] if old else []
-            continued = 0
+            text, stop, continued = so_far, "length", 0
             first = ATTEMPTS if old else 0  # a rewrite takes seeds of its own
             for attempt in range(first, first + ATTEMPTS):
                 if text and not continuing and not text[-1].isspace():
@@ -382,35 +378,27 @@ class Writer:
                 hooks = Hooks(on_text=on_text, on_prefill=on_prefill, may_end=budget.may_end,
                               min_tokens=max(0, budget.floor - budget.words.count),
                               should_stop=lambda: budget.should_stop() or bool(guard.fault),
-                              on_retry=on_retry, cancel=self.cancel, avoid_first=tuple(avoid))
+                              on_retry=on_retry, cancel=self.cancel,
+                              avoid_first=tuple(guard.avoid))
                 result = self._attempt(context, index, text, attempt, hooks)
                 if result.stop == "cancelled":
                     raise KeyboardInterrupt
                 stop, fault = result.stop, guard.fault
                 if fault is None:
                     text = guard.text
-                    short = stop == "eog" and not budget.may_end()
-                    if not (short and continued < CONTINUATIONS):
+                    if stop != "eog" or budget.may_end() or continued == CONTINUATIONS:
                         break
-                    continued, avoid = continued + 1, []
+                    continued += 1  # a server's model ended short: ask it to go on
                     continue
-                kept = guard.text[:fault.start]
-                again = kept.rstrip() == text.rstrip()  # the same place as the last cut
-                avoid = [*avoid, guard.text[fault.start:]] if again else [
-                    guard.text[fault.start:]]
-                ending = ((fault.kind == "boundary" and count_words(kept) >= budget.floor)
-                          or len(avoid) > TRIES_PER_CUT or len(repairs) >= REPAIRS_PER_SECTION)
-                if ending and not count_words(kept):  # nothing else to keep: keep the fault
-                    repairs.append(Repair(fault.kind, "kept", fault.text))
+                repair = guard.decide(budget.floor)
+                if repair.action == "kept":
                     text = guard.text
                     break
-                repairs.append(Repair(fault.kind, "ended" if ending else "resampled",
-                                      fault.text))
-                text = kept
+                text = guard.text[:fault.start]
                 keep(text)
                 self.progress(event("rewind", words_done + budget.words.count,
                                     self.outline.words))
-                if ending:
+                if repair.action == "ended":
                     stop = fault.kind
                     break
         if stop != "eog" and not ends_sentence(text):
@@ -418,12 +406,12 @@ class Writer:
             if count_words(trimmed) >= budget.floor:  # cut mid-sentence: end at the last full stop
                 text = trimmed
         text, tidied = tidy(text, section.title)
-        repairs += tidied
+        repairs = [r.as_dict() for r in [*guard.repairs, *tidied]]
         self.job.save_section(index, text)
         if tidied:
             self.progress(event("rewind", words_done + count_words(text), self.outline.words))
         report = SectionReport(index, section.title, section.words, count_words(text), stop,
-                               [r.as_dict() for r in repairs])
+                               repairs)
         if report.repairs:
             self.job.save_repairs(index, report.repairs)
         return report
