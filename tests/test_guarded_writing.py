@@ -159,3 +159,13 @@ def test_resume_rewrite_writes_one_section_again(lw_home, fake):
     assert after[1] in Path(again["document"]).read_text()
     proc = invoke("resume", job.id, "--rewrite", "4")
     assert proc.returncode == 1 and "--rewrite 4: the job has sections 1 to 3" in proc.stderr
+
+
+def test_write_says_when_a_job_is_done_short_of_its_length(lw_home):
+    from tests.support.fake_openai import fake_server
+
+    with fake_server(["ok"]) as server:  # the same 15-word reply to every request
+        proc = invoke("write", "A note on harbours.", "--words", "60", "--mode", "direct",
+                      "--backend", "openai", "--base-url", server.url, check=True)
+    assert "section 1 came out short of its plan; `lwlocal review" in proc.stderr
+    assert len(server.requests) <= 1 + 3 * 4  # bounded: continuations and repairs

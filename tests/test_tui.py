@@ -754,3 +754,22 @@ def test_text_the_writer_cuts_back_leaves_the_screen(tmp_path, messages):
                 "go in hours."
 
     run(test)
+
+
+def test_a_job_done_short_of_its_plan_says_so(tmp_path, messages):
+    from tests.support.scripted_chat import ScriptedChat
+
+    chat = ScriptedChat(["Tea is good.", "Water matters."])  # a server's model, always short
+    app = LwlocalApp(TuiState(jobs_root=tmp_path / "jobs", prompt=PROMPT, machine=MACHINE,
+                              new_session=lambda settings: FakeSession(settings, chat)))
+    job = Job.create(tmp_path / "jobs", JobSettings(PROMPT, 60, model="x"), name="short")
+    job.save_outline(Outline(PROMPT, 60, [Section("Leaves", "Which leaves.", 60)]))
+    job.update(state="planned")
+
+    async def test() -> None:
+        async with app.run_test(size=(120, 40), message_hook=messages) as pilot:
+            await pilot.press("f6", "r")
+            await messages.wait(pilot, WritingScreen.Stopped, lambda m: m.finished)
+            assert any("section 1 came out short of its plan" in n for n in notes(app))
+
+    run(test)

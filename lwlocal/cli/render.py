@@ -21,6 +21,7 @@ from lwlocal.util.atomic import atomic_write
 from lwlocal.util.destination import DestinationError
 from lwlocal.util.errors import name_settings
 from lwlocal.write.outline import Outline
+from lwlocal.write.review import short_line
 from lwlocal.write.writer import JobResult
 
 err = Console(stderr=True)
@@ -90,9 +91,9 @@ def print_result(result: JobResult, output: Path | None, as_json: bool) -> None:
     )
     review = d.get("review") or {}
     if review.get("short_sections"):
-        click.echo(f"job {result.job}: sections {_numbers(review['short_sections'])} came out "
-                   f"short of their plan; `lwlocal review {result.job}` says more, `lwlocal "
-                   f"resume {result.job} --rewrite N` writes one again", err=True)
+        click.echo(f"job {result.job}: {short_line(review['short_sections'])}; `lwlocal review "
+                   f"{result.job}` says more, `lwlocal resume {result.job} --rewrite N` writes "
+                   "one again", err=True)
 
 
 def print_review(review: dict[str, Any], as_json: bool) -> None:

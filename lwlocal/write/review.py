@@ -82,6 +82,13 @@ class Review:
         }
 
 
+def short_line(indices: Sequence[int]) -> str:
+    """Which sections came out short, in words: "section 2 came out short of its plan"."""
+    if len(indices) == 1:
+        return f"section {indices[0]} came out short of its plan"
+    return f"sections {', '.join(map(str, indices))} came out short of their plan"
+
+
 def _short(s: SectionReview) -> bool:
     return s.planned is not None and s.written < section_floor(s.planned)
 

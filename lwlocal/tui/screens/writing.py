@@ -27,7 +27,7 @@ from lwlocal.util.errors import LwlocalError
 from lwlocal.util.progress import Progress
 from lwlocal.write.journal import Job
 from lwlocal.write.outline import Outline
-from lwlocal.write.review import review_job
+from lwlocal.write.review import review_job, short_line
 from lwlocal.write.words import count_words
 
 
@@ -235,6 +235,10 @@ class WritingScreen(AppScreen):
         job = self.lw.state.job
         if message.finished and job is not None:
             self.notify(f"{job.id}: done")
+            short = (job.meta.result or {}).get("review", {}).get("short_sections")
+            if short:
+                self.notify(f"{short_line(short)}: v reviews the job, w there writes a "
+                            "section again", severity="warning", timeout=15)
         self.refresh_bindings()
         if stopping == "cancel":
             self.app.switch_mode("library")
