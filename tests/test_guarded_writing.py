@@ -33,14 +33,14 @@ def job_for(tmp_path: Path, outline: Outline = OUTLINE) -> Job:
 
 def test_talk_is_cut_and_written_again_from_another_start(tmp_path):
     chat = ScriptedLocalChat([SOIL + "In this section I will cover the soil. More words here.",
-                              "Clay holds water for weeks and sand lets it go in hours."])
+                              " Clay holds water for weeks and sand lets it go in hours."])
     job = job_for(tmp_path)
     report = Writer(chat, job, OUTLINE, Sampling(seed=5)).write_section(1)
     text = job.section_text(1)
     assert text == SOIL + "Clay holds water for weeks and sand lets it go in hours."
     second = chat.requests[1]
-    assert second.start == SOIL  # gone on from the text before the cut
-    assert second.avoid_first == ("In this section",)  # not from the start that went wrong
+    assert second.start == SOIL.rstrip()  # gone on from the text before the cut
+    assert second.avoid_first == (" In this section",)  # not from the start that went wrong
     assert second.seed != chat.requests[0].seed
     assert report.repairs == [{"kind": "talk", "action": "resampled", "text": "In this section"}]
     assert job.repairs(1) == report.repairs
@@ -53,7 +53,7 @@ def test_a_start_that_keeps_going_wrong_ends_the_section_after_bounded_tries(tmp
     report = Writer(chat, job, OUTLINE, Sampling()).write_section(1)
     assert job.section_text(1) == SOIL.strip()
     assert len(chat.requests) == 4  # the first, then three other starts
-    assert chat.requests[-1].avoid_first == ("I hope this helps!",) * 3
+    assert chat.requests[-1].avoid_first == (" I hope this helps!",) * 3
     assert [r["action"] for r in report.repairs] == ["resampled"] * 3 + ["ended"]
 
 

@@ -727,7 +727,7 @@ def test_text_the_writer_cuts_back_leaves_the_screen(tmp_path, messages):
     soil = ("Soil is the living base of every garden bed. Worms and roots keep it open, and "
             "compost feeds it through the year. ")
     chat = ScriptedLocalChat([soil + "In this section I will cover the soil. More here.",
-                              "Clay holds water for weeks and sand lets it go in hours."],
+                              " Clay holds water for weeks and sand lets it go in hours."],
                              hold=threading.Event())
     app = LwlocalApp(TuiState(jobs_root=tmp_path / "jobs", prompt=PROMPT, machine=MACHINE,
                               new_session=lambda settings: FakeSession(settings, chat)))

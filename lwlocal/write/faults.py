@@ -83,8 +83,9 @@ _NUMBERED = re.compile(r"^\s*(?:\d+[.):]|[ivx]+[.)])\s*", re.IGNORECASE)
 
 @dataclass(frozen=True)
 class Fault:
-    """One fault in a text: what kind (one of ``FAULTS``), where its sentence starts (a
-    character offset), and that sentence."""
+    """One fault in a text: what kind (one of ``FAULTS``), where it starts (a character
+    offset: the review's, where the sentence starts; the guard's, where the text before it
+    ends, so that a cut there takes the space before it too), and that sentence."""
 
     kind: str
     start: int

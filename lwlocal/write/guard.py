@@ -118,21 +118,23 @@ class SectionGuard:
         """The fault of a sentence (``closed``) or of the start of one, at ``offset``."""
         if not sentence.strip():
             return None
-        lead = len(sentence) - len(sentence.lstrip())
-        start, text = offset + lead, sentence.strip()
+        begins = offset + len(sentence) - len(sentence.lstrip())
+        # cut back to the end of what came before, so that the next start (the one to
+        # avoid, too) takes the space or line break before the sentence with it
+        start, text = len(self.text[:begins].rstrip()), sentence.strip()
         if not self.text[:offset].strip():  # the section's first words
             if opens_with_quote(sentence):
                 return Fault("quote", start, text)
             if opens_with_title(sentence, self.title, whole=closed):
                 return Fault("title", start, text)
         if closed:
-            at_line_start = self.boundaries and starts_line(self.text, start)
+            at_line_start = self.boundaries and starts_line(self.text, begins)
             kind = sentence_fault(sentence, at_line_start, self.others, self.earlier,
                                   self._words)
             if kind is None and self._own.repeats(sentence, self._words):
                 kind = "repeat"
             return Fault(kind, start, text) if kind else None
-        if self.boundaries and starts_line(self.text, start) and is_heading(sentence.lstrip()):
+        if self.boundaries and starts_line(self.text, begins) and is_heading(sentence.lstrip()):
             return Fault("boundary", start, text)
         words = normal_words(sentence)
         if len(words) <= EARLY_WORDS and is_talk(sentence):  # the rest: when it ends
