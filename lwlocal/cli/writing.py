@@ -31,7 +31,11 @@ from lwlocal.cli.progress import TaskProgress
 from lwlocal.cli.render import err, out, print_outline, print_result, print_table
 from lwlocal.models.catalogue import resolve
 from lwlocal.runtime.engine import Sampling
-from lwlocal.util.destination import DestinationError, check_destination, check_folder
+from lwlocal.util.destination import (
+    DestinationError,
+    check_destination,
+    check_output_folder,
+)
 from lwlocal.util.errors import LwlocalError, LwlocalWarning, name_settings
 from lwlocal.util.interrupt import exit_status
 from lwlocal.util.overwrite import refuse_input_as_output
@@ -224,7 +228,7 @@ def batch(prompts: Path, concurrency: int, output: Path, mode: str, model: str |
                            sampling=Sampling(temperature=temperature, seed=seed),
                            **backend_settings(remote))
     check_settings(template)
-    check_folder(output)
+    check_output_folder(output)
     items = load_items(prompts)
     try:
         with TaskProgress(err) as progress:
