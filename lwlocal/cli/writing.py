@@ -5,11 +5,11 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-import warnings
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.markup import escape
@@ -36,14 +36,14 @@ from lwlocal.util.destination import (
     check_destination,
     check_output_folder,
 )
-from lwlocal.util.errors import LwlocalError, LwlocalWarning, name_settings
+from lwlocal.util.errors import LwlocalError, name_settings
 from lwlocal.util.interrupt import exit_status
 from lwlocal.util.overwrite import refuse_input_as_output
 from lwlocal.util.paths import jobs_dir
 from lwlocal.write.batch import REPORT, run_batch
 from lwlocal.write.export import EXPORT_FORMATS, export
 from lwlocal.write.jobs import Session, check_destinations, check_settings, resume_session
-from lwlocal.write.journal import Job, list_jobs
+from lwlocal.write.journal import BrokenJob, Job, list_jobs
 from lwlocal.write.length import choose_target
 from lwlocal.write.outline import Outline, load_outline
 from lwlocal.write.settings import MODES, JobSettings
@@ -163,30 +163,37 @@ def resume(job: str, output: Path | None, as_json: bool, model: str | None,
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
 def jobs(as_json: bool) -> None:
-    """List writing jobs with their state."""
-    rows = []
+    """List writing jobs with their state (a job that cannot be read: broken, and why)."""
+    rows, broken = [], []
     for job in list_jobs(jobs_dir()):
-        try:
-            outline = job.outline()
-        except LwlocalError as exc:  # listed all the same, its sections unknown
-            warnings.warn(str(exc), LwlocalWarning, stacklevel=1)
-            outline = None
-        finished = job.finished()
-        words = job.words()
-        row = {
-            "job": job.id, "state": job.state, "mode": job.meta.settings.mode,
-            "model": job.meta.settings.model,
-            "sections": f"{len(finished)}/{len(outline.sections) if outline else '?'}",
-            "words": f"{words}/{job.meta.settings.words}",
-            "created": datetime.fromtimestamp(job.meta.created).isoformat(" ", "seconds"),
-        }
+        row = _job_row(job)
         if as_json:
             click.echo(json.dumps(row, ensure_ascii=False))
         else:
             rows.append(row)
+        if isinstance(job, BrokenJob):
+            broken.append(job)
     if not as_json:
-        columns = ("job", "state", "mode", "model", "sections", "words", "created")
-        print_table(columns, [tuple(str(row[c]) for c in columns) for row in rows])
+        print_table(JOB_COLUMNS, [tuple(str(row.get(c, "?")) for c in JOB_COLUMNS)
+                                  for row in rows])
+        for job in broken:
+            click.echo(f"{job.id}: broken: {job.why}", err=True)
+
+
+JOB_COLUMNS = ("job", "state", "mode", "model", "sections", "words", "created")
+
+
+def _job_row(job: Job | BrokenJob) -> dict[str, Any]:
+    """A line of the jobs listing (a broken job: its id, ``broken`` and why)."""
+    if isinstance(job, BrokenJob):
+        return {"job": job.id, "state": job.state, "why": job.why}
+    outline, finished, settings = job.outline(), job.finished(), job.meta.settings
+    return {
+        "job": job.id, "state": job.state, "mode": settings.mode, "model": settings.model,
+        "sections": f"{len(finished)}/{len(outline.sections) if outline else '?'}",
+        "words": f"{job.words()}/{settings.words}",
+        "created": datetime.fromtimestamp(job.meta.created).isoformat(" ", "seconds"),
+    }
 
 
 @click.command("export")
