@@ -18,6 +18,7 @@ from lwlocal.bench.judge import Judge, quality_score
 from lwlocal.bench.scoring import length_score, output_length
 from lwlocal.openai.client import Server
 from lwlocal.runtime.engine import Sampling
+from lwlocal.util.destination import write_error
 from lwlocal.util.errors import LwlocalError
 from lwlocal.util.progress import Progress, ProgressCallback, ignore
 from lwlocal.write.batch import SessionPool, check_concurrency, run_pool
@@ -84,11 +85,22 @@ def load_results(out: Path) -> list[BenchResult]:
 
 
 def _append(out: Path, result: BenchResult) -> None:
-    """One finished item, appended and flushed to disk before the next starts."""
-    with (out / RESULTS).open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(asdict(result), ensure_ascii=False) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    """One finished item, appended and flushed to disk before the next starts; a line that
+    cannot be written whole (a full disk) is taken back, and is one line naming the file."""
+    path = out / RESULTS
+    line = (json.dumps(asdict(result), ensure_ascii=False) + "\n").encode()
+    try:
+        with path.open("ab") as handle:
+            size = handle.tell()
+            try:
+                handle.write(line)
+                handle.flush()
+                os.fsync(handle.fileno())
+            except OSError:
+                handle.truncate(size)
+                raise
+    except OSError as exc:
+        raise write_error(path, exc) from exc
 
 
 def _job_name(model: str, mode: str, item: BenchItem) -> str:
@@ -155,7 +167,10 @@ def run_bench(run: BenchRun, progress: ProgressCallback = ignore) -> list[BenchR
     """Run what is not in ``results.jsonl`` yet (or ended in an error last time: tried again),
     ``run.concurrency`` items at a time; every result of this run's selection."""
     check_concurrency(run.concurrency, "openai" if run.server else "local")
-    run.out.mkdir(parents=True, exist_ok=True)
+    try:
+        run.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise write_error(run.out, exc) from exc
     done = {r.key: r for r in load_results(run.out)}  # the latest line of an item wins
     selection = [(model, mode, item) for model in run.models for mode in run.modes
                  for item in run.items]

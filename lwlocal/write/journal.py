@@ -124,7 +124,11 @@ class Job:
         except OSError as exc:
             raise write_error(root, exc) from exc
         job = cls(folder, JobMeta(settings, created=time.time()))
-        job.update(**fields)
+        try:
+            job.update(**fields)
+        except BaseException:  # a full disk: no folder left that is not a job
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
         return job
 
     @classmethod
