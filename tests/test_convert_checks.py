@@ -26,7 +26,6 @@ from lwlocal.convert.run import convert
 from lwlocal.util.errors import LwlocalError, SettingError
 from tests.support.bounds import HANG
 from tests.support.cli import interruptible, run_cli
-from tests.support.small_disk import small_disk
 from tests.support.corrupt import (
     WEIGHTS,
     drop_tensor,
@@ -40,6 +39,7 @@ from tests.support.corrupt import (
     shard,
     write_safetensors,
 )
+from tests.support.small_disk import small_disk
 
 Break = Callable[[Path], object]
 EMBED = "model.embed_tokens.weight"
