@@ -242,3 +242,15 @@ def test_bench_on_a_disk_that_fills_up_is_one_line(fills, tmp_path, lw_home, ful
     status, lines = invoke(capsys, monkeypatch, *args, "--json")
     assert status == 0, lines
     assert [json.loads(line)["error"] for line in results.read_text().splitlines()] == [None]
+
+
+@pytest.mark.parametrize("line", ["{", "[]", '{"model": "m"}', "\udcff"])
+def test_a_damaged_results_file_is_one_line(line, tmp_path, lw_home, fake_model, capsys,
+                                           monkeypatch):
+    out = tmp_path / "bench"
+    out.mkdir()
+    (out / "results.jsonl").write_text(line + "\n", errors="surrogateescape")
+    status, lines = invoke(capsys, monkeypatch, "bench", "--mode", "direct", "--limit", "1",
+                           "-o", str(out))
+    assert status == 1 and len(lines) == 1, lines
+    assert lines[0].startswith(f"lwlocal: error: {out / 'results.jsonl'}")

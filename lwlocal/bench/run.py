@@ -78,10 +78,24 @@ class BenchRun:
 
 
 def load_results(out: Path) -> list[BenchResult]:
+    """The results of earlier runs; one line naming the file and line for one that cannot be
+    read."""
     path = out / RESULTS
     if not path.is_file():
         return []
-    return [BenchResult(**json.loads(line)) for line in path.read_text().splitlines() if line]
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LwlocalError(f"{path}: cannot read the results ({exc})") from None
+    results = []
+    for number, line in enumerate(lines, 1):
+        if not line:
+            continue
+        try:
+            results.append(BenchResult(**json.loads(line)))
+        except (ValueError, TypeError, RecursionError) as exc:
+            raise LwlocalError(f"{path}:{number}: not a result line ({exc})") from None
+    return results
 
 
 def _append(out: Path, result: BenchResult) -> None:
