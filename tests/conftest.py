@@ -3,8 +3,10 @@ model, a loaded engine, the default model served."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import signal
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,6 +15,34 @@ import pytest
 
 from lwlocal.models.catalogue import embedded_model_path
 from tests.support.fake_chat import FakeChat, FakeModel
+
+LOCAL_NAMES = {None, "localhost", socket.gethostname()}
+REAL_GETADDRINFO = socket.getaddrinfo
+
+
+def _local_getaddrinfo(host: object, *args: object, **kwargs: object) -> object:
+    """``socket.getaddrinfo`` for this machine's names; a name beyond it is a test's fault.
+    (pytest-socket, in pyproject's addopts, fails a connection beyond loopback; this fails the
+    name look-up before it, which an offline machine would answer with an error alone.)"""
+    name = host.decode() if isinstance(host, bytes) else host
+    if name not in LOCAL_NAMES and not _numeric(name):
+        raise AssertionError(f"a test looked up {name!r}: nothing may reach the network")
+    return REAL_GETADDRINFO(host, *args, **kwargs)  # type: ignore[arg-type]
+
+
+def _numeric(name: object) -> bool:
+    """An address written out: nothing to look up (where it leads, pytest-socket decides)."""
+    try:
+        ipaddress.ip_address(str(name))
+    except ValueError:
+        return False
+    return True
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test looks up a name beyond this machine."""
+    monkeypatch.setattr(socket, "getaddrinfo", _local_getaddrinfo)
 
 
 @pytest.fixture(autouse=True)

@@ -59,10 +59,19 @@ from tests.support.cli import invoke
     (["quantize", "{tmp}/fake.gguf", "-o", "/proc/q.gguf", "--type", "Q4_K_M"],
      "cannot write in /proc"),
     (["batch", "{tmp}/none.jsonl", "-o", "/proc/runs"], "cannot write in /proc"),
+    # a length past any number (json reads 1e400 as infinity)
+    (["batch", "{tmp}/inf.jsonl", "-o", "{tmp}/runs"], "inf.jsonl:1: not a prompt line"),
+    (["bench", "--prompts", "{tmp}/inf.jsonl", "-o", "{tmp}/b"], "inf.jsonl:1: not a prompt"),
+    # -o makes at most its last folder: a mistyped path makes no tree
+    (["batch", "{tmp}/p.jsonl", "-o", "{tmp}/a/b/c"], "/a/b does not exist (only the last folder"),
+    (["bench", "--prompts", "{tmp}/p.jsonl", "-o", "{tmp}/a/b/c"], "/a/b does not exist"),
+    (["batch", "{tmp}/p.jsonl", "-o", "{tmp}/p.jsonl"], "p.jsonl: not a folder"),
 ])
 def test_bad_input_is_one_line_and_nonzero(tmp_path, lw_home, fake_model, args, problem):
     (tmp_path / "fake.gguf").write_text("not a model")
     (tmp_path / "bad.json").write_text("{")
+    (tmp_path / "inf.jsonl").write_text('{"id": "a", "prompt": "p", "length": 1e400}\n')
+    (tmp_path / "p.jsonl").write_text('{"id": "a", "prompt": "p", "length": 100}\n')
     (tmp_path / "huge.json").write_text(
         '{"prompt": "p", "words": 100, "sections": [{"main_point": "a", "words": 1e400}]}')
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]

@@ -6,10 +6,12 @@ Ctrl-C."""
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -37,6 +39,7 @@ from tests.support.corrupt import (
     shard,
     write_safetensors,
 )
+from tests.support.small_disk import small_disk
 
 Break = Callable[[Path], object]
 EMBED = "model.embed_tokens.weight"
@@ -118,6 +121,29 @@ def gap(folder: Path) -> None:
     first = min((k for k in h if k != "__metadata__"), key=lambda k: h[k]["data_offsets"][0])
     del h[first]
     write_safetensors(folder / WEIGHTS, h, data)
+
+
+def first_value(name: str, value: float) -> Break:
+    """Set the first value of the (f32) tensor ``name``."""
+    def edit(folder: Path) -> None:
+        h, data = read_safetensors(folder / WEIGHTS)
+        begin = h[name]["data_offsets"][0]
+        write_safetensors(folder / WEIGHTS, h, data[:begin] + struct.pack("<f", value)
+                          + data[begin + 4:])
+    return edit
+
+
+def linked_out(name: str, target: Callable[[Path], Path] | None = None) -> Break:
+    """Move the file ``name`` out of the folder (or to ``target(folder)``) and leave a link to
+    it in its place."""
+    def edit(folder: Path) -> None:
+        outside = target(folder) if target else folder.parent / f"outside-{name}"
+        if target is None:
+            shutil.move(folder / name, outside)
+        else:
+            (folder / name).unlink()
+        (folder / name).symlink_to(outside)
+    return edit
 
 
 # (id, checkpoint, how it is broken, what the one line says): the cases of the fault trial
@@ -263,6 +289,21 @@ TRIAL: list[tuple[str, str, Break, str]] = [
      r"index.json: tensor ghost is not in model-00001-of-00002.safetensors"),
     ("index-not-json", "tiny_llama", both(shard, raw("model.safetensors.index.json", "{")),
      r"model.safetensors.index.json: the index is not valid JSON"),
+    # issue 29: links out of the folder, read before the refusal or not refused at all;
+    # weights that are not numbers, converted silently
+    ("weights-link-outside", "tiny_llama", linked_out(WEIGHTS),
+     r"model.safetensors: a link to \S+/outside-model.safetensors, outside the model folder"),
+    ("config-link-etc-passwd", "tiny_llama", linked_out("config.json", lambda f: Path(
+        "/etc/passwd")), r"config.json: a link to /etc/passwd, outside the model folder"),
+    ("tokenizer-link-outside", "tiny_llama", linked_out("tokenizer.json"),
+     r"tokenizer.json: a link to \S+, outside the model folder"),
+    ("nan-norm", "tiny_llama", first_value(NORM, float("nan")),
+     r"tensor model.norm.weight holds NaN or infinite values \(a damaged checkpoint\?\); "
+     r"allow_nonfinite converts them"),
+    ("inf-q_proj", "tiny_llama", first_value(Q0, float("inf")),
+     r"tensor model.layers.0.self_attn.q_proj.weight holds NaN or infinite"),
+    ("minus-inf-embedding", "tiny_llama", first_value(EMBED, float("-inf")),
+     r"tensor model.embed_tokens.weight holds NaN or infinite"),
     ("glm-layers-negative", "tiny_chatglm", config(num_layers=-1),
      r"config.json: num_layers -1 is out of range"),
     ("glm-kv_channels-odd", "tiny_chatglm", config(kv_channels=15),
@@ -442,7 +483,7 @@ def test_ctrl_c_during_convert(tiny_llama, tmp_path, lw_home):
     """Ctrl-C while tensors are written: exit 130, one line, no partial or output file."""
     out = tmp_path / "out.gguf"
     proc = subprocess.Popen([sys.executable, "-c", SLOW_CONVERT, str(tiny_llama), "-o", str(out)],
-                            env={**__import__("os").environ, "LWLOCAL_HOME": str(lw_home)},
+                            env={**os.environ, "LWLOCAL_HOME": str(lw_home)},
                             stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
     deadline = time.monotonic() + HANG
     while not (tmp_path / ".out.gguf.partial").exists() and proc.poll() is None:
@@ -458,17 +499,82 @@ def test_ctrl_c_during_convert(tiny_llama, tmp_path, lw_home):
 def test_f16_refuses_values_it_cannot_hold(tiny_llama, tmp_path):
     """A weight beyond f16's range would become infinity: f16 refuses, naming the setting in
     the library's words; f32 converts it."""
-    import numpy as np
-
-    def huge(folder: Path) -> None:
-        h, data = read_safetensors(folder / WEIGHTS)
-        begin = h[Q0]["data_offsets"][0]
-        write_safetensors(folder / WEIGHTS, h, data[:begin] + np.float32(1e6).tobytes()
-                          + data[begin + 4:])
-
-    folder = broken_copy(tiny_llama, tmp_path / "huge", huge)
+    folder = broken_copy(tiny_llama, tmp_path / "huge", first_value(Q0, 1e6))
     with pytest.raises(SettingError, match=r"^outtype f16: tensor blk.0.attn_q.weight has values "
                                            r"beyond f16's range \(1e\+06\); choose bf16 or f32$"):
         convert(folder, tmp_path / "x.gguf", "f16")
     assert not list(tmp_path.glob("*.gguf")) and not list(tmp_path.glob(".*partial"))
     assert convert(folder, tmp_path / "x.gguf", "f32").tensors == 22
+
+
+def test_nonfinite_weights_convert_when_allowed(tiny_llama, tmp_path, lw_home):
+    """`--allow-nonfinite` converts a NaN as it is; without it, one line naming the tensor and
+    the option, exit 1, no output."""
+    folder = broken_copy(tiny_llama, tmp_path / "nan", first_value(NORM, float("nan")))
+    out = tmp_path / "nan.gguf"
+    proc = run_cli("convert", str(folder), "-o", str(out), env_home=lw_home)
+    assert proc.returncode == 1 and not out.exists(), proc.stderr
+    assert proc.stderr.strip() == (f"lwlocal: error: {folder}: tensor model.norm.weight holds "
+                                   "NaN or infinite values (a damaged checkpoint?); "
+                                   "--allow-nonfinite converts them as they are")
+    run_cli("convert", str(folder), "-o", str(out), "--allow-nonfinite", env_home=lw_home,
+            check=True)
+    assert convert(folder, tmp_path / "b.gguf", "bf16", allow_nonfinite=True).tensors == 22
+
+
+def test_bf16_weights_copied_as_they_are_are_checked_too(tiny_llama, tmp_path):
+    """bf16 to bf16 copies bits without widening them: an all-ones exponent is still found."""
+    import numpy as np
+
+    from lwlocal.convert.run import check_finite
+    from lwlocal.convert.safetensors_source import Checkpoint
+
+    checkpoint = Checkpoint(tiny_llama)
+    info = checkpoint.tensors[NORM]
+    bits = np.array([0x3F80, 0x7F80, 0x0001], dtype=np.uint16)  # 1.0, +inf, a subnormal
+    with pytest.raises(SettingError, match="tensor model.norm.weight holds NaN"):
+        check_finite(bits, info, checkpoint)
+    check_finite(np.array([0x3F80, 0xFF7F], dtype=np.uint16), info, checkpoint)  # -max is fine
+
+
+def hub_snapshot(source: Path, cache: Path) -> Path:
+    """``source`` laid out as the Hugging Face cache lays out a download: each file a blob,
+    linked from the snapshot folder as ``../../blobs/NAME``."""
+    repo = cache / "models--org--tiny"
+    snapshot, blobs = repo / "snapshots" / "0123abcd", repo / "blobs"
+    snapshot.mkdir(parents=True)
+    blobs.mkdir()
+    for path in sorted(source.iterdir()):
+        shutil.copy(path, blobs / f"blob-{path.name}")
+        (snapshot / path.name).symlink_to(Path("../../blobs") / f"blob-{path.name}")
+    return snapshot
+
+
+def test_a_hub_cache_snapshot_converts_and_links_beyond_its_blobs_are_refused(tiny_llama,
+                                                                             tmp_path):
+    snapshot = hub_snapshot(tiny_llama, tmp_path / "hub")
+    assert convert(snapshot, tmp_path / "ok.gguf", "f16").tensors == 22
+    other = hub_snapshot(tiny_llama, tmp_path / "other-hub")
+    (snapshot / "config.json").unlink()
+    (snapshot / "config.json").symlink_to(other / "config.json")  # another cache's blob
+    with pytest.raises(LwlocalError, match=r"config.json: a link to \S+/other-hub/\S+, outside "
+                                           r"the model folder"):
+        convert(snapshot, tmp_path / "no.gguf", "f16")
+
+
+@pytest.mark.parametrize("size", [4096, 64 * 1024])
+def test_a_full_disk_is_one_line_wherever_it_fills(size, tiny_llama, tmp_path, lw_home):
+    """The output's disk fills in the header (4 KiB) or in the tensors (64 KiB): one line
+    naming the output, exit 1, nothing left on that disk, the checkpoint as it was."""
+    before = {p.name: p.read_bytes() for p in tiny_llama.iterdir()}
+    folder = tmp_path / "small"
+    with small_disk(folder, size) as preexec:
+        out = folder / "out.gguf"
+        proc = subprocess.run([sys.executable, "-m", "lwlocal", "convert", str(tiny_llama), "-o",
+                               str(out)], env={**os.environ, "LWLOCAL_HOME": str(lw_home)},
+                              capture_output=True, text=True, timeout=HANG, preexec_fn=preexec)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 1 and len(lines) == 1, proc.stderr
+        assert lines[0].startswith(f"lwlocal: error: {out}: cannot write ("), lines
+        assert not list(folder.iterdir())
+    assert {p.name: p.read_bytes() for p in tiny_llama.iterdir()} == before

@@ -219,3 +219,38 @@ def test_destinations_that_cannot_take_a_file(tmp_path, path, problem):
         check_destination(Path(path.format(tmp=tmp_path)))
     assert problem.format(tmp=tmp_path) in str(info.value)
     assert list(tmp_path.iterdir()) == []  # the probe is gone
+
+
+@pytest.mark.parametrize("fills", ["results", "everything"])
+def test_bench_on_a_disk_that_fills_up_is_one_line(fills, tmp_path, lw_home, full_disk,
+                                                   fake_model, capsys, monkeypatch):
+    """The bench's results file (or its whole folder) cannot be written: one line naming the
+    file, exit 1, no line half-written; once there is room the same command goes on."""
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(json.dumps({"id": "p1", "length": 60,
+                                   "prompt": "Write a 60-word note about tea."}) + "\n")
+    out = tmp_path / "bench"
+    args = ["bench", "--prompts", str(prompts), "--mode", "direct", "-o", str(out)]
+    results = out / "results.jsonl"
+    full_disk((lambda path: path == str(results)) if fills == "results" else under(out))
+    status, lines = invoke(capsys, monkeypatch, *args)
+    assert status == 1 and len(lines) == 1, lines
+    assert lines[0] == (f"lwlocal: error: {results}: could not be written "
+                        f"({os.strerror(errno.ENOSPC)})")
+    assert not results.exists() or results.read_text() == ""
+    monkeypatch.setattr(os, "fsync", REAL_FSYNC)  # room again
+    status, lines = invoke(capsys, monkeypatch, *args, "--json")
+    assert status == 0, lines
+    assert [json.loads(line)["error"] for line in results.read_text().splitlines()] == [None]
+
+
+@pytest.mark.parametrize("line", ["{", "[]", '{"model": "m"}', "\udcff"])
+def test_a_damaged_results_file_is_one_line(line, tmp_path, lw_home, fake_model, capsys,
+                                           monkeypatch):
+    out = tmp_path / "bench"
+    out.mkdir()
+    (out / "results.jsonl").write_text(line + "\n", errors="surrogateescape")
+    status, lines = invoke(capsys, monkeypatch, "bench", "--mode", "direct", "--limit", "1",
+                           "-o", str(out))
+    assert status == 1 and len(lines) == 1, lines
+    assert lines[0].startswith(f"lwlocal: error: {out / 'results.jsonl'}")

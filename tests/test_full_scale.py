@@ -10,9 +10,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import resource
-import signal
-import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,6 +25,7 @@ from lwlocal.memory.planner import shape_from_gguf
 from lwlocal.models.catalogue import CARDS
 from lwlocal.models.gguf_file import GGUFArray, GGUFFile, read_gguf
 from tests.support.peak import Measured, run_measured
+from tests.support.small_disk import small_disk as disk_of
 
 MiB = 2**20
 LAYERS = 2
@@ -219,24 +217,11 @@ def test_missing_and_truncated_shards(tmp_path, name):
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[tuple[Path, Callable[[], None] | None]]:
-    """A folder on a 256 MiB tmpfs, or, where tmpfs cannot be mounted, a plain folder and a
-    ``preexec_fn`` that limits the child's file size to 256 MiB (RLIMIT_FSIZE, with SIGXFSZ
-    ignored so that the write fails with EFBIG rather than killing the child)."""
+    """A folder on a 256 MiB tmpfs, or a plain folder and a ``preexec_fn`` that limits the
+    child's file size to 256 MiB (tests/support/small_disk.py)."""
     folder = tmp_path / "small"
-    folder.mkdir()
-    limit = 256 * MiB
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={limit}", "tmpfs",
-                              str(folder)], capture_output=True).returncode == 0
-    if mounted:
-        yield folder, None
-        subprocess.run(["umount", str(folder)], check=True)
-        return
-
-    def limited() -> None:
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
-    yield folder, limited
+    with disk_of(folder, 256 * MiB) as preexec:
+        yield folder, preexec
 
 
 def test_disk_fills_during_the_write(full_width, small_disk):

@@ -14,8 +14,8 @@ from gguf import GGUFReader
 from lwlocal.models.gguf_file import check_model, file_quant, gguf_metadata, read_gguf
 from lwlocal.util.errors import LwlocalError
 from tests.support.bounds import HANG
-from tests.support.cli import run_cli
-from tests.support.gguf_copies import header_of, sparse_copy
+from tests.support.cli import invoke, run_cli
+from tests.support.gguf_copies import header_of, sparse_copy, with_uint32
 from tests.support.gguf_fuzz import DUPLICATE_TOKEN_AT
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,3 +88,19 @@ def test_a_file_of_only_the_magic(tmp_path, lw_home):
     assert proc.stderr == (f"lwlocal: error: {magic}: not a valid GGUF (the header runs past the "
                            "end of the 4-byte file)\n")
     assert file_quant(magic) == "invalid"  # as `lwlocal models` lists it
+
+
+@pytest.mark.parametrize("length", [0xFFFFFFFF, 2**24 + 1])
+def test_a_context_length_past_llama_cpp_is_refused(length, default_model, tmp_path, lw_home,
+                                                    fake_model):
+    """A trained context of 0xffffffff: llama.cpp reads it as -1, and llama-cpp-python sizes a
+    buffer of it for each tokenization; `plan` refuses it as `write` does, in one line."""
+    header = with_uint32(header_of(default_model), "llama.context_length", length)
+    model = sparse_copy(header, default_model.stat().st_size, tmp_path / "long.gguf")
+    for args in (["plan", str(model), "--words", "500"],
+                 ["write", "Tea", "--words", "100", "--model", str(model)]):
+        proc = invoke(*args)
+        assert proc.returncode == 1 and proc.stdout == "", proc
+        assert proc.stderr == (f"lwlocal: error: {model}: not a valid GGUF (llama.context_length "
+                               f"is {length}, not a positive whole number up to 16777216)\n")
+    assert fake_model.requests == []

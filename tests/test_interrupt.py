@@ -173,3 +173,23 @@ def test_sigterm_leaves_the_job_resumable_in_one_line(default_model, lw_home):
     assert stderr.strip().splitlines()[-1] == (f"interrupted: job {job.id} is kept; go on with "
                                                f"`lwlocal resume {job.id}`")
     assert job.meta.state == "interrupted" and 1 <= len(job.finished()) < 4
+
+
+def test_a_log_that_cannot_be_written_is_one_warning_not_a_ctypes_traceback(
+        ignored, default_model, lw_home, monkeypatch):
+    """An exception inside llama.cpp's log callback (here the log's disk is full) must not
+    reach llama.cpp, through which Python prints it as "Exception ignored" with a traceback:
+    the lines are dropped, with one warning for the process."""
+    from lwlocal.runtime import llama_log
+    from lwlocal.runtime.engine import count_tokens
+    from lwlocal.util.errors import LwlocalWarning
+
+    def full(text: str) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(llama_log, "_write", full)
+    monkeypatch.setattr(llama_log, "_failed", False, raising=False)
+    with pytest.warns(LwlocalWarning, match="llama.log: llama.cpp's log cannot be written") as said:
+        assert count_tokens(default_model, "A cup of tea.") > 0
+        assert count_tokens(default_model, "Another cup.") > 0
+    assert ignored == [] and len(said) == 1

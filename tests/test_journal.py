@@ -7,7 +7,7 @@ from lwlocal.util.atomic import atomic_write
 from lwlocal.util.errors import LwlocalError
 from lwlocal.util.paths import jobs_dir
 from lwlocal.write import journal
-from lwlocal.write.journal import Job, list_jobs
+from lwlocal.write.journal import BrokenJob, Job, list_jobs
 from lwlocal.write.settings import JobSettings
 from tests.support.cli import run_cli
 
@@ -129,7 +129,8 @@ def test_metadata_that_cannot_be_read_is_one_line(tmp_path, data, problem):
     (folder / "job.json").write_text(json.dumps(data))
     with pytest.raises(LwlocalError, match=problem):
         Job.open(str(folder), tmp_path)
-    assert list(list_jobs(tmp_path)) == []
+    (listed,) = list_jobs(tmp_path)  # listed as broken, with why
+    assert isinstance(listed, BrokenJob) and problem in listed.why
 
 
 HOLD_LOCK = """
@@ -144,12 +145,12 @@ with job.writing():
 
 
 @pytest.fixture
-def held_job(tmp_path):
+def held_job(lw_home):
     """A job whose writer lock another process holds (until it is killed)."""
     import subprocess
     import sys
 
-    job = Job.create(tmp_path, JobSettings("A history of tea", 100))
+    job = Job.create(jobs_dir(), JobSettings("A history of tea", 100))
     holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(job.dir)],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert holder.stdout is not None and holder.stdout.readline() == "held\n"
@@ -206,5 +207,6 @@ def test_a_corrupt_outline_is_one_line_and_jobs_lists_the_job(tmp_path, lw_home,
         job.outline()
     proc = run_cli("jobs", "--json", env_home=lw_home)
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["sections"] == "0/?"
-    assert proc.stderr.startswith(f"lwlocal: warning: {job.dir / 'outline.json'}: ")
+    row = json.loads(proc.stdout)
+    assert row["job"] == job.id and row["state"] == "broken"
+    assert row["why"].startswith(f"{job.dir / 'outline.json'}: ")

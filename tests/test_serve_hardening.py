@@ -7,14 +7,16 @@ model where the model is not the point."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import hmac
 import json
 import logging
 import socket
 import threading
+import time
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from itertools import pairwise
 from typing import Any
 
@@ -25,7 +27,7 @@ from starlette.testclient import TestClient
 
 from lwlocal.openai import server as server_module
 from lwlocal.openai.protocol import MAX_JSON_DEPTH
-from lwlocal.openai.server import SEND_BUFFER, ModelServer, is_loopback
+from lwlocal.openai.server import BACKLOG_LIMIT, SEND_BUFFER, ModelServer, bind, is_loopback
 from lwlocal.runtime.chat import Message
 from lwlocal.util.errors import LwlocalError
 from tests.support.bounds import HANG
@@ -130,6 +132,25 @@ def test_the_default_body_limit_refuses_a_5_mb_body():
     assert "limit" in message
 
 
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded",
+                                          "multipart/form-data; boundary=x", "json"])
+def test_a_body_that_is_not_json_by_its_content_type_is_a_415(content_type):
+    chat = FakeChat()
+    response = client(chat).post(CHAT, content=json.dumps(HELLO),
+                                 headers={"Content-Type": content_type})
+    assert response.status_code == 415, response.text
+    assert response.json()["error"]["message"].startswith(f"Content-Type {content_type!r}: ")
+    assert chat.model.requests == []
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "application/json; charset=utf-8",
+                                          "Application/JSON", "application/vnd.api+json"])
+def test_json_content_types_are_served(content_type):
+    response = client(FakeChat()).post(CHAT, content=json.dumps(HELLO),
+                                       headers={"Content-Type": content_type})
+    assert response.status_code == 200, response.text
+
+
 def test_unknown_routes_and_methods_answer_openai_errors():
     app = client(FakeChat())
     assert_openai_error(app.get("/v1/nothing"), 404)
@@ -232,6 +253,73 @@ def test_a_streaming_client_that_stops_reading_is_cut_off(caplog):
     assert [r.stop for r in chat.model.replies] == ["cancelled"]
     assert serve_lines(caplog) == [
         "127.0.0.1:40000 read nothing for 0.05 s: its generation was cancelled"]
+
+
+@contextlib.contextmanager
+def serving(app: Any) -> Iterator[int]:
+    """``app`` served by uvicorn on 127.0.0.1 (in a thread), as ``lwlocal serve`` serves it;
+    its port."""
+    import uvicorn
+
+    sock = bind("127.0.0.1", 0)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    for _ in range(int(HANG * 100)):  # until it listens (bounded: HANG)
+        if server.started or not thread.is_alive():
+            break
+        time.sleep(0.01)
+    assert server.started
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        server.should_exit = True
+        thread.join(HANG)
+
+
+STREAM_LONG = {"messages": [{"role": "user", "content": "Write 90000 words on tea."}],
+               "max_tokens": 90000, "stream": True}
+CLIENT_BUFFER = 16 << 20  # bytes
+
+
+def big_buffer(sock: socket.socket) -> None:
+    """A receive buffer as large as a client may ask for (SO_RCVBUFFORCE, as root, goes past
+    the system's cap): what it holds unread, a send never waits for."""
+    force = getattr(socket, "SO_RCVBUFFORCE", None)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, force or socket.SO_RCVBUF, CLIENT_BUFFER)
+    except OSError:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, CLIENT_BUFFER)
+
+
+def test_a_client_on_loopback_that_never_reads_is_dropped_and_the_model_freed(caplog):
+    """A real server and a client that sends a streaming request and reads nothing: its
+    receive buffer (16 MiB, as a client may ask) would take minutes of a real model's stream
+    before a send waited; it is cut off once it has left BACKLOG_LIMIT bytes unread for
+    stall_seconds, and the next request has the model."""
+    caplog.set_level(logging.INFO)
+    chat = FakeChat(200_000, paced=True)
+    with serving(make_app(chat, stall_seconds=0.2)) as port:
+        body = json.dumps(STREAM_LONG).encode()
+        with socket.socket() as silent:
+            big_buffer(silent)
+            silent.connect(("127.0.0.1", port))
+            silent.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: lwlocal\r\n"
+                           b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+                           % len(body) + body)
+            released = 0
+            while not chat.returned.wait(0.005) and released < 50000:  # a word at a time
+                chat.release(10)
+                released += 10
+            assert [r.stop for r in chat.model.replies] == ["cancelled"], released
+            chat.release_all()
+            after = httpx.post(f"http://127.0.0.1:{port}{CHAT}", json=HELLO, timeout=HANG)
+    assert after.status_code == 200 and [r.stop for r in chat.model.replies][1:] == ["eog"]
+    # cut off within about BACKLOG_LIMIT's worth of words, not the megabytes its buffer takes
+    # (40,350 words here before: at a real model's 100 words/s, 400 s of holding the model)
+    assert released * 180 < 8 * BACKLOG_LIMIT, released
+    assert any(line.endswith("read nothing for 0.2 s: its generation was cancelled")
+               for line in serve_lines(caplog))
 
 
 def test_health_answers_while_a_prompt_is_tokenized(monkeypatch):

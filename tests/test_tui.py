@@ -573,6 +573,28 @@ def test_a_job_refused_by_the_library_is_a_message(tmp_path, messages, monkeypat
     run(test)
 
 
+def test_the_library_lists_a_broken_job_and_says_why(tmp_path, messages):
+    """A job whose section is not UTF-8: listed as broken (never hidden, never a crash of the
+    screen), and opening it says why in one line."""
+    app = fake_app(tmp_path, FakeChat())
+    job = Job.create(tmp_path / "jobs", JobSettings(PROMPT, 100, model="x"), name="tea")
+    job.save_outline(outline(100, 1))
+    job.section_path(1).write_bytes(b"\xff")
+
+    async def test() -> None:
+        async with app.run_test(size=(80, 24), message_hook=messages) as pilot:
+            await pilot.press("f6")
+            table = app.screen.query_one("#jobs", DataTable)
+            assert table.get_row_at(0)[:2] == ["tea", "broken"]
+            await pilot.press("r")
+            await pilot.pause()
+            assert any(n.startswith(f"tea is broken: {job.section_path(1)}: not UTF-8")
+                       for n in notes(app)), notes(app)
+            assert app.current_mode == "library"
+
+    run(test)
+
+
 # 10. undo a delete; a new section's main point; export errors; switching screens
 
 def test_outline_delete_undo_and_new_sections(tmp_path):

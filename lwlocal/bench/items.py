@@ -46,7 +46,7 @@ def load_items(path: Path | None = None) -> list[BenchItem]:
             data = json.loads(line)
             item = BenchItem(str(data["id"]), str(data["prompt"]), str(data.get("type", "")),
                              int(data["length"]))
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError, OverflowError) as exc:
             raise LwlocalError(f"{source}:{number}: not a prompt line with id, prompt and "
                                f"length ({exc})") from exc
         if item.length <= 0 or item.id in seen:

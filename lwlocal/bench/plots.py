@@ -7,6 +7,7 @@ from typing import Any
 
 from lwlocal.bench.items import RANGES
 from lwlocal.bench.run import BenchResult
+from lwlocal.util.destination import replacing, write_error
 from lwlocal.util.errors import LwlocalError
 
 
@@ -25,7 +26,10 @@ def save_plots(results: list[BenchResult], summary: list[dict[str, Any]], folder
                ) -> list[Path]:
     """Output vs required length (log axes, y = x), S_l per length range, decode speed."""
     plt = _pyplot()
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise write_error(folder, exc) from exc
     runs = [(row["model"], row["mode"]) for row in summary]
     label = {run: f"{Path(run[0]).name} {run[1]}" for run in runs}
     paths = []
@@ -64,7 +68,6 @@ def save_plots(results: list[BenchResult], summary: list[dict[str, Any]], folder
 
 def _save(fig: Any, path: Path) -> Path:
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.partial.png")
-    fig.savefig(tmp, dpi=110)
-    tmp.replace(path)
+    with replacing(path, ".partial.png") as tmp:  # a full disk: one line, no partial plot
+        fig.savefig(tmp, dpi=110)
     return path

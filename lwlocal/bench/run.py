@@ -18,6 +18,7 @@ from lwlocal.bench.judge import Judge, quality_score
 from lwlocal.bench.scoring import length_score, output_length
 from lwlocal.openai.client import Server
 from lwlocal.runtime.engine import Sampling
+from lwlocal.util.destination import write_error
 from lwlocal.util.errors import LwlocalError
 from lwlocal.util.progress import Progress, ProgressCallback, ignore
 from lwlocal.write.batch import SessionPool, check_concurrency, run_pool
@@ -77,18 +78,43 @@ class BenchRun:
 
 
 def load_results(out: Path) -> list[BenchResult]:
+    """The results of earlier runs; one line naming the file and line for one that cannot be
+    read."""
     path = out / RESULTS
     if not path.is_file():
         return []
-    return [BenchResult(**json.loads(line)) for line in path.read_text().splitlines() if line]
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LwlocalError(f"{path}: cannot read the results ({exc})") from None
+    results = []
+    for number, line in enumerate(lines, 1):
+        if not line:
+            continue
+        try:
+            results.append(BenchResult(**json.loads(line)))
+        except (ValueError, TypeError, RecursionError) as exc:
+            raise LwlocalError(f"{path}:{number}: not a result line ({exc})") from None
+    return results
 
 
 def _append(out: Path, result: BenchResult) -> None:
-    """One finished item, appended and flushed to disk before the next starts."""
-    with (out / RESULTS).open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(asdict(result), ensure_ascii=False) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    """One finished item, appended and flushed to disk before the next starts; a line that
+    cannot be written whole (a full disk) is taken back, and is one line naming the file."""
+    path = out / RESULTS
+    line = (json.dumps(asdict(result), ensure_ascii=False) + "\n").encode()
+    try:
+        with path.open("ab") as handle:
+            size = handle.tell()
+            try:
+                handle.write(line)
+                handle.flush()
+                os.fsync(handle.fileno())
+            except OSError:
+                handle.truncate(size)
+                raise
+    except OSError as exc:
+        raise write_error(path, exc) from exc
 
 
 def _job_name(model: str, mode: str, item: BenchItem) -> str:
@@ -155,7 +181,10 @@ def run_bench(run: BenchRun, progress: ProgressCallback = ignore) -> list[BenchR
     """Run what is not in ``results.jsonl`` yet (or ended in an error last time: tried again),
     ``run.concurrency`` items at a time; every result of this run's selection."""
     check_concurrency(run.concurrency, "openai" if run.server else "local")
-    run.out.mkdir(parents=True, exist_ok=True)
+    try:
+        run.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise write_error(run.out, exc) from exc
     done = {r.key: r for r in load_results(run.out)}  # the latest line of an item wins
     selection = [(model, mode, item) for model in run.models for mode in run.modes
                  for item in run.items]

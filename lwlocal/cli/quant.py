@@ -40,8 +40,11 @@ from lwlocal.util.overwrite import refuse_input_as_output
 @click.option("--imatrix", type=click.Path(path_type=Path),
               help="Importance matrix for a quant type (from `lwlocal imatrix`).")
 @click.option("--threads", type=int, help="Quantizer threads (default: physical cores).")
+@click.option("--allow-nonfinite", is_flag=True,
+              help="Convert weights that hold NaN or infinite values as they are (refused "
+                   "otherwise).")
 def convert(src: str, output: Path, outtype: str | None, imatrix: Path | None,
-            threads: int | None) -> None:
+            threads: int | None, allow_nonfinite: bool) -> None:
     """Convert a Hugging Face checkpoint (a local folder or a hub id, pulled first) to a GGUF
     file (no torch needed), optionally quantized."""
     check_destination(output)
@@ -57,11 +60,11 @@ def convert(src: str, output: Path, outtype: str | None, imatrix: Path | None,
         with TaskProgress(err) as progress:
             if quant_type is None:
                 result = convert_checkpoint(folder, output, outtype and outtype.lower(),
-                                            progress)
+                                            progress, allow_nonfinite)
             else:
-                result, quantized = convert_and_quantize(folder, output, quant_type,
-                                                         imatrix=imatrix, n_threads=threads,
-                                                         progress=progress)
+                result, quantized = convert_and_quantize(
+                    folder, output, quant_type, imatrix=imatrix, n_threads=threads,
+                    progress=progress, allow_nonfinite=allow_nonfinite)
     except KeyboardInterrupt:
         err.print(f"[yellow]interrupted[/]: {output} was not written", soft_wrap=True)
         sys.exit(130)

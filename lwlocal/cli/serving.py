@@ -27,7 +27,7 @@ from lwlocal.cli.render import err, print_table
 from lwlocal.models.catalogue import DEFAULT_MODEL
 from lwlocal.runtime.chat import LocalChat
 from lwlocal.util.cpu import check_threads
-from lwlocal.util.destination import check_folder
+from lwlocal.util.destination import check_folder, check_output_folder
 from lwlocal.util.errors import LwlocalError
 from lwlocal.util.overwrite import refuse_input_as_output
 from lwlocal.util.paths import bench_dir
@@ -110,7 +110,10 @@ def bench(models: tuple[str, ...], modes: tuple[str, ...], prompts: Path | None,
         raise LwlocalError(f"--limit {limit}: must be a positive number of prompts")
     check_threads(threads)
     out = output or bench_dir()
-    check_folder(out)
+    if output is None:
+        check_folder(out)  # lwlocal's own folder: made with its parents
+    else:
+        check_output_folder(output)
     for name in (RESULTS, *SUMMARY_FILES):
         refuse_input_as_output(out / name, {"prompts": prompts})
     remote = server.server()

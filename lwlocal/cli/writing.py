@@ -5,11 +5,11 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-import warnings
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.markup import escape
@@ -38,8 +38,12 @@ from lwlocal.cli.render import (
 )
 from lwlocal.models.catalogue import resolve
 from lwlocal.runtime.engine import Sampling
-from lwlocal.util.destination import DestinationError, check_destination, check_folder
-from lwlocal.util.errors import LwlocalError, LwlocalWarning, name_settings
+from lwlocal.util.destination import (
+    DestinationError,
+    check_destination,
+    check_output_folder,
+)
+from lwlocal.util.errors import LwlocalError, name_settings
 from lwlocal.util.interrupt import exit_status
 from lwlocal.util.overwrite import refuse_input_as_output
 from lwlocal.util.paths import jobs_dir
@@ -52,7 +56,7 @@ from lwlocal.write.jobs import (
     check_settings,
     resume_session,
 )
-from lwlocal.write.journal import Job, list_jobs
+from lwlocal.write.journal import BrokenJob, Job, list_jobs
 from lwlocal.write.length import choose_target
 from lwlocal.write.outline import Outline, load_outline
 from lwlocal.write.review import review_file, review_job
@@ -191,30 +195,37 @@ def review(target: str, as_json: bool) -> None:
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
 def jobs(as_json: bool) -> None:
-    """List writing jobs with their state."""
-    rows = []
+    """List writing jobs with their state (a job that cannot be read: broken, and why)."""
+    rows, broken = [], []
     for job in list_jobs(jobs_dir()):
-        try:
-            outline = job.outline()
-        except LwlocalError as exc:  # listed all the same, its sections unknown
-            warnings.warn(str(exc), LwlocalWarning, stacklevel=1)
-            outline = None
-        finished = job.finished()
-        words = job.words()
-        row = {
-            "job": job.id, "state": job.state, "mode": job.meta.settings.mode,
-            "model": job.meta.settings.model,
-            "sections": f"{len(finished)}/{len(outline.sections) if outline else '?'}",
-            "words": f"{words}/{job.meta.settings.words}",
-            "created": datetime.fromtimestamp(job.meta.created).isoformat(" ", "seconds"),
-        }
+        row = _job_row(job)
         if as_json:
             click.echo(json.dumps(row, ensure_ascii=False))
         else:
             rows.append(row)
+        if isinstance(job, BrokenJob):
+            broken.append(job)
     if not as_json:
-        columns = ("job", "state", "mode", "model", "sections", "words", "created")
-        print_table(columns, [tuple(str(row[c]) for c in columns) for row in rows])
+        print_table(JOB_COLUMNS, [tuple(str(row.get(c, "?")) for c in JOB_COLUMNS)
+                                  for row in rows])
+        for job in broken:
+            click.echo(f"{job.id}: broken: {job.why}", err=True)
+
+
+JOB_COLUMNS = ("job", "state", "mode", "model", "sections", "words", "created")
+
+
+def _job_row(job: Job | BrokenJob) -> dict[str, Any]:
+    """A line of the jobs listing (a broken job: its id, ``broken`` and why)."""
+    if isinstance(job, BrokenJob):
+        return {"job": job.id, "state": job.state, "why": job.why}
+    outline, finished, settings = job.outline(), job.finished(), job.meta.settings
+    return {
+        "job": job.id, "state": job.state, "mode": settings.mode, "model": settings.model,
+        "sections": f"{len(finished)}/{len(outline.sections) if outline else '?'}",
+        "words": f"{job.words()}/{settings.words}",
+        "created": datetime.fromtimestamp(job.meta.created).isoformat(" ", "seconds"),
+    }
 
 
 @click.command("export")
@@ -256,7 +267,7 @@ def batch(prompts: Path, concurrency: int, output: Path, mode: str, model: str |
                            sampling=Sampling(temperature=temperature, seed=seed),
                            **backend_settings(remote))
     check_settings(template)
-    check_folder(output)
+    check_output_folder(output)
     items = load_items(prompts)
     try:
         with TaskProgress(err) as progress:

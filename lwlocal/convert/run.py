@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
@@ -30,6 +31,7 @@ OUTTYPES = {"f32": (Q.F32, gguf.LlamaFileType.ALL_F32),
 
 CHUNK_BYTES = 32 * 2**20  # source bytes converted at a time
 F16_OVERFLOW = 65520.0  # the least magnitude f16 rounds to infinity
+BF16_EXPONENT = 0x7F80  # a bf16's exponent bits
 
 
 @dataclass(frozen=True)
@@ -138,33 +140,56 @@ class Encoded:
             raise LwlocalError(f"tensor {self.name}: {written} bytes made, {self.nbytes} planned")
 
 
-def encode_tensor(checkpoint: Checkpoint, arch: Architecture, dims: Shape, t: Planned
-                  ) -> Encoded:
-    """The output bytes of one tensor. Tensors without a transform are read and converted a
-    block of rows (``CHUNK_BYTES`` of source) at a time, as they are written."""
+def check_finite(array: np.ndarray, info: TensorInfo, checkpoint: Checkpoint) -> np.ndarray:
+    """``array``, rows of tensor ``info`` as read (floats, or bf16 bits as uint16), refused in
+    one line naming the tensor if it holds a NaN or an infinity."""
+    if array.dtype == np.uint16:  # bf16 bits: an exponent of all ones is NaN or infinity
+        bad = bool(((array & BF16_EXPONENT) == BF16_EXPONENT).any())
+    else:
+        bad = not bool(np.isfinite(array).all())
+    if bad:
+        raise SettingError(f"{checkpoint.folder}: tensor {info.name} holds NaN or infinite "
+                           "values (a damaged checkpoint?); {allow_nonfinite} converts them "
+                           "as they are")
+    return array
+
+
+def encode_tensor(checkpoint: Checkpoint, arch: Architecture, dims: Shape, t: Planned,
+                  allow_nonfinite: bool = False) -> Encoded:
+    """The output bytes of one tensor, its values checked finite unless ``allow_nonfinite``.
+    Tensors without a transform are read and converted a block of rows (``CHUNK_BYTES`` of
+    source) at a time, as they are written."""
     nbytes = _nbytes(t.shape, t.qtype)
     if t.info is None:
         assert t.array is not None  # a tensor the converter adds carries its values
         return Encoded(t.name, nbytes, iter([encode(t.array, t.qtype, t.name)]))
     info = t.info
+
+    def rows(start: int, stop: int, widen: bool = True) -> np.ndarray:
+        array = checkpoint.load_rows(info, start, stop, widen)
+        return array if allow_nonfinite else check_finite(array, info, checkpoint)
+
     if arch.transforms_tensor(t.name) or len(t.shape) < 2:
-        array = arch.transform(t.name, checkpoint.load(info), dims)
+        whole = rows(0, info.shape[0] if info.shape else 1)
+        array = arch.transform(t.name, whole, dims)
         return Encoded(t.name, nbytes, iter([encode(array, t.qtype, t.name)]))
-    rows = t.shape[0]
-    step = max(1, CHUNK_BYTES // (info.nbytes // rows))
+    count = t.shape[0]
+    step = max(1, CHUNK_BYTES // (info.nbytes // count))
     if t.qtype == Q.BF16 and info.dtype == "BF16":  # copied: only a NaN's payload could differ
-        chunks = (checkpoint.load_rows(info, start, start + step, widen=False)
-                  for start in range(0, rows, step))
+        chunks = (rows(start, start + step, widen=False) for start in range(0, count, step))
     else:
-        chunks = (encode(checkpoint.load_rows(info, start, start + step), t.qtype, t.name)
-                  for start in range(0, rows, step))
+        chunks = (encode(rows(start, start + step), t.qtype, t.name)
+                  for start in range(0, count, step))
     return Encoded(t.name, nbytes, chunks)
 
 
 def convert(src: Path, out: Path, outtype: str | None = None,
-            progress: ProgressCallback = ignore) -> ConvertResult:
+            progress: ProgressCallback = ignore, allow_nonfinite: bool = False
+            ) -> ConvertResult:
     """Convert the checkpoint folder ``src`` to the GGUF file ``out``. The checkpoint's files,
-    its config and its tensors against the config are checked before anything is written."""
+    its config and its tensors against the config are checked before anything is written;
+    each tensor's values, as it is converted, are checked finite unless ``allow_nonfinite``
+    (a NaN or an infinity stops the conversion, and nothing is left at ``out``)."""
     refuse_input_as_output(out, {"input checkpoint": src})
     checkpoint = Checkpoint(src)
     arch = architecture_for(checkpoint.config, checkpoint.folder / "config.json")
@@ -205,14 +230,15 @@ def convert(src: Path, out: Path, outtype: str | None = None,
                 progress(Progress("convert", step=i, steps=len(planned), done=done, total=total,
                                   message=t.name))
 
-            encoded = encode_tensor(checkpoint, arch, dims, t)
+            encoded = encode_tensor(checkpoint, arch, dims, t, allow_nonfinite)
             encoded.on_block = report  # progress a block of rows at a time: 32 MB of source
             writer.write_tensor_data(cast(np.ndarray, encoded))
         writer.close()
         os.replace(tmp, out)
     except BaseException as exc:  # Ctrl-C too: no partial file is left behind
+        with contextlib.suppress(OSError):  # closing flushes, and a full disk fails again
+            writer.close()
         tmp.unlink(missing_ok=True)
-        writer.close()
         if isinstance(exc, OSError):  # a full disk, a vanished folder: one line, not a trace
             raise LwlocalError(f"{out}: cannot write ({exc.strerror or exc})") from exc
         raise

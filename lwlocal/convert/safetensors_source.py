@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from lwlocal.models.folder import check_contained
 from lwlocal.util.errors import LwlocalError
 
 INDEX = "model.safetensors.index.json"
@@ -164,6 +165,8 @@ class Checkpoint:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
+        if folder.is_dir():
+            check_contained(folder)
         config = folder / "config.json"
         if not config.is_file():
             raise LwlocalError(f"{folder}: no config.json (not a Hugging Face model folder)")

@@ -28,6 +28,10 @@ VERSIONS = (2, 3)  # 1 had 32-bit counts; llama.cpp reads 2 and 3
 MAX_DIMS = 4  # GGML_MAX_DIMS
 MAX_NAME = 63  # GGML_MAX_NAME less its terminating NUL
 MAX_LAYERS = 512  # LLAMA_MAX_LAYERS
+# trained context, tokens: llama.cpp reads it as a signed 32-bit number, and llama-cpp-python
+# sizes a buffer of that many tokens for every tokenization (64 MiB here; the longest models
+# trained so far take 10M)
+MAX_CONTEXT = 2**24
 # The least bytes one metadata entry (key length, type, a one-byte value) and one tensor entry
 # (name length, dimension count, one dimension, type, offset) take: bounds for the counts.
 MIN_ENTRY_BYTES = 8 + 4 + 1
@@ -373,7 +377,7 @@ def _check_model(version: tuple[Path, int, int, int, int]) -> None:
         if not isinstance(arch, str) or not arch:
             raise InvalidGGUF(f"{Keys.General.ARCHITECTURE} is missing or not a string")
         sizes = {key.format(arch=arch): limit for key, limit in (
-            (Keys.LLM.CONTEXT_LENGTH, None), (Keys.LLM.BLOCK_COUNT, MAX_LAYERS),
+            (Keys.LLM.CONTEXT_LENGTH, MAX_CONTEXT), (Keys.LLM.BLOCK_COUNT, MAX_LAYERS),
             (Keys.LLM.EMBEDDING_LENGTH, None), (Keys.LLM.FEED_FORWARD_LENGTH, None),
             (Keys.Attention.HEAD_COUNT, None))}
         for key, limit in sizes.items():

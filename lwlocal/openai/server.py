@@ -9,13 +9,14 @@ API and vLLM do: prompt tokens, those found in the KV cache
 One request runs at a time, on the model's own thread; others wait their turn. No client can
 stall the rest: bodies are limited in size (413) and nesting, and reading JSON, tokenizing and
 building grammars happen in worker threads, so the event loop (and ``/health``) always answers.
-A malformed request is a 400, a model other than the one served a 404, each with an
-OpenAI-style error body (``{"error": {"message", "type", "param", "code"}}``, which the
-``openai`` client turns into its typed exceptions), as is an error sent inside a stream. A
-client that goes away, or a streaming client that stops reading (what it has not read fills the
-connection's buffers and a send waits ``stall_seconds``), has its generation cancelled; that is
-normal and logged in one line on the ``lwlocal.serve`` logger. With an API key, every route
-but ``/health`` wants ``Authorization: Bearer KEY``.
+A malformed request is a 400, a body that is not JSON by its ``Content-Type`` a 415, a model
+other than the one served a 404, each with an OpenAI-style error body (``{"error": {"message",
+"type", "param", "code"}}``, which the ``openai`` client turns into its typed exceptions), as is
+an error sent inside a stream. A client that goes away, or a streaming client that stops
+reading (it leaves ``BACKLOG_LIMIT`` bytes unread for ``stall_seconds``, as TCP's window tells
+on Linux, or a send waits ``stall_seconds`` once the connection's buffers are full), has its
+generation cancelled; that is normal and logged in one line on the ``lwlocal.serve`` logger.
+With an API key, every route but ``/health`` wants ``Authorization: Bearer KEY``.
 """
 
 from __future__ import annotations
@@ -131,15 +132,17 @@ class ModelServer:
         return result, usage(len(result.tokens))
 
     # HTTP
-    def app(self) -> Starlette:
+    def app(self) -> ASGIApp:
+        """The ASGI app (each connection's socket put in its scope, for :class:`ClientBacklog`
+        to read)."""
         middleware = [] if self.api_key is None else [Middleware(_KeyCheck, key=self.api_key)]
-        return Starlette(routes=[
+        return _WithSocket(Starlette(routes=[
             Route("/health", self._health),
             Route("/v1/models", self._models),
             Route("/v1/models/{model:path}", self._model),
             Route("/v1/chat/completions", self._completions, methods=["POST"]),
         ], middleware=middleware, exception_handlers={
-            HTTPException: _http_error, Exception: _internal_error})
+            HTTPException: _http_error, Exception: _internal_error}))
 
     async def _health(self, request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -171,6 +174,10 @@ class ModelServer:
 
     async def _completions(self, request: Request) -> Response:
         client = _client(request.scope)
+        content_type = request.headers.get("content-type", "")
+        if not is_json_type(content_type):
+            return _error(415, f"Content-Type {content_type[:100]!r}: the request body must be "
+                               "JSON (application/json)")
         try:
             raw = await self._body(request)
         except ClientDisconnect:
@@ -184,10 +191,18 @@ class ModelServer:
             return _model_not_found(exc)
         except LwlocalError as exc:
             return _error(400, str(exc))
-        completion = _Completion(self, chat_request, client)
+        completion = _Completion(self, chat_request, client, request.scope.get(SOCKET))
         if chat_request.stream:
             return _EventStream(completion)
         return await completion.whole(request.receive)
+
+
+def is_json_type(content_type: str) -> bool:
+    """Whether a ``Content-Type`` names JSON (``application/json``, or a ``+json`` type; its
+    parameters aside); a request that gives none is read as JSON, as the API's clients send."""
+    media = content_type.partition(";")[0].strip().lower()
+    return (not media or media == "application/json"
+            or (media.startswith("application/") and media.endswith("+json")))
 
 
 async def _disconnect(receive: Receive) -> None:
@@ -204,8 +219,10 @@ class _Stalled(Exception):
 class _Completion:
     """One request's run on the model thread, its pieces handed to the event loop."""
 
-    def __init__(self, server: ModelServer, request: ChatRequest, client: str) -> None:
+    def __init__(self, server: ModelServer, request: ChatRequest, client: str,
+                 sock: socket.socket | None = None) -> None:
         self.server, self.request, self.client = server, request, client
+        self.backlog = ClientBacklog(sock)
         self.id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         self.created = int(time.time())
         self.cancel = threading.Event()
@@ -277,13 +294,16 @@ class _Completion:
         work = self._run(generate)
         sending = asyncio.ensure_future(self._send_events(send, headers, events))
         gone = asyncio.ensure_future(_disconnect(receive))
+        unread = asyncio.ensure_future(self.backlog.stalled(self.server.stall_seconds))
         try:
-            await asyncio.wait({sending, gone}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({sending, gone, unread}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             gone.cancel()
+            unread.cancel()
         if not sending.done():
             sending.cancel()
-            self._stop(work, "went away")
+            self._stop(work, f"read nothing for {self.server.stall_seconds:g} s"
+                       if unread.done() and not unread.cancelled() else "went away")
         elif isinstance(sending.exception(), _Stalled):
             self._stop(work, f"read nothing for {self.server.stall_seconds:g} s")
         elif sending.exception() is not None:
@@ -321,6 +341,74 @@ class _Completion:
                 await event("data: [DONE]\n\n")
                 break
         await emit({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+SOCKET = "lwlocal.socket"  # the scope key of the connection's socket
+TCP_INFO_SND_WND = 228  # offsets in Linux's struct tcp_info: the peer's advertised window
+TCP_INFO_NOTSENT = 144  # ... and the bytes not sent yet
+BACKLOG_LIMIT = 64 << 10  # bytes a streaming client may leave unread before its clock runs
+BACKLOG_POLLS = 10  # looks at the connection per stall_seconds
+
+
+class ClientBacklog:
+    """What a streaming client has been sent and not read, as TCP sees it (Linux): how far the
+    receive window it advertises has shrunk from the widest it has been, plus what waits to
+    be sent. A client that reads keeps its window open; one that does not shrinks it by every
+    byte sent, however large its receive buffer (on loopback it grows to megabytes, which
+    would otherwise take minutes of generation to fill before a send waited)."""
+
+    def __init__(self, sock: socket.socket | None) -> None:
+        self.sock, self.widest = sock, 0
+
+    def unread(self) -> int | None:
+        """Bytes sent and not read, or None where TCP does not tell."""
+        if self.sock is None or not hasattr(socket, "TCP_INFO"):
+            return None
+        try:
+            info = self.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO,
+                                        TCP_INFO_SND_WND + 4)
+        except OSError:
+            return None
+        if len(info) < TCP_INFO_SND_WND + 4:  # a kernel older than 5.4
+            return None
+        window = int.from_bytes(info[TCP_INFO_SND_WND:TCP_INFO_SND_WND + 4], "little")
+        pending = int.from_bytes(info[TCP_INFO_NOTSENT:TCP_INFO_NOTSENT + 4], "little")
+        self.widest = max(self.widest, window)
+        return self.widest - window + pending
+
+    async def stalled(self, seconds: float) -> None:
+        """Return once the client has left over ``BACKLOG_LIMIT`` bytes unread, reading none
+        of them, for ``seconds``; never where TCP does not tell."""
+        loop = asyncio.get_running_loop()
+        since: float | None = None
+        before = self.unread()
+        if before is None:
+            await asyncio.Event().wait()
+        while True:
+            await asyncio.sleep(seconds / BACKLOG_POLLS)
+            now = self.unread()
+            if now is None or before is None or now < before or now < BACKLOG_LIMIT:
+                since = None  # it read something, or has little left to read
+            else:
+                since = since or loop.time()
+            if since is not None and loop.time() - since >= seconds:
+                return
+            before = now
+
+
+class _WithSocket:
+    """ASGI middleware: each HTTP connection's socket in ``scope[SOCKET]`` where the server
+    has one (uvicorn's ``send`` is a method of the connection's cycle, which holds its
+    transport); absent elsewhere (an in-process client)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        transport = getattr(getattr(send, "__self__", None), "transport", None)
+        if scope["type"] == "http" and transport is not None:
+            scope = {**scope, SOCKET: transport.get_extra_info("socket")}
+        await self.app(scope, receive, send)
 
 
 class _EventStream(Response):

@@ -25,10 +25,12 @@ from typing import Any
 
 from lwlocal.families import architecture_for
 from lwlocal.families.base import Architecture
+from lwlocal.models.folder import check_contained
 from lwlocal.quant.calibration import spread_chunks
 from lwlocal.quant.glm_native import relayout
 from lwlocal.util.cpu import physical_cores
 from lwlocal.util.errors import LwlocalError, SettingError
+from lwlocal.util.offline import hf_offline
 from lwlocal.util.overwrite import refuse_input_as_output
 from lwlocal.util.progress import Progress, ProgressCallback, ignore
 from lwlocal.util.quiet import quiet_stderr
@@ -70,6 +72,9 @@ class GptqResult:
 
 
 def read_config(src: Path) -> dict[str, Any]:
+    """The checkpoint folder's configuration, once its files are known to be its own."""
+    if src.is_dir():
+        check_contained(src)
     path = src / "config.json"
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
@@ -236,38 +241,49 @@ def join_gate_up(folder: Path) -> None:
 
 def quantize_gptq(request: GptqRequest, text: str, label: str,
                   progress: ProgressCallback = ignore) -> GptqResult:
-    """Quantize ``request.src`` to a GPTQ checkpoint at ``request.out``."""
+    """Quantize ``request.src`` to a GPTQ checkpoint at ``request.out``, offline: the source
+    is given to the libraries as an absolute path (a relative one would be read as a hub id
+    once GPTQModel works in its own folder), with the Hugging Face libraries offline."""
     layout = check_request(request)
     started = time.monotonic()
     out = request.out
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent if str(out.parent)
-                                 else "."))
+                                 else ".")).resolve()  # GPTQModel runs in it: no relative path
     try:
-        torch, GPTQModel, QuantizeConfig, BACKEND = _import_gptqmodel(work)
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-        source = relayout(request.src, work / "native") if layout.remote_code else request.src
-        samples = calibration(source, text, label, request)
-        progress(Progress("gptq", message="loading"))
-        saved = work / "checkpoint"
-        with logged_to(work):
-            config = QuantizeConfig(bits=request.bits, group_size=request.group_size,
-                                    desc_act=request.desc_act, sym=request.sym)
-            model = GPTQModel.load(str(source), config, device=device, dtype=torch.float16)
-            hooks = _layer_progress(model, progress)
-            # the plain torch kernel for GPTQModel's own use after quantizing: on a GPU its
-            # automatic choice may build kernels that download their sources (Machete, Hopper)
-            model.quantize(samples, batch_size=1,
-                           backend=BACKEND.GPTQ_TORCH if device == "cuda" else BACKEND.AUTO)
-            for hook in hooks:
-                hook.remove()
-            model.save(str(saved))
-        if layout.fused_gate_up:
-            join_gate_up(saved)
+        with hf_offline():
+            device = _quantize(request, layout, text, label, work, progress)
         if out.is_dir():
             out.rmdir()  # empty (checked)
-        os.replace(saved, out)
+        os.replace(work / "checkpoint", out)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     size = sum(f.stat().st_size for f in out.iterdir() if f.is_file())
     return GptqResult(out, layout.name, request.bits, request.group_size, request.sym,
                       request.samples, request.seq_len, size, time.monotonic() - started, device)
+
+
+def _quantize(request: GptqRequest, layout: Architecture, text: str, label: str, work: Path,
+              progress: ProgressCallback) -> str:
+    """The quantized checkpoint in ``work/checkpoint``; the device it was made on."""
+    torch, GPTQModel, QuantizeConfig, BACKEND = _import_gptqmodel(work)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    src = request.src.resolve()
+    source = relayout(src, work / "native") if layout.remote_code else src
+    samples = calibration(source, text, label, request)
+    progress(Progress("gptq", message="loading"))
+    saved = work / "checkpoint"
+    with logged_to(work):
+        config = QuantizeConfig(bits=request.bits, group_size=request.group_size,
+                                desc_act=request.desc_act, sym=request.sym)
+        model = GPTQModel.load(str(source), config, device=device, dtype=torch.float16)
+        hooks = _layer_progress(model, progress)
+        # the plain torch kernel for GPTQModel's own use after quantizing: on a GPU its
+        # automatic choice may build kernels that download their sources (Machete, Hopper)
+        model.quantize(samples, batch_size=1,
+                       backend=BACKEND.GPTQ_TORCH if device == "cuda" else BACKEND.AUTO)
+        for hook in hooks:
+            hook.remove()
+        model.save(str(saved))
+    if layout.fused_gate_up:
+        join_gate_up(saved)
+    return str(device)

@@ -16,6 +16,7 @@ from lwlocal.quant.evaluator import split_chunks
 from lwlocal.quant.glm_native import relayout
 from lwlocal.quant.gptq import INSTALL_HINT, hf_cache_kept, read_config
 from lwlocal.util.errors import LwlocalError
+from lwlocal.util.offline import hf_offline
 from lwlocal.util.quiet import quiet_stderr
 
 
@@ -33,10 +34,10 @@ class HFEvaluator:
         self.path, self.n_ctx = folder, n_ctx
         self._scratch: tempfile.TemporaryDirectory | None = None
         config = read_config(folder)
-        source = folder
+        source = folder.resolve()
         if architecture_for(config, folder / "config.json").remote_code:
             self._scratch = tempfile.TemporaryDirectory(prefix="lwlocal-glm-")
-            source = relayout(folder, Path(self._scratch.name))
+            source = relayout(source, Path(self._scratch.name))
         if n_threads:
             torch.set_num_threads(n_threads)
         transformers.utils.logging.disable_progress_bar()
@@ -45,10 +46,11 @@ class HFEvaluator:
         logging.getLogger("torchao").setLevel(logging.ERROR)  # optional kernels it lacks
         self._torch = torch
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(str(source))
-            with quiet_stderr(1), hf_cache_kept():  # GPTQModel, loaded here, prints a banner
-                self.model = AutoModelForCausalLM.from_pretrained(
-                    str(source), dtype=torch.float32, device_map="cpu").eval()
+            with hf_offline():  # a local folder, as an absolute path: never a hub id
+                self.tokenizer = AutoTokenizer.from_pretrained(str(source))
+                with quiet_stderr(1), hf_cache_kept():  # GPTQModel, loaded here, prints one
+                    self.model = AutoModelForCausalLM.from_pretrained(
+                        str(source), dtype=torch.float32, device_map="cpu").eval()
         except (OSError, ValueError, ImportError) as exc:
             self.close()
             raise LwlocalError(f"{folder}: transformers could not load it ({exc})") from exc

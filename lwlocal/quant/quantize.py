@@ -143,15 +143,15 @@ def check_request(qtype: str, imatrix: Path | None, model: Path, n_threads: int 
 
 
 def convert_and_quantize(src: Path, out: Path, qtype: str, *, imatrix: Path | None = None,
-                         n_threads: int | None = None, progress: ProgressCallback = ignore
-                         ) -> tuple[ConvertResult, QuantizeResult]:
+                         n_threads: int | None = None, progress: ProgressCallback = ignore,
+                         allow_nonfinite: bool = False) -> tuple[ConvertResult, QuantizeResult]:
     """HF checkpoint -> quantized GGUF, through a temporary f16 (bf16 for bf16 weights) GGUF
     beside ``out`` that is removed afterwards."""
     check_request(qtype, imatrix, src, n_threads)
     refuse_input_as_output(out, {"input checkpoint": src, "importance matrix": imatrix})
     between = out.with_name(f".{out.name}.unquantized.partial")
     try:
-        converted = convert(src, between, None, progress)
+        converted = convert(src, between, None, progress, allow_nonfinite)
         return converted, quantize(between, out, qtype, imatrix=imatrix, n_threads=n_threads,
                                    progress=progress)
     finally:

@@ -17,18 +17,21 @@ import io
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 import llama_cpp
 
+from lwlocal.util.errors import LwlocalWarning
 from lwlocal.util.paths import home
 
 LOG_LIMIT = 8 * 2**20  # bytes: a longer log is started afresh by the next process
 _LOAD = threading.Lock()  # one model (or vocabulary) load at a time
 _LOG_LOCK = threading.Lock()
 _sink: IO[str] | None = None
+_failed = False  # a log line could not be written (said once)
 
 
 def log_path() -> Path:
@@ -60,9 +63,24 @@ def _write(text: str) -> None:
             sink.flush()
 
 
+def _log(text: str) -> None:
+    """Append ``text`` to the log; where it cannot be (a full disk), the line is dropped with
+    one warning for the process: an exception must not reach llama.cpp, through whose
+    callback it would be printed as a ctypes traceback and lost."""
+    global _failed
+    try:
+        _write(text)
+    except Exception as exc:  # noqa: BLE001 - whatever failed, the log line is what is lost
+        if not _failed:
+            _failed = True
+            with contextlib.suppress(Exception):  # warnings made errors: still nothing raised
+                warnings.warn(f"{log_path()}: llama.cpp's log cannot be written ({exc}); its "
+                              "lines are dropped", LwlocalWarning, stacklevel=2)
+
+
 @llama_cpp.llama_log_callback
 def _on_log(level: int, text: bytes, user_data: Any) -> None:
-    _write(text.decode("utf-8", errors="replace"))
+    _log(text.decode("utf-8", errors="replace"))
 
 
 class _Prints(io.TextIOBase):
@@ -76,7 +94,7 @@ class _Prints(io.TextIOBase):
 
     def write(self, text: str) -> int:
         if threading.get_ident() == self._thread:
-            _write(text)
+            _log(text)
         elif self.before is not None:
             self.before.write(text)
         return len(text)

@@ -47,6 +47,18 @@ def check_folder(folder: Path, size: int = 0, *, output: Path | None = None) -> 
                                "needed")
 
 
+def check_output_folder(folder: Path) -> None:
+    """Fail before any work if the output folder ``folder`` is not a folder, or could not be
+    made as the one missing folder in an existing one (a mistyped path makes no tree)."""
+    if folder.exists() and not folder.is_dir():
+        raise DestinationError(f"{folder}: not a folder")
+    parent = Path(os.path.abspath(folder)).parent
+    if not folder.exists() and not parent.is_dir():
+        raise DestinationError(f"{folder}: folder {parent} does not exist (only the last "
+                               "folder of an output is made)")
+    check_folder(folder)
+
+
 def check_destination(path: Path, size: int = 0) -> None:
     """Fail before any work if the file ``path`` could not be written: it names a folder or
     something other than a file, its folder does not exist or takes no new file, or that

@@ -75,14 +75,14 @@ class SessionPool:
 def run_pool(work: Callable[[T], R], items: Iterable[T], concurrency: int,
              cancel: threading.Event, done: Callable[[R], None]) -> None:
     """``work`` over ``items`` on ``concurrency`` threads, ``done`` called (in this thread) for
-    each result as it comes. Ctrl-C sets ``cancel`` (the jobs stop and keep their journals),
-    waits for the threads, then goes on as KeyboardInterrupt."""
+    each result as it comes. Ctrl-C, or ``done`` failing, sets ``cancel`` (the jobs stop and
+    keep their journals), waits for the threads, then goes on with the exception."""
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         futures = [pool.submit(work, item) for item in items]
         try:
             for future in as_completed(futures):
                 done(future.result())
-        except KeyboardInterrupt:
+        except BaseException:  # Ctrl-C, or a result that cannot be kept (a full disk)
             cancel.set()
             for future in futures:
                 future.cancel()

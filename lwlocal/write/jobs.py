@@ -27,10 +27,10 @@ from lwlocal.runtime.chat import ChatBackend, LocalChat
 from lwlocal.runtime.engine import Engine, check_sampling, check_speculate
 from lwlocal.util.cpu import check_threads
 from lwlocal.util.destination import check_destination, check_folder
-from lwlocal.util.errors import LwlocalWarning, SettingError
+from lwlocal.util.errors import LwlocalError, LwlocalWarning, SettingError
 from lwlocal.util.paths import jobs_dir
 from lwlocal.util.progress import ProgressCallback, ignore
-from lwlocal.write.journal import Job
+from lwlocal.write.journal import META, Job
 from lwlocal.write.length import SOURCES
 from lwlocal.write.outline import (
     BUDGET_CAP,
@@ -308,6 +308,10 @@ def resume_session(job: Job, backend: str | None = None, server: Server | None =
     """A session with the settings a job was started with, or on another backend, server
     (``server.base_url``) or model, or decoding with other ``speculate`` (and
     ``draft_model``): the journal is the same whichever wrote it."""
+    try:
+        check_settings(job.meta.settings)
+    except SettingError as exc:  # a job.json changed by hand: its own words, not options
+        raise LwlocalError(f"{job.dir / META}: {exc}") from None
     settings = job.meta.settings.on_backend(
         backend, server.base_url if server else None, server.model if server else None, model)
     if speculate is not None:

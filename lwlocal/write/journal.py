@@ -8,10 +8,12 @@ the old file or the new one; the section being written streams to ``.partial`` a
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
 import shutil
+import stat
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -37,6 +39,8 @@ LOCK = "writer.lock"
 SCHEMA_VERSION = 2
 STATES = ("new", "planned", "writing", "interrupted", "done")
 NAME_TRIES = 1000  # job folders named alike: NAME, NAME-1, ... NAME-999
+MAX_TIME = 2.0**37  # seconds since 1970 (the year 6325): a date any front end can show
+NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 def _slug(text: str) -> str:
@@ -77,10 +81,16 @@ class JobMeta:
             raise LwlocalError(f"{source}: unreadable job settings ({exc})") from exc
         state, pid = data.get("state", "new"), data.get("pid")
         if state not in STATES or not (pid is None or isinstance(pid, int)):
-            raise LwlocalError(f"{source}: state {state!r} / pid {pid!r} not understood")
+            raise LwlocalError(f"{source}: state {str(state)[:40]!r} / pid {str(pid)[:40]!r} "
+                               "not understood")
+        created, model_path = data.get("created") or 0.0, data.get("model_path")
+        if not (isinstance(created, (int, float)) and 0 <= created <= MAX_TIME):
+            raise LwlocalError(f"{source}: created {str(created)[:40]} is not a time")
+        if not (model_path is None or isinstance(model_path, str)):
+            raise LwlocalError(f"{source}: model_path {str(model_path)[:40]!r} is not a path")
         result = data.get("result")
-        return cls(settings, float(data.get("created") or 0.0), state, pid,
-                   data.get("model_path"), result if isinstance(result, dict) else None)
+        return cls(settings, float(created), state, pid, model_path,
+                   result if isinstance(result, dict) else None)
 
 
 @dataclass
@@ -117,25 +127,33 @@ class Job:
         except OSError as exc:
             raise write_error(root, exc) from exc
         job = cls(folder, JobMeta(settings, created=time.time()))
-        job.update(**fields)
+        try:
+            job.update(**fields)
+        except BaseException:  # a full disk: no folder left that is not a job
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
         return job
 
     @classmethod
     def open(cls, ref: str, root: Path) -> Job:
-        """The job named ``ref``: a folder path, or a job id (or unique id prefix) under root."""
-        folder = Path(ref).expanduser()
-        if not (folder / META).is_file():
-            matches = sorted(root.glob(f"{ref}*")) if root.is_dir() else []
-            matches = [m for m in matches if (m / META).is_file()]
-            if len(matches) != 1:
-                why = "no such job" if not matches else "several jobs match"
-                raise LwlocalError(f"{ref}: {why} in {root}")
-            folder = matches[0]
+        """The job named ``ref``: a job id (or unique id prefix) in ``root``, or the path of a
+        job folder in ``root`` (a job elsewhere is refused: jobs are read from their folder)."""
+        return cls.load(find_job(ref, root), root)
+
+    @classmethod
+    def load(cls, folder: Path, root: Path) -> Job:
+        """The job in ``folder``, a folder of ``root`` (after links are followed); one line
+        naming the file for what cannot be read."""
+        check_in_root(folder, root)
+        path = folder / META
+        text = read_own(path, folder)
+        if text is None:
+            raise LwlocalError(f"{folder}: not a job (no {META})")
         try:
-            data = json.loads((folder / META).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise LwlocalError(f"{folder / META}: unreadable job metadata ({exc})") from exc
-        return cls(folder, JobMeta.from_dict(data, folder / META))
+            data = json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            raise LwlocalError(f"{path}: unreadable job metadata ({exc})") from None
+        return cls(folder, JobMeta.from_dict(data, path))
 
     def save_meta(self) -> None:
         atomic_write(self.dir / META,
@@ -154,12 +172,13 @@ class Job:
     def outline(self) -> Outline | None:
         """The saved outline (None before planning); one line naming the file if unreadable."""
         path = self.dir / OUTLINE
-        if not path.is_file():
+        text = read_own(path, self.dir)
+        if text is None:
             return None
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise LwlocalError(f"{path}: unreadable outline ({exc})") from exc
+            data = json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            raise LwlocalError(f"{path}: unreadable outline ({exc})") from None
         if not isinstance(data, dict) or not isinstance(data.get("prompt"), str) or not (
                 isinstance(data.get("words"), int) and data["words"] > 0):
             raise LwlocalError(f"{path}: not an outline (a prompt and a number of words)")
@@ -176,8 +195,8 @@ class Job:
         return self.dir / "sections" / f"{index:03d}.partial.md"
 
     def section_text(self, index: int) -> str | None:
-        path = self.section_path(index)
-        return path.read_text(encoding="utf-8") if path.is_file() else None
+        """A finished section's text (None if not finished)."""
+        return read_own(self.section_path(index), self.dir)
 
     def repairs_path(self, index: int) -> Path:
         return self.dir / "sections" / f"{index:03d}.repairs.json"
@@ -189,13 +208,17 @@ class Job:
             {"schema": 1, "repairs": repairs}, ensure_ascii=False, indent=2))
 
     def repairs(self, index: int) -> list[dict[str, str]]:
-        """What the writer repaired in section ``index`` ([] when nothing, or unreadable)."""
+        """What the writer repaired in section ``index`` ([] when nothing); one line naming
+        the file if unreadable."""
+        path = self.repairs_path(index)
+        text = read_own(path, self.dir)
         try:
-            data = json.loads(self.repairs_path(index).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return []
+            data = json.loads(text) if text is not None else {}
+        except (ValueError, RecursionError) as exc:
+            raise LwlocalError(f"{path}: unreadable repairs ({exc})") from None
         repairs = data.get("repairs") if isinstance(data, dict) else None
-        return [r for r in repairs if isinstance(r, dict)] if isinstance(repairs, list) else []
+        return [{str(k): str(v) for k, v in r.items()} for r in repairs
+                if isinstance(r, dict)] if isinstance(repairs, list) else []
 
     def save_section(self, index: int, text: str) -> None:
         """Keep a finished section for good, dropping its partial file first: a writer killed
@@ -206,13 +229,22 @@ class Job:
 
     def open_partial(self, index: int, keep: bool = False) -> IO[str]:
         """The partial file of the section being written (streamed, not fsynced): a fresh one,
-        or with ``keep`` the one a stopped run left, to be gone on with."""
-        return self.partial_path(index).open("a" if keep else "w", encoding="utf-8")
+        or with ``keep`` the one a stopped run left, to be gone on with. A link in its place is
+        refused, never followed."""
+        path = self.partial_path(index)
+        check_own_folder(path, self.dir)
+        flags = os.O_WRONLY | os.O_CREAT | NO_FOLLOW | (os.O_APPEND if keep else os.O_TRUNC)
+        try:
+            return os.fdopen(os.open(path, flags, 0o644), "a" if keep else "w",
+                             encoding="utf-8")
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise LwlocalError(f"{path}: a link; a job writes only its own files") from None
+            raise write_error(path, exc) from exc
 
     def partial_text(self, index: int) -> str:
         """What a stopped run wrote of section ``index`` before it stopped ("" if nothing)."""
-        path = self.partial_path(index)
-        return path.read_text(encoding="utf-8") if path.is_file() else ""
+        return read_own(self.partial_path(index), self.dir) or ""
 
     def finished(self) -> list[int]:
         """Indices (from 1) of the finished sections."""
@@ -294,13 +326,81 @@ def assemble(outline: Outline, texts: Sequence[str | None], direct: bool) -> str
     return "\n\n".join(f"## {s.title}\n\n{t.strip()}" for s, t in parts if t is not None) + "\n"
 
 
-def list_jobs(root: Path) -> Iterator[Job]:
-    """Every job under ``root``, oldest first; folders with broken metadata are skipped."""
+@dataclass(frozen=True)
+class BrokenJob:
+    """An entry of the jobs folder that is not a job that can be read, and why."""
+
+    dir: Path
+    why: str
+    state = "broken"
+
+    @property
+    def id(self) -> str:
+        return self.dir.name
+
+
+def list_jobs(root: Path) -> Iterator[Job | BrokenJob]:
+    """Every entry of ``root``, oldest first: a job whose files all read (metadata, outline,
+    sections), or a :class:`BrokenJob` saying why not; none is left out. Hidden names
+    (temporary files) aside."""
     if not root.is_dir():
         return
     for folder in sorted(root.iterdir()):
-        if (folder / META).is_file():
-            try:
-                yield Job.open(str(folder), root)
-            except LwlocalError:
-                continue
+        if folder.name.startswith("."):
+            continue
+        try:
+            job = Job.load(folder, root)
+            job.outline()
+            job.words()
+        except LwlocalError as exc:
+            yield BrokenJob(folder, str(exc))
+        else:
+            yield job
+
+
+def find_job(ref: str, root: Path) -> Path:
+    """The folder ``ref`` names: a path (with a separator) as it is, else the job of that id,
+    or the one job whose id begins with it, in ``root``."""
+    if os.sep in ref or (os.altsep and os.altsep in ref) or ref in (".", "..", "~"):
+        return Path(ref).expanduser()
+    names = sorted(p.name for p in root.iterdir()) if root.is_dir() else []
+    matches = [ref] if ref in names else [n for n in names if ref and n.startswith(ref)]
+    if len(matches) != 1:
+        why = "no such job" if not matches else "several jobs match"
+        raise LwlocalError(f"{ref}: {why} in {root}")
+    return root / matches[0]
+
+
+def check_in_root(folder: Path, root: Path) -> None:
+    """Refuse a job folder that is not a folder of ``root`` once links are followed."""
+    real = folder.resolve()
+    if real.parent != root.resolve():
+        raise LwlocalError(f"{folder}: not a job of {root} (jobs are read from there only)")
+    if not real.is_dir():
+        raise LwlocalError(f"{folder}: not a job (not a folder)")
+
+
+def check_own_folder(path: Path, job: Path) -> None:
+    """Refuse a job file whose folder (the job's, or its sections/) is a link."""
+    if path.parent != job and path.parent.is_symlink():
+        raise LwlocalError(f"{path.parent}: a link; a job's files lie in its own folder")
+
+
+def read_own(path: Path, job: Path) -> str | None:
+    """The text of the job file ``path`` (None if there is none), refused in one line unless it
+    is a regular file in the job's own folders (not a link) holding UTF-8 text."""
+    check_own_folder(path, job)
+    try:
+        mode = path.lstat().st_mode
+        if not stat.S_ISREG(mode):
+            what = "a link" if stat.S_ISLNK(mode) else "not a regular file"
+            raise LwlocalError(f"{path}: {what}; a job reads only its own files")
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise LwlocalError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise LwlocalError(f"{path}: not UTF-8 text (byte {exc.start})") from None

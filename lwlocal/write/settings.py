@@ -13,6 +13,20 @@ from lwlocal.write.outline import section_range
 MODES = ("agentwrite", "direct")
 BACKENDS = ("local", "openai")
 MEMORY_FIELDS = ("n_ctx", "kv_type", "flash_attn", "n_gpu_layers", "n_batch")
+# a settings field's annotation: the types its value may have in job.json
+JSON_TYPES: dict[str, tuple[type, ...]] = {"str": (str,), "int": (int,), "bool": (bool,),
+                                           "float": (int, float)}
+
+
+def check_type(name: str, value: Any, annotation: str) -> None:
+    """A TypeError naming ``name`` unless ``value`` has a type ``annotation`` (``int``,
+    ``str | None``...) allows; a bool is no number."""
+    kind, _, optional = annotation.partition(" | ")
+    if value is None and optional == "None":
+        return
+    allowed = JSON_TYPES.get(kind, (object,))
+    if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+        raise TypeError(f"{name} {str(value)[:40]} is not {annotation}")
 
 
 @dataclass
@@ -48,10 +62,19 @@ class JobSettings:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JobSettings:
-        """The settings among ``data``'s keys (a journal's ``job.json``); others are ignored."""
-        names = {f for f in cls.__dataclass_fields__ if f != "sampling"}
-        return cls(**{k: data[k] for k in names if k in data},
-                   sampling=Sampling(**data.get("sampling", {})))
+        """The settings among ``data``'s keys (a journal's ``job.json``); others are ignored.
+        A value of another type than its field's is a TypeError naming the field."""
+        fields = cls.__dataclass_fields__
+        given = {k: data[k] for k in fields if k != "sampling" and k in data}
+        for name, value in given.items():
+            check_type(name, value, str(fields[name].type))
+        sampling = data.get("sampling", {})
+        if not isinstance(sampling, dict):
+            raise TypeError(f"sampling {str(sampling)[:40]} is not an object")
+        for name, value in sampling.items():
+            if name in Sampling.__dataclass_fields__:
+                check_type(f"sampling.{name}", value, "float")
+        return cls(**given, sampling=Sampling(**sampling))
 
     @property
     def overrides(self) -> Overrides:

@@ -22,3 +22,15 @@ def sparse_copy(header: bytes, size: int, path: Path) -> Path:
         handle.write(header[:size])
         handle.truncate(size)
     return path
+
+
+def with_uint32(header: bytes, key: str, value: int) -> bytes:
+    """``header`` with the uint32 metadata value of ``key`` set to ``value``."""
+    import struct
+
+    data = bytearray(header)
+    at = data.index(key.encode()) + len(key)
+    (kind,) = struct.unpack_from("<I", data, at)
+    assert kind == 4, f"{key} is not a uint32"  # GGUFValueType.UINT32
+    struct.pack_into("<I", data, at + 4, value)
+    return bytes(data)

@@ -13,7 +13,7 @@ from lwlocal.tui.screens.base import AppScreen
 from lwlocal.tui.screens.confirm import ConfirmScreen
 from lwlocal.tui.screens.export import ExportScreen
 from lwlocal.util.errors import LwlocalError
-from lwlocal.write.journal import Job, list_jobs
+from lwlocal.write.journal import BrokenJob, Job, list_jobs
 
 
 class LibraryScreen(AppScreen):
@@ -28,7 +28,7 @@ class LibraryScreen(AppScreen):
 
     def on_mount(self) -> None:
         self.query_one(DataTable).add_columns("job", "state", "words", "model", "created")
-        self.jobs: list[Job] = []
+        self.jobs: list[Job | BrokenJob] = []
 
     def on_screen_resume(self) -> None:
         self.reload()
@@ -39,10 +39,7 @@ class LibraryScreen(AppScreen):
         table.clear()
         self.jobs = list(reversed(list(list_jobs(self.lw.state.jobs_root))))
         for job in self.jobs:
-            created = datetime.fromtimestamp(job.meta.created)
-            table.add_row(job.id, job.state, f"{job.words():,}",
-                          Path(str(job.meta.settings.model or "?")).name,
-                          created.strftime("%Y-%m-%d %H:%M"), key=job.id)
+            table.add_row(*_cells(job), key=job.id)
         if self.jobs:
             table.move_cursor(row=min(max(row, 0), len(self.jobs) - 1))
         self.query_one("#library-count", Label).update(
@@ -50,8 +47,13 @@ class LibraryScreen(AppScreen):
             "No jobs yet: compose one (F3).")
 
     def _selected(self) -> Job | None:
+        """The job on the cursor's row; a broken one is said to be, with why."""
         row = self.query_one(DataTable).cursor_row
-        return self.jobs[row] if self.jobs and 0 <= row < len(self.jobs) else None
+        job = self.jobs[row] if self.jobs and 0 <= row < len(self.jobs) else None
+        if isinstance(job, BrokenJob):
+            self.lw.show_error(LwlocalError(f"{job.id} is broken: {job.why}"))
+            return None
+        return job
 
     @on(DataTable.RowSelected, "#jobs")
     def action_open(self) -> None:
@@ -87,3 +89,12 @@ class LibraryScreen(AppScreen):
 
         self.app.push_screen(ConfirmScreen(
             f"Delete {job.id} and everything written in it?"), confirmed)
+
+
+def _cells(job: Job | BrokenJob) -> tuple[str, ...]:
+    """A job's row: id, state, words, model, created (a broken job: its id and state)."""
+    if isinstance(job, BrokenJob):
+        return job.id, job.state, "?", "?", ""
+    created = datetime.fromtimestamp(job.meta.created)
+    return (job.id, job.state, f"{job.words():,}", Path(str(job.meta.settings.model or "?")).name,
+            created.strftime("%Y-%m-%d %H:%M"))
