@@ -5,6 +5,7 @@ fake backends."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -169,3 +170,48 @@ def test_write_says_when_a_job_is_done_short_of_its_length(lw_home):
                       "--backend", "openai", "--base-url", server.url, check=True)
     assert "section 1 came out short of its plan; `lwlocal review" in proc.stderr
     assert len(server.requests) <= 1 + 3 * 4  # bounded: continuations and repairs
+
+
+def job_row(listing: str) -> dict:
+    """The job's line of `jobs --json` (the disk's filler file is listed too, as broken)."""
+    rows = [json.loads(line) for line in listing.splitlines()]
+    return next(row for row in rows if row["job"] != "filler")
+
+
+def test_a_disk_that_fills_mid_section_leaves_the_job_interrupted_with_why(
+        tmp_path, monkeypatch, fake):
+    """The jobs folder's disk fills while a section is written (another program takes the
+    room): one line, exit 1, job.json says interrupted and why (the section being written made
+    room for it), `jobs` says so, and once there is room again resume finishes the job."""
+    from tests.support.small_disk import small_disk
+
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("LWLOCAL_HOME", str(home))
+    disk = home / "jobs"  # the jobs folder's disk (llama.cpp's log stays off it)
+    with small_disk(disk, 256 * 1024) as limited:
+        if limited is not None:
+            pytest.skip("this machine cannot mount a tmpfs")
+        filler = disk / "filler"
+
+        def fill(request: int, piece: int, hooks: object) -> None:
+            if request == 0 and piece == 20 and not filler.exists():
+                with contextlib.suppress(OSError), filler.open("wb") as out:
+                    while True:
+                        out.write(b"x" * 4096)
+                        out.flush()
+
+        fake.on_piece = fill
+        proc = invoke("write", "Describe the trams, hills, tiled houses, markets and river "
+                      "views of old Lisbon for visitors.", "--words", "2000", "--mode", "direct")
+        lines = proc.stderr.split()
+        assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1, lines
+        assert "could not be written (No space left on device)" in proc.stderr
+        assert "is kept: make room, then `lwlocal resume" in proc.stderr
+        listed = job_row(invoke("jobs", "--json", check=True).stdout)
+        assert listed["state"] == "interrupted"
+        assert "could not be written (No space left on device)" in listed["why"]
+        filler.unlink()
+        done = json.loads(invoke("resume", listed["job"], "--json", check=True).stdout)
+        assert done["words"] >= 1600
+        assert "why" not in job_row(invoke("jobs", "--json", check=True).stdout)

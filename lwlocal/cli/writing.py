@@ -196,20 +196,20 @@ def review(target: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
 def jobs(as_json: bool) -> None:
     """List writing jobs with their state (a job that cannot be read: broken, and why)."""
-    rows, broken = [], []
+    rows, explained = [], []
     for job in list_jobs(jobs_dir()):
         row = _job_row(job)
         if as_json:
             click.echo(json.dumps(row, ensure_ascii=False))
         else:
             rows.append(row)
-        if isinstance(job, BrokenJob):
-            broken.append(job)
+        if "why" in row:
+            explained.append(row)
     if not as_json:
         print_table(JOB_COLUMNS, [tuple(str(row.get(c, "?")) for c in JOB_COLUMNS)
                                   for row in rows])
-        for job in broken:
-            click.echo(f"{job.id}: broken: {job.why}", err=True)
+        for row in explained:  # broken, or interrupted by an error
+            click.echo(f"{row['job']}: {row['state']}: {row['why']}", err=True)
 
 
 JOB_COLUMNS = ("job", "state", "mode", "model", "sections", "words", "created")
@@ -220,11 +220,12 @@ def _job_row(job: Job | BrokenJob) -> dict[str, Any]:
     if isinstance(job, BrokenJob):
         return {"job": job.id, "state": job.state, "why": job.why}
     outline, finished, settings = job.outline(), job.finished(), job.meta.settings
+    why = {"why": job.meta.reason} if job.state == "interrupted" and job.meta.reason else {}
     return {
         "job": job.id, "state": job.state, "mode": settings.mode, "model": settings.model,
         "sections": f"{len(finished)}/{len(outline.sections) if outline else '?'}",
         "words": f"{job.words()}/{settings.words}",
-        "created": datetime.fromtimestamp(job.meta.created).isoformat(" ", "seconds"),
+        "created": datetime.fromtimestamp(job.meta.created).isoformat(" ", "seconds"), **why,
     }
 
 

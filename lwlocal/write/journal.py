@@ -39,6 +39,7 @@ LOCK = "writer.lock"
 SCHEMA_VERSION = 2
 STATES = ("new", "planned", "writing", "interrupted", "done")
 NAME_TRIES = 1000  # job folders named alike: NAME, NAME-1, ... NAME-999
+ROOM_FILE, ROOM = "room", 64 * 1024  # set aside while writing: job.json's last word on a full disk
 MAX_TIME = 2.0**37  # seconds since 1970 (the year 6325): a date any front end can show
 NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
@@ -51,7 +52,8 @@ def _slug(text: str) -> str:
 @dataclass
 class JobMeta:
     """A job's ``job.json``: its settings, the model file it runs on (local backend), how far it
-    got (``state``, the writing process's ``pid``) and, once done, its ``result``."""
+    got (``state``, the writing process's ``pid``, and the ``reason`` an error stopped it for)
+    and, once done, its ``result``."""
 
     settings: JobSettings
     created: float = 0.0
@@ -59,9 +61,11 @@ class JobMeta:
     pid: int | None = None
     model_path: str | None = None
     result: dict[str, Any] | None = None
+    reason: str | None = None  # why an interrupted job stopped, when an error stopped it
 
     def to_dict(self) -> dict[str, Any]:
-        extra = {k: getattr(self, k) for k in ("created", "state", "pid", "model_path", "result")}
+        extra = {k: getattr(self, k) for k in ("created", "state", "pid", "model_path", "result",
+                                               "reason")}
         return {"schema": SCHEMA_VERSION, **asdict(self.settings), **extra}
 
     @classmethod
@@ -73,8 +77,9 @@ class JobMeta:
         if not isinstance(version, int) or version > SCHEMA_VERSION:
             raise LwlocalError(f"{source}: schema {version} is from a newer lwlocal (this one "
                                f"reads up to {SCHEMA_VERSION})")
-        if version < 2:
-            data = {**data, "sampling": {"dry_multiplier": 0.0, **(data.get("sampling") or {})}}
+        sampling = data.get("sampling")
+        if version < 2 and isinstance(sampling, dict):  # written without DRY: resumed so
+            data = {**data, "sampling": {"dry_multiplier": 0.0, **sampling}}
         try:
             settings = JobSettings.from_dict(data)
         except TypeError as exc:
@@ -88,9 +93,10 @@ class JobMeta:
             raise LwlocalError(f"{source}: created {str(created)[:40]} is not a time")
         if not (model_path is None or isinstance(model_path, str)):
             raise LwlocalError(f"{source}: model_path {str(model_path)[:40]!r} is not a path")
-        result = data.get("result")
+        result, reason = data.get("result"), data.get("reason")
         return cls(settings, float(created), state, pid, model_path,
-                   result if isinstance(result, dict) else None)
+                   result if isinstance(result, dict) else None,
+                   str(reason)[:500] if reason is not None else None)
 
 
 @dataclass
@@ -241,6 +247,24 @@ class Job:
             if exc.errno == errno.ELOOP:
                 raise LwlocalError(f"{path}: a link; a job writes only its own files") from None
             raise write_error(path, exc) from exc
+
+    def reserve(self) -> None:
+        """Set aside room on the job's disk (``ROOM`` bytes, written out) while it is written,
+        so that a disk that fills meanwhile still takes job.json's word that it stopped, and
+        why (:meth:`release` gives it back)."""
+        path = self.dir / ROOM_FILE
+        try:
+            with path.open("wb") as out:
+                out.write(bytes(ROOM))
+                out.flush()
+                os.fsync(out.fileno())
+        except OSError as exc:
+            path.unlink(missing_ok=True)
+            raise write_error(path, exc) from exc
+
+    def release(self) -> None:
+        """Give back the room :meth:`reserve` set aside."""
+        (self.dir / ROOM_FILE).unlink(missing_ok=True)
 
     def partial_text(self, index: int) -> str:
         """What a stopped run wrote of section ``index`` before it stopped ("" if nothing)."""

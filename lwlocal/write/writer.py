@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 from lwlocal.runtime.chat import ChatBackend, ContinuingBackend, Hooks, Message
 from lwlocal.runtime.engine import Generation, Sampling
@@ -337,9 +337,7 @@ class Writer:
             return Progress(stage, step=index, steps=n, done=done, total=total, text=text,
                             rate=pace.rate(), message=section.title)
 
-        with self._writing(index):
-            partial = self.job.open_partial(index, keep=bool(so_far))
-        with partial:
+        with self._partial(index, keep=bool(so_far)) as partial:
 
             def keep(text: str) -> None:
                 """From here on the section is ``text``: in its partial file and counts."""
@@ -438,6 +436,19 @@ class Writer:
                                   hooks=hooks)
 
     @contextlib.contextmanager
+    def _partial(self, index: int, keep: bool) -> Iterator[IO[str]]:
+        """Section ``index``'s partial file, open (see :meth:`Job.open_partial`). Each piece is
+        flushed as it is written, so closing it has nothing left to write but what a full disk
+        already refused: that error is the one told, not the close's."""
+        with self._writing(index):
+            partial = self.job.open_partial(index, keep=keep)
+        try:
+            yield partial
+        finally:
+            with contextlib.suppress(OSError):
+                partial.close()
+
+    @contextlib.contextmanager
     def _writing(self, index: int) -> Iterator[None]:
         """An OSError writing section ``index``'s partial file (a full disk) as one line."""
         try:
@@ -448,9 +459,10 @@ class Writer:
     def run(self) -> JobResult:
         """Write every unfinished section, then assemble the document."""
         started = time.perf_counter()
-        self.job.update(state="writing", pid=os.getpid())
+        self.job.update(state="writing", pid=os.getpid(), reason=None)
         reports = []
         try:
+            self.job.reserve()
             for index in range(1, len(self.outline.sections) + 1):
                 text = self.job.section_text(index)
                 if text is None or index in self.rewrite:
@@ -460,12 +472,10 @@ class Writer:
                     reports.append(SectionReport(index, s.title, s.words, count_words(text),
                                                  "journal"))
             path = self.job.save_document(self.document())
-        except BaseException:
-            # on a full disk job.json may not take this either: a dead writer's "writing"
-            # reads as interrupted all the same, and the first error is the one to tell
-            with contextlib.suppress(LwlocalError):
-                self.job.update(state="interrupted", pid=None)
+        except BaseException as exc:
+            self._interrupted(exc)
             raise
+        self.job.release()
         result = JobResult(
             job=self.job.id, document_path=str(path), words=sum(r.written for r in reports),
             planned_words=self.outline.planned_words, sections=reports,
@@ -475,6 +485,16 @@ class Writer:
         )
         self.job.update(state="done", pid=None, result=result.as_dict())
         return result
+
+    def _interrupted(self, exc: BaseException) -> None:
+        """Mark the job interrupted, with the error's line as the reason, in the room set
+        aside for it (a full disk takes job.json's word all the same); should even that fail,
+        a dead writer's "writing" reads as interrupted, and the first error is the one to
+        tell."""
+        self.job.release()
+        with contextlib.suppress(LwlocalError):
+            self.job.update(state="interrupted", pid=None,
+                            reason=str(exc) if isinstance(exc, LwlocalError) else None)
 
     def document(self) -> str:
         """The whole text from the journal: sections under their titles (direct: the text)."""
