@@ -56,11 +56,12 @@ def server(log: Path) -> Iterator[str]:
 
 
 def write(prompt: str, tree: Path, home: Path, url: str | None) -> dict[str, Any]:
-    """One job written by the lwlocal of ``tree``: its result (``write --json``)."""
+    """One job written by the lwlocal of ``tree`` (run in it: ``-m`` puts the working folder
+    first on the path): its result (``write --json``)."""
     remote = ["--backend", "openai", "--base-url", url, "--ctx", str(SERVER_CTX)] if url else []
     env = {**os.environ, "PYTHONPATH": str(tree), "LWLOCAL_HOME": str(home)}
     proc = subprocess.run([sys.executable, "-m", "lwlocal", "write", prompt, "--json", *remote],
-                          env=env, capture_output=True, text=True, check=False)
+                          cwd=tree, env=env, capture_output=True, text=True, check=False)
     if proc.returncode:
         raise SystemExit(f"lwlocal write failed: {proc.stderr.strip()[-500:]}")
     return json.loads(proc.stdout)
