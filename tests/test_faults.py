@@ -33,6 +33,13 @@ TALK = [
     "In this particular piece, I made some bold changes that will benefit readers.",
     "I hope this piece helps you see the world in a different way.",
     "In the final part, I tried to add a bit more depth.",
+    "This is my plan so far:",
+    "So I'm going to give you 2 more points: 1, the first point can be anything.",
+    "This is a guide to keeping your bike in good condition and looking sharp.",
+    "Here they are:",
+    "So now I'm telling you what the most important part is.",
+    "The second point is what it means.",
+    "This is the third part.",
     "本节将介绍面包的历史。",
     "希望这对你有帮助。",
     "以下是这篇文章的第二部分。",
@@ -48,6 +55,10 @@ SUBJECT = [
     "He cut this piece of oak for the clock's case.",
     "The section of the river below the mill floods each spring.",
     "I tried to open the case, but the hinge had rusted shut.",
+    "The first step is to take the wheel off the frame.",
+    "My plan was to reach the lighthouse before the storm.",
+    "The last part of the climb is the steepest.",
+    "Follow the instructions on the seed packet.",
 ]
 
 

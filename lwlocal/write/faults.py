@@ -42,6 +42,13 @@ _ABOUT_TEXT = [
     r"ten)\b",
     rf"\b(?:in|of|for)\s+(?:my|your)\s+{_DOC}\b",
     r"\bthis (?:particular )?piece\b(?! of)",
+    r"^this is (?:a|an|my|the|our) (?:short |quick |brief |simple )?(?:guide|essay|article|"
+    r"text|post|report|list|plan|outline|section|paragraph)\b",
+    r"^(?:the|this is the) (?:first|second|third|fourth|fifth|next|last|final) (?:point|part)"
+    r"\b(?! of)",
+    r"\bmy (?:plan|outline)\b(?! (?:was|is|had|for (?:the|a) (?!text|essay|guide)))",
+    r"\b(?:\d+|two|three|four|five|a few|some) more (?:points|parts|sections|tips)\b",
+    r"^here (?:they|it) (?:are|is)\b",
     r"\bthe (?:section|paragraph|chapter)\b(?! of)",
     r"\bin the (?:first|second|third|final|last|next) part\b(?! of)",
     r"\bhere(?:'s| is| are)\s+(?:the|a|an|my|your|some)\s+(?:\w+\s+)?"
@@ -59,6 +66,8 @@ _TO_ASKER = [
     r"\b(?:i|we) (?:tried|wanted|aimed|hoped) to (?:capture|convey|add|show|write|include|"
     r"highlight|make sure|make it)\b",
     r"\b(?:i|we) asked for\b",
+    r"\b(?:i(?:'ll| will|'m going to| am going to| am|'m)|let me) (?:now )?(?:tell|show|"
+    r"give|telling|showing|giving) you\b",
     r"\blet me\b", r"\bhope (?:this|that|it)\b(?: \w+)? (?:helps|helped|inspires|inspired|was|is|"
     r"has)\b", r"\bfeel free\b",
     r"\b(?:happy|glad) to help\b", r"\bhelp you with\b", r"\bas an ai\b",
