@@ -65,7 +65,10 @@ def test_a_greedy_job_writes_what_the_local_engine_writes(default_model, tmp_pat
     nothing to repair in: a repair goes differently on each (a local model is kept from the
     token a faulty start began with, a server's is asked again), so a test of the protocol
     needs one without."""
-    greedy = {"mode": "direct", "words": 60, "n_ctx": CTX,
+    # a length the model reaches before it ends its turn: llama-server ignores min_tokens, so a
+    # reply that ends short there is asked to go on, where the local engine holds it (the
+    # greedy text ends its first sentence at 13 words, past this length's floor)
+    greedy = {"mode": "direct", "words": 16, "n_ctx": CTX,
               "sampling": Sampling(temperature=0.0, seed=5, repeat_penalty=1.0)}
     local = Session(JobSettings(prompt=PARITY_PROMPT, **greedy))
     done = local.run(local.new_job())
@@ -75,7 +78,7 @@ def test_a_greedy_job_writes_what_the_local_engine_writes(default_model, tmp_pat
         remote = Session(JobSettings(prompt=PARITY_PROMPT, backend="openai",
                                      base_url=server.url, **greedy))
         remote_text = Path(remote.run(remote.new_job()).document_path).read_text()
-    assert local_text.strip() and remote_text == local_text
+    assert len(local_text.split()) >= 12 and remote_text == local_text
 
 
 def test_the_outline_schema_holds_through_response_format(llama_server):
@@ -140,4 +143,6 @@ def test_batch_keeps_each_worker_to_its_own_slot(default_model, tmp_path):
     served = log.read_text()
     requests = served.count("processing task")
     assert requests >= 3 * 2  # per job: the outline and one section at least
-    assert served.count("selected slot by id") == requests
+    # a slot is chosen for every request (one the client cancels too), each by its id
+    assert served.count("selected slot by id") >= requests
+    assert served.count("selected slot by ") == served.count("selected slot by id")
