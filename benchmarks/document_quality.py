@@ -27,10 +27,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
+
+from filelock import FileLock
 
 from lwlocal.bench.items import load_items
 from lwlocal.bench.scoring import length_score, output_length
@@ -67,8 +69,10 @@ def write(prompt: str, tree: Path, home: Path, url: str | None) -> dict[str, Any
     return json.loads(proc.stdout)
 
 
-def measure(tree: Path, with_server: bool, work: Path) -> list[dict[str, Any]]:
-    rows = []
+def measure(tree: Path, with_server: bool, work: Path,
+            keep: Callable[[list[dict[str, Any]]], None]) -> list[dict[str, Any]]:
+    """Write and review each instruction's job; ``keep`` is given the rows after each."""
+    rows: list[dict[str, Any]] = []
     home = work / "home"
     running = server(work / "llama-server.log") if with_server else nullcontext(None)
     with running as url:
@@ -83,6 +87,7 @@ def measure(tree: Path, with_server: bool, work: Path) -> list[dict[str, Any]]:
                          "length": length, "S_l": round(length_score(length, item.length), 2),
                          "seconds": round(seconds, 1), "job": str(job.dir),
                          "review": review_job(job).as_dict()})
+            keep(rows)
             review = rows[-1]["review"]
             print(f"{item.id}: {length}/{item.length} words, S_l {rows[-1]['S_l']}, "
                   f"talk {review['talk']}, repeated {review['repeated']} of "
@@ -142,22 +147,30 @@ def main() -> None:
     parser.add_argument("--review-again", action="store_true",
                         help="Review the run's kept jobs again instead of writing.")
     args = parser.parse_args()
-    out = RESULTS / "document_quality.json"
-    runs = json.loads(out.read_text()) if out.is_file() else {}
     if args.review_again:
-        rows = runs[args.label]["items"]
-        review_again(rows)
-        runs[args.label]["totals"] = totals(rows)
-    else:
-        with tempfile.TemporaryDirectory(prefix="docq-") as temporary:
-            work = args.work or Path(temporary)
-            work.mkdir(parents=True, exist_ok=True)
-            rows = measure(args.tree.resolve(), args.server, work)
-        runs[args.label] = {"tree": str(args.tree), "server": args.server,
-                            "totals": totals(rows), "items": rows}
-    out.write_text(json.dumps(runs, ensure_ascii=False, indent=1) + "\n")
-    (RESULTS / "document_quality.md").write_text(table(runs))
-    print(table(runs))
+        run = json.loads((RESULTS / "document_quality.json").read_text())[args.label]
+        review_again(run["items"])
+        save(args.label, {**run, "totals": totals(run["items"])})
+        return
+
+    def keep(rows: list[dict[str, Any]]) -> None:  # each item as it is done
+        save(args.label, {"tree": str(args.tree), "server": args.server,
+                          "totals": totals(rows), "items": rows})
+
+    with tempfile.TemporaryDirectory(prefix="docq-") as temporary:
+        work = args.work or Path(temporary)
+        work.mkdir(parents=True, exist_ok=True)
+        measure(args.tree.resolve(), args.server, work, keep)
+
+
+def save(label: str, run: dict[str, Any]) -> None:
+    """Keep ``run`` under ``label`` in the results (runs written at once each keep theirs)."""
+    out = RESULTS / "document_quality.json"
+    with FileLock(str(out) + ".lock"):
+        runs = json.loads(out.read_text()) if out.is_file() else {}
+        runs[label] = run
+        out.write_text(json.dumps(runs, ensure_ascii=False, indent=1) + "\n")
+        (RESULTS / "document_quality.md").write_text(table(runs))
 
 
 if __name__ == "__main__":

@@ -215,3 +215,16 @@ def test_a_disk_that_fills_mid_section_leaves_the_job_interrupted_with_why(
         done = json.loads(invoke("resume", listed["job"], "--json", check=True).stdout)
         assert done["words"] >= 1600
         assert "why" not in job_row(invoke("jobs", "--json", check=True).stdout)
+
+
+def test_a_server_asked_again_at_an_empty_section_is_told_to_begin_with_the_text(tmp_path):
+    """A server's model cannot be kept from a start: asked again, it is told how to begin."""
+    from lwlocal.write.writer import START_NOTE
+
+    outline = Outline("Write a guide.", 24, [Section("Soil", "What soil needs.", 24)])
+    chat = ScriptedChat(["Sure, here is the section you asked for.", SOIL])
+    job = job_for(tmp_path, outline)
+    Writer(chat, job, outline, Sampling()).write_section(1)
+    first, again = chat.requests[0].messages[-1].content, chat.requests[1].messages[-1].content
+    assert again == first + START_NOTE
+    assert job.section_text(1) == SOIL.strip()

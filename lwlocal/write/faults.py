@@ -49,6 +49,8 @@ _ABOUT_TEXT = [
     r"\bmy (?:plan|outline)\b(?! (?:was|is|had|for (?:the|a) (?!text|essay|guide)))",
     r"\b(?:\d+|two|three|four|five|a few|some) more (?:points|parts|sections|tips)\b",
     r"^here (?:they|it) (?:are|is)\b",
+    r"\bwriting (?:instruction|plan|prompt)s?\b",
+    r"\bhere(?:'s| is) (?:a|an|the|my) (?:\w+ )?(?:version|continuation|rewrite|example of how)\b",
     r"\bthe (?:section|paragraph|chapter)\b(?! of)",
     r"\bin the (?:first|second|third|final|last|next) part\b(?! of)",
     r"\bhere(?:'s| is| are)\s+(?:the|a|an|my|your|some)\s+(?:\w+\s+)?"

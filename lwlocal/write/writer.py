@@ -69,6 +69,8 @@ SECTION_REQUEST = (
     "Now write section {index} of {count}, {title}, in about {words} words of plain prose: "
     "{main_point}"
 )
+START_NOTE = (" Begin at once with the section's own text about the subject: no title, no "
+              "preface, nothing about the instructions.")
 CONTINUE_REQUEST = (
     "Go on with section {index}, {title}, from where it stops: about {words} more words, "
     "without repeating what is written and without starting the next section."
@@ -418,13 +420,16 @@ class Writer:
                  hooks: Hooks) -> Generation:
         """One request for section ``index`` going on from ``text``: the first as the section
         is asked for, a later one with another seed; a local model continues ``text`` itself,
-        a server's is asked to go on with it in a turn of its own."""
+        a server's is asked to go on with it in a turn of its own (or, with nothing written
+        yet, asked again with ``START_NOTE``: a server's model cannot be kept from a start)."""
         section = self.outline.sections[index - 1]
         seed = self.sampling.seed + index + SEED_STEP * attempt
         sampling = Sampling(**{**vars(self.sampling), "seed": seed})
         written = count_words(text)
         max_tokens = tokens_for(max(1, section.words - written))
         if not text:
+            if attempt and not isinstance(self.chat, ContinuingBackend):  # asked again
+                context = [*context[:-1], Message("user", context[-1].content + START_NOTE)]
             return self.chat.complete(context, sampling, max_tokens=max_tokens, hooks=hooks)
         if isinstance(self.chat, ContinuingBackend):
             return self.chat.continue_reply(context, text, sampling, max_tokens=max_tokens,
