@@ -12,10 +12,11 @@ reviewed the same way), on the default model, locally or through llama.cpp's own
     PYTHONPATH=. .venv/bin/python benchmarks/document_quality.py --label after-server --server
     PYTHONPATH=. .venv/bin/python benchmarks/document_quality.py --label before --tree OLD
 
-Each run is kept under its label in benchmarks/results/document_quality.json; the table of all
-runs goes to benchmarks/results/document_quality.md. With ``--work DIR`` the jobs are kept
-there, and ``--review-again`` reviews a run's kept jobs anew (after a change to the detectors)
-without writing them again.
+Each run is kept under its label in benchmarks/results/document_quality.json as each job is
+done; the table of all runs, over the instructions they all have done, goes to
+benchmarks/results/document_quality.md (``--table`` prints it). With ``--work DIR`` the jobs
+are kept there, and ``--review-again`` reviews a run's kept jobs anew (after a change to the
+detectors) without writing them again.
 """
 
 from __future__ import annotations
@@ -95,6 +96,25 @@ def measure(tree: Path, with_server: bool, work: Path,
     return rows
 
 
+def collect(work: Path) -> list[dict[str, Any]]:
+    """The rows of the finished jobs kept in ``work`` (a run stopped part-way), in the
+    instructions' order; their time is not known."""
+    jobs_dir = work / "home" / "jobs"
+    done = {job.meta.settings.prompt: job for job in (Job.open(p.name, jobs_dir)
+                                                       for p in sorted(jobs_dir.iterdir()))
+            if job.state == "done"}
+    rows = []
+    for item in load_items(PROMPTS):
+        job = done.get(item.prompt)
+        if job is None:
+            continue
+        length = output_length(job.assemble())
+        rows.append({"id": item.id, "type": item.type, "required": item.length,
+                     "length": length, "S_l": round(length_score(length, item.length), 2),
+                     "seconds": None, "job": str(job.dir), "review": review_job(job).as_dict()})
+    return rows
+
+
 def review_again(rows: list[dict[str, Any]]) -> None:
     """Review each row's kept job anew."""
     for row in rows:
@@ -119,7 +139,8 @@ def totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "title_repeated": count("title_repeated"), "repeated_titles": count("repeated_titles"),
         "short_sections": count("short_sections"),
         "repaired": sum(sum(r["repaired"].values()) for r in reviews),
-        "seconds": round(sum(r["seconds"] for r in rows), 1),
+        "seconds": None if any(r["seconds"] is None for r in rows) else round(
+            sum(r["seconds"] for r in rows), 1),
     }
 
 
@@ -128,9 +149,13 @@ TABLE = ("S_l", "talk_share", "repeated_share", "boundary", "quote", "title_repe
 
 
 def table(runs: dict[str, Any]) -> str:
-    lines = ["| run | " + " | ".join(TABLE) + " |", "|---" * (len(TABLE) + 1) + "|"]
+    """The runs' totals over the instructions every run has done (a run stopped early is
+    compared on what it did)."""
+    common = set.intersection(*({r["id"] for r in run["items"]} for run in runs.values()))
+    lines = [f"{len(common)} instructions: {', '.join(sorted(common))}", "",
+             "| run | " + " | ".join(TABLE) + " |", "|---" * (len(TABLE) + 1) + "|"]
     for label, run in runs.items():
-        t = run["totals"]
+        t = totals([r for r in run["items"] if r["id"] in common])
         cells = [f"{t[k]:.1%}" if k.endswith("share") else str(t[k]) for k in TABLE]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -146,7 +171,20 @@ def main() -> None:
                                                   "folder).")
     parser.add_argument("--review-again", action="store_true",
                         help="Review the run's kept jobs again instead of writing.")
+    parser.add_argument("--collect", action="store_true",
+                        help="Make the run of the finished jobs kept in --work (a run stopped "
+                             "part-way; their time is not known).")
+    parser.add_argument("--table", action="store_true",
+                        help="Print the table of the runs kept, and nothing else.")
     args = parser.parse_args()
+    if args.table:
+        print(table(json.loads((RESULTS / "document_quality.json").read_text())))
+        return
+    if args.collect:
+        rows = collect(args.work)
+        save(args.label, {"tree": str(args.tree), "server": args.server,
+                          "totals": totals(rows), "items": rows})
+        return
     if args.review_again:
         run = json.loads((RESULTS / "document_quality.json").read_text())[args.label]
         review_again(run["items"])
