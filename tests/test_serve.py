@@ -24,18 +24,26 @@ from tests.support.prompts import prompt_file
 from tests.support.server import CTX, free_port, start_server, stop
 
 PROMPT = "Write a short guide to brewing green tea."
+PARITY_PROMPT = "Write a short note on why rivers flood in spring."
 def settings(**extra) -> JobSettings:
-    return JobSettings(prompt=PROMPT, words=60, n_ctx=int(CTX), **extra)
+    return JobSettings(**{"prompt": PROMPT, "words": 60, "n_ctx": int(CTX), **extra})
 
 
 def test_a_job_through_the_server_matches_the_local_engine(served):
-    greedy = {"mode": "direct", "sampling": Sampling(temperature=0.0, seed=5)}
+    """On an instruction whose greedy text the writer repairs nothing in (a repair goes
+    differently on each: a local model is kept from the token a faulty start began with, a
+    server's is asked again), at a length the model reaches before it ends its turn (the
+    engine counts its floor in words, a server's ``min_tokens`` in tokens)."""
+    greedy = {"mode": "direct", "sampling": Sampling(temperature=0.0, seed=5),
+              "prompt": PARITY_PROMPT, "words": 16}
     local = Session(settings(**greedy))
     local_result = local.run(local.new_job())
+    assert not local_result.sections[0].repairs
     remote = Session(settings(**greedy, backend="openai", base_url=served))
     remote_result = remote.run(remote.new_job())
     local_text = Path(local_result.document_path).read_text()
-    assert local_text.strip() and Path(remote_result.document_path).read_text() == local_text
+    assert len(local_text.split()) >= 12
+    assert Path(remote_result.document_path).read_text() == local_text
     assert remote_result.stats["generated_tokens"] == local_result.stats["generated_tokens"]
 
 
