@@ -140,18 +140,26 @@ class Encoded:
             raise LwlocalError(f"tensor {self.name}: {written} bytes made, {self.nbytes} planned")
 
 
+CHECK_VALUES = 1 << 20  # values checked at a time: the check's own arrays stay a few MiB
+
+
 def check_finite(array: np.ndarray, info: TensorInfo, checkpoint: Checkpoint) -> np.ndarray:
     """``array``, rows of tensor ``info`` as read (floats, or bf16 bits as uint16), refused in
     one line naming the tensor if it holds a NaN or an infinity."""
-    if array.dtype == np.uint16:  # bf16 bits: an exponent of all ones is NaN or infinity
-        bad = bool(((array & BF16_EXPONENT) == BF16_EXPONENT).any())
-    else:
-        bad = not bool(np.isfinite(array).all())
-    if bad:
+    flat = array.reshape(-1)  # a view: the rows as read are contiguous
+    if any(_nonfinite(flat[start:start + CHECK_VALUES])
+           for start in range(0, flat.size, CHECK_VALUES)):
         raise SettingError(f"{checkpoint.folder}: tensor {info.name} holds NaN or infinite "
                            "values (a damaged checkpoint?); {allow_nonfinite} converts them "
                            "as they are")
     return array
+
+
+def _nonfinite(values: np.ndarray) -> bool:
+    """Whether ``values`` (floats, or bf16 bits as uint16) hold a NaN or an infinity."""
+    if values.dtype == np.uint16:  # bf16 bits: an exponent of all ones is NaN or infinity
+        return bool(((values & BF16_EXPONENT) == BF16_EXPONENT).any())
+    return not bool(np.isfinite(values).all())
 
 
 def encode_tensor(checkpoint: Checkpoint, arch: Architecture, dims: Shape, t: Planned,
