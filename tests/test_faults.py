@@ -47,6 +47,8 @@ TALK = [
     "I'm not going to repeat anything but instead give you one of my paragraphs.",
     "Don't bother buying anything, but in about 218 sentences you can start.",
     "I have to tell you that it's going to take a long time.",
+    "You're right.",
+    "I'm glad you brought this up.",
     "本节将介绍面包的历史。",
     "希望这对你有帮助。",
     "以下是这篇文章的第二部分。",

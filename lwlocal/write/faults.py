@@ -53,6 +53,7 @@ _ABOUT_TEXT = [
     r"\bplain prose\b", r"\bmy (?:own )?(?:paragraphs?|sentences|writing)\b",
     r"\babout \d+ (?:sentences|paragraphs)\b", r"\b(?:sending|send) you\b",
     r"\b(?:i|we) (?:have|want|need|am going) to tell you\b",
+    r"^you(?:'re| are) (?:right|correct)\b", r"\bglad you (?:brought|asked)\b",
     r"\bhere(?:'s| is) (?:a|an|the|my) (?:\w+ )?(?:version|continuation|rewrite|example of how)\b",
     r"\bthe (?:section|paragraph|chapter)\b(?! of)",
     r"\bin the (?:first|second|third|final|last|next) part\b(?! of)",
