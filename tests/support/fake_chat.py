@@ -72,7 +72,7 @@ _META_WORDS = frozenset({
     "this", "next", "previous", "following", "above", "below", "each", "every", "section",
     "sections", "paragraph", "chapter", "essay", "article", "guide", "text", "document", "post",
     "report", "outline", "instruction", "request", "prompt", "words", "write", "written",
-    "writing", "here", "let"})
+    "writing", "here", "let", "plain", "prose", "send", "sending", "right", "glad"})
 
 
 def tokens(text: str) -> list[str]:
