@@ -30,7 +30,7 @@ from lwlocal.quant.calibration import spread_chunks
 from lwlocal.quant.glm_native import relayout
 from lwlocal.util.cpu import physical_cores
 from lwlocal.util.errors import LwlocalError, SettingError
-from lwlocal.util.offline import hf_offline
+from lwlocal.util.offline import hf_offline, restore_environment
 from lwlocal.util.overwrite import refuse_input_as_output
 from lwlocal.util.progress import Progress, ProgressCallback, ignore
 from lwlocal.util.quiet import quiet_stderr
@@ -171,11 +171,7 @@ def hf_cache_kept() -> Iterator[None]:
     try:
         yield
     finally:
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        restore_environment(before)
 
 
 def _import_gptqmodel(folder: Path) -> tuple[Any, Any, Any, Any]:

@@ -33,11 +33,16 @@ def hf_offline() -> Iterator[None]:
     try:
         yield
     finally:
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        restore_environment(before)
         if (constants := sys.modules.get(HUB_CONSTANTS)) is not None:  # imported meanwhile too
             constants.HF_HUB_OFFLINE = (  # type: ignore[attr-defined]
                 mode if loaded is not None else _hub_offline_from_environment())
+
+
+def restore_environment(before: dict[str, str | None]) -> None:
+    """Put environment variables back as ``before`` had them (None: unset)."""
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
