@@ -11,9 +11,16 @@ reviewed the same way), on the default model, locally or through llama.cpp's own
     PYTHONPATH=. .venv/bin/python benchmarks/document_quality.py --label after
     PYTHONPATH=. .venv/bin/python benchmarks/document_quality.py --label after-server --server
     PYTHONPATH=. .venv/bin/python benchmarks/document_quality.py --label before --tree OLD
+    PYTHONPATH=. .venv/bin/python benchmarks/document_quality.py --label after-lbw \
+        --prompts benchmarks/data/longbench_write_sample.jsonl
+
+``--prompts`` takes other instructions in the same layout (LongBench-Write's own fields);
+benchmarks/data/longbench_write_sample.jsonl holds six of LongBench-Write's English ones
+(THUDM/LongWriter, evaluation/longbench_write_en.jsonl), instructions nobody here wrote.
 
 Each run is kept under its label in benchmarks/results/document_quality.json as each job is
-done; the table of all runs, over the instructions they all have done, goes to
+done; the table of all runs, a table for each set of instructions, over the instructions the
+runs of that set all have done, goes to
 benchmarks/results/document_quality.md (``--table`` prints it). With ``--work DIR`` the jobs
 are kept there, and ``--review-again`` reviews a run's kept jobs anew (after a change to the
 detectors) without writing them again.
@@ -70,14 +77,14 @@ def write(prompt: str, tree: Path, home: Path, url: str | None) -> dict[str, Any
     return json.loads(proc.stdout)
 
 
-def measure(tree: Path, with_server: bool, work: Path,
+def measure(prompts: Path, tree: Path, with_server: bool, work: Path,
             keep: Callable[[list[dict[str, Any]]], None]) -> list[dict[str, Any]]:
     """Write and review each instruction's job; ``keep`` is given the rows after each."""
     rows: list[dict[str, Any]] = []
     home = work / "home"
     running = server(work / "llama-server.log") if with_server else nullcontext(None)
     with running as url:
-        for item in load_items(PROMPTS):
+        for item in load_items(prompts):
             started = time.perf_counter()
             result = write(item.prompt, tree, home, url)
             seconds = time.perf_counter() - started
@@ -96,7 +103,7 @@ def measure(tree: Path, with_server: bool, work: Path,
     return rows
 
 
-def collect(work: Path) -> list[dict[str, Any]]:
+def collect(prompts: Path, work: Path) -> list[dict[str, Any]]:
     """The rows of the finished jobs kept in ``work`` (a run stopped part-way), in the
     instructions' order; their time is not known."""
     jobs_dir = work / "home" / "jobs"
@@ -104,7 +111,7 @@ def collect(work: Path) -> list[dict[str, Any]]:
                                                        for p in sorted(jobs_dir.iterdir()))
             if job.state == "done"}
     rows = []
-    for item in load_items(PROMPTS):
+    for item in load_items(prompts):
         job = done.get(item.prompt)
         if job is None:
             continue
@@ -149,16 +156,22 @@ TABLE = ("S_l", "talk_share", "repeated_share", "boundary", "quote", "title_repe
 
 
 def table(runs: dict[str, Any]) -> str:
-    """The runs' totals over the instructions every run has done (a run stopped early is
-    compared on what it did)."""
-    common = set.intersection(*({r["id"] for r in run["items"]} for run in runs.values()))
-    lines = [f"{len(common)} instructions: {', '.join(sorted(common))}", "",
-             "| run | " + " | ".join(TABLE) + " |", "|---" * (len(TABLE) + 1) + "|"]
+    """A table for each set of instructions: its runs' totals over the instructions every one
+    of them has done (a run stopped early is compared on what it did)."""
+    sets: dict[str, dict[str, Any]] = {}
     for label, run in runs.items():
-        t = totals([r for r in run["items"] if r["id"] in common])
-        cells = [f"{t[k]:.1%}" if k.endswith("share") else str(t[k]) for k in TABLE]
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        sets.setdefault(run.get("prompts", PROMPTS.name), {})[label] = run
+    lines: list[str] = []
+    for name, of_set in sets.items():
+        common = set.intersection(*({r["id"] for r in run["items"]} for run in of_set.values()))
+        lines += [f"## {name}: {len(common)} instructions", "", ", ".join(sorted(common)), "",
+                  "| run | " + " | ".join(TABLE) + " |", "|---" * (len(TABLE) + 1) + "|"]
+        for label, run in of_set.items():
+            t = totals([r for r in run["items"] if r["id"] in common])
+            cells = [f"{t[k]:.1%}" if k.endswith("share") else str(t[k]) for k in TABLE]
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -166,6 +179,8 @@ def main() -> None:
     parser.add_argument("--label", required=True, help="The run's name in the results.")
     parser.add_argument("--tree", type=Path, default=HERE.parent,
                         help="The checkout whose lwlocal writes (default: this one).")
+    parser.add_argument("--prompts", type=Path, default=PROMPTS,
+                        help="The instructions (default: lwlocal's own twelve).")
     parser.add_argument("--server", action="store_true", help="Write through llama-server.")
     parser.add_argument("--work", type=Path, help="Keep the jobs here (default: a temporary "
                                                   "folder).")
@@ -181,9 +196,9 @@ def main() -> None:
         print(table(json.loads((RESULTS / "document_quality.json").read_text())))
         return
     if args.collect:
-        rows = collect(args.work)
+        rows = collect(args.prompts, args.work)
         save(args.label, {"tree": str(args.tree), "server": args.server,
-                          "totals": totals(rows), "items": rows})
+                          "prompts": args.prompts.name, "totals": totals(rows), "items": rows})
         return
     if args.review_again:
         run = json.loads((RESULTS / "document_quality.json").read_text())[args.label]
@@ -193,12 +208,12 @@ def main() -> None:
 
     def keep(rows: list[dict[str, Any]]) -> None:  # each item as it is done
         save(args.label, {"tree": str(args.tree), "server": args.server,
-                          "totals": totals(rows), "items": rows})
+                          "prompts": args.prompts.name, "totals": totals(rows), "items": rows})
 
     with tempfile.TemporaryDirectory(prefix="docq-") as temporary:
         work = args.work or Path(temporary)
         work.mkdir(parents=True, exist_ok=True)
-        measure(args.tree.resolve(), args.server, work, keep)
+        measure(args.prompts.resolve(), args.tree.resolve(), args.server, work, keep)
 
 
 def save(label: str, run: dict[str, Any]) -> None:

@@ -12,6 +12,7 @@ from lwlocal.write.faults import (
     is_talk,
     outline_problems,
     section_faults,
+    sentences,
 )
 from lwlocal.write.guard import SectionGuard, tidy
 from lwlocal.write.outline import Outline, Section
@@ -52,6 +53,8 @@ TALK = [
     "本节将介绍面包的历史。",
     "希望这对你有帮助。",
     "以下是这篇文章的第二部分。",
+    "This story is about a bakery with A.E. Currowfe...",
+    "This story ends with a bakery with An A,",
 ]
 SUBJECT = [
     "Tomatoes need six hours of sun a day.",
@@ -68,6 +71,7 @@ SUBJECT = [
     "My plan was to reach the lighthouse before the storm.",
     "The last part of the climb is the steepest.",
     "Follow the instructions on the seed packet.",
+    "Her grandmother told the story of the flood every spring.",
 ]
 
 
@@ -112,6 +116,31 @@ def test_repeats_across_sections_and_loops_inside_a_sentence():
                           "every day of the week in summer.")
     assert not memory.repeats("Sourdough needs patience.")  # too short to count
     assert not memory.repeats("Rye bread keeps for a week in a cool place.")
+
+
+def test_a_loop_that_changes_a_word_or_two_is_a_repeat():
+    """A story of the default model's (the clean-documents work's own prompt) that looped on
+    one line, a word or two changed each time; prose that shares words passes."""
+    memory = Memory(['He smiled at the light again and said: "A" for a light."'])
+    assert memory.repeats('He smiled and said: "A" for a light again!"')
+    memory = Memory(["When a thing caught their eye - it was not just something you can do, "
+                     "but how much more could you be than what you are."])
+    assert memory.repeats("When a thing caught your eye - it was not just something that you "
+                          "can do, but how much more could you be than that.")
+    memory = Memory(["The starter needs flour and water every day."])
+    assert not memory.repeats("The dough needs flour and water and a pinch of salt.")
+    assert not memory.repeats("Bakers feed the starter every day with flour and water.")
+
+
+def test_initials_and_titles_do_not_end_a_sentence():
+    """"A.C. Currybe" is one sentence, not three short ones too short to count as repeats."""
+    text = "A Baked Ending has to Do with A.C. Currybe... Then Dr. Who came. 他走了。好！"
+    assert [s.strip() for _, s in sentences(text)] == [
+        "A Baked Ending has to Do with A.C. Currybe...", "Then Dr. Who came.", "他走了。",
+        "好！"]
+    guard = SectionGuard(1, ["Bread", "Ovens"], Memory())
+    assert guard.add("He met Dr.") is None and guard.add(" Who at noon.") is None
+    assert guard.add(" He met Dr. Who at noon.").kind == "repeat"  # one sentence, said twice
 
 
 def stream(guard: SectionGuard, text: str) -> int:

@@ -718,8 +718,13 @@ def test_the_review_shows_each_section_and_writes_one_again(tmp_path, messages):
     job = Job.create(tmp_path / "jobs", JobSettings(PROMPT, 200, model="x"), name="tea")
     job.save_outline(Outline(PROMPT, 200, [Section("[Steep] the leaves", "How long.", 100),
                                            Section("Water", "How hot.", 100)]))
-    steeped = " ".join(f"Cup {n} of green tea steeps for {n} minutes below boiling."
-                       for n in range(1, 11))
+    steeped = ("Green tea steeps for two minutes below boiling. Black tea takes four, in water "
+               "just off the boil. Oolong sits between them and may be steeped again and again. "
+               "A warm pot keeps the heat steady while the leaves open. White tea wants cooler "
+               "water still and a longer wait. Rinse the leaves first if they are old or dusty. "
+               "Pour the whole pot out once it is done, or it turns bitter. A timer is worth more "
+               "than any rule of thumb here. Taste, then change one thing at a time. Soft water "
+               "brings out the sweetness that hard water hides.")
     job.save_section(1, steeped)
     job.save_section(2, "Water at eighty degrees keeps it sweet.")  # far short of 100 words
     job.update(state="done")

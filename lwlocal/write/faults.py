@@ -6,7 +6,9 @@ call the same ones, so what the review reports is what the writer prevents.
   "I hope this helps"), or the request echoed back ("I will ask for section 1 of this text");
 - *boundary*: the start of something that belongs elsewhere: a heading, "Section 3" /
   "In section 3", another section's title on its own line;
-- *repeat*: a sentence said before in the document, or a long run of words said before (a loop);
+- *repeat*: a sentence said before in the document, or one so like an earlier one that most of
+  its word pairs are that sentence's (a loop that changes a word or two each time), or a long
+  run of words said before;
 - *title*: a section that opens by repeating its own title; *quote*: one wrapped in quotation
   marks;
 - in an outline: titles alike, and titles or main points about the writing.
@@ -15,6 +17,7 @@ call the same ones, so what the review reports is what the writer prevents.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -23,17 +26,25 @@ from lwlocal.write.words import count_words
 FAULTS = ("talk", "boundary", "repeat", "title", "quote")
 LOOP_WORDS = 12  # a run of this many words said before is a loop, even inside a sentence
 REPEAT_MIN_WORDS = 4  # shorter sentences ("Water daily.") may recur in good prose
+NEAR_MIN_WORDS = 6  # a sentence this long may be a near-repeat of an earlier one ...
+NEAR_SHARE = 0.6  # ... when this share of its word pairs were that one's
 TITLE_LIKENESS = 0.7  # titles sharing this share of their words are one title twice
 
 QUOTES = "\"'“”‘’«»「」『』"
 _LEAD = re.compile(rf"^[\s{QUOTES}*_#>\-–—•·]+")
 _WORDS = re.compile(r"[\w\u3400-\u9fff]+", re.UNICODE)
 _CJK_CHAR = re.compile(r"[\u3400-\u9fff]")
-# a sentence ends at . ! ? (and their Chinese forms) with what closes it, or at a line break
-_SENTENCE = re.compile(r"[^.!?。！？\n]*(?:[.!?。！？…]+[\"'”’)\]」』]*|\n+|$)")
+# a sentence ends at . ! ? (and their Chinese forms) with what closes it, or at a line break;
+# not at the full stop of an initial or a title ("A.C. Clarke", "e.g.", "Dr.")
+_SHORT = ("[A-Za-z]", "Mr", "Mrs", "Ms", "Dr", "St", "Prof")
+_INNER_DOT = "(?:" + "|".join(rf"(?<=\b{a})" for a in _SHORT) + r")\."
+_END_DOT = "".join(rf"(?<!\b{a})" for a in _SHORT) + r"\."
+SENTENCE_BODY = rf"(?:[^.!?。！？\n]|{_INNER_DOT})*"
+SENTENCE_END = rf"(?:{_END_DOT}|[!?。！？…])[.!?。！？…]*[\"'”’)\]」』]*"
+_SENTENCE = re.compile(rf"{SENTENCE_BODY}(?:{SENTENCE_END}|\n+|$)")
 
 _DOC = (r"(?:section|paragraph|chapter|essay|article|guide|text|document|post|report|"
-        r"outline|instruction|request|prompt)")
+        r"outline|instruction|request|prompt|story|tale|poem)")
 # the text talking about itself, its plan or the request
 _ABOUT_TEXT = [
     rf"\b(?:this|the\s+(?:next|following|previous|last|first|above|current|final)|next|"
@@ -200,12 +211,15 @@ def ngrams(words: Sequence[str], n: int = LOOP_WORDS) -> set[tuple[str, ...]]:
 
 
 class Memory:
-    """What a document has said so far: its sentences and its runs of ``LOOP_WORDS`` words,
-    to tell a repeat from something new."""
+    """What a document has said so far: its sentences (and, by word pair, which sentences
+    had each pair) and its runs of ``LOOP_WORDS`` words, to tell a repeat from something
+    new."""
 
     def __init__(self, texts: Iterable[str] = ()) -> None:
         self.sentences: set[tuple[str, ...]] = set()
         self.runs: set[tuple[str, ...]] = set()
+        self.pairs: dict[tuple[str, ...], set[int]] = {}  # word pair -> the sentences with it
+        self._said = 0  # sentences of NEAR_MIN_WORDS or more said so far
         for text in texts:
             self.add(text)
 
@@ -214,13 +228,28 @@ class Memory:
             key = sentence_key(sentence)
             if key:
                 self.sentences.add(key)
+            if key and len(key) >= NEAR_MIN_WORDS:
+                for pair in ngrams(key, 2):
+                    self.pairs.setdefault(pair, set()).add(self._said)
+                self._said += 1
         self.runs |= ngrams(normal_words(text))
 
     def repeats(self, sentence: str, before: Sequence[str] = ()) -> bool:
         """Whether ``sentence`` (with the words ``before`` it in its section) repeats what
-        was said: as a whole, or by a run of ``LOOP_WORDS`` words."""
+        was said: as a whole, nearly (``near``), or by a run of ``LOOP_WORDS`` words."""
         key = sentence_key(sentence)
-        return bool(key and key in self.sentences) or self.repeats_run(sentence, before)
+        return (bool(key and (key in self.sentences or self.near(key)))
+                or self.repeats_run(sentence, before))
+
+    def near(self, words: Sequence[str]) -> bool:
+        """Whether a sentence of ``words`` is nearly one said before: ``NEAR_SHARE`` of its
+        word pairs were one earlier sentence's ("He smiled at the light again and said" after
+        "He smiled and said … a light again")."""
+        if len(words) < NEAR_MIN_WORDS:
+            return False
+        own = ngrams(words, 2)
+        shared = Counter(said for pair in own for said in self.pairs.get(pair, ()))
+        return bool(shared) and max(shared.values()) >= NEAR_SHARE * len(own)
 
     def repeats_run(self, fragment: str, before: Sequence[str] = ()) -> bool:
         """Whether ``fragment`` (a sentence or the start of one, after the words ``before``)

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from lwlocal.write.faults import (
     LOOP_WORDS,
     QUOTES,
+    SENTENCE_BODY,
+    SENTENCE_END,
     Fault,
     Memory,
     is_heading,
@@ -27,7 +29,7 @@ from lwlocal.write.words import count_words
 EARLY_WORDS = 8  # talk is looked for in the start of a sentence up to this many words
 TRIES_PER_CUT = 3  # other starts tried where a fault was cut before the section ends there
 REPAIRS_PER_SECTION = 16  # faults a section may have repaired before it ends where it is
-_CLOSED = re.compile(r"[^.!?。！？\n]*(?:[.!?。！？…]+[\"'”’)\]」』]*(?=\s|$)|[。！？]|\n+)")
+_CLOSED = re.compile(rf"{SENTENCE_BODY}(?:{SENTENCE_END}(?=\s|$)|[。！？]|\n+)")
 
 
 @dataclass(frozen=True)

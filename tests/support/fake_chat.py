@@ -8,7 +8,7 @@ backends do, only with text made up by rule:
   punctuation mark, about as many tokens per word as real tokenizers make of English; each
   turn adds four marker tokens;
 - a reply is sentences made of the words of the last user turn (less those the fault detectors
-  read as talk about the writing), one piece per word, drawn with
+  read as talk about the writing) and of ``PROSE``, one piece per word, drawn with
   a generator seeded by the sampling seed and that turn's text (and the start of a continued
   reply), so the same request gives the same reply;
 - the reply wants to end at the first sentence end past the words the request asks for
@@ -73,6 +73,19 @@ _META_WORDS = frozenset({
     "sections", "paragraph", "chapter", "essay", "article", "guide", "text", "document", "post",
     "report", "outline", "instruction", "request", "prompt", "words", "write", "written",
     "writing", "here", "let", "plain", "prose", "send", "sending", "right", "glad"})
+
+
+# words every reply may use besides the request's: enough that sentences drawn at random do not
+# read as near-repeats of each other (the detectors look at shared word pairs)
+PROSE_WORDS = """
+    river field stone bread water light garden winter summer market window morning evening
+    table road bridge hill forest village harbor salt flour oven wheel clock lamp letter boat
+    rain snow wind cloud season kitchen door roof wall path tree leaf root seed flower apple
+    grain mill barn farm town street square school friend mother father child teacher baker
+    farmer keeper sailor walks opens carries builds grows bakes turns waits finds keeps holds
+    warm cold quiet bright slow early late green heavy small old new long deep careful simple
+    """
+PROSE = PROSE_WORDS.split()
 
 
 def tokens(text: str) -> list[str]:
@@ -169,7 +182,7 @@ class FakeChat:
         if json_schema is not None:
             pieces = _json_pieces(json_schema, _words_of(ask), rng)
         else:
-            pieces = _prose_pieces(_words_of(ask), rng, first=not start)
+            pieces = _prose_pieces(sorted({*_words_of(ask), *PROSE}), rng, first=not start)
         wanted = _asked_words(ask)
         evaluated = self._count_prompt(context)
         result = Generation(stop="length")
