@@ -94,6 +94,8 @@ def measure(prompts: Path, tree: Path, with_server: bool, work: Path,
             rows.append({"id": item.id, "type": item.type, "required": item.length,
                          "length": length, "S_l": round(length_score(length, item.length), 2),
                          "seconds": round(seconds, 1), "job": str(job.dir),
+                         "prompt_to_context": result["prompt_to_context"],
+                         "decode_tokens_per_s": result["decode_tokens_per_s"],
                          "review": review_job(job).as_dict()})
             keep(rows)
             review = rows[-1]["review"]
@@ -148,11 +150,13 @@ def totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "repaired": sum(sum(r["repaired"].values()) for r in reviews),
         "seconds": None if any(r["seconds"] is None for r in rows) else round(
             sum(r["seconds"] for r in rows), 1),
+        "max_prompt_to_context": max((r["prompt_to_context"] for r in rows
+                                      if r.get("prompt_to_context") is not None), default=None),
     }
 
 
 TABLE = ("S_l", "talk_share", "repeated_share", "boundary", "quote", "title_repeated",
-         "repeated_titles", "short_sections", "repaired", "seconds")
+         "repeated_titles", "short_sections", "repaired", "max_prompt_to_context", "seconds")
 
 
 def table(runs: dict[str, Any]) -> str:
