@@ -191,8 +191,7 @@ def bpe_tokenizer(folder: Path, ranks: list[bytes], specials: list[str]) -> None
     each multi-byte token, and the special tokens after the ranks."""
     from tokenizers import Tokenizer, decoders, models
 
-    from lwlocal.convert.tiktoken_vocab import byte_to_unicode, merges_of
-    from lwlocal.convert.tokenizer import llama3_pre_tokenizer
+    from lwlocal.families.byte_bpe import byte_to_unicode, llama3_pre_tokenizer, merges_of
 
     to_text = byte_to_unicode()
 

@@ -172,7 +172,7 @@ def test_glm4_tiktoken_tokenizer_matches_tiktoken(tiny_chatglm, tmp_path):
     import llama_cpp
 
     tiktoken = pytest.importorskip("tiktoken")
-    from lwlocal.convert.tokenizer import LLAMA3_PATTERN
+    from lwlocal.families.byte_bpe import LLAMA3_PATTERN
 
     folder = tmp_path / "glm-tiktoken"
     ranks, specials = tiktoken_glm(tiny_chatglm, folder)

@@ -119,7 +119,7 @@ def test_a_tiktoken_glm_checkpoint_gets_a_tokenizer_json(gptq_chatglm, gptq_glm,
     import tiktoken
     import transformers
 
-    from lwlocal.convert.tokenizer import LLAMA3_PATTERN
+    from lwlocal.families.byte_bpe import LLAMA3_PATTERN
 
     folder = tmp_path / "tiktoken-glm"
     ranks, specials = tiktoken_glm(gptq_chatglm, folder)

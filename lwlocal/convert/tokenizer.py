@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING
 import gguf
 
 from lwlocal.families.base import Architecture
+from lwlocal.families.byte_bpe import LLAMA3_SPLIT
 from lwlocal.util.errors import LwlocalError
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
-    from tokenizers.pre_tokenizers import PreTokenizer
 
 # llama.cpp tells pre-tokenizers apart by hashing the ids a tokenizer gives this text.
 CHECK_TEXT = (
@@ -32,22 +32,6 @@ PRE_BY_HASH = {
     "81d72c7348a9f0ebe86f23298d37debe0a5e71149e29bd283904c02262b27516": "chatglm-bpe",
     "a1336059768a55c99a734006ffb02203cd450fed003e9a71886c88acf24fdbc2": "glm4",
 }
-# For tokenizers llama.cpp has not hashed (fine-tunes with a resized vocabulary, test models):
-# the pre-tokenizer's own definition names the family.
-LLAMA3_SPLIT = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}"
-# The whole split pattern of Llama 3's pre-tokenizer; GLM-4's tiktoken tokenizer splits the same.
-LLAMA3_PATTERN = LLAMA3_SPLIT + r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
-
-
-def llama3_pre_tokenizer() -> PreTokenizer:
-    """Llama 3's (and GLM-4's) pre-tokenizer for ``tokenizers``: the split, then byte-level."""
-    from tokenizers import Regex, pre_tokenizers
-
-    return pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(LLAMA3_PATTERN), behavior="isolated"),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
-
-
 @dataclass
 class Vocabulary:
     """Everything the GGUF tokenizer keys need."""

@@ -25,9 +25,9 @@ from typing import Any
 
 from lwlocal.families import architecture_for
 from lwlocal.families.base import Architecture
+from lwlocal.families.glm_native import join_gate_up, relayout
 from lwlocal.models.folder import check_contained
 from lwlocal.quant.calibration import spread_chunks
-from lwlocal.quant.glm_native import relayout
 from lwlocal.util.cpu import physical_cores
 from lwlocal.util.errors import LwlocalError, SettingError
 from lwlocal.util.offline import hf_offline, restore_environment
@@ -204,35 +204,6 @@ def _layer_progress(model: Any, progress: ProgressCallback) -> list[Any]:
         return reached
 
     return [layer.register_forward_pre_hook(hook(i)) for i, layer in enumerate(layers)]
-
-
-def join_gate_up(folder: Path) -> None:
-    """Join GLM's separately quantized gate and up projections into ``gate_up_proj`` (gate
-    first): GPTQ's packed tensors are per output column, so side by side is exact."""
-    import torch
-    from safetensors.torch import load_file, save_file
-
-    for path in sorted(folder.glob("*.safetensors")):
-        tensors = load_file(str(path))
-        gates = [k[: -len(".gate_proj.qweight")] for k in tensors
-                 if k.endswith(".gate_proj.qweight")]
-        for prefix in gates:
-            gate, up = f"{prefix}.gate_proj", f"{prefix}.up_proj"
-            for part in ("qweight", "qzeros", "scales"):
-                tensors[f"{prefix}.gate_up_proj.{part}"] = torch.cat(
-                    [tensors.pop(f"{gate}.{part}"), tensors.pop(f"{up}.{part}")], dim=1)
-            tensors[f"{prefix}.gate_up_proj.g_idx"] = tensors.pop(f"{gate}.g_idx")
-            tensors.pop(f"{up}.g_idx")
-        if gates:
-            save_file({k: v.contiguous() for k, v in tensors.items()}, str(path),
-                      metadata={"format": "pt"})
-    index = folder / "model.safetensors.index.json"
-    if index.is_file():
-        data = json.loads(index.read_text())
-        data["weight_map"] = {
-            k.replace(".gate_proj.", ".gate_up_proj."): v
-            for k, v in data["weight_map"].items() if ".up_proj." not in k}
-        index.write_text(json.dumps(data, indent=1))
 
 
 def quantize_gptq(request: GptqRequest, text: str, label: str,

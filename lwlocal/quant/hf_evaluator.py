@@ -12,8 +12,8 @@ from types import TracebackType
 import numpy as np
 
 from lwlocal.families import architecture_for
+from lwlocal.families.glm_native import relayout
 from lwlocal.quant.evaluator import split_chunks
-from lwlocal.quant.glm_native import relayout
 from lwlocal.quant.gptq import INSTALL_HINT, hf_cache_kept, read_config
 from lwlocal.util.errors import LwlocalError
 from lwlocal.util.offline import hf_offline

@@ -28,7 +28,7 @@ def bpe_tokenizer(folder: Path, specials: list[str], config: dict) -> None:
     """A small byte-level BPE with Llama 3's pre-tokenizer (GLM-4 uses the same split)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-    from lwlocal.convert.tokenizer import llama3_pre_tokenizer
+    from lwlocal.families.byte_bpe import llama3_pre_tokenizer
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = llama3_pre_tokenizer()
@@ -149,7 +149,7 @@ def tiktoken_glm(source: Path, folder: Path) -> tuple[dict[bytes, int], dict[str
     import base64
     import shutil
 
-    from lwlocal.convert.tiktoken_vocab import byte_to_unicode
+    from lwlocal.families.byte_bpe import byte_to_unicode
 
     shutil.copytree(source, folder)
     data = json.loads((folder / "tokenizer.json").read_text())

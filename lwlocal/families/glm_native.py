@@ -11,8 +11,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lwlocal.convert.tiktoken_vocab import byte_to_unicode, merges_of, read_ranks
-from lwlocal.convert.tokenizer import llama3_pre_tokenizer
+from lwlocal.families.byte_bpe import byte_to_unicode, llama3_pre_tokenizer, merges_of, read_ranks
 from lwlocal.families.glm import (
     NATIVE_LAYER_NAMES,
     NATIVE_OTHER_NAMES,
@@ -129,3 +128,32 @@ def fast_tokenizer(src: Path, dst: Path) -> None:
     if config.get("chat_template"):
         fast_config["chat_template"] = config["chat_template"]
     (dst / "tokenizer_config.json").write_text(json.dumps(fast_config, indent=1))
+
+
+def join_gate_up(folder: Path) -> None:
+    """Join GLM's separately quantized gate and up projections into ``gate_up_proj`` (gate
+    first): GPTQ's packed tensors are per output column, so side by side is exact."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    for path in sorted(folder.glob("*.safetensors")):
+        tensors = load_file(str(path))
+        gates = [k[: -len(".gate_proj.qweight")] for k in tensors
+                 if k.endswith(".gate_proj.qweight")]
+        for prefix in gates:
+            gate, up = f"{prefix}.gate_proj", f"{prefix}.up_proj"
+            for part in ("qweight", "qzeros", "scales"):
+                tensors[f"{prefix}.gate_up_proj.{part}"] = torch.cat(
+                    [tensors.pop(f"{gate}.{part}"), tensors.pop(f"{up}.{part}")], dim=1)
+            tensors[f"{prefix}.gate_up_proj.g_idx"] = tensors.pop(f"{gate}.g_idx")
+            tensors.pop(f"{up}.g_idx")
+        if gates:
+            save_file({k: v.contiguous() for k, v in tensors.items()}, str(path),
+                      metadata={"format": "pt"})
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        data = json.loads(index.read_text())
+        data["weight_map"] = {
+            k.replace(".gate_proj.", ".gate_up_proj."): v
+            for k, v in data["weight_map"].items() if ".up_proj." not in k}
+        index.write_text(json.dumps(data, indent=1))
