@@ -13,7 +13,9 @@ from gguf import Keys
 from lwlocal import families
 from lwlocal.families import architecture_for, architectures, cards
 from lwlocal.families.base import Architecture
-from lwlocal.families.glm import CHATGLM, metadata, native_config
+from lwlocal.families.glm import CHATGLM
+from lwlocal.families.glm_config import metadata
+from lwlocal.families.glm_native import native_config
 from lwlocal.families.llama import LLAMA
 from lwlocal.families.llama import metadata as llama_metadata
 from lwlocal.families.llama import shape as llama_shape

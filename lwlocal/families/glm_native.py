@@ -9,20 +9,59 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from lwlocal.families.base import Config
 from lwlocal.families.byte_bpe import byte_to_unicode, llama3_pre_tokenizer, merges_of, read_ranks
-from lwlocal.families.glm import (
-    NATIVE_LAYER_NAMES,
-    NATIVE_OTHER_NAMES,
-    REMOTE_LAYER_PREFIX,
-    REMOTE_QKV,
-    native_config,
-)
+from lwlocal.families.glm_config import REMOTE_ROTARY_SHARE, rope_base, shape
 from lwlocal.util.errors import LwlocalError
 
 if TYPE_CHECKING:
     import torch
+
+# The remote-code layout laid out natively (for transformers and GPTQ without remote code):
+# tensor names after ``transformer.encoder.layers.N.`` and outside the layers; the fused QKV
+# projection is split into q, k and v.
+REMOTE_LAYER_PREFIX = "transformer.encoder.layers."
+REMOTE_QKV = "self_attention.query_key_value."
+NATIVE_LAYER_NAMES = {
+    "self_attention.dense.weight": "self_attn.o_proj.weight",
+    "input_layernorm.weight": "input_layernorm.weight",
+    "post_attention_layernorm.weight": "post_attention_layernorm.weight",
+    "mlp.dense_h_to_4h.weight": "mlp.gate_up_proj.weight",
+    "mlp.dense_4h_to_h.weight": "mlp.down_proj.weight",
+}
+NATIVE_OTHER_NAMES = {
+    "transformer.embedding.word_embeddings.weight": "model.embed_tokens.weight",
+    "transformer.encoder.final_layernorm.weight": "model.norm.weight",
+    "transformer.output_layer.weight": "lm_head.weight",
+}
+
+
+def native_config(config: Config) -> dict[str, Any]:
+    """GlmForCausalLM's config.json for a remote-code ChatGLM config."""
+    dims = shape(config, lambda _: None)
+    eos = config.get("eos_token_id")
+    eos = [eos] if isinstance(eos, int) else eos
+    theta = rope_base(config, lambda _: None)
+    return {
+        "architectures": ["GlmForCausalLM"], "model_type": "glm",
+        "vocab_size": dims.vocab_size, "hidden_size": dims.hidden_size,
+        "intermediate_size": dims.ffn_size,
+        "num_hidden_layers": dims.n_layers, "num_attention_heads": dims.n_heads,
+        "num_key_value_heads": dims.n_kv_heads, "head_dim": dims.head_dim,
+        "attention_bias": bool(config.get("add_qkv_bias", False)),
+        "max_position_embeddings": dims.context_length,
+        "rms_norm_eps": config.get("layernorm_epsilon", 1e-5),
+        "rope_theta": theta,
+        "partial_rotary_factor": REMOTE_ROTARY_SHARE, "hidden_act": "silu",
+        "rope_parameters": {"rope_type": "default", "partial_rotary_factor": REMOTE_ROTARY_SHARE,
+                            "rope_theta": theta},
+        "tie_word_embeddings": False, "eos_token_id": eos,
+        "pad_token_id": config.get("pad_token_id", eos[0] if eos else 0),
+        "torch_dtype": config.get("torch_dtype", "bfloat16"),
+    }
+
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                    "generation_config.json")  # copied when there is a tokenizer.json
