@@ -1,4 +1,4 @@
-"""GLM-4's tiktoken ``tokenizer.model`` (ChatGLM4Tokenizer, as LongWriter-glm4-9b ships it) as
+"""A tiktoken ``tokenizer.model`` (GLM-4's ChatGLM4Tokenizer, as LongWriter-glm4-9b ships it) as
 a GGUF byte-level BPE vocabulary, the way llama.cpp loads GLM-4.
 
 The file holds ``base64(token bytes) rank`` lines; BPE merges are not stored, so each token's
@@ -22,7 +22,7 @@ from lwlocal.util.errors import LwlocalError
 
 
 def load_tiktoken_vocabulary(folder: Path, vocab_size: int, arch: Architecture) -> Vocabulary:
-    """Tokens, types, merges and special ids of a GLM-4 tiktoken tokenizer."""
+    """Tokens, types, merges and special ids of a tiktoken tokenizer (GLM-4's)."""
     ranks = read_ranks(folder / "tokenizer.model")
     config_path = folder / "tokenizer_config.json"
     try:

@@ -12,6 +12,7 @@ from dataclasses import replace
 
 from lwlocal.families.base import Architecture, ModelCard
 from lwlocal.families.glm_config import metadata, shape
+from lwlocal.families.glm_native import join_gate_up, relayout
 
 REMOTE_LAYER = r"transformer\.encoder\.layers\.(?P<bid>\d+)\."
 REMOTE_NAMES = (
@@ -48,6 +49,11 @@ NATIVE_REQUIRED = tuple(name for name in REMOTE_REQUIRED if "attn_qkv" not in na
     "blk.{bid}.attn_q.weight", "blk.{bid}.attn_k.weight", "blk.{bid}.attn_v.weight")
 FUSED_GATE_UP: dict[str, tuple[str, ...]] = {
     "blk.{bid}.ffn_up.weight": ("gate_up_size", "hidden_size")}
+GLM_BPE_HASHES = {
+    "b6e8e1518dc4305be2fe39c313ed643381c4da5db34a98f6a04c093f8afbe99b": "chatglm-bpe",
+    "81d72c7348a9f0ebe86f23298d37debe0a5e71149e29bd283904c02262b27516": "chatglm-bpe",
+    "a1336059768a55c99a734006ffb02203cd450fed003e9a71886c88acf24fdbc2": "glm4",
+}
 GLM_SPECIAL = {"eos": "<|endoftext|>", "eot": "<|user|>", "unk": "<|endoftext|>"}
 # GLM-4's tiktoken tokenizer (tokenization_chatglm.py's ChatGLM4Tokenizer) numbers these after
 # the ranks of tokenizer.model, whether or not tokenizer_config.json lists them
@@ -65,12 +71,13 @@ CHATGLM = Architecture(
     skip=(r"transformer\.rotary_pos_emb\.inv_freq",),
     shape=shape,
     metadata=metadata,
+    bpe_hashes=GLM_BPE_HASHES,
     bpe_pre="chatglm-bpe",
     special_tokens=GLM_SPECIAL,
     tiktoken_specials=GLM_TIKTOKEN_SPECIALS,
     add_bos=False,
-    remote_code=True,
-    fused_gate_up=True,
+    native_relayout=relayout,
+    gptq_join=join_gate_up,
 )
 GLM = replace(
     CHATGLM,
@@ -79,7 +86,7 @@ GLM = replace(
     names=NATIVE_NAMES,
     required=NATIVE_REQUIRED,
     skip=(NATIVE_LAYER + r"self_attn\.rotary_emb\.inv_freq",),
-    remote_code=False,
+    native_relayout=None,
 )
 ARCHITECTURES = (CHATGLM, GLM)
 

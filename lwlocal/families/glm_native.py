@@ -2,7 +2,8 @@
 layout) laid out again as transformers' native ``GlmForCausalLM``, so that it loads, quantizes
 and serves without ``trust_remote_code``. The weights are the same numbers: the fused QKV
 projection is split into q, k and v; the rest is renamed. Written shard by shard (with torch, the
-``gptq`` extra's, which reads bf16)."""
+``gptq`` extra's, which reads bf16). And the gate and up projections GPTQModel quantizes apart,
+joined again into the one ``gate_up_proj`` transformers and vLLM load."""
 
 from __future__ import annotations
 

@@ -156,6 +156,10 @@ LLAMA = Architecture(
     transforms={"attn_q.weight": permute_q, "attn_k.weight": permute_k,
                 "attn_q.bias": permute_q, "attn_k.bias": permute_k},
     extra_tensors=extra_tensors,
+    bpe_hashes={
+        "0ef9807a4087ebef797fc749390439009c3b9eda9ad1a097abbe738f486c01e5": "llama-bpe",
+        "855059429035d75a914d1eda9f10a876752e281a054a7a3d421ef0533e5b6249": "smollm",
+    },
 )
 ARCHITECTURES = (LLAMA,)
 CARDS = (
