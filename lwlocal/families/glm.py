@@ -13,6 +13,7 @@ from dataclasses import replace
 from lwlocal.families.base import Architecture, ModelCard
 from lwlocal.families.glm_config import metadata, shape
 from lwlocal.families.glm_native import join_gate_up, relayout
+from lwlocal.families.transformers_decoder import ATTENTION_NAMES, LAYER, OUTER_NAMES, SKIP
 
 REMOTE_LAYER = r"transformer\.encoder\.layers\.(?P<bid>\d+)\."
 REMOTE_NAMES = (
@@ -27,18 +28,10 @@ REMOTE_NAMES = (
     (REMOTE_LAYER + r"mlp\.dense_h_to_4h\.weight", "blk.{bid}.ffn_up.weight"),
     (REMOTE_LAYER + r"mlp\.dense_4h_to_h\.weight", "blk.{bid}.ffn_down.weight"),
 )
-NATIVE_LAYER = r"model\.layers\.(?P<bid>\d+)\."
-NATIVE_NAMES = (
-    (r"model\.embed_tokens\.weight", "token_embd.weight"),
-    (r"model\.norm\.weight", "output_norm.weight"),
-    (r"lm_head\.weight", "output.weight"),
-    (NATIVE_LAYER + r"input_layernorm\.weight", "blk.{bid}.attn_norm.weight"),
-    (NATIVE_LAYER + r"self_attn\.(?P<p>[qkv])_proj\.(?P<kind>weight|bias)",
-     "blk.{bid}.attn_{p}.{kind}"),
-    (NATIVE_LAYER + r"self_attn\.o_proj\.weight", "blk.{bid}.attn_output.weight"),
-    (NATIVE_LAYER + r"post_attention_layernorm\.weight", "blk.{bid}.ffn_norm.weight"),
-    (NATIVE_LAYER + r"mlp\.gate_up_proj\.weight", "blk.{bid}.ffn_up.weight"),
-    (NATIVE_LAYER + r"mlp\.down_proj\.weight", "blk.{bid}.ffn_down.weight"),
+# transformers' GLM-4: its decoder layout, with the gate and up projections fused
+NATIVE_NAMES = OUTER_NAMES + ATTENTION_NAMES + (
+    (LAYER + r"mlp\.gate_up_proj\.weight", "blk.{bid}.ffn_up.weight"),
+    (LAYER + r"mlp\.down_proj\.weight", "blk.{bid}.ffn_down.weight"),
 )
 # every GLM-4 checkpoint has these (the output, fused QKV and its bias may be left out)
 REMOTE_REQUIRED = ("token_embd.weight", "output_norm.weight", "blk.{bid}.attn_norm.weight",
@@ -85,7 +78,7 @@ GLM = replace(
     hf_architectures=("GlmForCausalLM",),
     names=NATIVE_NAMES,
     required=NATIVE_REQUIRED,
-    skip=(NATIVE_LAYER + r"self_attn\.rotary_emb\.inv_freq",),
+    skip=SKIP,
     native_relayout=None,
 )
 ARCHITECTURES = (CHATGLM, GLM)
