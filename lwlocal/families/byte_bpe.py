@@ -1,6 +1,6 @@
 """Byte-level BPE pieces the families' tokenizers share: GPT-2's byte alphabet, tiktoken's rank
 files and the merges they imply, Llama 3's split pattern (GLM-4's tiktoken tokenizer splits the
-same)."""
+same), a pre-tokenizer splitting by a pattern."""
 
 from __future__ import annotations
 
@@ -18,12 +18,13 @@ LLAMA3_SPLIT = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N
 LLAMA3_PATTERN = LLAMA3_SPLIT + r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 
 
-def llama3_pre_tokenizer() -> PreTokenizer:
-    """Llama 3's (and GLM-4's) pre-tokenizer for ``tokenizers``: the split, then byte-level."""
+def byte_level_pre_tokenizer(pattern: str) -> PreTokenizer:
+    """A byte-level BPE's pre-tokenizer for ``tokenizers`` (Llama 3's with ``LLAMA3_PATTERN``):
+    the split by ``pattern``, then byte-level."""
     from tokenizers import Regex, pre_tokenizers
 
     return pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(LLAMA3_PATTERN), behavior="isolated"),
+        pre_tokenizers.Split(Regex(pattern), behavior="isolated"),
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
 
 

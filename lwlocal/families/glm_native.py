@@ -13,7 +13,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lwlocal.families.base import Config
-from lwlocal.families.byte_bpe import byte_to_unicode, llama3_pre_tokenizer, merges_of, read_ranks
+from lwlocal.families.byte_bpe import (
+    LLAMA3_PATTERN,
+    byte_level_pre_tokenizer,
+    byte_to_unicode,
+    merges_of,
+    read_ranks,
+)
 from lwlocal.families.glm_config import REMOTE_ROTARY_SHARE, rope_base, shape
 from lwlocal.util.errors import LwlocalError
 
@@ -146,7 +152,7 @@ def fast_tokenizer(src: Path, dst: Path) -> None:
     tokenizer = Tokenizer(models.BPE(
         vocab=vocab, merges=[(text(a), text(b)) for a, b in merges_of(ranks)],
         ignore_merges=True))
-    tokenizer.pre_tokenizer = llama3_pre_tokenizer()
+    tokenizer.pre_tokenizer = byte_level_pre_tokenizer(LLAMA3_PATTERN)
     tokenizer.decoder = decoders.ByteLevel()
     for token_id in sorted(added):
         tokenizer.add_special_tokens([AddedToken(added[token_id], special=True,

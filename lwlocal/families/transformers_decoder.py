@@ -89,6 +89,6 @@ def metadata(config: Config, warn: Warn) -> dict[str, object]:
         meta[R.SCALING_TYPE] = "linear"
         meta[R.SCALING_FACTOR] = hparam(scaling, warn, "factor", limit=POSITIVE,
                                         section=rope_section(config))
-    elif kind not in (None, "llama3", "default"):
+    elif kind not in (None, "llama3", "default"):  # llama3: the Llama family adds rope_freqs
         warn(f"rope_scaling of type {kind} is not converted; long contexts may degrade")
     return meta
