@@ -101,6 +101,26 @@ def sharpen(model) -> None:
             p.normal_(0, 0.6 if ("q_proj" in name or "k_proj" in name) else 0.08)
 
 
+def make_layers_matter(model, seed: int) -> None:
+    """Weights whose layers matter to the logits (unit norms, variance-keeping projections,
+    sharp attention), drawn with ``seed``: random tiny models are otherwise dominated by their
+    embeddings, and a broken quant would not show."""
+    import torch
+
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.fill_(1.0)
+            elif "embed" in name:
+                p.normal_(0, 1.0)
+            elif p.dim() == 1:
+                p.normal_(0, 0.1)
+            else:
+                sharp = 2.0 if ("q_proj" in name or "k_proj" in name) else 1.0
+                p.normal_(0, sharp / p.shape[1] ** 0.5)
+
+
 def hf_logits(folder: Path, ids: list[int]) -> np.ndarray:
     import torch
     import transformers
