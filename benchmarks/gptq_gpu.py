@@ -21,8 +21,11 @@ from pathlib import Path
 import torch
 import transformers
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from lwlocal.quant.calibration import read_text
 from lwlocal.quant.gptq import GptqRequest, quantize_gptq
+from tests.support.checkpoints import make_layers_matter
 
 
 def random_llama(folder: Path, tokenizer_dir: Path, hidden: int, intermediate: int,
@@ -31,17 +34,8 @@ def random_llama(folder: Path, tokenizer_dir: Path, hidden: int, intermediate: i
         vocab_size=49152, hidden_size=hidden, intermediate_size=intermediate,
         num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads,
         max_position_embeddings=4096, tie_word_embeddings=False, bos_token_id=1, eos_token_id=2)
-    torch.manual_seed(0)
     model = transformers.LlamaForCausalLM(config)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "norm" in name:
-                p.fill_(1.0)
-            elif "embed" in name:
-                p.normal_(0, 1.0)
-            else:
-                sharp = 2.0 if ("q_proj" in name or "k_proj" in name) else 1.0
-                p.normal_(0, sharp / p.shape[1] ** 0.5)
+    make_layers_matter(model, 0)
     model.save_pretrained(folder)
     for name in ("tokenizer.json", "tokenizer_config.json"):
         shutil.copy(tokenizer_dir / name, folder / name)

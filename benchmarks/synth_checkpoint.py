@@ -191,8 +191,12 @@ def bpe_tokenizer(folder: Path, ranks: list[bytes], specials: list[str]) -> None
     each multi-byte token, and the special tokens after the ranks."""
     from tokenizers import Tokenizer, decoders, models
 
-    from lwlocal.convert.tiktoken_vocab import byte_to_unicode, merges_of
-    from lwlocal.convert.tokenizer import llama3_pre_tokenizer
+    from lwlocal.families.byte_bpe import (
+        LLAMA3_PATTERN,
+        byte_level_pre_tokenizer,
+        byte_to_unicode,
+        merges_of,
+    )
 
     to_text = byte_to_unicode()
 
@@ -202,7 +206,7 @@ def bpe_tokenizer(folder: Path, ranks: list[bytes], specials: list[str]) -> None
     by_rank = {token: rank for rank, token in enumerate(ranks)}
     merges = [(text(a), text(b)) for a, b in merges_of(by_rank)]
     tok = Tokenizer(models.BPE({text(t): i for i, t in enumerate(ranks)}, merges))
-    tok.pre_tokenizer = llama3_pre_tokenizer()
+    tok.pre_tokenizer = byte_level_pre_tokenizer(LLAMA3_PATTERN)
     tok.decoder = decoders.ByteLevel()
     tok.add_special_tokens(specials)
     tok.save(str(folder / "tokenizer.json"))

@@ -189,6 +189,15 @@ def tiny_glm(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_qwen2(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random checkpoint in Qwen2's layout (q/k/v biases, Qwen2's pre-tokenizer)."""
+    pytest.importorskip("transformers")
+    from tests.support.checkpoints import make_tiny_qwen2
+
+    return make_tiny_qwen2(tmp_path_factory.mktemp("tiny-qwen2"))
+
+
+@pytest.fixture(scope="session")
 def tiny_chatglm(tiny_glm: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The same weights in THUDM's remote-code layout (LongWriter-glm4-9b's)."""
     from tests.support.checkpoints import remote_glm

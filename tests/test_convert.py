@@ -31,13 +31,16 @@ def gguf_logits(path: Path, ids: list[int]) -> np.ndarray:
 
 
 @pytest.mark.parametrize("outtype,max_diff,agreement", [("f32", 1e-3, 1.0), ("f16", None, 0.99)])
-@pytest.mark.parametrize("layout", ["tiny_llama", "tiny_glm", "tiny_chatglm"])
-def test_tiny_logits_match_transformers(request, tmp_path, layout, outtype, max_diff, agreement):
+@pytest.mark.parametrize("layout,architecture", [
+    ("tiny_llama", "llama"), ("tiny_glm", "chatglm"), ("tiny_chatglm", "chatglm"),
+    ("tiny_qwen2", "qwen2")])
+def test_tiny_logits_match_transformers(request, tmp_path, layout, architecture, outtype,
+                                        max_diff, agreement):
     folder = request.getfixturevalue(layout)
     reference = request.getfixturevalue("tiny_glm") if layout == "tiny_chatglm" else folder
     out = tmp_path / f"tiny-{outtype}.gguf"
     result = convert(folder, out, outtype)
-    assert result.architecture == ("llama" if layout == "tiny_llama" else "chatglm")
+    assert result.architecture == architecture
     assert out.is_file() and not list(tmp_path.glob(".*partial"))
     agree = total = 0
     for ids in PROMPTS:
@@ -50,7 +53,7 @@ def test_tiny_logits_match_transformers(request, tmp_path, layout, outtype, max_
 
 
 @pytest.mark.parametrize("layout,pre", [("tiny_llama", "llama-bpe"),
-                                        ("tiny_chatglm", "chatglm-bpe")])
+                                        ("tiny_chatglm", "chatglm-bpe"), ("tiny_qwen2", "qwen2")])
 def test_tokenizer_matches_token_for_token(request, tmp_path, layout, pre):
     import llama_cpp
     from tokenizers import Tokenizer
@@ -172,7 +175,7 @@ def test_glm4_tiktoken_tokenizer_matches_tiktoken(tiny_chatglm, tmp_path):
     import llama_cpp
 
     tiktoken = pytest.importorskip("tiktoken")
-    from lwlocal.convert.tokenizer import LLAMA3_PATTERN
+    from lwlocal.families.byte_bpe import LLAMA3_PATTERN
 
     folder = tmp_path / "glm-tiktoken"
     ranks, specials = tiktoken_glm(tiny_chatglm, folder)

@@ -16,7 +16,14 @@ from lwlocal.quant.calibration import HELDOUT, read_text
 from lwlocal.quant.gptq import GptqRequest, quantize_gptq
 from lwlocal.quant.quality import evaluate, log_softmax
 from lwlocal.util.progress import Progress
-from tests.support.checkpoints import CORPUS, PROMPTS, hf_logits, remote_glm, tiktoken_glm
+from tests.support.checkpoints import (
+    CORPUS,
+    PROMPTS,
+    hf_logits,
+    make_layers_matter,
+    remote_glm,
+    tiktoken_glm,
+)
 from tests.support.cli import invoke
 
 TINY = {"group_size": 32, "samples": 8, "seq_len": 64}
@@ -24,26 +31,13 @@ KLD_BOUND, TOP1_BOUND = 0.1, 0.5  # sound 4-bit quants measured 0.04 and 0.69-0.
 
 
 def weighty(src: Path, dst: Path, seed: int) -> Path:
-    """``src`` with weights whose layers matter to the logits (unit norms, variance-keeping
-    projections, sharp attention): random tiny models are otherwise dominated by their
-    embeddings, and a broken quant would not show."""
+    """``src`` with weights whose layers matter to the logits."""
     import shutil
 
     import transformers
 
     model = transformers.AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32)
-    torch.manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "norm" in name:
-                p.fill_(1.0)
-            elif "embed" in name:
-                p.normal_(0, 1.0)
-            elif p.dim() == 1:
-                p.normal_(0, 0.1)
-            else:
-                sharp = 2.0 if ("q_proj" in name or "k_proj" in name) else 1.0
-                p.normal_(0, sharp / p.shape[1] ** 0.5)
+    make_layers_matter(model, seed)
     model.save_pretrained(dst)
     for name in ("tokenizer.json", "tokenizer_config.json"):
         shutil.copy(src / name, dst / name)
@@ -119,7 +113,7 @@ def test_a_tiktoken_glm_checkpoint_gets_a_tokenizer_json(gptq_chatglm, gptq_glm,
     import tiktoken
     import transformers
 
-    from lwlocal.convert.tokenizer import LLAMA3_PATTERN
+    from lwlocal.families.byte_bpe import LLAMA3_PATTERN
 
     folder = tmp_path / "tiktoken-glm"
     ranks, specials = tiktoken_glm(gptq_chatglm, folder)

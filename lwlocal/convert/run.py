@@ -14,7 +14,7 @@ from typing import BinaryIO, cast
 import gguf
 import numpy as np
 
-from lwlocal.convert.safetensors_source import FLOAT_DTYPES, Checkpoint, TensorInfo
+from lwlocal.convert.safetensors_source import FLOAT_DTYPES, Checkpoint, CheckpointTensor
 from lwlocal.convert.tokenizer import add_vocabulary, load_vocabulary
 from lwlocal.families import architecture_for
 from lwlocal.families.base import Architecture, Shape, Warn
@@ -42,7 +42,7 @@ class Planned:
     name: str
     shape: tuple[int, ...]
     qtype: gguf.GGMLQuantizationType
-    info: TensorInfo | None = None
+    info: CheckpointTensor | None = None
     array: np.ndarray | None = None
 
 
@@ -143,7 +143,8 @@ class Encoded:
 CHECK_VALUES = 1 << 20  # values checked at a time: the check's own arrays stay a few MiB
 
 
-def check_finite(array: np.ndarray, info: TensorInfo, checkpoint: Checkpoint) -> np.ndarray:
+def check_finite(array: np.ndarray, info: CheckpointTensor, checkpoint: Checkpoint
+                 ) -> np.ndarray:
     """``array``, rows of tensor ``info`` as read (floats, or bf16 bits as uint16), refused in
     one line naming the tensor if it holds a NaN or an infinity."""
     flat = array.reshape(-1)  # a view: the rows as read are contiguous

@@ -43,8 +43,9 @@ FLOAT_DTYPES = ("F32", "F16", "BF16", "F64")
 
 
 @dataclass(frozen=True)
-class TensorInfo:
-    """Where one tensor lies: its file, dtype, shape and byte range within the data section."""
+class CheckpointTensor:
+    """One tensor of a safetensors checkpoint: its file, dtype, shape and byte range within the
+    data section."""
 
     name: str
     file: Path
@@ -84,7 +85,7 @@ def _whole(value: Any) -> bool:
 
 
 def tensor_info(path: Path, name: str, entry: Any, data_start: int, data_size: int
-                ) -> TensorInfo:
+                ) -> CheckpointTensor:
     """One header entry, checked field by field against its file."""
     where = f"{path}: tensor {name}"
     if not isinstance(entry, dict) or not {"dtype", "shape", "data_offsets"} <= entry.keys():
@@ -111,10 +112,11 @@ def tensor_info(path: Path, name: str, entry: Any, data_start: int, data_size: i
                            f"(expected {expected})")
     if end > data_size:
         raise LwlocalError(f"{where}: data offsets beyond the end of the file (truncated?)")
-    return TensorInfo(name, path, dtype, tuple(shape), data_start + begin, end - begin)
+    return CheckpointTensor(name, path, dtype, tuple(shape), data_start + begin, end - begin)
 
 
-def check_tiling(path: Path, infos: list[TensorInfo], data_start: int, data_size: int) -> None:
+def check_tiling(path: Path, infos: list[CheckpointTensor], data_start: int, data_size: int
+                 ) -> None:
     """The tensors cover the data section exactly: no overlap, no gap, no trailing bytes."""
     at, previous = data_start, None
     for info in sorted(infos, key=lambda i: (i.start, i.nbytes)):
@@ -129,7 +131,7 @@ def check_tiling(path: Path, infos: list[TensorInfo], data_start: int, data_size
                            "belong to no tensor")
 
 
-def read_header(path: Path) -> list[TensorInfo]:
+def read_header(path: Path) -> list[CheckpointTensor]:
     """The tensors of one safetensors file, validated against the file."""
     try:
         size = path.stat().st_size
@@ -174,7 +176,7 @@ class Checkpoint:
                                                  "the model configuration")
         if not isinstance(self.config, dict):
             raise LwlocalError(f"{config}: not a model configuration (a JSON object)")
-        self.tensors: dict[str, TensorInfo] = {}
+        self.tensors: dict[str, CheckpointTensor] = {}
         index = self._index()
         for shard in self._shards(index):
             for info in read_header(shard):
@@ -236,14 +238,14 @@ class Checkpoint:
             if name not in self.tensors:
                 raise LwlocalError(f"{self.folder / INDEX}: tensor {name} is not in {shard}")
 
-    def __iter__(self) -> Iterator[TensorInfo]:
+    def __iter__(self) -> Iterator[CheckpointTensor]:
         return iter(self.tensors.values())
 
-    def load(self, info: TensorInfo) -> np.ndarray:
+    def load(self, info: CheckpointTensor) -> np.ndarray:
         """The tensor as a numpy array (f32 for bf16 sources)."""
         return self.load_rows(info, 0, info.shape[0] if info.shape else 1)
 
-    def load_rows(self, info: TensorInfo, start: int, stop: int, widen: bool = True
+    def load_rows(self, info: CheckpointTensor, start: int, stop: int, widen: bool = True
                   ) -> np.ndarray:
         """Rows ``start:stop`` (first dimension) of the tensor, f32 for bf16 sources (their
         bits as uint16 when not ``widen``).

@@ -1,4 +1,4 @@
-"""GLM-4's tiktoken ``tokenizer.model`` (ChatGLM4Tokenizer, as LongWriter-glm4-9b ships it) as
+"""A tiktoken ``tokenizer.model`` (GLM-4's ChatGLM4Tokenizer, as LongWriter-glm4-9b ships it) as
 a GGUF byte-level BPE vocabulary, the way llama.cpp loads GLM-4.
 
 The file holds ``base64(token bytes) rank`` lines; BPE merges are not stored, so each token's
@@ -10,7 +10,6 @@ ranks.
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 
@@ -18,67 +17,12 @@ import gguf
 
 from lwlocal.convert.tokenizer import Vocabulary, apply_defaults
 from lwlocal.families.base import Architecture
+from lwlocal.families.byte_bpe import byte_to_unicode, merges_of, read_ranks
 from lwlocal.util.errors import LwlocalError
-
-# the split pattern of GLM-4's tiktoken tokenizer (the Llama 3 / cl100k pattern)
-
-
-def byte_to_unicode() -> dict[int, str]:
-    """GPT-2's reversible map from bytes to printable characters (byte-level BPE's alphabet)."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1),
-                 *range(ord("®"), ord("ÿ") + 1)]
-    mapping, extra = {}, 0
-    for b in range(256):
-        if b in printable:
-            mapping[b] = chr(b)
-        else:
-            mapping[b] = chr(256 + extra)
-            extra += 1
-    return mapping
-
-
-def read_ranks(path: Path) -> dict[bytes, int]:
-    ranks = {}
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            token, rank = line.split()
-            ranks[base64.b64decode(token, validate=True)] = int(rank)
-        except ValueError as exc:
-            raise LwlocalError(f"{path}: line {n} is not 'base64-token rank'") from exc
-    return ranks
-
-
-def bpe_parts(ranks: dict[bytes, int], token: bytes, max_rank: int) -> list[bytes]:
-    """Byte-pair merges of ``token`` using only tokens ranked below ``max_rank``."""
-    parts = [bytes([b]) for b in token]
-    while True:
-        best: tuple[int, int] | None = None
-        for i in range(len(parts) - 1):
-            rank = ranks.get(parts[i] + parts[i + 1])
-            if rank is not None and rank < max_rank and (best is None or rank < best[1]):
-                best = (i, rank)
-        if best is None:
-            return parts
-        i = best[0]
-        parts = [*parts[:i], parts[i] + parts[i + 1], *parts[i + 2:]]
-
-
-def merges_of(ranks: dict[bytes, int]) -> list[tuple[bytes, bytes]]:
-    """The merge that makes each multi-byte token, in rank order (tokens that BPE over lower
-    ranks does not build from exactly one pair have none: a merge is one pair)."""
-    merges = []
-    for token, rank in sorted(ranks.items(), key=lambda item: item[1]):
-        if len(token) > 1:
-            parts = bpe_parts(ranks, token, rank)
-            if len(parts) == 2:
-                merges.append((parts[0], parts[1]))
-    return merges
 
 
 def load_tiktoken_vocabulary(folder: Path, vocab_size: int, arch: Architecture) -> Vocabulary:
-    """Tokens, types, merges and special ids of a GLM-4 tiktoken tokenizer."""
+    """Tokens, types, merges and special ids of a tiktoken tokenizer (GLM-4's)."""
     ranks = read_ranks(folder / "tokenizer.model")
     config_path = folder / "tokenizer_config.json"
     try:

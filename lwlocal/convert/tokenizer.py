@@ -10,14 +10,15 @@ from typing import TYPE_CHECKING
 
 import gguf
 
+from lwlocal.families import architectures
 from lwlocal.families.base import Architecture
 from lwlocal.util.errors import LwlocalError
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
-    from tokenizers.pre_tokenizers import PreTokenizer
 
-# llama.cpp tells pre-tokenizers apart by hashing the ids a tokenizer gives this text.
+# llama.cpp tells pre-tokenizers apart by hashing the ids a tokenizer gives this text (the
+# families list the hashes: ``Architecture.bpe_hashes``).
 CHECK_TEXT = (
     "\n \n\n \n\n\n \t \t\t \t\n  \n   \n    \n     \n🚀 (normal) 😶\u200d🌫️ (multiple emojis "
     "concatenated) ✅ 🦙🦙 3 33 333 3333 33333 333333 3333333 33333333 3.3 3..3 3...3 "
@@ -25,27 +26,6 @@ CHECK_TEXT = (
     "''''''```````\"\"\"\"......!!!!!!?????? I've been 'told he's there, 'RE you sure? 'M not "
     "sure I'll make it, 'D you like some tea? We'Ve a'lL"
 )
-PRE_BY_HASH = {
-    "0ef9807a4087ebef797fc749390439009c3b9eda9ad1a097abbe738f486c01e5": "llama-bpe",
-    "855059429035d75a914d1eda9f10a876752e281a054a7a3d421ef0533e5b6249": "smollm",
-    "b6e8e1518dc4305be2fe39c313ed643381c4da5db34a98f6a04c093f8afbe99b": "chatglm-bpe",
-    "81d72c7348a9f0ebe86f23298d37debe0a5e71149e29bd283904c02262b27516": "chatglm-bpe",
-    "a1336059768a55c99a734006ffb02203cd450fed003e9a71886c88acf24fdbc2": "glm4",
-}
-# For tokenizers llama.cpp has not hashed (fine-tunes with a resized vocabulary, test models):
-# the pre-tokenizer's own definition names the family.
-LLAMA3_SPLIT = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}"
-# The whole split pattern of Llama 3's pre-tokenizer; GLM-4's tiktoken tokenizer splits the same.
-LLAMA3_PATTERN = LLAMA3_SPLIT + r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
-
-
-def llama3_pre_tokenizer() -> PreTokenizer:
-    """Llama 3's (and GLM-4's) pre-tokenizer for ``tokenizers``: the split, then byte-level."""
-    from tokenizers import Regex, pre_tokenizers
-
-    return pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(LLAMA3_PATTERN), behavior="isolated"),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
 
 
 @dataclass
@@ -58,19 +38,21 @@ class Vocabulary:
     special: gguf.SpecialVocab
 
 
-def pre_tokenizer(folder: Path, tokenizer: Tokenizer, llama3_style: str) -> str:
-    """llama.cpp's name for the tokenizer's pre-tokenizer, by hash, else by its definition
-    (``llama3_style``: the family's name for a Llama-3 style split regex)."""
+def pre_tokenizer(folder: Path, tokenizer: Tokenizer, arch: Architecture) -> str:
+    """llama.cpp's name for the tokenizer's pre-tokenizer, by hash (any family's), else by its
+    definition (``arch``'s split regex)."""
     ids = tokenizer.encode(CHECK_TEXT, add_special_tokens=True).ids
     digest = hashlib.sha256(str(ids).encode()).hexdigest()
-    if digest in PRE_BY_HASH:
-        return PRE_BY_HASH[digest]
+    by_hash = {digest: name for layout in architectures().values()
+               for digest, name in layout.bpe_hashes.items()}
+    if digest in by_hash:
+        return by_hash[digest]
     definition = json.dumps(json.loads((folder / "tokenizer.json").read_text())["pre_tokenizer"])
-    if LLAMA3_SPLIT.replace("\\", "\\\\") in definition:
-        return llama3_style
+    if arch.bpe_split.replace("\\", "\\\\") in definition:
+        return arch.bpe_pre
     if '"Digits"' in definition and '"ByteLevel"' in definition:
         return "smollm"
-    known = ", ".join(sorted(set(PRE_BY_HASH.values())))
+    known = ", ".join(sorted(set(by_hash.values())))
     raise LwlocalError(f"{folder / 'tokenizer.json'}: pre-tokenizer not recognised (hash "
                        f"{digest[:12]}…); supported: {known}")
 
@@ -86,13 +68,13 @@ def apply_defaults(special: gguf.SpecialVocab, ids: dict[str, int], arch: Archit
 
 def load_vocabulary(folder: Path, vocab_size: int, arch: Architecture) -> Vocabulary:
     """Tokens, token types, merges, special ids and chat template: from a tokenizer.json, or
-    GLM-4's tiktoken tokenizer.model; the architecture's special tokens fill in what the
-    tokenizer files leave unset."""
+    a tiktoken tokenizer.model where the family ships one; the architecture's special tokens
+    fill in what the tokenizer files leave unset."""
     from tokenizers import Tokenizer
 
     path = folder / "tokenizer.json"
     if not path.is_file():
-        if (folder / "tokenizer.model").is_file() and arch.gguf_arch == "chatglm":
+        if (folder / "tokenizer.model").is_file() and arch.tiktoken_specials:
             from lwlocal.convert.tiktoken_vocab import load_tiktoken_vocabulary
 
             return load_tiktoken_vocabulary(folder, vocab_size, arch)
@@ -121,7 +103,7 @@ def load_vocabulary(folder: Path, vocab_size: int, arch: Architecture) -> Vocabu
             types.append(gguf.TokenType.NORMAL)
     special = gguf.SpecialVocab(folder, load_merges=True, n_vocab=vocab_size)
     apply_defaults(special, tokenizer.get_vocab(with_added_tokens=True), arch)
-    pre = pre_tokenizer(folder, tokenizer, arch.bpe_pre)
+    pre = pre_tokenizer(folder, tokenizer, arch)
     return Vocabulary(tokens, [int(t) for t in types], pre, special)
 
 

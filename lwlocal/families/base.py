@@ -11,10 +11,12 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from lwlocal.families.byte_bpe import LLAMA3_SPLIT
 from lwlocal.families.prompt_format import FORMATS, PromptFormat
 from lwlocal.util.errors import LwlocalError
 
@@ -133,18 +135,25 @@ class Architecture:
     transforms: dict[str, Transform] = field(default_factory=dict)
     extra_tensors: Callable[[Config, Shape, Warn], dict[str, np.ndarray]] = (
         lambda config, dims, warn: {})
-    # llama.cpp's pre-tokenizer name for a Llama-3 style split regex in this family
+    # llama.cpp's pre-tokenizer names by the hash llama.cpp takes of the ids a tokenizer gives
+    # its check text; for a tokenizer it has not hashed (a fine-tune's, a test model's) whose
+    # pre-tokenizer splits with ``bpe_split``, ``bpe_pre``
+    bpe_hashes: dict[str, str] = field(default_factory=dict)
     bpe_pre: str = "llama-bpe"
+    bpe_split: str = LLAMA3_SPLIT
     # special tokens (type -> text) to set when the tokenizer files leave them unset
     special_tokens: dict[str, str] = field(default_factory=dict)
-    # special tokens a tiktoken tokenizer's code numbers after the ranks, for a
+    # for a family whose checkpoints may ship a tiktoken ``tokenizer.model`` in place of a
+    # tokenizer.json: the special tokens its code numbers after the ranks, for a
     # tokenizer_config.json that does not list them
     tiktoken_specials: tuple[str, ...] = ()
     add_bos: bool | None = None
-    # a remote-code layout that transformers (and GPTQ) load only once laid out natively
-    remote_code: bool = False
-    # gate and up projections fused in one tensor (GPTQ quantizes them apart, then joins them)
-    fused_gate_up: bool = False
+    # a remote-code layout: writes a checkpoint of it (first folder) again as one transformers
+    # loads without remote code, with a tokenizer.json (second folder), for GPTQ and evaluation
+    native_relayout: Callable[[Path, Path], Path] | None = None
+    # joins again, in the checkpoint GPTQModel saved, the fused projections it quantized apart
+    # (their parts need one group order: no desc_act)
+    gptq_join: Callable[[Path], None] | None = None
 
     def gguf_name(self, hf_name: str) -> str | None:
         """The GGUF name of an HF tensor; None for tensors to skip; error for unknown ones."""

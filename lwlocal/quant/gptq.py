@@ -4,9 +4,9 @@ consumer GPUs. Runs on the CPU, or on a GPU when torch sees one.
 
 The output is a standard GPTQ checkpoint (packed ``qweight``/``qzeros``/``scales``/``g_idx``,
 ``quantization_config`` in ``config.json``, the tokenizer files), written to a temporary folder
-and renamed when complete. The remote-code GLM-4 layout is first laid out as transformers'
-native ``GlmForCausalLM`` (``glm_native``), and GLM's gate and up projections, which GPTQModel
-quantizes apart, are joined again into the one ``gate_up_proj`` transformers and vLLM load.
+and renamed when complete. A remote-code layout is first laid out as one transformers loads
+natively, and fused projections GPTQModel quantizes apart are joined again, as the family says
+(``Architecture.native_relayout``, ``gptq_join``: GLM-4's fused gate and up projections).
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from lwlocal.families import architecture_for
 from lwlocal.families.base import Architecture
 from lwlocal.models.folder import check_contained
 from lwlocal.quant.calibration import spread_chunks
-from lwlocal.quant.glm_native import relayout
 from lwlocal.util.cpu import physical_cores
 from lwlocal.util.errors import LwlocalError, SettingError
 from lwlocal.util.offline import hf_offline, restore_environment
@@ -117,10 +116,11 @@ def check_request(request: GptqRequest) -> Architecture:
             if size % request.group_size:
                 raise SettingError(f"{{group_size}} {request.group_size} does not divide the "
                                    f"input size {size} of {what} in {src}")
-    if layout.fused_gate_up and request.desc_act:
-        raise SettingError("{desc_act}: GLM's joined gate/up projection needs one group order "
-                           "for both halves; quantize GLM without {desc_act}")
-    tiktoken = layout.remote_code and (src / "tokenizer.model").is_file()  # made into one
+    if layout.gptq_join and request.desc_act:
+        raise SettingError(f"{{desc_act}}: the {layout.name} layout's joined projections need one "
+                           "group order for their parts; quantize it without {desc_act}")
+    # the native relayout makes a tokenizer.json of a tiktoken tokenizer.model
+    tiktoken = layout.native_relayout is not None and (src / "tokenizer.model").is_file()
     if not (src / "tokenizer.json").is_file() and not tiktoken:
         raise LwlocalError(f"{src}: no tokenizer (tokenizer.json); the checkpoint needs one")
     out = request.out
@@ -206,35 +206,6 @@ def _layer_progress(model: Any, progress: ProgressCallback) -> list[Any]:
     return [layer.register_forward_pre_hook(hook(i)) for i, layer in enumerate(layers)]
 
 
-def join_gate_up(folder: Path) -> None:
-    """Join GLM's separately quantized gate and up projections into ``gate_up_proj`` (gate
-    first): GPTQ's packed tensors are per output column, so side by side is exact."""
-    import torch
-    from safetensors.torch import load_file, save_file
-
-    for path in sorted(folder.glob("*.safetensors")):
-        tensors = load_file(str(path))
-        gates = [k[: -len(".gate_proj.qweight")] for k in tensors
-                 if k.endswith(".gate_proj.qweight")]
-        for prefix in gates:
-            gate, up = f"{prefix}.gate_proj", f"{prefix}.up_proj"
-            for part in ("qweight", "qzeros", "scales"):
-                tensors[f"{prefix}.gate_up_proj.{part}"] = torch.cat(
-                    [tensors.pop(f"{gate}.{part}"), tensors.pop(f"{up}.{part}")], dim=1)
-            tensors[f"{prefix}.gate_up_proj.g_idx"] = tensors.pop(f"{gate}.g_idx")
-            tensors.pop(f"{up}.g_idx")
-        if gates:
-            save_file({k: v.contiguous() for k, v in tensors.items()}, str(path),
-                      metadata={"format": "pt"})
-    index = folder / "model.safetensors.index.json"
-    if index.is_file():
-        data = json.loads(index.read_text())
-        data["weight_map"] = {
-            k.replace(".gate_proj.", ".gate_up_proj."): v
-            for k, v in data["weight_map"].items() if ".up_proj." not in k}
-        index.write_text(json.dumps(data, indent=1))
-
-
 def quantize_gptq(request: GptqRequest, text: str, label: str,
                   progress: ProgressCallback = ignore) -> GptqResult:
     """Quantize ``request.src`` to a GPTQ checkpoint at ``request.out``, offline: the source
@@ -264,7 +235,8 @@ def _quantize(request: GptqRequest, layout: Architecture, text: str, label: str,
     torch, GPTQModel, QuantizeConfig, BACKEND = _import_gptqmodel(work)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     src = request.src.resolve()
-    source = relayout(src, work / "native") if layout.remote_code else src
+    relayout = layout.native_relayout
+    source = relayout(src, work / "native") if relayout else src
     samples = calibration(source, text, label, request)
     progress(Progress("gptq", message="loading"))
     saved = work / "checkpoint"
@@ -280,6 +252,6 @@ def _quantize(request: GptqRequest, layout: Architecture, text: str, label: str,
         for hook in hooks:
             hook.remove()
         model.save(str(saved))
-    if layout.fused_gate_up:
-        join_gate_up(saved)
+    if layout.gptq_join:
+        layout.gptq_join(saved)
     return str(device)

@@ -13,7 +13,6 @@ import numpy as np
 
 from lwlocal.families import architecture_for
 from lwlocal.quant.evaluator import split_chunks
-from lwlocal.quant.glm_native import relayout
 from lwlocal.quant.gptq import INSTALL_HINT, hf_cache_kept, read_config
 from lwlocal.util.errors import LwlocalError
 from lwlocal.util.offline import hf_offline
@@ -35,8 +34,9 @@ class HFEvaluator:
         self._scratch: tempfile.TemporaryDirectory | None = None
         config = read_config(folder)
         source = folder.resolve()
-        if architecture_for(config, folder / "config.json").remote_code:
-            self._scratch = tempfile.TemporaryDirectory(prefix="lwlocal-glm-")
+        relayout = architecture_for(config, folder / "config.json").native_relayout
+        if relayout:
+            self._scratch = tempfile.TemporaryDirectory(prefix="lwlocal-native-")
             source = relayout(source, Path(self._scratch.name))
         if n_threads:
             torch.set_num_threads(n_threads)

@@ -8,6 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from lwlocal.families.byte_bpe import LLAMA3_PATTERN
+from lwlocal.families.qwen2 import QWEN2_PATTERN
+
 CORPUS = [
     "The quick brown fox jumps over the lazy dog. It's 2024, isn't it?",
     "我想在apple工作1314151天～ 长文本生成",
@@ -18,20 +21,23 @@ CORPUS = [
 # Long enough that positions reach the scaled rope frequencies (original context 64).
 PROMPTS = [[1, 5, 9, 200, 31, 7], [(i * 37) % 600 for i in range(60)], [42] * 40]
 LLAMA3_SPECIALS = ["<|begin_of_text|>", "<|end_of_text|>", "<|eot_id|>"]
+QWEN2_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 GLM_SPECIALS = ["<|endoftext|>", "[MASK]", "[gMASK]", "[sMASK]", "<sop>", "<eop>", "<|system|>",
                 "<|user|>", "<|assistant|>", "<|observation|>"]
 GLM_TEMPLATE = ("[gMASK]<sop>{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}"
                 "{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}")
 
 
-def bpe_tokenizer(folder: Path, specials: list[str], config: dict) -> None:
-    """A small byte-level BPE with Llama 3's pre-tokenizer (GLM-4 uses the same split)."""
+def bpe_tokenizer(folder: Path, specials: list[str], config: dict,
+                  pattern: str = LLAMA3_PATTERN) -> None:
+    """A small byte-level BPE splitting by ``pattern``: Llama 3's by default (GLM-4 uses the
+    same split)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-    from lwlocal.convert.tokenizer import llama3_pre_tokenizer
+    from lwlocal.families.byte_bpe import byte_level_pre_tokenizer
 
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = llama3_pre_tokenizer()
+    tok.pre_tokenizer = byte_level_pre_tokenizer(pattern)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=specials,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
@@ -64,6 +70,27 @@ def make_tiny_llama(folder: Path) -> Path:
     return folder
 
 
+def make_tiny_qwen2(folder: Path) -> Path:
+    """Qwen2's layout (q/k/v biases, Qwen2's split of digits one by one) at toy size, in
+    ``folder``."""
+    bpe_tokenizer(folder, QWEN2_SPECIALS, {"eos_token": "<|im_end|>", "chat_template": (
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+        "{% endfor %}")}, QWEN2_PATTERN)
+    import torch
+    import transformers
+
+    config = transformers.Qwen2Config(
+        vocab_size=640, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+        rms_norm_eps=1e-6, tie_word_embeddings=False, use_sliding_window=False, bos_token_id=None,
+        eos_token_id=2, rope_parameters={"rope_type": "default", "rope_theta": 1e6})
+    torch.manual_seed(2)
+    model = transformers.Qwen2ForCausalLM(config).eval()
+    sharpen(model)
+    model.save_pretrained(folder)
+    return folder
+
+
 def sharpen(model) -> None:
     """Random weights large enough that every part matters: sharp attention makes rope (the
     positions) visible in the logits."""
@@ -72,6 +99,26 @@ def sharpen(model) -> None:
     with torch.no_grad():
         for name, p in model.named_parameters():
             p.normal_(0, 0.6 if ("q_proj" in name or "k_proj" in name) else 0.08)
+
+
+def make_layers_matter(model, seed: int) -> None:
+    """Weights whose layers matter to the logits (unit norms, variance-keeping projections,
+    sharp attention), drawn with ``seed``: random tiny models are otherwise dominated by their
+    embeddings, and a broken quant would not show."""
+    import torch
+
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.fill_(1.0)
+            elif "embed" in name:
+                p.normal_(0, 1.0)
+            elif p.dim() == 1:
+                p.normal_(0, 0.1)
+            else:
+                sharp = 2.0 if ("q_proj" in name or "k_proj" in name) else 1.0
+                p.normal_(0, sharp / p.shape[1] ** 0.5)
 
 
 def hf_logits(folder: Path, ids: list[int]) -> np.ndarray:
@@ -149,7 +196,7 @@ def tiktoken_glm(source: Path, folder: Path) -> tuple[dict[bytes, int], dict[str
     import base64
     import shutil
 
-    from lwlocal.convert.tiktoken_vocab import byte_to_unicode
+    from lwlocal.families.byte_bpe import byte_to_unicode
 
     shutil.copytree(source, folder)
     data = json.loads((folder / "tokenizer.json").read_text())

@@ -2,28 +2,73 @@
 layout) laid out again as transformers' native ``GlmForCausalLM``, so that it loads, quantizes
 and serves without ``trust_remote_code``. The weights are the same numbers: the fused QKV
 projection is split into q, k and v; the rest is renamed. Written shard by shard (with torch, the
-``gptq`` extra's, which reads bf16)."""
+``gptq`` extra's, which reads bf16). And the gate and up projections GPTQModel quantizes apart,
+joined again into the one ``gate_up_proj`` transformers and vLLM load."""
 
 from __future__ import annotations
 
 import json
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from lwlocal.convert.tiktoken_vocab import byte_to_unicode, merges_of, read_ranks
-from lwlocal.convert.tokenizer import llama3_pre_tokenizer
-from lwlocal.families.glm import (
-    NATIVE_LAYER_NAMES,
-    NATIVE_OTHER_NAMES,
-    REMOTE_LAYER_PREFIX,
-    REMOTE_QKV,
-    native_config,
+from lwlocal.families.base import Config
+from lwlocal.families.byte_bpe import (
+    LLAMA3_PATTERN,
+    byte_level_pre_tokenizer,
+    byte_to_unicode,
+    merges_of,
+    read_ranks,
 )
+from lwlocal.families.glm_config import REMOTE_ROTARY_SHARE, rope_base, shape
 from lwlocal.util.errors import LwlocalError
 
 if TYPE_CHECKING:
     import torch
+
+# The remote-code layout laid out natively (for transformers and GPTQ without remote code):
+# tensor names after ``transformer.encoder.layers.N.`` and outside the layers; the fused QKV
+# projection is split into q, k and v.
+REMOTE_LAYER_PREFIX = "transformer.encoder.layers."
+REMOTE_QKV = "self_attention.query_key_value."
+NATIVE_LAYER_NAMES = {
+    "self_attention.dense.weight": "self_attn.o_proj.weight",
+    "input_layernorm.weight": "input_layernorm.weight",
+    "post_attention_layernorm.weight": "post_attention_layernorm.weight",
+    "mlp.dense_h_to_4h.weight": "mlp.gate_up_proj.weight",
+    "mlp.dense_4h_to_h.weight": "mlp.down_proj.weight",
+}
+NATIVE_OTHER_NAMES = {
+    "transformer.embedding.word_embeddings.weight": "model.embed_tokens.weight",
+    "transformer.encoder.final_layernorm.weight": "model.norm.weight",
+    "transformer.output_layer.weight": "lm_head.weight",
+}
+
+
+def native_config(config: Config) -> dict[str, Any]:
+    """GlmForCausalLM's config.json for a remote-code ChatGLM config."""
+    dims = shape(config, lambda _: None)
+    eos = config.get("eos_token_id")
+    eos = [eos] if isinstance(eos, int) else eos
+    theta = rope_base(config, lambda _: None)
+    return {
+        "architectures": ["GlmForCausalLM"], "model_type": "glm",
+        "vocab_size": dims.vocab_size, "hidden_size": dims.hidden_size,
+        "intermediate_size": dims.ffn_size,
+        "num_hidden_layers": dims.n_layers, "num_attention_heads": dims.n_heads,
+        "num_key_value_heads": dims.n_kv_heads, "head_dim": dims.head_dim,
+        "attention_bias": bool(config.get("add_qkv_bias", False)),
+        "max_position_embeddings": dims.context_length,
+        "rms_norm_eps": config.get("layernorm_epsilon", 1e-5),
+        "rope_theta": theta,
+        "partial_rotary_factor": REMOTE_ROTARY_SHARE, "hidden_act": "silu",
+        "rope_parameters": {"rope_type": "default", "partial_rotary_factor": REMOTE_ROTARY_SHARE,
+                            "rope_theta": theta},
+        "tie_word_embeddings": False, "eos_token_id": eos,
+        "pad_token_id": config.get("pad_token_id", eos[0] if eos else 0),
+        "torch_dtype": config.get("torch_dtype", "bfloat16"),
+    }
+
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                    "generation_config.json")  # copied when there is a tokenizer.json
@@ -107,7 +152,7 @@ def fast_tokenizer(src: Path, dst: Path) -> None:
     tokenizer = Tokenizer(models.BPE(
         vocab=vocab, merges=[(text(a), text(b)) for a, b in merges_of(ranks)],
         ignore_merges=True))
-    tokenizer.pre_tokenizer = llama3_pre_tokenizer()
+    tokenizer.pre_tokenizer = byte_level_pre_tokenizer(LLAMA3_PATTERN)
     tokenizer.decoder = decoders.ByteLevel()
     for token_id in sorted(added):
         tokenizer.add_special_tokens([AddedToken(added[token_id], special=True,
@@ -129,3 +174,32 @@ def fast_tokenizer(src: Path, dst: Path) -> None:
     if config.get("chat_template"):
         fast_config["chat_template"] = config["chat_template"]
     (dst / "tokenizer_config.json").write_text(json.dumps(fast_config, indent=1))
+
+
+def join_gate_up(folder: Path) -> None:
+    """Join GLM's separately quantized gate and up projections into ``gate_up_proj`` (gate
+    first): GPTQ's packed tensors are per output column, so side by side is exact."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    for path in sorted(folder.glob("*.safetensors")):
+        tensors = load_file(str(path))
+        gates = [k[: -len(".gate_proj.qweight")] for k in tensors
+                 if k.endswith(".gate_proj.qweight")]
+        for prefix in gates:
+            gate, up = f"{prefix}.gate_proj", f"{prefix}.up_proj"
+            for part in ("qweight", "qzeros", "scales"):
+                tensors[f"{prefix}.gate_up_proj.{part}"] = torch.cat(
+                    [tensors.pop(f"{gate}.{part}"), tensors.pop(f"{up}.{part}")], dim=1)
+            tensors[f"{prefix}.gate_up_proj.g_idx"] = tensors.pop(f"{gate}.g_idx")
+            tensors.pop(f"{up}.g_idx")
+        if gates:
+            save_file({k: v.contiguous() for k, v in tensors.items()}, str(path),
+                      metadata={"format": "pt"})
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        data = json.loads(index.read_text())
+        data["weight_map"] = {
+            k.replace(".gate_proj.", ".gate_up_proj."): v
+            for k, v in data["weight_map"].items() if ".up_proj." not in k}
+        index.write_text(json.dumps(data, indent=1))
