@@ -22,6 +22,7 @@ from lwlocal.util.destination import check_output_folder
 from lwlocal.util.interrupt import exit_status
 from lwlocal.util.overwrite import refuse_input_as_output
 from lwlocal.util.progress import ProgressCallback
+from lwlocal.write.batch import check_concurrency
 from lwlocal.write.jobs import check_settings
 from lwlocal.write.settings import JobSettings
 
@@ -74,6 +75,7 @@ def plan_batch(prompts: Path, output: Path, outputs: tuple[str, ...], mode: str,
                            sampling=Sampling(temperature=batch.temperature, seed=batch.seed),
                            **backend_settings(servers[0] if servers else None))
     check_settings(template)
+    check_concurrency(batch.concurrency, template.backend)
     check_output_folder(output)
     return BatchPlan(load_items(prompts), template, servers)
 

@@ -24,6 +24,7 @@ from lwlocal.write.journal import Job
 from lwlocal.write.settings import JobSettings
 
 REPORT = "report.json"
+JOBS = "jobs"  # the folder of the jobs' journals, in the batch's output
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -200,7 +201,7 @@ def run_batch(items: Sequence[BatchItem], template: JobSettings, out: Path, conc
     ``on_job`` hears of each job as it ends. The report is saved as ``out/report.json`` and
     returned."""
     check_concurrency(concurrency, template.backend)
-    root = out / "jobs"
+    root = out / JOBS
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
