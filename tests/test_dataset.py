@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from lwlocal.bench.items import BenchItem
+from lwlocal.cli.options import ServerOptions
 from lwlocal.dataset.filters import Filters, duplicate_instructions
 from lwlocal.dataset.ledger import DATA, REJECTED, Ledger, read_examples
 from lwlocal.openai.client import Server
@@ -216,6 +217,14 @@ def test_each_job_goes_to_the_least_loaded_server_on_a_free_slot(monkeypatch):
             assert place(fourth) == ("2", 1)
     with pool.session(settings) as after:  # all ended: the first server's first slot again
         assert place(after) == ("1", 0)
+
+
+def test_every_base_url_given_is_a_server():
+    given = ServerOptions(backend="openai", base_url="http://127.0.0.1:1/v1",
+                          more_urls=("http://127.0.0.1:2/v1",), timeout=5.0)
+    assert [(s.base_url, s.timeout) for s in given.servers()] == [
+        ("http://127.0.0.1:1/v1", 5.0), ("http://127.0.0.1:2/v1", 5.0)]
+    assert ServerOptions().servers() == []
 
 
 @pytest.mark.parametrize("args,problem", [

@@ -76,7 +76,6 @@ def build(prompts: Path, output: Path, as_json: bool, filters: Filters, batch: B
     prompt, length in words), as `lwlocal batch` does, and keep each that passes the filters
     in OUTPUT/data.jsonl ({"messages": [user, assistant]}), the others in
     OUTPUT/rejected.jsonl with why, as they finish. A rerun goes on where the last stopped."""
-    filters.check()
     plan = plan_batch(prompts, output, (DATA, REJECTED, REPORT), "agentwrite", batch, server)
     with keeping_jobs(output) as progress:
         result = build_dataset(plan.items, plan.template, output, batch.concurrency, filters,
