@@ -21,6 +21,7 @@ def save_length_plot(stats: dict[str, Any], path: Path) -> Path:
     ax.set(xlabel="output length (words + Chinese characters)", ylabel="examples",
            title=f"Output length of {stats['kept']} examples")
     ax.tick_params(axis="x", labelrotation=30)
+    ax.yaxis.get_major_locator().set_params(integer=True)
     return save_figure(fig, path)
 
 
