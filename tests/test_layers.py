@@ -9,7 +9,7 @@ from pathlib import Path
 import lwlocal
 
 LAYERS = ["util", "families", "models", "runtime", "convert", "quant", "memory", "openai",
-          "write", ("cli", "tui", "bench")]
+          "write", ("cli", "tui", "bench", "dataset")]
 RANK = {name: i for i, layer in enumerate(LAYERS)
         for name in (layer if isinstance(layer, tuple) else (layer,))}
 

@@ -11,7 +11,8 @@ from lwlocal.util.destination import replacing, write_error
 from lwlocal.util.errors import LwlocalError
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
+    """matplotlib's pyplot, drawing to files; without matplotlib, a one-line error."""
     try:
         import matplotlib
     except ImportError as exc:
@@ -25,7 +26,7 @@ def _pyplot() -> Any:
 def save_plots(results: list[BenchResult], summary: list[dict[str, Any]], folder: Path
                ) -> list[Path]:
     """Output vs required length (log axes, y = x), S_l per length range, decode speed."""
-    plt = _pyplot()
+    plt = pyplot()
     try:
         folder.mkdir(exist_ok=True)
     except OSError as exc:
@@ -45,7 +46,7 @@ def save_plots(results: list[BenchResult], summary: list[dict[str, Any]], folder
     ax.set(xscale="log", yscale="log", xlabel="required length",
            ylabel="output length (words + Chinese characters)", title="Output vs required length")
     ax.legend(fontsize=8)
-    paths.append(_save(fig, folder / "length_vs_required.png"))
+    paths.append(save_figure(fig, folder / "length_vs_required.png"))
 
     fig, ax = plt.subplots(figsize=(7, 4))
     width = 0.8 / max(1, len(runs))
@@ -57,16 +58,17 @@ def save_plots(results: list[BenchResult], summary: list[dict[str, Any]], folder
                   [name for name, _, _ in RANGES])
     ax.set(ylabel="S_l", ylim=(0, 100), title="Length score per required length")
     ax.legend(fontsize=8)
-    paths.append(_save(fig, folder / "length_score_by_range.png"))
+    paths.append(save_figure(fig, folder / "length_score_by_range.png"))
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.barh([label[run] for run in runs], [row["decode_tokens_per_s"] or 0 for row in summary])
     ax.set(xlabel="decode tokens/s", title="Throughput")
-    paths.append(_save(fig, folder / "throughput.png"))
+    paths.append(save_figure(fig, folder / "throughput.png"))
     return paths
 
 
-def _save(fig: Any, path: Path) -> Path:
+def save_figure(fig: Any, path: Path) -> Path:
+    """``fig`` as the PNG ``path``, written under a temporary name."""
     fig.tight_layout()
     with replacing(path, ".partial.png") as tmp:  # a full disk: one line, no partial plot
         fig.savefig(tmp, dpi=110)

@@ -5,7 +5,6 @@ that running the same command again skips what is done and resumes what was inte
 from __future__ import annotations
 
 import json
-import os
 import re
 import threading
 import time
@@ -18,6 +17,7 @@ from lwlocal.bench.judge import Judge, quality_score
 from lwlocal.bench.scoring import length_score, output_length
 from lwlocal.openai.client import Server
 from lwlocal.runtime.engine import Sampling
+from lwlocal.util.atomic import append_line
 from lwlocal.util.destination import write_error
 from lwlocal.util.errors import LwlocalError
 from lwlocal.util.progress import Progress, ProgressCallback, ignore
@@ -98,25 +98,6 @@ def load_results(out: Path) -> list[BenchResult]:
     return results
 
 
-def _append(out: Path, result: BenchResult) -> None:
-    """One finished item, appended and flushed to disk before the next starts; a line that
-    cannot be written whole (a full disk) is taken back, and is one line naming the file."""
-    path = out / RESULTS
-    line = (json.dumps(asdict(result), ensure_ascii=False) + "\n").encode()
-    try:
-        with path.open("ab") as handle:
-            size = handle.tell()
-            try:
-                handle.write(line)
-                handle.flush()
-                os.fsync(handle.fileno())
-            except OSError:
-                handle.truncate(size)
-                raise
-    except OSError as exc:
-        raise write_error(path, exc) from exc
-
-
 def _job_name(model: str, mode: str, item: BenchItem) -> str:
     model_slug = re.sub(r"[^A-Za-z0-9.]+", "-", Path(model).name).strip("-")
     return f"{model_slug}-{mode}-{item.id}"
@@ -159,9 +140,9 @@ class _Runner:
             if job is not None:  # interrupted last time: go on from its journal
                 settings = job.meta.settings.on_backend(
                     settings.backend, settings.base_url, settings.server_model)
-            session = self.sessions.session(settings)
-            job = job or session.new_job(run.jobs_root, result.job)
-            written = session.run(job, progress=self.progress, cancel=self.cancel)
+            with self.sessions.session(settings) as session:
+                job = job or session.new_job(run.jobs_root, result.job)
+                written = session.run(job, progress=self.progress, cancel=self.cancel)
         except LwlocalError as exc:
             result.error, result.seconds = str(exc), time.monotonic() - start
             return result
@@ -197,7 +178,7 @@ def run_bench(run: BenchRun, progress: ProgressCallback = ignore) -> list[BenchR
     def record(result: BenchResult) -> None:
         nonlocal finished
         done[result.key] = result
-        _append(run.out, result)
+        append_line(run.out / RESULTS, json.dumps(asdict(result), ensure_ascii=False) + "\n")
         finished += 1
         progress(Progress("bench", step=finished, steps=len(selection), done=finished,
                           total=len(selection), message=f"{Path(result.model).name} "

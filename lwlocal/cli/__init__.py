@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "jobs": ("writing", "jobs", "List writing jobs with their state."),
     "export": ("writing", "export_command", "Save a job's document as Markdown, text or HTML."),
     "batch": ("writing", "batch", "Write every prompt of a JSON lines file, several at once."),
+    "dataset": ("dataset", "dataset", "Build, describe and export a long-output SFT set."),
     "tui": ("writing", "tui", "The terminal app."),
     "models": ("models", "models", "List the model cards and the local GGUF files."),
     "pull": ("models", "pull_command", "Download a Hugging Face hub repository."),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import click
@@ -147,7 +147,8 @@ def speculate_option(default: str | None) -> Callable[..., Any]:
 
 @dataclass(frozen=True)
 class ServerOptions:
-    """--backend, --base-url, --api-key, --server-model, --timeout, --retries: where to write."""
+    """--backend, --base-url, --api-key, --server-model, --timeout, --retries: where to write
+    (``more_urls``: the further --base-url a command that spreads its jobs takes)."""
 
     backend: str | None = None
     base_url: str | None = None
@@ -155,6 +156,7 @@ class ServerOptions:
     server_model: str | None = None
     timeout: float = Server.timeout
     retries: int = Server.retries
+    more_urls: tuple[str, ...] = ()
 
     def server(self, n_ctx: int | None = None) -> Server | None:
         """The server to write on, or None for the local backend."""
@@ -170,6 +172,12 @@ class ServerOptions:
         return Server(self.base_url, self.api_key, self.server_model, n_ctx, self.timeout,
                       self.retries, on_retry=report_retry)
 
+    def servers(self) -> list[Server]:
+        """Every server given, in order (none for the local backend)."""
+        first = self.server()
+        return [replace(first, base_url=url) for url in (first.base_url, *self.more_urls)
+                ] if first else []
+
 
 def report_retry(retry: Retry) -> None:
     """A request to the server that failed and will be tried again, in one line on stderr
@@ -179,11 +187,24 @@ def report_retry(retry: Retry) -> None:
 
 def server_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Adds the server options as ``server: ServerOptions``."""
+    return _server_options(command, several=False)
+
+
+def servers_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The server options, --base-url repeatable (the jobs spread over the servers), as
+    ``server: ServerOptions``."""
+    return _server_options(command, several=True)
+
+
+def _server_options(command: Callable[..., Any], several: bool) -> Callable[..., Any]:
     options = (
         click.option("--backend", type=click.Choice(BACKENDS), default=None,
                      help="local (llama.cpp here, the default) or openai (an OpenAI-compatible "
                           "server: llama-server, vLLM, Ollama, lwlocal serve)."),
-        click.option("--base-url", help="The server's API root, e.g. http://127.0.0.1:8080/v1."),
+        click.option("--base-url", multiple=several,
+                     help="The server's API root, e.g. http://127.0.0.1:8080/v1" + (
+                         " (again for each further server: each job goes to the one with "
+                         "the fewest jobs in flight)." if several else ".")),
         click.option("--api-key", help="The server's API key (default: $LWLOCAL_API_KEY or "
                                        "$OPENAI_API_KEY; never saved in the journal)."),
         click.option("--server-model", help="The server's model name (default: the first it "
@@ -194,7 +215,12 @@ def server_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      help="Tries after the first on connection errors, 429, 5xx and broken "
                           "streams (exponential backoff with jitter)."),
     )
-    return grouped(command, options, "server", ServerOptions,
+
+    def build(base_url: str | tuple[str, ...] | None, **fields: Any) -> ServerOptions:
+        urls = base_url if isinstance(base_url, tuple) else (base_url,) if base_url else ()
+        return ServerOptions(base_url=urls[0] if urls else None, more_urls=urls[1:], **fields)
+
+    return grouped(command, options, "server", build,
                     ("backend", "base_url", "api_key", "server_model", "timeout", "retries"))
 
 

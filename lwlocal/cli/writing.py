@@ -14,8 +14,8 @@ from typing import Any
 import click
 from rich.markup import escape
 
-from lwlocal.bench.items import load_items
 from lwlocal.cli import option_name
+from lwlocal.cli.batching import BatchOptions, batch_options, keeping_jobs, plan_batch
 from lwlocal.cli.options import (
     MemoryOptions,
     ServerOptions,
@@ -25,6 +25,7 @@ from lwlocal.cli.options import (
     memory_options,
     sampling_options,
     server_options,
+    servers_options,
     speculate_option,
 )
 from lwlocal.cli.progress import TaskProgress
@@ -41,7 +42,6 @@ from lwlocal.runtime.engine import Sampling
 from lwlocal.util.destination import (
     DestinationError,
     check_destination,
-    check_output_folder,
 )
 from lwlocal.util.errors import LwlocalError, name_settings
 from lwlocal.util.interrupt import exit_status
@@ -245,38 +245,21 @@ def export_command(job: str, fmt: str, output: Path) -> None:
 
 @click.command()
 @click.argument("prompts", type=click.Path(path_type=Path))
-@click.option("--concurrency", type=int, default=1, show_default=True,
-              help="Jobs written at once (more than 1 needs --backend openai).")
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
               help="Folder for the jobs and report.json.")
 @click.option("--mode", type=click.Choice(MODES), default="agentwrite", show_default=True)
-@click.option("--model", help="Card name or GGUF path (local backend).")
-@click.option("--temperature", type=float, default=Sampling.temperature, show_default=True)
-@click.option("--seed", type=int, default=Sampling.seed, show_default=True)
-@click.option("--threads", type=int, help="CPU threads (local backend).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@server_options
-def batch(prompts: Path, concurrency: int, output: Path, mode: str, model: str | None,
-          temperature: float, seed: int, threads: int | None, as_json: bool,
+@batch_options
+@servers_options
+def batch(prompts: Path, output: Path, mode: str, as_json: bool, batch: BatchOptions,
           server: ServerOptions) -> None:
     """Write every prompt of PROMPTS (JSON lines with id, prompt, length in words), at most
     --concurrency at a time, each a job with its journal; a rerun skips finished jobs and
     resumes interrupted ones. Reports jobs per hour, tokens/s and per-job latency."""
-    remote = server.server()
-    refuse_input_as_output(output / REPORT, {"prompts": prompts})
-    template = JobSettings(prompt="", words=1, model=model, mode=mode, threads=threads,
-                           sampling=Sampling(temperature=temperature, seed=seed),
-                           **backend_settings(remote))
-    check_settings(template)
-    check_output_folder(output)
-    items = load_items(prompts)
-    try:
-        with TaskProgress(err) as progress:
-            report = run_batch(items, template, output, concurrency, remote, progress)
-    except KeyboardInterrupt as exc:
-        err.print(f"[yellow]interrupted[/]: the jobs are kept in {output}; run the same "
-                  "command to go on", soft_wrap=True)
-        sys.exit(exit_status(exc))
+    plan = plan_batch(prompts, output, (REPORT,), mode, batch, server)
+    with keeping_jobs(output) as progress:
+        report = run_batch(plan.items, plan.template, output, batch.concurrency, plan.servers,
+                           progress)
     if as_json:
         click.echo(json.dumps(report, ensure_ascii=False))
         return

@@ -1,4 +1,5 @@
-"""Writing a file so that a crash leaves the old one or the new one, never half of either."""
+"""Writing a file so that a crash leaves the old one or the new one, never half of either; and
+appending a line so that it is on disk whole before the next, or not at all."""
 
 from __future__ import annotations
 
@@ -21,5 +22,23 @@ def atomic_write(path: Path, text: str) -> None:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+    except OSError as exc:
+        raise write_error(path, exc) from exc
+
+
+def append_line(path: Path, line: str) -> None:
+    """Append ``line`` (ending in a newline) to ``path`` and fsync it; a line that cannot be
+    written whole (a full disk) is taken back, and is one line naming ``path``."""
+    data = line.encode()
+    try:
+        with path.open("ab") as handle:
+            size = handle.tell()
+            try:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            except OSError:
+                handle.truncate(size)
+                raise
     except OSError as exc:
         raise write_error(path, exc) from exc

@@ -1,14 +1,15 @@
-"""Many writing jobs at once: bounded concurrency against a server, one journal per job, a rerun
-skips finished jobs and resumes interrupted ones, and a throughput report."""
+"""Many writing jobs at once: bounded concurrency against one server or several, one journal per
+job, a rerun that skips finished jobs and resumes interrupted ones, and a throughput report."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import statistics
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -23,6 +24,7 @@ from lwlocal.write.journal import Job
 from lwlocal.write.settings import JobSettings
 
 REPORT = "report.json"
+JOBS = "jobs"  # the folder of the jobs' journals, in the batch's output
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -48,25 +50,40 @@ def check_concurrency(concurrency: int, backend: str) -> None:
 
 
 class SessionPool:
-    """One session per worker thread, kept from job to job while the model stays the same.
-    Each thread keeps to a server slot of its own (worker n: slot n), so a job's prefix stays
-    in the slot its turns go to."""
+    """One session per worker thread, kept from job to job while the model and server stay the
+    same. Each job on a server goes to the server with the fewest jobs in flight (the first
+    given of those), on the lowest slot free there, and keeps that slot to its end: a job's
+    prefix stays in the slot its turns go to, whatever the other jobs send."""
 
-    def __init__(self, server: Server | None) -> None:
-        self.server = server
+    def __init__(self, servers: Server | Sequence[Server] | None) -> None:
+        self.servers = [servers] if isinstance(servers, Server) else list(servers or ())
+        self._busy: list[set[int]] = [set() for _ in self.servers]  # slots in use, a server
         self._local = threading.local()
-        self._slots = itertools.count()
         self._lock = threading.Lock()
 
-    def session(self, settings: JobSettings) -> Session:
+    @contextlib.contextmanager
+    def session(self, settings: JobSettings) -> Iterator[Session]:
+        """The session for one job, held while the job runs."""
+        if settings.backend != "openai" or not self.servers:
+            yield self._kept(settings, None)
+            return
+        with self._lock:
+            n = min(range(len(self.servers)), key=lambda i: len(self._busy[i]))
+            slot = next(s for s in itertools.count() if s not in self._busy[n])
+            self._busy[n].add(slot)
+        try:
+            server = replace(self.servers[n], slot=slot)
+            yield self._kept(replace(settings, base_url=server.base_url), server)
+        finally:
+            with self._lock:
+                self._busy[n].discard(slot)
+
+    def _kept(self, settings: JobSettings, server: Server | None) -> Session:
+        """This thread's session for ``settings`` on ``server``: the one it has if it is there."""
         current: Session | None = getattr(self._local, "session", None)
-        if current:
+        if current is not None and current.server == server:
             session = current.with_settings(settings)
         else:
-            server = None
-            if settings.backend == "openai" and self.server is not None:
-                with self._lock:
-                    server = replace(self.server, slot=next(self._slots))
             session = Session(settings, server)
         self._local.session = session
         return session
@@ -127,11 +144,11 @@ class BatchItemRun:
             if job is not None:  # interrupted last time: go on, where this batch runs
                 settings = job.meta.settings.on_backend(
                     settings.backend, settings.base_url, settings.server_model, settings.model)
-            session = self.pool.session(settings)
-            job = job or session.new_job(self.root, self.item.id)
-            before = replace(session.chat.stats)
-            result = session.run(job, cancel=self.cancel)
-            after = session.chat.stats
+            with self.pool.session(settings) as session:
+                job = job or session.new_job(self.root, self.item.id)
+                before = replace(session.chat.stats)
+                result = session.run(job, cancel=self.cancel)
+                after = session.chat.stats
             outcome.words = result.words
             outcome.generated_tokens = after.generated_tokens - before.generated_tokens
             outcome.prompt_tokens = after.prompt_tokens - before.prompt_tokens
@@ -176,12 +193,15 @@ def report(jobs: list[BatchJob], concurrency: int, wall: float) -> dict[str, Any
 
 
 def run_batch(items: Sequence[BatchItem], template: JobSettings, out: Path, concurrency: int,
-              server: Server | None = None, progress: ProgressCallback = ignore
-              ) -> dict[str, Any]:
+              server: Server | Sequence[Server] | None = None,
+              progress: ProgressCallback = ignore,
+              on_job: Callable[[BatchJob], None] | None = None) -> dict[str, Any]:
     """Write every prompt of ``items`` (``template`` gives all but prompt and length), at most
-    ``concurrency`` at a time; the report is saved as ``out/report.json`` and returned."""
+    ``concurrency`` at a time, spread over the servers given (see :class:`SessionPool`);
+    ``on_job`` hears of each job as it ends. The report is saved as ``out/report.json`` and
+    returned."""
     check_concurrency(concurrency, template.backend)
-    root = out / "jobs"
+    root = out / JOBS
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -192,6 +212,8 @@ def run_batch(items: Sequence[BatchItem], template: JobSettings, out: Path, conc
     jobs: list[BatchJob] = []
 
     def finished(job: BatchJob) -> None:
+        if on_job is not None:
+            on_job(job)
         jobs.append(job)
         progress(Progress("batch", step=len(jobs), steps=len(runs), done=len(jobs),
                           total=len(runs), message=job.id))
