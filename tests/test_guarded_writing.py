@@ -13,6 +13,7 @@ import pytest
 
 from lwlocal.runtime.engine import Sampling
 from lwlocal.util.progress import Progress
+from lwlocal.write.guard import TRIES_AT_START
 from lwlocal.write.journal import Job
 from lwlocal.write.outline import Outline, Section
 from lwlocal.write.settings import JobSettings
@@ -56,6 +57,20 @@ def test_a_start_that_keeps_going_wrong_ends_the_section_after_bounded_tries(tmp
     assert len(chat.requests) == 4  # the first, then three other starts
     assert chat.requests[-1].avoid_first == (" I hope this helps!",) * 3
     assert [r["action"] for r in report.repairs] == ["resampled"] * 3 + ["ended"]
+
+
+def test_a_section_whose_start_keeps_going_wrong_is_not_left_empty(tmp_path):
+    """At a section's start, ending would leave it with nothing (the benchmark's city-trees
+    essay ended section 1 as "Section 1"): more starts are tried there, and after them the
+    writing goes on from the last one."""
+    chat = ScriptedLocalChat(["Section 1"] * (TRIES_AT_START + 1) + [" " + SOIL])
+    job = job_for(tmp_path)
+    report = Writer(chat, job, OUTLINE, Sampling()).write_section(1)
+    assert len(chat.requests) == TRIES_AT_START + 2  # the first, the other starts, then on
+    assert chat.requests[TRIES_AT_START].avoid_first == ("Section 1",) * TRIES_AT_START
+    assert [r["action"] for r in report.repairs] == ["resampled"] * TRIES_AT_START + ["kept"]
+    assert chat.requests[-1].start == "Section 1"
+    assert job.section_text(1).endswith(SOIL.strip())
 
 
 def test_a_boundary_past_the_floor_ends_the_section(tmp_path):

@@ -28,6 +28,7 @@ from lwlocal.write.words import count_words
 
 EARLY_WORDS = 8  # talk is looked for in the start of a sentence up to this many words
 TRIES_PER_CUT = 3  # other starts tried where a fault was cut before the section ends there
+TRIES_AT_START = 8  # ... and at the section's start, where ending would leave it empty
 REPAIRS_PER_SECTION = 16  # faults a section may have repaired before it ends where it is
 _CLOSED = re.compile(rf"{SENTENCE_BODY}(?:{SENTENCE_END}(?=\s|$)|[。！？]|\n+)")
 
@@ -101,8 +102,9 @@ class SectionGuard:
         goes back to the fault's start and goes on from there, not beginning as it did
         (``avoid``); ``ended``, the section ends there: at a boundary past the section's
         ``floor`` (in words), after ``TRIES_PER_CUT`` starts at one place or
-        ``REPAIRS_PER_SECTION`` repairs; ``kept``, ending, but with nothing before the fault
-        the text stays as it is."""
+        ``REPAIRS_PER_SECTION`` repairs; ``kept``, where it would end with nothing before the
+        fault (after ``TRIES_AT_START`` starts there): the text stays, and the writing goes on
+        from it."""
         fault = self.fault
         assert fault is not None, "decide() is for a fault found"
         before = self.text[:fault.start]
@@ -110,7 +112,8 @@ class SectionGuard:
             self.avoid, self._at = [], before.rstrip()
         self.avoid.append(self.text[fault.start:])
         kept = count_words(before)
-        ending = ((fault.kind == "boundary" and kept >= floor) or len(self.avoid) > TRIES_PER_CUT
+        tries = TRIES_PER_CUT if kept else TRIES_AT_START
+        ending = ((fault.kind == "boundary" and kept >= floor) or len(self.avoid) > tries
                   or len(self.repairs) >= REPAIRS_PER_SECTION)
         action = ("resampled" if not ending else "ended" if kept else "kept")
         self.repairs.append(Repair(fault.kind, action, fault.text))

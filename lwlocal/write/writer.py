@@ -391,9 +391,10 @@ class Writer:
                     continued += 1  # a server's model ended short: ask it to go on
                     continue
                 repair = guard.decide(budget.floor)
-                if repair.action == "kept":
+                if repair.action == "kept":  # no better start came: go on from this one
                     text = guard.text
-                    break
+                    keep(text)
+                    continue
                 text = guard.text[:fault.start]
                 keep(text)
                 self.progress(event("rewind", words_done + budget.words.count,
