@@ -52,8 +52,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.convert_vs_llamacpp import vendored_llama_cpp  # noqa: E402
+from lwlocal.memory.allocations import MiB, predict  # noqa: E402
+from lwlocal.memory.context_settings import Settings  # noqa: E402
 from lwlocal.memory.hardware import detect  # noqa: E402
-from lwlocal.memory.planner import MiB, Settings, predict, shape_from_gguf  # noqa: E402
+from lwlocal.memory.model_shape import shape_from_gguf  # noqa: E402
 from lwlocal.memory.probe import measure  # noqa: E402
 from lwlocal.models.catalogue import CARDS  # noqa: E402
 from lwlocal.models.gguf_file import read_gguf  # noqa: E402

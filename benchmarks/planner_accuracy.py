@@ -13,7 +13,9 @@ import argparse
 import json
 from pathlib import Path
 
-from lwlocal.memory.planner import MiB, Settings, predict, shape_from_gguf
+from lwlocal.memory.allocations import MiB, predict
+from lwlocal.memory.context_settings import Settings
+from lwlocal.memory.model_shape import shape_from_gguf
 from lwlocal.memory.probe import measure
 from lwlocal.models.catalogue import resolve
 from lwlocal.util.cpu import physical_cores

@@ -3,7 +3,9 @@
 import pytest
 
 from lwlocal.memory import gpu_runtime, hardware
-from lwlocal.memory.planner import Settings, predict, shape_from_gguf
+from lwlocal.memory.allocations import predict
+from lwlocal.memory.context_settings import Settings
+from lwlocal.memory.model_shape import shape_from_gguf
 
 USED_BEFORE, USED_DURING = 1000, 1900  # MiB that the stand-in nvidia-smi reports
 

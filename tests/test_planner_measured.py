@@ -7,8 +7,10 @@ scores dominate the compute memory) and with a quantized KV cache under flash at
 
 import pytest
 
+from lwlocal.memory.allocations import predict
+from lwlocal.memory.context_settings import Settings
 from lwlocal.memory.hardware import detect
-from lwlocal.memory.planner import Settings, predict, shape_from_gguf
+from lwlocal.memory.model_shape import shape_from_gguf
 from lwlocal.memory.probe import measure
 from lwlocal.util.cpu import physical_cores
 from lwlocal.util.errors import LwlocalError

@@ -23,8 +23,9 @@ from lwlocal.cli.options import (
 from lwlocal.cli.render import out, print_memory_plan, print_table
 from lwlocal.convert.inspect import inspect_path
 from lwlocal.memory import hardware
+from lwlocal.memory.allocations import GPU_RUNTIME_DEFAULT
 from lwlocal.memory.plan_formats import llama_server_args, ollama_modelfile
-from lwlocal.memory.planner import GPU_RUNTIME_DEFAULT, Plan
+from lwlocal.memory.planner import Plan
 from lwlocal.models.catalogue import DEFAULT_MODEL, catalog, get_command, resolve
 from lwlocal.models.gguf_file import file_quant
 from lwlocal.models.hub import pull

@@ -62,7 +62,9 @@ def gpu0_used() -> int:
 
 def measure(model: Path, gpu: str) -> int:
     """Measure the runtime's bytes on GPU 0 with ``model`` (small: it must fit) and keep them."""
-    from lwlocal.memory.planner import Settings, predict, shape_from_gguf
+    from lwlocal.memory.allocations import predict
+    from lwlocal.memory.context_settings import Settings
+    from lwlocal.memory.model_shape import shape_from_gguf
     from lwlocal.util.atomic import atomic_write
 
     before = gpu0_used()

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lwlocal.memory.planner import Settings
+from lwlocal.memory.context_settings import Settings
 from lwlocal.util.errors import LwlocalError
 
 GENERATED = 4

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from lwlocal.memory.planner import Overrides
+from lwlocal.memory.context_settings import Overrides
 from lwlocal.runtime.engine import Sampling
 from lwlocal.runtime.speculate import QUANTIZED_KV
 from lwlocal.write.outline import section_range
