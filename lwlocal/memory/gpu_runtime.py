@@ -55,7 +55,7 @@ def measured_runtime(gpu: str) -> int | None:
     return _load().get(_key(gpu))
 
 
-def measure(model: Path, gpu: str) -> int:
+def measure_gpu_runtime(model: Path, gpu: str) -> int:
     """Measure the runtime's bytes on GPU 0 with ``model`` (small: it must fit) and keep them."""
     before = gpu0_used()
     child = subprocess.Popen([sys.executable, "-m", "lwlocal.memory.gpu_runtime", str(model)],
