@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from lwlocal.runtime.engine import Engine, Sampling, check_speculate
+from lwlocal.runtime.engine import Engine, Sampling
 from lwlocal.runtime.speculate import (
     DRAFT_CAP,
     MISSES_BEFORE_PAUSE,
@@ -14,6 +14,7 @@ from lwlocal.runtime.speculate import (
     DraftLength,
     Lookup,
     accept_draft,
+    check_speculate,
 )
 from lwlocal.util.errors import SettingError
 

@@ -15,8 +15,7 @@ from dataclasses import dataclass, field, replace
 
 from lwlocal.memory.context_settings import Settings
 from lwlocal.memory.model_shape import ModelShape
-from lwlocal.runtime.kv_cache import bytes_per_element
-from lwlocal.runtime.speculate import DRAFT_KV_TYPE
+from lwlocal.runtime.kv_cache import DRAFT_KV_TYPE, bytes_per_element
 
 MiB = 2**20
 GiB = 2**30

@@ -24,10 +24,10 @@ from lwlocal.runtime.llama_log import loading
 from lwlocal.runtime.speculate import (
     DRAFT_CAP,
     DRAFT_MODEL_PAUSES,
-    SPECULATE_MODES,
     Drafter,
     DraftLength,
     Lookup,
+    check_speculate,
 )
 from lwlocal.util.errors import LwlocalError, SettingError
 from lwlocal.util.interrupt import held
@@ -79,34 +79,6 @@ def check_sampling(sampling: Sampling) -> None:
         number = isinstance(value, (int, float)) and not isinstance(value, bool)
         if not (number and (isinstance(value, int) or math.isfinite(value)) and allowed(value)):
             raise SettingError(f"{{{name}}} {value}: must be a finite number, {rule}")
-
-
-def check_speculate(mode: str, flash_attn: bool | None = None, kv_type: str | None = None,
-                    draft_model: object | None = None) -> None:
-    """Refuse a speculation mode the engine does not have, a draft model without ``draft``
-    (or ``draft`` without one), and speculation where llama.cpp would compute a batch of
-    guesses with other kernels than one token at a time, so that the output would change:
-    without flash attention, or over an f16 KV cache (whose one-token attention is split across
-    threads once the cache passes 256 tokens). None: the planner's choice (flash attention on;
-    a q8_0 cache when speculating)."""
-    if mode not in SPECULATE_MODES:
-        raise SettingError(f"{{speculate}} {mode!r}: choose one of {', '.join(SPECULATE_MODES)}")
-    if mode == "draft" and draft_model is None:
-        raise SettingError("{speculate} draft needs the draft model's GGUF (a small model with "
-                           "the model's tokenizer): --speculate draft MODEL")
-    if mode != "draft" and draft_model is not None:
-        raise SettingError(f"{{draft_model}} {draft_model}: a draft model is for "
-                           f"{{speculate}} draft, not {mode}")
-    if mode == "off":
-        return
-    if flash_attn is False:
-        raise SettingError(f"{{speculate}} {mode} needs {{flash_attn}} on (without it llama.cpp "
-                           "computes a batch's attention with other kernels than one token's, "
-                           "and the output would change)")
-    if kv_type == "f16":
-        raise SettingError(f"{{speculate}} {mode} needs a quantized {{kv_type}}, q8_0 or q4_0 "
-                           "(llama.cpp splits one token's attention over an f16 cache across "
-                           "threads, a batch's not, and the output would change)")
 
 
 @dataclass

@@ -21,10 +21,10 @@ import random
 from collections.abc import Sequence
 from typing import Protocol
 
+from lwlocal.util.errors import SettingError
+
 SPECULATE_MODES = ("off", "lookup", "draft")
 QUANTIZED_KV = "q8_0"  # the KV cache type speculation gets when none is given
-DRAFT_KV_TYPE = "f16"  # a draft model's: any head size takes it, and its numbers never change
-# the output
 NGRAM_MAX = 4  # the longest run of recent tokens looked up
 NGRAM_MIN = 2  # the shortest: one token alone recurs too often to predict what follows
 DRAFT_CAP = 8  # most tokens guessed at once
@@ -34,6 +34,34 @@ PAUSE_TOKENS = 16  # tokens decoded one at a time after the first pause; doubled
 PAUSE_CAP = 256
 DRAFT_MODEL_PAUSES = 2  # pauses after which a draft model stops guessing for the request: it
 # reads every token the model writes before it can guess again, which prompt lookup need not
+
+
+def check_speculate(mode: str, flash_attn: bool | None = None, kv_type: str | None = None,
+                    draft_model: object | None = None) -> None:
+    """Refuse a speculation mode the engine does not have, a draft model without ``draft``
+    (or ``draft`` without one), and speculation where llama.cpp would compute a batch of
+    guesses with other kernels than one token at a time, so that the output would change:
+    without flash attention, or over an f16 KV cache (whose one-token attention is split across
+    threads once the cache passes 256 tokens). None: the planner's choice (flash attention on;
+    a q8_0 cache when speculating)."""
+    if mode not in SPECULATE_MODES:
+        raise SettingError(f"{{speculate}} {mode!r}: choose one of {', '.join(SPECULATE_MODES)}")
+    if mode == "draft" and draft_model is None:
+        raise SettingError("{speculate} draft needs the draft model's GGUF (a small model with "
+                           "the model's tokenizer): --speculate draft MODEL")
+    if mode != "draft" and draft_model is not None:
+        raise SettingError(f"{{draft_model}} {draft_model}: a draft model is for "
+                           f"{{speculate}} draft, not {mode}")
+    if mode == "off":
+        return
+    if flash_attn is False:
+        raise SettingError(f"{{speculate}} {mode} needs {{flash_attn}} on (without it llama.cpp "
+                           "computes a batch's attention with other kernels than one token's, "
+                           "and the output would change)")
+    if kv_type == "f16":
+        raise SettingError(f"{{speculate}} {mode} needs a quantized {{kv_type}}, q8_0 or q4_0 "
+                           "(llama.cpp splits one token's attention over an f16 cache across "
+                           "threads, a batch's not, and the output would change)")
 
 
 class Drafter(Protocol):

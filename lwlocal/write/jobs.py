@@ -18,7 +18,8 @@ from lwlocal.memory.planner import Plan, plan
 from lwlocal.models.catalogue import CARDS, ResolvedModel, local_file, resolve
 from lwlocal.openai.client import OpenAIChat, Server
 from lwlocal.runtime.chat import ChatBackend, LocalChat
-from lwlocal.runtime.engine import Engine, check_sampling, check_speculate
+from lwlocal.runtime.engine import Engine, check_sampling
+from lwlocal.runtime.speculate import check_speculate
 from lwlocal.util.cpu import check_threads
 from lwlocal.util.destination import check_destination, check_folder
 from lwlocal.util.errors import LwlocalError, LwlocalWarning, SettingError
