@@ -5,8 +5,10 @@ from __future__ import annotations
 from lwlocal.memory.allocations import GiB, Memory, kv_bytes
 from lwlocal.memory.context_need import TOKENS_MARGIN, Need
 from lwlocal.memory.context_settings import DEFAULT_BATCH, Overrides, Settings
+from lwlocal.memory.hardware import Machine
 from lwlocal.memory.model_shape import ModelShape
 from lwlocal.quant.types import NOMINAL_BPW
+from lwlocal.runtime.llama_build import GPU_BUILD_HINT
 
 
 def gib(n: float) -> str:
@@ -14,8 +16,35 @@ def gib(n: float) -> str:
 
 
 def explain(shape: ModelShape, s: Settings, need: Need, fixed: Overrides, memory: Memory,
+            ram: int, vram: int, here: Machine | None, draft: ModelShape | None) -> list[str]:
+    """One plain line per choice, with what the job, ``here`` (the machine planned for; None:
+    another one) and the ``draft`` model speculating beside the model add."""
+    lines = []
+    if need.minimum > shape.context_length:
+        lines.append(f"the job needs {need.minimum} tokens of context but {shape.name} was "
+                     f"trained on {shape.context_length}")
+    lines += _choices(shape, s, need, fixed, memory, ram, vram, _no_gpu(here))
+    if here is not None and s.n_gpu_layers and here.gpus > 1:
+        lines.append(f"{here.gpus} GPUs found: the plan and the engine use the first one "
+                     "alone (a split over several GPUs is not planned)")
+    if draft is not None:
+        beside = memory.parts["ram_draft"] + memory.parts.get("vram_draft", 0)
+        lines.append(f"the draft model {draft.name} speculates beside it: its weights, "
+                     f"context and f16 KV cache take {gib(beside)}")
+    return lines
+
+
+def _no_gpu(here: Machine | None) -> str:
+    """Why a plan has no VRAM to use."""
+    if here is not None and not here.offload and here.gpu:
+        return (f"this llama.cpp build is CPU-only, although {here.gpu} is here; "
+                f"{GPU_BUILD_HINT} offload")
+    return "no GPU memory to use"
+
+
+def _choices(shape: ModelShape, s: Settings, need: Need, fixed: Overrides, memory: Memory,
              ram: int, vram: int, no_gpu: str) -> list[str]:
-    """One plain line per choice; ``no_gpu`` says why there is no VRAM to use."""
+    """One plain line per setting; ``no_gpu`` says why there is no VRAM to use."""
     given = "as you asked"
     lines = []
     if fixed.n_ctx:

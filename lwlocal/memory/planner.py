@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from lwlocal.memory.allocations import GPU_RUNTIME_DEFAULT, Memory, predict
 from lwlocal.memory.context_need import TOKENS_MARGIN, Need, round_up
 from lwlocal.memory.context_settings import DEFAULT_BATCH, Overrides, Settings
-from lwlocal.memory.explain import explain, gib, suggest
+from lwlocal.memory.explain import explain, suggest
 from lwlocal.memory.hardware import Machine
 from lwlocal.memory.model_shape import ModelShape
 from lwlocal.runtime.llama_build import GPU_BUILD_HINT
@@ -108,11 +108,7 @@ def plan(shape: ModelShape, machine: Machine, need: Need, fixed: Overrides = Ove
     runtime = (machine.gpu_runtime if vram is None and machine.gpu_runtime is not None
                else GPU_RUNTIME_DEFAULT)
     repack = machine.cpu_repack
-    reasons: list[str] = []
     trained = shape.context_length
-    if need.minimum > trained:
-        reasons.append(f"the job needs {need.minimum} tokens of context but {shape.name} was "
-                       f"trained on {trained}")
     contexts = [fixed.n_ctx] if fixed.n_ctx else _contexts(need, trained)
     kv_types = [fixed.kv_type] if fixed.kv_type else list(KV_PREFERENCE)
     fa_options = [fixed.flash_attn] if fixed.flash_attn is not None else [True]
@@ -146,17 +142,8 @@ def plan(shape: ModelShape, machine: Machine, need: Need, fixed: Overrides = Ove
     settings = chosen or replace(candidates[-1], n_gpu_layers=gpu_layers(candidates[-1]))
     settings.check()
     memory = predict(shape, settings, runtime, cpu_repack=repack, draft=draft)
-    no_gpu = (f"this llama.cpp build is CPU-only, although {machine.gpu} is here; "
-              f"{GPU_BUILD_HINT} offload" if vram is None and not machine.offload and machine.gpu
-              else "no GPU memory to use")
-    reasons += explain(shape, settings, need, fixed, memory, ram_budget, vram_budget, no_gpu)
-    if settings.n_gpu_layers and machine.gpus > 1 and vram is None:
-        reasons.append(f"{machine.gpus} GPUs found: the plan and the engine use the first one "
-                       "alone (a split over several GPUs is not planned)")
-    if draft is not None:
-        beside = memory.parts["ram_draft"] + memory.parts.get("vram_draft", 0)
-        reasons.append(f"the draft model {draft.name} speculates beside it: its weights, "
-                       f"context and f16 KV cache take {gib(beside)}")
+    here = machine if vram is None else None
+    reasons = explain(shape, settings, need, fixed, memory, ram_budget, vram_budget, here, draft)
     suggestions = [] if fits else suggest(shape, settings, need, ram_budget, memory)
     offloaded = settings.n_gpu_layers > 0
     return Plan(shape.name, settings, memory, need, fits, reasons, suggestions, ram_budget,
