@@ -169,7 +169,7 @@ def test_a_batch_gives_the_logits_of_one_token_at_a_time(small_engine):
         llm.eval([token])
         one_by_one.append(logits(-1))
     llm.n_tokens = len(context)
-    engine._decode(batch[0], batch[1:])
+    engine._speculator.verify(batch[0], batch[1:])
     for row, expected in enumerate(one_by_one):
         assert np.array_equal(logits(row), expected), row
     llm.n_tokens = 0
