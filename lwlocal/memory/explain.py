@@ -11,7 +11,7 @@ from lwlocal.quant.types import NOMINAL_BPW
 from lwlocal.runtime.llama_build import GPU_BUILD_HINT
 
 
-def gib(n: float) -> str:
+def _gib(n: float) -> str:
     return f"{n / GiB:.2f} GiB"
 
 
@@ -30,7 +30,7 @@ def explain(shape: ModelShape, s: Settings, need: Need, fixed: Overrides, memory
     if draft is not None:
         beside = memory.parts["ram_draft"] + memory.parts.get("vram_draft", 0)
         lines.append(f"the draft model {draft.name} speculates beside it: its weights, "
-                     f"context and f16 KV cache take {gib(beside)}")
+                     f"context and f16 KV cache take {_gib(beside)}")
     return lines
 
 
@@ -58,12 +58,12 @@ def _choices(shape: ModelShape, s: Settings, need: Need, fixed: Overrides, memor
                      "writer drops its oldest sections from the conversation when full")
     kv = kv_bytes(shape, s.n_ctx, s.kv_type)
     if fixed.kv_type:
-        lines.append(f"KV cache {s.kv_type} ({gib(kv)}) {fixed.kv_type_why or given}")
+        lines.append(f"KV cache {s.kv_type} ({_gib(kv)}) {fixed.kv_type_why or given}")
     elif s.kv_type == "f16":
-        lines.append(f"KV cache f16 ({gib(kv)}): full precision fits")
+        lines.append(f"KV cache f16 ({_gib(kv)}): full precision fits")
     else:
-        lines.append(f"KV cache {s.kv_type} ({gib(kv)}): f16 would need "
-                     f"{gib(kv_bytes(shape, s.n_ctx, 'f16'))} and does not fit")
+        lines.append(f"KV cache {s.kv_type} ({_gib(kv)}): f16 would need "
+                     f"{_gib(kv_bytes(shape, s.n_ctx, 'f16'))} and does not fit")
     if fixed.flash_attn is not None:
         lines.append(f"flash attention {'on' if s.flash_attn else 'off'} {given}")
     else:
@@ -77,7 +77,7 @@ def _choices(shape: ModelShape, s: Settings, need: Need, fixed: Overrides, memor
     elif vram <= 0:
         lines.append(f"GPU layers 0: {no_gpu}")
     else:
-        lines.append(f"GPU layers {s.n_gpu_layers}{placed}: as many as fit {gib(vram)} of VRAM")
+        lines.append(f"GPU layers {s.n_gpu_layers}{placed}: as many as fit {_gib(vram)} of VRAM")
     if fixed.n_batch:
         lines.append(f"batch {s.n_batch} {given}")
     elif s.n_batch == DEFAULT_BATCH:
@@ -85,19 +85,19 @@ def _choices(shape: ModelShape, s: Settings, need: Need, fixed: Overrides, memor
     else:
         lines.append(f"batch {s.n_batch}: smaller batches need less compute memory")
     lines.append(f"threads {s.threads}: one per physical core")
-    lines.append(f"memory: {gib(memory.ram_bytes)} RAM of {gib(ram)} usable"
-                 + (f", {gib(memory.vram_bytes)} VRAM of {gib(vram)}" if vram > 0 else ""))
+    lines.append(f"memory: {_gib(memory.ram_bytes)} RAM of {_gib(ram)} usable"
+                 + (f", {_gib(memory.vram_bytes)} VRAM of {_gib(vram)}" if vram > 0 else ""))
     if memory.ram_load_bytes > memory.ram_steady_bytes:
-        lines.append(f"RAM peaks while loading ({gib(memory.ram_load_bytes)}: llama.cpp maps the "
-                     f"whole file), then holds {gib(memory.ram_steady_bytes)}")
+        lines.append(f"RAM peaks while loading ({_gib(memory.ram_load_bytes)}: llama.cpp maps the "
+                     f"whole file), then holds {_gib(memory.ram_steady_bytes)}")
     return lines
 
 
 def suggest(shape: ModelShape, s: Settings, need: Need, ram: int, memory: Memory
              ) -> list[str]:
     """What would fit when nothing does (``memory``: what ``s`` needs)."""
-    lines = [f"does not fit: needs {gib(memory.ram_bytes)} RAM, "
-             f"{gib(ram)} usable" if need.minimum <= shape.context_length else
+    lines = [f"does not fit: needs {_gib(memory.ram_bytes)} RAM, "
+             f"{_gib(ram)} usable" if need.minimum <= shape.context_length else
              f"does not fit: needs {need.minimum} tokens of context, trained on "
              f"{shape.context_length}"]
     if s.kv_type != "q4_0":
