@@ -31,7 +31,7 @@ LLAMA_SERVER := $(CACHE)/llama-server/$(or $(GPU),cpu)-$(BUILD_KEY)/llama-server
 
 DEMO_PROMPT := Write a short guide to keeping a vegetable garden through its first year.
 
-.PHONY: demo test lint clean llama-server
+.PHONY: demo test lint docs clean llama-server
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -72,6 +72,10 @@ test: $(VENV)/.test $(LLAMA_SERVER)
 lint: $(VENV)/.test
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+
+# The command reference in docs/commands.md, from each command's --help.
+docs: $(VENV)/.core
+	$(BIN)/python -m lwlocal.cli.reference docs/commands.md
 
 clean:
 	rm -rf $(VENV)

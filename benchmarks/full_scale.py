@@ -52,9 +52,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.convert_vs_llamacpp import vendored_llama_cpp  # noqa: E402
+from lwlocal.memory.allocations import MiB, predict  # noqa: E402
+from lwlocal.memory.context_settings import Settings  # noqa: E402
 from lwlocal.memory.hardware import detect  # noqa: E402
-from lwlocal.memory.planner import MiB, Settings, predict, shape_from_gguf  # noqa: E402
-from lwlocal.memory.probe import measure  # noqa: E402
+from lwlocal.memory.model_shape import shape_from_gguf  # noqa: E402
+from lwlocal.memory.probe import measure_peak_rss  # noqa: E402
 from lwlocal.models.catalogue import CARDS  # noqa: E402
 from lwlocal.models.gguf_file import read_gguf  # noqa: E402
 from lwlocal.util.cpu import physical_cores  # noqa: E402
@@ -192,7 +194,7 @@ def memory_points(model: Path, fills: list[str]) -> list[dict[str, Any]]:
         for fill in fills:
             tokens = n_ctx if fill == "full" else s.n_batch
             start = time.monotonic()
-            measured = measure(model, s, fill=tokens)
+            measured = measure_peak_rss(model, s, fill=tokens)
             error = (predicted - measured) / measured
             print(f"  n_ctx {n_ctx:5} KV {kv:4} filled {tokens:5}: predicted "
                   f"{predicted / MiB:7.0f} MiB, measured {measured / MiB:7.0f} MiB "

@@ -38,9 +38,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from lwlocal.memory.gpu_runtime import gpu0_used  # noqa: E402
+from lwlocal.memory.allocations import GPU_RUNTIME_DEFAULT, MiB, predict  # noqa: E402
+from lwlocal.memory.context_settings import Settings  # noqa: E402
 from lwlocal.memory.hardware import detect  # noqa: E402
-from lwlocal.memory.planner import GPU_RUNTIME_DEFAULT, MiB, Settings, predict, shape_from_gguf  # noqa: E402
+from lwlocal.memory.model_shape import shape_from_gguf  # noqa: E402
+from lwlocal.memory.nvidia_smi import gpu0_used  # noqa: E402
 
 # (model, n_ctx, kv type, flash attention, n_gpu_layers (None: all), n_batch)
 GRID = [

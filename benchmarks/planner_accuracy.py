@@ -13,8 +13,10 @@ import argparse
 import json
 from pathlib import Path
 
-from lwlocal.memory.planner import MiB, Settings, predict, shape_from_gguf
-from lwlocal.memory.probe import measure
+from lwlocal.memory.allocations import MiB, predict
+from lwlocal.memory.context_settings import Settings
+from lwlocal.memory.model_shape import shape_from_gguf
+from lwlocal.memory.probe import measure_peak_rss
 from lwlocal.models.catalogue import resolve
 from lwlocal.util.cpu import physical_cores
 
@@ -40,7 +42,7 @@ def main() -> None:
     for n_ctx, kv_type, flash_attn in VALIDATION_GRID:
         settings = Settings(n_ctx, kv_type, flash_attn, 0, 512, physical_cores())
         predicted = predict(shape, settings).ram_bytes
-        measured = measure(path, settings)
+        measured = measure_peak_rss(path, settings)
         error = predicted / measured - 1
         worst = max(worst, abs(error))
         rows.append({"n_ctx": n_ctx, "kv_type": kv_type, "flash_attn": flash_attn,

@@ -127,7 +127,7 @@ def verify_cost(engine: Engine, context: list[int], repeats: int) -> dict[int, f
         for k in times:  # alternating: each k once per repeat
             engine._llm.n_tokens = base
             started = time.perf_counter()
-            engine._decode(batch[0], batch[1:k])
+            engine._speculator.verify(batch[0], batch[1:k])
             times[k].append(time.perf_counter() - started)
     engine._llm.n_tokens = 0
     return {k: statistics.median(v) for k, v in times.items()}

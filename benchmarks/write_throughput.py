@@ -24,7 +24,7 @@ from pathlib import Path
 
 import llama_cpp
 
-from lwlocal.memory.planner import Settings
+from lwlocal.memory.context_settings import Settings
 from lwlocal.models.catalogue import resolve
 from lwlocal.runtime.engine import KV_CACHE_TYPES, Sampling
 from lwlocal.util.cpu import physical_cores

@@ -21,7 +21,7 @@ import pytest
 from benchmarks.synth_checkpoint import ORDINARY, SPECIALS, synthesize
 from lwlocal.convert.run import CHUNK_BYTES
 from lwlocal.families import architecture_for
-from lwlocal.memory.planner import shape_from_gguf
+from lwlocal.memory.model_shape import shape_from_gguf
 from lwlocal.models.catalogue import CARDS
 from lwlocal.models.gguf_file import GGUFArray, GGUFFile, read_gguf
 from tests.support.peak import Measured, run_measured

@@ -3,7 +3,9 @@
 import pytest
 
 from lwlocal.memory import gpu_runtime, hardware
-from lwlocal.memory.planner import Settings, predict, shape_from_gguf
+from lwlocal.memory.allocations import predict
+from lwlocal.memory.context_settings import Settings
+from lwlocal.memory.model_shape import shape_from_gguf
 
 USED_BEFORE, USED_DURING = 1000, 1900  # MiB that the stand-in nvidia-smi reports
 
@@ -23,7 +25,7 @@ def test_measure_keeps_the_runtime_for_this_gpu_driver_and_build(fake_nvidia_smi
     fake_nvidia_smi(NVIDIA_SMI)
     gpu = "NVIDIA GeForce RTX 4070"
     assert gpu_runtime.measured_runtime(gpu) is None
-    runtime = gpu_runtime.measure(default_model, gpu)
+    runtime = gpu_runtime.measure_gpu_runtime(default_model, gpu)
     probe = Settings(gpu_runtime.PROBE_TOKENS, "f16", True, 10**6, gpu_runtime.PROBE_TOKENS, 1)
     buffers = predict(shape_from_gguf(default_model), probe, filled=512).vram_bytes
     assert runtime == (USED_DURING - USED_BEFORE) * 2**20 - buffers
@@ -37,5 +39,5 @@ def test_a_probe_that_fails_is_one_line(fake_nvidia_smi, tmp_path):
     broken = tmp_path / "broken.gguf"
     broken.write_bytes(b"GGUF" + bytes(64))
     with pytest.raises(gpu_runtime.LwlocalError, match="the GPU probe with .* failed"):
-        gpu_runtime.measure(broken, "NVIDIA GeForce RTX 4070")
+        gpu_runtime.measure_gpu_runtime(broken, "NVIDIA GeForce RTX 4070")
     assert gpu_runtime.measured_runtime("NVIDIA GeForce RTX 4070") is None

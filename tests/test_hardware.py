@@ -1,6 +1,7 @@
 import pytest
 
 from lwlocal.memory import hardware
+from lwlocal.memory.nvidia_smi import nvidia_gpus
 
 
 def test_cgroup_v2_limit(tmp_path):
@@ -22,7 +23,7 @@ def test_cgroup_v2_unlimited_and_v1(tmp_path):
 
 def test_nvidia_smi_is_parsed(fake_nvidia_smi):
     fake_nvidia_smi("echo 'NVIDIA H100 80GB HBM3, 81559, 80000'")
-    assert hardware.nvidia_gpus() == [("NVIDIA H100 80GB HBM3", 81559 * 2**20, 80000 * 2**20)]
+    assert nvidia_gpus() == [("NVIDIA H100 80GB HBM3", 81559 * 2**20, 80000 * 2**20)]
     machine = hardware.detect()
     assert machine.gpu == "NVIDIA H100 80GB HBM3" and machine.vram_free == 80000 * 2**20
     assert machine.gpus == 1
@@ -33,13 +34,13 @@ def test_several_gpus_and_unreported_memory(fake_nvidia_smi):
     fake_nvidia_smi("echo 'NVIDIA GeForce RTX 4090, 24564, 23000'\n"
                     "echo 'NVIDIA GeForce RTX 3060, 12288, 12000'\n"
                     "echo 'NVIDIA GB10, [N/A], [N/A]'")
-    assert [g[0] for g in hardware.nvidia_gpus()] == ["NVIDIA GeForce RTX 4090",
+    assert [g[0] for g in nvidia_gpus()] == ["NVIDIA GeForce RTX 4090",
                                                       "NVIDIA GeForce RTX 3060"]
     machine = hardware.detect()
     assert machine.gpu == "NVIDIA GeForce RTX 4090" and machine.vram_free == 23000 * 2**20
     assert machine.gpus == 2
     fake_nvidia_smi("echo 'NVIDIA GB10, [N/A], [N/A]'")
-    assert hardware.nvidia_gpus() == [] and hardware.detect().gpu is None
+    assert nvidia_gpus() == [] and hardware.detect().gpu is None
 
 
 @pytest.mark.parametrize("script", [
@@ -52,7 +53,7 @@ def test_several_gpus_and_unreported_memory(fake_nvidia_smi):
 ])
 def test_odd_nvidia_smi_output_means_no_usable_gpu_never_a_crash(fake_nvidia_smi, script):
     fake_nvidia_smi(script)
-    gpus = hardware.nvidia_gpus()
+    gpus = nvidia_gpus()
     assert gpus in ([], [("NVIDIA \ufffd\ufffd", 100 * 2**20, 50 * 2**20)])
     machine = hardware.detect()
     assert machine.vram_total == (gpus[0][1] if gpus else 0)

@@ -7,20 +7,12 @@ import sys
 import pytest
 
 from lwlocal.cli import error_text
+from lwlocal.memory.allocations import GiB, MiB, compute_bytes_allocated, kv_bytes, predict
+from lwlocal.memory.context_need import context_needed
+from lwlocal.memory.context_settings import Overrides, Settings
 from lwlocal.memory.hardware import Machine
-from lwlocal.memory.planner import (
-    GiB,
-    MiB,
-    Overrides,
-    Settings,
-    compute_bytes_allocated,
-    context_needed,
-    kv_bytes,
-    plan,
-    predict,
-    shape_from_card,
-    shape_from_gguf,
-)
+from lwlocal.memory.model_shape import shape_from_card, shape_from_gguf
+from lwlocal.memory.planner import plan
 from lwlocal.models.catalogue import CARDS
 from lwlocal.util.errors import LwlocalError
 

@@ -4,18 +4,12 @@ CPU-only llama.cpp build can do, peak vs steady RAM (fast: no model is run here)
 import pytest
 
 from lwlocal.families.base import ModelCard
+from lwlocal.memory.allocations import GPU_RUNTIME_DEFAULT, GiB, MiB, predict
+from lwlocal.memory.context_need import context_needed
+from lwlocal.memory.context_settings import Overrides, Settings
 from lwlocal.memory.hardware import Machine
-from lwlocal.memory.planner import (
-    GPU_RUNTIME_DEFAULT,
-    GiB,
-    MiB,
-    ModelShape,
-    Overrides,
-    Settings,
-    context_needed,
-    plan,
-    predict,
-)
+from lwlocal.memory.model_shape import ModelShape
+from lwlocal.memory.planner import plan
 from lwlocal.models.catalogue import CARDS
 
 # ggml bytes per weight of the types llama.cpp's Q4_K_M mix uses.

@@ -7,9 +7,11 @@ scores dominate the compute memory) and with a quantized KV cache under flash at
 
 import pytest
 
+from lwlocal.memory.allocations import predict
+from lwlocal.memory.context_settings import Settings
 from lwlocal.memory.hardware import detect
-from lwlocal.memory.planner import Settings, predict, shape_from_gguf
-from lwlocal.memory.probe import measure
+from lwlocal.memory.model_shape import shape_from_gguf
+from lwlocal.memory.probe import measure_peak_rss
 from lwlocal.util.cpu import physical_cores
 from lwlocal.util.errors import LwlocalError
 
@@ -18,7 +20,7 @@ from lwlocal.util.errors import LwlocalError
 def test_predicted_ram_within_15_percent_of_measured(default_model, n_ctx, kv_type, flash_attn):
     settings = Settings(n_ctx, kv_type, flash_attn, 0, 512, physical_cores())
     predicted = predict(shape_from_gguf(default_model), settings).ram_bytes
-    measured = measure(default_model, settings)
+    measured = measure_peak_rss(default_model, settings)
     assert predicted == pytest.approx(measured, rel=0.15), (predicted, measured)
 
 
@@ -31,7 +33,7 @@ def test_predicted_ram_with_a_draft_model_within_15_percent_of_measured(default_
     alone = predict(target, settings, cpu_repack=repack).ram_bytes
     predicted = predict(target, settings, cpu_repack=repack,
                         draft=shape_from_gguf(draft_gguf)).ram_bytes
-    measured = measure(default_model, settings, draft=draft_gguf)
+    measured = measure_peak_rss(default_model, settings, draft=draft_gguf)
     assert predicted - alone > 0.5 * draft_gguf.stat().st_size
     assert predicted == pytest.approx(measured, rel=0.15), (predicted, measured)
 
@@ -40,6 +42,6 @@ def test_a_probe_that_fails_is_one_line_naming_the_model(tmp_path):
     fake = tmp_path / "fake.gguf"
     fake.write_text("not a model")
     with pytest.raises(LwlocalError) as info:
-        measure(fake, Settings(256, "f16", False, 0, 256, 1))
+        measure_peak_rss(fake, Settings(256, "f16", False, 0, 256, 1))
     message = str(info.value)
     assert message.startswith(f"{fake}: the memory probe failed (") and "\n" not in message

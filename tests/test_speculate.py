@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from lwlocal.runtime.engine import Engine, Sampling, check_speculate
+from lwlocal.runtime.engine import Engine, Sampling
 from lwlocal.runtime.speculate import (
     DRAFT_CAP,
     MISSES_BEFORE_PAUSE,
@@ -14,6 +14,7 @@ from lwlocal.runtime.speculate import (
     DraftLength,
     Lookup,
     accept_draft,
+    check_speculate,
 )
 from lwlocal.util.errors import SettingError
 
@@ -168,7 +169,7 @@ def test_a_batch_gives_the_logits_of_one_token_at_a_time(small_engine):
         llm.eval([token])
         one_by_one.append(logits(-1))
     llm.n_tokens = len(context)
-    engine._decode(batch[0], batch[1:])
+    engine._speculator.verify(batch[0], batch[1:])
     for row, expected in enumerate(one_by_one):
         assert np.array_equal(logits(row), expected), row
     llm.n_tokens = 0

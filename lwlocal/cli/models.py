@@ -23,8 +23,9 @@ from lwlocal.cli.options import (
 from lwlocal.cli.render import out, print_memory_plan, print_table
 from lwlocal.convert.inspect import inspect_path
 from lwlocal.memory import hardware
+from lwlocal.memory.allocations import GPU_RUNTIME_DEFAULT
 from lwlocal.memory.plan_formats import llama_server_args, ollama_modelfile
-from lwlocal.memory.planner import GPU_RUNTIME_DEFAULT, Plan
+from lwlocal.memory.planner import Plan
 from lwlocal.models.catalogue import DEFAULT_MODEL, catalog, get_command, resolve
 from lwlocal.models.gguf_file import file_quant
 from lwlocal.models.hub import pull
@@ -102,12 +103,12 @@ def hw(as_json: bool, measure: bool) -> None:
     llama.cpp can use of them."""
     machine = hardware.detect()
     if measure:
-        from lwlocal.memory.gpu_runtime import measure as measure_runtime
+        from lwlocal.memory.gpu_runtime import measure_gpu_runtime
 
         if not (machine.gpu and machine.offload and not machine.unified):
             raise LwlocalError("--measure needs an NVIDIA GPU and a llama.cpp build that "
                                f"offloads ({GPU_BUILD_HINT})")
-        runtime = measure_runtime(resolve(DEFAULT_MODEL).path, machine.gpu)
+        runtime = measure_gpu_runtime(resolve(DEFAULT_MODEL).path, machine.gpu)
         machine = replace(machine, gpu_runtime=runtime)
     build = llama_build()
     if as_json:
@@ -193,8 +194,8 @@ def plan_command(model: str, words: int, mode: str, quant: str | None, lang: str
 
 def _measure(path: Path | None, plan: Plan, draft: Path | None) -> int:
     """Peak RSS of running the plan on this machine (CPU), with ``draft`` speculating."""
-    from lwlocal.memory.probe import measure
+    from lwlocal.memory.probe import measure_peak_rss
 
     if path is None:
         raise LwlocalError("--measure needs a local GGUF file")
-    return measure(path, plan.settings, draft=draft)
+    return measure_peak_rss(path, plan.settings, draft=draft)

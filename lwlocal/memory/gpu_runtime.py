@@ -16,7 +16,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lwlocal.memory.hardware import nvidia_smi
+from lwlocal.memory.allocations import predict
+from lwlocal.memory.context_settings import Settings
+from lwlocal.memory.model_shape import shape_from_gguf
+from lwlocal.memory.nvidia_smi import gpu0_used, nvidia_smi
+from lwlocal.util.atomic import atomic_write
 from lwlocal.util.errors import LwlocalError
 from lwlocal.util.paths import home
 
@@ -51,20 +55,8 @@ def measured_runtime(gpu: str) -> int | None:
     return _load().get(_key(gpu))
 
 
-def gpu0_used() -> int:
-    """Bytes in use on the first GPU, as nvidia-smi reports them."""
-    rows = nvidia_smi("--query-gpu=memory.used")
-    if not rows or not rows[0][0].isdigit():
-        raise LwlocalError("nvidia-smi does not report the GPU's used memory; the GPU runtime "
-                           "can be measured on an NVIDIA GPU only")
-    return int(rows[0][0]) * 2**20
-
-
-def measure(model: Path, gpu: str) -> int:
+def measure_gpu_runtime(model: Path, gpu: str) -> int:
     """Measure the runtime's bytes on GPU 0 with ``model`` (small: it must fit) and keep them."""
-    from lwlocal.memory.planner import Settings, predict, shape_from_gguf
-    from lwlocal.util.atomic import atomic_write
-
     before = gpu0_used()
     child = subprocess.Popen([sys.executable, "-m", "lwlocal.memory.gpu_runtime", str(model)],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import os
 import platform
-import shutil
-import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import psutil
 
+from lwlocal.memory.nvidia_smi import nvidia_gpus
 from lwlocal.util.cpu import physical_cores
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -63,36 +62,6 @@ def cgroup_memory(root: Path = CGROUP_ROOT) -> tuple[int | None, int | None]:
     if limit is not None and limit >= 2**60:  # v1 writes a huge number for "no limit"
         limit = None
     return limit, _read_int(root / "memory" / "memory.usage_in_bytes")
-
-
-def nvidia_smi(*query: str) -> list[list[str]]:
-    """Rows of an ``nvidia-smi --query-…`` CSV (no header, no units); [] without nvidia-smi."""
-    if shutil.which("nvidia-smi") is None:
-        return []
-    try:
-        out = subprocess.run(["nvidia-smi", *query, "--format=csv,noheader,nounits"],
-                             capture_output=True, text=True, errors="replace", timeout=10,
-                             check=True).stdout
-    except (OSError, subprocess.SubprocessError):
-        return []
-    return [[part.strip() for part in line.split(",")] for line in out.strip().splitlines()]
-
-
-def _mib(text: str) -> int | None:
-    """A MiB figure from nvidia-smi as bytes; None for "[N/A]" and the like."""
-    return int(text) * 2**20 if text.isdigit() else None
-
-
-def nvidia_gpus() -> list[tuple[str, int, int]]:
-    """(name, total bytes, free bytes) of each NVIDIA GPU that nvidia-smi reports in full."""
-    gpus = []
-    for row in nvidia_smi("--query-gpu=name,memory.total,memory.free"):
-        if len(row) < 3:
-            continue
-        name, total, free = ",".join(row[:-2]), _mib(row[-2]), _mib(row[-1])
-        if total is not None and free is not None:
-            gpus.append((name, total, free))
-    return gpus
 
 
 def detect() -> Machine:

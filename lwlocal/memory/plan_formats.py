@@ -7,7 +7,7 @@ from pathlib import Path
 
 from lwlocal.families.prompt_format import PromptFormat
 from lwlocal.memory.planner import Plan
-from lwlocal.runtime.speculate import DRAFT_KV_TYPE
+from lwlocal.runtime.kv_cache import DRAFT_KV_TYPE
 
 
 def llama_server_args(plan: Plan, model_path: Path, draft: Path | None = None) -> str:

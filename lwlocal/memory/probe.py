@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lwlocal.memory.planner import Settings
+from lwlocal.memory.context_settings import Settings
 from lwlocal.util.errors import LwlocalError
 
 GENERATED = 4
@@ -33,8 +33,8 @@ def peak_rss() -> int:
     return peak if sys.platform == "darwin" else peak * 1024  # Linux reports KiB
 
 
-def measure(path: Path, settings: Settings, fill: int | None = None,
-            draft: Path | None = None) -> int:
+def measure_peak_rss(path: Path, settings: Settings, fill: int | None = None,
+                     draft: Path | None = None) -> int:
     """Peak RSS in bytes of a fresh process running ``path`` with ``settings`` with ``fill``
     tokens of context evaluated (default: the whole context), speculating with the draft
     model ``draft`` when one is given."""

@@ -15,8 +15,8 @@ from pathlib import Path
 import llama_cpp
 import numpy as np
 
+from lwlocal.runtime.kv_cache import DRAFT_KV_TYPE
 from lwlocal.runtime.llama_context import load_llama, reusable_prefix
-from lwlocal.runtime.speculate import DRAFT_KV_TYPE
 from lwlocal.util.errors import SettingError
 
 

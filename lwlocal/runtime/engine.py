@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import llama_cpp
-import llama_cpp._internals
 import llama_cpp._logger
 
 from lwlocal.models.gguf_file import check_vocabulary
@@ -21,14 +20,7 @@ from lwlocal.runtime.draft_model import DraftModel
 from lwlocal.runtime.grammar import json_grammar
 from lwlocal.runtime.llama_context import load_llama, reusable_prefix
 from lwlocal.runtime.llama_log import loading
-from lwlocal.runtime.speculate import (
-    DRAFT_CAP,
-    DRAFT_MODEL_PAUSES,
-    SPECULATE_MODES,
-    Drafter,
-    DraftLength,
-    Lookup,
-)
+from lwlocal.runtime.speculate import Speculator, check_speculate
 from lwlocal.util.errors import LwlocalError, SettingError
 from lwlocal.util.interrupt import held
 
@@ -79,34 +71,6 @@ def check_sampling(sampling: Sampling) -> None:
         number = isinstance(value, (int, float)) and not isinstance(value, bool)
         if not (number and (isinstance(value, int) or math.isfinite(value)) and allowed(value)):
             raise SettingError(f"{{{name}}} {value}: must be a finite number, {rule}")
-
-
-def check_speculate(mode: str, flash_attn: bool | None = None, kv_type: str | None = None,
-                    draft_model: object | None = None) -> None:
-    """Refuse a speculation mode the engine does not have, a draft model without ``draft``
-    (or ``draft`` without one), and speculation where llama.cpp would compute a batch of
-    guesses with other kernels than one token at a time, so that the output would change:
-    without flash attention, or over an f16 KV cache (whose one-token attention is split across
-    threads once the cache passes 256 tokens). None: the planner's choice (flash attention on;
-    a q8_0 cache when speculating)."""
-    if mode not in SPECULATE_MODES:
-        raise SettingError(f"{{speculate}} {mode!r}: choose one of {', '.join(SPECULATE_MODES)}")
-    if mode == "draft" and draft_model is None:
-        raise SettingError("{speculate} draft needs the draft model's GGUF (a small model with "
-                           "the model's tokenizer): --speculate draft MODEL")
-    if mode != "draft" and draft_model is not None:
-        raise SettingError(f"{{draft_model}} {draft_model}: a draft model is for "
-                           f"{{speculate}} draft, not {mode}")
-    if mode == "off":
-        return
-    if flash_attn is False:
-        raise SettingError(f"{{speculate}} {mode} needs {{flash_attn}} on (without it llama.cpp "
-                           "computes a batch's attention with other kernels than one token's, "
-                           "and the output would change)")
-    if kv_type == "f16":
-        raise SettingError(f"{{speculate}} {mode} needs a quantized {{kv_type}}, q8_0 or q4_0 "
-                           "(llama.cpp splits one token's attention over an f16 cache across "
-                           "threads, a batch's not, and the output would change)")
 
 
 @dataclass
@@ -202,17 +166,15 @@ class Engine:
         check_speculate(speculate, flash_attn, kv_type, draft_model)
         self._llm = load_llama(path, n_ctx=n_ctx, n_batch=n_batch, n_threads=n_threads,
                                flash_attn=flash_attn, kv_type=kv_type, n_gpu_layers=n_gpu_layers)
-        self._draft = None if draft_model is None else DraftModel(
+        draft = None if draft_model is None else DraftModel(
             draft_model, self._llm, n_threads=n_threads, flash_attn=flash_attn,
             on_gpu=n_gpu_layers > 0)
+        self._speculator = Speculator(self._llm, draft)
         self.speculate = speculate
         self._vocab = llama_cpp.llama_model_get_vocab(self._llm.model)
         self._end_tokens = [t for t in range(llama_cpp.llama_vocab_n_tokens(self._vocab))
                             if self.is_end_of_turn(t)]
         self.stats = Stats()
-        # a token and the guesses after it, each with its logits (freed with the engine)
-        self._verify = llama_cpp._internals.LlamaBatch(n_tokens=DRAFT_CAP + 1, embd=0,
-                                                       n_seq_max=1, verbose=False)
 
     @property
     def speculate(self) -> str:
@@ -257,14 +219,6 @@ class Engine:
     def check_grammar(self, grammar: str) -> None:
         """Refuse, before any work, a grammar that :meth:`generate` could not use."""
         llama_cpp.llama_sampler_free(self._grammar_step(grammar))
-
-    def _drafter(self, context: Sequence[int]) -> Drafter | None:
-        """What guesses the tokens after ``context``, as :attr:`speculate` says (None: off)."""
-        if self.speculate == "lookup":
-            return Lookup(context)
-        if self.speculate == "draft" and self._draft is not None:
-            return self._draft.follow(context)
-        return None
 
     def _sampler(self, sampling: Sampling, grammar: str | None,
                  context: Sequence[int]) -> Any:
@@ -323,24 +277,6 @@ class Engine:
         for token in tokens:
             logits[token] = -math.inf
 
-    def _decode(self, token: int, drafts: list[int]) -> int:
-        """Evaluate ``token``, and the guesses after it in the same batch with logits for
-        each; the row of ``token``'s logits. Only ``token`` counts as evaluated
-        (``n_tokens``) until a guess is accepted; the KV cache past it is dropped first."""
-        llm = self._llm
-        if not drafts:
-            llm.eval([token])
-            return -1
-        assert len(drafts) <= DRAFT_CAP, "the verifying batch holds DRAFT_CAP + 1 tokens"
-        tokens, n_past = [token, *drafts], llm.n_tokens
-        llm._ctx.kv_cache_seq_rm(-1, n_past, -1)
-        self._verify.set_batch(tokens, n_past=n_past, logits_all=True)
-        llm._ctx.decode(self._verify)
-        llm.input_ids[n_past:n_past + len(tokens)] = tokens
-        llm.n_tokens = n_past + 1
-        self.stats.drafted += len(drafts)
-        return 0
-
     def generate(
         self,
         context: Sequence[int],
@@ -365,13 +301,7 @@ class Engine:
         it can track what was written). The first token is none of ``avoid_first`` (a start
         that went wrong before). ``stats.context_tokens`` follows the context as it grows.
         """
-        if not context:
-            raise ValueError("generate needs at least one context token")
-        room = self.n_ctx - len(context)
-        if room <= 0:
-            raise SettingError(f"the conversation's {len(context)} tokens do not fit a context "
-                               f"of {self.n_ctx}; use a larger {{n_ctx}}")
-        max_tokens = min(max_tokens, room)
+        max_tokens = min(max_tokens, self._room(context))
         grammar = json_grammar(json_schema) if json_schema else None
         sampler = self._sampler(sampling, grammar, context)
         result = Generation(stop="length")
@@ -379,27 +309,21 @@ class Engine:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         started = time.perf_counter()
         first_token_at: float | None = None
-        cached = reusable_prefix(self._llm, context)
-        self.stats.prompt_tokens += len(context)
-        self.stats.cached_prompt_tokens += cached
-        self.stats.prompt_tokens_evaluated += len(context) - cached
-        self.stats.requests += 1
-        drafter: Drafter | None = None
-        length = DraftLength(DRAFT_MODEL_PAUSES if self.speculate == "draft" else None)
-        drafts: list[int] = []  # guesses evaluated after the last sampled token, not yet checked
-        row = -1  # where in the last batch the logits to sample from are
+        cached = self._count_request(context)
+        speculator = self._speculator
         try:
             self._llm.n_tokens = cached  # eval() drops the KV cache past this point
             if not self._prefill(context[cached:], on_prefill, cancel):
                 result.stop = "cancelled"
-            elif not grammar:  # with a grammar, a guess could break it before it is checked
-                drafter = self._drafter(context)
-            while result.stop != "cancelled":
+                return result
+            # with a grammar, a guess could break it before it is checked
+            speculator.start("off" if grammar else self.speculate, context, self.stats)
+            while True:
                 if may_end is not None and not may_end():
-                    self._forbid(row, self._end_tokens)
+                    self._forbid(speculator.row, self._end_tokens)
                 if avoid_first and not result.tokens:
-                    self._forbid(row, avoid_first)
-                token = llama_cpp.llama_sampler_sample(sampler, self._llm.ctx, row)
+                    self._forbid(speculator.row, avoid_first)
+                token = llama_cpp.llama_sampler_sample(sampler, self._llm.ctx, speculator.row)
                 if first_token_at is None:
                     first_token_at = time.perf_counter()
                 if self.is_end_of_turn(token):
@@ -410,42 +334,56 @@ class Engine:
                 pieces.append(piece)
                 if on_text and piece:
                     on_text(piece)
-                if len(result.tokens) >= max_tokens:
+                stop = _stop_reason(len(result.tokens), max_tokens, should_stop, cancel)
+                if stop:
+                    result.stop = stop
                     break
-                if should_stop and should_stop():
-                    result.stop = "stopped"
-                    break
-                if cancel is not None and cancel.is_set():
-                    result.stop = "cancelled"
-                    break
-                if drafter is None:
-                    self._llm.eval([token])
-                    self.stats.context_tokens = self._llm.n_tokens
-                    continue
-                drafter.append(token)
-                if drafts and drafts[0] == token:  # guessed right: its logits are computed
-                    drafts.pop(0)
-                    self._llm.n_tokens += 1
-                    self.stats.accepted += 1
-                    row += 1
-                    if not drafts:
-                        length.update(row, row)
-                    continue
-                if drafts:
-                    length.update(row + len(drafts), row)
-                k = min(length.next(), max_tokens - len(result.tokens) - 1)
-                drafts = drafter.draft(k) if k > 0 else []
-                row = self._decode(token, drafts)
-                self.stats.context_tokens = self._llm.n_tokens
+                speculator.advance(token, room=max_tokens - len(result.tokens) - 1)
         finally:
             llama_cpp.llama_sampler_free(sampler)
-            # guesses past what was accepted leave the KV cache
-            self._llm._ctx.kv_cache_seq_rm(-1, self._llm.n_tokens, -1)
             result.text = "".join(pieces)
-            finished = time.perf_counter()
-            first_token_at = first_token_at or finished
-            self.stats.prefill_seconds += first_token_at - started
-            self.stats.decode_seconds += finished - first_token_at
-            self.stats.generated_tokens += len(result.tokens)
-            self.stats.context_tokens = self._llm.n_tokens
+            self._report(result, started, first_token_at)
         return result
+
+    def _room(self, context: Sequence[int]) -> int:
+        """Tokens the context window has left after ``context``; an error where it has none."""
+        if not context:
+            raise ValueError("generate needs at least one context token")
+        room = self.n_ctx - len(context)
+        if room <= 0:
+            raise SettingError(f"the conversation's {len(context)} tokens do not fit a context "
+                               f"of {self.n_ctx}; use a larger {{n_ctx}}")
+        return room
+
+    def _count_request(self, context: Sequence[int]) -> int:
+        """Count a request for ``context``; how many of its tokens the KV cache holds."""
+        cached = reusable_prefix(self._llm, context)
+        self.stats.prompt_tokens += len(context)
+        self.stats.cached_prompt_tokens += cached
+        self.stats.prompt_tokens_evaluated += len(context) - cached
+        self.stats.requests += 1
+        return cached
+
+    def _report(self, result: Generation, started: float, first_token_at: float | None) -> None:
+        """Close a request: guesses past what was accepted leave the KV cache, and the time to
+        the first token and after it, the tokens generated and the context are counted."""
+        self._llm._ctx.kv_cache_seq_rm(-1, self._llm.n_tokens, -1)
+        finished = time.perf_counter()
+        first_token_at = first_token_at or finished
+        self.stats.prefill_seconds += first_token_at - started
+        self.stats.decode_seconds += finished - first_token_at
+        self.stats.generated_tokens += len(result.tokens)
+        self.stats.context_tokens = self._llm.n_tokens
+
+
+def _stop_reason(generated: int, max_tokens: int, should_stop: Callable[[], bool] | None,
+                cancel: threading.Event | None) -> str | None:
+    """Why a reply stops after its latest token (``length``, ``stopped``, ``cancelled``), or
+    None while it goes on."""
+    if generated >= max_tokens:
+        return "length"
+    if should_stop and should_stop():
+        return "stopped"
+    if cancel is not None and cancel.is_set():
+        return "cancelled"
+    return None

@@ -4,6 +4,8 @@ type and size per element come from the ``gguf`` package's constants."""
 from __future__ import annotations
 
 KV_CACHE_TYPES = ("f16", "q8_0", "q4_0")
+DRAFT_KV_TYPE = "f16"  # a draft model's: any head size takes it, and its numbers never change
+# the output
 
 
 def ggml_type(name: str) -> int:

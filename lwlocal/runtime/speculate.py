@@ -1,17 +1,19 @@
-"""Prompt-lookup speculation: guess the next tokens from where the latest ones appeared before.
+"""Speculation: guess the next tokens, by prompt lookup or with a draft model, and verify the
+guesses in one batch (:class:`Speculator`, what the engine decodes a reply with).
 
-Long writing repeats itself: a section restates its title and main point from the outline,
-names and phrases recur. After each sampled token the engine looks up the longest recent
-n-gram (``NGRAM_MAX`` down to ``NGRAM_MIN`` tokens) in the conversation so far and proposes the
-tokens that followed its latest earlier occurrence; the model verifies them all in one batch.
+Prompt lookup guesses from where the latest tokens appeared before. Long writing repeats itself:
+a section restates its title and main point from the outline, names and phrases recur. After
+each sampled token the engine looks up the longest recent n-gram (``NGRAM_MAX`` down to
+``NGRAM_MIN`` tokens) in the conversation so far and proposes the tokens that followed its
+latest earlier occurrence; the model verifies them all in one batch.
 
 The draft is deterministic (its distribution q is one-hot), so the standard speculative rule
 (accept the draft d with probability min(1, p(d)/q(d)) = p(d), else sample from p with d removed
 and renormalised) gives each token with probability p exactly. Drawing x from p and accepting d
-when x == d is the same law: d comes out with probability p(d), and any other y with
-probability p(y) = (1 - p(d)) * p(y) / (1 - p(d)). The engine does the latter, through the
-llama.cpp sampler chain that samples without speculation, so the tokens sampled are those it
-would sample without it; :func:`accept_draft` is the rule written out, tested on its own.
+when x == d is the same law: d comes out with probability p(d), and any other y with probability
+p(y) = (1 - p(d)) * p(y) / (1 - p(d)). The engine does the latter, through the llama.cpp sampler
+chain that samples without speculation, so the tokens sampled are those it would sample without
+it; :func:`accept_draft` is the rule written out, tested on its own.
 """
 
 from __future__ import annotations
@@ -21,10 +23,14 @@ import random
 from collections.abc import Sequence
 from typing import Protocol
 
+import llama_cpp
+import llama_cpp._internals
+
+from lwlocal.runtime.draft_model import DraftModel
+from lwlocal.util.errors import SettingError
+
 SPECULATE_MODES = ("off", "lookup", "draft")
 QUANTIZED_KV = "q8_0"  # the KV cache type speculation gets when none is given
-DRAFT_KV_TYPE = "f16"  # a draft model's: any head size takes it, and its numbers never change
-# the output
 NGRAM_MAX = 4  # the longest run of recent tokens looked up
 NGRAM_MIN = 2  # the shortest: one token alone recurs too often to predict what follows
 DRAFT_CAP = 8  # most tokens guessed at once
@@ -34,6 +40,34 @@ PAUSE_TOKENS = 16  # tokens decoded one at a time after the first pause; doubled
 PAUSE_CAP = 256
 DRAFT_MODEL_PAUSES = 2  # pauses after which a draft model stops guessing for the request: it
 # reads every token the model writes before it can guess again, which prompt lookup need not
+
+
+def check_speculate(mode: str, flash_attn: bool | None = None, kv_type: str | None = None,
+                    draft_model: object | None = None) -> None:
+    """Refuse a speculation mode the engine does not have, a draft model without ``draft``
+    (or ``draft`` without one), and speculation where llama.cpp would compute a batch of
+    guesses with other kernels than one token at a time, so that the output would change:
+    without flash attention, or over an f16 KV cache (whose one-token attention is split across
+    threads once the cache passes 256 tokens). None: the planner's choice (flash attention on;
+    a q8_0 cache when speculating)."""
+    if mode not in SPECULATE_MODES:
+        raise SettingError(f"{{speculate}} {mode!r}: choose one of {', '.join(SPECULATE_MODES)}")
+    if mode == "draft" and draft_model is None:
+        raise SettingError("{speculate} draft needs the draft model's GGUF (a small model with "
+                           "the model's tokenizer): --speculate draft MODEL")
+    if mode != "draft" and draft_model is not None:
+        raise SettingError(f"{{draft_model}} {draft_model}: a draft model is for "
+                           f"{{speculate}} draft, not {mode}")
+    if mode == "off":
+        return
+    if flash_attn is False:
+        raise SettingError(f"{{speculate}} {mode} needs {{flash_attn}} on (without it llama.cpp "
+                           "computes a batch's attention with other kernels than one token's, "
+                           "and the output would change)")
+    if kv_type == "f16":
+        raise SettingError(f"{{speculate}} {mode} needs a quantized {{kv_type}}, q8_0 or q4_0 "
+                           "(llama.cpp splits one token's attention over an f16 cache across "
+                           "threads, a batch's not, and the output would change)")
 
 
 class Drafter(Protocol):
@@ -119,3 +153,78 @@ def accept_draft(p: Sequence[float], draft: int, rng: random.Random) -> tuple[in
         return draft, True
     rest = [0.0 if i == draft else w for i, w in enumerate(p)]
     return rng.choices(range(len(p)), weights=rest)[0], False
+
+
+class Counts(Protocol):
+    """The counters speculation keeps up to date (the engine's ``Stats``)."""
+
+    drafted: int
+    accepted: int
+    context_tokens: int
+
+
+class Speculator:
+    """How an engine's replies enter its context: each sampled token evaluated alone, or with
+    the guesses after it in one batch, as the mode given to :meth:`start` says. ``row`` is where
+    in the last batch evaluated the logits of the next token to sample are."""
+
+    def __init__(self, llm: llama_cpp.Llama, draft: DraftModel | None) -> None:
+        self._llm, self._draft = llm, draft
+        # a token and the guesses after it, each with its logits (freed with the engine)
+        self._batch = llama_cpp._internals.LlamaBatch(n_tokens=DRAFT_CAP + 1, embd=0,
+                                                      n_seq_max=1, verbose=False)
+
+    def start(self, mode: str, context: Sequence[int], counts: Counts) -> None:
+        """Begin a reply after ``context`` (evaluated), guessing as ``mode`` says (``off``:
+        not at all), counting into ``counts``."""
+        self._counts, self.row = counts, -1
+        self._drafts: list[int] = []  # guesses evaluated after the last token, not yet checked
+        self._length = DraftLength(DRAFT_MODEL_PAUSES if mode == "draft" else None)
+        self._drafter: Drafter | None = None
+        if mode == "lookup":
+            self._drafter = Lookup(context)
+        elif mode == "draft" and self._draft is not None:
+            self._drafter = self._draft.follow(context)
+
+    def advance(self, token: int, room: int) -> None:
+        """Put the sampled ``token`` in the context: kept from the guesses when it is the next
+        one (its logits are computed), else evaluated with at most ``room`` new guesses."""
+        llm, counts = self._llm, self._counts
+        if self._drafter is None:
+            llm.eval([token])
+            counts.context_tokens = llm.n_tokens
+            return
+        self._drafter.append(token)
+        drafts = self._drafts
+        if drafts and drafts[0] == token:  # guessed right: its logits are computed
+            drafts.pop(0)
+            llm.n_tokens += 1
+            counts.accepted += 1
+            self.row += 1
+            if not drafts:
+                self._length.update(self.row, self.row)
+            return
+        if drafts:
+            self._length.update(self.row + len(drafts), self.row)
+        k = min(self._length.next(), room)
+        self._drafts = self._drafter.draft(k) if k > 0 else []
+        self.row = self.verify(token, self._drafts)
+        counts.drafted += len(self._drafts)
+        counts.context_tokens = llm.n_tokens
+
+    def verify(self, token: int, drafts: list[int]) -> int:
+        """Evaluate ``token``, and the guesses after it in the same batch with logits for
+        each; the row of ``token``'s logits. Only ``token`` counts as evaluated
+        (``n_tokens``) until a guess is accepted; the KV cache past it is dropped first."""
+        llm = self._llm
+        if not drafts:
+            llm.eval([token])
+            return -1
+        assert len(drafts) <= DRAFT_CAP, "the verifying batch holds DRAFT_CAP + 1 tokens"
+        tokens, n_past = [token, *drafts], llm.n_tokens
+        llm._ctx.kv_cache_seq_rm(-1, n_past, -1)
+        self._batch.set_batch(tokens, n_past=n_past, logits_all=True)
+        llm._ctx.decode(self._batch)
+        llm.input_ids[n_past:n_past + len(tokens)] = tokens
+        llm.n_tokens = n_past + 1
+        return 0

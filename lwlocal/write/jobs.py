@@ -10,21 +10,16 @@ from pathlib import Path
 from typing import Any
 
 from lwlocal.families.prompt_format import PromptFormat
+from lwlocal.memory.context_need import context_needed
+from lwlocal.memory.context_settings import Settings, check_overrides
 from lwlocal.memory.hardware import Machine, detect
-from lwlocal.memory.planner import (
-    ModelShape,
-    Plan,
-    Settings,
-    check_overrides,
-    context_needed,
-    plan,
-    shape_from_card,
-    shape_from_gguf,
-)
+from lwlocal.memory.model_shape import ModelShape, shape_from_card, shape_from_gguf
+from lwlocal.memory.planner import Plan, plan
 from lwlocal.models.catalogue import CARDS, ResolvedModel, local_file, resolve
 from lwlocal.openai.client import OpenAIChat, Server
 from lwlocal.runtime.chat import ChatBackend, LocalChat
-from lwlocal.runtime.engine import Engine, check_sampling, check_speculate
+from lwlocal.runtime.engine import Engine, check_sampling
+from lwlocal.runtime.speculate import check_speculate
 from lwlocal.util.cpu import check_threads
 from lwlocal.util.destination import check_destination, check_folder
 from lwlocal.util.errors import LwlocalError, LwlocalWarning, SettingError

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from lwlocal.memory.planner import Overrides
+from lwlocal.memory.context_settings import Overrides
 from lwlocal.runtime.engine import Sampling
 from lwlocal.runtime.speculate import QUANTIZED_KV
 from lwlocal.write.outline import section_range
@@ -38,7 +38,7 @@ class JobSettings:
     ``n_ctx`` is then the server's context size, when it does not report one. ``speculate``
     (``off``, ``lookup``, or ``draft`` with ``draft_model``) is how the local engine decodes;
     speculating, the KV cache is quantized unless ``kv_type`` says which (see
-    :func:`lwlocal.runtime.engine.check_speculate`).
+    :func:`lwlocal.runtime.speculate.check_speculate`).
     """
 
     prompt: str
