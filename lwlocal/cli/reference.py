@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from lwlocal.cli import COMMANDS, cli
+from lwlocal.cli import cli
 from lwlocal.util.atomic import atomic_write
 
 BEGIN = ("<!-- the command reference: generated from each command's --help by `make docs` "
@@ -22,21 +22,24 @@ END = "<!-- end of the command reference -->"
 WIDTH = 100  # columns the help is wrapped to, whatever the terminal
 
 
-def _block(title: str, command: click.Command, context: click.Context) -> str:
-    return f"### `{title}`\n\n```text\n{command.get_help(context).rstrip()}\n```\n"
+def _blocks(title: str, command: click.Command, context: click.Context) -> list[str]:
+    """The help of ``command``, then of each of its subcommands (a group's)."""
+    blocks = [f"### `{title}`\n\n```text\n{command.get_help(context).rstrip()}\n```\n"]
+    if isinstance(command, click.Group):
+        for name in command.list_commands(context):
+            sub = command.get_command(context, name)
+            assert sub is not None
+            blocks += _blocks(f"{title} {name}", sub, click.Context(
+                sub, info_name=name, parent=context, terminal_width=WIDTH,
+                max_content_width=WIDTH))
+    return blocks
 
 
 def reference() -> str:
-    """``lwlocal --help`` and each command's ``--help``, in the order of ``lwlocal --help``."""
+    """``lwlocal --help`` and each command's ``--help`` (and its subcommands'), in the order
+    of ``lwlocal --help``."""
     top = click.Context(cli, info_name="lwlocal", terminal_width=WIDTH, max_content_width=WIDTH)
-    blocks = [_block("lwlocal", cli, top)]
-    for name in COMMANDS:
-        command = cli.get_command(top, name)
-        assert command is not None
-        context = click.Context(command, info_name=name, parent=top, terminal_width=WIDTH,
-                                max_content_width=WIDTH)
-        blocks.append(_block(f"lwlocal {name}", command, context))
-    return "\n".join(blocks)
+    return "\n".join(_blocks("lwlocal", cli, top))
 
 
 def with_reference(document: str) -> str:
