@@ -26,7 +26,8 @@ import llama_cpp
 
 from lwlocal.memory.context_settings import Settings
 from lwlocal.models.catalogue import resolve
-from lwlocal.runtime.engine import KV_CACHE_TYPES, Sampling
+from lwlocal.runtime.engine import Sampling
+from lwlocal.runtime.kv_cache import ggml_type
 from lwlocal.util.cpu import physical_cores
 from lwlocal.write.jobs import Session
 from lwlocal.write.settings import JobSettings
@@ -51,7 +52,7 @@ def raw_decode(n_tokens: int, end_position: int, document: str, chosen: Settings
     so that the last lands at ``end_position``, timed as lwlocal's engine times it: from the
     first token to the last."""
     model = resolve(None)
-    kv = KV_CACHE_TYPES[chosen.kv_type]
+    kv = ggml_type(chosen.kv_type)
     llm = llama_cpp.Llama(str(model.path), n_ctx=chosen.n_ctx, n_batch=chosen.n_batch,
                           n_ubatch=chosen.n_batch, n_threads=chosen.threads,
                           flash_attn=chosen.flash_attn, type_k=kv, type_v=kv, seed=seed,
