@@ -35,7 +35,7 @@ BF16_EXPONENT = 0x7F80  # a bf16's exponent bits
 
 
 @dataclass(frozen=True)
-class Planned:
+class OutputTensor:
     """One output tensor: its GGUF name, its source (a checkpoint tensor or an array the
     architecture adds), its shape and type."""
 
@@ -72,19 +72,19 @@ def tensor_type(name: str, shape: tuple[int, ...], wanted: gguf.GGMLQuantization
     return wanted if shape[-1] % block == 0 else Q.F16
 
 
-def plan_tensors(checkpoint: Checkpoint, arch: Architecture, dims: Shape,
-                 wanted: gguf.GGMLQuantizationType, warn: Warn) -> list[Planned]:
+def output_tensors(checkpoint: Checkpoint, arch: Architecture, dims: Shape,
+                 wanted: gguf.GGMLQuantizationType, warn: Warn) -> list[OutputTensor]:
     """The output tensors, once the checkpoint is checked against its config: each tensor a
     float of the shape the config implies, none beyond its layers, none twice, and every
     tensor the layout needs present."""
     shapes = arch.tensor_shapes(dims)
-    planned: dict[str, Planned] = {}
+    found: dict[str, OutputTensor] = {}
     for info in checkpoint:
         name = arch.gguf_name(info.name)
         if name is None:
             continue
         where = f"{checkpoint.folder}: tensor {info.name}"
-        if (twin := planned.get(name)) is not None and twin.info is not None:
+        if (twin := found.get(name)) is not None and twin.info is not None:
             raise LwlocalError(f"{where}: becomes {name}, as tensor {twin.info.name} does")
         if name not in shapes:
             block = re.match(r"blk\.(\d+)\.", name)
@@ -96,15 +96,15 @@ def plan_tensors(checkpoint: Checkpoint, arch: Architecture, dims: Shape,
         if info.shape != shapes[name]:
             raise LwlocalError(f"{where}: shape {list(info.shape)}, but config.json implies "
                                f"{list(shapes[name])}")
-        planned[name] = Planned(name, info.shape, tensor_type(name, info.shape, wanted), info)
+        found[name] = OutputTensor(name, info.shape, tensor_type(name, info.shape, wanted), info)
     for name in arch.required_tensors(dims):
-        if name not in planned:
+        if name not in found:
             layers = f" (config.json gives {dims.n_layers} layers)" if "blk." in name else ""
             raise LwlocalError(f"{checkpoint.folder}: tensor {arch.hf_name(name)} is "
                                f"missing{layers}")
-    extra = [Planned(name, array.shape, Q.F32, array=array)
+    extra = [OutputTensor(name, array.shape, Q.F32, array=array)
              for name, array in arch.extra_tensors(checkpoint.config, dims, warn).items()]
-    return [*planned.values(), *extra]
+    return [*found.values(), *extra]
 
 
 def encode(array: np.ndarray, qtype: gguf.GGMLQuantizationType, name: str) -> np.ndarray:
@@ -137,7 +137,7 @@ class Encoded:
             written += chunk.nbytes
             self.on_block(chunk.nbytes)
         if written != self.nbytes:
-            raise LwlocalError(f"tensor {self.name}: {written} bytes made, {self.nbytes} planned")
+            raise LwlocalError(f"tensor {self.name}: {written} bytes made, {self.nbytes} expected")
 
 
 CHECK_VALUES = 1 << 20  # values checked at a time: the check's own arrays stay a few MiB
@@ -163,7 +163,7 @@ def _nonfinite(values: np.ndarray) -> bool:
     return not bool(np.isfinite(values).all())
 
 
-def encode_tensor(checkpoint: Checkpoint, arch: Architecture, dims: Shape, t: Planned,
+def encode_tensor(checkpoint: Checkpoint, arch: Architecture, dims: Shape, t: OutputTensor,
                   allow_nonfinite: bool = False) -> Encoded:
     """The output bytes of one tensor, its values checked finite unless ``allow_nonfinite``.
     Tensors without a transform are read and converted a block of rows (``CHUNK_BYTES`` of
@@ -210,7 +210,7 @@ def convert(src: Path, out: Path, outtype: str | None = None,
     warn = _once(warnings)
     dims = arch.shape(checkpoint.config, warn)
     metadata = arch.metadata(checkpoint.config, warn)
-    planned = plan_tensors(checkpoint, arch, dims, qtype, warn)
+    tensors = output_tensors(checkpoint, arch, dims, qtype, warn)
     vocab = load_vocabulary(src, dims.vocab_size, arch)
 
     writer = gguf.GGUFWriter(None, arch.gguf_arch)
@@ -221,10 +221,10 @@ def convert(src: Path, out: Path, outtype: str | None = None,
     writer.add_file_type(int(file_type))
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
     add_vocabulary(writer, vocab)
-    for t in planned:
+    for t in tensors:
         nbytes = _nbytes(t.shape, t.qtype)
         writer.add_tensor_info(t.name, t.shape, np.dtype(np.float32), nbytes, raw_dtype=t.qtype)
-    total = sum(_nbytes(t.shape, t.qtype) for t in planned)
+    total = sum(_nbytes(t.shape, t.qtype) for t in tensors)
 
     tmp = out.with_name(f".{out.name}.partial")
     try:
@@ -232,11 +232,11 @@ def convert(src: Path, out: Path, outtype: str | None = None,
         writer.write_kv_data_to_file()
         writer.write_ti_data_to_file()
         done = 0
-        for i, t in enumerate(planned, 1):
-            def report(nbytes: int, i: int = i, t: Planned = t) -> None:
+        for i, t in enumerate(tensors, 1):
+            def report(nbytes: int, i: int = i, t: OutputTensor = t) -> None:
                 nonlocal done
                 done += nbytes
-                progress(Progress("convert", step=i, steps=len(planned), done=done, total=total,
+                progress(Progress("convert", step=i, steps=len(tensors), done=done, total=total,
                                   message=t.name))
 
             encoded = encode_tensor(checkpoint, arch, dims, t, allow_nonfinite)
@@ -251,7 +251,7 @@ def convert(src: Path, out: Path, outtype: str | None = None,
         if isinstance(exc, OSError):  # a full disk, a vanished folder: one line, not a trace
             raise LwlocalError(f"{out}: cannot write ({exc.strerror or exc})") from exc
         raise
-    return ConvertResult(out, arch.gguf_arch, checkpoint.source_dtype, outtype, len(planned),
+    return ConvertResult(out, arch.gguf_arch, checkpoint.source_dtype, outtype, len(tensors),
                          total, warnings)
 
 
