@@ -15,7 +15,7 @@ from lwlocal.bench.scoring import length_score, output_length
 from lwlocal.util.errors import LwlocalError
 from lwlocal.util.progress import ignore
 from lwlocal.write.length import choose_target
-from lwlocal.write.writer import SectionBudget
+from lwlocal.write.section_budget import SectionBudget
 from tests.support.cli import invoke
 
 

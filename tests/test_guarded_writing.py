@@ -16,8 +16,9 @@ from lwlocal.util.progress import Progress
 from lwlocal.write.guard import TRIES_AT_START
 from lwlocal.write.journal import Job
 from lwlocal.write.outline import Outline, Section
+from lwlocal.write.outlining import draft_outline
 from lwlocal.write.settings import JobSettings
-from lwlocal.write.writer import CONTINUE_REQUEST, Writer, plan_outline
+from lwlocal.write.writer import CONTINUE_REQUEST, Writer
 from tests.support.cli import invoke
 from tests.support.scripted_chat import ScriptedChat, ScriptedLocalChat
 
@@ -112,7 +113,7 @@ def test_planning_asks_again_then_mends_what_is_left():
     ]}
     chat = ScriptedChat([json.dumps(repeated)] * 3)
     events: list[Progress] = []
-    outline = plan_outline(chat, "Write about bread.", 400, Sampling(), (2, 2), events.append)
+    outline = draft_outline(chat, "Write about bread.", 400, Sampling(), (2, 2), events.append)
     assert len(chat.requests) == 3
     assert "section 2's title 'Bread Science' is section 1's again" in (
         chat.requests[1].messages[0].content)

@@ -21,8 +21,8 @@ from lwlocal.util.atomic import atomic_write
 from lwlocal.util.destination import DestinationError
 from lwlocal.util.errors import name_settings
 from lwlocal.write.outline import Outline
+from lwlocal.write.results import JobResult
 from lwlocal.write.review import short_line
-from lwlocal.write.writer import JobResult
 
 err = Console(stderr=True)
 out = Console(highlight=False, soft_wrap=True)

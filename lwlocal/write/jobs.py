@@ -34,6 +34,8 @@ from lwlocal.write.outline import (
     MAX_WORDS,
     Outline,
 )
+from lwlocal.write.outlining import direct_outline, draft_outline
+from lwlocal.write.results import JobResult
 from lwlocal.write.settings import BACKENDS, MEMORY_FIELDS, MODES, JobSettings
 from lwlocal.write.words import (
     ASSUMED_TOKENS_PER_WORD,
@@ -41,7 +43,7 @@ from lwlocal.write.words import (
     language,
     measure_tokens_per_word,
 )
-from lwlocal.write.writer import JobResult, Writer, direct_outline, plan_outline
+from lwlocal.write.writer import Writer
 
 BYTES_PER_WORD = 16  # generous: UTF-8 text with its spaces and Markdown marks
 
@@ -242,7 +244,7 @@ class Session:
         s = self.settings
         if s.mode == "direct":
             return direct_outline(s.prompt, s.words)
-        return plan_outline(self.chat, s.prompt, s.words, s.sampling, s.section_range,
+        return draft_outline(self.chat, s.prompt, s.words, s.sampling, s.section_range,
                             progress, cancel)
 
     def placement(self) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The writing loop: plan an outline, then write it section by section over one engine session.
+"""The writing loop: a job's outline written section by section over one engine session.
 
 Each section is one turn of a single growing conversation (instruction, outline, sections so far),
 so the model (local or on a server) only evaluates the new turn. When the next section would not
@@ -13,8 +13,7 @@ import os
 import threading
 import time
 from collections.abc import Collection, Iterator
-from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO
 
 from lwlocal.runtime.chat import ChatBackend, ContinuingBackend, Hooks, Message
 from lwlocal.runtime.engine import Generation, Sampling
@@ -24,29 +23,16 @@ from lwlocal.util.progress import Progress, ProgressCallback, ignore
 from lwlocal.write.faults import Memory
 from lwlocal.write.guard import REPAIRS_PER_SECTION, SectionGuard, tidy
 from lwlocal.write.journal import Job, assemble
-from lwlocal.write.outline import (
-    Outline,
-    Section,
-    max_outline_tokens,
-    outline_prompt,
-    outline_schema,
-    parse_model_outline,
-    section_floor,
-    section_range,
-)
-from lwlocal.write.outline_check import problems as outline_problems
-from lwlocal.write.outline_check import repair as repair_outline
+from lwlocal.write.outline import Outline
+from lwlocal.write.results import RUN_SETTINGS, JobResult, SectionReport
 from lwlocal.write.review import review_job
+from lwlocal.write.section_budget import SectionBudget, tokens_for
 from lwlocal.write.words import (
-    TOKEN_CAP_PER_WORD,
-    WordCounter,
     count_words,
     ends_sentence,
     trim_to_sentence,
 )
 
-OVERSHOOT = 1.3  # a section stops at the first sentence end past its budget, or here at the latest
-PLAN_ATTEMPTS = 3  # outlines asked for before the best is mended
 CONTINUATIONS = 3  # requests to go on with a section a server's model ended short
 SEED_STEP = 7919  # seeds of retried starts: the section's seed plus a multiple of this
 ATTEMPTS = REPAIRS_PER_SECTION + CONTINUATIONS + 1  # requests for one section at the most
@@ -75,162 +61,11 @@ CONTINUE_REQUEST = (
     "Go on with section {index}, {title}, from where it stops: about {words} more words, "
     "without repeating what is written and without starting the next section."
 )
-OUTLINE_AGAIN = ("\n\nAn earlier answer had these problems, which yours must not have: "
-                 "{problems}. Give every section a title of its own, about the subject.")
 SKIPPED_NOTE = "Sections 1 to {last} are already written; they are left out here to save space. "
 DIRECT_REQUEST = "{prompt}\n\nWrite about {words} words."
 
 
-RUN_SETTINGS = ("words_source", "model", "mode", "backend", "base_url", "n_ctx", "kv_type",
-                "flash_attn", "n_gpu_layers", "n_batch", "speculate", "draft_model")
 
-
-def tokens_for(words: int) -> int:
-    """A token budget that ``words`` words (plus the overshoot allowance) fit in."""
-    return int(words * TOKEN_CAP_PER_WORD * OVERSHOOT) + 32
-
-
-@dataclass
-class SectionReport:
-    """How one section came out against its plan."""
-
-    index: int
-    title: str
-    planned: int
-    written: int
-    stop: str
-    repairs: list[dict[str, str]] = field(default_factory=list)
-
-
-@dataclass
-class JobResult:
-    """What a finished (or this run of a) job produced, and what it cost."""
-
-    job: str
-    document_path: str
-    words: int
-    planned_words: int
-    sections: list[SectionReport] = field(default_factory=list)
-    stats: dict[str, Any] = field(default_factory=dict)
-    settings: dict[str, Any] = field(default_factory=dict)
-    seconds: float = 0.0
-    review: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        stats = self.stats
-        context = stats.get("context_tokens", 0)
-        return {
-            "job": self.job,
-            "document": self.document_path,
-            "words": self.words,
-            "planned_words": self.planned_words,
-            "sections": [vars(s) for s in self.sections],
-            "prompt_tokens": stats.get("prompt_tokens", 0),
-            "cached_prompt_tokens": stats.get("cached_prompt_tokens", 0),
-            "prompt_tokens_evaluated": stats.get("prompt_tokens_evaluated", 0),
-            "context_tokens": context,
-            "prompt_to_context": round(stats.get("prompt_tokens_evaluated", 0) / context, 3)
-            if context
-            else None,
-            "generated_tokens": stats.get("generated_tokens", 0),
-            "prefill_tokens_per_s": stats.get("prefill_tokens_per_s", 0.0),
-            "decode_tokens_per_s": stats.get("decode_tokens_per_s", 0.0),
-            "drafted": stats.get("drafted", 0),
-            "accepted": stats.get("accepted", 0),
-            "acceptance_rate": stats.get("acceptance_rate", 0.0),
-            "settings": self.settings,
-            "seconds": round(self.seconds, 2),
-            "review": self.review,
-        }
-
-
-class SectionBudget:
-    """Holds a section to its word budget as its text streams in.
-
-    The model may not end its turn before its floor (``section_floor``); writing stops at the
-    first sentence end past the budget, or at ``OVERSHOOT`` of it at the latest.
-    """
-
-    def __init__(self, budget: int) -> None:
-        self.budget = budget
-        self.floor = section_floor(budget)
-        self.cap = max(budget + 1, int(budget * OVERSHOOT))
-        self.words = WordCounter()
-
-    def reset(self) -> None:
-        """Forget what was counted (the request is being sent again)."""
-        self.words = WordCounter()
-
-    def add(self, piece: str) -> None:
-        self.words.add(piece)
-
-    def may_end(self) -> bool:
-        return self.words.count >= self.floor
-
-    def should_stop(self) -> bool:
-        count = self.words.count
-        return count >= self.cap or (count >= self.budget and ends_sentence(self.words.tail))
-
-
-def plan_outline(
-    chat: ChatBackend,
-    prompt: str,
-    words: int,
-    sampling: Sampling,
-    n_sections: tuple[int, int] | None = None,
-    progress: ProgressCallback = ignore,
-    cancel: threading.Event | None = None,
-) -> Outline:
-    """Ask the model for an outline, decoded under the outline's JSON schema, and check it:
-    an outline with problems (titles alike, titles about the writing) is asked for again with
-    the problems named (``PLAN_ATTEMPTS`` tries in all), and what is left is mended (see
-    :mod:`lwlocal.write.outline_check`), each change reported as a ``notice`` and kept in the
-    outline's ``changes``. Reports the prompt's evaluation (``prompt``) and the outline's
-    tokens (``plan``), and raises KeyboardInterrupt when ``cancel`` is set."""
-    n_sections = n_sections or section_range(words)
-    request = outline_prompt(prompt, words, n_sections)
-    text_so_far: list[str] = []
-
-    def on_text(piece: str) -> None:
-        text_so_far.append(piece)
-        progress(Progress("plan", text=piece, done=len(text_so_far)))
-
-    def on_prefill(done: int, total: int) -> None:
-        progress(Progress("prompt", done=done, total=total))
-
-    best: tuple[int, Outline] | None = None
-    note = ""
-    for attempt in range(PLAN_ATTEMPTS):
-        text_so_far.clear()
-        result = chat.complete(
-            [Message("user", request + note)],
-            Sampling(**{**vars(sampling), "seed": sampling.seed + attempt}),
-            max_tokens=max_outline_tokens(n_sections),
-            json_schema=outline_schema(n_sections),
-            hooks=Hooks(on_text=on_text, on_prefill=on_prefill, on_retry=text_so_far.clear,
-                        cancel=cancel),
-        )
-        if result.stop == "cancelled":
-            raise KeyboardInterrupt
-        try:
-            outline = parse_model_outline(result.text, prompt, words)
-        except LwlocalError:
-            if attempt == PLAN_ATTEMPTS - 1 and best is None:
-                raise
-            continue
-        found = outline_problems(outline)
-        if best is None or len(found) < best[0]:
-            best = (len(found), outline)
-        if not found:
-            break
-        titles = [s.title for s in outline.sections]
-        note = OUTLINE_AGAIN.format(problems="; ".join(p.describe(titles) for p in found))
-    assert best is not None
-    outline, changes = repair_outline(best[1])
-    for change in changes:
-        progress(Progress("notice", message=f"outline: {change}"))
-    outline.changes = changes
-    return outline
 
 
 class Writer:
@@ -526,8 +361,3 @@ class _Pace:
     def rate(self) -> float:
         elapsed = time.perf_counter() - self._first
         return (self._tokens - 1) / elapsed if self._tokens > 1 and elapsed > 0 else 0.0
-
-
-def direct_outline(prompt: str, words: int) -> Outline:
-    """The one-section outline of a single-pass (direct) job."""
-    return Outline(prompt=prompt, words=words, sections=[Section("", prompt, words)])

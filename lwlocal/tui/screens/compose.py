@@ -26,8 +26,8 @@ from lwlocal.util.errors import LwlocalError, SettingError
 from lwlocal.util.progress import Progress
 from lwlocal.write.jobs import check_settings
 from lwlocal.write.outline import Outline
+from lwlocal.write.outlining import direct_outline
 from lwlocal.write.settings import MODES
-from lwlocal.write.writer import direct_outline
 
 APP_SPECULATE_MODES = tuple(m for m in SPECULATE_MODES if m != "draft")  # no field for a model
 

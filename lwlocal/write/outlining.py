@@ -1,0 +1,92 @@
+"""A job's outline: asked of the model under the outline's JSON schema, checked, asked again
+with its problems named, and mended; or, for a single-pass job, one section."""
+
+from __future__ import annotations
+
+import threading
+
+from lwlocal.runtime.chat import ChatBackend, Hooks, Message
+from lwlocal.runtime.engine import Sampling
+from lwlocal.util.errors import LwlocalError
+from lwlocal.util.progress import Progress, ProgressCallback, ignore
+from lwlocal.write.outline import (
+    Outline,
+    Section,
+    max_outline_tokens,
+    outline_prompt,
+    outline_schema,
+    parse_model_outline,
+    section_range,
+)
+from lwlocal.write.outline_check import problems as outline_problems
+from lwlocal.write.outline_check import repair as repair_outline
+
+OUTLINE_ATTEMPTS = 3  # outlines asked for before the best is mended
+OUTLINE_AGAIN = ("\n\nAn earlier answer had these problems, which yours must not have: "
+                 "{problems}. Give every section a title of its own, about the subject.")
+
+
+def draft_outline(
+    chat: ChatBackend,
+    prompt: str,
+    words: int,
+    sampling: Sampling,
+    n_sections: tuple[int, int] | None = None,
+    progress: ProgressCallback = ignore,
+    cancel: threading.Event | None = None,
+) -> Outline:
+    """Ask the model for an outline, decoded under the outline's JSON schema, and check it:
+    an outline with problems (titles alike, titles about the writing) is asked for again with
+    the problems named (``OUTLINE_ATTEMPTS`` tries in all), and what is left is mended (see
+    :mod:`lwlocal.write.outline_check`), each change reported as a ``notice`` and kept in the
+    outline's ``changes``. Reports the prompt's evaluation (``prompt``) and the outline's
+    tokens (``plan``), and raises KeyboardInterrupt when ``cancel`` is set."""
+    n_sections = n_sections or section_range(words)
+    request = outline_prompt(prompt, words, n_sections)
+    text_so_far: list[str] = []
+
+    def on_text(piece: str) -> None:
+        text_so_far.append(piece)
+        progress(Progress("plan", text=piece, done=len(text_so_far)))
+
+    def on_prefill(done: int, total: int) -> None:
+        progress(Progress("prompt", done=done, total=total))
+
+    best: tuple[int, Outline] | None = None
+    note = ""
+    for attempt in range(OUTLINE_ATTEMPTS):
+        text_so_far.clear()
+        result = chat.complete(
+            [Message("user", request + note)],
+            Sampling(**{**vars(sampling), "seed": sampling.seed + attempt}),
+            max_tokens=max_outline_tokens(n_sections),
+            json_schema=outline_schema(n_sections),
+            hooks=Hooks(on_text=on_text, on_prefill=on_prefill, on_retry=text_so_far.clear,
+                        cancel=cancel),
+        )
+        if result.stop == "cancelled":
+            raise KeyboardInterrupt
+        try:
+            outline = parse_model_outline(result.text, prompt, words)
+        except LwlocalError:
+            if attempt == OUTLINE_ATTEMPTS - 1 and best is None:
+                raise
+            continue
+        found = outline_problems(outline)
+        if best is None or len(found) < best[0]:
+            best = (len(found), outline)
+        if not found:
+            break
+        titles = [s.title for s in outline.sections]
+        note = OUTLINE_AGAIN.format(problems="; ".join(p.describe(titles) for p in found))
+    assert best is not None
+    outline, changes = repair_outline(best[1])
+    for change in changes:
+        progress(Progress("notice", message=f"outline: {change}"))
+    outline.changes = changes
+    return outline
+
+
+def direct_outline(prompt: str, words: int) -> Outline:
+    """The one-section outline of a single-pass (direct) job."""
+    return Outline(prompt=prompt, words=words, sections=[Section("", prompt, words)])
