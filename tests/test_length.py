@@ -57,6 +57,7 @@ CASES = [
 # Numbers that are not lengths
 TRAPS = [
     "Write a post with 15 emojis about summer.",
+    "Write a " + "9" * 400 + "-word essay.",  # no length (it overflowed a float)
     "List 5 bad habits and how to break them.",
     "Summarise the 2024 report on energy.",
     "Top 10 places to visit in Lisbon.",

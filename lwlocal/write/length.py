@@ -9,7 +9,10 @@ ceiling ("no more than N") a tenth below, a range at its middle.
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from dataclasses import dataclass
+
+LARGEST = 10**9  # a number of words beyond this is no length ("a 10^400-word essay")
 
 # A job's length when nobody names one, per mode: AgentWrite is for long documents, one pass
 # for what a model writes in one answer.
@@ -124,10 +127,10 @@ def _chinese(text: str) -> int | None:
 def _number(text: str) -> int | None:
     text = text.strip()
     plain = text.replace(",", "").replace(" ", "")
-    if re.fullmatch(r"\d+(?:\.\d+)?[kK]", plain):
-        return round(float(plain[:-1]) * 1000)
-    if re.fullmatch(r"\d+(?:\.\d+)?", plain):
-        return round(float(plain))
+    if re.fullmatch(r"\d+(?:\.\d+)?[kK]?", plain):
+        thousands = plain[-1] in "kK"
+        value = Decimal(plain[:-1] if thousands else plain) * (1000 if thousands else 1)
+        return round(value) if value <= LARGEST else None
     if re.search(f"[{_ZH_NUMERALS}]", text):
         return _chinese(text)
     return _spelled(text)
