@@ -490,7 +490,8 @@ def test_the_library_lists_a_broken_job_and_says_why(tmp_path, messages):
         async with app.run_test(size=(80, 24), message_hook=messages) as pilot:
             await pilot.press("f6")
             table = app.screen.query_one("#jobs", DataTable)
-            assert table.get_row_at(0)[:2] == ["tea", "broken"]
+            row = table.get_row_at(0)
+            assert (str(row[3]), row[1]) == ("tea", "broken")
             await pilot.press("r")
             await pilot.pause()
             assert any(n.startswith(f"tea is broken: {job.section_path(1)}: not UTF-8")

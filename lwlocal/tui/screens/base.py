@@ -40,4 +40,4 @@ class AppScreen(Screen[None]):
     @on(events.ScreenResume)
     def _show_bars(self) -> None:
         self.query_one(ScreenBar).show(self.MODE)
-        self.query_one(StatusBar).show(self.lw.state)
+        self.query_one(StatusBar).show(self.lw.state, self.MODE)

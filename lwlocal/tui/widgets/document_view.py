@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+from markdown_it import MarkdownIt
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Markdown
 from textual.widgets.markdown import MarkdownStream
 
 
+def text_markdown() -> MarkdownIt:
+    """Markdown without HTML: a ``<tag>`` the model writes is shown as it is, not dropped."""
+    return MarkdownIt("gfm-like", options_update={"html": False})
+
+
 class DocumentView(VerticalScroll):
-    """``show(text)`` replaces the document; ``append(text)`` streams onto its end and keeps
-    the end in view (unless the reader scrolled up)."""
+    """``show(text)`` replaces the document; ``append(text)`` streams onto its end. The view
+    follows the end as the document grows, until the reader scrolls up (Textual's anchor);
+    scrolling back to the end follows it again."""
 
     def compose(self) -> ComposeResult:
-        yield Markdown(id="document")
+        yield Markdown(id="document", parser_factory=text_markdown)
 
     def on_mount(self) -> None:
         self._stream: MarkdownStream | None = None
+        self.anchor()
 
     @property
     def source(self) -> str:
@@ -27,12 +35,9 @@ class DocumentView(VerticalScroll):
             await self._stream.stop()
             self._stream = None
         await self.query_one(Markdown).update(text)
-        self.scroll_end(animate=False)
+        self.anchor()
 
     async def append(self, text: str) -> None:
         if self._stream is None:
             self._stream = Markdown.get_stream(self.query_one(Markdown))
-        following = self.scroll_y >= self.max_scroll_y - 1
         await self._stream.write(text)
-        if following:
-            self.scroll_end(animate=False)
