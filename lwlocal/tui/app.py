@@ -95,6 +95,9 @@ class LwlocalApp(App[None]):
         if isinstance(screen, AppScreen):
             screen.query_one(StatusBar).show(self.state, screen.MODE)
 
+    def on_resize(self) -> None:
+        self.refresh_status()  # the model's name gives way to the figures when narrow
+
     def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
                timeout: float | None = None, markup: bool = False) -> None:
         """A notification, always as plain text (``markup`` is ignored): it may hold the

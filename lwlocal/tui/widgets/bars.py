@@ -32,7 +32,7 @@ class StatusBar(Static):
         job = state.job if mode == "writing" else None
         settings = job.meta.settings if job is not None else state.settings()
         model = str(settings.model or state.model)
-        name = Text(model, style="b", overflow="ellipsis", no_wrap=True)
+        name = Text(model, style="b")
         if not downloaded(model):
             name.append(" (not downloaded)", style="red")
         figures = [f"{settings.words:,} words", settings.mode]
@@ -41,11 +41,13 @@ class StatusBar(Static):
             figures.append(f"ctx {session.chat.n_ctx:,}")
             if session.memory_plan is not None:
                 figures.append(f"RAM {session.memory_plan.memory.ram_bytes / GIB:.1f} GiB")
+        rest, run = Text("".join(f" · {f}" for f in figures)), _run(state)
+        room = self.app.size.width - 2  # the bar's padding
+        name.truncate(max(room - rest.cell_len - run.cell_len, 1), overflow="ellipsis")
         grid = Table.grid(expand=True)
         grid.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
-        grid.add_column(no_wrap=True)
         grid.add_column(justify="right", no_wrap=True)
-        grid.add_row(name, Text("".join(f" · {f}" for f in figures)), _run(state))
+        grid.add_row(Text.assemble(name, rest), run)
         self.update(grid)
 
 
