@@ -231,3 +231,29 @@ def test_the_palette_pauses_resumes_exports_cancels_and_opens_the_folder(tmp_pat
             assert isinstance(app.screen, ExportScreen)
 
     run(test)
+
+
+def test_the_library_leaves_the_job_being_written_alone(tmp_path, messages):
+    chat = FakeChat(paced=True)
+    app = fake_app(tmp_path, chat)
+    saved_job(tmp_path / "jobs", "a-other", 90)
+    written = saved_job(tmp_path / "jobs", "b-first", 90)
+
+    async def test() -> None:
+        async with app.run_test(size=(80, 24), message_hook=messages) as pilot:
+            await pilot.press("f6", "r")
+            chat.release(5)
+            await messages.wait(pilot, WritingScreen.Update, section_words(messages, 5))
+            await pilot.press("f6", "r")  # the job being written: shown, not started again
+            assert app.current_mode == "writing"
+            await pilot.press("f6", "down", "o")  # another: not while this one is written
+            assert app.current_mode == "library"
+            assert "b-first is being written: pause it first (p on the Writing screen)" in (
+                notes(app))
+            assert app.state.job is not None and app.state.job.dir == written.dir
+            await pilot.press("f5", "p")
+            await messages.wait(pilot, WritingScreen.Stopped)
+            assert app.state.task is None and app.state.job_state() == "paused"
+            assert len(chat.model.requests) == 1  # written once, never resumed on its own
+
+    run(test)

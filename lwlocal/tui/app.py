@@ -172,9 +172,12 @@ class LwlocalApp(App[None]):
         """Show ``job`` on the Writing screen, and write it on when ``start``; while a job is
         being written, only that one."""
         state = self.state
-        if state.writing and state.job is not None and job.dir != state.job.dir:
-            self.notify(f"{state.job.id} is being written: pause it first (p on the Writing "
-                        "screen)", severity="warning")
+        if state.writing and state.job is not None:  # that one, as it is
+            if job.dir != state.job.dir:
+                self.notify(f"{state.job.id} is being written: pause it first (p on the "
+                            "Writing screen)", severity="warning")
+            else:
+                self.switch_mode("writing")
             return
         try:
             outline = job.outline()

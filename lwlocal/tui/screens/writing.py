@@ -70,7 +70,6 @@ class WritingScreen(AppScreen):
             yield DocumentView(id="document-view")
 
     def on_mount(self) -> None:
-        self._resume_when_stopped = False
         self._outline: Outline | None = None
         self._step = 0  # the section the document on screen ends in
         self._written: dict[int, int] = {}  # words of each section with any
@@ -131,10 +130,7 @@ class WritingScreen(AppScreen):
         """Write the app's job on (and the sections in ``rewrite`` again), or a new job from
         the app's outline when there is none."""
         state = self.lw.state
-        if self.writing:  # still stopping (a pause just asked for): go on once stopped
-            self._resume_when_stopped = True
-            return
-        if (state.job is None and state.outline is None) or (
+        if self.writing or (state.job is None and state.outline is None) or (
                 state.job and state.job.state == "done" and not rewrite):
             return
         what = f"writing {state.job.id}" if state.job else "writing a new job"
@@ -249,9 +245,6 @@ class WritingScreen(AppScreen):
         self.refresh_bindings()
         if stopping == "cancel":
             self.app.switch_mode("library")
-        elif self._resume_when_stopped:
-            self._resume_when_stopped = False
-            self.start()
 
     # the dashboard
     def _dashboard(self, note: str = "") -> None:
