@@ -93,7 +93,8 @@ class LwlocalApp(App[None]):
         """Show the state on the current screen's status bar."""
         screen = self.screen if self.is_running and self.screen_stack else None
         if isinstance(screen, AppScreen):
-            screen.query_one(StatusBar).show(self.state, screen.MODE)
+            for bar in screen.query(StatusBar):  # none while the screen is being made
+                bar.show(self.state, screen.MODE)
 
     def on_resize(self) -> None:
         self.refresh_status()  # the model's name gives way to the figures when narrow

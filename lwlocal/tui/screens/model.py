@@ -81,6 +81,7 @@ class ModelScreen(AppScreen):
         if event.row_key.value and event.row_key.value != self.lw.state.model:
             self.lw.state.model = event.row_key.value
             self.lw.refresh_status()
+            self.lw.keep_draft()
             self.replan()
 
     @on(Input.Changed, "#model-words")
@@ -89,6 +90,7 @@ class ModelScreen(AppScreen):
         if event.value.isdigit() and int(event.value) > 0:
             self.lw.state.set_words(int(event.value))
             self.lw.refresh_status()
+            self.lw.keep_draft()
             self.replan()
 
     # one plan worker at a time; a change while it runs plans again when it is done

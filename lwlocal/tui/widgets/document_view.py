@@ -15,16 +15,16 @@ def text_markdown() -> MarkdownIt:
 
 
 class DocumentView(VerticalScroll):
-    """``show(text)`` replaces the document; ``append(text)`` streams onto its end. The view
-    follows the end as the document grows, until the reader scrolls up (Textual's anchor);
-    scrolling back to the end follows it again."""
+    """``show(text)`` replaces the document; ``append(text)`` streams onto its end. Once the
+    document is taller than the view, the view follows its end as it grows, until the reader
+    scrolls up (Textual's anchor); scrolling back to the end follows it again. (Anchored
+    sooner, Textual would draw a short document at the bottom of the view.)"""
 
     def compose(self) -> ComposeResult:
         yield Markdown(id="document", parser_factory=text_markdown)
 
     def on_mount(self) -> None:
         self._stream: MarkdownStream | None = None
-        self.anchor()
 
     @property
     def source(self) -> str:
@@ -34,10 +34,17 @@ class DocumentView(VerticalScroll):
         if self._stream is not None:
             await self._stream.stop()
             self._stream = None
+        self.anchor(False)
         await self.query_one(Markdown).update(text)
-        self.anchor()
+        self.scroll_home(animate=False, immediate=True)
+        self.call_after_refresh(self._follow)
 
     async def append(self, text: str) -> None:
         if self._stream is None:
             self._stream = Markdown.get_stream(self.query_one(Markdown))
         await self._stream.write(text)
+        self.call_after_refresh(self._follow)
+
+    def _follow(self) -> None:
+        if not self.is_anchored and self.max_scroll_y > 0:
+            self.anchor()
