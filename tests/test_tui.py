@@ -70,12 +70,12 @@ def test_the_model_loads_and_plans_without_touching_the_terminal(tmp_path, lw_ho
             await pilot.press("ctrl+g")
             await messages.wait(pilot, ComposeScreen.Planning, lambda m: m.event.stage == "plan")
             for _ in range(500):  # the frame drawn with the message may come a few refreshes
-                if "planning the outline" in screen_text(app).split("\n", 1)[0]:  # later
+                if "● planning" in screen_text(app).split("\n", 1)[0]:  # later
                     break
                 await pilot.pause()
             shown = screen_text(app).splitlines()  # loaded, generating, and drawn whole
             assert shown[0].startswith(" smollm2-135m · 200 words · agentwrite · ctx ")
-            assert shown[0].rstrip().endswith("● planning the outline")
+            assert shown[0].rstrip().endswith("● planning")
             for line in (1, 2, 3, -2):  # the form, the screen bar
                 assert shown[line] == before.splitlines()[line]
             assert "planning the outline:" in shown[-4] and "Cancel (Esc)" in shown[-4]
