@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from textual.widgets import DataTable, Input, Markdown
+from textual.widgets import DataTable, Input, Markdown, Select
 
 from lwlocal.tui.app import LwlocalApp
 from lwlocal.tui.screens.export import ExportScreen
@@ -98,8 +98,11 @@ def test_brackets_the_model_writes_are_shown(tmp_path, messages):
             error = str(app.screen.query_one("#export-error").render())
             assert "[b]nowhere" in error
             path.clear()
-            await pilot.press(*str(tmp_path / "[b]odd[.md"), "enter")
-            assert ODD in Path(tmp_path / "[b]odd[.md").read_text()
+            app.screen.query_one("#export-format", Select).value = "txt"  # no file to rename
+            await pilot.pause()
+            assert path.value == "" and isinstance(app.screen, ExportScreen)
+            await pilot.press(*str(tmp_path / "[b]odd[.txt"), "enter")
+            assert ODD in Path(tmp_path / "[b]odd[.txt").read_text()
 
     run(test)
 

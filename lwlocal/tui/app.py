@@ -16,6 +16,7 @@ from textual.screen import ModalScreen, Screen
 from textual.worker import Worker, WorkerState
 
 from lwlocal.tui.draft import DRAFT_FILE, load_draft, save_draft
+from lwlocal.tui.guard import guarded
 from lwlocal.tui.messages import error_text
 from lwlocal.tui.screens.base import AppScreen
 from lwlocal.tui.screens.compose import ComposeScreen
@@ -76,6 +77,7 @@ class LwlocalApp(App[None]):
                 yield SystemCommand(title, help_text, partial(self.run_job_action, action))
         yield SystemCommand("Help (F1)", "Key bindings", self.action_help)
 
+    @guarded
     async def run_job_action(self, action: str) -> None:
         """A job action of the palette, run on the Writing screen (shown for it)."""
         await self.switch_mode("writing")
@@ -96,6 +98,7 @@ class LwlocalApp(App[None]):
             for bar in screen.query(StatusBar):  # none while the screen is being made
                 bar.show(self.state, screen.MODE)
 
+    @guarded
     def on_resize(self) -> None:
         self.refresh_status()  # the model's name gives way to the figures when narrow
 

@@ -39,9 +39,12 @@ class ExportScreen(ModalScreen[Path | None]):
                 yield Button("Cancel", id="cancel")
 
     @on(Select.Changed, "#export-format")
+    @guarded
     def _format(self, event: Select.Changed) -> None:
+        """The file's suffix follows the format (a path without a file name is left as is)."""
         path = self.query_one("#export-path", Input)
-        path.value = str(Path(path.value).with_suffix(f".{event.value}"))
+        if Path(path.value).name:
+            path.value = str(Path(path.value).with_suffix(f".{event.value}"))
 
     @on(Button.Pressed, "#cancel")
     def _cancel(self) -> None:
