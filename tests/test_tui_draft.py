@@ -11,6 +11,7 @@ from lwlocal.tui.app import LwlocalApp
 from lwlocal.tui.draft import DRAFT_FILE
 from lwlocal.tui.screens.failure import FailureScreen
 from lwlocal.tui.state import TuiState
+from lwlocal.write.length import DEFAULT_WORDS
 from tests.support.fake_chat import FakeChat
 from tests.support.tui_pilot import fake_app, outline, run, screen_text
 
@@ -69,3 +70,23 @@ def test_an_error_in_a_handler_is_a_dialog_and_the_app_goes_on(tmp_path, monkeyp
     assert "RuntimeError: no new section today" in log.read_text()
     assert "Traceback" in log.read_text()
     assert TYPED in draft.read_text(encoding="utf-8")
+
+
+def test_a_prompt_whose_length_cannot_be_read_is_the_default_length(tmp_path):
+    """A number of words too long for a float (the length reader raises OverflowError): the
+    mode's default, and the app goes on without a dialog."""
+    app = fake_app(tmp_path, FakeChat(), prompt="")
+
+    async def test() -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            prompt = app.screen.query_one("#prompt", TextArea)
+            prompt.text = f"Write {'9' * 400} words."
+            await pilot.pause()
+            assert app.current_mode == "compose" and app.screen.query_one("#prompt") is prompt
+            assert app.screen.query_one("#words", Input).value == str(
+                DEFAULT_WORDS["agentwrite"])
+            prompt.text = "Write 300 words."
+            await pilot.pause()
+            assert app.screen.query_one("#words", Input).value == "300"
+
+    run(test)

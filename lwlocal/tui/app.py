@@ -114,7 +114,7 @@ class LwlocalApp(App[None]):
 
     def report_failure(self, exc: Exception) -> None:
         """An error the app did not expect: its traceback to the log, the draft kept, and a
-        dialog; the app goes on."""
+        dialog (one while it is open); the app goes on."""
         try:
             with self.state.log.open("a", encoding="utf-8") as log:
                 log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} "
@@ -122,7 +122,8 @@ class LwlocalApp(App[None]):
         except OSError:
             pass  # the dialog still says what happened
         self.keep_draft()
-        self.push_screen(FailureScreen(error_text(exc), self.state.log))
+        if not isinstance(self.screen, FailureScreen):  # one dialog for errors that follow
+            self.push_screen(FailureScreen(error_text(exc), self.state.log))
 
     def keep_draft(self) -> None:
         """Write the prompt and the outline as they are now to the draft file."""

@@ -117,6 +117,7 @@ class ComposeScreen(AppScreen):
 
     # the form, kept in the app's state as it is edited
     @on(Input.Blurred, "#words")
+    @guarded
     def _show_target(self) -> None:
         """The length the job will have, and where it comes from unless the user typed it
         (not written into the field while the user edits it)."""
