@@ -230,9 +230,9 @@ class WritingScreen(AppScreen):
         self._pending.clear()
         state.paused = stopping == "pause" and not message.finished
         job = state.job
-        if stopping == "cancel" and job is not None and not message.finished:
-            job.update(reason=CANCELLED)
         self.lw.end_task()
+        if stopping == "cancel" and job is not None and not message.finished:
+            self._mark_cancelled(job)
         if message.error:
             self.notify(message.error, severity="error")
         await self.show_job()
@@ -296,14 +296,21 @@ class WritingScreen(AppScreen):
             if self.writing:
                 self._stop("cancel")
             elif job is not None:  # paused: only its state changes
-                job.update(reason=CANCELLED)
                 self.lw.state.paused = False
-                self.lw.refresh_status()
+                self._mark_cancelled(job)
                 self.app.switch_mode("library")
 
         self.app.push_screen(ConfirmScreen(
             f"Stop writing {name}? What is written stays in the library, where r resumes it."),
             answered)
+
+    def _mark_cancelled(self, job: Job) -> None:
+        """Record in the journal that the user cancelled ``job`` (the library says so)."""
+        try:
+            job.update(reason=CANCELLED)
+        except (LwlocalError, OSError) as exc:
+            self.lw.show_error(exc)
+        self.lw.refresh_status()
 
     @guarded
     def action_export(self) -> None:
