@@ -54,6 +54,8 @@ class Terminal:
             os.execvpe(sys.executable, [sys.executable, *argv], env)
         self.started = time.perf_counter()
         self.pid, self.fd = pid, fd
+        while termios.tcgetattr(fd)[3] & termios.ECHO:  # a key sent before would be echoed,
+            time.sleep(0.001)  # and read as drawn at once
         fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
         self.output = bytearray()
         self.lock = threading.Lock()

@@ -10,6 +10,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -203,3 +204,11 @@ def tiny_chatglm(tiny_glm: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     from tests.support.checkpoints import remote_glm
 
     return remote_glm(tiny_glm, tmp_path_factory.mktemp("tiny-chatglm"))
+
+
+@pytest.fixture
+def messages() -> Any:
+    """Every message the terminal app dispatches, to wait for (tests/support/tui_pilot.py)."""
+    from tests.support.tui_pilot import Messages
+
+    return Messages()

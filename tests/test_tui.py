@@ -5,19 +5,13 @@ test whose message never comes)."""
 
 from __future__ import annotations
 
-import asyncio
-import io
 import os
 import threading
-from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
-from rich.console import Console
 from rich.text import Text
-from textual.message import Message
-from textual.pilot import Pilot
 from textual.widgets import DataTable, Footer, Input, Label, Markdown, Select, TextArea
 from textual.widgets._footer import FooterKey
 
@@ -38,109 +32,20 @@ from lwlocal.write.length import DEFAULT_WORDS
 from lwlocal.write.outline import Outline, Section
 from lwlocal.write.settings import JobSettings
 from tests.support.fake_chat import FakeChat, FakeSession
-
-PROMPT = "Write a short guide to brewing green tea at home."
-GUARD = 600  # seconds: a message that has not come by then is not coming
-GIB = 2**30
-MACHINE = Machine(ram_total=16 * GIB, ram_available=12 * GIB, vram_total=0, vram_free=0,
-                  gpu=None, unified=False, cores=4, threads=8)
-CARD = "longwriter-llama3.1-8b"  # a card that is not downloaded: planned from its card, fast
-M = TypeVar("M", bound=Message)
-
-
-class Messages:
-    """Every message the app dispatches (Textual's ``message_hook``), to wait for the ones a
-    test needs."""
-
-    def __init__(self) -> None:
-        self.seen: list[Message] = []
-        self._arrived: asyncio.Event | None = None
-
-    def __call__(self, message: Message) -> None:
-        self.seen.append(message)
-        if self._arrived is not None:
-            self._arrived.set()
-
-    def mark(self) -> int:
-        """Where the messages to come begin."""
-        return len(self.seen)
-
-    async def wait(self, pilot: Pilot, kind: type[M], where: Callable[[M], bool] = lambda m: True,
-                   since: int = 0) -> M:
-        """The first ``kind`` message (from ``since``) for which ``where`` holds, once the app
-        has handled it."""
-        self._arrived = self._arrived or asyncio.Event()
-
-        async def first() -> M:
-            checked = since
-            while True:
-                for message in self.seen[checked:]:
-                    if isinstance(message, kind) and where(message):
-                        return message
-                checked = len(self.seen)
-                assert self._arrived is not None
-                self._arrived.clear()
-                await self._arrived.wait()
-
-        found = await asyncio.wait_for(first(), GUARD)
-        await pilot.pause()
-        return found
-
-
-def run(test: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    asyncio.run(test())
-
-
-def screen_text(app: LwlocalApp) -> str:
-    """What the terminal shows, as plain text."""
-    width, height = app.size
-    console = Console(width=width, height=height, file=io.StringIO(), record=True,
-                      force_terminal=True, color_system="truecolor", legacy_windows=False)
-    console.print(app.screen._compositor.render_update(
-        full=True, screen_stack=app._background_screens))
-    return console.export_text(styles=False)
-
-
-def widget_text(app: LwlocalApp, selector: str) -> str:
-    """What the terminal shows where a widget is."""
-    region = app.screen.query_one(selector).region
-    lines = screen_text(app).splitlines()[region.y:region.bottom]
-    return "\n".join(line[region.x:region.right] for line in lines)
-
-
-def notes(app: LwlocalApp) -> list[str]:
-    return [n.message for n in app._notifications]
-
-
-def outline(words: int = 300, sections: int = 3) -> Outline:
-    each = words // sections
-    return Outline(PROMPT, words, [Section(f"Part {i}", f"What part {i} says", each)
-                                   for i in range(1, sections + 1)])
-
-
-def fake_app(tmp_path: Path, chat: FakeChat, **state: Any) -> LwlocalApp:
-    """The app over a fake model; ``state``: TuiState fields."""
-    state.setdefault("prompt", PROMPT)
-    state.setdefault("machine", MACHINE)
-    return LwlocalApp(TuiState(jobs_root=tmp_path / "jobs",
-                               new_session=lambda settings: FakeSession(settings, chat),
-                               **state))
-
-
-@pytest.fixture
-def messages() -> Messages:
-    return Messages()
-
-
-def writing(app: LwlocalApp) -> WritingScreen:
-    screen = app.get_screen_stack("writing")[0]
-    assert isinstance(screen, WritingScreen)
-    return screen
-
-
-def section_words(messages: Messages, words: int) -> Callable[[WritingScreen.Update], bool]:
-    return lambda m: m.event.stage == "write" and m.event.done >= words
-
+from tests.support.tui_pilot import (
+    CARD,
+    GIB,
+    MACHINE,
+    PROMPT,
+    fake_app,
+    notes,
+    outline,
+    run,
+    screen_text,
+    section_words,
+    widget_text,
+    writing,
+)
 
 # 1. llama.cpp's output never touches the terminal; one plan worker at a time
 
@@ -165,12 +70,12 @@ def test_the_model_loads_and_plans_without_touching_the_terminal(tmp_path, lw_ho
             await pilot.press("ctrl+g")
             await messages.wait(pilot, ComposeScreen.Planning, lambda m: m.event.stage == "plan")
             for _ in range(500):  # the frame drawn with the message may come a few refreshes
-                if "planning the outline" in screen_text(app).split("\n", 1)[0]:  # later
+                if "● planning" in screen_text(app).split("\n", 1)[0]:  # later
                     break
                 await pilot.pause()
             shown = screen_text(app).splitlines()  # loaded, generating, and drawn whole
             assert shown[0].startswith(" smollm2-135m · 200 words · agentwrite · ctx ")
-            assert shown[0].rstrip().endswith("● planning the outline")
+            assert shown[0].rstrip().endswith("● planning")
             for line in (1, 2, 3, -2):  # the form, the screen bar
                 assert shown[line] == before.splitlines()[line]
             assert "planning the outline:" in shown[-4] and "Cancel (Esc)" in shown[-4]
@@ -585,7 +490,8 @@ def test_the_library_lists_a_broken_job_and_says_why(tmp_path, messages):
         async with app.run_test(size=(80, 24), message_hook=messages) as pilot:
             await pilot.press("f6")
             table = app.screen.query_one("#jobs", DataTable)
-            assert table.get_row_at(0)[:2] == ["tea", "broken"]
+            row = table.get_row_at(0)
+            assert (str(row[3]), row[1]) == ("tea", "broken")
             await pilot.press("r")
             await pilot.pause()
             assert any(n.startswith(f"tea is broken: {job.section_path(1)}: not UTF-8")

@@ -1,6 +1,8 @@
 """What the app is working on, kept outside the widgets: the chosen model, the compose form,
-the outline being edited, the job being written, the loaded model session, and the one long
-task (planning or writing) that may run at a time."""
+the outline being edited, the job on screen and how its run goes, the loaded model session,
+and the one long task (planning or writing) that may run at a time. The status bar, the
+Writing screen's dashboard, the library and the command palette all read the job's state
+from here, so they cannot disagree."""
 
 from __future__ import annotations
 
@@ -12,12 +14,15 @@ from pathlib import Path
 from lwlocal.memory.hardware import Machine
 from lwlocal.models.catalogue import DEFAULT_MODEL
 from lwlocal.runtime.engine import Sampling
-from lwlocal.util.paths import jobs_dir
+from lwlocal.util.paths import home, jobs_dir
 from lwlocal.write.jobs import Session
 from lwlocal.write.journal import Job
 from lwlocal.write.length import Target, choose_target
 from lwlocal.write.outline import Outline
 from lwlocal.write.settings import JobSettings
+
+CANCELLED = "cancelled by the user"  # the journal's reason for a job the user cancelled
+JOB_ACTIONS = ("pause", "resume", "cancel", "export", "review", "open_folder")
 
 
 @dataclass
@@ -28,6 +33,13 @@ class Task:
     what: str
     mode: str
     cancel: threading.Event = field(default_factory=threading.Event)
+
+
+def job_state(job: Job) -> str:
+    """A job's state as the app names it: the journal's, with a job the user cancelled
+    ``cancelled`` rather than ``interrupted``."""
+    state = job.state
+    return "cancelled" if state == "interrupted" and job.meta.reason == CANCELLED else state
 
 
 @dataclass
@@ -43,18 +55,26 @@ class TuiState:
     speculate: str = "off"  # off or lookup (see docs/speculation.md)
     threads: int | None = None  # None: the planner's choice
     outline: Outline | None = None
-    job: Job | None = None
+    job: Job | None = None  # the job on the Writing screen
+    paused: bool = False  # the user paused the job on screen
+    stopping: str = ""  # "pause" or "cancel" while the writer stops
     start_requested: bool = False  # the Writing screen starts writing when it shows
     machine: Machine | None = None  # plan for this machine rather than the detected one
     jobs_root: Path = field(default_factory=jobs_dir)
+    draft: Path | None = None  # where the prompt and the outline are kept as they are edited
+    log: Path = field(default_factory=lambda: home() / "tui.log")  # errors, with tracebacks
     session: Session | None = None
     task: Task | None = None
     new_session: Callable[[JobSettings], Session] = Session  # how a model is made ready
 
     @property
     def target(self) -> Target:
-        """The length to write: the user's, the one the prompt asks for, or the default."""
-        return choose_target(self.prompt, self.words, self.mode)
+        """The length to write: the user's, the one the prompt asks for, or the default (also
+        for a prompt that names a number of words too large to read)."""
+        try:
+            return choose_target(self.prompt, self.words, self.mode)
+        except OverflowError:
+            return choose_target("", self.words, self.mode)
 
     def settings(self) -> JobSettings:
         target = self.target
@@ -64,8 +84,54 @@ class TuiState:
                            kv_type=self.kv_type, threads=self.threads,
                            speculate=self.speculate, sampling=self.sampling)
 
+    def set_words(self, words: int | None) -> None:
+        """The Words a field shows: the user's length, unless it is the one the app would
+        choose anyway (a field filled in by the app keeps following the prompt)."""
+        if words is None or self.words is not None or words != self.target.words:
+            self.words = words
+
     def load_session(self, settings: JobSettings) -> Session:
         """A session for ``settings``, keeping the loaded model when it still fits them."""
         self.session = (self.session.with_settings(settings) if self.session
                         else self.new_session(settings))
         return self.session
+
+    # the job on screen and its run
+    @property
+    def writing(self) -> bool:
+        """The job on screen is being written (or stopping)."""
+        return self.task is not None and self.task.mode == "writing"
+
+    def show(self, job: Job | None) -> None:
+        """Put ``job`` on screen (None: a new job, about to be made); another job was not
+        paused by the user."""
+        if job is None or self.job is None or job.dir != self.job.dir:
+            self.paused = False
+        self.job = job
+
+    def job_state(self) -> str:
+        """The state of the job on screen: ``stopping``, ``writing`` and ``paused`` while the
+        app runs it, else the journal's (``cancelled`` when the user cancelled it)."""
+        if self.writing:
+            return "stopping" if self.stopping else "writing"
+        if self.job is None:
+            return ""
+        state = job_state(self.job)
+        return "paused" if self.paused and state == "interrupted" else state
+
+    def can(self, action: str) -> bool:
+        """Whether a job action (one of JOB_ACTIONS) does something for the job on screen:
+        pause while writing; cancel while writing or paused; resume while not written to the
+        end; export, review and the folder once something is written."""
+        job, state = self.job, self.job_state()
+        if action == "pause":
+            return state == "writing"
+        if action == "cancel":
+            return state in ("writing", "paused")
+        if job is None or self.writing:
+            return False
+        if action == "resume":
+            return state != "done"
+        if action in ("export", "review"):
+            return bool(job.finished())
+        return action == "open_folder"

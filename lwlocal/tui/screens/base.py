@@ -10,6 +10,7 @@ from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Footer
 
+from lwlocal.tui.guard import guarded
 from lwlocal.tui.widgets.bars import ScreenBar, StatusBar
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ class AppScreen(Screen[None]):
         yield from ()
 
     @on(events.ScreenResume)
+    @guarded
     def _show_bars(self) -> None:
         self.query_one(ScreenBar).show(self.MODE)
-        self.query_one(StatusBar).show(self.lw.state)
+        self.query_one(StatusBar).show(self.lw.state, self.MODE)

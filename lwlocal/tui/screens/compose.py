@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from dataclasses import replace
 
-from rich.markup import escape
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -17,6 +17,7 @@ from textual.widgets import Button, Collapsible, Input, Label, Select, TextArea
 from lwlocal.models.catalogue import resolve
 from lwlocal.runtime.kv_cache import KV_CACHE_TYPES
 from lwlocal.runtime.speculate import SPECULATE_MODES
+from lwlocal.tui.guard import guarded
 from lwlocal.tui.messages import error_text
 from lwlocal.tui.screens.base import AppScreen
 from lwlocal.tui.widgets.bars import downloaded
@@ -105,16 +106,18 @@ class ComposeScreen(AppScreen):
     def on_mount(self) -> None:
         self._label_button()
 
+    @guarded
     def on_screen_resume(self) -> None:
         """The target length or the model may have been changed on the Model screen."""
         state = self.lw.state
         self._show_target()
-        model = f"model [b]{escape(state.model)}[/b]" + (
-            "" if downloaded(state.model) else " [red](not downloaded)[/]")
-        self.query_one("#compose-model", Label).update(f"{model} · F2")
+        model = Text.assemble("model ", (state.model, "b"), (
+            "" if downloaded(state.model) else (" (not downloaded)", "red")), " · F2")
+        self.query_one("#compose-model", Label).update(model)
 
     # the form, kept in the app's state as it is edited
     @on(Input.Blurred, "#words")
+    @guarded
     def _show_target(self) -> None:
         """The length the job will have, and where it comes from unless the user typed it
         (not written into the field while the user edits it)."""
@@ -127,27 +130,33 @@ class ComposeScreen(AppScreen):
         self.query_one("#words-source", Label).update(TARGET_SOURCES[target.source])
 
     @on(TextArea.Changed, "#prompt")
+    @guarded
     def _prompt_changed(self, event: TextArea.Changed) -> None:
         self.lw.state.prompt = event.text_area.text
         if self.lw.state.words is None:  # the length follows the prompt
             self._show_target()
             self.lw.refresh_status()
+        self.lw.keep_draft()
 
     @on(Input.Changed, "#words")
+    @guarded
     def _words_changed(self, event: Input.Changed) -> None:
         value = event.value.strip()
         if value.isdigit() and int(value) > 0 or not value:
-            self.lw.state.words = int(value) if value else None
+            self.lw.state.set_words(int(value) if value else None)
             self._show_target()
             self.lw.refresh_status()
+            self.lw.keep_draft()
 
     @on(Select.Changed, "#mode")
+    @guarded
     def _label_button(self) -> None:
         mode = str(self.query_one("#mode", Select).value)
         self.lw.state.mode = mode
         self._show_target()  # a default length is the mode's
         self.query_one("#go", Button).label = "Write" if mode == "direct" else "Plan the outline"
         self.lw.refresh_status()
+        self.lw.keep_draft()
 
     def _number(self, field: str, setting: str, kind: type[int] | type[float]) -> float | None:
         text = self.query_one(f"#{field}", Input).value.strip()
@@ -163,7 +172,7 @@ class ComposeScreen(AppScreen):
         if not state.prompt:
             raise LwlocalError("write a prompt first")
         words = self._number("words", "words", int)
-        state.words = None if words is None else int(words)  # None: the prompt's length
+        state.set_words(None if words is None else int(words))  # None: the prompt's length
         state.mode = str(self.query_one("#mode", Select).value)
         temperature = self._number("temperature", "temperature", float) or 0.0
         seed = int(self._number("seed", "seed", int) or 0)
@@ -179,6 +188,7 @@ class ComposeScreen(AppScreen):
 
     # planning
     @on(Button.Pressed, "#go")
+    @guarded
     def action_go(self) -> None:
         try:
             self.read_form()
@@ -219,6 +229,7 @@ class ComposeScreen(AppScreen):
         self.post_message(self.Planning(event))
 
     @on(Planning)
+    @guarded
     def _planning(self, message: Planning) -> None:
         if message.event.stage == "notice":  # what the outline's check changed
             self.notify(message.event.message, timeout=10)
@@ -229,6 +240,7 @@ class ComposeScreen(AppScreen):
             self.lw.refresh_status()
 
     @on(Planned)
+    @guarded
     def _planned(self, message: Planned) -> None:
         self.lw.end_task()
         self.query_one("#go").disabled = False
@@ -240,6 +252,7 @@ class ComposeScreen(AppScreen):
             self.notify("planning cancelled")
         else:
             self.lw.state.outline = message.outline
+            self.lw.keep_draft()
             self.lw.open_outline()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rich.markup import escape
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select
 
+from lwlocal.tui.guard import guarded
 from lwlocal.util.errors import LwlocalError
 from lwlocal.write.export import EXPORT_FORMATS, export
 from lwlocal.write.journal import Job
@@ -28,7 +29,7 @@ class ExportScreen(ModalScreen[Path | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(f"Export [b]{escape(self.job.id)}[/b]")
+            yield Label(Text.assemble("Export ", (self.job.id, "b")))
             yield Select([(name, key) for key, name in EXPORT_FORMATS.items()], value="md",
                          allow_blank=False, id="export-format")
             yield Input(str(Path.cwd() / f"{self.job.id}.md"), id="export-path")
@@ -38,9 +39,12 @@ class ExportScreen(ModalScreen[Path | None]):
                 yield Button("Cancel", id="cancel")
 
     @on(Select.Changed, "#export-format")
+    @guarded
     def _format(self, event: Select.Changed) -> None:
+        """The file's suffix follows the format (a path without a file name is left as is)."""
         path = self.query_one("#export-path", Input)
-        path.value = str(Path(path.value).with_suffix(f".{event.value}"))
+        if Path(path.value).name:
+            path.value = str(Path(path.value).with_suffix(f".{event.value}"))
 
     @on(Button.Pressed, "#cancel")
     def _cancel(self) -> None:
@@ -48,6 +52,7 @@ class ExportScreen(ModalScreen[Path | None]):
 
     @on(Button.Pressed, "#export")
     @on(Input.Submitted)
+    @guarded
     def _go(self) -> None:
         fmt = str(self.query_one("#export-format", Select).value)
         path = Path(self.query_one("#export-path", Input).value).expanduser()
@@ -62,4 +67,4 @@ class ExportScreen(ModalScreen[Path | None]):
             self.dismiss(written)
 
     def _say(self, error: str) -> None:
-        self.query_one("#export-error", Label).update(f"[red]{escape(error)}[/]")
+        self.query_one("#export-error", Label).update(Text(error, style="red"))

@@ -3,6 +3,7 @@ length (the prompt counted in)."""
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
@@ -12,6 +13,7 @@ from textual.widgets import DataTable, Input, Label
 from lwlocal.memory.planner import Plan
 from lwlocal.models.catalogue import CARDS, CatalogEntry, catalog, get_command
 from lwlocal.models.gguf_file import file_quant
+from lwlocal.tui.guard import guarded
 from lwlocal.tui.messages import error_text
 from lwlocal.tui.screens.base import AppScreen
 from lwlocal.tui.widgets.memory_plan import MemoryPlan
@@ -45,13 +47,14 @@ class ModelScreen(AppScreen):
         self.entries: list[CatalogEntry] = catalog()
         for entry in self.entries:
             size = f"{(entry.size_bytes or 0) / 2**20:,.0f} MiB" if entry.path else "-"
-            table.add_row(entry.name, "…" if entry.path else "-", size,
+            table.add_row(Text(entry.name), "…" if entry.path else "-", size,
                           "yes" if entry.path else "not downloaded", key=entry.name)
         names = [e.name for e in self.entries]
         if self.lw.state.model in names:
             table.move_cursor(row=names.index(self.lw.state.model))
         self.read_quants()
 
+    @guarded
     def on_screen_resume(self) -> None:
         """Words and the prompt may have been edited on the Compose screen."""
         words = self.query_one("#model-words", Input)
@@ -70,20 +73,24 @@ class ModelScreen(AppScreen):
 
     def _set_quant(self, name: str, quant: str) -> None:
         table = self.query_one(DataTable)
-        table.update_cell(name, table.ordered_columns[1].key, quant)
+        table.update_cell(name, table.ordered_columns[1].key, Text(quant))
 
     @on(DataTable.RowHighlighted, "#models")
+    @guarded
     def choose(self, event: DataTable.RowHighlighted) -> None:
         if event.row_key.value and event.row_key.value != self.lw.state.model:
             self.lw.state.model = event.row_key.value
             self.lw.refresh_status()
+            self.lw.keep_draft()
             self.replan()
 
     @on(Input.Changed, "#model-words")
+    @guarded
     def words_changed(self, event: Input.Changed) -> None:
         if event.value.isdigit() and int(event.value) > 0:
-            self.lw.state.words = int(event.value)
+            self.lw.state.set_words(int(event.value))
             self.lw.refresh_status()
+            self.lw.keep_draft()
             self.replan()
 
     # one plan worker at a time; a change while it runs plans again when it is done
@@ -108,6 +115,7 @@ class ModelScreen(AppScreen):
             self.post_message(self.Planned(model, settings.words, chosen, ""))
 
     @on(Planned)
+    @guarded
     def _show_plan(self, message: Planned) -> None:
         self._planning = False
         card = CARDS.get(message.model)

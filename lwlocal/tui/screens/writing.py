@@ -2,11 +2,14 @@
 section and document progress, tokens/s from the first token, elapsed time and time left, the
 context in use, and the document as it streams in. The writer runs in a worker thread and every
 finished section is already in the job's journal; a pause keeps the part of the section written
-so far, on screen and on disk, and resuming goes on from it."""
+so far, on screen and on disk, and resuming goes on from it. Which job is shown, and whether it
+is being written, stopping or paused, is the app's state (:class:`TuiState`), not this
+screen's."""
 
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -14,11 +17,13 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
 
+from lwlocal.tui.guard import guarded
 from lwlocal.tui.messages import error_text
 from lwlocal.tui.screens.base import AppScreen
 from lwlocal.tui.screens.confirm import ConfirmScreen
 from lwlocal.tui.screens.export import ExportScreen
 from lwlocal.tui.screens.review import ReviewScreen
+from lwlocal.tui.state import CANCELLED, JOB_ACTIONS
 from lwlocal.tui.widgets.document_view import DocumentView
 from lwlocal.tui.widgets.job_dashboard import JobDashboard, JobView
 from lwlocal.tui.widgets.section_list import SectionList
@@ -65,10 +70,6 @@ class WritingScreen(AppScreen):
             yield DocumentView(id="document-view")
 
     def on_mount(self) -> None:
-        self._cancel: threading.Event | None = None  # set while writing
-        self._stopping = ""  # "pause" or "cancel" while the writer stops
-        self._paused = False  # this screen paused the job shown
-        self._resume_when_stopped = False
         self._outline: Outline | None = None
         self._step = 0  # the section the document on screen ends in
         self._written: dict[int, int] = {}  # words of each section with any
@@ -79,8 +80,9 @@ class WritingScreen(AppScreen):
 
     @property
     def writing(self) -> bool:
-        return self._cancel is not None
+        return self.lw.state.writing
 
+    @guarded
     async def on_screen_resume(self) -> None:
         """Show the app's job; start writing it if that was asked for."""
         if self._pending:
@@ -120,7 +122,6 @@ class WritingScreen(AppScreen):
             text += partial
         elif self._finished:
             self._step = max(self._finished)
-        self._paused = self._paused and job.state != "done"
         await self.query_one(DocumentView).show(text)
         self._dashboard()
 
@@ -129,21 +130,18 @@ class WritingScreen(AppScreen):
         """Write the app's job on (and the sections in ``rewrite`` again), or a new job from
         the app's outline when there is none."""
         state = self.lw.state
-        if self.writing:  # still stopping (a pause just asked for): go on once stopped
-            self._resume_when_stopped = True
-            return
-        if (state.job is None and state.outline is None) or (
+        if self.writing or (state.job is None and state.outline is None) or (
                 state.job and state.job.state == "done" and not rewrite):
             return
         what = f"writing {state.job.id}" if state.job else "writing a new job"
         cancel = self.lw.begin_task(what, self.MODE)
         if cancel is None:
             return
-        self._cancel, self._paused, self._stopping = cancel, False, ""
+        state.paused, state.stopping = False, ""
         self._last_event = None
         self.query_one(JobDashboard).begin()
         if state.job is None and state.outline is not None:
-            state.outline.words = state.words = state.outline.planned_words
+            state.outline.words = state.outline.planned_words
         self._dashboard("loading the model…")
         self.refresh_bindings()
         self.write(cancel, state.job, state.outline, rewrite)
@@ -155,9 +153,9 @@ class WritingScreen(AppScreen):
         run_in_background()  # the interface keeps its share of the cores
         try:
             if job is None:  # a new job: the edited budgets are the plan
-                session = state.load_session(state.settings())
-                job = session.new_job(state.jobs_root)
                 assert outline is not None
+                session = state.load_session(replace(state.settings(), words=outline.words))
+                job = session.new_job(state.jobs_root)
                 job.save_outline(outline)
                 job.update(state="planned")
                 self.post_message(self.Started(job))
@@ -179,13 +177,15 @@ class WritingScreen(AppScreen):
         self.post_message(self.Update(event))
 
     @on(Started)
+    @guarded
     async def _started(self, message: Started) -> None:
-        self.lw.state.job = message.job
+        self.lw.state.show(message.job)
         self.lw.refresh_status()
         await self.show_job()
         self._dashboard("starting…")
 
     @on(Update)
+    @guarded
     async def _update(self, message: Update) -> None:
         event = message.event
         if not self.writing:
@@ -223,16 +223,19 @@ class WritingScreen(AppScreen):
             self._pending.append(text)
 
     @on(Stopped)
+    @guarded
     async def _stopped(self, message: Stopped) -> None:
-        stopping, self._stopping = self._stopping, ""
-        self._cancel = None
+        state = self.lw.state
+        stopping, state.stopping = state.stopping, ""
         self._pending.clear()
+        state.paused = stopping == "pause" and not message.finished
+        job = state.job
         self.lw.end_task()
-        self._paused = stopping == "pause" and not message.finished
+        if stopping == "cancel" and job is not None and not message.finished:
+            self._mark_cancelled(job)
         if message.error:
             self.notify(message.error, severity="error")
         await self.show_job()
-        job = self.lw.state.job
         if message.finished and job is not None:
             self.notify(f"{job.id}: done")
             short = (job.meta.result or {}).get("review", {}).get("short_sections")
@@ -242,15 +245,11 @@ class WritingScreen(AppScreen):
         self.refresh_bindings()
         if stopping == "cancel":
             self.app.switch_mode("library")
-        elif self._resume_when_stopped:
-            self._resume_when_stopped = False
-            self.start()
 
     # the dashboard
     def _dashboard(self, note: str = "") -> None:
         job, outline = self.lw.state.job, self._outline or self.lw.state.outline
-        state = ("stopping" if self._stopping else "writing" if self.writing
-                 else "paused" if self._paused else job.state if job else "")
+        state = self.lw.state.job_state()
         session = self.lw.state.session
         context = ((session.chat.stats.context_tokens, session.chat.n_ctx)
                    if self.writing and session and session.chat.n_ctx else None)
@@ -264,47 +263,69 @@ class WritingScreen(AppScreen):
 
     # keys
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Each key only where it does something: pause and cancel while writing, resume
-        when there is something left to write, export when something is written."""
-        job = self.lw.state.job
-        if action in ("pause", "cancel"):
-            return self.writing and not self._stopping
-        if action == "resume":
-            return not self.writing and job is not None and job.state != "done"
-        if action in ("export", "review"):
-            return not self.writing and job is not None and bool(self._finished)
-        return True
+        """Each key only where it does something for the job on screen (TuiState.can)."""
+        return self.lw.state.can(action) if action in JOB_ACTIONS else True
 
     def _stop(self, why: str) -> None:
-        if self._cancel is not None and not self._stopping:
-            self._stopping = why
-            self._cancel.set()
+        state = self.lw.state
+        if state.task is not None and self.writing and not state.stopping:
+            state.stopping = why
+            state.task.cancel.set()
             self._dashboard("pausing: the part written so far is kept" if why == "pause"
                             else "stopping…")
             self.refresh_bindings()
+            self.lw.refresh_status()
 
+    @guarded
     def action_pause(self) -> None:
         self._stop("pause")
 
+    @guarded
     def action_resume(self) -> None:
         self.start()
 
+    @guarded
     def action_cancel(self) -> None:
+        """Stop writing for good (a paused job too), after a confirmation."""
         job = self.lw.state.job
         name = job.id if job else "this job"
 
         def answered(yes: bool | None) -> None:
-            if yes:
+            if not yes:
+                return
+            if self.writing:
                 self._stop("cancel")
+            elif job is not None:  # paused: only its state changes
+                self.lw.state.paused = False
+                self._mark_cancelled(job)
+                self.app.switch_mode("library")
 
         self.app.push_screen(ConfirmScreen(
             f"Stop writing {name}? What is written stays in the library, where r resumes it."),
             answered)
 
+    def _mark_cancelled(self, job: Job) -> None:
+        """Record in the journal that the user cancelled ``job`` (the library says so)."""
+        try:
+            job.update(reason=CANCELLED)
+        except (LwlocalError, OSError) as exc:
+            self.lw.show_error(exc)
+        self.lw.refresh_status()
+
+    @guarded
     def action_export(self) -> None:
         if self.lw.state.job is not None:
             self.app.push_screen(ExportScreen(self.lw.state.job))
 
+    @guarded
+    def action_open_folder(self) -> None:
+        """The job's folder in the desktop's file manager, and its path in a note."""
+        job = self.lw.state.job
+        if job is not None:
+            self.app.open_url(job.dir.as_uri())
+            self.notify(f"job folder: {job.dir}")
+
+    @guarded
     def action_review(self) -> None:
         """The job's review; a section chosen there is written again."""
         job = self.lw.state.job

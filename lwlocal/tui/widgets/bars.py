@@ -4,8 +4,8 @@ long task running) and the screen bar above the footer (the F-keys, the current 
 from __future__ import annotations
 
 from rich.console import RenderableType
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 from textual.widgets import Static
 
 from lwlocal.models.catalogue import CARDS, local_file
@@ -24,24 +24,39 @@ def downloaded(model: str) -> bool:
 
 
 class StatusBar(Static):
-    """model · target words · mode · context and RAM of the loaded model, and on the right the
-    long task running."""
+    """What the screen is about (the job on the Writing screen, else the compose form): model,
+    target words, mode, and the context and RAM of the loaded model; on the right the long
+    task running, or the job paused. The model's name gives way first when it is narrow."""
 
-    def show(self, state: TuiState) -> None:
-        parts = [f"[b]{escape(state.model)}[/b]" + ("" if downloaded(state.model)
-                                                   else " [red](not downloaded)[/]"),
-                 f"{state.target.words:,} words", state.mode]
+    def show(self, state: TuiState, mode: str) -> None:
+        job = state.job if mode == "writing" else None
+        settings = job.meta.settings if job is not None else state.settings()
+        model = str(settings.model or state.model)
+        name = Text(model, style="b")
+        if not downloaded(model):
+            name.append(" (not downloaded)", style="red")
+        figures = [f"{settings.words:,} words", settings.mode]
         session = state.session
-        if session is not None and session.settings.model == state.model and session.chat.n_ctx:
-            parts.append(f"ctx {session.chat.n_ctx:,}")
+        if session is not None and session.settings.model == model and session.chat.n_ctx:
+            figures.append(f"ctx {session.chat.n_ctx:,}")
             if session.memory_plan is not None:
-                parts.append(f"RAM {session.memory_plan.memory.ram_bytes / GIB:.2f} GiB")
+                figures.append(f"RAM {session.memory_plan.memory.ram_bytes / GIB:.1f} GiB")
+        rest, run = Text("".join(f" · {f}" for f in figures)), _run(state)
+        room = self.app.size.width - 2  # the bar's padding
+        name.truncate(max(room - rest.cell_len - run.cell_len, 1), overflow="ellipsis")
         grid = Table.grid(expand=True)
         grid.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
         grid.add_column(justify="right", no_wrap=True)
-        task = f"[yellow]● {escape(state.task.what)}[/]" if state.task else ""
-        grid.add_row(" · ".join(parts), task)
+        grid.add_row(Text.assemble(name, rest), run)
         self.update(grid)
+
+
+def _run(state: TuiState) -> Text:
+    """The long task running (or the job on screen paused), for the status bar's right."""
+    if state.task is not None:
+        what = state.job_state() if state.writing else "planning"
+        return Text(f" ● {what}", style="yellow")
+    return Text(" ‖ paused", style="yellow") if state.job_state() == "paused" else Text()
 
 
 class ScreenBar(Static):

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+from markdown_it import MarkdownIt
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Markdown
 from textual.widgets.markdown import MarkdownStream
 
 
+def text_markdown() -> MarkdownIt:
+    """Markdown without HTML: a ``<tag>`` the model writes is shown as it is, not dropped."""
+    return MarkdownIt("gfm-like", options_update={"html": False})
+
+
 class DocumentView(VerticalScroll):
-    """``show(text)`` replaces the document; ``append(text)`` streams onto its end and keeps
-    the end in view (unless the reader scrolled up)."""
+    """``show(text)`` replaces the document; ``append(text)`` streams onto its end. Once the
+    document is taller than the view, the view follows its end as it grows, until the reader
+    scrolls up (Textual's anchor); scrolling back to the end follows it again. (Anchored
+    sooner, Textual would draw a short document at the bottom of the view.)"""
 
     def compose(self) -> ComposeResult:
-        yield Markdown(id="document")
+        yield Markdown(id="document", parser_factory=text_markdown)
 
     def on_mount(self) -> None:
         self._stream: MarkdownStream | None = None
@@ -26,13 +34,17 @@ class DocumentView(VerticalScroll):
         if self._stream is not None:
             await self._stream.stop()
             self._stream = None
+        self.anchor(False)
         await self.query_one(Markdown).update(text)
-        self.scroll_end(animate=False)
+        self.scroll_home(animate=False, immediate=True)
+        self.call_after_refresh(self._follow)
 
     async def append(self, text: str) -> None:
         if self._stream is None:
             self._stream = Markdown.get_stream(self.query_one(Markdown))
-        following = self.scroll_y >= self.max_scroll_y - 1
         await self._stream.write(text)
-        if following:
-            self.scroll_end(animate=False)
+        self.call_after_refresh(self._follow)
+
+    def _follow(self) -> None:
+        if not self.is_anchored and self.max_scroll_y > 0:
+            self.anchor()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from rich.markup import escape
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Label, ProgressBar, Static
@@ -77,7 +77,8 @@ class JobDashboard(Vertical):
         total = outline.planned_words if outline else 0
         if job is not None:
             self.query_one("#job-title", Label).update(
-                f"[b]{escape(job.id)}[/b] · {view.state} · {view.words:,.0f} of {total:,} words")
+                Text.assemble((job.id, "b"),
+                              f" · {view.state} · {view.words:,.0f} of {total:,} words"))
         else:
             self.query_one("#job-title", Label).update(
                 "Starting a new job…" if view.writing else

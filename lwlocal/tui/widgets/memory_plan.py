@@ -3,7 +3,7 @@ per reason; for a model not downloaded, the command that gets it."""
 
 from __future__ import annotations
 
-from rich.markup import escape
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Label, ProgressBar, Static
@@ -37,16 +37,19 @@ class MemoryPlan(Vertical):
         for part in ("#ram-row", "#vram-row", "#plan-settings", "#plan-reasons"):
             self.query_one(part).display = plan is not None
         if plan is None:
-            title.update(escape(message))
+            title.update(Text(message))
             return
         if get_command:
-            verdict = (f"[yellow]not downloaded[/] (it would {'' if plan.fits else 'not '}fit "
-                       f"{words:,} words) · get it with: [b]{escape(get_command)}[/b]")
+            verdict = Text.assemble(
+                ("not downloaded", "yellow"),
+                f" (it would {'' if plan.fits else 'not '}fit {words:,} words) · get it with: ",
+                (get_command, "b"))
         else:
-            fits = "[green]fits[/]" if plan.fits else "[red]does not fit[/]"
-            verdict = f"{fits} {words:,} words"
+            verdict = Text.assemble(("fits", "green") if plan.fits else ("does not fit", "red"),
+                                    f" {words:,} words")
         sizes = "from the GGUF" if plan.exact else "estimated from the card"
-        title.update(f"[b]{escape(name or plan.model)}[/b]: {verdict} (sizes {sizes})")
+        title.update(Text.assemble((name or plan.model, "b"), ": ", verdict,
+                                   f" (sizes {sizes})"))
         gpu = plan.vram_budget > 0 or plan.memory.vram_bytes > 0
         self.query_one("#vram-row").display = gpu
         for name, used, budget in (("ram", plan.memory.ram_bytes, plan.ram_budget),
@@ -61,6 +64,6 @@ class MemoryPlan(Vertical):
             f"context {s.n_ctx:,} · KV {s.kv_type} · flash attention "
             f"{'on' if s.flash_attn else 'off'} · {placement} · batch {s.n_batch} · "
             f"threads {s.threads}")
-        lines = [f"• {escape(in_app_words(r))}" for r in plan.reasons]
-        lines += [f"[yellow]› {escape(in_app_words(r))}[/]" for r in plan.suggestions]
-        self.query_one("#plan-reasons", Static).update("\n".join(lines))
+        lines = [Text(f"• {in_app_words(r)}") for r in plan.reasons]
+        lines += [Text(f"› {in_app_words(r)}", style="yellow") for r in plan.suggestions]
+        self.query_one("#plan-reasons", Static).update(Text("\n").join(lines))

@@ -3,7 +3,7 @@ idle."""
 
 from __future__ import annotations
 
-from rich.markup import escape
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Button, Label, LoadingIndicator
@@ -27,7 +27,7 @@ class TaskLine(Horizontal):
         self.display = True
 
     def say(self, text: str) -> None:
-        self.query_one("#task-text", Label).update(escape(text))
+        self.query_one("#task-text", Label).update(Text(text))
 
     def stopping(self) -> None:
         self.say("stopping…")
