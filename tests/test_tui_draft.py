@@ -73,7 +73,7 @@ def test_an_error_in_a_handler_is_a_dialog_and_the_app_goes_on(tmp_path, monkeyp
 
 
 def test_a_prompt_whose_length_cannot_be_read_is_the_default_length(tmp_path):
-    """A number of words too long for a float (the length reader raises OverflowError): the
+    """A number of words too large to be a length (it overflowed the length reader once): the
     mode's default, and the app goes on without a dialog."""
     app = fake_app(tmp_path, FakeChat(), prompt="")
 

@@ -69,12 +69,8 @@ class TuiState:
 
     @property
     def target(self) -> Target:
-        """The length to write: the user's, the one the prompt asks for, or the default (also
-        for a prompt that names a number of words too large to read)."""
-        try:
-            return choose_target(self.prompt, self.words, self.mode)
-        except OverflowError:
-            return choose_target("", self.words, self.mode)
+        """The length to write: the user's, the one the prompt asks for, or the default."""
+        return choose_target(self.prompt, self.words, self.mode)
 
     def settings(self) -> JobSettings:
         target = self.target

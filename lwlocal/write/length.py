@@ -9,8 +9,8 @@ ceiling ("no more than N") a tenth below, a range at its middle.
 from __future__ import annotations
 
 import re
-from decimal import Decimal
 from dataclasses import dataclass
+from decimal import Decimal
 
 LARGEST = 10**9  # a number of words beyond this is no length ("a 10^400-word essay")
 
