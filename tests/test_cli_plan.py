@@ -108,7 +108,7 @@ def test_ngl_on_a_cpu_only_build_warns_and_plans_for_the_cpu(lw_home, fake_model
     assert data["n_gpu_layers"] == 0 and data["vram_bytes"] == 0
     assert proc.stderr.count("lwlocal: warning: --ngl 8 cannot take effect") == 1
     assert "make demo GPU=cuda" in proc.stderr and data["warnings"]
-    proc = invoke("write", "A short note on tides.", "--words", "150", "--plan-only", "--ngl",
+    proc = invoke("write", "A short note on tides.", "--words", "150", "--outline-only", "--ngl",
                   "8", check=True)
     assert proc.stderr.count("lwlocal: warning: --ngl 8 cannot take effect") == 1
 

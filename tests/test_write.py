@@ -21,19 +21,25 @@ def fake(fake_model):
     return fake_model
 
 
-def plan(*extra: str) -> dict:
-    proc = invoke("write", PROMPT, "--words", "600", "--plan-only", "--json", *extra, check=True)
+def outline_of(*extra: str) -> dict:
+    proc = invoke("write", PROMPT, "--words", "600", "--outline-only", "--json", *extra, check=True)
     return json.loads(proc.stdout)
 
 
-def test_plan_only_prints_a_parseable_outline(lw_home, fake):
-    outline = plan()
+def test_outline_only_prints_a_parseable_outline(lw_home, fake):
+    outline = outline_of()
     sections = outline["sections"]
     assert 1 <= len(sections) <= 4
     assert sum(s["words"] for s in sections) == 600
     assert all(s["title"] and s["main_point"] for s in sections)
-    assert not (lw_home / "jobs").exists()  # planning alone starts no job
+    assert not (lw_home / "jobs").exists()  # an outline alone starts no job
     assert len(fake.requests) == 1 and PROMPT in fake.requests[0][-1].content
+
+
+def test_the_old_plan_only_says_what_it_is_now(lw_home):
+    proc = invoke("write", PROMPT, "--plan-only")
+    assert proc.returncode == 2 and not (lw_home / "jobs").exists()
+    assert "--plan-only is now --outline-only" in proc.stderr.strip().splitlines()[-1]
 
 
 def test_agentwrite_job_keeps_one_growing_conversation(lw_home, tmp_path, fake):
@@ -60,7 +66,7 @@ def test_agentwrite_job_keeps_one_growing_conversation(lw_home, tmp_path, fake):
 
 
 def test_edited_outline_is_written_as_given(tmp_path):
-    outline = plan("--sections", "2")
+    outline = outline_of("--sections", "2")
     outline["sections"][0]["words"] = 50
     outline["sections"][1]["words"] = 100
     outline["words"] = 150
@@ -225,7 +231,7 @@ def test_the_length_comes_from_the_instruction_or_the_mode_default(lw_home, fake
     assert result["planned_words"] == 150 and result["words"] >= 0.8 * 150
     assert result["settings"]["words_source"] == "instruction"
     assert Job.open(result["job"], lw_home / "jobs").meta.settings.words_source == "instruction"
-    default = invoke("write", PROMPT, "--plan-only", "--json", check=True)
+    default = invoke("write", PROMPT, "--outline-only", "--json", check=True)
     assert "no length in the instruction: 2,000 words, the agentwrite default (--words sets " \
         "it)" in default.stderr
     assert json.loads(default.stdout)["words"] == 2000

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -85,19 +85,30 @@ def _run(session: Session, job: Job, outline: Outline | None, output: Path | Non
     print_result(result, output, as_json)
 
 
+def renamed(name: str) -> Callable[[click.Context, click.Parameter, bool], None]:
+    """The callback of an option that was renamed ``name``: a one-line hint, if given."""
+    def hint(context: click.Context, option: click.Parameter, given: bool) -> None:
+        if given:
+            raise click.UsageError(f"{option.opts[0]} is now {name} (\"plan\" is the memory "
+                                   "plan: `lwlocal plan`)", context)
+    return hint
+
+
 @click.command(cls=SpeculatingCommand)
 @click.argument("prompt", required=False)
 @click.option("--words", type=int, help="Target length in words.")
 @click.option("--model", "model", default=None, help="Card name or GGUF path.")
 @click.option("--mode", type=click.Choice(MODES), default="agentwrite", show_default=True)
-@click.option("--outline-only", "--plan-only", "outline_only", is_flag=True,
-              help="Print the outline and stop (--plan-only: the same).")
+@click.option("--outline-only", "outline_only", is_flag=True,
+              help="Print the outline and stop.")
+@click.option("--plan-only", is_flag=True, hidden=True, expose_value=False,
+              callback=renamed("--outline-only"))
 @click.option("--outline", "outline_file", type=click.Path(path_type=Path),
               help="Write from this outline (the JSON --outline-only --json prints).")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Save the document here.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @memory_options
-@click.option("--sections", type=int, help="Exact number of sections to plan.")
+@click.option("--sections", type=int, help="Exact number of sections in the outline.")
 @sampling_options
 @click.option("--threads", type=int, help="CPU threads (default: physical cores).")
 @speculate_option("off")
