@@ -68,22 +68,23 @@ def test_the_model_loads_and_plans_without_touching_the_terminal(tmp_path, lw_ho
         async with app.run_test(size=(80, 24), message_hook=messages) as pilot:
             before = screen_text(app)
             await pilot.press("ctrl+g")
-            await messages.wait(pilot, ComposeScreen.Planning, lambda m: m.event.stage == "plan")
+            await messages.wait(pilot, ComposeScreen.Outlining,
+                                lambda m: m.event.stage == "outline")
             for _ in range(500):  # the frame drawn with the message may come a few refreshes
-                if "● planning" in screen_text(app).split("\n", 1)[0]:  # later
+                if "● outlining" in screen_text(app).split("\n", 1)[0]:  # later
                     break
                 await pilot.pause()
             shown = screen_text(app).splitlines()  # loaded, generating, and drawn whole
             assert shown[0].startswith(" smollm2-135m · 200 words · agentwrite · ctx ")
-            assert shown[0].rstrip().endswith("● planning")
+            assert shown[0].rstrip().endswith("● outlining")
             for line in (1, 2, 3, -2):  # the form, the screen bar
                 assert shown[line] == before.splitlines()[line]
-            assert "planning the outline:" in shown[-4] and "Cancel (Esc)" in shown[-4]
+            assert "drafting the outline:" in shown[-4] and "Cancel (Esc)" in shown[-4]
             assert "esc Cancel" in shown[-1]
             await pilot.press("escape")
-            await messages.wait(pilot, ComposeScreen.Planned)
+            await messages.wait(pilot, ComposeScreen.Outlined)
             assert screen_text(app).splitlines()[1:-1] == before.splitlines()[1:-1]
-            assert "planning cancelled" in notes(app)
+            assert "outline cancelled" in notes(app)
 
     run(test)
     assert not redirected, "file descriptors 1/2 were redirected while the app drew"
@@ -144,7 +145,7 @@ def test_words_are_kept_across_screens_and_the_palette(tmp_path, messages):
             assert app.screen.query_one("#words", Input).value == "640"
             app.state.model = "smollm2-135m"
             await pilot.press("ctrl+g")
-            await messages.wait(pilot, ComposeScreen.Planned)
+            await messages.wait(pilot, ComposeScreen.Outlined)
             assert app.state.outline is not None and app.state.outline.words == 640
 
     run(test)
@@ -201,30 +202,30 @@ def test_planning_is_cancelled_by_esc_and_by_its_button(tmp_path, messages):
             for stop in ("escape", "#cancel-task"):
                 mark = messages.mark()
                 await pilot.press("ctrl+g")
-                await messages.wait(pilot, ComposeScreen.Planning, since=mark)
+                await messages.wait(pilot, ComposeScreen.Outlining, since=mark)
                 assert app.screen.query_one(TaskLine).display
                 if stop == "escape":
                     await pilot.press("escape")
                 else:
                     await pilot.click(stop)
-                await messages.wait(pilot, ComposeScreen.Planned, since=mark)
+                await messages.wait(pilot, ComposeScreen.Outlined, since=mark)
                 assert app.state.task is None and app.state.outline is None
                 assert not app.screen.query_one(TaskLine).display
-            assert notes(app).count("planning cancelled") == 2
+            assert notes(app).count("outline cancelled") == 2
 
     run(test)
 
 
-@pytest.mark.parametrize("step", ["planning", "writing"])
+@pytest.mark.parametrize("step", ["outlining", "writing"])
 def test_quitting_stops_generation_at_once(tmp_path, messages, step):
     chat = FakeChat(paced=True)
     app = fake_app(tmp_path, chat, outline=outline())
 
     async def test() -> None:
         async with app.run_test(size=(80, 24), message_hook=messages) as pilot:
-            if step == "planning":
+            if step == "outlining":
                 await pilot.press("ctrl+g")
-                await messages.wait(pilot, ComposeScreen.Planning)
+                await messages.wait(pilot, ComposeScreen.Outlining)
             else:
                 await pilot.press("f4", "ctrl+w")
                 chat.release(5)
@@ -251,7 +252,7 @@ def test_a_long_prompt_is_planned_for_or_refused_clearly(tmp_path, messages):
     async def test() -> None:
         async with app.run_test(size=(80, 24), message_hook=messages) as pilot:
             await pilot.press("ctrl+g")
-            done = await messages.wait(pilot, ComposeScreen.Planned)
+            done = await messages.wait(pilot, ComposeScreen.Outlined)
             assert done.error and "prompt" in done.error and "shorten" in done.error
             assert "--" not in done.error
             app.state.prompt = fitting
@@ -276,7 +277,7 @@ def test_prompt_evaluation_shows_progress_and_advanced_keeps_the_prompt_in_view(
         async with app.run_test(size=(80, 24), message_hook=messages) as pilot:
             await pilot.click("Collapsible CollapsibleTitle")
             await pilot.press("ctrl+g")
-            await messages.wait(pilot, ComposeScreen.Planning)
+            await messages.wait(pilot, ComposeScreen.Outlining)
             shown = screen_text(app)
             assert "reading the prompt:" in shown and "tokens" in shown
             prompt = app.screen.query_one("#prompt").region
@@ -285,7 +286,7 @@ def test_prompt_evaluation_shows_progress_and_advanced_keeps_the_prompt_in_view(
                 region = app.screen.query_one(part).region
                 assert region.height and region.bottom <= 22, part
             await pilot.press("escape")
-            await messages.wait(pilot, ComposeScreen.Planned)
+            await messages.wait(pilot, ComposeScreen.Outlined)
 
     run(test)
 
@@ -313,7 +314,7 @@ def test_speculation_is_set_in_advanced_and_refused_in_the_apps_words(tmp_path, 
             assert not sessions
             app.screen.query_one("#kv", Select).value = ""  # planned: q8_0 for speculation
             await pilot.press("ctrl+g")
-            await messages.wait(pilot, ComposeScreen.Planned)
+            await messages.wait(pilot, ComposeScreen.Outlined)
             assert [(s.speculate, s.kv_type) for s in sessions] == [("lookup", None)]
             assert sessions[0].overrides.kv_type == "q8_0"
 
@@ -583,7 +584,7 @@ def test_compose_outline_write_pause_resume_export(tmp_path, messages):
             app.screen.query_one("#words", Input).value = "120"
             app.screen.query_one("#sections", Input).value = "2"
             await pilot.press("ctrl+g")
-            await messages.wait(pilot, ComposeScreen.Planned)
+            await messages.wait(pilot, ComposeScreen.Outlined)
             assert app.current_mode == "outline"
             plan = app.state.outline
             assert plan is not None and len(plan.sections) == 2

@@ -74,7 +74,7 @@ def test_words_follows_the_prompt_after_the_model_screen_and_planning(tmp_path, 
             assert app.state.words is None
             app.state.model = "smollm2-135m"
             await pilot.press("ctrl+g")
-            await messages.wait(pilot, ComposeScreen.Planned)
+            await messages.wait(pilot, ComposeScreen.Outlined)
             await pilot.press("f3")
             app.screen.query_one("#prompt", TextArea).text = "Write 500 words on tea."
             await pilot.pause()

@@ -97,17 +97,17 @@ def test_fields_columns_keys_and_figures_fit_80x24(tmp_path):
             keys = {b.group.description if b.group else b.description
                     for _, b, enabled, _ in app.screen.active_bindings.values()
                     if b.show and enabled}
-            assert keys == {"Write", "Add", "Delete", "Undo", "Move", "Replan"}
+            assert keys == {"Write", "Add", "Delete", "Undo", "Move", "Redraft"}
             assert all(f" {k} " in footer for k in keys), footer
             await pilot.press("f6")
             assert created in screen_text(app)
             app.state.session = app.state.new_session(app.state.settings())
             app.state.session.memory_plan = SimpleNamespace(
                 memory=SimpleNamespace(ram_bytes=123.4 * GIB))
-            app.begin_task("planning the outline", "compose")
+            app.begin_task("drafting the outline", "compose")
             bar = screen_text(app).splitlines()[0]
             for figure in ("40,000 words", "agentwrite", "ctx 131,072", "RAM 123.4 GiB",
-                           "● planning"):
+                           "● outlining"):
                 assert figure in bar, bar
             app.end_task()
 

@@ -20,7 +20,7 @@ from lwlocal.util.progress import Progress as Event
 
 
 class TaskProgress:
-    """A progress display for long work: reading a prompt and planning (tokens), writing
+    """A progress display for long work: reading a prompt and drafting an outline (tokens), writing
     (section k/n, words, tokens/s), converting (tensor k/n, GiB), quantizing (tensor k/n;
     GPTQ: layer k/n), evaluating for an importance matrix or quality figures (chunk k/n,
     tokens/s), benchmark items and batch jobs (k/n); with the time elapsed and, from the rate
@@ -59,8 +59,8 @@ class TaskProgress:
             self._bar.console.print(f"lwlocal: {escape(event.message)}", soft_wrap=True)
             return
         stage = "write" if event.stage == "rewind" else event.stage  # text cut back: one bar
-        if event.stage == "plan":
-            description, total = "planning the outline", None
+        if event.stage == "outline":
+            description, total = "drafting the outline", None
             count = f"{event.done:.0f} tokens"
         elif event.stage == "prompt":
             description, total = "reading the prompt", event.total

@@ -1,6 +1,6 @@
 """What the app is working on, kept outside the widgets: the chosen model, the compose form,
 the outline being edited, the job on screen and how its run goes, the loaded model session,
-and the one long task (planning or writing) that may run at a time. The status bar, the
+and the one long task (drafting an outline, or writing) that may run at a time. The status bar, the
 Writing screen's dashboard, the library and the command palette all read the job's state
 from here, so they cannot disagree."""
 
@@ -27,7 +27,7 @@ JOB_ACTIONS = ("pause", "resume", "cancel", "export", "review", "open_folder")
 
 @dataclass
 class Task:
-    """A long step that uses the model: what it is (``planning the outline``), the screen that
+    """A long step that uses the model: what it is (``drafting the outline``), the screen that
     shows it, and the event that stops it."""
 
     what: str

@@ -47,7 +47,7 @@ def draft_outline(
 
     def on_text(piece: str) -> None:
         text_so_far.append(piece)
-        progress(Progress("plan", text=piece, done=len(text_so_far)))
+        progress(Progress("outline", text=piece, done=len(text_so_far)))
 
     def on_prefill(done: int, total: int) -> None:
         progress(Progress("prompt", done=done, total=total))

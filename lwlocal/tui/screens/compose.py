@@ -37,27 +37,27 @@ TARGET_SOURCES = {"instruction": "from prompt", "default": "default", "option": 
 
 
 def task_text(event: Progress) -> str:
-    """What a step of planning is doing, in a few words."""
+    """What a step of drafting the outline is doing, in a few words."""
     if event.stage == "prompt":
         return f"reading the prompt: {event.done:,.0f} of {event.total:,.0f} tokens"
-    return f"planning the outline: {event.done:,.0f} tokens"
+    return f"drafting the outline: {event.done:,.0f} tokens"
 
 
 class ComposeScreen(AppScreen):
     MODE = "compose"
     AUTO_FOCUS = "#prompt"
-    BINDINGS = [Binding("ctrl+g", "go", "Plan / write", priority=True),
+    BINDINGS = [Binding("ctrl+g", "go", "Outline / write", priority=True),
                 Binding("escape", "cancel", "Cancel")]
 
-    class Planning(Message):
-        """How planning goes (from the planning thread)."""
+    class Outlining(Message):
+        """How drafting the outline goes (from its thread)."""
 
         def __init__(self, event: Progress) -> None:
             super().__init__()
             self.event = event
 
-    class Planned(Message):
-        """Planning ended: with an outline, an error, or cancelled."""
+    class Outlined(Message):
+        """Outlining ended: with an outline, an error, or cancelled."""
 
         def __init__(self, outline: Outline | None, error: str | None = None) -> None:
             super().__init__()
@@ -186,7 +186,7 @@ class ComposeScreen(AppScreen):
         check_settings(state.settings())
         resolve(state.model)  # a model that is not downloaded says how to get it
 
-    # planning
+    # the outline
     @on(Button.Pressed, "#go")
     @guarded
     def action_go(self) -> None:
@@ -200,16 +200,16 @@ class ComposeScreen(AppScreen):
             state.outline = direct_outline(state.prompt, state.target.words)
             self.lw.start_writing()
             return
-        cancel = self.lw.begin_task("planning the outline", self.MODE)
+        cancel = self.lw.begin_task("drafting the outline", self.MODE)
         if cancel is None:
             return
         self.query_one("#go").disabled = True
         self.query_one(TaskLine).start("loading the model…")
         self.refresh_bindings()
-        self.plan(cancel)
+        self.draft_outline(cancel)
 
     @work(thread=True, exclusive=True, group="compose", exit_on_error=False)
-    def plan(self, cancel: threading.Event) -> None:
+    def draft_outline(self, cancel: threading.Event) -> None:
         state = self.lw.state
         run_in_background()  # the interface keeps its share of the cores
         try:
@@ -218,19 +218,19 @@ class ComposeScreen(AppScreen):
                 raise KeyboardInterrupt
             outline = session.outline(self._progress, cancel)
         except KeyboardInterrupt:
-            self.post_message(self.Planned(None))
+            self.post_message(self.Outlined(None))
         except Exception as exc:  # noqa: BLE001 - any failure ends as one line on screen
-            self.post_message(self.Planned(None, error_text(exc)))
+            self.post_message(self.Outlined(None, error_text(exc)))
         else:
-            self.post_message(self.Planned(outline))
+            self.post_message(self.Outlined(outline))
 
     def _progress(self, event: Progress) -> None:
-        """From the planning thread: hand the event to the screen."""
-        self.post_message(self.Planning(event))
+        """From the outline's thread: hand the event to the screen."""
+        self.post_message(self.Outlining(event))
 
-    @on(Planning)
+    @on(Outlining)
     @guarded
-    def _planning(self, message: Planning) -> None:
+    def _outlining(self, message: Outlining) -> None:
         if message.event.stage == "notice":  # what the outline's check changed
             self.notify(message.event.message, timeout=10)
             return
@@ -239,9 +239,9 @@ class ComposeScreen(AppScreen):
         if message.event.stage == "prompt" or message.event.done == 1:  # the model is loaded
             self.lw.refresh_status()
 
-    @on(Planned)
+    @on(Outlined)
     @guarded
-    def _planned(self, message: Planned) -> None:
+    def _outlined(self, message: Outlined) -> None:
         self.lw.end_task()
         self.query_one("#go").disabled = False
         self.query_one(TaskLine).stop()
@@ -249,14 +249,14 @@ class ComposeScreen(AppScreen):
         if message.error:
             self.notify(message.error, severity="error")
         elif message.outline is None:
-            self.notify("planning cancelled")
+            self.notify("outline cancelled")
         else:
             self.lw.state.outline = message.outline
             self.lw.keep_draft()
             self.lw.open_outline()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Esc (cancel) only while this screen's planning runs."""
+        """Esc (cancel) only while this screen drafts an outline."""
         if action == "cancel":
             task = self.lw.state.task
             return task is not None and task.mode == self.MODE

@@ -16,9 +16,9 @@ keeps what is written, and resuming goes on from there.
             F5 Writing · F6 Library · ctrl+p commands · ctrl+q quit
 [b]Model[/b]       the models, and the memory plan for the target length
 [b]Compose[/b]     ctrl+g plans the outline (direct mode: writes)
-            Esc or Cancel stops loading or planning
+            Esc or Cancel stops loading or outlining
 [b]Outline[/b]     a add · x/del delete · u undo · ctrl+↑/↓ move
-            ctrl+r plan again · ctrl+w write · Esc back to the list
+            ctrl+r draft again · ctrl+w write · Esc back to the list
 [b]Writing[/b]     p/Esc pause · r resume · c cancel · e export
 [b]Library[/b]     enter/o open · r resume · e export · d delete
 

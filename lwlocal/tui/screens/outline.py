@@ -33,7 +33,7 @@ class OutlineScreen(AppScreen):
                 Binding("u", "undo", "Undo"),
                 Binding("ctrl+up", "move(-1)", "Move up", group=MOVE),
                 Binding("ctrl+down", "move(1)", "Move down", group=MOVE),
-                Binding("ctrl+r", "regenerate", "Replan")]
+                Binding("ctrl+r", "regenerate", "Redraft")]
 
     def body(self) -> ComposeResult:
         yield Label("", id="outline-total")
@@ -157,7 +157,7 @@ class OutlineScreen(AppScreen):
 
     @guarded
     def action_regenerate(self) -> None:
-        """Plan again from the Compose screen's settings."""
+        """Draft the outline again from the Compose screen's settings."""
         self.app.switch_mode("compose")
         self.app.call_after_refresh(self._plan_again)
 

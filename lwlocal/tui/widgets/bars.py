@@ -54,7 +54,7 @@ class StatusBar(Static):
 def _run(state: TuiState) -> Text:
     """The long task running (or the job on screen paused), for the status bar's right."""
     if state.task is not None:
-        what = state.job_state() if state.writing else "planning"
+        what = state.job_state() if state.writing else "outlining"
         return Text(f" ● {what}", style="yellow")
     return Text(" ‖ paused", style="yellow") if state.job_state() == "paused" else Text()
 

@@ -118,8 +118,8 @@ class JobDashboard(Vertical):
         if event.stage == "prompt":
             return (f"{where} · reading the prompt: {event.done:,.0f} of {event.total:,.0f} "
                     "tokens")
-        if event.stage == "plan":
-            return f"planning the outline: {event.done:,.0f} tokens"
+        if event.stage == "outline":
+            return f"drafting the outline: {event.done:,.0f} tokens"
         now = time.monotonic()
         if self._words_at_start is None:
             self._words_at_start, self._started = event.done, now
