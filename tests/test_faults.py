@@ -191,6 +191,24 @@ def test_tidy_removes_wrapping_quotes_and_the_title_line():
     assert text == "Writing is a skill."
 
 
+def test_tidy_drops_lines_of_list_numbers_alone():
+    """The benchmark's bicycle guide: "1. 1." "2. 2" "3. 4" on lines of their own."""
+    text, repairs = tidy("Here is what to do:\n\n1. 1.\n2. 2\n\n1. Oil the chain weekly.\n3. 4\n"
+                         "\nDry the frame after rain.", "Winter care")
+    assert text == "Here is what to do:\n\n1. Oil the chain weekly.\n\nDry the frame after rain."
+    assert [(r.kind, r.text) for r in repairs] == [("numbers", "1. 1. / 2. 2 / 3. 4")]
+
+
+def test_list_numbers_before_a_title_are_dropped():
+    mended, changes = repair(Outline("p", 400, [Section("1. 3. Key Information Points",
+                                                        "Tyres, chain and brakes.", 400)]))
+    assert mended.sections[0].title == "Key Information Points"
+    assert changes == ["section 1: '1. 3. Key Information Points' titled 'Key Information "
+                       "Points' (its list numbers dropped)"]
+    mended, changes = repair(Outline("p", 400, [Section("1984: The Year", "Orwell.", 400)]))
+    assert mended.sections[0].title == "1984: The Year" and not changes
+
+
 BREAD = ["Baking Science: The Art of Sourdough Making and Baker's Yeast",
          "Selling Bread in Modern Times, A History of Bread Baking"]
 
@@ -215,8 +233,8 @@ def test_repair_retitles_from_the_main_point_or_merges():
     assert [s.title for s in mended.sections] == [
         "Planting and Care for Vegetables", "Overview",
         "Water, weed and feed the plants in summer"]
-    assert mended.planned_words == 800 and len(changes) == 2
-    assert "merged into section 3" in changes[1]
+    assert mended.planned_words == 800 and len(changes) == 3
+    assert "list numbers dropped" in changes[0] and "merged into section 3" in changes[2]
     assert not outline_problems([s.title for s in mended.sections],
                                 [s.main_point for s in mended.sections])
 

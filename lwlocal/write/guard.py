@@ -30,6 +30,7 @@ EARLY_WORDS = 8  # talk is looked for in the start of a sentence up to this many
 TRIES_PER_CUT = 3  # other starts tried where a fault was cut before the section ends there
 TRIES_AT_START = 8  # ... and at the section's start, where ending would leave it empty
 REPAIRS_PER_SECTION = 16  # faults a section may have repaired before it ends where it is
+_NUMBERS_ONLY = re.compile(r"^\s*(?:\d+[.)]?\s*)+$")  # a line of list numbers alone
 _CLOSED = re.compile(rf"{SENTENCE_BODY}(?:{SENTENCE_END}(?=\s|$)|[。！？]|\n+)")
 
 
@@ -151,13 +152,19 @@ class SectionGuard:
 
 
 def tidy(text: str, title: str) -> tuple[str, list[Repair]]:
-    """A finished section without the quotation marks wrapping it or its title repeated on
-    its first line, and what was removed."""
+    """A finished section without the quotation marks wrapping it, lines of list numbers
+    alone ("1. 1."), or its title repeated on its first line, and what was removed."""
     repairs = []
     body = text.strip()
     if len(body) > 1 and body[0] in QUOTES and body[-1] in QUOTES:
         repairs.append(Repair("quote", "tidied", body[:80]))
         body = body[1:-1].strip()
+    lines = body.split("\n")
+    numbers = [line for line in lines if _NUMBERS_ONLY.match(line)]
+    if numbers:  # "1. 1." "3. 4": list numbers with nothing after them
+        repairs.append(Repair("numbers", "tidied", " / ".join(numbers)))
+        body = re.sub(r"\n{3,}", "\n\n", "\n".join(
+            line for line in lines if not _NUMBERS_ONLY.match(line))).strip()
     first, _, rest = body.partition("\n")
     if rest.strip() and opens_with_title(first, title) and len(normal_words(first)) <= len(
             normal_words(title)) + 2:

@@ -19,6 +19,7 @@ from lwlocal.write.outline import (
     Section,
 )
 
+LIST_NUMBERS = re.compile(r"^\s*(?:(?:\d{1,2}|[ivx]{1,4})[.)]\s*)+", re.IGNORECASE)  # "1. 3. "
 TITLE_WORDS = 8  # a title made from a main point: its first clause, this many words at most
 _CLAUSE = re.compile(r"[^.;:\n(]+")
 _BRACKETS = re.compile(r"\[[^\]]*\]|\{[^}]*\}|<[^>]*>")
@@ -49,6 +50,12 @@ def repair(outline: Outline) -> tuple[Outline, list[str]]:
     first problem, so the lines name sections as they were numbered at that time."""
     changes: list[str] = []
     sections = list(outline.sections)
+    for i, section in enumerate(sections):
+        title = LIST_NUMBERS.sub("", section.title).strip()
+        if title and title != section.title:
+            changes.append(f"section {i + 1}: '{section.title}' titled '{title}' (its list "
+                           "numbers dropped)")
+            sections[i] = replace(section, title=title)
     for _ in range(len(outline.sections)):
         found = problems(replace(outline, sections=sections))
         if not found or len(sections) == 1 and found[0].kind == "title":
