@@ -14,7 +14,7 @@ from lwlocal.bench.items import BenchItem
 from lwlocal.cli.options import ServerOptions
 from lwlocal.dataset.filters import Filters, duplicate_instructions
 from lwlocal.dataset.ledger import DATA, REJECTED, Ledger, read_examples
-from lwlocal.openai.client import Server
+from lwlocal.openai.endpoint import Server
 from lwlocal.write import batch
 from lwlocal.write.review import review
 from lwlocal.write.settings import JobSettings

@@ -23,7 +23,8 @@ from lwlocal.convert.run import CHUNK_BYTES
 from lwlocal.families import architecture_for
 from lwlocal.memory.model_shape import shape_from_gguf
 from lwlocal.models.catalogue import CARDS
-from lwlocal.models.gguf_file import GGUFArray, GGUFFile, read_gguf
+from lwlocal.models.gguf_file import read_gguf
+from lwlocal.models.gguf_header import GGUFArray, GGUFFile
 from tests.support.peak import Measured, run_measured
 from tests.support.small_disk import small_disk as disk_of
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from gguf import GGUFReader
 
-from lwlocal.models.gguf_file import check_model, file_quant, gguf_metadata, read_gguf
+from lwlocal.models.gguf_checks import check_model
+from lwlocal.models.gguf_file import file_quant, gguf_metadata, read_gguf
 from lwlocal.util.errors import LwlocalError
 from tests.support.bounds import HANG
 from tests.support.cli import invoke, run_cli

@@ -7,6 +7,7 @@ from lwlocal.util.atomic import atomic_write
 from lwlocal.util.errors import LwlocalError
 from lwlocal.util.paths import jobs_dir
 from lwlocal.write import journal
+from lwlocal.write.job_meta import SCHEMA_VERSION
 from lwlocal.write.journal import BrokenJob, Job, list_jobs
 from lwlocal.write.settings import JobSettings
 from tests.support.cli import run_cli
@@ -91,7 +92,7 @@ def test_job_metadata_is_typed_and_versioned(tmp_path):
     job = Job.create(tmp_path, JobSettings("A guide", 300, mode="direct"), n_ctx=2048,
                      model_path="/m.gguf")
     data = json.loads((job.dir / "job.json").read_text())
-    assert data["schema"] == journal.SCHEMA_VERSION and data["n_ctx"] == 2048
+    assert data["schema"] == SCHEMA_VERSION and data["n_ctx"] == 2048
     assert data["model_path"] == "/m.gguf" and data["state"] == "new"
     again = Job.open(job.id, tmp_path).meta
     assert again == job.meta and again.settings.mode == "direct"
@@ -114,7 +115,7 @@ def test_jobs_written_before_the_schema_are_read_and_migrated(tmp_path):
     assert job.state == "interrupted" and job.meta.created == 1.5e9
     job.update(state="done")
     saved = json.loads((folder / "job.json").read_text())
-    assert saved["schema"] == journal.SCHEMA_VERSION and saved["prompt"] == "Old job"
+    assert saved["schema"] == SCHEMA_VERSION and saved["prompt"] == "Old job"
 
 
 @pytest.mark.parametrize("data,problem", [

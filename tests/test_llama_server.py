@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from lwlocal.openai.client import OpenAIChat, Server
+from lwlocal.openai.client import OpenAIChat
+from lwlocal.openai.endpoint import Server
 from lwlocal.runtime.chat import Message
 from lwlocal.runtime.engine import Sampling
 from lwlocal.util.errors import LwlocalError

@@ -7,8 +7,9 @@ import re
 
 import pytest
 
-from lwlocal.openai import client as client_module
-from lwlocal.openai.client import OpenAIChat, Server
+from lwlocal.openai.client import OpenAIChat
+from lwlocal.openai.endpoint import Server
+from lwlocal.openai.retries import RETRY_AFTER_CAP
 from lwlocal.runtime.chat import Hooks, Message
 from lwlocal.runtime.engine import Sampling
 from lwlocal.util.errors import LwlocalError, SettingError
@@ -149,7 +150,7 @@ def test_retry_after_is_waited_instead_of_the_backoff(answer, low, high):
         backend = OpenAIChat(Server(server.url, retries=2, backoff=0.01), sleep=slept.append)
         assert backend.complete(ASK, Sampling(), max_tokens=100).text == REPLY + " "
     [wait] = slept
-    cap = client_module.RETRY_AFTER_CAP
+    cap = RETRY_AFTER_CAP
     assert (cap if low is None else low) <= wait <= (cap if high is None else high)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from lwlocal.openai.client import Server
+from lwlocal.openai.endpoint import Server
 from lwlocal.runtime.engine import Sampling
 from lwlocal.util.progress import Progress
 from lwlocal.write.jobs import Session

@@ -20,7 +20,8 @@ import uvicorn
 from pydantic import BaseModel, Field
 
 from lwlocal.models.catalogue import DEFAULT_MODEL
-from lwlocal.openai.server import ModelServer, bind
+from lwlocal.openai.listen import bind
+from lwlocal.openai.server import ModelServer
 from tests.support.bounds import HANG
 from tests.support.fake_chat import FakeChat, FakeModel
 from tests.support.server import CTX

@@ -25,9 +25,11 @@ import pytest
 from click.testing import CliRunner
 from starlette.testclient import TestClient
 
-from lwlocal.openai import server as server_module
+from lwlocal.openai import middleware
+from lwlocal.openai.listen import SEND_BUFFER, bind, is_loopback
 from lwlocal.openai.protocol import MAX_JSON_DEPTH
-from lwlocal.openai.server import BACKLOG_LIMIT, SEND_BUFFER, ModelServer, bind, is_loopback
+from lwlocal.openai.server import ModelServer
+from lwlocal.openai.tcp_backlog import BACKLOG_LIMIT
 from lwlocal.runtime.chat import Message
 from lwlocal.util.errors import LwlocalError
 from tests.support.bounds import HANG
@@ -398,7 +400,7 @@ def test_an_api_key_guards_every_route_but_health(monkeypatch):
         compared.append(given)
         return constant_time(given, key)
 
-    monkeypatch.setattr(server_module.hmac, "compare_digest", compare)
+    monkeypatch.setattr(middleware.hmac, "compare_digest", compare)
     app = client(FakeChat(), api_key="s3cret")
     assert app.get("/health").status_code == 200
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"},

@@ -15,7 +15,7 @@ from typing import Any
 from lwlocal.bench.items import RANGES, BenchItem
 from lwlocal.bench.judge import Judge, quality_score
 from lwlocal.bench.scoring import length_score, output_length
-from lwlocal.openai.client import Server
+from lwlocal.openai.endpoint import Server
 from lwlocal.runtime.engine import Sampling
 from lwlocal.util.atomic import append_line
 from lwlocal.util.destination import write_error

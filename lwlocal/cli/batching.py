@@ -16,7 +16,7 @@ from lwlocal.bench.items import BenchItem, load_items
 from lwlocal.cli.options import ServerOptions, backend_settings, grouped
 from lwlocal.cli.progress import TaskProgress
 from lwlocal.cli.render import err
-from lwlocal.openai.client import Server
+from lwlocal.openai.endpoint import Server
 from lwlocal.runtime.engine import Sampling
 from lwlocal.util.destination import check_output_folder
 from lwlocal.util.interrupt import exit_status

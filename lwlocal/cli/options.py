@@ -11,7 +11,8 @@ from typing import Any
 
 import click
 
-from lwlocal.openai.client import Retry, Server
+from lwlocal.openai.endpoint import Server
+from lwlocal.openai.retries import Retry
 from lwlocal.runtime.engine import Sampling
 from lwlocal.runtime.kv_cache import KV_CACHE_TYPES
 from lwlocal.runtime.speculate import QUANTIZED_KV, SPECULATE_MODES

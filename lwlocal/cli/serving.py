@@ -57,7 +57,8 @@ def serve(model: str | None, host: str, port: int, words: int, mode: str, name: 
     API with the planner's settings, so several writers and other tools share one model."""
     import uvicorn
 
-    from lwlocal.openai.server import ModelServer, bind, is_loopback, log_config
+    from lwlocal.openai.listen import bind, is_loopback, log_config
+    from lwlocal.openai.server import ModelServer
 
     if api_key is not None and not api_key.strip():
         raise LwlocalError("--api-key is empty")

@@ -14,7 +14,7 @@ from typing import Any
 from lwlocal.bench.scoring import output_length
 from lwlocal.dataset.filters import Filters, duplicate_instructions
 from lwlocal.dataset.ledger import Ledger
-from lwlocal.openai.client import Server
+from lwlocal.openai.endpoint import Server
 from lwlocal.util.destination import write_error
 from lwlocal.util.progress import ProgressCallback, ignore
 from lwlocal.write.batch import JOBS, BatchItem, BatchJob, run_batch

@@ -9,7 +9,8 @@ from pathlib import Path
 from lwlocal.families import cards
 from lwlocal.families.base import ModelCard
 from lwlocal.families.prompt_format import PromptFormat, format_from_template
-from lwlocal.models.gguf_file import check_model, gguf_metadata
+from lwlocal.models.gguf_checks import check_model
+from lwlocal.models.gguf_file import gguf_metadata
 from lwlocal.util.errors import LwlocalError
 from lwlocal.util.paths import models_dir
 

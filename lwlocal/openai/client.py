@@ -14,122 +14,31 @@ the request (a prompt over its context, an unknown model) fails at once: it woul
 
 from __future__ import annotations
 
-import datetime
-import json
-import os
 import random
-import re
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+from lwlocal.openai.endpoint import Server
+from lwlocal.openai.retries import (
+    BACKOFF_CAP,
+    RETRY_AFTER_CAP,
+    Retry,
+    Retryable,
+    check_status,
+    transport_problem,
+)
+from lwlocal.openai.stream_events import read_events
 from lwlocal.runtime.chat import NO_HOOKS, Hooks, Message, check_turns
 from lwlocal.runtime.engine import Generation, Sampling, Stats
 from lwlocal.util.errors import LwlocalError, SettingError
 
-RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
-BACKOFF_CAP = 30.0  # seconds: the longest wait between two tries
-RETRY_AFTER_CAP = 120.0  # seconds: the longest wait a server's Retry-After gets
-# What a server sends inside a stream when the request itself is at fault, so that sending it
-# again would fail again: error types (OpenAI and llama-server's snake_case names, vLLM's
-# exception names), codes (HTTP statuses, or OpenAI's words) and, for servers that call it a
-# server error, the message (llama-server: "context shift is disabled" once a reply reaches the
-# end of the context).
-REQUEST_ERROR_TYPES = frozenset({
-    "invalid_request_error", "exceed_context_size_error", "not_found_error",
-    "authentication_error", "permission_error", "not_supported_error",  # OpenAI, llama-server
-    "BadRequestError", "NotFoundError", "NotImplementedError",  # vLLM
-})
-REQUEST_ERROR_CODES = frozenset({"400", "401", "403", "404", "413", "422", "501",
-                                 "context_length_exceeded", "model_not_found",
-                                 "invalid_api_key"})
-REQUEST_ERROR_MESSAGE = re.compile(r"context (length|size|window)|context shift is disabled",
-                                   re.IGNORECASE)
 BYTES_PER_TOKEN = 3  # for estimating a conversation's tokens: fewer than any tokenizer averages
 TOKENS_PER_MESSAGE = 8  # the chat template's markers around each turn, estimated
 FINISH_REASONS = {"stop": "eog", "length": "length"}
-API_KEY_VARIABLES = ("LWLOCAL_API_KEY", "OPENAI_API_KEY")
-
-
-@dataclass(frozen=True)
-class Server:
-    """Where and how to reach a server.
-
-    ``model`` is the server's name for the model (None: the first it lists); ``n_ctx`` its
-    context size (None: as the server reports it in ``max_model_len``, else unknown).
-    ``timeout`` is the seconds to wait for the next byte; ``retries`` the tries after the first,
-    ``backoff`` the first wait in seconds, doubled after each failure (up to 30 s) and jittered.
-    ``slot`` is the server slot this client keeps to (llama-server's ``id_slot``), so that a
-    job's turns find its prefix in that slot's KV cache whatever other clients send; it is used
-    when the server reports at least that many slots, and ignored by other servers.
-    ``on_retry`` hears of each failed try that will be made again (the command line prints it).
-    """
-
-    base_url: str
-    api_key: str | None = None
-    model: str | None = None
-    n_ctx: int | None = None
-    timeout: float = 600.0
-    retries: int = 6
-    backoff: float = 1.0
-    slot: int | None = None
-    on_retry: Callable[[Retry], None] | None = field(default=None, compare=False, repr=False)
-
-    @property
-    def url(self) -> str:
-        """The API root, ``/v1`` added when the URL names no path."""
-        url = self.base_url.rstrip("/")
-        return url if httpx.URL(url).path not in ("", "/") else f"{url}/v1"
-
-    @property
-    def root(self) -> str:
-        """The server's own root, where llama-server answers ``/props`` and ``/slots``."""
-        url = self.url
-        return url[: -len("/v1")] if url.endswith("/v1") else url
-
-    def check(self) -> None:
-        """Refuse an address that is not http(s)://host, in one line."""
-        try:
-            parsed = httpx.URL(self.base_url)
-        except httpx.InvalidURL as exc:
-            raise SettingError(f"{{base_url}} {self.base_url}: not a URL ({exc})") from exc
-        if parsed.scheme not in ("http", "https") or not parsed.host:
-            raise SettingError(f"{{base_url}} {self.base_url}: give http(s)://host:port/v1")
-
-    def key(self) -> str | None:
-        """The API key given, or from $LWLOCAL_API_KEY / $OPENAI_API_KEY (never stored)."""
-        return self.api_key or next(
-            (os.environ[v] for v in API_KEY_VARIABLES if os.environ.get(v)), None)
-
-
-class Retryable(Exception):
-    """A failure worth another try (the server may be restarting or overloaded); ``wait`` is
-    the seconds the server asked to wait (``Retry-After``), if it did."""
-
-    def __init__(self, problem: str, wait: float | None = None) -> None:
-        super().__init__(problem)
-        self.wait = wait
-
-
-@dataclass(frozen=True)
-class Retry:
-    """A failed try that will be made again: the one place its report is worded."""
-
-    url: str
-    attempt: int  # the try that failed, from 1
-    tries: int  # all the tries there will be
-    problem: str
-    wait: float  # seconds until the next
-    asked: bool  # the wait is the server's Retry-After
-
-    def __str__(self) -> str:
-        why = ", as the server asked (Retry-After)" if self.asked else ""
-        return (f"{self.url}: try {self.attempt} of {self.tries} failed ({self.problem}); "
-                f"trying again in {self.wait:.1f} s{why}")
 
 
 @dataclass
@@ -224,8 +133,8 @@ class OpenAIChat:
         except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
             raise LwlocalError(f"{self.server.url}: not an http(s) address ({exc})") from exc
         except httpx.TransportError as exc:
-            raise Retryable(_transport_problem(exc)) from exc
-        _check_status(response, self.server.url)
+            raise Retryable(transport_problem(exc)) from exc
+        check_status(response, self.server.url)
         try:
             return list(response.json().get("data") or [])
         except (ValueError, AttributeError) as exc:
@@ -297,8 +206,8 @@ class OpenAIChat:
             with self._client.stream("POST", "chat/completions", json=body) as response:
                 if response.status_code >= 400:
                     response.read()
-                _check_status(response, self.server.url)
-                for chunk in _events(response, self.server.url):
+                check_status(response, self.server.url)
+                for chunk in read_events(response, self.server.url):
                     if chunk is None:  # [DONE]
                         finished = True
                         break
@@ -322,7 +231,7 @@ class OpenAIChat:
                     if reply.stop in ("stopped", "cancelled"):
                         return reply  # closing the stream tells the server to stop
         except httpx.TransportError as exc:
-            raise Retryable(_transport_problem(exc)) from exc
+            raise Retryable(transport_problem(exc)) from exc
         if not finished and reply.stop is None:
             raise Retryable("the stream ended before the reply did (truncated)")
         return reply
@@ -356,81 +265,3 @@ def _usage_from_timings(timings: dict[str, Any] | None) -> dict[str, Any] | None
     return {"prompt_tokens": cached + int(timings["prompt_n"]),
             "prompt_tokens_details": {"cached_tokens": cached},
             "completion_tokens": int(timings.get("predicted_n") or 0)}
-
-
-def _events(response: httpx.Response, url: str) -> Iterator[dict[str, Any] | None]:
-    """The JSON objects of a server-sent event stream; None for ``[DONE]``. An error event is
-    retried if the server failed on its side, an error at once if it refused the request."""
-    for line in response.iter_lines():
-        if not line.startswith("data:"):
-            continue
-        data = line[5:].strip()
-        if data == "[DONE]":
-            yield None
-            return
-        try:
-            chunk = json.loads(data)
-        except json.JSONDecodeError as exc:
-            raise Retryable(f"malformed JSON in the stream: {data[:80]!r}") from exc
-        if not isinstance(chunk, dict):
-            raise Retryable(f"malformed chunk in the stream: {data[:80]!r}")
-        if "error" in chunk:
-            if _request_at_fault(chunk["error"]):
-                raise LwlocalError(f"{url}: the server refused the request mid-stream: "
-                                   f"{_message(chunk)} (not retried: it would fail again)")
-            raise Retryable(f"the server reported an error mid-stream: {_message(chunk)}")
-        yield chunk
-
-
-def _request_at_fault(error: Any) -> bool:
-    """Whether an error a server sent mid-stream blames the request (see
-    ``REQUEST_ERROR_TYPES``), so that it would recur."""
-    if not isinstance(error, dict):
-        return bool(REQUEST_ERROR_MESSAGE.search(str(error)))
-    return (str(error.get("type")) in REQUEST_ERROR_TYPES
-            or str(error.get("code")) in REQUEST_ERROR_CODES
-            or bool(REQUEST_ERROR_MESSAGE.search(str(error.get("message")))))
-
-
-def _message(payload: Any) -> str:
-    error = payload.get("error") if isinstance(payload, dict) else None
-    if isinstance(error, dict):
-        return str(error.get("message") or error)
-    return str(error or payload)[:200]
-
-
-def _check_status(response: httpx.Response, url: str) -> None:
-    """Retry on the statuses a busy or restarting server answers; fail on the rest."""
-    code = response.status_code
-    if code < 400:
-        return
-    try:
-        detail = _message(response.json())
-    except ValueError:
-        detail = response.text[:200]
-    if code in RETRY_STATUS:
-        raise Retryable(f"HTTP {code}: {detail}", _retry_after(response.headers.get("retry-after")))
-    raise LwlocalError(f"{url}: HTTP {code}: {detail}")
-
-
-def _retry_after(value: str | None) -> float | None:
-    """The seconds a ``Retry-After`` header asks for (a number of seconds or an HTTP date);
-    None without one that can be read."""
-    value = (value or "").strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:  # an HTTP date is GMT
-            when = when.replace(tzinfo=datetime.timezone.utc)
-        seconds = when.timestamp() - time.time()
-    return max(0.0, seconds) if seconds == seconds else None  # NaN: unreadable
-
-
-def _transport_problem(exc: httpx.TransportError) -> str:
-    if isinstance(exc, httpx.TimeoutException):
-        return f"no answer in time ({type(exc).__name__})"
-    return f"connection failed ({type(exc).__name__}: {exc})"

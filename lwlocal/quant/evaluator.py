@@ -11,7 +11,7 @@ from types import TracebackType
 import llama_cpp
 import numpy as np
 
-from lwlocal.models.gguf_file import check_vocabulary
+from lwlocal.models.gguf_checks import check_vocabulary
 from lwlocal.util.cpu import check_threads, physical_cores
 from lwlocal.util.errors import LwlocalError, SettingError
 from lwlocal.util.interrupt import held

@@ -10,7 +10,8 @@ from pathlib import Path
 import gguf
 import numpy as np
 
-from lwlocal.models.gguf_file import GGUFArray, read_gguf
+from lwlocal.models.gguf_file import read_gguf
+from lwlocal.models.gguf_header import GGUFArray
 from lwlocal.util.destination import replacing
 from lwlocal.util.errors import LwlocalError
 

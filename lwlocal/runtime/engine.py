@@ -15,7 +15,7 @@ from typing import Any
 import llama_cpp
 import llama_cpp._logger
 
-from lwlocal.models.gguf_file import check_vocabulary
+from lwlocal.models.gguf_checks import check_vocabulary
 from lwlocal.runtime.draft_model import DraftModel
 from lwlocal.runtime.grammar import json_grammar
 from lwlocal.runtime.llama_context import load_llama, reusable_prefix

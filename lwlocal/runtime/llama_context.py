@@ -8,7 +8,7 @@ from pathlib import Path
 
 import llama_cpp
 
-from lwlocal.models.gguf_file import check_vocabulary
+from lwlocal.models.gguf_checks import check_vocabulary
 from lwlocal.runtime.kv_cache import ggml_type
 from lwlocal.runtime.llama_log import loading, log_path
 from lwlocal.util.cpu import check_threads, physical_cores

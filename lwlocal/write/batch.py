@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from lwlocal.openai.client import Server
+from lwlocal.openai.endpoint import Server
 from lwlocal.util.atomic import atomic_write
 from lwlocal.util.errors import LwlocalError, SettingError
 from lwlocal.util.progress import Progress, ProgressCallback, ignore

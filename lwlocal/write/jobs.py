@@ -16,7 +16,8 @@ from lwlocal.memory.hardware import Machine, detect
 from lwlocal.memory.model_shape import ModelShape, shape_from_card, shape_from_gguf
 from lwlocal.memory.planner import Plan, plan
 from lwlocal.models.catalogue import CARDS, ResolvedModel, local_file, resolve
-from lwlocal.openai.client import OpenAIChat, Server
+from lwlocal.openai.client import OpenAIChat
+from lwlocal.openai.endpoint import Server
 from lwlocal.runtime.chat import ChatBackend, LocalChat
 from lwlocal.runtime.engine import Engine, check_sampling
 from lwlocal.runtime.speculate import check_speculate

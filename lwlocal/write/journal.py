@@ -13,10 +13,9 @@ import json
 import os
 import re
 import shutil
-import stat
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -26,6 +25,8 @@ from filelock import FileLock, Timeout
 from lwlocal.util.atomic import atomic_write
 from lwlocal.util.destination import write_error
 from lwlocal.util.errors import LwlocalError
+from lwlocal.write.job_files import NO_FOLLOW, check_in_root, check_own_folder, find_job, read_own
+from lwlocal.write.job_meta import JobMeta
 from lwlocal.write.outline import Outline, parse_outline
 from lwlocal.write.settings import JobSettings
 from lwlocal.write.words import count_words
@@ -34,69 +35,13 @@ META = "job.json"
 OUTLINE = "outline.json"
 DOCUMENT = "document.md"
 LOCK = "writer.lock"
-# job.json's layout: 1 added "schema" (files without it, 0, have the same fields); 2 added DRY to
-# the sampling settings, so a job of an earlier layout reads as written without it.
-SCHEMA_VERSION = 2
-STATES = ("new", "planned", "writing", "interrupted", "done")
 NAME_TRIES = 1000  # job folders named alike: NAME, NAME-1, ... NAME-999
 ROOM_FILE, ROOM = "room", 64 * 1024  # set aside while writing: job.json's last word on a full disk
-MAX_TIME = 2.0**37  # seconds since 1970 (the year 6325): a date any front end can show
-NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 def _slug(text: str) -> str:
     words = re.findall(r"[a-z0-9]+", text.lower())[:5]
     return "-".join(words) or "job"
-
-
-@dataclass
-class JobMeta:
-    """A job's ``job.json``: its settings, the model file it runs on (local backend), how far it
-    got (``state``, the writing process's ``pid``, and the ``reason`` an error stopped it for)
-    and, once done, its ``result``."""
-
-    settings: JobSettings
-    created: float = 0.0
-    state: str = "new"
-    pid: int | None = None
-    model_path: str | None = None
-    result: dict[str, Any] | None = None
-    reason: str | None = None  # why an interrupted job stopped, when an error stopped it
-
-    def to_dict(self) -> dict[str, Any]:
-        extra = {k: getattr(self, k) for k in ("created", "state", "pid", "model_path", "result",
-                                               "reason")}
-        return {"schema": SCHEMA_VERSION, **asdict(self.settings), **extra}
-
-    @classmethod
-    def from_dict(cls, data: Any, source: Path) -> JobMeta:
-        """Read (and migrate) a ``job.json``; one line naming the file for what cannot be."""
-        if not isinstance(data, dict):
-            raise LwlocalError(f"{source}: not a job's metadata (a JSON object)")
-        version = data.get("schema", 0)
-        if not isinstance(version, int) or version > SCHEMA_VERSION:
-            raise LwlocalError(f"{source}: schema {version} is from a newer lwlocal (this one "
-                               f"reads up to {SCHEMA_VERSION})")
-        sampling = data.get("sampling")
-        if version < 2 and isinstance(sampling, dict):  # written without DRY: resumed so
-            data = {**data, "sampling": {"dry_multiplier": 0.0, **sampling}}
-        try:
-            settings = JobSettings.from_dict(data)
-        except TypeError as exc:
-            raise LwlocalError(f"{source}: unreadable job settings ({exc})") from exc
-        state, pid = data.get("state", "new"), data.get("pid")
-        if state not in STATES or not (pid is None or isinstance(pid, int)):
-            raise LwlocalError(f"{source}: state {str(state)[:40]!r} / pid {str(pid)[:40]!r} "
-                               "not understood")
-        created, model_path = data.get("created") or 0.0, data.get("model_path")
-        if not (isinstance(created, (int, float)) and 0 <= created <= MAX_TIME):
-            raise LwlocalError(f"{source}: created {str(created)[:40]} is not a time")
-        if not (model_path is None or isinstance(model_path, str)):
-            raise LwlocalError(f"{source}: model_path {str(model_path)[:40]!r} is not a path")
-        result, reason = data.get("result"), data.get("reason")
-        return cls(settings, float(created), state, pid, model_path,
-                   result if isinstance(result, dict) else None,
-                   str(reason)[:500] if reason is not None else None)
 
 
 @dataclass
@@ -380,51 +325,3 @@ def list_jobs(root: Path) -> Iterator[Job | BrokenJob]:
             yield BrokenJob(folder, str(exc))
         else:
             yield job
-
-
-def find_job(ref: str, root: Path) -> Path:
-    """The folder ``ref`` names: a path (with a separator) as it is, else the job of that id,
-    or the one job whose id begins with it, in ``root``."""
-    if os.sep in ref or (os.altsep and os.altsep in ref) or ref in (".", "..", "~"):
-        return Path(ref).expanduser()
-    names = sorted(p.name for p in root.iterdir()) if root.is_dir() else []
-    matches = [ref] if ref in names else [n for n in names if ref and n.startswith(ref)]
-    if len(matches) != 1:
-        why = "no such job" if not matches else "several jobs match"
-        raise LwlocalError(f"{ref}: {why} in {root}")
-    return root / matches[0]
-
-
-def check_in_root(folder: Path, root: Path) -> None:
-    """Refuse a job folder that is not a folder of ``root`` once links are followed."""
-    real = folder.resolve()
-    if real.parent != root.resolve():
-        raise LwlocalError(f"{folder}: not a job of {root} (jobs are read from there only)")
-    if not real.is_dir():
-        raise LwlocalError(f"{folder}: not a job (not a folder)")
-
-
-def check_own_folder(path: Path, job: Path) -> None:
-    """Refuse a job file whose folder (the job's, or its sections/) is a link."""
-    if path.parent != job and path.parent.is_symlink():
-        raise LwlocalError(f"{path.parent}: a link; a job's files lie in its own folder")
-
-
-def read_own(path: Path, job: Path) -> str | None:
-    """The text of the job file ``path`` (None if there is none), refused in one line unless it
-    is a regular file in the job's own folders (not a link) holding UTF-8 text."""
-    check_own_folder(path, job)
-    try:
-        mode = path.lstat().st_mode
-        if not stat.S_ISREG(mode):
-            what = "a link" if stat.S_ISLNK(mode) else "not a regular file"
-            raise LwlocalError(f"{path}: {what}; a job reads only its own files")
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise LwlocalError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise LwlocalError(f"{path}: not UTF-8 text (byte {exc.start})") from None

@@ -51,11 +51,11 @@ def repair(outline: Outline) -> tuple[Outline, list[str]]:
     changes: list[str] = []
     sections = list(outline.sections)
     for i, section in enumerate(sections):
-        title = LIST_NUMBERS.sub("", section.title).strip()
-        if title and title != section.title:
-            changes.append(f"section {i + 1}: '{section.title}' titled '{title}' (its list "
+        bare = LIST_NUMBERS.sub("", section.title).strip()
+        if bare and bare != section.title:
+            changes.append(f"section {i + 1}: '{section.title}' titled '{bare}' (its list "
                            "numbers dropped)")
-            sections[i] = replace(section, title=title)
+            sections[i] = replace(section, title=bare)
     for _ in range(len(outline.sections)):
         found = problems(replace(outline, sections=sections))
         if not found or len(sections) == 1 and found[0].kind == "title":
