@@ -30,7 +30,7 @@ def make_job(home, name=LONG_ID) -> Job:
                      name=name)
     job.save_outline(Outline("Write about tea.", 200, [Section("Leaves", "Kinds", 100),
                                                        Section("Water", "Heat", 100)]))
-    job.update(state="planned")
+    job.update(state="outlined")
     return job
 
 

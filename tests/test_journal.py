@@ -118,6 +118,23 @@ def test_jobs_written_before_the_schema_are_read_and_migrated(tmp_path):
     assert saved["schema"] == SCHEMA_VERSION and saved["prompt"] == "Old job"
 
 
+def test_a_planned_job_of_layout_2_reads_as_outlined(tmp_path):
+    """Layout 3 calls a job with its outline and nothing written "outlined"; layout 2 said
+    "planned" (the plan is the memory plan)."""
+    folder = tmp_path / "20261201-090000-outlined"
+    (folder / "sections").mkdir(parents=True)
+    (folder / "job.json").write_text(json.dumps(
+        {"schema": 2, "prompt": "p", "words": 300, "state": "planned", "sampling": {}}))
+    job = Job.open(folder.name, tmp_path)
+    assert job.state == "outlined"
+    job.update(pid=None)
+    saved = json.loads((folder / "job.json").read_text())
+    assert (saved["schema"], saved["state"]) == (SCHEMA_VERSION, "outlined")
+    (folder / "job.json").write_text(json.dumps({**saved, "state": "planned"}))
+    with pytest.raises(LwlocalError, match="state 'planned'"):  # not a state of layout 3
+        Job.open(folder.name, tmp_path)
+
+
 @pytest.mark.parametrize("data,problem", [
     ({"schema": 99, "prompt": "p", "words": 1}, "schema 99 is from a newer lwlocal"),
     ([1, 2], "not a job's metadata"),

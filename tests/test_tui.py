@@ -653,15 +653,15 @@ def test_the_review_shows_each_section_and_writes_one_again(tmp_path, messages):
     run(test)
 
 
-def planned_job_app(tmp_path: Path, chat: Any, section: Section) -> tuple[LwlocalApp, Job]:
-    """The app over ``chat`` (any chat backend) with a planned one-section job in its
+def outlined_job_app(tmp_path: Path, chat: Any, section: Section) -> tuple[LwlocalApp, Job]:
+    """The app over ``chat`` (any chat backend) with an outlined one-section job in its
     library."""
     app = LwlocalApp(TuiState(jobs_root=tmp_path / "jobs", prompt=PROMPT, machine=MACHINE,
                               new_session=lambda settings: FakeSession(settings, chat)))
     job = Job.create(tmp_path / "jobs", JobSettings(PROMPT, section.words, model="x"),
-                     name="planned")
+                     name="outlined")
     job.save_outline(Outline(PROMPT, section.words, [section]))
-    job.update(state="planned")
+    job.update(state="outlined")
     return app, job
 
 
@@ -675,7 +675,7 @@ def test_text_the_writer_cuts_back_leaves_the_screen(tmp_path, messages):
     chat = ScriptedLocalChat([soil + "In this section I will cover the soil. More here.",
                               " Clay holds water for weeks and sand lets it go in hours."],
                              hold=threading.Event())
-    app, job = planned_job_app(tmp_path, chat, Section("Soil", "What soil needs.", 30))
+    app, job = outlined_job_app(tmp_path, chat, Section("Soil", "What soil needs.", 30))
 
     async def test() -> None:
         async with app.run_test(size=(120, 40), message_hook=messages) as pilot:
@@ -702,7 +702,7 @@ def test_a_job_done_short_of_its_plan_says_so(tmp_path, messages):
     from tests.support.scripted_chat import ScriptedChat
 
     chat = ScriptedChat(["Tea is good.", "Water matters."])  # a server's model, always short
-    app, job = planned_job_app(tmp_path, chat, Section("Leaves", "Which leaves.", 60))
+    app, job = outlined_job_app(tmp_path, chat, Section("Leaves", "Which leaves.", 60))
 
     async def test() -> None:
         async with app.run_test(size=(120, 40), message_hook=messages) as pilot:

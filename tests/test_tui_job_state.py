@@ -51,7 +51,7 @@ async def palette(pilot: Pilot[None], title: str) -> None:
 def saved_job(root: Any, name: str, words: int) -> Job:
     job = Job.create(root, JobSettings(PROMPT, words, model="smollm2-135m"), name=name)
     job.save_outline(outline(words, 1))
-    job.update(state="planned")
+    job.update(state="outlined")
     return job
 
 
@@ -128,7 +128,7 @@ def test_another_job_opened_after_a_pause_is_not_shown_paused(tmp_path, messages
             assert "· paused ·" in job_title(app) and "‖ paused" in status(app)
             await pilot.press("f6", "down", "o")
             assert app.state.job is not None and app.state.job.dir == other.dir
-            assert job_title(app).startswith("a-other · planned")
+            assert job_title(app).startswith("a-other · outlined")
             assert "paused" not in status(app) and "120 words" in status(app)
             mark = messages.mark()
             await pilot.press("r")

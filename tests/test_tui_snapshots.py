@@ -61,7 +61,7 @@ def make_job(root: Path, name: str, created: float, state: str, sections: int,
 def state(tmp_path) -> TuiState:
     root = tmp_path / "jobs"
     make_job(root, "20261101-090000-green-tea", 1_793_523_600, "interrupted", 2, PARTIAL)
-    make_job(root, "20261102-100000-green-tea", 1_793_613_600, "planned", 0)
+    make_job(root, "20261102-100000-green-tea", 1_793_613_600, "outlined", 0)
     make_job(root, "20261103-110000-green-tea", 1_793_703_600, "done", 4)
     return TuiState(prompt=OUTLINE.prompt, words=1200, outline=OUTLINE, jobs_root=root,
                     machine=MACHINE)

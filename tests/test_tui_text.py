@@ -76,7 +76,7 @@ def test_brackets_the_model_writes_are_shown(tmp_path, messages):
                               new_session=lambda s: FakeSession(s, ScriptedChat([reply]))))
     job = Job.create(tmp_path / "jobs", JobSettings(PROMPT, 12, model=MODEL), name="odd")
     job.save_outline(Outline(PROMPT, 12, [Section(f"1. Step 1: [Section 1] {ODD}", "x", 12)]))
-    job.update(state="planned")
+    job.update(state="outlined")
 
     async def test() -> None:
         async with app.run_test(size=(120, 40), message_hook=messages) as pilot:

@@ -11,9 +11,10 @@ from lwlocal.util.errors import LwlocalError
 from lwlocal.write.settings import JobSettings
 
 # job.json's layout: 1 added "schema" (files without it, 0, have the same fields); 2 added DRY to
-# the sampling settings, so a job of an earlier layout reads as written without it.
-SCHEMA_VERSION = 2
-STATES = ("new", "planned", "writing", "interrupted", "done")
+# the sampling settings, so a job of an earlier layout reads as written without it; 3 calls a
+# job with its outline and nothing written "outlined" (earlier: "planned").
+SCHEMA_VERSION = 3
+STATES = ("new", "outlined", "writing", "interrupted", "done")
 MAX_TIME = 2.0**37  # seconds since 1970 (the year 6325): a date any front end can show
 
 
@@ -53,6 +54,8 @@ class JobMeta:
         except TypeError as exc:
             raise LwlocalError(f"{source}: unreadable job settings ({exc})") from exc
         state, pid = data.get("state", "new"), data.get("pid")
+        if version < 3 and state == "planned":
+            state = "outlined"
         if state not in STATES or not (pid is None or isinstance(pid, int)):
             raise LwlocalError(f"{source}: state {str(state)[:40]!r} / pid {str(pid)[:40]!r} "
                                "not understood")

@@ -284,7 +284,7 @@ class Session:
             check_rewrite(rewrite, len(outline.sections))
             if job.outline() is None:
                 job.save_outline(outline)
-                job.update(state="planned")
+                job.update(state="outlined")
             if rewrite or len(job.finished()) < len(outline.sections):  # where the rest is written
                 job.update(**self.placement())
             writer = Writer(self.chat, job, outline, self.settings.sampling,

@@ -157,7 +157,7 @@ class WritingScreen(AppScreen):
                 session = state.load_session(replace(state.settings(), words=outline.words))
                 job = session.new_job(state.jobs_root)
                 job.save_outline(outline)
-                job.update(state="planned")
+                job.update(state="outlined")
                 self.post_message(self.Started(job))
             else:
                 session = state.load_session(job.meta.settings)

@@ -111,7 +111,7 @@ class JobDashboard(Vertical):
             if view.current:
                 return (f"{'paused' if view.state == 'paused' else 'stopped'} part-way through "
                         f"section {view.current}: r goes on from there")
-            return "r writes it" if job.state in ("new", "planned") else "r writes on"
+            return "r writes it" if job.state in ("new", "outlined") else "r writes on"
         if event is None:
             return "loading the model…"
         where = f"section {event.step}/{event.steps}"
