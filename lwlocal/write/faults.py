@@ -35,11 +35,13 @@ _LEAD = re.compile(rf"^[\s{QUOTES}*_#>\-–—•·]+")
 _WORDS = re.compile(r"[\w\u3400-\u9fff]+", re.UNICODE)
 _CJK_CHAR = re.compile(r"[\u3400-\u9fff]")
 # a sentence ends at . ! ? (and their Chinese forms) with what closes it, or at a line break;
-# not at the full stop of an initial or a title ("A.C. Clarke", "e.g.", "Dr.")
+# not at the full stop of an initial or a title ("A.C. Clarke", "e.g.", "Dr."), nor inside a
+# number or a word ("3.5", "example.com")
 _SHORT = ("[A-Za-z]", "Mr", "Mrs", "Ms", "Dr", "St", "Prof")
 _INNER_DOT = "(?:" + "|".join(rf"(?<=\b{a})" for a in _SHORT) + r")\."
 _END_DOT = "".join(rf"(?<!\b{a})" for a in _SHORT) + r"\."
-SENTENCE_BODY = rf"(?:[^.!?。！？\n]|{_INNER_DOT})*"
+# marks of an end followed by a letter or digit ("3.5", "e.g", "piece.:" is an end) end nothing
+SENTENCE_BODY = rf"(?:[^.!?。！？\n]|{_INNER_DOT}|[.!?…]+(?=[\"'”’)\]」』]*[^\W_]))*"
 SENTENCE_END = rf"(?:{_END_DOT}|[!?。！？…])[.!?。！？…]*[\"'”’)\]」』]*"
 _SENTENCE = re.compile(rf"{SENTENCE_BODY}(?:{SENTENCE_END}|\n+|$)")
 

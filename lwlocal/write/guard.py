@@ -31,7 +31,8 @@ TRIES_PER_CUT = 3  # other starts tried where a fault was cut before the section
 TRIES_AT_START = 8  # ... and at the section's start, where ending would leave it empty
 REPAIRS_PER_SECTION = 16  # faults a section may have repaired before it ends where it is
 _NUMBERS_ONLY = re.compile(r"^\s*(?:\d+[.)]?\s*)+$")  # a line of list numbers alone
-_CLOSED = re.compile(rf"{SENTENCE_BODY}(?:{SENTENCE_END}(?=\s|$)|[。！？]|\n+)")
+# a sentence is closed once what follows its end is no letter or digit (or nothing yet)
+_CLOSED = re.compile(rf"{SENTENCE_BODY}(?:{SENTENCE_END}(?![^\W_])|[。！？]|\n+)")
 
 
 @dataclass(frozen=True)
