@@ -15,9 +15,6 @@ LAYERS = ["util", "families", "models", "runtime", "convert", "quant", "memory",
           "write", ("cli", "tui", "bench", "dataset")]
 RANK = {name: i for i, layer in enumerate(LAYERS)
         for name in (layer if isinstance(layer, tuple) else (layer,))}
-# convert/ is reworked on another branch of issue 30 (tokenizer.py imports tiktoken_vocab
-# inside a function, which imports it back); remove the entry when that lands
-KNOWN_CYCLES = [["lwlocal.convert.tiktoken_vocab", "lwlocal.convert.tokenizer"]]
 
 
 def module_name(path: Path) -> str:
@@ -105,4 +102,4 @@ def test_no_import_cycles():
     """Imports inside functions count (they run when called); ``TYPE_CHECKING`` ones do not."""
     graph = {name: imported_modules(path, with_type_only=False) - {name}
              for name, path in MODULES.items()}
-    assert cycles(graph) == KNOWN_CYCLES
+    assert cycles(graph) == []

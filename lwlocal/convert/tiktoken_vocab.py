@@ -15,7 +15,7 @@ from pathlib import Path
 
 import gguf
 
-from lwlocal.convert.tokenizer import Vocabulary, apply_defaults
+from lwlocal.convert.vocabulary import Vocabulary, apply_defaults
 from lwlocal.families.base import Architecture
 from lwlocal.families.byte_bpe import byte_to_unicode, merges_of, read_ranks
 from lwlocal.util.errors import LwlocalError

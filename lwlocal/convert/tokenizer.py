@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import gguf
 
+from lwlocal.convert.tiktoken_vocab import load_tiktoken_vocabulary
+from lwlocal.convert.vocabulary import Vocabulary, apply_defaults
 from lwlocal.families import architectures
 from lwlocal.families.base import Architecture
 from lwlocal.util.errors import LwlocalError
@@ -26,16 +27,6 @@ CHECK_TEXT = (
     "''''''```````\"\"\"\"......!!!!!!?????? I've been 'told he's there, 'RE you sure? 'M not "
     "sure I'll make it, 'D you like some tea? We'Ve a'lL"
 )
-
-
-@dataclass
-class Vocabulary:
-    """Everything the GGUF tokenizer keys need."""
-
-    tokens: list[str]
-    types: list[int]
-    pre: str
-    special: gguf.SpecialVocab
 
 
 def pre_tokenizer(folder: Path, tokenizer: Tokenizer, arch: Architecture) -> str:
@@ -57,15 +48,6 @@ def pre_tokenizer(folder: Path, tokenizer: Tokenizer, arch: Architecture) -> str
                        f"{digest[:12]}…); supported: {known}")
 
 
-def apply_defaults(special: gguf.SpecialVocab, ids: dict[str, int], arch: Architecture) -> None:
-    """The architecture's special tokens where the tokenizer files leave them unset."""
-    for kind, text in arch.special_tokens.items():
-        if kind not in special.special_token_ids and text in ids:
-            special.special_token_ids[kind] = ids[text]
-    if arch.add_bos is not None:
-        special.add_special_token["bos"] = arch.add_bos
-
-
 def load_vocabulary(folder: Path, vocab_size: int, arch: Architecture) -> Vocabulary:
     """Tokens, token types, merges, special ids and chat template: from a tokenizer.json, or
     a tiktoken tokenizer.model where the family ships one; the architecture's special tokens
@@ -75,8 +57,6 @@ def load_vocabulary(folder: Path, vocab_size: int, arch: Architecture) -> Vocabu
     path = folder / "tokenizer.json"
     if not path.is_file():
         if (folder / "tokenizer.model").is_file() and arch.tiktoken_specials:
-            from lwlocal.convert.tiktoken_vocab import load_tiktoken_vocabulary
-
             return load_tiktoken_vocabulary(folder, vocab_size, arch)
         raise LwlocalError(f"{folder}: has no tokenizer.json; it is needed to convert")
     try:
