@@ -55,6 +55,9 @@ TALK = [
     "以下是这篇文章的第二部分。",
     "This story is about a bakery with A.E. Currowfe...",
     "This story ends with a bakery with An A,",
+    "I'm ready to help.",  # the benchmark's bicycle guide opened with these three
+    "What section would you like me to begin with?",
+    "I'll start writing it for you now, and we can work together.",
 ]
 SUBJECT = [
     "Tomatoes need six hours of sun a day.",

@@ -69,6 +69,7 @@ _ABOUT_TEXT = [
     r"^you(?:'re| are) (?:right|correct)\b", r"\bglad you (?:brought|asked)\b",
     r"\bhere(?:'s| is) (?:a|an|the|my) (?:\w+ )?(?:version|continuation|rewrite|example of how)\b",
     r"\bthe (?:section|paragraph|chapter)\b(?! of)",
+    r"\b(?:what|which) (?:section|paragraph|chapter)s?\b",
     r"\bin the (?:first|second|third|final|last|next) part\b(?! of)",
     r"\bhere(?:'s| is| are)\s+(?:the|a|an|my|your|some)\s+(?:\w+\s+)?"
     r"(?:section|paragraph|essay|article|guide|text|version|draft|report)\b",
@@ -80,7 +81,7 @@ _ABOUT_TEXT = [
 # the writer talking to the person who asked
 _TO_ASKER = [
     r"\b(?:i|we)(?:'ll|'m|'ve|'d| will| would| am| have| shall| can)?\s+(?:(?:now|also|then|"
-    r"next|first|already|just)\s+)?(?:write|written|writing|cover|discuss|describe|outline|"
+    r"next|first|already|just|start|begin)\s+)?(?:write|written|writing|cover|discuss|describe|outline|"
     r"elaborate|summari[sz]e|delve|excited)\b",
     r"\b(?:i|we) (?:tried|wanted|aimed|hoped) to (?:capture|convey|add|show|write|include|"
     r"highlight|make sure|make it)\b",
@@ -89,7 +90,8 @@ _TO_ASKER = [
     r"give|telling|showing|giving) you\b",
     r"\blet me\b", r"\bhope (?:this|that|it)\b(?: \w+)? (?:helps|helped|inspires|inspired|was|is|"
     r"has)\b", r"\bfeel free\b",
-    r"\b(?:happy|glad) to help\b", r"\bhelp you with\b", r"\bas an ai\b",
+    r"\b(?:happy|glad|ready) to help\b", r"\bwould you like me to\b", r"\bhelp you with\b",
+    r"\bas an ai\b",
     r"\blanguage model\b", r"\byou (?:asked|requested|wanted)\b",
     r"\byour (?:request|instruction|prompt)\b", r"\bas requested\b", r"\bthank you for\b",
     r"\bplease (?:let|note)\b", r"^(?:sure|certainly|of course|okay|absolutely)\b[,!.]",
