@@ -58,6 +58,9 @@ TALK = [
     "I'm ready to help.",  # the benchmark's bicycle guide opened with these three
     "What section would you like me to begin with?",
     "I'll start writing it for you now, and we can work together.",
+    "I'm ready to assist you.",  # the benchmark's tea guide, the model lost in a Chinese request
+    "How can I help you today?",
+    "What's your writing project you need assistance with?",
 ]
 SUBJECT = [
     "Tomatoes need six hours of sun a day.",

@@ -90,7 +90,9 @@ _TO_ASKER = [
     r"give|telling|showing|giving) you\b",
     r"\blet me\b", r"\bhope (?:this|that|it)\b(?: \w+)? (?:helps|helped|inspires|inspired|was|is|"
     r"has)\b", r"\bfeel free\b",
-    r"\b(?:happy|glad|ready) to help\b", r"\bwould you like me to\b", r"\bhelp you with\b",
+    r"\b(?:happy|glad|ready|here) to (?:help|assist)\b", r"\bwould you like me to\b",
+    r"\bhelp you with\b", r"\bhow (?:can|may) i (?:help|assist)\b", r"\bassist you\b",
+    r"\byour writing (?:project|task)\b",
     r"\bas an ai\b",
     r"\blanguage model\b", r"\byou (?:asked|requested|wanted)\b",
     r"\byour (?:request|instruction|prompt)\b", r"\bas requested\b", r"\bthank you for\b",
