@@ -13,12 +13,12 @@ import pytest
 
 from lwlocal.runtime.engine import Sampling
 from lwlocal.util.progress import Progress
-from lwlocal.write.guard import TRIES_AT_START
+from lwlocal.write.guard import TRIES_SHORT
 from lwlocal.write.journal import Job
 from lwlocal.write.outline import Outline, Section
 from lwlocal.write.outlining import draft_outline
 from lwlocal.write.settings import JobSettings
-from lwlocal.write.writer import CONTINUE_REQUEST, Writer
+from lwlocal.write.writer import ATTEMPTS, CONTINUE_REQUEST, Writer
 from tests.support.cli import invoke
 from tests.support.scripted_chat import ScriptedChat, ScriptedLocalChat
 
@@ -51,9 +51,12 @@ def test_talk_is_cut_and_written_again_from_another_start(tmp_path):
 
 
 def test_a_start_that_keeps_going_wrong_ends_the_section_after_bounded_tries(tmp_path):
+    """Past the section's floor (22 words of 25), three other starts, then it ends there."""
+    outline = Outline(OUTLINE.prompt, 50, [Section("Soil", "What soil needs.", 25),
+                                           Section("Planting", "When.", 25)])
     chat = ScriptedLocalChat([SOIL + "I hope this helps!"])
-    job = job_for(tmp_path)
-    report = Writer(chat, job, OUTLINE, Sampling()).write_section(1)
+    job = job_for(tmp_path, outline)
+    report = Writer(chat, job, outline, Sampling()).write_section(1)
     assert job.section_text(1) == SOIL.strip()
     assert len(chat.requests) == 4  # the first, then three other starts
     assert chat.requests[-1].avoid_first == (" I hope this helps!",) * 3
@@ -61,15 +64,15 @@ def test_a_start_that_keeps_going_wrong_ends_the_section_after_bounded_tries(tmp
 
 
 def test_a_section_whose_start_keeps_going_wrong_is_not_left_empty(tmp_path):
-    """At a section's start, ending would leave it with nothing (the benchmark's city-trees
-    essay ended section 1 as "Section 1"): more starts are tried there, and after them the
-    writing goes on from the last one."""
-    chat = ScriptedLocalChat(["Section 1"] * (TRIES_AT_START + 1) + [" " + SOIL])
+    """Where ending would leave a section short of its floor (the benchmark's city-trees essay
+    ended section 1 as "Section 1", its t-SNE introduction through llama-server at 15 words),
+    more starts are tried, and after them the writing goes on from the last one."""
+    chat = ScriptedLocalChat(["Section 1"] * (TRIES_SHORT + 1) + [" " + SOIL])
     job = job_for(tmp_path)
     report = Writer(chat, job, OUTLINE, Sampling()).write_section(1)
-    assert len(chat.requests) == TRIES_AT_START + 2  # the first, the other starts, then on
-    assert chat.requests[TRIES_AT_START].avoid_first == ("Section 1",) * TRIES_AT_START
-    assert [r["action"] for r in report.repairs] == ["resampled"] * TRIES_AT_START + ["kept"]
+    assert len(chat.requests) == TRIES_SHORT + 2  # the first, the other starts, then on
+    assert chat.requests[TRIES_SHORT].avoid_first == ("Section 1",) * TRIES_SHORT
+    assert [r["action"] for r in report.repairs] == ["resampled"] * TRIES_SHORT + ["kept"]
     assert chat.requests[-1].start == "Section 1"
     assert job.section_text(1).endswith(SOIL.strip())
 
@@ -185,7 +188,7 @@ def test_write_says_when_a_job_is_done_short_of_its_length(lw_home):
         proc = invoke("write", "A note on harbours.", "--words", "60", "--mode", "direct",
                       "--backend", "openai", "--base-url", server.url, check=True)
     assert "section 1 came out short of its plan; `lwlocal review" in proc.stderr
-    assert len(server.requests) <= 1 + 3 * 4  # bounded: continuations and repairs
+    assert len(server.requests) <= ATTEMPTS  # bounded: continuations and repairs
 
 
 def job_row(listing: str) -> dict:

@@ -28,7 +28,7 @@ from lwlocal.write.words import count_words
 
 EARLY_WORDS = 8  # talk is looked for in the start of a sentence up to this many words
 TRIES_PER_CUT = 3  # other starts tried where a fault was cut before the section ends there
-TRIES_AT_START = 8  # ... and at the section's start, where ending would leave it empty
+TRIES_SHORT = 8  # ... and where ending would leave the section short of its floor
 REPAIRS_PER_SECTION = 16  # faults a section may have repaired before it ends where it is
 _NUMBERS_ONLY = re.compile(r"^\s*(?:\d+[.)]?\s*)+$")  # a line of list numbers alone
 # a sentence is closed once what follows its end is no letter or digit (or nothing yet)
@@ -104,20 +104,20 @@ class SectionGuard:
         goes back to the fault's start and goes on from there, not beginning as it did
         (``avoid``); ``ended``, the section ends there: at a boundary past the section's
         ``floor`` (in words), after ``TRIES_PER_CUT`` starts at one place or
-        ``REPAIRS_PER_SECTION`` repairs; ``kept``, where it would end with nothing before the
-        fault (after ``TRIES_AT_START`` starts there): the text stays, and the writing goes on
-        from it."""
+        ``REPAIRS_PER_SECTION`` repairs; ``kept``, where ending would leave the section short of
+        its ``floor`` (after ``TRIES_SHORT`` starts there): the text stays, and the writing goes
+        on from it."""
         fault = self.fault
         assert fault is not None, "decide() is for a fault found"
         before = self.text[:fault.start]
         if before.rstrip() != self._at:  # a new place: no start went wrong here yet
             self.avoid, self._at = [], before.rstrip()
         self.avoid.append(self.text[fault.start:])
-        kept = count_words(before)
-        tries = TRIES_PER_CUT if kept else TRIES_AT_START
-        ending = ((fault.kind == "boundary" and kept >= floor) or len(self.avoid) > tries
+        short = count_words(before) < floor  # ending here would leave the section short
+        tries = TRIES_SHORT if short else TRIES_PER_CUT
+        ending = ((fault.kind == "boundary" and not short) or len(self.avoid) > tries
                   or len(self.repairs) >= REPAIRS_PER_SECTION)
-        action = ("resampled" if not ending else "ended" if kept else "kept")
+        action = "resampled" if not ending else "kept" if short else "ended"
         self.repairs.append(Repair(fault.kind, action, fault.text))
         return self.repairs[-1]
 
