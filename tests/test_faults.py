@@ -60,6 +60,8 @@ TALK = [
     "I'll start writing it for you now, and we can work together.",
     "I'm ready to assist you.",  # the benchmark's tea guide, the model lost in a Chinese request
     "How can I help you today?",
+    "Yes, I will make it shorter.",  # make demo, this round
+    "Here's the final two sections:",
     "What's your writing project you need assistance with?",
 ]
 SUBJECT = [

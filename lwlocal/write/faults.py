@@ -71,8 +71,8 @@ _ABOUT_TEXT = [
     r"\bthe (?:section|paragraph|chapter)\b(?! of)",
     r"\b(?:what|which) (?:section|paragraph|chapter)s?\b",
     r"\bin the (?:first|second|third|final|last|next) part\b(?! of)",
-    r"\bhere(?:'s| is| are)\s+(?:the|a|an|my|your|some)\s+(?:\w+\s+)?"
-    r"(?:section|paragraph|essay|article|guide|text|version|draft|report)\b",
+    r"\bhere(?:'s| is| are)\s+(?:the|a|an|my|your|some)\s+(?:\w+\s+){0,2}"
+    r"(?:section|paragraph|essay|article|guide|text|version|draft|report)s?\b",
     r"\bword (?:count|limit)\b", r"\b\d+\s+words\b",
     r"(?:本|这一|这个|下一|上一|每一?)(?:节|段|章|篇)",
     r"第[一二三四五六七八九十百\d]+(?:节|段|章)",
@@ -96,7 +96,8 @@ _TO_ASKER = [
     r"\bas an ai\b",
     r"\blanguage model\b", r"\byou (?:asked|requested|wanted)\b",
     r"\byour (?:request|instruction|prompt)\b", r"\bas requested\b", r"\bthank you for\b",
-    r"\bplease (?:let|note)\b", r"^(?:sure|certainly|of course|okay|absolutely)\b[,!.]",
+    r"\bplease (?:let|note)\b", r"^(?:sure|certainly|of course|okay|absolutely|yes)\b[,!.]",
+    r"\b(?:i|we)(?:'ll| will| can) make (?:it|this) (?:shorter|longer)\b",
     r"^the next (?:one )?is to\b",
     r"我(?:将|会|来|已经|已)(?:为您|为你|给您|给你)?(?:写|撰写|完成|继续)",
     r"希望(?:这|以上|本文|对您|对你)",
