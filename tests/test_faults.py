@@ -62,6 +62,11 @@ TALK = [
     "How can I help you today?",
     "Yes, I will make it shorter.",  # make demo, this round
     "Here's the final two sections:",
+    "You are an excellent writer.",  # a clockmaker story of this round echoing the request
+    "Please add a section to your story about an incredible clockmaker.",
+    "But what could it mean? (section)",
+    "This is the perfect answer to your questions: 2019.",
+    "But here's the answer I've been giving you so far.",
     "What's your writing project you need assistance with?",
 ]
 SUBJECT = [

@@ -73,7 +73,11 @@ _ABOUT_TEXT = [
     r"\bin the (?:first|second|third|final|last|next) part\b(?! of)",
     r"\bhere(?:'s| is| are)\s+(?:the|a|an|my|your|some)\s+(?:\w+\s+){0,2}"
     r"(?:section|paragraph|essay|article|guide|text|version|draft|report)s?\b",
-    r"\bword (?:count|limit)\b", r"\b\d+\s+words\b",
+    r"\bword (?:count|limit)\b", r"\b\d+\s+words\b", r"\((?:section|paragraph)s?\)",
+    r"\badd (?:a|another|one more) (?:section|paragraph|chapter)\b",
+    r"\byou are an? (?:excellent|great|good|skilled) (?:writer|writing assistant)\b",
+    r"\banswer to your questions?\b", r"\bhere(?:'s| is) the answer\b",
+    r"\bthe answer i(?:'ve| have| am)\b",
     r"(?:本|这一|这个|下一|上一|每一?)(?:节|段|章|篇)",
     r"第[一二三四五六七八九十百\d]+(?:节|段|章)",
     r"本文", r"以下是", r"写作(?:指令|要求|任务)", r"大纲", r"字数",
