@@ -40,11 +40,11 @@ from pathlib import Path
 
 import llama_cpp
 
+from lwlocal.memory.planner import KV_BATCH_INVARIANT
 from lwlocal.models.catalogue import resolve
 from lwlocal.quant.quantize import quantize
 from lwlocal.runtime.engine import Engine, Sampling
 from lwlocal.runtime.kv_cache import ggml_type
-from lwlocal.runtime.speculate import QUANTIZED_KV
 from lwlocal.util.cpu import physical_cores
 from lwlocal.write.outline import Outline, Section
 from lwlocal.write.writer import SECTION_REQUEST, WRITE_INTRO
@@ -170,7 +170,7 @@ def default_draft(folder: Path) -> Path:
 def verify_on(path: Path, repeats: int) -> dict:
     """The verify cost of k tokens against one on ``path``, after ``VERIFY_CONTEXT`` tokens."""
     engine = Engine(path, n_ctx=2048, n_threads=physical_cores(), flash_attn=True,
-                    kv_type=QUANTIZED_KV)
+                    kv_type=KV_BATCH_INVARIANT[0])
     prompt = engine.tokenize(section_prompt(JOBS["bicycle"]), start=True)
     context = (prompt * (VERIFY_CONTEXT // len(prompt) + 1))[:VERIFY_CONTEXT]
     cost = verify_cost(engine, context, repeats)
@@ -206,8 +206,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         draft = args.draft or default_draft(Path(scratch))
         engine = Engine(model.path, n_ctx=N_CTX, n_threads=threads, flash_attn=True,
-                        kv_type=QUANTIZED_KV, speculate="draft", draft_model=draft)
-        kv = ggml_type(QUANTIZED_KV)
+                        kv_type=KV_BATCH_INVARIANT[0], speculate="draft", draft_model=draft)
+        kv = ggml_type(KV_BATCH_INVARIANT[0])
         raws = {mode: llama_cpp.Llama(str(path), n_ctx=N_CTX, n_batch=512, n_ubatch=512,
                                       n_threads=threads, flash_attn=True, type_k=kv,
                                       type_v=kv, verbose=False)
@@ -236,7 +236,7 @@ def main() -> None:
         summary |= summarize(hot, ["lisbon-hot"], ENGINE_MODES)
         result |= {
             "draft": draft.name if args.draft else "default model quantized to Q4_0",
-            "n_ctx": N_CTX, "kv_type": QUANTIZED_KV, "flash_attn": True,
+            "n_ctx": N_CTX, "kv_type": KV_BATCH_INVARIANT[0], "flash_attn": True,
             "tokens": args.tokens, "hot_tokens": args.hot_tokens, "hot_sampling": vars(HOT),
             "runs": [{k: v for k, v in x.items() if k != "text"} for x in runs + hot],
             "summary": summary,

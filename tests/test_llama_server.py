@@ -32,6 +32,8 @@ PROMPT = "Write a short guide to brewing green tea."
 PARITY_PROMPT = "Write a short note on why rivers flood in spring."
 CTX = 4096
 SERVER_ARGS = ("--ctx-size", str(CTX), *CHATML, "--flash-attn", "on")
+# the KV cache the plan gives the local engine on the CPU (`lwlocal plan --format llama-server`)
+PLANNED_KV = ("--cache-type-k", "q8_0", "--cache-type-v", "q8_0")
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +77,7 @@ def test_a_greedy_job_writes_what_the_local_engine_writes(default_model, tmp_pat
     done = local.run(local.new_job())
     assert not done.sections[0].repairs
     local_text = Path(done.document_path).read_text()
-    with running(default_model, tmp_path / "server.log", *SERVER_ARGS) as server:
+    with running(default_model, tmp_path / "server.log", *SERVER_ARGS, *PLANNED_KV) as server:
         remote = Session(JobSettings(prompt=PARITY_PROMPT, backend="openai",
                                      base_url=server.url, **greedy))
         remote_text = Path(remote.run(remote.new_job()).document_path).read_text()

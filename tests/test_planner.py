@@ -61,23 +61,44 @@ def test_buffer_sizes_match_llama_cpp_logs(shape, default_model, n_ctx, fa, kv):
     assert allocated == pytest.approx(float(sizes["compute"]), rel=0.05)
 
 
-def test_plan_prefers_the_whole_job_at_full_precision(shape):
+def test_plan_on_the_cpu_takes_the_whole_job_over_a_batch_invariant_cache(shape):
+    """On the CPU a q8_0 cache with flash attention (a batch computed as one token at a time:
+    docs/reproducible.md), f16 only where flash attention is off."""
     need = context_needed(2000, "agentwrite", 1.3, 8)
     chosen = plan(shape, CPU_ONLY, need)
     assert chosen.fits and chosen.settings.n_ctx == need.full
-    assert chosen.settings.kv_type == "f16" and chosen.settings.flash_attn
+    assert chosen.settings.kv_type == "q8_0" and chosen.settings.flash_attn
     assert chosen.settings.n_gpu_layers == 0 and chosen.settings.threads == 2
+    assert any("one token at a time" in r for r in chosen.reasons)
     assert len(chosen.reasons) >= 6
+    no_fa = plan(shape, CPU_ONLY, need, Overrides(flash_attn=False))
+    assert no_fa.settings.kv_type == "f16"
+    assert any("needs flash attention, which is off" in r for r in no_fa.reasons)
 
 
-def test_tight_memory_quantizes_the_kv_cache_then_shrinks(shape):
+def test_with_gpu_layers_the_most_precise_cache_that_fits(shape):
+    """Offloading, f16 first (a GPU's batch kernels are not checked to be one token's);
+    speculating, a quantized cache, and why."""
+    gpu = Machine(ram_total=24 * GiB, ram_available=20 * GiB, vram_total=8 * GiB,
+                  vram_free=8 * GiB, gpu="a GPU", unified=False, cores=2, threads=2,
+                  offload=True)
+    need = context_needed(2000, "agentwrite", 1.3, 8)
+    chosen = plan(shape, gpu, need)
+    assert chosen.settings.n_gpu_layers > 0 and chosen.settings.kv_type == "f16"
+    why = "for {speculate} lookup: a quantized cache keeps its output the same"
+    speculating = plan(shape, gpu, need, Overrides(kv_quantized_why=why))
+    assert speculating.settings.kv_type == "q8_0"
+    assert any(r.endswith(why) for r in speculating.reasons)
+
+
+def test_tight_memory_quantizes_the_kv_cache_further_then_shrinks(shape):
     need = context_needed(4000, "agentwrite", 1.3, 10)
-    smallest_f16 = predict(shape, Settings(need.full, "f16", True, 0, 128, 2)).ram_bytes
-    tight = plan(shape, CPU_ONLY, need, ram=int(smallest_f16 * 0.99 / 0.9))
-    assert tight.fits and tight.settings.kv_type == "q8_0"
+    smallest_q8 = predict(shape, Settings(need.full, "q8_0", True, 0, 128, 2)).ram_bytes
+    tight = plan(shape, CPU_ONLY, need, ram=int(smallest_q8 * 0.99 / 0.9))
+    assert tight.fits and tight.settings.kv_type == "q4_0"
     assert tight.settings.n_ctx == need.full
     assert tight.memory.ram_bytes <= tight.ram_budget
-    assert any("f16 would need" in r for r in tight.reasons)
+    assert any("q8_0 would need" in r for r in tight.reasons)
 
 
 def test_nothing_fits_says_what_would(shape):

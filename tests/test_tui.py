@@ -312,11 +312,11 @@ def test_speculation_is_set_in_advanced_and_refused_in_the_apps_words(tmp_path, 
                                   "across threads, a batch's not, and the output would "
                                   "change)"]
             assert not sessions
-            app.screen.query_one("#kv", Select).value = ""  # planned: q8_0 for speculation
+            app.screen.query_one("#kv", Select).value = ""  # planned: quantized for speculation
             await pilot.press("ctrl+g")
             await messages.wait(pilot, ComposeScreen.Outlined)
             assert [(s.speculate, s.kv_type) for s in sessions] == [("lookup", None)]
-            assert sessions[0].overrides.kv_type == "q8_0"
+            assert sessions[0].overrides.kv_quantized_why
 
     run(test)
 
@@ -382,9 +382,9 @@ def test_every_screen_fits(tmp_path, size):
     run(test)
 
 
-# 7. pause keeps the partial section; resume goes on from it; the dashboard
+# 7. pause keeps the partial section; resume writes it again to the same text; the dashboard
 
-def test_pause_keeps_the_partial_section_and_resume_continues_it(tmp_path, messages):
+def test_pause_keeps_the_partial_section_and_resume_writes_it_again(tmp_path, messages):
     chat = FakeChat(paced=True)
     app = fake_app(tmp_path, chat, outline=outline(300, 3))
 
@@ -415,7 +415,7 @@ def test_pause_keeps_the_partial_section_and_resume_continues_it(tmp_path, messa
             await pilot.press("r")
             chat.release_all()
             await messages.wait(pilot, WritingScreen.Stopped, lambda m: m.finished)
-            assert chat.model.continued == [partial]
+            assert chat.model.continued == []  # written again from its start, to the same text
             assert job.section_text(1).startswith(partial)
             bars = [app.screen.query_one(b).percentage for b in ("#section-bar", "#document-bar")]
             assert bars == [1.0, 1.0]

@@ -102,7 +102,7 @@ def test_ctrl_c_keeps_the_job_and_resume_finishes_it(lw_home, fake, ctrl_c):
 
 
 def test_speculate_is_kept_by_the_job_and_reported(lw_home, fake, ctrl_c):
-    """--speculate lookup: a q8_0 KV cache (none given), kept in the journal for resume,
+    """--speculate lookup: a quantized KV cache (none given), kept in the journal for resume,
     which can change it; --json reports drafted, accepted and the acceptance rate."""
     def press_in_section_2(request: int, index: int, hooks) -> None:
         if request == 2 and index == 10:
@@ -120,7 +120,7 @@ def test_speculate_is_kept_by_the_job_and_reported(lw_home, fake, ctrl_c):
     assert result["settings"]["speculate"] == "lookup"
     assert {"drafted", "accepted", "acceptance_rate"} <= set(result)
     invoke("write", PROMPT, "--words", "300", "--sections", "2", check=True)
-    assert fake.loaded[-1] == ("f16", "off")  # the default
+    assert fake.loaded[-1] == ("q8_0", "off")  # the CPU's default whether speculating or not
     done = json.loads(invoke("write", PROMPT, "--words", "300", "--sections", "2", "--json",
                              "--speculate", "lookup", "--kv-type", "q4_0", check=True).stdout)
     assert fake.loaded[-1] == ("q4_0", "lookup") and done["settings"]["speculate"] == "lookup"

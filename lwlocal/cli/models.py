@@ -7,6 +7,7 @@ import sys
 import warnings
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.markup import escape
@@ -33,6 +34,9 @@ from lwlocal.runtime.llama_build import GPU_BUILD_HINT, llama_build
 from lwlocal.util.errors import LwlocalError, LwlocalWarning, SettingError, name_settings
 from lwlocal.write.jobs import check_settings, model_plan
 from lwlocal.write.settings import MODES, JobSettings
+
+if TYPE_CHECKING:
+    from lwlocal.runtime.invariance import Invariance
 
 
 @click.command()
@@ -151,11 +155,16 @@ def hw(as_json: bool, measure: bool) -> None:
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "llama-server", "ollama"]),
               default="text", show_default=True)
 @click.option("--measure", is_flag=True, help="Also run the plan and measure its peak RSS.")
+@click.option("--check-invariance", is_flag=True,
+              help="Also check, on this machine and build, that the plan's settings compute a "
+                   "batch of tokens exactly as one at a time: what keeps a resumed job's and "
+                   "speculation's text the same (docs/reproducible.md).")
 @speculate_option("off")
 @memory_options
 def plan_command(model: str, words: int, mode: str, quant: str | None, lang: str,
                  sections: int | None, ram: str | None, vram: str | None, as_json: bool,
-                 fmt: str, measure: bool, speculate: Speculation, memory: MemoryOptions) -> None:
+                 fmt: str, measure: bool, check_invariance: bool, speculate: Speculation,
+                 memory: MemoryOptions) -> None:
     """How MODEL (card or GGUF) fits this machine for a job of --words: settings and memory
     (a draft model's counted in with --speculate draft MODEL)."""
     settings = JobSettings(prompt="", words=words, mode=mode, sections=sections,
@@ -176,6 +185,8 @@ def plan_command(model: str, words: int, mode: str, quant: str | None, lang: str
         data["suggestions"] = [name_settings(line, option_name) for line in plan.suggestions]
         if measure:
             data["measured_ram_bytes"] = _measure(tokenizer, plan, chosen.draft)
+        if check_invariance:
+            data.update(_invariance(tokenizer, plan).as_dict())
         click.echo(json.dumps(data))
     elif fmt == "llama-server":
         click.echo(llama_server_args(plan, path, chosen.draft))
@@ -188,8 +199,29 @@ def plan_command(model: str, words: int, mode: str, quant: str | None, lang: str
             error = plan.memory.ram_bytes / measured - 1
             out.print(f"  measured peak RSS {measured / 2**30:.3f} GiB "
                       f"(prediction {error:+.1%})")
+        if check_invariance:
+            found = _invariance(tokenizer, plan)
+            out.print("  " + ("a batch is computed exactly as one token at a time: a resumed "
+                              "job and speculation write what a plain run writes" if found.holds
+                              else f"a batch differs from one token at a time (logits by up to "
+                                   f"{found.max_logit_difference:.3g}): a resumed job and "
+                                   "speculation may write other text")
+                      + f" (checked over {found.tokens} tokens)")
     if not plan.fits:
         sys.exit(1)
+
+
+def _invariance(path: Path | None, plan: Plan) -> Invariance:
+    """Whether the plan's settings compute a batch as one token at a time, here."""
+    from lwlocal.quant.calibration import HELDOUT, shipped
+    from lwlocal.runtime.invariance import check_invariance
+
+    if path is None:
+        raise LwlocalError("--check-invariance needs a local GGUF file")
+    s = plan.settings
+    return check_invariance(path, shipped(HELDOUT), n_ctx=s.n_ctx, n_batch=s.n_batch,
+                            n_threads=s.threads, flash_attn=s.flash_attn, kv_type=s.kv_type,
+                            n_gpu_layers=s.n_gpu_layers)
 
 
 def _measure(path: Path | None, plan: Plan, draft: Path | None) -> int:

@@ -15,7 +15,7 @@ from lwlocal.openai.endpoint import Server
 from lwlocal.openai.retries import Retry
 from lwlocal.runtime.engine import Sampling
 from lwlocal.runtime.kv_cache import KV_CACHE_TYPES
-from lwlocal.runtime.speculate import QUANTIZED_KV, SPECULATE_MODES
+from lwlocal.runtime.speculate import SPECULATE_MODES
 from lwlocal.util.errors import LwlocalError
 from lwlocal.write.settings import BACKENDS
 
@@ -132,8 +132,8 @@ def speculate_option(default: str | None) -> Callable[..., Any]:
             show_default=default is not None, metavar="off|lookup|draft MODEL",
             help=f"lookup: guess the next tokens from the conversation so far; draft MODEL: "
                  f"have a small model with the same tokenizer (card or GGUF) guess them; "
-                 f"either checked in one batch (the same output; a {QUANTIZED_KV} KV cache "
-                 f"unless --kv-type says which; see docs/speculation.md){kept}."),
+                 f"either checked in one batch (the same output, over a quantized KV cache: "
+                 f"the plan's choice on the CPU; see docs/speculation.md){kept}."),
         click.option("--draft-model", hidden=True),  # what follows --speculate draft
     )
 

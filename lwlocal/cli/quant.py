@@ -173,21 +173,25 @@ def quantize_gptq_command(src: str, output: Path, bits: int, group_size: int, de
 @click.option("--ctx", type=int, default=512, show_default=True, help="Tokens per chunk.")
 @click.option("--chunks", type=int, help="Evaluate only the first N chunks.")
 @click.option("--threads", type=int, help="CPU threads (default: physical cores).")
+@click.option("--kv-type", default="f16", show_default=True,
+              help="KV cache type QUANT is evaluated with (BASE's: f16). QUANT the same file "
+                   "as BASE measures what the KV cache type alone costs.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def eval_quant(base: Path, quant: Path, text_file: Path | None, ctx: int, chunks: int | None,
-               threads: int | None, as_json: bool) -> None:
+               threads: int | None, kv_type: str, as_json: bool) -> None:
     """Quality of QUANT against BASE: perplexity of both, KL divergence, top-1 agreement.
     GGUF files, or HF checkpoint folders (a GPTQ quant against its source)."""
     check_chunking(ctx, chunks, threads)
     text, label = read_text(text_file, HELDOUT)
     with TaskProgress(err) as progress:
         report = evaluate(base, quant, text, n_ctx=ctx, chunks=chunks, label=label,
-                          n_threads=threads, progress=progress)
+                          n_threads=threads, progress=progress, kv_type=kv_type)
     if as_json:
         click.echo(json.dumps(report.as_dict()))
         return
     click.echo(f"{report.chunks} chunks of {report.ctx} tokens from {label}, "
-               f"{report.tokens} tokens scored")
+               f"{report.tokens} tokens scored"
+               + (f", QUANT with a {kv_type} KV cache" if kv_type != "f16" else ""))
     click.echo(f"PPL base    {report.ppl_base:.4f}")
     click.echo(f"PPL quant   {report.ppl_quant:.4f}  (ratio {report.ppl_ratio:.4f})")
     click.echo(f"KLD         mean {report.kld_mean:.6f}  median {report.kld_median:.6f}  "

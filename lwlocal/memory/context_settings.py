@@ -41,15 +41,15 @@ class Settings:
 
 @dataclass(frozen=True)
 class Overrides:
-    """Settings the user fixed; the planner chooses the rest. ``kv_type_why``: why the KV
-    cache type is fixed when the user did not fix it (speculation needs a quantized one)."""
+    """Settings the user fixed; the planner chooses the rest. ``kv_quantized_why``: why the KV
+    cache must be quantized where the user did not fix its type (speculation needs one)."""
 
     n_ctx: int | None = None
     kv_type: str | None = None
     flash_attn: bool | None = None
     n_gpu_layers: int | None = None
     n_batch: int | None = None
-    kv_type_why: str | None = None
+    kv_quantized_why: str | None = None
 
 
 def check_overrides(fixed: Overrides) -> None:

@@ -42,6 +42,25 @@ def _no_gpu(here: Machine | None) -> str:
     return "no GPU memory to use"
 
 
+def _kv_line(shape: ModelShape, s: Settings, fixed: Overrides) -> str:
+    """Why the KV cache is of its type."""
+    head = f"KV cache {s.kv_type} ({_gib(kv_bytes(shape, s.n_ctx, s.kv_type))})"
+    if fixed.kv_type:
+        return f"{head} as you asked"
+    if s.kv_type == "f16":
+        return (f"{head}: full precision fits" if s.flash_attn else
+                f"{head}: a quantized cache needs flash attention, which is off")
+    if s.kv_type == "q8_0" and fixed.kv_quantized_why:
+        return f"{head} {fixed.kv_quantized_why}"
+    if s.kv_type == "q8_0" and not s.n_gpu_layers:
+        return (f"{head}: on the CPU, llama.cpp computes a batch over a quantized cache exactly "
+                "as one token at a time, so a resumed job writes what an uninterrupted one "
+                "writes (docs/reproducible.md)")
+    wider = "f16" if s.n_gpu_layers and not fixed.kv_quantized_why else "q8_0"
+    return (f"{head}: {wider} would need {_gib(kv_bytes(shape, s.n_ctx, wider))} and does not "
+            "fit")
+
+
 def _choices(shape: ModelShape, s: Settings, need: Need, fixed: Overrides, memory: Memory,
              ram: int, vram: int, no_gpu: str) -> list[str]:
     """One plain line per setting; ``no_gpu`` says why there is no VRAM to use."""
@@ -56,14 +75,7 @@ def _choices(shape: ModelShape, s: Settings, need: Need, fixed: Overrides, memor
     else:
         lines.append(f"context {s.n_ctx} tokens: less than the whole job ({need.full}); the "
                      "writer drops its oldest sections from the conversation when full")
-    kv = kv_bytes(shape, s.n_ctx, s.kv_type)
-    if fixed.kv_type:
-        lines.append(f"KV cache {s.kv_type} ({_gib(kv)}) {fixed.kv_type_why or given}")
-    elif s.kv_type == "f16":
-        lines.append(f"KV cache f16 ({_gib(kv)}): full precision fits")
-    else:
-        lines.append(f"KV cache {s.kv_type} ({_gib(kv)}): f16 would need "
-                     f"{_gib(kv_bytes(shape, s.n_ctx, 'f16'))} and does not fit")
+    lines.append(_kv_line(shape, s, fixed))
     if fixed.flash_attn is not None:
         lines.append(f"flash attention {'on' if s.flash_attn else 'off'} {given}")
     else:

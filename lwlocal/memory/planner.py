@@ -15,7 +15,11 @@ from lwlocal.memory.model_shape import ModelShape
 from lwlocal.runtime.llama_build import GPU_BUILD_HINT
 
 SMALL_BATCHES = (256, 128)
-KV_PREFERENCE = ("f16", "q8_0", "q4_0")
+KV_PREFERENCE = ("f16", "q8_0", "q4_0")  # with GPU layers: the most precise that fits
+# on the CPU: with flash attention over a quantized cache llama.cpp computes a batch exactly as
+# one token at a time, so a resumed job and speculation write what a plain run writes
+# (docs/reproducible.md); its cost against f16 is measured in the README
+KV_BATCH_INVARIANT = ("q8_0", "q4_0")
 RAM_HEADROOM = 0.9  # plan to use at most this share of available memory
 
 
@@ -110,11 +114,11 @@ def plan(shape: ModelShape, machine: Machine, need: Need, fixed: Overrides = Ove
     repack = machine.cpu_repack
     trained = shape.context_length
     contexts = [fixed.n_ctx] if fixed.n_ctx else _contexts(need, trained)
-    kv_types = [fixed.kv_type] if fixed.kv_type else list(KV_PREFERENCE)
     fa_options = [fixed.flash_attn] if fixed.flash_attn is not None else [True]
     batches = [fixed.n_batch] if fixed.n_batch else [DEFAULT_BATCH, *SMALL_BATCHES]
     threads = machine.cores
-    on_gpu = vram_budget > 0 or fixed.n_gpu_layers
+    on_gpu = bool(vram_budget > 0 or fixed.n_gpu_layers)
+    kv_types = _kv_types(fixed, on_gpu)
 
     def gpu_layers(base: Settings) -> int:
         if fixed.n_gpu_layers is not None:
@@ -149,6 +153,17 @@ def plan(shape: ModelShape, machine: Machine, need: Need, fixed: Overrides = Ove
     return Plan(shape.name, settings, memory, need, fits, reasons, suggestions, ram_budget,
                 vram_budget, shape.exact, runtime if offloaded else 0,
                 offloaded and measured_runtime, warnings, draft.name if draft else None)
+
+
+def _kv_types(fixed: Overrides, on_gpu: bool) -> list[str]:
+    """KV cache types to try, in order of preference."""
+    if fixed.kv_type:
+        return [fixed.kv_type]
+    if fixed.flash_attn is False:  # llama.cpp quantizes the V cache only with flash attention
+        return ["f16"]
+    if fixed.kv_quantized_why or not on_gpu:
+        return list(KV_BATCH_INVARIANT)
+    return list(KV_PREFERENCE)
 
 
 def _contexts(need: Need, trained: int) -> list[int]:

@@ -12,6 +12,7 @@ import llama_cpp
 import numpy as np
 
 from lwlocal.models.gguf_checks import check_vocabulary
+from lwlocal.runtime.kv_cache import ggml_type
 from lwlocal.util.cpu import check_threads, physical_cores
 from lwlocal.util.errors import LwlocalError, SettingError
 from lwlocal.util.interrupt import held
@@ -57,7 +58,8 @@ class Evaluator:
     empty cache, as llama-perplexity and llama-imatrix do."""
 
     def __init__(self, path: Path, *, n_ctx: int = 512, n_threads: int | None = None,
-                 n_gpu_layers: int = 0, on_tensor: TensorCallback | None = None) -> None:
+                 n_gpu_layers: int = 0, on_tensor: TensorCallback | None = None,
+                 kv_type: str = "f16") -> None:
         check_chunking(n_ctx, None, n_threads)
         self.path = path
         self._error: BaseException | None = None
@@ -76,6 +78,9 @@ class Evaluator:
         cparams.n_batch = n_ctx
         cparams.n_ubatch = min(n_ctx, 512)
         cparams.n_threads = cparams.n_threads_batch = n_threads or physical_cores()
+        cparams.type_k = cparams.type_v = ggml_type(kv_type)
+        if kv_type != "f16":  # llama.cpp keeps a quantized V cache only with flash attention
+            cparams.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
         if on_tensor is not None:
             self._callback = llama_cpp.ggml_backend_sched_eval_callback(
                 self._guard(on_tensor))

@@ -16,19 +16,21 @@ import numpy as np
 
 from lwlocal.models.gguf_file import check_gguf
 from lwlocal.quant.evaluator import Evaluator, check_chunking
-from lwlocal.util.errors import LwlocalError
+from lwlocal.runtime.kv_cache import KV_CACHE_TYPES
+from lwlocal.util.errors import LwlocalError, SettingError
 from lwlocal.util.progress import Progress, ProgressCallback, ignore
 
 
-def open_model(path: Path, n_ctx: int, n_threads: int | None) -> Evaluator:
-    """An evaluator for ``path``: a GGUF file through llama.cpp, a checkpoint folder (a GPTQ
-    quant or its source) through transformers."""
+def open_model(path: Path, n_ctx: int, n_threads: int | None, kv_type: str = "f16"
+               ) -> Evaluator:
+    """An evaluator for ``path``: a GGUF file through llama.cpp (with a ``kv_type`` KV cache),
+    a checkpoint folder (a GPTQ quant or its source) through transformers."""
     if Path(path).is_dir():
         from lwlocal.quant.hf_evaluator import HFEvaluator
 
         return HFEvaluator(path, n_ctx=n_ctx, n_threads=n_threads)  # type: ignore[return-value]
     check_gguf(path)
-    return Evaluator(path, n_ctx=n_ctx, n_threads=n_threads)
+    return Evaluator(path, n_ctx=n_ctx, n_threads=n_threads, kv_type=kv_type)
 
 LOG_PROB_FLOOR = -16.0  # base log-probabilities below this are left out of the KLD (as llama.cpp)
 _LEVELS = 65535  # base log-probabilities are kept as 16-bit fixed point on disk, as llama.cpp
@@ -43,6 +45,7 @@ class QualityReport:
     ctx: int
     chunks: int
     tokens: int
+    kv_type: str  # the quant's KV cache (the base's: f16)
     ppl_base: float
     ppl_quant: float
     ppl_ratio: float
@@ -125,13 +128,15 @@ class BaseRun:
                               message=which,
                               rate=step * self.n_ctx / (time.monotonic() - start)))
 
-    def compare(self, quant: Path, progress: ProgressCallback = ignore) -> QualityReport:
-        """Evaluate ``quant`` on the same chunks and compare it with the base."""
+    def compare(self, quant: Path, progress: ProgressCallback = ignore, kv_type: str = "f16"
+                ) -> QualityReport:
+        """Evaluate ``quant`` on the same chunks (with a ``kv_type`` KV cache; the base's is
+        f16) and compare it with the base."""
         start = time.monotonic()
         nll = np.empty(self.count)
         kld = np.empty(self.count)
         same_top = np.empty(self.count, dtype=bool)
-        with open_model(quant, self.n_ctx, self.n_threads) as evaluator:
+        with open_model(quant, self.n_ctx, self.n_threads, kv_type) as evaluator:
             if evaluator.n_vocab != self.log_probs.shape[1]:
                 raise LwlocalError(f"{quant}: its vocabulary ({evaluator.n_vocab}) is not the "
                                    f"base's ({self.log_probs.shape[1]}); not a quant of "
@@ -146,7 +151,7 @@ class BaseRun:
                 self._report(progress, i, start, Path(quant).name)
         return QualityReport(
             base=str(self.base), quant=str(quant), text=self.label, ctx=self.n_ctx,
-            chunks=len(self.chunks), tokens=self.count,
+            chunks=len(self.chunks), tokens=self.count, kv_type=kv_type,
             ppl_base=float(np.exp(self.nll.mean())), ppl_quant=float(np.exp(nll.mean())),
             ppl_ratio=float(np.exp(nll.mean() - self.nll.mean())), kld_mean=float(kld.mean()),
             kld_median=float(np.median(kld)), kld_p99=float(np.percentile(kld, 99)),
@@ -167,11 +172,17 @@ class BaseRun:
 
 def evaluate(base: Path, quant: Path, text: str, *, n_ctx: int = 512,
              chunks: int | None = None, label: str = "", n_threads: int | None = None,
-             progress: ProgressCallback = ignore) -> QualityReport:
+             progress: ProgressCallback = ignore, kv_type: str = "f16") -> QualityReport:
     """Compare ``quant`` with ``base`` on ``text``: the base runs first, then the quant (GGUF
-    files or checkpoint folders)."""
+    files or checkpoint folders), the quant with a ``kv_type`` KV cache (``quant`` the base's
+    own file: what that cache alone costs)."""
     check_chunking(n_ctx, chunks, n_threads)
+    if kv_type not in KV_CACHE_TYPES:
+        raise SettingError(f"{{kv_type}} {kv_type}: choose one of {', '.join(KV_CACHE_TYPES)}")
     if Path(quant).is_dir():
+        if kv_type != "f16":
+            raise SettingError(f"{{kv_type}} {kv_type}: a checkpoint folder runs through "
+                               "transformers, whose KV cache is its own; give a GGUF")
         from lwlocal.quant.gptq import read_config
 
         read_config(Path(quant))
@@ -179,4 +190,4 @@ def evaluate(base: Path, quant: Path, text: str, *, n_ctx: int = 512,
         check_gguf(quant)
     with BaseRun(base, text, n_ctx=n_ctx, chunks=chunks, label=label, n_threads=n_threads,
                  progress=progress) as run:
-        return run.compare(quant, progress)
+        return run.compare(quant, progress, kv_type)

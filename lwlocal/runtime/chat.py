@@ -1,15 +1,15 @@
 """Conversations as messages, and the interface the writer talks to: a local engine or a server.
 
 The writer builds each request as the whole conversation so far. A backend turns it into what
-its model sees: the local one into tokens (keeping generated replies' exact tokens, so the KV
-cache is reused), a server backend into an OpenAI chat request whose prefix stays byte-identical
-from request to request, so the server's prompt cache does the reuse.
+its model sees: the local one into tokens (a reply tokenized from its text, as a resumed job
+must: the KV cache is reused up to where the model wrote a reply in other tokens), a server
+backend into an OpenAI chat request whose prefix stays byte-identical from request to request,
+so the server's prompt cache does the reuse.
 """
 
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -17,8 +17,6 @@ from typing import Any, Protocol, runtime_checkable
 from lwlocal.families.prompt_format import PromptFormat
 from lwlocal.runtime.engine import Engine, Generation, Sampling, Stats
 from lwlocal.util.errors import LwlocalError
-
-EXACT_REPLIES = 256  # the latest replies whose exact tokens the local backend remembers
 
 
 @dataclass(frozen=True)
@@ -103,7 +101,6 @@ class LocalChat:
     def __init__(self, engine: Engine, fmt: PromptFormat) -> None:
         self.engine = engine
         self.format = fmt
-        self._exact: OrderedDict[str, list[int]] = OrderedDict()  # reply text -> its tokens
 
     @property
     def stats(self) -> Stats:
@@ -113,10 +110,6 @@ class LocalChat:
     def n_ctx(self) -> int:
         return self.engine.n_ctx
 
-    def _reply_tokens(self, text: str) -> list[int]:
-        tokens = self._exact.get(text)  # read only: a server counts while another request runs
-        return self.engine.tokenize(text) if tokens is None else tokens
-
     def render(self, messages: Sequence[Message]) -> list[int]:
         """The conversation's tokens, laid out by the prompt format."""
         check_turns(messages)
@@ -125,8 +118,8 @@ class LocalChat:
         tokens = self.engine.tokenize(self.format.first_turn(turns[0].content, system),
                                       start=True)
         for message in turns[1:]:
-            tokens += (self._reply_tokens(message.content) if message.role == "assistant"
-                       else self.engine.tokenize(self.format.next_turn(message.content)))
+            tokens += self.engine.tokenize(message.content if message.role == "assistant"
+                                           else self.format.next_turn(message.content))
         return tokens
 
     def count(self, messages: Sequence[Message]) -> int:
@@ -135,16 +128,12 @@ class LocalChat:
     def complete(self, messages: Sequence[Message], sampling: Sampling, *, max_tokens: int,
                  json_schema: dict[str, Any] | None = None, hooks: Hooks = NO_HOOKS
                  ) -> Generation:
-        result = self._generate(self.render(messages), sampling, max_tokens, json_schema, hooks)
-        self._remember(result.text, result.tokens)
-        return result
+        return self._generate(self.render(messages), sampling, max_tokens, json_schema, hooks)
 
     def continue_reply(self, messages: Sequence[Message], reply_start: str, sampling: Sampling,
                        *, max_tokens: int, hooks: Hooks = NO_HOOKS) -> Generation:
-        start = self.engine.tokenize(reply_start)
-        result = self._generate(self.render(messages) + start, sampling, max_tokens, None, hooks)
-        self._remember(reply_start + result.text, start + result.tokens)
-        return result
+        return self._generate(self.render(messages) + self.engine.tokenize(reply_start),
+                              sampling, max_tokens, None, hooks)
 
     def _generate(self, context: list[int], sampling: Sampling, max_tokens: int,
                   json_schema: dict[str, Any] | None, hooks: Hooks) -> Generation:
@@ -158,8 +147,3 @@ class LocalChat:
         """The token each of ``texts`` begins with."""
         return [tokens[0] for tokens in map(self.engine.tokenize, texts) if tokens]
 
-    def _remember(self, text: str, tokens: list[int]) -> None:
-        """Keep a reply's exact tokens, so the next request that holds it reuses the cache."""
-        self._exact[text] = tokens
-        while len(self._exact) > EXACT_REPLIES:
-            self._exact.popitem(last=False)

@@ -30,7 +30,6 @@ from lwlocal.runtime.draft_model import DraftModel
 from lwlocal.util.errors import SettingError
 
 SPECULATE_MODES = ("off", "lookup", "draft")
-QUANTIZED_KV = "q8_0"  # the KV cache type speculation gets when none is given
 NGRAM_MAX = 4  # the longest run of recent tokens looked up
 NGRAM_MIN = 2  # the shortest: one token alone recurs too often to predict what follows
 DRAFT_CAP = 8  # most tokens guessed at once

@@ -178,16 +178,14 @@ class Job:
         self.repairs_path(index).unlink(missing_ok=True)
         atomic_write(self.section_path(index), text)
 
-    def open_partial(self, index: int, keep: bool = False) -> IO[str]:
-        """The partial file of the section being written (streamed, not fsynced): a fresh one,
-        or with ``keep`` the one a stopped run left, to be gone on with. A link in its place is
-        refused, never followed."""
+    def open_partial(self, index: int) -> IO[str]:
+        """The partial file of the section being written (streamed, not fsynced), empty. A
+        link in its place is refused, never followed."""
         path = self.partial_path(index)
         check_own_folder(path, self.dir)
-        flags = os.O_WRONLY | os.O_CREAT | NO_FOLLOW | (os.O_APPEND if keep else os.O_TRUNC)
+        flags = os.O_WRONLY | os.O_CREAT | NO_FOLLOW | os.O_TRUNC
         try:
-            return os.fdopen(os.open(path, flags, 0o644), "a" if keep else "w",
-                             encoding="utf-8")
+            return os.fdopen(os.open(path, flags, 0o644), "w", encoding="utf-8")
         except OSError as exc:
             if exc.errno == errno.ELOOP:
                 raise LwlocalError(f"{path}: a link; a job writes only its own files") from None

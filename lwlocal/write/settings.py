@@ -7,7 +7,6 @@ from typing import Any
 
 from lwlocal.memory.context_settings import Overrides
 from lwlocal.runtime.engine import Sampling
-from lwlocal.runtime.speculate import QUANTIZED_KV
 from lwlocal.write.outline import section_range
 
 MODES = ("agentwrite", "direct")
@@ -81,9 +80,9 @@ class JobSettings:
         if self.kv_type or self.speculate == "off":
             return Overrides(self.n_ctx, self.kv_type, self.flash_attn, self.n_gpu_layers,
                              self.n_batch)
-        return Overrides(self.n_ctx, QUANTIZED_KV, self.flash_attn, self.n_gpu_layers,
-                         self.n_batch, f"for {{speculate}} {self.speculate}: a quantized cache "
-                                       "keeps its output the same")
+        return Overrides(self.n_ctx, None, self.flash_attn, self.n_gpu_layers, self.n_batch,
+                         f"for {{speculate}} {self.speculate}: a quantized cache keeps its "
+                         "output the same")
 
     @property
     def section_range(self) -> tuple[int, int]:

@@ -147,8 +147,9 @@ class Writer:
 
     # writing
     def write_section(self, index: int) -> SectionReport:
-        """Write section ``index`` to the journal; a part of it kept from a stopped run is
-        gone on with where the backend can (a local model), else written again.
+        """Write section ``index`` to the journal, from its start: a part of it a stopped run
+        left is written again, so that the section is the one an uninterrupted run writes
+        (docs/reproducible.md).
 
         A fault found while it streams (see :mod:`lwlocal.write.faults`) is cut back to the
         start of its sentence and that start written again (a local model is kept from the
@@ -161,20 +162,21 @@ class Writer:
         words_done = sum(count_words(self.job.section_text(i) or "") for i in range(1, index))
         budget = SectionBudget(section.words)
         continuing = isinstance(self.chat, ContinuingBackend)
-        so_far = self.job.partial_text(index) if continuing else ""
-        budget.add(so_far)
         # a section written again may not begin as it did
-        old = self.job.section_text(index) if index in self.rewrite and not so_far else None
+        old = self.job.section_text(index) if index in self.rewrite else None
         guard = SectionGuard(index, [s.title for s in self.outline.sections],
                              Memory(self.job.section_text(i) or "" for i in range(1, index)),
-                             so_far, boundaries=not self.direct, avoid=[old] if old else [])
+                             "", boundaries=not self.direct, avoid=[old] if old else [])
         pace = _Pace()
 
         def event(stage: str, done: float, total: float, text: str = "") -> Progress:
             return Progress(stage, step=index, steps=n, done=done, total=total, text=text,
                             rate=pace.rate(), message=section.title)
 
-        with self._partial(index, keep=bool(so_far)) as partial:
+        stopped_part = bool(self.job.partial_text(index))
+        with self._partial(index) as partial:
+            if stopped_part:  # what a stopped run left is gone: front ends read it again
+                self.progress(event("rewind", words_done, self.outline.words))
 
             def keep(text: str) -> None:
                 """From here on the section is ``text``: in its partial file and counts."""
@@ -204,7 +206,7 @@ class Writer:
                 keep(text)
                 pace.start()
 
-            text, stop, continued = so_far, "length", 0
+            text, stop, continued = "", "length", 0
             first = ATTEMPTS if old else 0  # a rewrite takes seeds of its own
             for attempt in range(first, first + ATTEMPTS):
                 if text and not continuing and not text[-1].isspace():
@@ -277,12 +279,12 @@ class Writer:
                                   hooks=hooks)
 
     @contextlib.contextmanager
-    def _partial(self, index: int, keep: bool) -> Iterator[IO[str]]:
-        """Section ``index``'s partial file, open (see :meth:`Job.open_partial`). Each piece is
+    def _partial(self, index: int) -> Iterator[IO[str]]:
+        """Section ``index``'s partial file, open and empty. Each piece is
         flushed as it is written, so closing it has nothing left to write but what a full disk
         already refused: that error is the one told, not the close's."""
         with self._writing(index):
-            partial = self.job.open_partial(index, keep=keep)
+            partial = self.job.open_partial(index)
         try:
             yield partial
         finally:
@@ -310,6 +312,8 @@ class Writer:
                     reports.append(self.write_section(index))
                 else:
                     s = self.outline.sections[index - 1]
+                    # the conversation leaves out what it left out when this section was written
+                    self._fitting_context(index, s.words)
                     reports.append(SectionReport(index, s.title, s.words, count_words(text),
                                                  "journal"))
             path = self.job.save_document(self.document())
