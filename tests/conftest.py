@@ -17,6 +17,13 @@ import pytest
 from lwlocal.models.catalogue import embedded_model_path
 from tests.support.fake_chat import FakeChat, FakeModel
 
+# in one of several pytest-xdist workers (`make test`), native code runs on one thread: llama.cpp's
+# threads spin while they wait for each other, and two processes' spinning on the same cores
+# slows both several times over
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") != "1":
+    os.environ.setdefault("LWLOCAL_THREADS", "1")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 LOCAL_NAMES = {None, "localhost", socket.gethostname()}
 REAL_GETADDRINFO = socket.getaddrinfo
 
@@ -164,11 +171,22 @@ def draft_gguf(default_model: Path, tmp_path_factory: pytest.TempPathFactory) ->
 MODEL_FIXTURES = {"default_model", "engine", "smollm_hf", "smollm_f32", "served", "draft_gguf"}
 
 
+# the files that take longest (docs/tests.md), longest first: pytest-xdist's loadfile hands files
+# to `make test`'s workers in collection order, so that these first lets the workers end together
+LONGEST_FIRST = ("test_gptq.py", "test_write_e2e.py", "test_quant.py", "test_tui.py",
+                 "test_serve.py", "test_full_scale.py", "test_speculate.py",
+                 "test_llama_server.py", "test_tui_text.py", "test_convert.py",
+                 "test_planner_measured.py", "test_dataset_server.py")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests that use the default model are marked ``model`` (``-m "not model"`` skips them)."""
+    """Tests that use the default model are marked ``model`` (``-m "not model"`` skips them);
+    the longest files go first."""
     for item in items:
         if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.model)
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
 
 
 @pytest.fixture(scope="session")

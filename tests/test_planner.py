@@ -61,9 +61,11 @@ def test_buffer_sizes_match_llama_cpp_logs(shape, default_model, n_ctx, fa, kv):
     assert allocated == pytest.approx(float(sizes["compute"]), rel=0.05)
 
 
-def test_plan_on_the_cpu_takes_the_whole_job_over_a_batch_invariant_cache(shape):
+def test_plan_on_the_cpu_takes_the_whole_job_over_a_batch_invariant_cache(shape, monkeypatch):
     """On the CPU a q8_0 cache with flash attention (a batch computed as one token at a time:
-    docs/reproducible.md), f16 only where flash attention is off."""
+    docs/reproducible.md), f16 only where flash attention is off; a thread per core unless
+    $LWLOCAL_THREADS says otherwise."""
+    monkeypatch.delenv("LWLOCAL_THREADS", raising=False)
     need = context_needed(2000, "agentwrite", 1.3, 8)
     chosen = plan(shape, CPU_ONLY, need)
     assert chosen.fits and chosen.settings.n_ctx == need.full
@@ -74,6 +76,11 @@ def test_plan_on_the_cpu_takes_the_whole_job_over_a_batch_invariant_cache(shape)
     no_fa = plan(shape, CPU_ONLY, need, Overrides(flash_attn=False))
     assert no_fa.settings.kv_type == "f16"
     assert any("needs flash attention, which is off" in r for r in no_fa.reasons)
+    monkeypatch.setenv("LWLOCAL_THREADS", "1")
+    assert plan(shape, CPU_ONLY, need).settings.threads == 1
+    monkeypatch.setenv("LWLOCAL_THREADS", "two")
+    with pytest.raises(LwlocalError, match=r"^LWLOCAL_THREADS=two: must be a whole number"):
+        plan(shape, CPU_ONLY, need)
 
 
 def test_with_gpu_layers_the_most_precise_cache_that_fits(shape):

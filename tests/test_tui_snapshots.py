@@ -39,6 +39,11 @@ def utc(monkeypatch):  # the library shows dates in local time
     time.tzset()
 
 
+@pytest.fixture(autouse=True)
+def threads_per_core(monkeypatch):  # the plan shows its threads: one per core, however run
+    monkeypatch.delenv("LWLOCAL_THREADS", raising=False)
+
+
 def make_job(root: Path, name: str, created: float, state: str, sections: int,
              partial: str = "") -> Path:
     """A job with ``sections`` finished sections (and the ``partial`` start of the next)."""

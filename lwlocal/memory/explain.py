@@ -9,6 +9,7 @@ from lwlocal.memory.hardware import Machine
 from lwlocal.memory.model_shape import ModelShape
 from lwlocal.quant.types import NOMINAL_BPW
 from lwlocal.runtime.llama_build import GPU_BUILD_HINT
+from lwlocal.util.cpu import THREADS_ENV, threads_from_env
 
 
 def _gib(n: float) -> str:
@@ -96,7 +97,8 @@ def _choices(shape: ModelShape, s: Settings, need: Need, fixed: Overrides, memor
         lines.append(f"batch {s.n_batch}: llama.cpp's default, fast prompt evaluation")
     else:
         lines.append(f"batch {s.n_batch}: smaller batches need less compute memory")
-    lines.append(f"threads {s.threads}: one per physical core")
+    lines.append(f"threads {s.threads}: " + (f"${THREADS_ENV}" if threads_from_env() else
+                                            "one per physical core"))
     lines.append(f"memory: {_gib(memory.ram_bytes)} RAM of {_gib(ram)} usable"
                  + (f", {_gib(memory.vram_bytes)} VRAM of {_gib(vram)}" if vram > 0 else ""))
     if memory.ram_load_bytes > memory.ram_steady_bytes:

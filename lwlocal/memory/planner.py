@@ -13,6 +13,7 @@ from lwlocal.memory.explain import explain, suggest
 from lwlocal.memory.hardware import Machine
 from lwlocal.memory.model_shape import ModelShape
 from lwlocal.runtime.llama_build import GPU_BUILD_HINT
+from lwlocal.util.cpu import default_threads
 
 SMALL_BATCHES = (256, 128)
 KV_PREFERENCE = ("f16", "q8_0", "q4_0")  # with GPU layers: the most precise that fits
@@ -116,7 +117,7 @@ def plan(shape: ModelShape, machine: Machine, need: Need, fixed: Overrides = Ove
     contexts = [fixed.n_ctx] if fixed.n_ctx else _contexts(need, trained)
     fa_options = [fixed.flash_attn] if fixed.flash_attn is not None else [True]
     batches = [fixed.n_batch] if fixed.n_batch else [DEFAULT_BATCH, *SMALL_BATCHES]
-    threads = machine.cores
+    threads = default_threads(machine.cores)
     on_gpu = bool(vram_budget > 0 or fixed.n_gpu_layers)
     kv_types = _kv_types(fixed, on_gpu)
 

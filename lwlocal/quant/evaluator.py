@@ -13,7 +13,7 @@ import numpy as np
 
 from lwlocal.models.gguf_checks import check_vocabulary
 from lwlocal.runtime.kv_cache import ggml_type
-from lwlocal.util.cpu import check_threads, physical_cores
+from lwlocal.util.cpu import check_threads, default_threads
 from lwlocal.util.errors import LwlocalError, SettingError
 from lwlocal.util.interrupt import held
 from lwlocal.util.quiet import quiet_stderr
@@ -77,7 +77,7 @@ class Evaluator:
         cparams.n_ctx = n_ctx
         cparams.n_batch = n_ctx
         cparams.n_ubatch = min(n_ctx, 512)
-        cparams.n_threads = cparams.n_threads_batch = n_threads or physical_cores()
+        cparams.n_threads = cparams.n_threads_batch = n_threads or default_threads()
         cparams.type_k = cparams.type_v = ggml_type(kv_type)
         if kv_type != "f16":  # llama.cpp keeps a quantized V cache only with flash attention
             cparams.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED

@@ -27,7 +27,7 @@ from lwlocal.families import architecture_for
 from lwlocal.families.base import Architecture
 from lwlocal.models.folder import check_contained
 from lwlocal.quant.calibration import spread_chunks
-from lwlocal.util.cpu import physical_cores
+from lwlocal.util.cpu import default_threads
 from lwlocal.util.errors import LwlocalError, SettingError
 from lwlocal.util.offline import hf_offline, restore_environment
 from lwlocal.util.overwrite import refuse_input_as_output
@@ -176,7 +176,7 @@ def hf_cache_kept() -> Iterator[None]:
 
 def _import_gptqmodel(folder: Path) -> tuple[Any, Any, Any, Any]:
     """torch and GPTQModel, imported quietly (their optional kernels complain as they load)."""
-    os.environ.setdefault("GPTQMODEL_CPU_WORKERS", str(max(2, physical_cores())))
+    os.environ.setdefault("GPTQMODEL_CPU_WORKERS", str(max(2, default_threads())))
     try:
         with quiet_stderr(), logged_to(folder), hf_cache_kept():
             import torch

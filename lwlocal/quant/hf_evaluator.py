@@ -14,6 +14,7 @@ import numpy as np
 from lwlocal.families import architecture_for
 from lwlocal.quant.evaluator import split_chunks
 from lwlocal.quant.gptq import INSTALL_HINT, hf_cache_kept, read_config
+from lwlocal.util.cpu import default_threads
 from lwlocal.util.errors import LwlocalError
 from lwlocal.util.offline import hf_offline
 from lwlocal.util.quiet import quiet_stderr
@@ -38,8 +39,7 @@ class HFEvaluator:
         if relayout:
             self._scratch = tempfile.TemporaryDirectory(prefix="lwlocal-native-")
             source = relayout(source, Path(self._scratch.name))
-        if n_threads:
-            torch.set_num_threads(n_threads)
+        torch.set_num_threads(n_threads or default_threads())
         transformers.utils.logging.disable_progress_bar()
         # GPTQModel's CPU kernel asks torch.compile for every new chunk shape; eager is faster
         torch._dynamo.config.disable = True

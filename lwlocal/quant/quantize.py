@@ -19,7 +19,7 @@ from lwlocal.convert.run import ConvertResult, convert
 from lwlocal.models.gguf_file import check_gguf, read_gguf
 from lwlocal.quant.imatrix_file import ImportanceMatrix, load
 from lwlocal.quant.types import NEEDS_IMATRIX, UNQUANTIZED, quant_type
-from lwlocal.util.cpu import check_threads, physical_cores
+from lwlocal.util.cpu import check_threads, default_threads
 from lwlocal.util.destination import replacing
 from lwlocal.util.errors import LwlocalError, SettingError
 from lwlocal.util.overwrite import refuse_input_as_output
@@ -168,7 +168,7 @@ def quantize(src: Path, out: Path, qtype: str, *, imatrix: Path | None = None,
     refuse_input_as_output(out, {"input model": src, "importance matrix": imatrix})
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = ftype
-    params.nthread = n_threads or physical_cores()
+    params.nthread = n_threads or default_threads()
     params.allow_requantize = True  # a quantized input is quantized again, with a warning
     params.max_buf_size = QUANT_BUFFER_BYTES
     entries = 0

@@ -11,7 +11,7 @@ import llama_cpp
 from lwlocal.models.gguf_checks import check_vocabulary
 from lwlocal.runtime.kv_cache import ggml_type
 from lwlocal.runtime.llama_log import loading, log_path
-from lwlocal.util.cpu import check_threads, physical_cores
+from lwlocal.util.cpu import check_threads, default_threads
 from lwlocal.util.errors import LwlocalError
 from lwlocal.util.interrupt import held
 
@@ -30,7 +30,7 @@ def load_llama(path: Path, *, n_ctx: int, n_batch: int, n_threads: int | None,
                 n_ctx=n_ctx,
                 n_batch=n_batch,
                 n_ubatch=n_batch,
-                n_threads=n_threads or physical_cores(),
+                n_threads=n_threads or default_threads(),
                 flash_attn=flash_attn,
                 type_k=cache_type,
                 type_v=cache_type,

@@ -20,6 +20,24 @@ def physical_cores() -> int:
 
 
 MAX_THREADS = 512  # ggml's GGML_MAX_N_THREADS: llama.cpp aborts beyond it
+THREADS_ENV = "LWLOCAL_THREADS"  # threads for native code where none are given, as OMP_NUM_THREADS
+
+
+def threads_from_env() -> int | None:
+    """``$LWLOCAL_THREADS``, checked (None where it is not set)."""
+    value = os.environ.get(THREADS_ENV, "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or not 1 <= int(value) <= MAX_THREADS:
+        raise SettingError(f"{THREADS_ENV}={value}: must be a whole number between 1 and "
+                           f"{MAX_THREADS}")
+    return int(value)
+
+
+def default_threads(cores: int | None = None) -> int:
+    """Threads native code runs on where none are given: ``$LWLOCAL_THREADS``, else one per
+    physical core (``cores``, or this machine's)."""
+    return threads_from_env() or cores or physical_cores()
 
 
 def check_threads(threads: int | None) -> None:

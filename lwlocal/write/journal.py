@@ -80,8 +80,9 @@ class Job:
         job = cls(folder, JobMeta(settings, created=time.time()))
         try:
             job.update(**fields)
-        except BaseException:  # a full disk: no folder left that is not a job
-            shutil.rmtree(folder, ignore_errors=True)
+        except BaseException:  # a full disk, or a stop: no folder left that is not a job
+            if not (folder / META).is_file():
+                shutil.rmtree(folder, ignore_errors=True)
             raise
         return job
 

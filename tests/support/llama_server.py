@@ -27,6 +27,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from lwlocal.util.cpu import default_threads
 from lwlocal.util.errors import LwlocalError
 from tests.support.server import free_port, healthy
 
@@ -115,7 +116,8 @@ def start(model: Path, log: Path, *args: str, port: int | None = None) -> LlamaS
     port = port or free_port()
     with log.open("ab") as out:
         proc = subprocess.Popen([str(binary()), "-m", str(model), "--host", "127.0.0.1",
-                                 "--port", str(port), "--no-webui", *args],
+                                 "--port", str(port), "--no-webui",
+                                 "--threads", str(default_threads()), *args],
                                 stdout=out, stderr=subprocess.STDOUT)
     server = LlamaServer(proc, port, log)
     if healthy(proc, port):
