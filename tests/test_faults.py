@@ -68,6 +68,15 @@ TALK = [
     "This is the perfect answer to your questions: 2019.",
     "But here's the answer I've been giving you so far.",
     "What's your writing project you need assistance with?",
+    # make demo, this round: a section that was the plan listed, heading by heading
+    "1. Growing Your Own Vegetables: (A Guide to Starting a Vegetable Garden)",
+    "How to Water and Plant,: (How to Water and Plant)",
+    "Healthy Soil and Gardening Essentials: (Healthy Soil and Garden Essentials) (A Guide to "
+    "Gardening)",
+    "3. How to Start a Garden from Seeds, (Steps to Start Your Own Vegetable)",
+    "You've already told us a lot about starting your own, and the other parts are exciting.",
+    "I'm going to help you in a little bit because it's also important.",
+    "You're absolutely right, I think.",
 ]
 SUBJECT = [
     "Tomatoes need six hours of sun a day.",
@@ -85,6 +94,11 @@ SUBJECT = [
     "The last part of the climb is the steepest.",
     "Follow the instructions on the seed packet.",
     "Her grandmother told the story of the flood every spring.",
+    "Preparation time: (about 20 minutes)",
+    "The Tagus River (Rio Tejo)",
+    "Tomatoes: (Solanum lycopersicum)",
+    "Belem Tower: (Torre de Belem)",
+    "The neighbours will help you carry the boxes.",
 ]
 
 
@@ -232,9 +246,12 @@ def test_list_numbers_before_a_title_are_dropped():
                                                         "Tyres, chain and brakes.", 400)]))
     assert mended.sections[0].title == "Key Information Points"
     assert changes == ["section 1: '1. 3. Key Information Points' titled 'Key Information "
-                       "Points' (its list numbers dropped)"]
+                       "Points' (its list numbers or trailing marks dropped)"]
     mended, changes = repair(Outline("p", 400, [Section("1984: The Year", "Orwell.", 400)]))
     assert mended.sections[0].title == "1984: The Year" and not changes
+    # make demo, this round: "## Watering and Planting," under its heading
+    mended, changes = repair(Outline("p", 400, [Section("Watering and Planting,", "Tips.", 400)]))
+    assert mended.sections[0].title == "Watering and Planting" and len(changes) == 1
 
 
 BREAD = ["Baking Science: The Art of Sourdough Making and Baker's Yeast",
@@ -262,7 +279,8 @@ def test_repair_retitles_from_the_main_point_or_merges():
         "Planting and Care for Vegetables", "Overview",
         "Water, weed and feed the plants in summer"]
     assert mended.planned_words == 800 and len(changes) == 3
-    assert "list numbers dropped" in changes[0] and "merged into section 3" in changes[2]
+    assert "list numbers or trailing marks dropped" in changes[0]
+    assert "merged into section 3" in changes[2]
     assert not outline_problems([s.title for s in mended.sections],
                                 [s.main_point for s in mended.sections])
 

@@ -66,7 +66,9 @@ _ABOUT_TEXT = [
     r"\bplain prose\b", r"\bmy (?:own )?(?:paragraphs?|sentences|writing)\b",
     r"\babout \d+ (?:sentences|paragraphs)\b", r"\b(?:sending|send) you\b",
     r"\b(?:i|we) (?:have|want|need|am going) to tell you\b",
-    r"^you(?:'re| are) (?:right|correct)\b", r"\bglad you (?:brought|asked)\b",
+    r"^you(?:'re| are) (?:absolutely |quite |so )?(?:right|correct)\b",
+    r"\bglad you (?:brought|asked)\b",
+    r"\byou(?:'ve| have) (?:already )?(?:told|asked|given|shown) (?:us|me)\b",
     r"\bhere(?:'s| is) (?:a|an|the|my) (?:\w+ )?(?:version|continuation|rewrite|example of how)\b",
     r"\bthe (?:section|paragraph|chapter)\b(?! of)",
     r"\b(?:what|which) (?:section|paragraph|chapter)s?\b",
@@ -95,6 +97,7 @@ _TO_ASKER = [
     r"\blet me\b", r"\bhope (?:this|that|it)\b(?: \w+)? (?:helps|helped|inspires|inspired|was|is|"
     r"has)\b", r"\bfeel free\b",
     r"\b(?:happy|glad|ready|here) to (?:help|assist)\b", r"\bwould you like me to\b",
+    r"\bi(?:'m| am) going to help you\b",
     r"\bhelp you with\b", r"\bhow (?:can|may) i (?:help|assist)\b", r"\bassist you\b",
     r"\byour writing (?:project|task)\b",
     r"\bas an ai\b",
@@ -108,6 +111,12 @@ _TO_ASKER = [
     r"如有(?:需要|问题|疑问)", r"请(?:告诉|让)我", r"[您你]的(?:要求|请求)",
 ]
 _META = re.compile("|".join(f"(?:{p})" for p in _ABOUT_TEXT + _TO_ASKER), re.IGNORECASE)
+# a heading restated with another in brackets, a line of its own: the plan listed instead of
+# written ("How to Water Your Garden: (Draining Your Garden)", make demo, this round)
+_TITLE_WORDS = r"[A-Z0-9][\w'’-]*(?:[ ,&/-]+(?:[A-Z0-9][\w'’-]*|a|an|and|as|at|by|for|from|in|" \
+    r"of|on|or|the|to|with|your|our|my))*"
+_HEADING_LIST = re.compile(rf"^(?:\d{{1,3}}[.)]\s+)?{_TITLE_WORDS}\s*[:,]+"
+                           rf"(?:\s*\({_TITLE_WORDS}\))+[\s.]*$")
 _ASKER = re.compile("|".join(f"(?:{p})" for p in _TO_ASKER), re.IGNORECASE)
 
 # a line that starts something else: a heading, "Section 3", "第三节", "In section 3"
@@ -155,7 +164,8 @@ def _bare(sentence: str) -> str:
 def is_talk(sentence: str) -> bool:
     """Whether ``sentence`` talks about the writing, or to the person who asked, instead of
     about the subject."""
-    return bool(_META.search(_bare(sentence)))
+    bare = _bare(sentence)
+    return bool(_META.search(bare) or _HEADING_LIST.match(bare))
 
 
 def _title_words(title: str) -> list[str]:

@@ -20,6 +20,7 @@ from lwlocal.write.outline import (
 )
 
 LIST_NUMBERS = re.compile(r"^\s*(?:(?:\d{1,2}|[ivx]{1,4})[.)]\s*)+", re.IGNORECASE)  # "1. 3. "
+TRAILING_MARKS = re.compile(r"[\s,;:]+$")  # "Watering and Planting," as a title
 TITLE_WORDS = 8  # a title made from a main point: its first clause, this many words at most
 _CLAUSE = re.compile(r"[^.;:\n(]+")
 _BRACKETS = re.compile(r"\[[^\]]*\]|\{[^}]*\}|<[^>]*>")
@@ -51,10 +52,10 @@ def repair(outline: Outline) -> tuple[Outline, list[str]]:
     changes: list[str] = []
     sections = list(outline.sections)
     for i, section in enumerate(sections):
-        bare = LIST_NUMBERS.sub("", section.title).strip()
+        bare = TRAILING_MARKS.sub("", LIST_NUMBERS.sub("", section.title)).strip()
         if bare and bare != section.title:
             changes.append(f"section {i + 1}: '{section.title}' titled '{bare}' (its list "
-                           "numbers dropped)")
+                           "numbers or trailing marks dropped)")
             sections[i] = replace(section, title=bare)
     for _ in range(len(outline.sections)):
         found = problems(replace(outline, sections=sections))
