@@ -21,8 +21,8 @@ endif
 export CMAKE_ARGS ?= $(PORTABLE_CPU) $(GPU_FLAGS_$(GPU))
 CORES := $(shell nproc 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null || echo 2)
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(CORES)
-# the suite runs in this many processes (pytest-xdist), a test file to each in turn, each with
-# one thread for native code (tests/conftest.py)
+# the suite runs in this many processes (pytest-xdist; an idle one takes tests from a busy one's
+# queue), each with one thread for native code (tests/conftest.py)
 TEST_WORKERS ?= $(CORES)
 # llama-cpp-python is built once per backend and build flags and kept in a folder named by them:
 # pip's own wheel cache keys a wheel by its source alone and would hand a CPU build to a GPU
@@ -71,7 +71,7 @@ llama-server: $(LLAMA_SERVER)
 	@echo $(LLAMA_SERVER)
 
 test: $(VENV)/.test $(LLAMA_SERVER)
-	LWLOCAL_LLAMA_SERVER=$(LLAMA_SERVER) $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
+	LWLOCAL_LLAMA_SERVER=$(LLAMA_SERVER) $(BIN)/pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 lint: $(VENV)/.test
 	$(BIN)/ruff check .

@@ -171,8 +171,9 @@ def draft_gguf(default_model: Path, tmp_path_factory: pytest.TempPathFactory) ->
 MODEL_FIXTURES = {"default_model", "engine", "smollm_hf", "smollm_f32", "served", "draft_gguf"}
 
 
-# the files that take longest (docs/tests.md), longest first: pytest-xdist's loadfile hands files
-# to `make test`'s workers in collection order, so that these first lets the workers end together
+# the files that take longest (docs/tests.md), longest first: `make test`'s workers start on them
+# and take the short tests from each other's queues as they finish (pytest-xdist's worksteal), so
+# that they end together
 LONGEST_FIRST = ("test_gptq.py", "test_write_e2e.py", "test_quant.py", "test_tui.py",
                  "test_serve.py", "test_full_scale.py", "test_speculate.py",
                  "test_llama_server.py", "test_tui_text.py", "test_convert.py",
