@@ -10,7 +10,8 @@ from textual.widgets import Static
 HELP = """\
 [b]lwlocal[/b]: plan, then write long documents on your own machine.
 Each section is saved as it is written: quitting, a pause or a crash
-keeps what is written, and resuming goes on from there.
+keeps every finished section, and resuming writes the one cut short
+again from its start, to the same text.
 
 [b]Everywhere[/b]  F1 help · F2 Model · F3 Compose · F4 Outline
             F5 Writing · F6 Library · ctrl+p commands · ctrl+q quit

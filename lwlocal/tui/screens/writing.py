@@ -1,8 +1,9 @@
 """Writing: a dashboard of the job being written: the sections (done, being written, pending),
 section and document progress, tokens/s from the first token, elapsed time and time left, the
 context in use, and the document as it streams in. The writer runs in a worker thread and every
-finished section is already in the job's journal; a pause keeps the part of the section written
-so far, on screen and on disk, and resuming goes on from it. Which job is shown, and whether it
+finished section is already in the job's journal; a pause shows the part of the section written
+so far, on screen and on disk, and resuming writes that section again from its start (to the same
+text: docs/reproducible.md). Which job is shown, and whether it
 is being written, stopping or paused, is the app's state (:class:`TuiState`), not this
 screen's."""
 

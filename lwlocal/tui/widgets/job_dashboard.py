@@ -110,7 +110,7 @@ class JobDashboard(Vertical):
         if not view.writing:
             if view.current:
                 return (f"{'paused' if view.state == 'paused' else 'stopped'} part-way through "
-                        f"section {view.current}: r goes on from there")
+                        f"section {view.current}: r writes it again from its start")
             return "r writes it" if job.state in ("new", "outlined") else "r writes on"
         if event is None:
             return "loading the model…"
