@@ -241,6 +241,18 @@ def test_tidy_drops_lines_of_list_numbers_alone():
     assert [(r.kind, r.text) for r in repairs] == [("numbers", "1. 1. / 2. 2 / 3. 4")]
 
 
+def test_tidy_drops_a_heading_of_its_own_wrapped_on_the_first_line():
+    """A trees essay of this round began its first section with such a line."""
+    text, repairs = tidy("<<The Importance of Cities: Planting More Trees>>\n\nIn recent years "
+                         "cities have planted more trees.", "Introduction and Purpose")
+    assert text == "In recent years cities have planted more trees."
+    assert [(r.kind, r.text) for r in repairs] == [
+        ("title", "<<The Importance of Cities: Planting More Trees>>")]
+    for kept in ("[Note] Water the beds early.\nThen weed them.",
+                 "<<Quiet,>> she said. <<The tree is old.>>\nShe left."):
+        assert tidy(kept, "Watering") == (kept, [])
+
+
 def test_list_numbers_before_a_title_are_dropped():
     mended, changes = repair(Outline("p", 400, [Section("1. 3. Key Information Points",
                                                         "Tyres, chain and brakes.", 400)]))

@@ -152,9 +152,15 @@ class SectionGuard:
         return None
 
 
+# a heading the model made itself, wrapped whole ("<<The Importance of Cities: ...>>", a trees
+# essay of this round)
+_WRAPPED_HEADING = re.compile(r"^(?:<<[^<>\n]{1,160}>>|«[^«»\n]{1,160}»|\[[^\[\]\n]{1,160}\])$")
+
+
 def tidy(text: str, title: str) -> tuple[str, list[Repair]]:
     """A finished section without the quotation marks wrapping it, lines of list numbers
-    alone ("1. 1."), or its title repeated on its first line, and what was removed."""
+    alone ("1. 1."), or its title repeated on its first line (or a heading of its own wrapped in
+    << >>, « » or brackets there), and what was removed."""
     repairs = []
     body = text.strip()
     if len(body) > 1 and body[0] in QUOTES and body[-1] in QUOTES:
@@ -167,8 +173,8 @@ def tidy(text: str, title: str) -> tuple[str, list[Repair]]:
         body = re.sub(r"\n{3,}", "\n\n", "\n".join(
             line for line in lines if not _NUMBERS_ONLY.match(line))).strip()
     first, _, rest = body.partition("\n")
-    if rest.strip() and opens_with_title(first, title) and len(normal_words(first)) <= len(
-            normal_words(title)) + 2:
+    if rest.strip() and (_WRAPPED_HEADING.match(first.strip()) or opens_with_title(
+            first, title) and len(normal_words(first)) <= len(normal_words(title)) + 2):
         repairs.append(Repair("title", "tidied", first))
         body = rest.strip()
     return body, repairs
