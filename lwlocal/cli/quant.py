@@ -23,6 +23,7 @@ from lwlocal.quant.gptq import check_request as check_gptq
 from lwlocal.quant.imatrix_file import save
 from lwlocal.quant.quality import evaluate
 from lwlocal.quant.quantize import check_request, convert_and_quantize, quantize
+from lwlocal.runtime.kv_cache import KV_CACHE_TYPES
 from lwlocal.util.cpu import check_threads
 from lwlocal.util.destination import check_destination, check_folder
 from lwlocal.util.errors import LwlocalError
@@ -173,7 +174,7 @@ def quantize_gptq_command(src: str, output: Path, bits: int, group_size: int, de
 @click.option("--ctx", type=int, default=512, show_default=True, help="Tokens per chunk.")
 @click.option("--chunks", type=int, help="Evaluate only the first N chunks.")
 @click.option("--threads", type=int, help="CPU threads (default: physical cores).")
-@click.option("--kv-type", default="f16", show_default=True,
+@click.option("--kv-type", type=click.Choice(KV_CACHE_TYPES), default="f16", show_default=True,
               help="KV cache type QUANT is evaluated with (BASE's: f16). QUANT the same file "
                    "as BASE measures what the KV cache type alone costs.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")

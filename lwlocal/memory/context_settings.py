@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lwlocal.runtime.kv_cache import KV_CACHE_TYPES
+from lwlocal.runtime.kv_cache import check_kv_type
 from lwlocal.util.errors import SettingError
 
 DEFAULT_BATCH = 512
@@ -29,9 +29,7 @@ class Settings:
         return max(0, self.n_gpu_layers - 1)
 
     def check(self) -> None:
-        if self.kv_type not in KV_CACHE_TYPES:
-            raise SettingError(f"{{kv_type}} {self.kv_type}: choose one of "
-                               f"{', '.join(KV_CACHE_TYPES)}")
+        check_kv_type(self.kv_type)
         if self.kv_type != "f16" and not self.flash_attn:
             raise SettingError(f"{{kv_type}} {self.kv_type} needs {{flash_attn}} on (llama.cpp "
                                "stores a quantized V cache only with flash attention)")

@@ -16,7 +16,7 @@ import numpy as np
 
 from lwlocal.models.gguf_file import check_gguf
 from lwlocal.quant.evaluator import Evaluator, check_chunking
-from lwlocal.runtime.kv_cache import KV_CACHE_TYPES
+from lwlocal.runtime.kv_cache import check_kv_type
 from lwlocal.util.errors import LwlocalError, SettingError
 from lwlocal.util.progress import Progress, ProgressCallback, ignore
 
@@ -177,8 +177,7 @@ def evaluate(base: Path, quant: Path, text: str, *, n_ctx: int = 512,
     files or checkpoint folders), the quant with a ``kv_type`` KV cache (``quant`` the base's
     own file: what that cache alone costs)."""
     check_chunking(n_ctx, chunks, n_threads)
-    if kv_type not in KV_CACHE_TYPES:
-        raise SettingError(f"{{kv_type}} {kv_type}: choose one of {', '.join(KV_CACHE_TYPES)}")
+    check_kv_type(kv_type)
     if Path(quant).is_dir():
         if kv_type != "f16":
             raise SettingError(f"{{kv_type}} {kv_type}: a checkpoint folder runs through "

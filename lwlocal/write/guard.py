@@ -52,24 +52,23 @@ class Repair:
 class SectionGuard:
     """Finds the first fault of section ``index`` as its text arrives piece by piece.
 
-    ``earlier`` holds what the sections before it said; ``start`` is what is kept of the
-    section so far (a stopped run's part, or text before a cut), and ``avoid`` the starts the
-    text after it may not begin with (a section written again: the old one). Without
+    ``earlier`` holds what the sections before it said, and ``avoid`` the starts the section
+    may not begin with (a section written again: the old one). Without
     ``boundaries`` (a one-pass document, which has headings of its own) a heading is no fault.
     It also decides what the writer does about each fault (:meth:`decide`) and keeps the
     record (``repairs``).
     """
 
-    def __init__(self, index: int, titles: Sequence[str], earlier: Memory,
-                 start: str = "", *, boundaries: bool = True, avoid: Sequence[str] = ()) -> None:
+    def __init__(self, index: int, titles: Sequence[str], earlier: Memory, *,
+                 boundaries: bool = True, avoid: Sequence[str] = ()) -> None:
         self.boundaries = boundaries
         self.title = titles[index - 1]
         self.others = [t for i, t in enumerate(titles, 1) if i != index]
         self.earlier = earlier
         self.repairs: list[Repair] = []
         self.avoid = list(avoid)  # starts that went wrong where the text now ends
-        self._at = start.rstrip()
-        self.restart(start)
+        self._at = ""
+        self.restart("")
 
     def restart(self, text: str) -> None:
         """Watch again from ``text``, all of it taken as good (where it ends elsewhere than

@@ -166,7 +166,7 @@ class Writer:
         old = self.job.section_text(index) if index in self.rewrite else None
         guard = SectionGuard(index, [s.title for s in self.outline.sections],
                              Memory(self.job.section_text(i) or "" for i in range(1, index)),
-                             "", boundaries=not self.direct, avoid=[old] if old else [])
+                             boundaries=not self.direct, avoid=[old] if old else [])
         pace = _Pace()
 
         def event(stage: str, done: float, total: float, text: str = "") -> Progress:
