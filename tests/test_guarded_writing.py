@@ -50,6 +50,17 @@ def test_talk_is_cut_and_written_again_from_another_start(tmp_path):
     assert not job.partial_path(1).exists()
 
 
+def test_a_section_cut_at_its_cap_mid_sentence_ends_at_its_last_full_stop(tmp_path):
+    """make demo, this round: the last section stopped at its cap in the middle of a run-on
+    sentence ("... there is just one way that"). It ends at its last full stop, though that
+    leaves it under its floor (22 words of 30; floor 24), as long as half its budget is kept."""
+    run_on = " ".join(["and the rain barrel fills"] * 10)
+    chat = ScriptedLocalChat([SOIL + run_on])
+    job = job_for(tmp_path)
+    Writer(chat, job, OUTLINE, Sampling()).write_section(1)
+    assert job.section_text(1) == SOIL.strip()
+
+
 def test_a_start_that_keeps_going_wrong_ends_the_section_after_bounded_tries(tmp_path):
     """Past the section's floor (22 words of 25), three other starts, then it ends there."""
     outline = Outline(OUTLINE.prompt, 50, [Section("Soil", "What soil needs.", 25),

@@ -34,6 +34,8 @@ from lwlocal.write.words import (
 )
 
 CONTINUATIONS = 3  # requests to go on with a section a server's model ended short
+KEPT_AT_A_CUT = 0.5  # a section cut mid-sentence ends at its last full stop if that keeps this
+# share of its budget (a floor, 80%, would leave a dangling sentence in for a few words more)
 SEED_STEP = 7919  # seeds of retried starts: the section's seed plus a multiple of this
 ATTEMPTS = REPAIRS_PER_SECTION + CONTINUATIONS + 1  # requests for one section at the most
 
@@ -240,8 +242,8 @@ class Writer:
                     stop = fault.kind
                     break
         if stop != "eog" and not ends_sentence(text):
-            trimmed = trim_to_sentence(text)
-            if count_words(trimmed) >= budget.floor:  # cut mid-sentence: end at the last full stop
+            trimmed = trim_to_sentence(text)  # cut mid-sentence: end at the last full stop,
+            if count_words(trimmed) >= section.words * KEPT_AT_A_CUT:  # if that leaves enough
                 text = trimmed
         text, tidied = tidy(text, section.title)
         repairs = [r.as_dict() for r in [*guard.repairs, *tidied]]
