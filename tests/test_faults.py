@@ -241,6 +241,21 @@ def test_tidy_drops_lines_of_list_numbers_alone():
     assert [(r.kind, r.text) for r in repairs] == [("numbers", "1. 1. / 2. 2 / 3. 4")]
 
 
+def test_a_title_made_from_a_main_point_ends_on_a_word_of_its_own():
+    """A lighthouse history of this round: titles cut from main points at eight words ended
+    "... the origin and" and "... is a story that", and one on a comma."""
+    outline = Outline("p", 600, [
+        Section("History", "The lighthouses of the coast.", 200),
+        Section("History", "A historical account that recounts the origin and growth of the "
+                           "lights.", 200),
+        Section("History", "Lighthouse-keeping was once viewed as a lonely trade, then a "
+                           "calling.", 200)])
+    mended, _ = repair(outline)
+    assert [s.title for s in mended.sections][1:] == [
+        "A historical account that recounts the origin",
+        "Lighthouse-keeping was once viewed as a lonely trade"]
+
+
 def test_tidy_drops_a_heading_of_its_own_wrapped_on_the_first_line():
     """A trees essay of this round began its first section with such a line."""
     text, repairs = tidy("<<The Importance of Cities: Planting More Trees>>\n\nIn recent years "

@@ -23,6 +23,9 @@ LIST_NUMBERS = re.compile(r"^\s*(?:(?:\d{1,2}|[ivx]{1,4})[.)]\s*)+", re.IGNORECA
 TRAILING_MARKS = re.compile(r"[\s,;:]+$")  # "Watering and Planting," as a title
 TITLE_WORDS = 8  # a title made from a main point: its first clause, this many words at most
 _CLAUSE = re.compile(r"[^.;:\n(]+")
+# words a title made by cutting a clause short may not end on ("... the origin and")
+_DANGLING = re.compile(r"(?:\s+(?:a|an|and|as|at|by|for|from|in|into|of|on|or|that|the|to|"
+                       r"which|who|with))+$", re.IGNORECASE)
 _BRACKETS = re.compile(r"\[[^\]]*\]|\{[^}]*\}|<[^>]*>")
 
 
@@ -36,7 +39,8 @@ def _title_from(point: str) -> str | None:
     """A title made of a main point's first clause, or None when it gives none."""
     clause = _CLAUSE.match(_BRACKETS.sub("", point).strip())
     words = clause.group().split()[:TITLE_WORDS] if clause else []
-    return " ".join(words).strip().capitalize() if normal_words(" ".join(words)) else None
+    title = _DANGLING.sub("", TRAILING_MARKS.sub("", " ".join(words))).strip()
+    return title.capitalize() if normal_words(title) else None
 
 
 def _merged(into: Section, other: Section, keep_point: bool) -> Section:
