@@ -16,6 +16,7 @@ transformers = pytest.importorskip("transformers")
 
 from lwlocal.convert.run import convert  # noqa: E402
 from lwlocal.util.errors import LwlocalError  # noqa: E402
+from lwlocal.util.cpu import default_threads  # noqa: E402
 from tests.support.checkpoints import CORPUS, PROMPTS, hf_logits, tiktoken_glm  # noqa: E402
 
 
@@ -23,7 +24,7 @@ def gguf_logits(path: Path, ids: list[int]) -> np.ndarray:
     import llama_cpp
 
     llm = llama_cpp.Llama(str(path), n_ctx=256, logits_all=True, type_k=0, type_v=0,
-                          n_threads=2, verbose=False)
+                          n_threads=default_threads(), verbose=False)
     llm.eval(ids)
     logits = np.array(llm.scores[: len(ids)])
     llm.close()

@@ -98,7 +98,7 @@ def test_the_outline_schema_holds_through_response_format(llama_server):
 def test_resume_after_kill_9_of_the_server_loses_nothing(default_model, tmp_path, lw_home):
     log = tmp_path / "server.log"
     server = start(default_model, log, *SERVER_ARGS)
-    session = Session(JobSettings(prompt=PROMPT, words=240, sections=3, backend="openai",
+    session = Session(JobSettings(prompt=PROMPT, words=180, sections=3, backend="openai",
                                   base_url=server.url), Server(server.url, retries=0))
     job = session.new_job()
     outcome: dict = {}
@@ -128,7 +128,9 @@ def test_resume_after_kill_9_of_the_server_loses_nothing(default_model, tmp_path
     finally:
         server.stop()
     job = Job.open(str(job.dir), job.dir.parent)
-    assert job.state == "done" and job.finished() == [1, 2, 3]
+    outline = job.outline()
+    assert outline is not None  # three sections asked for; the outline check may merge two
+    assert job.state == "done" and job.finished() == list(range(1, len(outline.sections) + 1))
     assert job.section_text(1) == first  # finished work is never written again
     assert done["sections"][0]["stop"] == "journal"
     assert not list(job.dir.glob("*.partial"))

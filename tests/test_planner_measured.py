@@ -12,13 +12,13 @@ from lwlocal.memory.context_settings import Settings
 from lwlocal.memory.hardware import detect
 from lwlocal.memory.model_shape import shape_from_gguf
 from lwlocal.memory.probe import measure_peak_rss
-from lwlocal.util.cpu import physical_cores
+from lwlocal.util.cpu import default_threads
 from lwlocal.util.errors import LwlocalError
 
 
 @pytest.mark.parametrize("n_ctx,kv_type,flash_attn", [(2048, "f16", False), (1024, "q4_0", True)])
 def test_predicted_ram_within_15_percent_of_measured(default_model, n_ctx, kv_type, flash_attn):
-    settings = Settings(n_ctx, kv_type, flash_attn, 0, 512, physical_cores())
+    settings = Settings(n_ctx, kv_type, flash_attn, 0, 512, default_threads())
     predicted = predict(shape_from_gguf(default_model), settings).ram_bytes
     measured = measure_peak_rss(default_model, settings)
     assert predicted == pytest.approx(measured, rel=0.15), (predicted, measured)
@@ -28,7 +28,7 @@ def test_predicted_ram_with_a_draft_model_within_15_percent_of_measured(default_
                                                                        draft_gguf):
     """Speculating with a draft model: its weights (repacked too: it is Q4_0), context and f16
     KV cache counted in."""
-    settings = Settings(1024, "q8_0", True, 0, 512, physical_cores())
+    settings = Settings(1024, "q8_0", True, 0, 512, default_threads())
     target, repack = shape_from_gguf(default_model), detect().cpu_repack
     alone = predict(target, settings, cpu_repack=repack).ram_bytes
     predicted = predict(target, settings, cpu_repack=repack,

@@ -102,7 +102,7 @@ def test_a_job_stopped_anywhere_and_resumed_writes_the_uninterrupted_document(
     a stop cut short is written again from its start (docs/reproducible.md)."""
     env = {**os.environ, "LWLOCAL_HOME": str(lw_home)}
     jobs = lw_home / "jobs"
-    job_args = [PROMPT, "--words", "300", "--sections", "3", "--ctx", "4096", *sampling]
+    job_args = [PROMPT, "--words", "200", "--sections", "3", "--ctx", "4096", *sampling]
     whole = json.loads(run_cli("write", *job_args, "--json", env_home=lw_home,
                                check=True).stdout)
     expected = Path(whole["document"]).read_bytes()
