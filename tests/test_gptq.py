@@ -143,13 +143,13 @@ def test_ctrl_c_leaves_nothing(lw_home, gptq_llama, tmp_path):
 def test_the_default_model_keeps_its_perplexity(smollm_hf, tmp_path, lw_home):
     out = tmp_path / "smollm-gptq"
     done = invoke("quantize-gptq", str(smollm_hf), "-o", str(out), "--group-size", "64",
-                  "--asym", "--samples", "4", "--seq-len", "256", "--json", check=True)
+                  "--asym", "--samples", "4", "--seq-len", "128", "--json", check=True)
     result = json.loads(done.stdout)  # nothing but the JSON on standard output
     assert (result["bits"], result["group_size"], result["sym"]) == (4, 64, False)
     assert result["device"] == "cpu"
     text, label = read_text(None, HELDOUT)
     report = evaluate(smollm_hf, out, text, n_ctx=256, chunks=4, label=label)
-    assert report.ppl_quant <= 1.25 * report.ppl_base, report  # measured here: +18.6%
+    assert report.ppl_quant <= 1.25 * report.ppl_base, report  # measured here: +17.9%
     assert 0 < report.kld_mean < 1 and report.top1_agreement > 0.5
 
 
