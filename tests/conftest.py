@@ -142,11 +142,16 @@ def engine(default_model: Path):
 
 
 @pytest.fixture(scope="session")
-def smollm_hf(tmp_path_factory, default_model) -> Path:
+def smollm_hf(default_model) -> Path:
     """The default model's real weights and tokenizer as an HF checkpoint (dequantized)."""
-    from tests.support.reference import checkpoint_from_gguf
+    import transformers
 
-    return checkpoint_from_gguf(default_model, tmp_path_factory.mktemp("smollm-hf"))
+    from tests.support import reference
+    from tests.support.fixture_cache import cached
+
+    inputs = [default_model, Path(reference.__file__), transformers.__version__]
+    return cached("smollm-hf", inputs,
+                  lambda folder: reference.checkpoint_from_gguf(default_model, folder))
 
 
 @pytest.fixture(scope="session")

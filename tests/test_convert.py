@@ -15,8 +15,8 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from lwlocal.convert.run import convert  # noqa: E402
-from lwlocal.util.errors import LwlocalError  # noqa: E402
 from lwlocal.util.cpu import default_threads  # noqa: E402
+from lwlocal.util.errors import LwlocalError  # noqa: E402
 from tests.support.checkpoints import CORPUS, PROMPTS, hf_logits, tiktoken_glm  # noqa: E402
 
 
