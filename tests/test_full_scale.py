@@ -103,19 +103,26 @@ def tensor_spans(gguf_file: GGUFFile, size: int) -> dict[str, int]:
 
 @pytest.fixture(scope="session")
 def converted(full_width: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
-              ) -> dict[str, tuple[Path, Measured]]:
-    """Each layout converted (to bf16, the default) by `lwlocal convert` in a child, measured."""
+              ) -> Callable[[str], tuple[Path, Measured]]:
+    """A layout converted (to bf16, the default) by `lwlocal convert` in a child, measured:
+    each on first use, so that a test process converts only the layouts its tests read."""
     root = tmp_path_factory.mktemp("converted")
-    out = {name: root / f"{name}.gguf" for name in full_width}
-    return {name: (out[name], run_measured(lwlocal("convert", str(src), "-o", str(out[name]))))
-            for name, src in full_width.items()}
+    done: dict[str, tuple[Path, Measured]] = {}
+
+    def convert(name: str) -> tuple[Path, Measured]:
+        if name not in done:
+            out = root / f"{name}.gguf"
+            done[name] = out, run_measured(lwlocal("convert", str(full_width[name]), "-o",
+                                                   str(out)))
+        return done[name]
+    return convert
 
 
 @pytest.mark.parametrize("name", CARD_NAMES)
 def test_full_width_conversion(full_width, converted, name):
     """Conversion of a full-width checkpoint (bf16, the default) holds a block of rows, not a
     tensor; the GGUF carries the real model's metadata; the planner's sizes are the file's."""
-    card, src, (out, converted) = CARDS[name], full_width[name], converted[name]
+    card, src, (out, converted) = CARDS[name], full_width[name], converted(name)
     vocabulary = run_measured([sys.executable, "-c", VOCABULARY_ONLY, str(src)])
     assert vocabulary.status == 0, vocabulary.stderr
     assert converted.status == 0, converted.stderr
@@ -175,7 +182,7 @@ def test_quantize_holds_rows_not_tensors(converted, tmp_path):
     the rows' f32 copy and output, and llama.cpp's copy of the GGUF's metadata (151552 tokens
     and their merges). With llama.cpp's default of 8 GiB the embedding alone took 2368 MiB
     more as f32."""
-    src, _ = converted["longwriter-glm4-9b"]
+    src, _ = converted("longwriter-glm4-9b")
     baseline = run_measured([sys.executable, "-c", "import lwlocal.quant.quantize"])
     run = run_measured(lwlocal("quantize", str(src), "-o", str(tmp_path / "q8.gguf"),
                                "--type", "Q8_0"))
