@@ -134,8 +134,10 @@ def small_engine(default_model, draft_gguf):
 
 
 def _fresh(engine: Engine, mode: str) -> None:
+    """Speculate with ``mode`` from here; a prompt the KV cache holds is not evaluated again
+    but its last token (alone: in this batch-invariant cache, the logits a whole prefill gives,
+    test_a_batch_gives_the_logits_of_one_token_at_a_time)."""
     engine.speculate = mode
-    engine._llm.n_tokens = 0  # the prompt evaluated the same way each time
 
 
 def _chat(engine: Engine, prompt: str) -> list[int]:
