@@ -53,10 +53,40 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket, "getaddrinfo", _local_getaddrinfo)
 
 
+@pytest.fixture(scope="session")
+def machine_speed() -> Path:
+    """This machine's speed for time plans (``lwlocal hw --measure``), measured once per
+    machine and build for the threads a test runs native code on: its speed.json."""
+    import llama_cpp
+
+    from lwlocal.memory import speed_probe
+    from lwlocal.util.cpu import default_threads
+    from tests.support.fixture_cache import cached
+
+    threads = default_threads()
+
+    def measure(folder: Path) -> None:
+        before = os.environ.get("LWLOCAL_HOME")
+        os.environ["LWLOCAL_HOME"] = str(folder)
+        try:
+            speed_probe.measure_speed(threads, embedded_model_path() or Path("missing"))
+        finally:
+            if before is None:
+                del os.environ["LWLOCAL_HOME"]
+            else:
+                os.environ["LWLOCAL_HOME"] = before
+
+    inputs = [Path(speed_probe.__file__), llama_cpp.__version__, speed_probe.speed_key(threads)]
+    return cached(f"speed-{threads}", inputs, measure) / "speed.json"
+
+
 @pytest.fixture(autouse=True)
-def lw_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Jobs and models of each test go to its own folder."""
-    home = tmp_path / "lwhome"
+def lw_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch,
+            machine_speed: Path) -> Path:
+    """Jobs and models of each test go to its own folder (beside its tmp_path, which stays
+    the test's own), with this machine's speed in it."""
+    home = tmp_path_factory.mktemp("lwhome")
+    (home / "speed.json").write_bytes(machine_speed.read_bytes())
     monkeypatch.setenv("LWLOCAL_HOME", str(home))
     return home
 

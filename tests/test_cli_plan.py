@@ -114,7 +114,13 @@ def test_ngl_on_a_cpu_only_build_warns_and_plans_for_the_cpu(lw_home, fake_model
 
 
 @CPU_ONLY_BUILD
-def test_gpu_runtime_measure_needs_a_gpu_build(lw_home):
-    proc = invoke("hw", "--measure")
-    assert proc.returncode == 1
-    assert proc.stderr.strip().startswith("lwlocal: error: --measure needs an NVIDIA GPU")
+def test_hw_measure_without_a_gpu_measures_the_speed_alone(lw_home, monkeypatch):
+    from lwlocal.cli import models
+    from lwlocal.memory import gpu_runtime
+
+    measured = []
+    monkeypatch.setattr(models, "measure_speed", lambda threads, model: measured.append("speed"))
+    monkeypatch.setattr(gpu_runtime, "measure_gpu_runtime",
+                        lambda model, gpu: measured.append("gpu"))
+    invoke("hw", "--measure", check=True)
+    assert measured == ["speed"]

@@ -22,15 +22,18 @@ from lwlocal.cli.options import (
     speculate_option,
 )
 from lwlocal.cli.render import out, print_memory_plan, print_table
+from lwlocal.cli.time_plan import print_time_plan, time_plan_fields
 from lwlocal.convert.inspect import inspect_path
 from lwlocal.memory import hardware
 from lwlocal.memory.allocations import GPU_RUNTIME_DEFAULT
 from lwlocal.memory.plan_formats import llama_server_args, ollama_modelfile
 from lwlocal.memory.planner import Plan
+from lwlocal.memory.speed_probe import kept_speed, measure_speed
 from lwlocal.models.catalogue import DEFAULT_MODEL, catalog, get_command, resolve
 from lwlocal.models.gguf_file import file_quant
 from lwlocal.models.hub import pull
 from lwlocal.runtime.llama_build import GPU_BUILD_HINT, llama_build
+from lwlocal.util.cpu import default_threads
 from lwlocal.util.errors import LwlocalError, LwlocalWarning, SettingError, name_settings
 from lwlocal.write.jobs import check_settings, model_plan
 from lwlocal.write.settings import MODES, JobSettings
@@ -100,23 +103,26 @@ def inspect_command(path: Path, as_json: bool) -> None:
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--measure", is_flag=True,
-              help="Measure the GPU memory the CUDA runtime itself takes on this machine (about "
-                   "a second; kept for this GPU, driver and build, then used by every plan).")
+              help="Measure this machine's speed for time plans (about 20 s) and, with an "
+                   "NVIDIA GPU, the memory its CUDA runtime takes (a second); kept for this "
+                   "machine and build, then used by every plan.")
 def hw(as_json: bool, measure: bool) -> None:
     """What this machine has: RAM (within any cgroup limit), GPUs, cores, and what the installed
-    llama.cpp can use of them."""
+    llama.cpp can use of them; its speed where measured."""
     machine = hardware.detect()
+    threads = default_threads(machine.cores)
     if measure:
         from lwlocal.memory.gpu_runtime import measure_gpu_runtime
 
-        if not (machine.gpu and machine.offload and not machine.unified):
-            raise LwlocalError("--measure needs an NVIDIA GPU and a llama.cpp build that "
-                               f"offloads ({GPU_BUILD_HINT})")
-        runtime = measure_gpu_runtime(resolve(DEFAULT_MODEL).path, machine.gpu)
-        machine = replace(machine, gpu_runtime=runtime)
+        if machine.gpu and machine.offload and not machine.unified:
+            runtime = measure_gpu_runtime(resolve(DEFAULT_MODEL).path, machine.gpu)
+            machine = replace(machine, gpu_runtime=runtime)
+        measure_speed(threads, resolve(DEFAULT_MODEL).path)
     build = llama_build()
+    speed = kept_speed(threads)
     if as_json:
-        click.echo(json.dumps(machine.as_dict() | {"llama_cpp": asdict(build)}))
+        click.echo(json.dumps(machine.as_dict() | {"llama_cpp": asdict(build),
+                                                   "speed": speed.as_dict() if speed else None}))
         return
     gib = 2**30
     out.print(f"RAM   {machine.ram_available / gib:.2f} GiB available of "
@@ -139,6 +145,10 @@ def hw(as_json: bool, measure: bool) -> None:
                                     is not None else
                                     f"not measured here (plans use {GPU_RUNTIME_DEFAULT // 2**20} "
                                     "MiB); lwlocal hw --measure"))
+    out.print("speed " + (f"{speed.weight_bytes_per_s / 1e9:.1f} GB/s of weights read, "
+                          f"{speed.flops_per_s / 1e9:.0f} GFLOP/s in batches on {threads} "
+                          f"threads, measured {speed.measured_at}" if speed else
+                          "not measured here: lwlocal hw --measure (a plan measures it too)"))
 
 
 @click.command("plan", cls=SpeculatingCommand)
@@ -155,6 +165,8 @@ def hw(as_json: bool, measure: bool) -> None:
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "llama-server", "ollama"]),
               default="text", show_default=True)
 @click.option("--measure", is_flag=True, help="Also run the plan and measure its peak RSS.")
+@click.option("--explain", is_flag=True,
+              help="Also show the settings that fit, each with the job's predicted time.")
 @click.option("--check-invariance", is_flag=True,
               help="Also check, on this machine and build, that the plan's settings compute a "
                    "batch of tokens exactly as one at a time: what keeps a resumed job's and "
@@ -163,14 +175,19 @@ def hw(as_json: bool, measure: bool) -> None:
 @memory_options
 def plan_command(model: str, words: int, mode: str, quant: str | None, lang: str,
                  sections: int | None, ram: str | None, vram: str | None, as_json: bool,
-                 fmt: str, measure: bool, check_invariance: bool, speculate: Speculation,
-                 memory: MemoryOptions) -> None:
-    """How MODEL (card or GGUF) fits this machine for a job of --words: settings and memory
-    (a draft model's counted in with --speculate draft MODEL)."""
+                 fmt: str, measure: bool, explain: bool, check_invariance: bool,
+                 speculate: Speculation, memory: MemoryOptions) -> None:
+    """How MODEL (card or GGUF) fits this machine for a job of --words: settings, memory and
+    time (a draft model's memory counted in with --speculate draft MODEL)."""
     settings = JobSettings(prompt="", words=words, mode=mode, sections=sections,
                            **speculate.settings(), **memory.settings())
     check_settings(settings)
     ram_bytes, vram_bytes = gib_option(ram, "--ram"), gib_option(vram, "--vram")
+    threads = default_threads(hardware.detect().cores)
+    if vram_bytes is None and kept_speed(threads) is None:
+        click.echo("lwlocal: measuring this machine's speed for the time plan, once (about "
+                   "20 s; `lwlocal hw --measure` measures it again)", err=True)
+        measure_speed(threads, resolve(DEFAULT_MODEL).path)
     chosen = model_plan(model, settings, quant=quant, lang=lang, ram=ram_bytes, vram=vram_bytes)
     plan, path, fmt_of_model, tokenizer = (chosen.plan, chosen.path, chosen.format,
                                            chosen.tokenizer)
@@ -183,6 +200,7 @@ def plan_command(model: str, words: int, mode: str, quant: str | None, lang: str
         data = plan.as_dict()
         data["reasons"] = [name_settings(line, option_name) for line in plan.reasons]
         data["suggestions"] = [name_settings(line, option_name) for line in plan.suggestions]
+        data |= time_plan_fields(plan, explain)
         if measure:
             data["measured_ram_bytes"] = _measure(tokenizer, plan, chosen.draft)
         if check_invariance:
@@ -194,6 +212,7 @@ def plan_command(model: str, words: int, mode: str, quant: str | None, lang: str
         click.echo(ollama_modelfile(plan, path, fmt_of_model), nl=False)
     else:
         print_memory_plan(plan)
+        print_time_plan(plan, explain)
         if measure:
             measured = _measure(tokenizer, plan, chosen.draft)
             error = plan.memory.ram_bytes / measured - 1

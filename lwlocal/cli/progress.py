@@ -10,21 +10,35 @@ from rich.progress import (
     BarColumn,
     Progress,
     SpinnerColumn,
+    Task,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
 
 from lwlocal.util.progress import Progress as Event
+
+
+class TimeLeftColumn(TimeRemainingColumn):
+    """The whole task's time left where its events say it (a job with a time plan: ``left``,
+    as ``~m:ss left``), else rich's estimate from this bar's rate."""
+
+    def render(self, task: Task) -> Text:
+        left = task.fields.get("left")
+        if left is None:
+            return super().render(task)
+        minutes, seconds = divmod(round(left), 60)
+        return Text(f"~{minutes}:{seconds:02d} left", style="progress.remaining")
 
 
 class TaskProgress:
     """A progress display for long work: reading a prompt and drafting an outline (tokens), writing
     (section k/n, words, tokens/s), converting (tensor k/n, GiB), quantizing (tensor k/n;
     GPTQ: layer k/n), evaluating for an importance matrix or quality figures (chunk k/n,
-    tokens/s), benchmark items and batch jobs (k/n); with the time elapsed and, from the rate
-    so far, the time left."""
+    tokens/s), benchmark items and batch jobs (k/n); with the time elapsed and the time left:
+    the job's, from its time plan and pace, while writing; else from the bar's rate so far."""
 
     def __init__(self, console: Console) -> None:
         self._bar = Progress(
@@ -34,7 +48,7 @@ class TaskProgress:
             TextColumn("{task.fields[count]}"),
             TextColumn("{task.fields[rate]}"),
             TimeElapsedColumn(),
-            TimeRemainingColumn(),  # -:--:-- until there is a rate, and for work of unknown size
+            TimeLeftColumn(),  # -:--:-- until there is a rate, and for work of unknown size
             console=console,
             transient=True,
         )
@@ -87,7 +101,8 @@ class TaskProgress:
             description, total = f"section {event.step}/{event.steps}", event.total
             count = f"{event.done:.0f}/{event.total:.0f} words"
         if stage not in self._tasks:
-            self._tasks[stage] = self._bar.add_task(description, total=total, count="", rate="")
+            self._tasks[stage] = self._bar.add_task(description, total=total, count="", rate="",
+                                                    left=None)
         rate = f"{event.rate:.1f} tok/s" if event.rate else ""
         self._bar.update(self._tasks[stage], description=description, completed=event.done,
-                         count=count, rate=rate)
+                         count=count, rate=rate, left=event.left)

@@ -13,6 +13,19 @@ REQUEST_TOKENS_PER_SECTION = 50
 
 
 @dataclass(frozen=True)
+class Turns:
+    """Tokens of the writer's own text in an AgentWrite job, as the time plan counts them: the
+    outline's request and its reply per section, the first section's request (instruction and
+    request; the outline in it counted per section) and each later section's request. The
+    defaults are the context's margins; ``write/turn_sizes.py`` counts the writer's templates."""
+
+    outline_prompt: int = HEAD_TOKENS
+    outline_per_section: int = OUTLINE_TOKENS_PER_SECTION
+    head: int = HEAD_TOKENS
+    request: int = REQUEST_TOKENS_PER_SECTION
+
+
+@dataclass(frozen=True)
 class Need:
     """How much context a job needs: all of it, and the least it can run in."""
 
@@ -22,6 +35,9 @@ class Need:
     mode: str
     measured: bool  # tokens/word measured with the model's tokenizer (else assumed)
     prompt_tokens: int = 0  # of them, the user's prompt (estimated like the words)
+    words: int = 0  # the job's length
+    sections: int = 1  # the sections a time plan counts (direct: one answer)
+    turns: Turns = Turns()
 
 
 def round_up(n: float, step: int = CONTEXT_STEP) -> int:
@@ -41,10 +57,10 @@ def context_needed(words: int, mode: str, tokens_per_word: float, n_sections: in
     prompt = round(prompt_words * tokens_per_word * (1 + TOKENS_MARGIN))
     if mode == "direct":
         need = round_up(HEAD_TOKENS + prompt + output)
-        return Need(need, need, tokens_per_word, mode, measured, prompt)
+        return Need(need, need, tokens_per_word, mode, measured, prompt, words)
     head = HEAD_TOKENS + prompt + n_sections * OUTLINE_TOKENS_PER_SECTION
     largest_section = 2 * output / n_sections  # budgets may differ; allow twice the mean
     full = head + n_sections * REQUEST_TOKENS_PER_SECTION + output
     minimum = head + 2 * (REQUEST_TOKENS_PER_SECTION + largest_section)
     return Need(round_up(full), round_up(min(full, minimum)), tokens_per_word, mode, measured,
-                prompt)
+                prompt, words, n_sections)

@@ -11,7 +11,9 @@ from lwlocal.memory.context_need import TOKENS_MARGIN, Need, round_up
 from lwlocal.memory.context_settings import DEFAULT_BATCH, Overrides, Settings
 from lwlocal.memory.explain import explain, suggest
 from lwlocal.memory.hardware import Machine
+from lwlocal.memory.job_time import JobTime, job_time
 from lwlocal.memory.model_shape import ModelShape
+from lwlocal.memory.speed import Speed
 from lwlocal.runtime.llama_build import GPU_BUILD_HINT
 from lwlocal.util.cpu import default_threads
 
@@ -45,6 +47,17 @@ class Plan:
     gpu_runtime_measured: bool = False
     warnings: list[str] = field(default_factory=list)
     draft_model: str | None = None  # the draft model counted in, speculating
+    time: JobTime | None = None  # the job's predicted time (None: no speed measured, or GPU)
+    speed: Speed | None = None  # what it was predicted from
+    compared: list[tuple[Settings, float]] = field(default_factory=list)  # fitting, timed
+    shape: ModelShape | None = None
+
+    def time_for(self, sections: int) -> JobTime | None:
+        """The job's time written in ``sections`` (an outline's), where the plan has one."""
+        if self.time is None or self.speed is None or self.shape is None:
+            return None
+        return job_time(self.shape, self.settings, self.speed, replace(self.need,
+                                                                       sections=sections))
 
     def as_dict(self) -> dict[str, object]:
         s = self.settings
@@ -101,9 +114,13 @@ def _offload(machine: Machine, fixed: Overrides, vram: int | None) -> tuple[Over
 
 def plan(shape: ModelShape, machine: Machine, need: Need, fixed: Overrides = Overrides(),
          ram: int | None = None, vram: int | None = None,
-         draft: ModelShape | None = None) -> Plan:
+         draft: ModelShape | None = None, speed: Speed | None = None) -> Plan:
     """Choose settings for ``need`` on ``machine`` (or within ``ram``/``vram`` bytes), with
-    ``draft``'s memory counted in when a draft model speculates beside the model."""
+    ``draft``'s memory counted in when a draft model speculates beside the model.
+
+    With this machine's ``speed`` (on the CPU), of the settings that fit with the largest
+    context and the most precise KV cache that fit, the fastest for the job; else the first
+    that fits."""
     ram_budget = int((ram if ram is not None else machine.ram_available) * RAM_HEADROOM)
     vram_budget = int((vram if vram is not None else machine.vram_free) * RAM_HEADROOM)
     fixed, warnings = _offload(machine, fixed, vram)
@@ -136,13 +153,22 @@ def plan(shape: ModelShape, machine: Machine, need: Need, fixed: Overrides = Ove
                   for fa in fa_options for b in batches if k == "f16" or fa]
     if not candidates:
         candidates = [Settings(contexts[0], kv_types[0], fa_options[0], 0, batches[0], threads)]
-    chosen = None
+    fitting = []
     for candidate in candidates:
         candidate = replace(candidate, n_gpu_layers=gpu_layers(candidate))
         memory = predict(shape, candidate, runtime, cpu_repack=repack, draft=draft)
         if _fits(memory, ram_budget, vram_budget, machine.unified):
-            chosen = candidate
-            break
+            fitting.append(candidate)
+            if speed is None or on_gpu:
+                break
+    # the largest context and most precise KV cache that fit are kept (a smaller context is
+    # faster where the writer leaves old sections out, but the model then reads less of the
+    # job); the rest is chosen by time
+    compared = [] if speed is None or on_gpu else [
+        (c, job_time(shape, c, speed, need).seconds) for c in fitting
+        if (c.kv_type, c.n_ctx) == (fitting[0].kv_type, fitting[0].n_ctx)]
+    chosen = min(compared, key=lambda timed: timed[1])[0] if compared else (
+        fitting[0] if fitting else None)
     fits = chosen is not None and (bool(fixed.n_ctx) or need.minimum <= trained)
     settings = chosen or replace(candidates[-1], n_gpu_layers=gpu_layers(candidates[-1]))
     settings.check()
@@ -151,9 +177,12 @@ def plan(shape: ModelShape, machine: Machine, need: Need, fixed: Overrides = Ove
     reasons = explain(shape, settings, need, fixed, memory, ram_budget, vram_budget, here, draft)
     suggestions = [] if fits else suggest(shape, settings, need, ram_budget, memory)
     offloaded = settings.n_gpu_layers > 0
+    timed = speed is not None and not offloaded
     return Plan(shape.name, settings, memory, need, fits, reasons, suggestions, ram_budget,
                 vram_budget, shape.exact, runtime if offloaded else 0,
-                offloaded and measured_runtime, warnings, draft.name if draft else None)
+                offloaded and measured_runtime, warnings, draft.name if draft else None,
+                job_time(shape, settings, speed, need) if timed and speed else None,
+                speed if timed else None, compared, shape)
 
 
 def _kv_types(fixed: Overrides, on_gpu: bool) -> list[str]:

@@ -12,7 +12,8 @@ class Progress:
 
     ``stage`` names the phase (e.g. ``plan``, ``write``); ``step``/``steps`` count its units
     (sections, tensors); ``done``/``total`` measure the current unit (words, bytes); ``text`` is
-    newly produced output, if any; ``rate`` is units per second (tokens/s while writing).
+    newly produced output, if any; ``rate`` is units per second (tokens/s while writing);
+    ``left`` the seconds the whole task has left, where it knows (a job with a time plan).
     Two stages are not phases: ``rewind``, the text of section ``step`` was cut back or tidied
     (what was shown of it is to be read again from the journal), and ``notice``, a line to
     show (``message``), such as a change the outline's check made.
@@ -26,6 +27,7 @@ class Progress:
     text: str = ""
     rate: float = 0.0
     message: str = ""
+    left: float | None = None
 
 
 ProgressCallback = Callable[[Progress], None]

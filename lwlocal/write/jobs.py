@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import warnings
 from collections.abc import Collection
 from dataclasses import dataclass, replace
@@ -15,17 +16,19 @@ from lwlocal.memory.context_settings import Settings, check_overrides
 from lwlocal.memory.hardware import Machine, detect
 from lwlocal.memory.model_shape import ModelShape, shape_from_card, shape_from_gguf
 from lwlocal.memory.planner import Plan, plan
+from lwlocal.memory.speed_probe import kept_speed
 from lwlocal.models.catalogue import CARDS, ResolvedModel, local_file, resolve
 from lwlocal.openai.client import OpenAIChat
 from lwlocal.openai.endpoint import Server
 from lwlocal.runtime.chat import ChatBackend, LocalChat
 from lwlocal.runtime.engine import Engine, check_sampling
 from lwlocal.runtime.speculate import check_speculate
-from lwlocal.util.cpu import check_threads
+from lwlocal.util.cpu import check_threads, default_threads
 from lwlocal.util.destination import check_destination, check_folder
 from lwlocal.util.errors import LwlocalError, LwlocalWarning, SettingError
 from lwlocal.util.paths import jobs_dir
-from lwlocal.util.progress import ProgressCallback, ignore
+from lwlocal.util.progress import Progress, ProgressCallback, ignore
+from lwlocal.write.eta import Eta
 from lwlocal.write.journal import META, Job
 from lwlocal.write.length import SOURCES
 from lwlocal.write.outline import (
@@ -38,6 +41,7 @@ from lwlocal.write.outline import (
 from lwlocal.write.outlining import direct_outline, draft_outline
 from lwlocal.write.results import JobResult
 from lwlocal.write.settings import BACKENDS, MEMORY_FIELDS, MODES, JobSettings
+from lwlocal.write.turn_sizes import turn_sizes
 from lwlocal.write.words import (
     ASSUMED_TOKENS_PER_WORD,
     count_words,
@@ -119,11 +123,20 @@ def job_plan(
         ratio, measured = ASSUMED_TOKENS_PER_WORD[lang], False
     need = context_needed(settings.words, settings.mode, ratio, settings.n_sections, measured,
                           count_words(settings.prompt))
+    # the context is sized for the most sections the outline may have; the time, for the
+    # fewest and one more: models outline long sections (the default model 2, 2 and 6 for
+    # 500, 2,000 and 5,000 words), and the time left counts the outline's own once drafted
+    low, high = settings.section_range
+    sections = 1 if settings.mode == "direct" else min(high, low + 1)
+    need = replace(need, sections=sections,
+                   turns=turn_sizes(settings.prompt, settings.words, sections, ratio))
     draft = None
     if settings.draft_model:
         drafting = resolve(settings.draft_model)
         draft = shape_from_gguf(drafting.path, drafting.name)
-    return plan(shape, machine or detect(), need, settings.overrides, ram, vram, draft)
+    machine = machine or detect()
+    speed = kept_speed(settings.threads or default_threads(machine.cores))
+    return plan(shape, machine, need, settings.overrides, ram, vram, draft, speed)
 
 
 @dataclass(frozen=True)
@@ -276,11 +289,21 @@ class Session:
         rewrite: Collection[int] = (),
     ) -> JobResult:
         """Write ``job`` to the end, planning first if it has no outline yet, and the sections
-        in ``rewrite`` again; refused while another process writes it."""
+        in ``rewrite`` again; refused while another process writes it. With a time plan, the
+        events say the time left, and the result what was predicted against what it took."""
+        started = time.perf_counter()
         with job.writing():
             outline = outline or job.outline()
+            eta = self._eta(job, outline, rewrite)
+            predicted = eta.predicted if eta is not None else None
             if outline is None:
-                outline = self.outline(progress, cancel)
+                shown = (progress if eta is None else
+                         _with_time_left(progress, eta, self._outline_tokens()))
+                outline = self.outline(shown, cancel)
+                if eta is not None:  # the sections the model outlined, not the expected ones
+                    eta = self._eta(job, outline, rewrite, eta)
+            if eta is not None:
+                progress = _with_time_left(progress, eta, 0)
             check_rewrite(rewrite, len(outline.sections))
             if job.outline() is None:
                 job.save_outline(outline)
@@ -290,7 +313,49 @@ class Session:
             writer = Writer(self.chat, job, outline, self.settings.sampling,
                             direct=self.settings.mode == "direct", progress=progress,
                             cancel=cancel, rewrite=rewrite)
-            return writer.run()
+            result = writer.run()
+        result.seconds = time.perf_counter() - started
+        result.predicted_seconds = predicted
+        return result
+
+    def _outline_tokens(self) -> int:
+        time_plan = self.memory_plan.time if self.memory_plan else None
+        return time_plan.steps[0].decode if time_plan else 0
+
+    def _eta(self, job: Job, outline: Outline | None, rewrite: Collection[int],
+             drafted: Eta | None = None) -> Eta | None:
+        """The time left of this run, from the time plan (None without one: a server, or no
+        speed measured here): the outline if it is to be drafted (or, ``drafted``, the time
+        left while drafting it: what the outline took), then the sections to write, each its
+        share of the plan's by its words."""
+        plan = self.memory_plan
+        time_plan = plan.time if plan else None
+        if plan is None or time_plan is None:
+            return None
+        drafting = outline is None and self.settings.mode != "direct"
+        outline_s = time_plan.steps[0].seconds if drafting else (
+            time.monotonic() - drafted.started if drafted else 0.0)
+        if outline is None or not outline.sections:
+            return Eta([outline_s, *time_plan.section_seconds()])
+        sections = sum((plan.time_for(len(outline.sections)) or time_plan).section_seconds())
+        words = sum(s.words for s in outline.sections) or 1
+        finished = set(job.finished()) - set(rewrite)
+        return Eta([outline_s] + [0.0 if i in finished else sections * s.words / words
+                                  for i, s in enumerate(outline.sections, 1)],
+                   drafted.started if drafted else None)
+
+
+def _with_time_left(progress: ProgressCallback, eta: Eta, outline_tokens: int
+                    ) -> ProgressCallback:
+    """``progress`` with each outline, prompt and writing event's time left (``left``)."""
+    def report(event: Progress) -> None:
+        if event.stage == "outline":
+            event = replace(event, left=eta.left(0, event.done / max(1, outline_tokens)))
+        elif event.stage in ("prompt", "write"):
+            fraction = event.done / event.total if event.stage == "write" and event.total else 0
+            event = replace(event, left=eta.left(event.step, fraction))
+        progress(event)
+    return report
 
 
 def check_rewrite(rewrite: Collection[int], sections: int) -> None:

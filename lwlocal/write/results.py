@@ -35,6 +35,7 @@ class JobResult:
     settings: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     review: dict[str, Any] = field(default_factory=dict)
+    predicted_seconds: float | None = None  # the time plan's, for what this run did
 
     def as_dict(self) -> dict[str, Any]:
         stats = self.stats
@@ -60,5 +61,7 @@ class JobResult:
             "acceptance_rate": stats.get("acceptance_rate", 0.0),
             "settings": self.settings,
             "seconds": round(self.seconds, 2),
+            "predicted_seconds": None if self.predicted_seconds is None
+            else round(self.predicted_seconds, 1),
             "review": self.review,
         }

@@ -119,14 +119,18 @@ class JobDashboard(Vertical):
             return (f"{where} · reading the prompt: {event.done:,.0f} of {event.total:,.0f} "
                     "tokens")
         if event.stage == "outline":
-            return f"drafting the outline: {event.done:,.0f} tokens"
+            left = f" · about {clock(event.left)} left" if event.left is not None else ""
+            return f"drafting the outline: {event.done:,.0f} tokens{left}"
         now = time.monotonic()
         if self._words_at_start is None:
             self._words_at_start, self._started = event.done, now
         elapsed = now - self._started
         pace = (event.done - self._words_at_start) / elapsed if elapsed > 0 else 0.0
-        left = (f"about {clock((event.total - event.done) / pace)} left" if pace > 0
-                else "time left …")
+        if event.left is not None:  # the job's, from its time plan corrected by its pace
+            left = f"about {clock(event.left)} left"
+        else:  # this section's, from the words' pace
+            left = (f"about {clock((event.total - event.done) / pace)} left" if pace > 0
+                    else "time left …")
         rate = f"{event.rate:.1f} tok/s" if event.rate else "… tok/s"
         context = (f" · context {view.context[0]:,} of {view.context[1]:,}"
                    if view.context else "")
