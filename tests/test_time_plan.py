@@ -5,6 +5,7 @@ show them (benchmarks/time_plan.py holds the plan against the clock)."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 
 import pytest
@@ -153,6 +154,8 @@ def test_a_job_reports_its_predicted_time_and_its_events_the_time_left(fake_mode
     written = json.loads(invoke("write", "Write a guide to green tea.", "--words", "600",
                                 "--json", check=True).stdout)
     assert written["predicted_seconds"] > 0 and written["seconds"] > 0
+    said = invoke("write", "Write a guide to green tea.", "--words", "600", check=True).stderr
+    assert re.search(r"600 planned\) in \d+ s \(the plan said \d+ s\)", said), said
 
 
 def test_the_writers_turns_are_counted_from_its_templates():

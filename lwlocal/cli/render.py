@@ -83,11 +83,14 @@ def print_result(result: JobResult, output: Path | None, as_json: bool) -> None:
     if output is None:
         click.echo(document)
     d = result.as_dict()
+    planned = (f" (the plan said {result.predicted_seconds:.0f} s)"
+               if result.predicted_seconds is not None else "")
     click.echo(
         f"job {result.job}: {d['words']} words in {len(result.sections)} sections "
-        f"({d['planned_words']} planned), {d['generated_tokens']} tokens at "
-        f"{d['decode_tokens_per_s']} tok/s; prompt tokens evaluated / context = "
-        f"{d['prompt_to_context']}" + (f"; saved {output}" if output else ""), err=True
+        f"({d['planned_words']} planned) in {result.seconds:.0f} s{planned}, "
+        f"{d['generated_tokens']} tokens at {d['decode_tokens_per_s']} tok/s; prompt tokens "
+        f"evaluated / context = {d['prompt_to_context']}" + (f"; saved {output}" if output
+                                                               else ""), err=True
     )
     review = d.get("review") or {}
     if review.get("short_sections"):
