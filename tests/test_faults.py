@@ -77,6 +77,20 @@ TALK = [
     "You've already told us a lot about starting your own, and the other parts are exciting.",
     "I'm going to help you in a little bit because it's also important.",
     "You're absolutely right, I think.",
+    # LongBench-Write's instructions through llama-server, this round
+    "Here is your written piece.",
+    "Here is your written piece again.",
+    "This is what I have prepared so far.",
+    "Please go ahead and share your part if possible.",
+    "This is only one of several parts of a two-part response.",
+    "The text should contain an introduction that provides information about TSNE.",
+    "Here’s how it can be organized:",
+    "As I'm an excellent writing assistant, I'll ensure that your learning journey is fun.",
+    "Please share any questions or areas where you need support with Swift development.",
+    "I'm glad you're excited about Swift programming!",
+    "I'm glad I could help you on your path to Swift programming!",
+    "I’m glad you’re excited, and I’ll be here for you.",  # curly apostrophes
+    "And I'm here for you every single step towards your goal.",
 ]
 SUBJECT = [
     "Tomatoes need six hours of sun a day.",
@@ -99,6 +113,11 @@ SUBJECT = [
     "Tomatoes: (Solanum lycopersicum)",
     "Belem Tower: (Torre de Belem)",
     "The neighbours will help you carry the boxes.",
+    "Here is a piece of advice: water in the morning.",
+    "The immune response of the body takes days.",
+    "I'm glad the rain came before the harvest.",
+    "The response of the town was to build a wall.",
+    "The text of the treaty was kept in Rome.",
 ]
 
 
@@ -117,6 +136,7 @@ def test_prose_about_the_subject_passes(sentence):
     ("## Soil", True), ("**Watering**", True), ("第二节 种植", True),
     ("Planting and Care", True),  # another section's title on a line of its own
     ("Planting and care go together in May.", False), ("Soil is alive.", False),
+    ("***", True), ("---", True), ("* * *", True), ("- Water daily.", False),
 ])
 def test_boundaries(line, boundary):
     assert is_boundary(line, ["Planting and Care"]) == boundary

@@ -15,7 +15,7 @@ import pytest
 
 from lwlocal.openai.client import OpenAIChat
 from lwlocal.openai.endpoint import Server
-from lwlocal.runtime.chat import Message
+from lwlocal.runtime.chat import Hooks, Message
 from lwlocal.runtime.engine import Sampling
 from lwlocal.util.errors import LwlocalError
 from lwlocal.write.jobs import Session
@@ -68,10 +68,10 @@ def test_a_greedy_job_writes_what_the_local_engine_writes(default_model, tmp_pat
     nothing to repair in: a repair goes differently on each (a local model is kept from the
     token a faulty start began with, a server's is asked again), so a test of the protocol
     needs one without."""
-    # a length the model reaches before it ends its turn: llama-server ignores min_tokens, so a
-    # reply that ends short there is asked to go on, where the local engine holds it (the
-    # greedy text ends its first sentence at 13 words, past this length's floor)
-    greedy = {"mode": "direct", "words": 16, "n_ctx": CTX,
+    # a length past where the model would end its turn (the greedy text ends its first
+    # sentence at 13 words): the local engine holds the reply to its floor, llama-server is
+    # asked with end-of-turn banned and then to go on with the reply
+    greedy = {"mode": "direct", "words": 40, "n_ctx": CTX,
               "sampling": Sampling(temperature=0.0, seed=5, repeat_penalty=1.0)}
     local = Session(JobSettings(prompt=PARITY_PROMPT, **greedy))
     done = local.run(local.new_job())
@@ -81,7 +81,29 @@ def test_a_greedy_job_writes_what_the_local_engine_writes(default_model, tmp_pat
         remote = Session(JobSettings(prompt=PARITY_PROMPT, backend="openai",
                                      base_url=server.url, **greedy))
         remote_text = Path(remote.run(remote.new_job()).document_path).read_text()
-    assert len(local_text.split()) >= 12 and remote_text == local_text
+    assert len(local_text.split()) >= 32 and remote_text == local_text
+
+
+def test_a_reply_gone_on_with_is_the_reply_and_one_held_goes_on(llama_server):
+    """llama-server goes on with a reply (``continue_final_message``): greedy, a reply asked
+    for in two requests is the reply asked for in one, and a reply held past where the model
+    ends its turn (``ignore_eos`` until ``may_end``) goes on."""
+    chat = OpenAIChat(Server(llama_server.url))
+    assert chat.continues
+    greedy = Sampling(temperature=0.0, seed=5, repeat_penalty=1.0)
+    ask = [Message("user", "Write a long story about a lighthouse keeper and his daughter.")]
+    whole = chat.complete(ask, greedy, max_tokens=60)
+    pieces: list[str] = []
+    split = chat.complete(ask, greedy, max_tokens=60, hooks=Hooks(
+        on_text=pieces.append, may_end=lambda: len(pieces) >= 25))
+    assert split.text == whole.text == "".join(pieces)
+    short = [Message("user", "What is the capital of France? Answer in one word.")]
+    plain = chat.complete(short, greedy, max_tokens=200)
+    pieces.clear()
+    held = chat.complete(short, greedy, max_tokens=200, hooks=Hooks(
+        on_text=pieces.append, may_end=lambda: len(pieces) >= 40))
+    assert plain.stop == "eog" and len(plain.text.split()) < 20
+    assert held.text.startswith(plain.text) and len(pieces) >= 40
 
 
 def test_the_outline_schema_holds_through_response_format(llama_server):

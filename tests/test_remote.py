@@ -48,6 +48,38 @@ def test_failures_are_retried_and_streamed_text_restarts():
     assert stats.prompt_tokens_evaluated == 30 and stats.generated_tokens == len(REPLY.split())
 
 
+def test_a_reply_that_may_not_end_yet_is_held_where_the_server_goes_on_with_replies():
+    """As the local engine holds a reply: asked with end-of-turn banned, stopped once it may
+    end, and gone on with (``continue_final_message``) in a request that may end it."""
+    with fake_server(["ok"], owner="llamacpp") as server:
+        backend = chat(server.url)
+        pieces: list[str] = []
+        result = backend.complete(ASK, Sampling(seed=3), max_tokens=100, hooks=Hooks(
+            on_text=pieces.append, may_end=lambda: len(pieces) >= 5, min_tokens=60))
+    assert backend.continues
+    first, second = server.requests
+    assert first["ignore_eos"] is True and "min_tokens" not in first
+    assert "continue_final_message" not in first and first["max_tokens"] == 100
+    held = " ".join(REPLY.split(" ")[:5]) + " "
+    assert second["messages"] == [*first["messages"], {"role": "assistant", "content": held}]
+    assert (second["continue_final_message"], second["add_generation_prompt"]) == (True, False)
+    assert "ignore_eos" not in second and second["max_tokens"] == 100 - 5
+    assert result.text == held + REPLY + " " == "".join(pieces) and result.stop == "eog"
+    assert backend.stats.requests == 2
+
+
+def test_a_server_that_does_not_go_on_with_replies_is_sent_min_tokens():
+    with fake_server(["ok"]) as server:  # lists no owner: not known to continue a reply
+        backend = chat(server.url)
+        result = backend.complete(ASK, Sampling(), max_tokens=100,
+                                  hooks=Hooks(may_end=lambda: False, min_tokens=60))
+        with pytest.raises(LwlocalError, match="does not go on with a reply"):
+            backend.continue_reply(ASK, "The harbour", Sampling(), max_tokens=10)
+    [sent] = server.requests
+    assert sent["min_tokens"] == 60 and "ignore_eos" not in sent
+    assert not backend.continues and result.text == REPLY + " "
+
+
 @pytest.mark.parametrize("behaviour, problem", [
     ("503", "HTTP 503: loading model"),
     ("malformed", "malformed JSON in the stream"),

@@ -12,7 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from lwlocal.openai.client import OpenAIChat
 from lwlocal.openai.endpoint import Server
+from lwlocal.runtime.chat import Hooks, Message
 from lwlocal.runtime.engine import Sampling
 from lwlocal.util.progress import Progress
 from lwlocal.write.jobs import Session
@@ -32,17 +34,18 @@ def settings(**extra) -> JobSettings:
 def test_a_job_through_the_server_matches_the_local_engine(served):
     """On an instruction whose greedy text the writer repairs nothing in (a repair goes
     differently on each: a local model is kept from the token a faulty start began with, a
-    server's is asked again), at a length the model reaches before it ends its turn (the
-    engine counts its floor in words, a server's ``min_tokens`` in tokens)."""
+    server's is asked again), at a length past where the model would end its turn: the
+    server's reply is held to the floor as the local one is (asked with end-of-turn banned,
+    then gone on with)."""
     greedy = {"mode": "direct", "sampling": Sampling(temperature=0.0, seed=5),
-              "prompt": PARITY_PROMPT, "words": 16}
+              "prompt": PARITY_PROMPT, "words": 40}
     local = Session(settings(**greedy))
     local_result = local.run(local.new_job())
     assert not local_result.sections[0].repairs
     remote = Session(settings(**greedy, backend="openai", base_url=served))
     remote_result = remote.run(remote.new_job())
     local_text = Path(local_result.document_path).read_text()
-    assert len(local_text.split()) >= 12
+    assert len(local_text.split()) >= 32
     assert Path(remote_result.document_path).read_text() == local_text
     assert remote_result.stats["generated_tokens"] == local_result.stats["generated_tokens"]
 
@@ -162,8 +165,36 @@ def test_concurrency_needs_a_server(tmp_path):
     {"response_format": "json"},
     {"stream_options": True},
     {"messages": [{"role": "assistant", "content": "hi"}]},
+    {"continue_final_message": True},  # nothing to go on with
+    {"continue_final_message": True, "add_generation_prompt": True,
+     "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "Hel"}]},
+    {"continue_final_message": True, "response_format": {"type": "json_object"},
+     "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "{"}]},
+    {"ignore_eos": "yes"},
 ])
 def test_requests_the_server_cannot_serve_are_answered_400(served, extra):
     body = {"messages": [{"role": "user", "content": "hi"}], "stream": True, **extra}
     response = httpx.post(f"{served}/chat/completions", json=body, timeout=HANG)
     assert response.status_code == 400 and response.json()["error"]["message"]
+
+
+def test_a_reply_gone_on_with_is_the_reply(served):
+    """``continue_final_message``, as vLLM and llama-server take it: greedy, a reply asked for
+    in two requests (the second going on with the first's text) is the reply asked for in one;
+    and a reply held past where the model ends its turn (``ignore_eos``) goes on."""
+    backend = OpenAIChat(Server(served))
+    assert backend.continues
+    greedy = Sampling(temperature=0.0, seed=5)
+    ask = [Message("user", "Write a long story about a lighthouse keeper and his daughter.")]
+    whole = backend.complete(ask, greedy, max_tokens=60)
+    pieces: list[str] = []
+    split = backend.complete(ask, greedy, max_tokens=60, hooks=Hooks(
+        on_text=pieces.append, may_end=lambda: len(pieces) >= 25))
+    assert backend.stats.requests == 3 and split.text == whole.text == "".join(pieces)
+    short = [Message("user", "What is the capital of France? Answer in one word.")]
+    plain = backend.complete(short, greedy, max_tokens=200)
+    pieces.clear()
+    held = backend.complete(short, greedy, max_tokens=200, hooks=Hooks(
+        on_text=pieces.append, may_end=lambda: len(pieces) >= 40))
+    assert plain.stop == "eog" and len(plain.text.split()) < 20
+    assert held.text.startswith(plain.text) and len(pieces) >= 40

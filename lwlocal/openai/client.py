@@ -17,7 +17,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
@@ -36,6 +36,9 @@ from lwlocal.runtime.chat import NO_HOOKS, Hooks, Message, check_turns
 from lwlocal.runtime.engine import Generation, Sampling, Stats
 from lwlocal.util.errors import LwlocalError, SettingError
 
+# servers (by their models' ``owned_by``) that go on with a conversation's last assistant
+# reply when asked (``continue_final_message``, with ``add_generation_prompt`` off)
+CONTINUING_SERVERS = frozenset({"llamacpp", "vllm", "lwlocal"})
 BYTES_PER_TOKEN = 3  # for estimating a conversation's tokens: fewer than any tokenizer averages
 TOKENS_PER_MESSAGE = 8  # the chat template's markers around each turn, estimated
 FINISH_REASONS = {"stop": "eog", "length": "length"}
@@ -52,7 +55,15 @@ class _Reply:
 
 
 class OpenAIChat:
-    """Streaming chat completions against one server, as a writer's backend."""
+    """Streaming chat completions against one server, as a writer's backend.
+
+    Where the server goes on with a reply (``continues``: llama-server, vLLM, ``lwlocal
+    serve``), a reply that may not end yet (``Hooks.may_end``) is held as a local model's is:
+    asked with end-of-turn banned (``ignore_eos``) and stopped once it may end, then gone on
+    with in a second request that may end it. Elsewhere ``Hooks.min_tokens`` is sent, which
+    vLLM and ``lwlocal serve`` honour and others ignore."""
+
+    remote = True
 
     def __init__(self, server: Server, *, sleep: Callable[[float], None] = time.sleep) -> None:
         server.check()
@@ -70,6 +81,7 @@ class OpenAIChat:
         card: dict[str, Any] = next((m for m in listed if m.get("id") == self.model), {})
         self._n_ctx = server.n_ctx or card.get("max_model_len")
         self.slot = self._sticky_slot()
+        self.continues = card.get("owned_by") in CONTINUING_SERVERS
 
     def close(self) -> None:
         self._client.close()
@@ -78,10 +90,10 @@ class OpenAIChat:
     def n_ctx(self) -> int | None:
         return self._n_ctx
 
-    def count(self, messages: Sequence[Message]) -> int:
+    def count(self, messages: Sequence[Message], reply_start: str = "") -> int:
         """An estimate on the high side: the server's tokenizer is not at hand."""
-        return sum(len(m.content.encode()) // BYTES_PER_TOKEN + TOKENS_PER_MESSAGE
-                   for m in messages)
+        return len(reply_start.encode()) // BYTES_PER_TOKEN + sum(
+            len(m.content.encode()) // BYTES_PER_TOKEN + TOKENS_PER_MESSAGE for m in messages)
 
     def _choose_model(self, listed: list[dict[str, Any]]) -> str:
         """The model to ask for: ``server.model`` if the server lists it (by one of its
@@ -153,11 +165,12 @@ class OpenAIChat:
             return None
         return wanted if isinstance(total, int) and wanted < total else None
 
-    def _body(self, messages: Sequence[Message], sampling: Sampling, max_tokens: int,
-              json_schema: dict[str, Any] | None) -> dict[str, Any]:
+    def _body(self, messages: Sequence[Message], reply_start: str | None, sampling: Sampling,
+              max_tokens: int, json_schema: dict[str, Any] | None) -> dict[str, Any]:
+        turns = [*messages, *([] if reply_start is None else [Message("assistant", reply_start)])]
         body: dict[str, Any] = {
             "model": self.model,
-            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "messages": [{"role": m.role, "content": m.content} for m in turns],
             "stream": True,
             "stream_options": {"include_usage": True, "continuous_usage_stats": True},
             "max_tokens": max_tokens,
@@ -178,6 +191,8 @@ class OpenAIChat:
         }
         if self.slot is not None:
             body["id_slot"] = self.slot
+        if reply_start is not None:
+            body |= {"continue_final_message": True, "add_generation_prompt": False}
         if json_schema is not None:
             body["response_format"] = {"type": "json_schema", "json_schema": {
                 "name": "reply", "schema": json_schema, "strict": True}}
@@ -186,18 +201,67 @@ class OpenAIChat:
     def complete(self, messages: Sequence[Message], sampling: Sampling, *, max_tokens: int,
                  json_schema: dict[str, Any] | None = None, hooks: Hooks = NO_HOOKS
                  ) -> Generation:
-        """As :meth:`ChatBackend.complete`; ``hooks.may_end`` cannot be asked over the API, so
-        ``hooks.min_tokens`` goes as ``min_tokens`` (servers without it ignore it)."""
+        """As :meth:`ChatBackend.complete`, ``hooks.may_end`` as the class says."""
         check_turns(messages)
+        if json_schema is None and self.continues and hooks.may_end is not None:
+            return self._held(messages, None, sampling, max_tokens, hooks)
+        return self._request(messages, None, sampling, max_tokens, json_schema, hooks)[0]
+
+    def continue_reply(self, messages: Sequence[Message], reply_start: str, sampling: Sampling,
+                       *, max_tokens: int, hooks: Hooks = NO_HOOKS) -> Generation:
+        """As :meth:`ContinuingBackend.continue_reply`, where the server ``continues``."""
+        if not self.continues:
+            raise LwlocalError(f"{self.server.url}: this server does not go on with a reply")
+        check_turns(messages)
+        if hooks.may_end is not None:
+            return self._held(messages, reply_start, sampling, max_tokens, hooks)
+        return self._request(messages, reply_start, sampling, max_tokens, None, hooks)[0]
+
+    def _held(self, messages: Sequence[Message], reply_start: str | None, sampling: Sampling,
+              max_tokens: int, hooks: Hooks) -> Generation:
+        """The reply, its end-of-turn held until ``hooks.may_end()``: asked with end-of-turn
+        banned and stopped once it may end, then gone on with in a request that may end it."""
+        may_end, stop_early = hooks.may_end, hooks.should_stop
+        assert may_end is not None
+        if may_end():
+            return self._request(messages, reply_start, sampling, max_tokens, None, hooks)[0]
+
+        def early() -> bool:
+            return stop_early is not None and stop_early()
+
+        first, used = self._request(
+            messages, reply_start, sampling, max_tokens, None,
+            replace(hooks, should_stop=lambda: early() or may_end()), ignore_eos=True)
+        if first.stop != "stopped" or early() or used >= max_tokens:
+            return first
+
+        def on_retry() -> None:  # what the first request streamed stays
+            if hooks.on_retry is not None:
+                hooks.on_retry()
+            if hooks.on_text is not None:
+                hooks.on_text(first.text)
+
+        rest, _ = self._request(messages, (reply_start or "") + first.text, sampling,
+                                max_tokens - used, None, replace(hooks, on_retry=on_retry))
+        return Generation(text=first.text + rest.text, stop=rest.stop)
+
+    def _request(self, messages: Sequence[Message], reply_start: str | None,
+                 sampling: Sampling, max_tokens: int, json_schema: dict[str, Any] | None,
+                 hooks: Hooks, *, ignore_eos: bool = False) -> tuple[Generation, int]:
+        """One streamed request, going on with ``reply_start`` where given; the reply and
+        the tokens it took."""
         if self.n_ctx is not None:  # vLLM refuses prompt + max_tokens beyond its context
-            max_tokens = max(1, min(max_tokens, self.n_ctx - self.count(messages)))
-        body = self._body(messages, sampling, max_tokens, json_schema)
-        if hooks.min_tokens:
+            max_tokens = max(1, min(max_tokens,
+                                    self.n_ctx - self.count(messages, reply_start or "")))
+        body = self._body(messages, reply_start, sampling, max_tokens, json_schema)
+        if ignore_eos:
+            body["ignore_eos"] = True
+        elif hooks.min_tokens:
             body["min_tokens"] = min(hooks.min_tokens, max_tokens)
         started = time.perf_counter()
         reply: _Reply = self._retrying(lambda: self._stream(body, hooks), hooks.on_retry)
-        self._account(reply, messages, started)
-        return Generation(text="".join(reply.pieces), stop=reply.stop or "length")
+        generated = self._account(reply, self.count(messages, reply_start or ""), started)
+        return Generation(text="".join(reply.pieces), stop=reply.stop or "length"), generated
 
     def _stream(self, body: dict[str, Any], hooks: Hooks) -> _Reply:
         reply = _Reply(pieces=[])
@@ -236,10 +300,11 @@ class OpenAIChat:
             raise Retryable("the stream ended before the reply did (truncated)")
         return reply
 
-    def _account(self, reply: _Reply, messages: Sequence[Message], started: float) -> None:
-        """Add one request to the stats, from the server's usage (estimated without one)."""
+    def _account(self, reply: _Reply, estimate: int, started: float) -> int:
+        """Add one request to the stats, from the server's usage (the prompt's ``estimate``
+        without one); the tokens it generated."""
         usage = reply.usage or _usage_from_timings(reply.timings) or {}
-        prompt = int(usage.get("prompt_tokens") or self.count(messages))
+        prompt = int(usage.get("prompt_tokens") or estimate)
         cached = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
         generated = int(usage.get("completion_tokens") or reply.chunks)
         if reply.stop == "stopped":  # the last usage seen was one chunk behind at most
@@ -255,6 +320,7 @@ class OpenAIChat:
         stats.prefill_seconds += first - started
         stats.decode_seconds += now - first
         stats.context_tokens = prompt + generated
+        return generated
 
 
 def _usage_from_timings(timings: dict[str, Any] | None) -> dict[str, Any] | None:

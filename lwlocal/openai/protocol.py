@@ -35,9 +35,11 @@ class ChatRequest:
 
     model: str | None
     messages: list[Message]
+    reply_start: str | None  # an assistant reply to go on with (``continue_final_message``)
     sampling: Sampling
     max_tokens: int | None
     min_tokens: int
+    ignore_eos: bool
     json_schema: dict[str, Any] | None
     grammar: str | None  # the grammar ``json_schema`` makes, already checked to fit
     stream: bool
@@ -104,13 +106,21 @@ def _content(value: Any) -> str:
     return _text(value, "a message's content")
 
 
-def _messages(value: Any) -> list[Message]:
+def _messages(value: Any, continuing: bool) -> tuple[list[Message], str | None]:
+    """The conversation, and with ``continuing`` the assistant reply it ends with, to go on
+    with (vLLM's and llama-server's ``continue_final_message``)."""
     if not isinstance(value, list) or not all(isinstance(m, dict) for m in value):
         raise LwlocalError("messages must be a list of objects")
     messages = [Message(_text(m.get("role"), "a message's role"), _content(m.get("content", "")))
                 for m in value]
+    reply_start = None
+    if continuing:
+        if not messages or messages[-1].role != "assistant":
+            raise LwlocalError("continue_final_message needs the messages to end with the "
+                               "assistant's reply")
+        reply_start = messages.pop().content
     check_turns(messages)
-    return messages
+    return messages, reply_start
 
 
 def _number(body: dict[str, Any], key: str, default: float, low: float, high: float) -> float:
@@ -205,12 +215,21 @@ def parse_request(body: Any) -> ChatRequest:
     schema = _schema(body.get("response_format"))
     options = _object(body.get("stream_options"), "stream_options")
     model = body.get("model")
+    continuing = _flag(body, "continue_final_message")
+    if continuing and body.get("add_generation_prompt") is True:
+        raise LwlocalError("continue_final_message and add_generation_prompt cannot both be "
+                           "true")
+    messages, reply_start = _messages(body.get("messages"), continuing)
+    if continuing and schema is not None:
+        raise LwlocalError("continue_final_message cannot go with a response_format schema")
     return ChatRequest(
         model=None if model is None or model == "" else _text(model, "model"),
-        messages=_messages(body.get("messages")),
+        messages=messages,
+        reply_start=reply_start,
         sampling=_sampling(body),
         max_tokens=max_tokens,
         min_tokens=_integer(body, "min_tokens", 0) or 0,
+        ignore_eos=_flag(body, "ignore_eos"),
         json_schema=schema,
         grammar=None if schema is None else json_grammar(schema),
         stream=_flag(body, "stream"),

@@ -113,11 +113,17 @@ class ModelServer:
             produced += 1
             on_text(text, usage(produced))
 
-        result = self.chat.complete(
-            request.messages, request.sampling,
-            max_tokens=request.max_tokens or self.chat.n_ctx, json_schema=request.json_schema,
-            hooks=Hooks(on_text=piece, cancel=cancel,
-                        may_end=lambda: produced >= request.min_tokens))
+        hooks = Hooks(on_text=piece, cancel=cancel, may_end=lambda: not request.ignore_eos
+                      and produced >= request.min_tokens)
+        max_tokens = request.max_tokens or self.chat.n_ctx
+        if request.reply_start is None:
+            result = self.chat.complete(request.messages, request.sampling,
+                                        max_tokens=max_tokens,
+                                        json_schema=request.json_schema, hooks=hooks)
+        else:
+            result = self.chat.continue_reply(request.messages, request.reply_start,
+                                              request.sampling, max_tokens=max_tokens,
+                                              hooks=hooks)
         return result, usage(len(result.tokens))
 
     # HTTP

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeGuard, runtime_checkable
 
 from lwlocal.families.prompt_format import PromptFormat
 from lwlocal.runtime.engine import Engine, Generation, Sampling, Stats
@@ -55,7 +55,11 @@ NO_HOOKS = Hooks()
 
 
 class ChatBackend(Protocol):
-    """What the writer needs of a model: continue a conversation, count it, report stats."""
+    """What the writer needs of a model: continue a conversation, count it, report stats.
+    ``remote`` is true for a server's model, which cannot be kept from a start
+    (``Hooks.avoid_first``)."""
+
+    remote: bool
 
     @property
     def stats(self) -> Stats:
@@ -77,12 +81,19 @@ class ChatBackend(Protocol):
 @runtime_checkable
 class ContinuingBackend(ChatBackend, Protocol):
     """A backend that can also go on with a reply that was stopped part-way (a paused
-    section), rather than write it again."""
+    section), rather than write it again: where ``continues`` (a server may not)."""
+
+    continues: bool
 
     def continue_reply(self, messages: Sequence[Message], reply_start: str, sampling: Sampling,
                        *, max_tokens: int, hooks: Hooks = NO_HOOKS) -> Generation:
         """The rest of the assistant's reply to ``messages`` that begins with ``reply_start``
         (the result holds only what follows it)."""
+
+
+def continues(chat: ChatBackend) -> TypeGuard[ContinuingBackend]:
+    """Whether ``chat`` can go on with a reply stopped part-way."""
+    return isinstance(chat, ContinuingBackend) and chat.continues
 
 
 def check_turns(messages: Sequence[Message]) -> None:
@@ -97,6 +108,9 @@ def check_turns(messages: Sequence[Message]) -> None:
 
 class LocalChat:
     """A conversation backend over a local :class:`Engine` and the model's prompt format."""
+
+    remote = False
+    continues = True
 
     def __init__(self, engine: Engine, fmt: PromptFormat) -> None:
         self.engine = engine
@@ -132,16 +146,19 @@ class LocalChat:
 
     def continue_reply(self, messages: Sequence[Message], reply_start: str, sampling: Sampling,
                        *, max_tokens: int, hooks: Hooks = NO_HOOKS) -> Generation:
-        return self._generate(self.render(messages) + self.engine.tokenize(reply_start),
-                              sampling, max_tokens, None, hooks)
+        start = self.engine.tokenize(reply_start)
+        return self._generate(self.render(messages) + start, sampling, max_tokens, None, hooks,
+                              replied=len(start))
 
     def _generate(self, context: list[int], sampling: Sampling, max_tokens: int,
-                  json_schema: dict[str, Any] | None, hooks: Hooks) -> Generation:
+                  json_schema: dict[str, Any] | None, hooks: Hooks, replied: int = 0
+                  ) -> Generation:
         return self.engine.generate(context, sampling, max_tokens=max_tokens,
                                     json_schema=json_schema, may_end=hooks.may_end,
                                     should_stop=hooks.should_stop, on_text=hooks.on_text,
                                     on_prefill=hooks.on_prefill, cancel=hooks.cancel,
-                                    avoid_first=self._first_tokens(hooks.avoid_first))
+                                    avoid_first=self._first_tokens(hooks.avoid_first),
+                                    replied=replied)
 
     def _first_tokens(self, texts: Sequence[str]) -> list[int]:
         """The token each of ``texts`` begins with."""

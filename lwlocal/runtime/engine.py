@@ -221,16 +221,20 @@ class Engine:
         llama_cpp.llama_sampler_free(self._grammar_step(grammar))
 
     def _sampler(self, sampling: Sampling, grammar: str | None,
-                 context: Sequence[int]) -> Any:
+                 context: Sequence[int], replied: int) -> Any:
         """A llama.cpp sampler chain: grammar, repetition penalty, DRY, top-k/p, min-p,
-        temperature. The penalty looks back over the tokens generated in this reply; DRY over
-        the last ``dry_penalty_last_n`` tokens of the context too, as llama-server's sampler
-        does. Under a grammar (an outline's JSON) there is no DRY: its keys recur by design."""
+        temperature. The penalty looks back over the reply (its last ``replied`` tokens of
+        ``context`` and those generated); DRY over the last ``dry_penalty_last_n`` tokens of
+        the context too, as llama-server's sampler does. Under a grammar (an outline's JSON)
+        there is no DRY: its keys recur by design."""
         steps = [self._grammar_step(grammar)] if grammar else []
         chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
-        steps.append(llama_cpp.llama_sampler_init_penalties(
+        penalties = llama_cpp.llama_sampler_init_penalties(
             llama_cpp.llama_vocab_n_tokens(self._vocab), PENALTY_LAST_N,
-            sampling.repeat_penalty, 0.0, 0.0))
+            sampling.repeat_penalty, 0.0, 0.0)
+        for token in context[len(context) - replied:][-PENALTY_LAST_N:] if replied else ():
+            llama_cpp.llama_sampler_accept(penalties, token)
+        steps.append(penalties)
         if sampling.dry_multiplier > 0 and sampling.dry_penalty_last_n > 0 and not grammar:
             dry = self._dry_step(sampling)
             for token in context[-sampling.dry_penalty_last_n:]:
@@ -290,8 +294,10 @@ class Engine:
         on_prefill: Callable[[int, int], None] | None = None,
         cancel: threading.Event | None = None,
         avoid_first: Sequence[int] = (),
+        replied: int = 0,
     ) -> Generation:
-        """Continue ``context`` with up to ``max_tokens`` sampled tokens.
+        """Continue ``context`` with up to ``max_tokens`` sampled tokens; its last ``replied``
+        tokens are the reply's start, gone on with (the repetition penalty counts them).
 
         Stops at an end-of-turn token (never sampled while ``may_end()`` is false), at
         ``max_tokens``, at the end of the context window, when ``should_stop()`` is true after a
@@ -303,7 +309,7 @@ class Engine:
         """
         max_tokens = min(max_tokens, self._room(context))
         grammar = json_grammar(json_schema) if json_schema else None
-        sampler = self._sampler(sampling, grammar, context)
+        sampler = self._sampler(sampling, grammar, context, replied)
         result = Generation(stop="length")
         pieces: list[str] = []
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")

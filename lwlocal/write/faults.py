@@ -74,10 +74,17 @@ _ABOUT_TEXT = [
     r"\b(?:what|which) (?:section|paragraph|chapter)s?\b",
     r"\bin the (?:first|second|third|final|last|next) part\b(?! of)",
     r"\bhere(?:'s| is| are)\s+(?:the|a|an|my|your|some)\s+(?:\w+\s+){0,2}"
-    r"(?:section|paragraph|essay|article|guide|text|version|draft|report)s?\b",
+    r"(?:section|paragraph|essay|article|guide|text|version|draft|report|response|"
+    r"piece(?! of))s?\b",
+    r"\bwhat (?:i|we)(?:'ve| have)? (?:prepared|written|done) so far\b",
+    r"\bparts? of (?:a|the|my|this) (?:[\w-]+ )?response\b",
+    r"\bmy (?:previous |last |first )?response\b",
+    r"^(?:the|this|my) (?:text|response) (?:should|must|will|needs to)\b",
+    r"^here(?:'s| is) how (?:it|this|they) (?:can|could|should|will) be (?:organi[sz]ed|"
+    r"structured|written|laid out)\b",
     r"\bword (?:count|limit)\b", r"\b\d+\s+words\b", r"\((?:section|paragraph)s?\)",
     r"\badd (?:a|another|one more) (?:section|paragraph|chapter)\b",
-    r"\byou are an? (?:excellent|great|good|skilled) (?:writer|writing assistant)\b",
+    r"\byou are an? (?:excellent|great|good|skilled) writer\b", r"\bwriting assistant\b",
     r"\banswer to your questions?\b", r"\bhere(?:'s| is) the answer\b",
     r"\bthe answer i(?:'ve| have| am)\b",
     r"(?:本|这一|这个|下一|上一|每一?)(?:节|段|章|篇)",
@@ -100,7 +107,9 @@ _TO_ASKER = [
     r"\bi(?:'m| am) going to help you\b",
     r"\bhelp you with\b", r"\bhow (?:can|may) i (?:help|assist)\b", r"\bassist you\b",
     r"\byour writing (?:project|task)\b",
-    r"\bas an ai\b",
+    r"\bas an ai\b", r"\bplease (?:go ahead|share)\b",
+    r"\b(?:i|we)(?:'m| am|'re| are) (?:so |really |very )?glad (?:you|i could|we could|to have)\b",
+    r"\b(?:i|we)(?:'m| am|'re| are|'ll be| will be) (?:always )?here for you\b",
     r"\blanguage model\b", r"\byou (?:asked|requested|wanted)\b",
     r"\byour (?:request|instruction|prompt)\b", r"\bas requested\b", r"\bthank you for\b",
     r"\bplease (?:let|note)\b", r"^(?:sure|certainly|of course|okay|absolutely|yes)\b[,!.]",
@@ -119,9 +128,9 @@ _HEADING_LIST = re.compile(rf"^(?:\d{{1,3}}[.)]\s+)?{_TITLE_WORDS}\s*[:,]+"
                            rf"(?:\s*\({_TITLE_WORDS}\))+[\s.]*$")
 _ASKER = re.compile("|".join(f"(?:{p})" for p in _TO_ASKER), re.IGNORECASE)
 
-# a line that starts something else: a heading, "Section 3", "第三节", "In section 3"
+# a line that starts something else: a heading, a rule, "Section 3", "第三节", "In section 3"
 _HEADING = re.compile(
-    r"^\s*(?:#{1,6}\s|\*\*[^*\n]{1,80}\*\*\s*$|(?:in\s+)?(?:section|part|chapter|paragraph)\s+"
+    r"^\s*(?:#{1,6}\s|\*\*[^*\n]{1,80}\*\*\s*$|(?:\*\s*){3,}$|(?:-\s*){3,}$|(?:_\s*){3,}$|(?:in\s+)?(?:section|part|chapter|paragraph)\s+"
     r"(?:\d+|[ivx]+\b|one|two|three|four|five|six|seven|eight|nine|ten)\b|第[一二三四五六七八九十\d]+"
     r"(?:节|部分|章|段))", re.IGNORECASE)
 _NUMBERED = re.compile(r"^\s*(?:\d+[.):]|[ivx]+[.)])\s*", re.IGNORECASE)
@@ -164,7 +173,7 @@ def _bare(sentence: str) -> str:
 def is_talk(sentence: str) -> bool:
     """Whether ``sentence`` talks about the writing, or to the person who asked, instead of
     about the subject."""
-    bare = _bare(sentence)
+    bare = _bare(sentence).replace("’", "'")
     return bool(_META.search(bare) or _HEADING_LIST.match(bare))
 
 

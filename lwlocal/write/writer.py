@@ -15,7 +15,7 @@ import time
 from collections.abc import Collection, Iterator
 from typing import IO
 
-from lwlocal.runtime.chat import ChatBackend, ContinuingBackend, Hooks, Message
+from lwlocal.runtime.chat import ChatBackend, Hooks, Message, continues
 from lwlocal.runtime.engine import Generation, Sampling
 from lwlocal.util.destination import write_error
 from lwlocal.util.errors import LwlocalError, SettingError
@@ -163,7 +163,7 @@ class Writer:
         n = len(self.outline.sections)
         words_done = sum(count_words(self.job.section_text(i) or "") for i in range(1, index))
         budget = SectionBudget(section.words)
-        continuing = isinstance(self.chat, ContinuingBackend)
+        continuing = continues(self.chat)
         # a section written again may not begin as it did
         old = self.job.section_text(index) if index in self.rewrite else None
         guard = SectionGuard(index, [s.title for s in self.outline.sections],
@@ -260,18 +260,19 @@ class Writer:
                  hooks: Hooks) -> Generation:
         """One request for section ``index`` going on from ``text``: the first as the section
         is asked for, a later one with another seed; a local model continues ``text`` itself,
-        a server's is asked to go on with it in a turn of its own (or, with nothing written
-        yet, asked again with ``START_NOTE``: a server's model cannot be kept from a start)."""
+        as does a server's where the server goes on with a reply, elsewhere it is asked to go
+        on in a turn of its own; with nothing written yet, a server's model is asked again with
+        ``START_NOTE`` (it cannot be kept from a start)."""
         section = self.outline.sections[index - 1]
         seed = self.sampling.seed + index + SEED_STEP * attempt
         sampling = Sampling(**{**vars(self.sampling), "seed": seed})
         written = count_words(text)
         max_tokens = tokens_for(max(1, section.words - written))
         if not text:
-            if attempt and not isinstance(self.chat, ContinuingBackend):  # asked again
+            if attempt and self.chat.remote:  # asked again
                 context = [*context[:-1], Message("user", context[-1].content + START_NOTE)]
             return self.chat.complete(context, sampling, max_tokens=max_tokens, hooks=hooks)
-        if isinstance(self.chat, ContinuingBackend):
+        if continues(self.chat):
             return self.chat.continue_reply(context, text, sampling, max_tokens=max_tokens,
                                             hooks=hooks)
         more = CONTINUE_REQUEST.format(index=index, title=section.title,

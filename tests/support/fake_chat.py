@@ -113,6 +113,9 @@ class FakeChat:
     set once a reply has begun, ``returned`` each time one has ended (cleared as the next
     begins)."""
 
+    remote = False
+    continues = True
+
     def __init__(self, n_ctx: int | None = 4096, model: FakeModel | None = None, *,
                  paced: bool = False) -> None:
         self.stats = Stats()

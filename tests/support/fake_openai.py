@@ -10,7 +10,8 @@ behaviour of a script, the last one repeating:
   failing on their side).
 
 ``models`` are the names ``/v1/models`` lists (the first with a ``max_model_len`` and
-``aliases``)."""
+``aliases``, and with ``owner`` its ``owned_by``: ``llamacpp`` makes a server that goes on
+with replies)."""
 
 from __future__ import annotations
 
@@ -45,10 +46,12 @@ STREAM_ERRORS = {
 class FakeServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, script: list[str], models: tuple[str, ...] = ("fake",)) -> None:
+    def __init__(self, script: list[str], models: tuple[str, ...] = ("fake",),
+                 owner: str | None = None) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.script = list(script)
         self.models = models
+        self.owner = owner
         self.aliases: list[str] = []  # the first model's, as llama-server lists its --alias
         self.requests: list[dict] = []
 
@@ -79,7 +82,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self._send(200, json.dumps({"object": "list", "data": [
             {"id": name, "object": "model",
-             **({"max_model_len": 4096, "aliases": self.server.aliases} if n == 0 else {})}
+             **({"max_model_len": 4096, "aliases": self.server.aliases} if n == 0 else {}),
+             **({"owned_by": self.server.owner} if n == 0 and self.server.owner else {})}
             for n, name in enumerate(self.server.models)]}).encode())
 
     def do_POST(self) -> None:
@@ -118,8 +122,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def fake_server(script: list[str], models: tuple[str, ...] = ("fake",)) -> Iterator[FakeServer]:
-    server = FakeServer(script, models)
+def fake_server(script: list[str], models: tuple[str, ...] = ("fake",),
+                owner: str | None = None) -> Iterator[FakeServer]:
+    server = FakeServer(script, models, owner)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

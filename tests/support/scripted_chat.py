@@ -40,6 +40,7 @@ class ScriptedChat:
     stats: Stats = field(default_factory=Stats)
     requests: list[Request] = field(default_factory=list)
     hold: threading.Event | None = None  # requests after the first wait until it is set
+    remote = True
 
     def count(self, messages: Sequence[Message]) -> int:
         return sum(len(m.content.split()) + 4 for m in messages)
@@ -72,6 +73,9 @@ class ScriptedChat:
 @dataclass
 class ScriptedLocalChat(ScriptedChat):
     """The same, going on with a reply as a local model does."""
+
+    remote = False
+    continues = True
 
     def continue_reply(self, messages: Sequence[Message], reply_start: str, sampling: Sampling,
                        *, max_tokens: int, hooks: Hooks = NO_HOOKS) -> Generation:
