@@ -90,6 +90,16 @@ TALK = [
     "I'm glad you're excited about Swift programming!",
     "I'm glad I could help you on your path to Swift programming!",
     "I’m glad you’re excited, and I’ll be here for you.",  # curly apostrophes
+    "The report will cover a wide range of topics related to refugees.",
+    "Step 1: The report will start with the topic itself.",
+    "Here is a sample of my answer:",
+    "Your response should contain exactly 3 paragraphs.",
+    "At the end of your response, please explicitly add a postscript starting with P.S.",
+    "P.S. We have more details about the report.",
+    "Drama, Report: The report covers Sudanese Refugee Problems in South Africa.",
+    "The story begins with a simple sentence.",
+    "Responses, 2 paragraphs, and 3 sentences are all the same.",  # outline titles
+    "How to Write a Report on Refugee Problems: Step-by-Step Guide",
     "And I'm here for you every single step towards your goal.",
 ]
 SUBJECT = [
@@ -118,6 +128,9 @@ SUBJECT = [
     "I'm glad the rain came before the harvest.",
     "The response of the town was to build a wall.",
     "The text of the treaty was kept in Rome.",
+    "The report of the commission was published in 1921.",
+    "Step 1: Take the wheel off the frame.",
+    "The answer lies in the soil.",
 ]
 
 

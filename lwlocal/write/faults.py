@@ -74,9 +74,16 @@ _ABOUT_TEXT = [
     r"\b(?:what|which) (?:section|paragraph|chapter)s?\b",
     r"\bin the (?:first|second|third|final|last|next) part\b(?! of)",
     r"\bhere(?:'s| is| are)\s+(?:the|a|an|my|your|some)\s+(?:\w+\s+){0,2}"
-    r"(?:section|paragraph|essay|article|guide|text|version|draft|report|response|"
-    r"piece(?! of))s?\b",
+    r"(?:section|paragraph|essay|article|guide|text|version|draft|report|response|sample|"
+    r"answer|piece(?! of))s?\b",
     r"\bwhat (?:i|we)(?:'ve| have)? (?:prepared|written|done) so far\b",
+    r"\bthe (?:report|essay|article|guide|document|post|text|story|tutorial|newsletter) "
+    r"(?:will |should |then |is going to )*(?:cover|begin|start|end|conclude|discuss|provide|"
+    r"explore|include|describe|focus|look at|move)s?\b",
+    r"\byour (?:response|answer|reply)\b", r"\bmy (?:answer|reply)\b",
+    r"\b(?:\d+|two|three|four|five) (?:paragraphs|sentences)\b",
+    r"\bhow to write (?:a|an|the|your) (?:report|essay|article|guide|story|post|newsletter)\b",
+    r"^p\.\s?s\.", r"\bmarkdown (?:divider|format(?:ting)?)\b",
     r"\bparts? of (?:a|the|my|this) (?:[\w-]+ )?response\b",
     r"\bmy (?:previous |last |first )?response\b",
     r"^(?:the|this|my) (?:text|response) (?:should|must|will|needs to)\b",
@@ -134,6 +141,7 @@ _HEADING = re.compile(
     r"(?:\d+|[ivx]+\b|one|two|three|four|five|six|seven|eight|nine|ten)\b|第[一二三四五六七八九十\d]+"
     r"(?:节|部分|章|段))", re.IGNORECASE)
 _NUMBERED = re.compile(r"^\s*(?:\d+[.):]|[ivx]+[.)])\s*", re.IGNORECASE)
+_STEP = re.compile(r"^(?:step|part|point)\s+\d+\s*[:.)-]\s*", re.IGNORECASE)  # "Step 1: …"
 
 
 @dataclass(frozen=True)
@@ -173,7 +181,7 @@ def _bare(sentence: str) -> str:
 def is_talk(sentence: str) -> bool:
     """Whether ``sentence`` talks about the writing, or to the person who asked, instead of
     about the subject."""
-    bare = _bare(sentence).replace("’", "'")
+    bare = _STEP.sub("", _bare(sentence).replace("’", "'"))
     return bool(_META.search(bare) or _HEADING_LIST.match(bare))
 
 
