@@ -100,6 +100,17 @@ TALK = [
     "The story begins with a simple sentence.",
     "Responses, 2 paragraphs, and 3 sentences are all the same.",  # outline titles
     "How to Write a Report on Refugee Problems: Step-by-Step Guide",
+    "Your previous response needs improvement",  # outline titles through llama-server
+    "An earlier answer",
+    "Question: How Artificial Intelligence is shaping the world today",
+    "The sections are designed with clear and specific",
+    "Here is the outline for writing your touching short story.",
+    "Write it in a single paragraph without a title or quotation marks.",
+    "I will ask for one more section from your list.",
+    "Start at once with this part of the instruction.",
+    "I will ask you another section of the writing task.",
+    "You cannot write this one sentence without changing your mind.",
+    "I'm here to guide you every step of the way.",
     "And I'm here for you every single step towards your goal.",
 ]
 SUBJECT = [
@@ -164,6 +175,29 @@ def test_a_section_with_every_fault_of_the_demo():
     kinds = [f.kind for f in section_faults(text, 1, ["Overview of Vegetable Gardens",
                                                      "Preliminary Planting and Care"])]
     assert kinds == ["quote", "title", "talk", "repeat", "boundary"]
+
+
+def test_a_third_sentence_opening_as_two_before_is_a_loop():
+    """The server run's garden guide: eight sentences opening "This is what makes"."""
+    text = ("This is what makes gardening so rewarding for every family. "
+            "Soil needs compost in the spring and the autumn. "
+            "This is what makes gardening such an adventure for beginners. "
+            "This is what makes it so easy for people who love plants.")
+    assert [(f.kind, f.text[:25]) for f in section_faults(text, 1, ["Gardens"])] == [
+        ("repeat", "This is what makes it so ")]
+    # short sentences and two alike openings pass; so does a Chinese opening of four characters
+    assert not section_faults("Water the beds. Water the beds early. Water the pots at noon, "
+                              "before the heat of the day. Water the pots at dusk when it is "
+                              "cool.", 1, ["Watering"])
+    assert not section_faults("在这个过程中面包会膨胀起来。在这个过程中酵母会产生气体。"
+                              "在这个过程中温度非常重要。", 1, ["面包"])
+    guard = SectionGuard(2, ["Gardens", "Tools"], Memory([
+        "This is what makes gardening so rewarding for every family."]))
+    for piece in ["This is what makes a spade the first tool to buy. ",
+                  "This is what makes a fork so useful in heavy clay soil. "]:
+        guard.add(piece)
+    assert guard.fault is not None and guard.fault.kind == "repeat"
+    assert guard.fault.text.startswith("This is what makes a fork")
 
 
 def test_repeats_across_sections_and_loops_inside_a_sentence():

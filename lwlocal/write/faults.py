@@ -7,8 +7,8 @@ call the same ones, so what the review reports is what the writer prevents.
 - *boundary*: the start of something that belongs elsewhere: a heading, "Section 3" /
   "In section 3", another section's title on its own line;
 - *repeat*: a sentence said before in the document, or one so like an earlier one that most of
-  its word pairs are that sentence's (a loop that changes a word or two each time), or a long
-  run of words said before;
+  its word pairs are that sentence's (a loop that changes a word or two each time), a long
+  run of words said before, or a sentence opening as two earlier ones did;
 - *title*: a section that opens by repeating its own title; *quote*: one wrapped in quotation
   marks;
 - in an outline: titles alike, and titles or main points about the writing.
@@ -29,6 +29,9 @@ REPEAT_MIN_WORDS = 4  # shorter sentences ("Water daily.") may recur in good pro
 NEAR_MIN_WORDS = 6  # a sentence this long may be a near-repeat of an earlier one ...
 NEAR_SHARE = 0.6  # ... when this share of its word pairs were that one's
 TITLE_LIKENESS = 0.7  # titles sharing this share of their words are one title twice
+OPENING_WORDS = 4  # sentences (of NEAR_MIN_WORDS or more) opening with the same words ...
+OPENING_CHARACTERS = 8  # ... (in Chinese, characters) ...
+OPENINGS_SAID = 2  # ... this many times before are a loop ("This is what makes …" again)
 
 QUOTES = "\"'“”‘’«»「」『』"
 _LEAD = re.compile(rf"^[\s{QUOTES}*_#>\-–—•·]+")
@@ -60,7 +63,7 @@ _ABOUT_TEXT = [
     r"^(?:the|this is the) (?:first|second|third|fourth|fifth|next|last|final) (?:point|part)"
     r"\b(?! of)",
     r"\bmy (?:plan|outline)\b(?! (?:was|is|had|for (?:the|a) (?!text|essay|guide)))",
-    r"\b(?:\d+|two|three|four|five|a few|some) more (?:points|parts|sections|tips)\b",
+    r"\b(?:\d+|one|two|three|four|five|a few|some) more (?:points?|parts?|sections?|tips?)\b",
     r"^here (?:they|it) (?:are|is)\b",
     r"\bwriting (?:instruction|plan|prompt)s?\b",
     r"\bplain prose\b", r"\bmy (?:own )?(?:paragraphs?|sentences|writing)\b",
@@ -70,17 +73,21 @@ _ABOUT_TEXT = [
     r"\bglad you (?:brought|asked)\b",
     r"\byou(?:'ve| have) (?:already )?(?:told|asked|given|shown) (?:us|me)\b",
     r"\bhere(?:'s| is) (?:a|an|the|my) (?:\w+ )?(?:version|continuation|rewrite|example of how)\b",
-    r"\bthe (?:section|paragraph|chapter)\b(?! of)",
+    r"\bthe (?:section|paragraph|chapter)s?\b(?! of)",
     r"\b(?:what|which) (?:section|paragraph|chapter)s?\b",
     r"\bin the (?:first|second|third|final|last|next) part\b(?! of)",
     r"\bhere(?:'s| is| are)\s+(?:the|a|an|my|your|some)\s+(?:\w+\s+){0,2}"
     r"(?:section|paragraph|essay|article|guide|text|version|draft|report|response|sample|"
-    r"answer|piece(?! of))s?\b",
+    r"answer|outline|plan|piece(?! of))s?\b",
     r"\bwhat (?:i|we)(?:'ve| have)? (?:prepared|written|done) so far\b",
     r"\bthe (?:report|essay|article|guide|document|post|text|story|tutorial|newsletter) "
     r"(?:will |should |then |is going to )*(?:cover|begin|start|end|conclude|discuss|provide|"
     r"explore|include|describe|focus|look at|move)s?\b",
-    r"\byour (?:response|answer|reply)\b", r"\bmy (?:answer|reply)\b",
+    r"\byour (?:\w+ )?(?:response|answer|reply)\b", r"\bmy (?:answer|reply)\b",
+    r"\b(?:an|my|the) (?:earlier|previous|last) (?:answer|response|reply)\b", r"^question:",
+    r"\bquotation marks\b", r"\bwriting task\b",
+    r"\bof the (?:instruction|request|prompt|plan|outline)\b",
+    r"\b(?:you|i) (?:cannot|can't|must not|may not) write\b",
     r"\b(?:\d+|two|three|four|five) (?:paragraphs|sentences)\b",
     r"\bhow to write (?:a|an|the|your) (?:report|essay|article|guide|story|post|newsletter)\b",
     r"^p\.\s?s\.", r"\bmarkdown (?:divider|format(?:ting)?)\b",
@@ -110,7 +117,7 @@ _TO_ASKER = [
     r"give|telling|showing|giving) you\b",
     r"\blet me\b", r"\bhope (?:this|that|it)\b(?: \w+)? (?:helps|helped|inspires|inspired|was|is|"
     r"has)\b", r"\bfeel free\b",
-    r"\b(?:happy|glad|ready|here) to (?:help|assist)\b", r"\bwould you like me to\b",
+    r"\b(?:happy|glad|ready|here) to (?:help|assist|guide you)\b", r"\bwould you like me to\b",
     r"\bi(?:'m| am) going to help you\b",
     r"\bhelp you with\b", r"\bhow (?:can|may) i (?:help|assist)\b", r"\bassist you\b",
     r"\byour writing (?:project|task)\b",
@@ -244,6 +251,12 @@ def sentence_key(sentence: str) -> tuple[str, ...] | None:
     return tuple(words) if len(words) >= REPEAT_MIN_WORDS else None
 
 
+def opening(words: Sequence[str]) -> tuple[str, ...]:
+    """A sentence's first ``OPENING_WORDS`` words (``OPENING_CHARACTERS`` in Chinese)."""
+    n = OPENING_CHARACTERS if words and _CJK_CHAR.match(words[0]) else OPENING_WORDS
+    return tuple(words[:n])
+
+
 def ngrams(words: Sequence[str], n: int = LOOP_WORDS) -> set[tuple[str, ...]]:
     return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
 
@@ -257,6 +270,7 @@ class Memory:
         self.sentences: set[tuple[str, ...]] = set()
         self.runs: set[tuple[str, ...]] = set()
         self.pairs: dict[tuple[str, ...], set[int]] = {}  # word pair -> the sentences with it
+        self.openings: Counter[tuple[str, ...]] = Counter()  # sentences' first words
         self._said = 0  # sentences of NEAR_MIN_WORDS or more said so far
         for text in texts:
             self.add(text)
@@ -270,14 +284,22 @@ class Memory:
                 for pair in ngrams(key, 2):
                     self.pairs.setdefault(pair, set()).add(self._said)
                 self._said += 1
+                self.openings[opening(key)] += 1
         self.runs |= ngrams(normal_words(text))
 
     def repeats(self, sentence: str, before: Sequence[str] = ()) -> bool:
         """Whether ``sentence`` (with the words ``before`` it in its section) repeats what
-        was said: as a whole, nearly (``near``), or by a run of ``LOOP_WORDS`` words."""
+        was said: as a whole, nearly (``near``), by a run of ``LOOP_WORDS`` words, or by an
+        opening said ``OPENINGS_SAID`` times."""
         key = sentence_key(sentence)
         return (bool(key and (key in self.sentences or self.near(key)))
-                or self.repeats_run(sentence, before))
+                or self.repeats_run(sentence, before)
+                or self.openings_said(sentence) >= OPENINGS_SAID)
+
+    def openings_said(self, sentence: str) -> int:
+        """How many sentences said so far opened as ``sentence`` does (0 for a short one)."""
+        key = sentence_key(sentence)
+        return self.openings[opening(key)] if key and len(key) >= NEAR_MIN_WORDS else 0
 
     def near(self, words: Sequence[str]) -> bool:
         """Whether a sentence of ``words`` is nearly one said before: ``NEAR_SHARE`` of its

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from lwlocal.write.faults import (
     LOOP_WORDS,
+    OPENINGS_SAID,
     QUOTES,
     SENTENCE_BODY,
     SENTENCE_END,
@@ -137,7 +138,10 @@ class SectionGuard:
             at_line_start = self.boundaries and starts_line(self.text, begins)
             kind = sentence_fault(sentence, at_line_start, self.others, self.earlier,
                                   self._words)
-            if kind is None and self._own.repeats(sentence, self._words):
+            openings = (self.earlier.openings_said(sentence)
+                        + self._own.openings_said(sentence))
+            if kind is None and (self._own.repeats(sentence, self._words)
+                                 or openings >= OPENINGS_SAID):
                 kind = "repeat"
             return Fault(kind, start, text) if kind else None
         if self.boundaries and starts_line(self.text, begins) and is_heading(sentence.lstrip()):
