@@ -161,6 +161,9 @@ def test_prose_about_the_subject_passes(sentence):
     ("Planting and Care", True),  # another section's title on a line of its own
     ("Planting and care go together in May.", False), ("Soil is alive.", False),
     ("***", True), ("---", True), ("* * *", True), ("- Water daily.", False),
+    # a story's section through llama-server: a list of made-up headings with dates
+    ("SECTION Title 2: 2019-03-16 23:17:56.359 (Blogger)", True),
+    ("TITLE 4: 2020-03-36 10:29:34.855 (Remake of)", True), ("Title deeds were kept.", False),
 ])
 def test_boundaries(line, boundary):
     assert is_boundary(line, ["Planting and Care"]) == boundary
@@ -358,6 +361,10 @@ def test_outline_problems_repeated_titles_and_placeholders():
                                       "Selling.", "A point."])
     assert [(p.index, p.kind, p.like) for p in found] == [
         (4, "title", 2), (5, "title", 3), (6, "talk", None)]
+    # a story's outline through llama-server
+    placeholders = outline_problems(["Section Title 1", "SECTION Title 3", "Title 5", "Titles"],
+                                    ["A keeper.", "A storm.", "A rescue.", "Deeds."])
+    assert [(p.index, p.kind) for p in placeholders] == [(1, "talk"), (2, "talk"), (3, "talk")]
 
 
 def test_repair_retitles_from_the_main_point_or_merges():

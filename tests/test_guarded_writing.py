@@ -13,7 +13,8 @@ import pytest
 
 from lwlocal.runtime.engine import Sampling
 from lwlocal.util.progress import Progress
-from lwlocal.write.guard import TRIES_SHORT
+from lwlocal.write.faults import Memory
+from lwlocal.write.guard import TRIES_SHORT, SectionGuard, repairs_for
 from lwlocal.write.journal import Job
 from lwlocal.write.outline import Outline, Section
 from lwlocal.write.outlining import draft_outline
@@ -86,6 +87,25 @@ def test_a_section_whose_start_keeps_going_wrong_is_not_left_empty(tmp_path):
     assert [r["action"] for r in report.repairs] == ["resampled"] * TRIES_SHORT + ["kept"]
     assert chat.requests[-1].start == "Section 1"
     assert job.section_text(1).endswith(SOIL.strip())
+
+
+def test_a_long_section_may_have_more_repairs_than_a_short_one():
+    """A merged outline's 1,500-word section through llama-server ran out of repairs at 857
+    words: the repairs a section may have grow with its budget."""
+    assert [repairs_for(w) for w in (120, 500, 501, 1500)] == [16, 16, 32, 48]
+
+    def actions(words: int) -> list[str]:
+        guard = SectionGuard(1, ["Soil"], Memory(), repairs=repairs_for(words))
+        text, out = "", []
+        for n in range(20):  # twenty talky sentences, each at a new place
+            text += f"Soil layer {n} holds roots, stones and water through the year. "
+            guard.restart(text)
+            guard.add("In this section I will cover the soil. ")
+            out.append(guard.decide(floor=words).action)
+        return out
+
+    assert actions(1500) == ["resampled"] * 20
+    assert actions(400) == ["resampled"] * 16 + ["kept"] * 4
 
 
 def test_a_boundary_past_the_floor_ends_the_section(tmp_path):

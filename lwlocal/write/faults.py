@@ -144,7 +144,8 @@ _ASKER = re.compile("|".join(f"(?:{p})" for p in _TO_ASKER), re.IGNORECASE)
 
 # a line that starts something else: a heading, a rule, "Section 3", "第三节", "In section 3"
 _HEADING = re.compile(
-    r"^\s*(?:#{1,6}\s|\*\*[^*\n]{1,80}\*\*\s*$|(?:\*\s*){3,}$|(?:-\s*){3,}$|(?:_\s*){3,}$|(?:in\s+)?(?:section|part|chapter|paragraph)\s+"
+    r"^\s*(?:#{1,6}\s|\*\*[^*\n]{1,80}\*\*\s*$|(?:\*\s*){3,}$|(?:-\s*){3,}$|(?:_\s*){3,}$|"
+    r"title\s+\d+\b|(?:in\s+)?(?:section|part|chapter|paragraph)\s+(?:title\s+)?"
     r"(?:\d+|[ivx]+\b|one|two|three|four|five|six|seven|eight|nine|ten)\b|第[一二三四五六七八九十\d]+"
     r"(?:节|部分|章|段))", re.IGNORECASE)
 _NUMBERED = re.compile(r"^\s*(?:\d+[.):]|[ivx]+[.)])\s*", re.IGNORECASE)
@@ -386,8 +387,8 @@ class OutlineProblem:
         return f"section {self.index} ('{title}') is about the writing, not the subject"
 
 
-_PLACEHOLDER = re.compile(r"\[[^\]]*\]|\{[^}]*\}|<[^>]*>|^\s*(?:section|part|step|"
-                          r"chapter|paragraph)\s*\d*\s*$", re.IGNORECASE)
+_PLACEHOLDER = re.compile(r"\[[^\]]*\]|\{[^}]*\}|<[^>]*>|^\s*(?:(?:section|part|step|"
+                          r"chapter|paragraph)\s*(?:title\s*)?|title\s*)\d*\s*$", re.IGNORECASE)
 
 
 def outline_problems(titles: Sequence[str], main_points: Sequence[str]) -> list[OutlineProblem]:

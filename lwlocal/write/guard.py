@@ -5,6 +5,7 @@ section (wrapping quotation marks, its title repeated on its first line)."""
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,7 +31,8 @@ from lwlocal.write.words import count_words
 EARLY_WORDS = 8  # talk is looked for in the start of a sentence up to this many words
 TRIES_PER_CUT = 3  # other starts tried where a fault was cut before the section ends there
 TRIES_SHORT = 8  # ... and where ending would leave the section short of its floor
-REPAIRS_PER_SECTION = 16  # faults a section may have repaired before it ends where it is
+REPAIRS_PER_SECTION = 16  # faults a section may have repaired before it ends where it is ...
+REPAIR_WORDS = 500  # ... for each this many words of its budget (a 1,500-word section: 48)
 _NUMBERS_ONLY = re.compile(r"^\s*(?:\d+[.)]?\s*)+$")  # a line of list numbers alone
 # a sentence is closed once what follows its end is no letter or digit (or nothing yet)
 _CLOSED = re.compile(rf"{SENTENCE_BODY}(?:{SENTENCE_END}(?![^\W_])|[。！？]|\n+)")
@@ -50,6 +52,12 @@ class Repair:
         return {"kind": self.kind, "action": self.action, "text": self.text[:200]}
 
 
+def repairs_for(words: int) -> int:
+    """The faults a section of ``words`` words may have repaired: ``REPAIRS_PER_SECTION`` for
+    each ``REPAIR_WORDS`` words begun."""
+    return REPAIRS_PER_SECTION * max(1, math.ceil(words / REPAIR_WORDS))
+
+
 class SectionGuard:
     """Finds the first fault of section ``index`` as its text arrives piece by piece.
 
@@ -61,8 +69,10 @@ class SectionGuard:
     """
 
     def __init__(self, index: int, titles: Sequence[str], earlier: Memory, *,
-                 boundaries: bool = True, avoid: Sequence[str] = ()) -> None:
+                 boundaries: bool = True, avoid: Sequence[str] = (),
+                 repairs: int = REPAIRS_PER_SECTION) -> None:
         self.boundaries = boundaries
+        self.most_repairs = repairs
         self.title = titles[index - 1]
         self.others = [t for i, t in enumerate(titles, 1) if i != index]
         self.earlier = earlier
@@ -103,10 +113,10 @@ class SectionGuard:
         """What to do about the fault found (recorded in ``repairs``): ``resampled``, the text
         goes back to the fault's start and goes on from there, not beginning as it did
         (``avoid``); ``ended``, the section ends there: at a boundary past the section's
-        ``floor`` (in words), after ``TRIES_PER_CUT`` starts at one place or
-        ``REPAIRS_PER_SECTION`` repairs; ``kept``, where ending would leave the section short of
-        its ``floor`` (after ``TRIES_SHORT`` starts there): the text stays, and the writing goes
-        on from it."""
+        ``floor`` (in words), after ``TRIES_PER_CUT`` starts at one place or the section's
+        ``repairs`` (:func:`repairs_for`); ``kept``, where ending would leave the section short
+        of its ``floor`` (after ``TRIES_SHORT`` starts there): the text stays, and the writing
+        goes on from it."""
         fault = self.fault
         assert fault is not None, "decide() is for a fault found"
         before = self.text[:fault.start]
@@ -116,7 +126,7 @@ class SectionGuard:
         short = count_words(before) < floor  # ending here would leave the section short
         tries = TRIES_SHORT if short else TRIES_PER_CUT
         ending = ((fault.kind == "boundary" and not short) or len(self.avoid) > tries
-                  or len(self.repairs) >= REPAIRS_PER_SECTION)
+                  or len(self.repairs) >= self.most_repairs)
         action = "resampled" if not ending else "kept" if short else "ended"
         self.repairs.append(Repair(fault.kind, action, fault.text))
         return self.repairs[-1]
