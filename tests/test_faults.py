@@ -111,6 +111,7 @@ TALK = [
     "I will ask you another section of the writing task.",
     "You cannot write this one sentence without changing your mind.",
     "I'm here to guide you every step of the way.",
+    "Here is the key points that will be",
     "And I'm here for you every single step towards your goal.",
 ]
 SUBJECT = [
@@ -349,6 +350,11 @@ def test_list_numbers_before_a_title_are_dropped():
     # make demo, this round: "## Watering and Planting," under its heading
     mended, changes = repair(Outline("p", 400, [Section("Watering and Planting,", "Tips.", 400)]))
     assert mended.sections[0].title == "Watering and Planting" and len(changes) == 1
+    # a title numbered in brackets (LongBench-Write's t-SNE introduction through llama-server)
+    mended, _ = repair(Outline("p", 400, [Section("Introduction to T-SNE (2)", "What.", 400)]))
+    assert mended.sections[0].title == "Introduction to T-SNE"
+    mended, _ = repair(Outline("p", 400, [Section("The Tagus River (Rio Tejo)", "W.", 400)]))
+    assert mended.sections[0].title == "The Tagus River (Rio Tejo)"
 
 
 BREAD = ["Baking Science: The Art of Sourdough Making and Baker's Yeast",

@@ -64,7 +64,7 @@ _ABOUT_TEXT = [
     r"\b(?! of)",
     r"\bmy (?:plan|outline)\b(?! (?:was|is|had|for (?:the|a) (?!text|essay|guide)))",
     r"\b(?:\d+|one|two|three|four|five|a few|some) more (?:points?|parts?|sections?|tips?)\b",
-    r"^here (?:they|it) (?:are|is)\b",
+    r"^here (?:they|it) (?:are|is)\b", r"^here(?:'s| is| are) (?:the|some|my) (?:\w+ )?points\b",
     r"\bwriting (?:instruction|plan|prompt)s?\b",
     r"\bplain prose\b", r"\bmy (?:own )?(?:paragraphs?|sentences|writing)\b",
     r"\babout \d+ (?:sentences|paragraphs)\b", r"\b(?:sending|send) you\b",
