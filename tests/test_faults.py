@@ -112,6 +112,14 @@ TALK = [
     "You cannot write this one sentence without changing your mind.",
     "I'm here to guide you every step of the way.",
     "Here is the key points that will be",
+    # lwlocal's clock report and Chinese story through llama-server
+    "1. I am very glad that you are here and that your writing is inspiring me to write a "
+    "300-word text on the history of mechanical clocks.",
+    "4. In this case, I must say that you're absolutely right!",
+    "This is a great example of how to break your writing into individual sections.",
+    "If there are any specific areas where you'd like me to provide further assistance, "
+    "please tell us.",
+    "写一篇30字的苏三韩书",
     "And I'm here for you every single step towards your goal.",
 ]
 SUBJECT = [
@@ -143,6 +151,8 @@ SUBJECT = [
     "The report of the commission was published in 1921.",
     "Step 1: Take the wheel off the frame.",
     "The answer lies in the soil.",
+    "The 300-year-old clock still keeps time.",
+    "他写了一本三百页的书。",
 ]
 
 

@@ -96,14 +96,16 @@ _ABOUT_TEXT = [
     r"^(?:the|this|my) (?:text|response) (?:should|must|will|needs to)\b",
     r"^here(?:'s| is) how (?:it|this|they) (?:can|could|should|will) be (?:organi[sz]ed|"
     r"structured|written|laid out)\b",
-    r"\bword (?:count|limit)\b", r"\b\d+\s+words\b", r"\((?:section|paragraph)s?\)",
+    r"\bword (?:count|limit)\b", r"\b\d+\s+words\b",
+    rf"\b\d[\d,]*-word {_DOC}s?\b", r"\((?:section|paragraph)s?\)",
     r"\badd (?:a|another|one more) (?:section|paragraph|chapter)\b",
     r"\byou are an? (?:excellent|great|good|skilled) writer\b", r"\bwriting assistant\b",
     r"\banswer to your questions?\b", r"\bhere(?:'s| is) the answer\b",
     r"\bthe answer i(?:'ve| have| am)\b",
     r"(?:本|这一|这个|下一|上一|每一?)(?:节|段|章|篇)",
     r"第[一二三四五六七八九十百\d]+(?:节|段|章)",
-    r"本文", r"以下是", r"写作(?:指令|要求|任务)", r"大纲", r"字数",
+    r"本文", r"以下是", r"写作(?:指令|要求|任务)", r"大纲", r"字数", r"写一篇",
+    r"[\d一二三四五六七八九十百千]+字的",
 ]
 # the writer talking to the person who asked
 _TO_ASKER = [
@@ -122,7 +124,9 @@ _TO_ASKER = [
     r"\bhelp you with\b", r"\bhow (?:can|may) i (?:help|assist)\b", r"\bassist you\b",
     r"\byour writing (?:project|task)\b",
     r"\bas an ai\b", r"\bplease (?:go ahead|share)\b",
-    r"\b(?:i|we)(?:'m| am|'re| are) (?:so |really |very )?glad (?:you|i could|we could|to have)\b",
+    r"\b(?:i|we)(?:'m| am|'re| are) (?:so |really |very )?glad (?:that )?(?:you|i could|we "
+    r"could|to have)\b", r"\byou(?:'re| are) absolutely right\b", r"\byour writing\b",
+    r"\byou(?:'d| would) like me to\b",
     r"\b(?:i|we)(?:'m| am|'re| are|'ll be| will be) (?:always )?here for you\b",
     r"\blanguage model\b", r"\byou (?:asked|requested|wanted)\b",
     r"\byour (?:request|instruction|prompt)\b", r"\bas requested\b", r"\bthank you for\b",
