@@ -214,6 +214,23 @@ def test_a_third_sentence_opening_as_two_before_is_a_loop():
     assert guard.fault.text.startswith("This is what makes a fork")
 
 
+def test_list_numbers_counted_one_after_another_are_a_loop():
+    """lwlocal's tree essay, locally: "5. 6. 7. … 38." lines took a section's whole token
+    budget (tidied away after, leaving 76 of 667 words); caught at the second in a row."""
+    guard = SectionGuard(1, ["Trees"], Memory())
+    guard.add("Trees cool the streets in summer and slow the rain in winter.\n3. Shade.\n")
+    assert guard.fault is None
+    for piece in ["5.\n", "6.\n", "7.\n"]:
+        guard.add(piece)
+    assert guard.fault is not None and (guard.fault.kind, guard.fault.text) == ("repeat", "6.")
+
+
+def test_a_title_numbered_in_brackets_is_the_title_again():
+    from lwlocal.write.faults import opens_with_title
+    assert opens_with_title("(1) Why Cities Should Plant Trees.\nTrees cool streets.",
+                            "Why Cities Should Plant Trees")
+
+
 def test_repeats_across_sections_and_loops_inside_a_sentence():
     memory = Memory(["Sourdough needs a starter fed with flour and water every day of the "
                      "week, or it sours."])

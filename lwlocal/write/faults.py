@@ -239,7 +239,7 @@ def opens_with_title(text: str, title: str, whole: bool = True) -> bool:
         return False
     end = r"\s*(?:[:.,!?\-–—\n\"”]|$)" if whole else r"\s*[:.,!?\-–—\n\"”]"
     pattern = r"\W*".join(re.escape(w) for w in words)
-    return bool(re.match(rf"(?:\d+[.):]\s*)?{pattern}{end}", _bare(text).lower()
+    return bool(re.match(rf"(?:\(?\d+[.):]\s*)?{pattern}{end}", _bare(text).lower()
                          if whole else _LEAD.sub("", text).lower()))
 
 

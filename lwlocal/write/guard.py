@@ -34,6 +34,7 @@ TRIES_SHORT = 8  # ... and where ending would leave the section short of its flo
 REPAIRS_PER_SECTION = 16  # faults a section may have repaired before it ends where it is ...
 REPAIR_WORDS = 500  # ... for each this many words of its budget (a 1,500-word section: 48)
 _NUMBERS_ONLY = re.compile(r"^\s*(?:\d+[.)]?\s*)+$")  # a line of list numbers alone
+NUMBERS_IN_A_ROW = 2  # sentences of list numbers alone in a row that are a loop
 # a sentence is closed once what follows its end is no letter or digit (or nothing yet)
 _CLOSED = re.compile(rf"{SENTENCE_BODY}(?:{SENTENCE_END}(?![^\W_])|[。！？]|\n+)")
 
@@ -91,6 +92,7 @@ class SectionGuard:
         self._own = Memory([text])
         self._words = normal_words(text)
         self._closed = len(text)
+        self._numbers = 0  # list numbers alone ("5. 6. 7.") in a row, just before
 
     def add(self, piece: str) -> Fault | None:
         """Take the next piece; the first fault found so far (None while there is none)."""
@@ -145,6 +147,9 @@ class SectionGuard:
             if opens_with_title(sentence, self.title, whole=closed):
                 return Fault("title", start, text)
         if closed:
+            self._numbers = self._numbers + 1 if _NUMBERS_ONLY.match(sentence) else 0
+            if self._numbers >= NUMBERS_IN_A_ROW:  # counting instead of writing: a loop
+                return Fault("repeat", start, text)
             at_line_start = self.boundaries and starts_line(self.text, begins)
             kind = sentence_fault(sentence, at_line_start, self.others, self.earlier,
                                   self._words)
