@@ -419,6 +419,16 @@ def test_repair_retitles_from_the_main_point_or_merges():
                                 [s.main_point for s in mended.sections])
 
 
+def test_a_merged_section_does_not_say_its_main_point_twice():
+    """The 10,000-word bread guide's outline: "Pricing of bread" four times in one point."""
+    outline = Outline("p", 800, [Section("Pricing of Bread", "Pricing of bread", 400),
+                                 Section("Pricing of Bread", "Pricing of bread", 200),
+                                 Section("Pricing of Bread", "Flour costs.", 200)])
+    mended, _ = repair(outline)
+    assert [(s.title, s.main_point, s.words) for s in mended.sections] == [
+        ("Pricing of Bread", "Pricing of bread", 600), ("Flour costs", "Flour costs.", 200)]
+
+
 @pytest.mark.parametrize("budgets", [[226, 90, 42, 92], [5000, 100, 100],
                                      [10, 2000, 300, 300, 300, 300], [1200] * 9 + [200]])
 def test_budgets_are_bounded_and_keep_their_total(budgets):

@@ -45,8 +45,13 @@ def _title_from(point: str) -> str | None:
 
 
 def _merged(into: Section, other: Section, keep_point: bool) -> Section:
-    """``into`` with ``other``'s words, and its main point where ``keep_point``."""
-    point = f"{into.main_point} {other.main_point}" if keep_point else into.main_point
+    """``into`` with ``other``'s words, and its main point where ``keep_point`` (and not said
+    in ``into``'s already: "Pricing of bread Pricing of bread …", a 10,000-word outline)."""
+    said = normal_words(into.main_point)
+    new = normal_words(other.main_point)
+    again = any(said[i:i + len(new)] == new for i in range(len(said) - len(new) + 1))
+    point = (f"{into.main_point} {other.main_point}" if keep_point and not again
+             else into.main_point)
     return replace(into, main_point=point[:MAIN_POINT_CHARS].strip(),
                    words=into.words + other.words)
 
