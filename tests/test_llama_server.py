@@ -15,7 +15,7 @@ import pytest
 
 from lwlocal.openai.client import OpenAIChat
 from lwlocal.openai.endpoint import Server
-from lwlocal.runtime.chat import Hooks, Message
+from lwlocal.runtime.chat import Message
 from lwlocal.runtime.engine import Sampling
 from lwlocal.util.errors import LwlocalError
 from lwlocal.write.jobs import Session
@@ -23,6 +23,7 @@ from lwlocal.write.journal import Job
 from lwlocal.write.outline import outline_prompt, outline_schema, parse_model_outline
 from lwlocal.write.settings import JobSettings
 from tests.support.cli import invoke
+from tests.support.continuation import check_replies_gone_on_with
 from tests.support.llama_server import CHATML, LlamaServer, running, start
 from tests.support.prompts import prompt_file
 
@@ -85,25 +86,9 @@ def test_a_greedy_job_writes_what_the_local_engine_writes(default_model, tmp_pat
 
 
 def test_a_reply_gone_on_with_is_the_reply_and_one_held_goes_on(llama_server):
-    """llama-server goes on with a reply (``continue_final_message``): greedy, a reply asked
-    for in two requests is the reply asked for in one, and a reply held past where the model
-    ends its turn (``ignore_eos`` until ``may_end``) goes on."""
-    chat = OpenAIChat(Server(llama_server.url))
-    assert chat.continues
-    greedy = Sampling(temperature=0.0, seed=5, repeat_penalty=1.0)
-    ask = [Message("user", "Write a long story about a lighthouse keeper and his daughter.")]
-    whole = chat.complete(ask, greedy, max_tokens=60)
-    pieces: list[str] = []
-    split = chat.complete(ask, greedy, max_tokens=60, hooks=Hooks(
-        on_text=pieces.append, may_end=lambda: len(pieces) >= 25))
-    assert split.text == whole.text == "".join(pieces)
-    short = [Message("user", "What is the capital of France? Answer in one word.")]
-    plain = chat.complete(short, greedy, max_tokens=200)
-    pieces.clear()
-    held = chat.complete(short, greedy, max_tokens=200, hooks=Hooks(
-        on_text=pieces.append, may_end=lambda: len(pieces) >= 40))
-    assert plain.stop == "eog" and len(plain.text.split()) < 20
-    assert held.text.startswith(plain.text) and len(pieces) >= 40
+    """llama-server goes on with a reply: tests/support/continuation.py."""
+    check_replies_gone_on_with(OpenAIChat(Server(llama_server.url)),
+                               Sampling(temperature=0.0, seed=5, repeat_penalty=1.0))
 
 
 def test_the_outline_schema_holds_through_response_format(llama_server):

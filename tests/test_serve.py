@@ -14,7 +14,6 @@ import pytest
 
 from lwlocal.openai.client import OpenAIChat
 from lwlocal.openai.endpoint import Server
-from lwlocal.runtime.chat import Hooks, Message
 from lwlocal.runtime.engine import Sampling
 from lwlocal.util.progress import Progress
 from lwlocal.write.jobs import Session
@@ -22,6 +21,7 @@ from lwlocal.write.journal import Job
 from lwlocal.write.settings import JobSettings
 from tests.support.bounds import HANG
 from tests.support.cli import invoke
+from tests.support.continuation import check_replies_gone_on_with
 from tests.support.prompts import prompt_file
 from tests.support.server import CTX, free_port, start_server, stop
 
@@ -179,22 +179,5 @@ def test_requests_the_server_cannot_serve_are_answered_400(served, extra):
 
 
 def test_a_reply_gone_on_with_is_the_reply(served):
-    """``continue_final_message``, as vLLM and llama-server take it: greedy, a reply asked for
-    in two requests (the second going on with the first's text) is the reply asked for in one;
-    and a reply held past where the model ends its turn (``ignore_eos``) goes on."""
-    backend = OpenAIChat(Server(served))
-    assert backend.continues
-    greedy = Sampling(temperature=0.0, seed=5)
-    ask = [Message("user", "Write a long story about a lighthouse keeper and his daughter.")]
-    whole = backend.complete(ask, greedy, max_tokens=60)
-    pieces: list[str] = []
-    split = backend.complete(ask, greedy, max_tokens=60, hooks=Hooks(
-        on_text=pieces.append, may_end=lambda: len(pieces) >= 25))
-    assert backend.stats.requests == 3 and split.text == whole.text == "".join(pieces)
-    short = [Message("user", "What is the capital of France? Answer in one word.")]
-    plain = backend.complete(short, greedy, max_tokens=200)
-    pieces.clear()
-    held = backend.complete(short, greedy, max_tokens=200, hooks=Hooks(
-        on_text=pieces.append, may_end=lambda: len(pieces) >= 40))
-    assert plain.stop == "eog" and len(plain.text.split()) < 20
-    assert held.text.startswith(plain.text) and len(pieces) >= 40
+    """``lwlocal serve`` goes on with a reply: tests/support/continuation.py."""
+    check_replies_gone_on_with(OpenAIChat(Server(served)), Sampling(temperature=0.0, seed=5))
