@@ -120,6 +120,8 @@ TALK = [
     "If there are any specific areas where you'd like me to provide further assistance, "
     "please tell us.",
     "写一篇30字的苏三韩书",
+    "The writing is here.",
+    "The subject of the writing can be anything you want.",
     "And I'm here for you every single step towards your goal.",
 ]
 SUBJECT = [
@@ -417,6 +419,24 @@ def test_repair_retitles_from_the_main_point_or_merges():
     assert "merged into section 3" in changes[2]
     assert not outline_problems([s.title for s in mended.sections],
                                 [s.main_point for s in mended.sections])
+
+
+@pytest.mark.parametrize("prompt, title", [
+    ("写一篇800字的短篇故事，讲述一个小镇邮递员最后一天上班的经历。",
+     "讲述一个小镇邮递员最后一天上班的经历"),
+    ("Write a 1000-word essay on why cities should plant more trees along their streets.",
+     "Why cities should plant more trees along their streets"),
+])
+def test_a_lone_section_with_no_title_of_its_own_is_titled_from_the_instruction(prompt, title):
+    """lwlocal's Chinese story, locally: one section titled ",", its main point about the
+    writing ("The subject of the writing can be anything you want to write for this
+    response")."""
+    outline = Outline(prompt, 800, [Section(",", "The writing is here. The subject of the "
+                                            "writing can be anything you want to write for "
+                                            "this response.", 800)])
+    mended, changes = repair(outline)
+    assert [(s.title, s.main_point) for s in mended.sections] == [(title, prompt)]
+    assert "from the instruction" in changes[-1]
 
 
 def test_a_merged_section_does_not_say_its_main_point_twice():

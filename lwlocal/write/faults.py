@@ -21,8 +21,6 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from lwlocal.write.words import count_words
-
 FAULTS = ("talk", "boundary", "repeat", "title", "quote")
 LOOP_WORDS = 12  # a run of this many words said before is a loop, even inside a sentence
 REPEAT_MIN_WORDS = 4  # shorter sentences ("Water daily.") may recur in good prose
@@ -89,6 +87,7 @@ _ABOUT_TEXT = [
     r"\bof the (?:instruction|request|prompt|plan|outline)\b",
     r"\b(?:you|i) (?:cannot|can't|must not|may not) write\b",
     r"\b(?:\d+|two|three|four|five) (?:paragraphs|sentences)\b",
+    r"\bthe writing (?:is|was|will)\b", r"\bthe subject of the writing\b",
     r"\bhow to write (?:a|an|the|your) (?:report|essay|article|guide|story|post|newsletter)\b",
     r"^p\.\s?s\.", r"\bmarkdown (?:divider|format(?:ting)?)\b",
     r"\bparts? of (?:a|the|my|this) (?:[\w-]+ )?response\b",
@@ -407,6 +406,6 @@ def outline_problems(titles: Sequence[str], main_points: Sequence[str]) -> list[
         if like is not None:
             problems.append(OutlineProblem(i, "title", like))
         elif (_PLACEHOLDER.search(bare_title) or _PLACEHOLDER.search(point)
-              or is_talk(bare_title) or _ASKER.search(point) or count_words(bare_title) == 0):
+              or is_talk(bare_title) or _ASKER.search(point) or not normal_words(bare_title)):
             problems.append(OutlineProblem(i, "talk"))
     return problems

@@ -28,6 +28,14 @@ _CLAUSE = re.compile(r"[^.;:\n(]+")
 _DANGLING = re.compile(r"(?:\s+(?:a|an|and|as|at|by|for|from|in|into|of|on|or|that|the|to|"
                        r"which|who|with))+$", re.IGNORECASE)
 _BRACKETS = re.compile(r"\[[^\]]*\]|\{[^}]*\}|<[^>]*>")
+INSTRUCTION_TITLE_WORDS = 12  # a title made from the instruction: this many words at most
+_INSTRUCTION_CLAUSES = re.compile(r"[,.;:!?，。；：！？]")
+# the request before the subject: "Write a 1000-word essay on ", "Please write me a guide to "
+_REQUEST = re.compile(r"^\s*(?:please\s+)?(?:write|compose|create|draft|generate|give)\s+"
+                      r"(?:me\s+)?(?:an?\s+|the\s+|one\s+)?(?:[\w-]+\s+){0,4}?(?:essay|guide|"
+                      r"story|report|article|post|introduction|plan|newsletter|text|piece|note|"
+                      r"overview|description|tutorial)\s+(?:on|about|of|for|to|that)\s+",
+                      re.IGNORECASE)
 
 
 def problems(outline: Outline) -> list[OutlineProblem]:
@@ -36,12 +44,24 @@ def problems(outline: Outline) -> list[OutlineProblem]:
                             [s.main_point for s in outline.sections])
 
 
-def _title_from(point: str) -> str | None:
-    """A title made of a main point's first clause, or None when it gives none."""
+def _title_from(point: str, most: int = TITLE_WORDS) -> str | None:
+    """A title made of a main point's first clause (``most`` words at most), or None when it
+    gives none."""
     clause = _CLAUSE.match(_BRACKETS.sub("", point).strip())
-    words = clause.group().split()[:TITLE_WORDS] if clause else []
+    words = clause.group().split()[:most] if clause else []
     title = _DANGLING.sub("", TRAILING_MARKS.sub("", " ".join(words))).strip()
     return title.capitalize() if normal_words(title) else None
+
+
+def _title_from_instruction(prompt: str) -> str | None:
+    """A title made of the instruction's first clause that is about the subject, the request
+    itself left out ("Write a 1000-word essay on why cities …" gives "Why cities …"; "写一篇
+    800字的短篇故事，讲述…" its second clause), or None."""
+    for clause in _INSTRUCTION_CLAUSES.split(prompt):
+        title = _title_from(_REQUEST.sub("", clause).strip(), INSTRUCTION_TITLE_WORDS)
+        if title and not outline_problems([title], [prompt]):
+            return title
+    return None
 
 
 def _merged(into: Section, other: Section, keep_point: bool) -> Section:
@@ -80,7 +100,13 @@ def repair(outline: Outline) -> tuple[Outline, list[str]]:
             sections[i] = replace(sections[i], title=title)
             continue
         into = problem.like - 1 if problem.like is not None else (i - 1 if i else 1)
-        if len(sections) == 1:
+        if len(sections) == 1:  # nothing to merge into: the instruction says what it is about
+            title = _title_from_instruction(outline.prompt)
+            if title is not None:
+                changes.append(f"{problem.describe(titles)}: titled '{title}' from the "
+                               "instruction, and given it as its main point")
+                sections[0] = replace(sections[0], title=title,
+                                      main_point=outline.prompt[:MAIN_POINT_CHARS])
             break
         changes.append(f"{problem.describe(titles)}: merged into section {into + 1}")
         sections[into] = _merged(sections[into], sections[i], problem.kind == "title")
