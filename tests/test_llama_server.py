@@ -40,7 +40,7 @@ PLANNED_KV = ("--cache-type-k", "q8_0", "--cache-type-v", "q8_0")
 @pytest.fixture(scope="module")
 def llama_server(default_model: Path, tmp_path_factory) -> Iterator[LlamaServer]:
     log = tmp_path_factory.mktemp("llama-server") / "server.log"
-    with running(default_model, log, *SERVER_ARGS, "--parallel", "1") as server:
+    with running(default_model, log, *SERVER_ARGS, "--parallel", "2") as server:
         yield server
 
 
@@ -59,6 +59,10 @@ def test_an_agentwrite_job_uses_the_servers_prompt_cache(llama_server, lw_home):
     # the outline and three sections: each request's earlier turns come from the server's cache
     assert result["prompt_tokens_evaluated"] <= 1.15 * result["context_tokens"]
     assert result["cached_prompt_tokens"] >= 0.4 * result["prompt_tokens"]
+    # of two slots, the job keeps to the one idle when it began: every request names it (a
+    # request sent as the last one's stream closed went to the other, empty, slot)
+    served = llama_server.log.read_text()
+    assert served.count("selected slot by ") == served.count("selected slot by id") > 0
 
 
 def test_a_greedy_job_writes_what_the_local_engine_writes(default_model, tmp_path, lw_home):

@@ -153,17 +153,27 @@ class OpenAIChat:
             raise LwlocalError(f"{self.server.url}/models: not an OpenAI model list") from exc
 
     def _sticky_slot(self) -> int | None:
-        """``server.slot`` if the server has that slot (llama-server's ``/props`` gives
-        ``total_slots``); None for servers that route requests themselves."""
+        """The llama-server slot this client keeps to: ``server.slot`` if the server has it
+        (``/props``: ``total_slots``), else the lowest slot idle now (``/slots``), so that a
+        job's turns find their prefix in one slot's KV cache (a request sent as the last one's
+        stream closes would find that slot still busy and go to an empty one); None for
+        servers that route requests themselves."""
         wanted = self.server.slot
-        if wanted is None:
-            return None
         try:
-            response = self._client.get(self.server.root + "/props")
-            total = response.json().get("total_slots") if response.status_code == 200 else None
-        except (httpx.HTTPError, ValueError, AttributeError):
+            if wanted is None:
+                idle = [s.get("id") for s in self._get("/slots")
+                        if isinstance(s, dict) and s.get("is_processing") is False]
+                return min((i for i in idle if isinstance(i, int)), default=None)
+            total = self._get("/props").get("total_slots")
+        except (httpx.HTTPError, ValueError, AttributeError, TypeError):
             return None
         return wanted if isinstance(total, int) and wanted < total else None
+
+    def _get(self, path: str) -> Any:
+        """The JSON of a GET of ``path`` at the server's root (an error raised otherwise)."""
+        response = self._client.get(self.server.root + path)
+        response.raise_for_status()
+        return response.json()
 
     def _body(self, messages: Sequence[Message], reply_start: str | None, sampling: Sampling,
               max_tokens: int, json_schema: dict[str, Any] | None) -> dict[str, Any]:
