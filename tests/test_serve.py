@@ -51,14 +51,15 @@ def test_a_job_through_the_server_matches_the_local_engine(served):
 
 
 def test_the_server_reuses_the_conversation_prefix(served):
-    session = Session(JobSettings(prompt=PROMPT, words=180, sections=3, backend="openai",
+    session = Session(JobSettings(prompt=PROMPT, words=120, sections=3, backend="openai",
                                   base_url=served))
     result = session.run(session.new_job()).as_dict()
     stats = session.chat.stats
     assert stats.requests >= 4  # the outline and three sections, and what the writer retried
-    assert stats.cached_prompt_tokens >= 0.4 * stats.prompt_tokens
-    if stats.requests == 4:  # as the local engine: each turn evaluated once (a retried turn
-        assert result["prompt_to_context"] <= 1.15  # is evaluated again, by design)
+    # each turn's earlier ones, and a reply held to its floor or repaired, found in the cache
+    # (prompt tokens evaluated / context: tests/test_llama_server.py, on a longer job whose
+    # outline requests weigh less)
+    assert stats.cached_prompt_tokens >= 0.5 * stats.prompt_tokens
     assert len(result["sections"]) == 3 and result["settings"]["backend"] == "openai"
 
 
