@@ -109,7 +109,7 @@ def test_the_outline_schema_holds_through_response_format(llama_server):
 def test_resume_after_kill_9_of_the_server_loses_nothing(default_model, tmp_path, lw_home):
     log = tmp_path / "server.log"
     server = start(default_model, log, *SERVER_ARGS)
-    session = Session(JobSettings(prompt=PROMPT, words=180, sections=3, backend="openai",
+    session = Session(JobSettings(prompt=PROMPT, words=120, sections=3, backend="openai",
                                   base_url=server.url), Server(server.url, retries=0))
     job = session.new_job()
     outcome: dict = {}
