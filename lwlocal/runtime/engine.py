@@ -232,7 +232,7 @@ class Engine:
         penalties = llama_cpp.llama_sampler_init_penalties(
             llama_cpp.llama_vocab_n_tokens(self._vocab), PENALTY_LAST_N,
             sampling.repeat_penalty, 0.0, 0.0)
-        for token in context[len(context) - replied:][-PENALTY_LAST_N:] if replied else ():
+        for token in context[len(context) - replied:][-PENALTY_LAST_N:]:
             llama_cpp.llama_sampler_accept(penalties, token)
         steps.append(penalties)
         if sampling.dry_multiplier > 0 and sampling.dry_penalty_last_n > 0 and not grammar:

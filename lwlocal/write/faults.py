@@ -65,7 +65,7 @@ _ABOUT_TEXT = [
     r"^here (?:they|it) (?:are|is)\b", r"^here(?:'s| is| are) (?:the|some|my) (?:\w+ )?points\b",
     r"\bwriting (?:instruction|plan|prompt)s?\b",
     r"\bplain prose\b", r"\bmy (?:own )?(?:paragraphs?|sentences|writing)\b",
-    r"\babout \d+ (?:sentences|paragraphs)\b", r"\b(?:sending|send) you\b",
+    r"\b(?:sending|send) you\b",
     r"\b(?:i|we) (?:have|want|need|am going) to tell you\b",
     r"^you(?:'re| are) (?:absolutely |quite |so )?(?:right|correct)\b",
     r"\bglad you (?:brought|asked)\b",
@@ -81,8 +81,8 @@ _ABOUT_TEXT = [
     r"\bthe (?:report|essay|article|guide|document|post|text|story|tutorial|newsletter) "
     r"(?:will |should |then |is going to )*(?:cover|begin|start|end|conclude|discuss|provide|"
     r"explore|include|describe|focus|look at|move)s?\b",
-    r"\byour (?:\w+ )?(?:response|answer|reply)\b", r"\bmy (?:answer|reply)\b",
-    r"\b(?:an|my|the) (?:earlier|previous|last) (?:answer|response|reply)\b", r"^question:",
+    r"\b(?:your|my) (?:\w+ )?(?:response|answer|reply)\b",
+    r"\b(?:an|the) (?:earlier|previous|last) (?:answer|response|reply)\b", r"^question:",
     r"\bquotation marks\b", r"\bwriting task\b",
     r"\bof the (?:instruction|request|prompt|plan|outline)\b",
     r"\b(?:you|i) (?:cannot|can't|must not|may not) write\b",
@@ -91,7 +91,6 @@ _ABOUT_TEXT = [
     r"\bhow to write (?:a|an|the|your) (?:report|essay|article|guide|story|post|newsletter)\b",
     r"^p\.\s?s\.", r"\bmarkdown (?:divider|format(?:ting)?)\b",
     r"\bparts? of (?:a|the|my|this) (?:[\w-]+ )?response\b",
-    r"\bmy (?:previous |last |first )?response\b",
     r"^(?:the|this|my) (?:text|response) (?:should|must|will|needs to)\b",
     r"^here(?:'s| is) how (?:it|this|they) (?:can|could|should|will) be (?:organi[sz]ed|"
     r"structured|written|laid out)\b",
@@ -121,7 +120,6 @@ _TO_ASKER = [
     r"\b(?:happy|glad|ready|here) to (?:help|assist|guide you)\b", r"\bwould you like me to\b",
     r"\bi(?:'m| am) going to help you\b",
     r"\bhelp you with\b", r"\bhow (?:can|may) i (?:help|assist)\b", r"\bassist you\b",
-    r"\byour writing (?:project|task)\b",
     r"\bas an ai\b", r"\bplease (?:go ahead|share)\b",
     r"\b(?:i|we)(?:'m| am|'re| are) (?:so |really |very )?glad (?:that )?(?:you|i could|we "
     r"could|to have)\b", r"\byou(?:'re| are) absolutely right\b", r"\byour writing\b",

@@ -37,9 +37,8 @@ CONTINUATIONS = 3  # requests to go on with a section a server's model ended sho
 KEPT_AT_A_CUT = 0.5  # a section cut mid-sentence ends at its last full stop if that keeps this
 # share of its budget (a floor, 80%, would leave a dangling sentence in for a few words more)
 SEED_STEP = 7919  # seeds of retried starts: the section's seed plus a multiple of this
-# requests for a section of up to REPAIR_WORDS words at the most (a longer one may have more
-# repairs: see repairs_for)
-ATTEMPTS = REPAIRS_PER_SECTION + CONTINUATIONS + 1
+ATTEMPTS = REPAIRS_PER_SECTION + CONTINUATIONS + 1  # requests for a section of up to
+# REPAIR_WORDS words at the most (a longer one may have more repairs: see repairs_for)
 
 WRITE_INTRO = """\
 You are an excellent writing assistant. Here is the writing instruction and the plan of the \
@@ -169,6 +168,7 @@ class Writer:
         # a section written again may not begin as it did
         old = self.job.section_text(index) if index in self.rewrite else None
         most_repairs = repairs_for(section.words)
+        attempts = most_repairs + CONTINUATIONS + 1  # requests for the section at the most
         guard = SectionGuard(index, [s.title for s in self.outline.sections],
                              Memory(self.job.section_text(i) or "" for i in range(1, index)),
                              boundaries=not self.direct, avoid=[old] if old else [],
@@ -213,9 +213,8 @@ class Writer:
                 pace.start()
 
             text, stop, continued = "", "length", 0
-            # a rewrite takes seeds of its own, past those the first writing could use
-            first = ATTEMPTS * (most_repairs // REPAIRS_PER_SECTION) if old else 0
-            for attempt in range(first, first + most_repairs + CONTINUATIONS + 1):
+            first = attempts if old else 0  # a rewrite takes seeds of its own
+            for attempt in range(first, first + attempts):
                 if text and not continuing and not text[-1].isspace():
                     text += " "  # a server's next turn goes on after a space
                     keep(text)
