@@ -227,6 +227,20 @@ def test_list_numbers_counted_one_after_another_are_a_loop():
     assert guard.fault is not None and (guard.fault.kind, guard.fault.text) == ("repeat", "6.")
 
 
+def test_a_section_that_opens_with_another_sections_title_is_cut():
+    """make demo, this stop: section 1 opened "Starting a Vegetable Garden: Here's How to Start
+    your Own." (section 2's title)."""
+    titles = ["Growing Your Own Vegetables", "Starting a Vegetable Garden"]
+    guard = SectionGuard(1, titles, Memory())
+    guard.add("Starting a Vegetable Garden: Here's How to Start your Own. ")
+    assert guard.fault is not None and guard.fault.kind == "title"
+    assert [f.kind for f in section_faults(
+        "Starting a Vegetable Garden: Here's How. Soil comes first.", 1, titles)] == ["title"]
+    guard = SectionGuard(1, titles, Memory())  # the words of a title inside prose pass
+    guard.add("Starting a vegetable garden takes a spade and a spring morning. ")
+    assert guard.fault is None
+
+
 def test_a_title_numbered_in_brackets_is_the_title_again():
     from lwlocal.write.faults import opens_with_title
     assert opens_with_title("(1) Why Cities Should Plant Trees.\nTrees cool streets.",

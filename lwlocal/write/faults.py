@@ -9,8 +9,8 @@ call the same ones, so what the review reports is what the writer prevents.
 - *repeat*: a sentence said before in the document, or one so like an earlier one that most of
   its word pairs are that sentence's (a loop that changes a word or two each time), a long
   run of words said before, or a sentence opening as two earlier ones did;
-- *title*: a section that opens by repeating its own title; *quote*: one wrapped in quotation
-  marks;
+- *title*: a section that opens by repeating its own title (or another section's); *quote*:
+  one wrapped in quotation marks;
 - in an outline: titles alike, and titles or main points about the writing.
 """
 
@@ -337,7 +337,7 @@ def section_faults(text: str, index: int, titles: Sequence[str],
     faults: list[Fault] = []
     if opens_with_quote(text):
         faults.append(Fault("quote", 0, text.lstrip()[:80]))
-    if opens_with_title(text, titles[index - 1]):
+    if any(opens_with_title(text, title) for title in titles):  # its own, or another's
         faults.append(Fault("title", 0, sentences(text)[0][1].strip() if text.strip() else ""))
     others = [t for i, t in enumerate(titles, 1) if i != index]
     said: list[str] = []

@@ -144,7 +144,8 @@ class SectionGuard:
         if not self.text[:offset].strip():  # the section's first words
             if opens_with_quote(sentence):
                 return Fault("quote", start, text)
-            if opens_with_title(sentence, self.title, whole=closed):
+            if any(opens_with_title(sentence, title, whole=closed)  # its own, or another's
+                   for title in (self.title, *self.others)):
                 return Fault("title", start, text)
         if closed:
             self._numbers = self._numbers + 1 if _NUMBERS_ONLY.match(sentence) else 0
