@@ -174,6 +174,9 @@ def test_prose_about_the_subject_passes(sentence):
     ("Planting and Care", True),  # another section's title on a line of its own
     ("Planting and care go together in May.", False), ("Soil is alive.", False),
     ("***", True), ("---", True), ("* * *", True), ("- Water daily.", False),
+    # make demo, this stop: the next section's title run into its text
+    ("1. Planting and Care: Here's how to start.", True),
+    ("Planting and care matter: water the beds early in May.", False),
     # a story's section through llama-server: a list of made-up headings with dates
     ("SECTION Title 2: 2019-03-16 23:17:56.359 (Blogger)", True),
     ("TITLE 4: 2020-03-36 10:29:34.855 (Remake of)", True), ("Title deeds were kept.", False),

@@ -5,12 +5,12 @@ call the same ones, so what the review reports is what the writer prevents.
 - *talk*: a sentence about the writing rather than the subject ("This section will cover …",
   "I hope this helps"), or the request echoed back ("I will ask for section 1 of this text");
 - *boundary*: the start of something that belongs elsewhere: a heading, "Section 3" /
-  "In section 3", another section's title on its own line;
+  "In section 3", another section's title on its own line or run into its text after a colon;
 - *repeat*: a sentence said before in the document, or one so like an earlier one that most of
   its word pairs are that sentence's (a loop that changes a word or two each time), a long
   run of words said before, or a sentence opening as two earlier ones did;
-- *title*: a section that opens by repeating its own title (or another section's); *quote*:
-  one wrapped in quotation marks;
+- *title*: a section that opens by repeating its own title (or another's, as a heading);
+  *quote*: one wrapped in quotation marks;
 - in an outline: titles alike, and titles or main points about the writing.
 """
 
@@ -30,6 +30,7 @@ TITLE_LIKENESS = 0.7  # titles sharing this share of their words are one title t
 OPENING_WORDS = 4  # sentences (of NEAR_MIN_WORDS or more) opening with the same words ...
 OPENING_CHARACTERS = 8  # ... (in Chinese, characters) ...
 OPENINGS_SAID = 2  # ... this many times before are a loop ("This is what makes …" again)
+HEADING_TITLE_WORDS = 3  # another section's title this long, then a colon, is its heading
 
 QUOTES = "\"'“”‘’«»「」『』"
 _LEAD = re.compile(rf"^[\s{QUOTES}*_#>\-–—•·]+")
@@ -224,7 +225,19 @@ def is_boundary(line: str, titles: Iterable[str]) -> bool:
         words = _title_words(title)
         if words and len(bare) <= len(words) + 2 and bare[:len(words)] == words:
             return True
+        if opens_as_heading(line, title):
+            return True
     return False
+
+
+def opens_as_heading(text: str, title: str) -> bool:
+    """Whether ``text`` opens with ``title`` (of ``HEADING_TITLE_WORDS`` words or more) and a
+    colon: a heading run into its text ("Starting a Vegetable Garden: Here's how …")."""
+    words = _title_words(title)
+    if len(words) < HEADING_TITLE_WORDS:
+        return False
+    pattern = r"\W*".join(re.escape(w) for w in words)
+    return bool(re.match(rf"(?:\(?\d+[.):]\s*)?{pattern}\s*:", _bare(text).lower()))
 
 
 def opens_with_title(text: str, title: str, whole: bool = True) -> bool:
@@ -337,7 +350,8 @@ def section_faults(text: str, index: int, titles: Sequence[str],
     faults: list[Fault] = []
     if opens_with_quote(text):
         faults.append(Fault("quote", 0, text.lstrip()[:80]))
-    if any(opens_with_title(text, title) for title in titles):  # its own, or another's
+    if opens_with_title(text, titles[index - 1]) or any(
+            opens_as_heading(text, t) for i, t in enumerate(titles, 1) if i != index):
         faults.append(Fault("title", 0, sentences(text)[0][1].strip() if text.strip() else ""))
     others = [t for i, t in enumerate(titles, 1) if i != index]
     said: list[str] = []

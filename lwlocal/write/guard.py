@@ -21,6 +21,7 @@ from lwlocal.write.faults import (
     is_heading,
     is_talk,
     normal_words,
+    opens_as_heading,
     opens_with_quote,
     opens_with_title,
     sentence_fault,
@@ -144,8 +145,8 @@ class SectionGuard:
         if not self.text[:offset].strip():  # the section's first words
             if opens_with_quote(sentence):
                 return Fault("quote", start, text)
-            if any(opens_with_title(sentence, title, whole=closed)  # its own, or another's
-                   for title in (self.title, *self.others)):
+            if opens_with_title(sentence, self.title, whole=closed) or any(
+                    opens_as_heading(sentence, title) for title in self.others):
                 return Fault("title", start, text)
         if closed:
             self._numbers = self._numbers + 1 if _NUMBERS_ONLY.match(sentence) else 0
