@@ -244,6 +244,17 @@ def test_a_section_that_opens_with_another_sections_title_is_cut():
     assert guard.fault is None
 
 
+def test_a_list_item_that_is_another_sections_heading_is_a_boundary():
+    """make demo, this stop: section 1 ended with "1. Starting a Vegetable Garden: Here's How
+    to Start Your Own Garden in 8 Easy Steps." (section 2's title after a list number)."""
+    titles = ["Growing Your Own Vegetables", "Starting a Vegetable Garden"]
+    text = ("Seeds want warm soil and steady water.\n"
+            "1. Starting a Vegetable Garden: Here's How to Start Your Own Garden in 8 Steps.")
+    assert [f.kind for f in section_faults(text, 1, titles)] == ["boundary"]
+    assert not section_faults("Seeds want warm soil.\n1. Water them early in the day.", 1,
+                              titles)
+
+
 def test_a_title_numbered_in_brackets_is_the_title_again():
     from lwlocal.write.faults import opens_with_title
     assert opens_with_title("(1) Why Cities Should Plant Trees.\nTrees cool streets.",

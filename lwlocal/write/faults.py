@@ -151,6 +151,7 @@ _HEADING = re.compile(
     r"(?:\d+|[ivx]+\b|one|two|three|four|five|six|seven|eight|nine|ten)\b|第[一二三四五六七八九十\d]+"
     r"(?:节|部分|章|段))", re.IGNORECASE)
 _NUMBERED = re.compile(r"^\s*(?:\d+[.):]|[ivx]+[.)])\s*", re.IGNORECASE)
+_LIST_NUMBER_ENDS = re.compile(r"\n[ \t]*\d{1,3}[.)]$")  # a line so far only its list number
 _STEP = re.compile(r"^(?:step|part|point)\s+\d+\s*[:.)-]\s*", re.IGNORECASE)  # "Step 1: …"
 
 
@@ -366,8 +367,9 @@ def section_faults(text: str, index: int, titles: Sequence[str],
 
 
 def starts_line(text: str, offset: int) -> bool:
-    """Whether ``offset`` in ``text`` is at the start of a line other than the first."""
-    before = text[:offset].rstrip(" \t")
+    """Whether ``offset`` in ``text`` is at the start of a line other than the first, or just
+    after the list number that starts one ("2. Planting and Care: …")."""
+    before = _LIST_NUMBER_ENDS.sub("\n", text[:offset].rstrip(" \t"))
     return before.endswith("\n") and bool(before.strip())
 
 
