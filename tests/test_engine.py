@@ -89,3 +89,17 @@ def test_a_reply_can_be_kept_from_a_start(engine):
     assert other[0] != first[0]
     again = engine.generate(context, plain, max_tokens=3, avoid_first=first[1:2]).tokens
     assert again == first  # a token other than the first one is not touched
+
+
+def test_prompts_are_evaluated_on_the_threads_given(default_model):
+    """--threads holds for prompt evaluation too (llama-cpp-python's own default for it is
+    every logical CPU: two processes of a two-core machine's test suite spun against each
+    other, and a user's --threads 4 evaluated prompts on all of a laptop's cores)."""
+    from lwlocal.runtime.llama_context import load_llama
+
+    llm = load_llama(default_model, n_ctx=256, n_batch=64, n_threads=1, flash_attn=True,
+                     kv_type="f16", n_gpu_layers=0)
+    try:
+        assert (llm.context_params.n_threads, llm.context_params.n_threads_batch) == (1, 1)
+    finally:
+        llm.close()

@@ -5,6 +5,7 @@ llama.cpp splits one token's attention over it across threads, a batch's not).""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -19,9 +20,7 @@ def test_the_plans_settings_are_batch_invariant_and_f16_is_not():
     assert planned["kv_type"] == "q8_0" and planned["flash_attn"]
     assert planned["batch_invariant"] and planned["batch_max_logit_difference"] == 0.0
     assert planned["batch_check_tokens"] > 256
-    f16 = json.loads(invoke("plan", "--words", "300", "--json", "--check-invariance",
-                            "--kv-type", "f16", check=True).stdout)
-    assert not f16["batch_invariant"] and f16["batch_max_logit_difference"] > 0
-    text = invoke("plan", "--words", "300", "--check-invariance", "--kv-type", "f16",
-                  check=True).stdout
-    assert "a batch differs from one token at a time" in " ".join(text.split())
+    text = " ".join(invoke("plan", "--words", "300", "--check-invariance", "--kv-type", "f16",
+                           check=True).stdout.split())
+    found = re.search(r"a batch differs from one token at a time \(logits by up to (\S+)\)", text)
+    assert found and float(found[1]) > 0, text

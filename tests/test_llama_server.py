@@ -148,7 +148,7 @@ def test_resume_after_kill_9_of_the_server_loses_nothing(default_model, tmp_path
 
 
 def test_batch_keeps_each_worker_to_its_own_slot(default_model, tmp_path):
-    prompts = prompt_file(tmp_path, 120)
+    prompts = prompt_file(tmp_path, 80)
     log = tmp_path / "server.log"
     with running(default_model, log, *SERVER_ARGS, "--parallel", "2") as server:
         report = json.loads(invoke(

@@ -67,7 +67,7 @@ def test_a_server_killed_mid_job_is_waited_for_and_the_job_completes(tmp_path, l
     port = free_port()
     proc = start_server(port, tmp_path / "home")
     url = f"http://127.0.0.1:{port}/v1"
-    session = Session(JobSettings(prompt=PROMPT, words=150, sections=3, backend="openai",
+    session = Session(JobSettings(prompt=PROMPT, words=100, sections=2, backend="openai",
                                   base_url=url), Server(url, retries=40, backoff=0.25))
     job = session.new_job()
     outcome: dict = {}
@@ -86,7 +86,7 @@ def test_a_server_killed_mid_job_is_waited_for_and_the_job_completes(tmp_path, l
         time.sleep(0.05)
     first = job.section_text(1)
     assert first, "section 1 was not written in time"
-    proc.kill()  # kill -9 in the middle of section 2
+    proc.kill()  # kill -9 in the middle of section 2, the last
     proc.wait()
     proc = start_server(port, tmp_path / "home")  # the writer retries meanwhile
     try:
@@ -95,7 +95,7 @@ def test_a_server_killed_mid_job_is_waited_for_and_the_job_completes(tmp_path, l
         stop(proc)
     assert "error" not in outcome, outcome.get("error")
     job = Job.open(str(job.dir), job.dir.parent)
-    assert job.state == "done" and job.finished() == [1, 2, 3]
+    assert job.state == "done" and job.finished() == [1, 2]
     assert job.section_text(1) == first  # finished work is never written again
     document = Path(outcome["result"].document_path).read_text()
     titles = [section.title for section in job.outline().sections]  # the model may repeat one

@@ -27,14 +27,14 @@ PROMPT = "Write a travel guide to Lisbon for a first-time visitor."
 
 def test_agentwrite_job_reuses_the_kv_cache(lw_home, tmp_path):
     out = tmp_path / "doc.md"
-    proc = run_cli("write", PROMPT, "--words", "320", "--sections", "4", "--ctx", "4096",
+    proc = run_cli("write", PROMPT, "--words", "200", "--sections", "4", "--ctx", "4096",
                    "-o", str(out), "--json", env_home=lw_home, check=True)
     result = json.loads(proc.stdout)
     check_four_section_result(result)
     # sections are held near their budgets
     for s in result["sections"]:
         assert s["written"] <= s["planned"] * 1.3 + 1
-    assert result["words"] >= 0.6 * 320
+    assert result["words"] >= 0.6 * 200
     # one growing conversation: prompt tokens evaluated stay below 1.15x the final context
     assert result["prompt_tokens_evaluated"] <= 1.15 * result["context_tokens"]
     document = out.read_text()
@@ -102,7 +102,7 @@ def test_a_job_stopped_anywhere_and_resumed_writes_the_uninterrupted_document(
     a stop cut short is written again from its start (docs/reproducible.md)."""
     env = {**os.environ, "LWLOCAL_HOME": str(lw_home)}
     jobs = lw_home / "jobs"
-    job_args = [PROMPT, "--words", "200", "--sections", "3", "--ctx", "4096", *sampling]
+    job_args = [PROMPT, "--words", "120", "--sections", "2", "--ctx", "4096", *sampling]
     whole = json.loads(run_cli("write", *job_args, "--json", env_home=lw_home,
                                check=True).stdout)
     expected = Path(whole["document"]).read_bytes()
@@ -132,12 +132,12 @@ def test_a_job_stopped_anywhere_and_resumed_writes_the_uninterrupted_document(
         for i, data in kept.items():
             assert job.section_path(i).read_bytes() == data
         kept = {i: job.section_path(i).read_bytes() for i in job.finished()}
-    assert 1 <= len(kept) < 3
+    assert kept.keys() == {1}
 
     proc = run_cli("resume", job_dir.name, "--json", env_home=lw_home, check=True)
     result = json.loads(proc.stdout)
     job = Job.open(job_dir.name, jobs)
-    assert job.state == "done" and job.finished() == [1, 2, 3]
+    assert job.state == "done" and job.finished() == [1, 2]
     for i, data in kept.items():
         assert job.section_path(i).read_bytes() == data
     assert [s["stop"] for s in result["sections"][: len(kept)]] == ["journal"] * len(kept)

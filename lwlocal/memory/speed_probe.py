@@ -40,7 +40,8 @@ def speed_file() -> Path:
 
 
 def speed_key(threads: int) -> str:
-    """What a measurement holds for: this CPU, the llama.cpp build and the thread count."""
+    """What a measurement holds for: this CPU, the llama.cpp build and the thread count, that
+    of prompt evaluation too (a measurement from before it was made the same is not reused)."""
     from lwlocal.runtime.llama_build import llama_build
 
     build = llama_build()
@@ -53,7 +54,7 @@ def speed_key(threads: int) -> str:
     except OSError:
         pass
     return (f"{cpu} | llama-cpp-python {build.version} | {'+'.join(build.backends)} | "
-            f"{threads} threads")
+            f"{threads} threads, prompts too")
 
 
 def _load() -> dict[str, Any]:

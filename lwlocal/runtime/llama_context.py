@@ -18,11 +18,14 @@ from lwlocal.util.interrupt import held
 
 def load_llama(path: Path, *, n_ctx: int, n_batch: int, n_threads: int | None,
                flash_attn: bool, kv_type: str, n_gpu_layers: int) -> llama_cpp.Llama:
-    """``path`` loaded with one context; a one-line error naming the file where llama.cpp
-    cannot load it."""
+    """``path`` loaded with one context, prompts evaluated on as many threads as tokens are
+    generated on (as llama.cpp's tools do; llama-cpp-python's default is every logical CPU,
+    whatever ``n_threads`` says); a one-line error naming the file where llama.cpp cannot
+    load it."""
     cache_type = ggml_type(kv_type)
     check_vocabulary(path)
     check_threads(n_threads)
+    threads = n_threads or default_threads()
     try:
         with held(), loading():  # llama.cpp logs through a Python callback while it loads
             return llama_cpp.Llama(
@@ -30,7 +33,8 @@ def load_llama(path: Path, *, n_ctx: int, n_batch: int, n_threads: int | None,
                 n_ctx=n_ctx,
                 n_batch=n_batch,
                 n_ubatch=n_batch,
-                n_threads=n_threads or default_threads(),
+                n_threads=threads,
+                n_threads_batch=threads,
                 flash_attn=flash_attn,
                 type_k=cache_type,
                 type_v=cache_type,
