@@ -79,7 +79,7 @@ def test_bad_prompt_files(tmp_path, line, problem):
 
 
 def test_judge_answers_every_dimension_within_range():
-    judge = Judge("smollm2-135m", n_ctx=2048)
+    judge = Judge("smollm2-135m", n_ctx=1024)  # the answer cut to fit
     scores = judge.score("Write a note about tea.", "Tea is made from leaves. " * 400)
     assert set(scores) == set(DIMENSIONS) and all(1 <= v <= 10 for v in scores.values())
     assert quality_score(scores) == pytest.approx(10 * sum(scores.values()) / 6)

@@ -20,7 +20,7 @@ from lwlocal.quant.calibration import HELDOUT, longform_calibration, shipped
 from lwlocal.quant.collect import collect
 from lwlocal.quant.evaluator import Evaluator
 from lwlocal.quant.imatrix_file import ImportanceMatrix, load, save
-from lwlocal.quant.quality import evaluate
+from lwlocal.quant.quality import BaseRun, evaluate
 from lwlocal.quant.quantize import quantize
 from lwlocal.quant.types import NEEDS_IMATRIX, QUANT_TYPES, quant_type
 from lwlocal.util.errors import LwlocalError
@@ -63,9 +63,8 @@ def test_quant_types_follow_llama_quantize():
 
 
 def test_q8_0_is_near_the_base_and_q2_k_clearly_worse(smollm_f32, quants):
-    text = shipped(HELDOUT)
-    q8 = evaluate(smollm_f32, quants["Q8_0"], text, n_ctx=CTX, chunks=4)
-    q2 = evaluate(smollm_f32, quants["Q2_K"], text, n_ctx=CTX, chunks=4)
+    with BaseRun(smollm_f32, shipped(HELDOUT), n_ctx=CTX, chunks=4) as base:  # as the benchmark
+        q8, q2 = base.compare(quants["Q8_0"]), base.compare(quants["Q2_K"])  # compares quants
     assert q8.tokens == 4 * (CTX - 1 - CTX // 2)
     assert q8.kld_mean < 0.01 and q8.top1_agreement >= 0.95
     assert abs(q8.ppl_ratio - 1) < 0.02
