@@ -46,8 +46,8 @@ from lwlocal.quant.quantize import quantize
 from lwlocal.runtime.engine import Engine, Sampling
 from lwlocal.runtime.kv_cache import ggml_type
 from lwlocal.util.cpu import physical_cores
+from lwlocal.write.lookup_gain import SAMPLE, section_request
 from lwlocal.write.outline import Outline, Section
-from lwlocal.write.writer import SECTION_REQUEST, WRITE_INTRO
 
 N_CTX = 4096
 GREEDY = Sampling(temperature=0.0)
@@ -63,15 +63,7 @@ JOBS = {
         Section("Food and wine", "fish, custard tarts, vinho verde and where to eat", 400),
         Section("Day trips", "Sintra, Cascais and the beaches of the Lisbon coast", 400),
     ]),
-    "bicycle": Outline("Write a 3,000-word history of the bicycle.", 3000, [
-        Section("The draisine", "Karl Drais's running machine of 1817", 500),
-        Section("The velocipede", "pedals on the front wheel in 1860s France", 500),
-        Section("The high-wheeler", "the penny-farthing and its dangers", 500),
-        Section("The safety bicycle", "chain drive and equal wheels in the 1880s", 500),
-        Section("The bicycle in the 20th century", "racing, commuting and the Tour de France",
-                500),
-        Section("Modern e-bikes", "batteries, motors and the bicycle in cities today", 500),
-    ]),
+    "bicycle": SAMPLE,  # what --speculate auto measures lookup on
     "garden": Outline("Write a 1,000-word guide to keeping a vegetable garden in its first year.",
                       1000, [
         Section("Choosing the plot", "sun, soil and water for a vegetable garden", 250),
@@ -80,15 +72,6 @@ JOBS = {
         Section("Care through the year", "watering, weeding and harvesting", 250),
     ]),
 }
-
-
-def section_prompt(outline: Outline) -> str:
-    """The writer's request for section 1, as lwlocal's writer words it."""
-    s = outline.sections[0]
-    request = SECTION_REQUEST.format(index=1, count=len(outline.sections), title=s.title,
-                                     main_point=s.main_point, words=s.words)
-    return (WRITE_INTRO.format(prompt=outline.prompt, outline=outline.as_text())
-            + f"\n\n{request}")
 
 
 def engine_run(engine: Engine, mode: str, context: list[int], tokens: int,
@@ -113,24 +96,6 @@ def raw_run(llm: llama_cpp.Llama, context: list[int], tokens: int) -> dict:
         if produced >= tokens:
             break
     return {"tokens": produced, "tokens_per_s": (produced - 1) / (time.perf_counter() - first)}
-
-
-def verify_cost(engine: Engine, context: list[int], repeats: int) -> dict[int, float]:
-    """Median seconds to evaluate a batch of k tokens with logits for each, after ``context``
-    (k = 1 is the engine's ordinary one-token step)."""
-    engine._llm.n_tokens = 0
-    engine._prefill(context, None, None)
-    base = engine._llm.n_tokens
-    batch = context[-8:]
-    times: dict[int, list[float]] = {k: [] for k in (1, 2, 4, 8)}
-    for _ in range(repeats):
-        for k in times:  # alternating: each k once per repeat
-            engine._llm.n_tokens = base
-            started = time.perf_counter()
-            engine._speculator.verify(batch[0], batch[1:k])
-            times[k].append(time.perf_counter() - started)
-    engine._llm.n_tokens = 0
-    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def summarize(runs: list[dict], jobs: list[str], modes: tuple[str, ...]) -> dict[str, dict]:
@@ -171,9 +136,9 @@ def verify_on(path: Path, repeats: int) -> dict:
     """The verify cost of k tokens against one on ``path``, after ``VERIFY_CONTEXT`` tokens."""
     engine = Engine(path, n_ctx=2048, n_threads=physical_cores(), flash_attn=True,
                     kv_type=KV_BATCH_INVARIANT[0])
-    prompt = engine.tokenize(section_prompt(JOBS["bicycle"]), start=True)
+    prompt = engine.tokenize(section_request(JOBS["bicycle"]), start=True)
     context = (prompt * (VERIFY_CONTEXT // len(prompt) + 1))[:VERIFY_CONTEXT]
-    cost = verify_cost(engine, context, repeats)
+    cost = engine.time_batches(context, (1, 2, 4, 8), repeats)  # a token and k-1 guesses
     relative = {k: round(v / cost[1], 3) for k, v in cost.items()}
     print(f"{path.name}: batch of k / one token:", relative, flush=True)
     return {"verify_model": path.name, "verify_seconds": {k: round(v, 5) for k, v in cost.items()},
@@ -212,7 +177,7 @@ def main() -> None:
                                       n_threads=threads, flash_attn=True, type_k=kv,
                                       type_v=kv, verbose=False)
                 for mode, path in zip(RAW_MODES, (model.path, draft), strict=True)}
-        contexts = {name: engine.tokenize(model.format.first_turn(section_prompt(o)),
+        contexts = {name: engine.tokenize(model.format.first_turn(section_request(o)),
                                           start=True)
                     for name, o in JOBS.items()}
         runs: list[dict] = []

@@ -179,11 +179,12 @@ def plan_command(model: str, words: int, mode: str, quant: str | None, lang: str
                  speculate: Speculation, memory: MemoryOptions) -> None:
     """How MODEL (card or GGUF) fits this machine for a job of --words: settings, memory and
     time (a draft model's memory counted in with --speculate draft MODEL)."""
+    ram_bytes, vram_bytes = gib_option(ram, "--ram"), gib_option(vram, "--vram")
+    threads = default_threads(hardware.detect().cores)
+    speculate, auto = speculate.resolved(model, threads, memory=memory)
     settings = JobSettings(prompt="", words=words, mode=mode, sections=sections,
                            **speculate.settings(), **memory.settings())
     check_settings(settings)
-    ram_bytes, vram_bytes = gib_option(ram, "--ram"), gib_option(vram, "--vram")
-    threads = default_threads(hardware.detect().cores)
     if vram_bytes is None and kept_speed(threads) is None:
         click.echo("lwlocal: measuring this machine's speed for the time plan, once (about "
                    "20 s; `lwlocal hw --measure` measures it again)", err=True)
@@ -201,6 +202,8 @@ def plan_command(model: str, words: int, mode: str, quant: str | None, lang: str
         data["reasons"] = [name_settings(line, option_name) for line in plan.reasons]
         data["suggestions"] = [name_settings(line, option_name) for line in plan.suggestions]
         data |= time_plan_fields(plan, explain)
+        if auto is not None:
+            data["speculation"] = auto.as_dict()
         if measure:
             data["measured_ram_bytes"] = _measure(tokenizer, plan, chosen.draft)
         if check_invariance:
@@ -213,6 +216,8 @@ def plan_command(model: str, words: int, mode: str, quant: str | None, lang: str
     else:
         print_memory_plan(plan)
         print_time_plan(plan, explain)
+        if auto is not None:
+            out.print(f"  speculation (auto): {auto.mode}, {escape(auto.reason)}")
         if measure:
             measured = _measure(tokenizer, plan, chosen.draft)
             error = plan.memory.ram_bytes / measured - 1

@@ -7,7 +7,7 @@ import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -18,6 +18,9 @@ from lwlocal.runtime.kv_cache import KV_CACHE_TYPES
 from lwlocal.runtime.speculate import SPECULATE_MODES
 from lwlocal.util.errors import LwlocalError
 from lwlocal.write.settings import BACKENDS
+
+if TYPE_CHECKING:
+    from lwlocal.write.lookup_gain import Choice
 
 
 def grouped(command: Callable[..., Any], options: tuple[Callable[..., Any], ...],
@@ -97,6 +100,22 @@ class Speculation:
     def __str__(self) -> str:
         return f"draft {self.draft_model}" if self.mode == "draft" else str(self.mode)
 
+    def resolved(self, model: str | None, threads: int | None, *, remote: bool = False,
+                 memory: MemoryOptions | None = None) -> tuple[Speculation, Choice | None]:
+        """``auto`` made ``lookup`` or ``off`` for ``model`` (a card, GGUF or the default)
+        with ``threads`` (default: the physical cores), with the choice; others as given."""
+        if self.mode != "auto":
+            return self, None
+        from lwlocal.models.catalogue import resolve
+        from lwlocal.util.cpu import default_threads
+        from lwlocal.write.lookup_gain import auto_choice
+
+        memory = memory or MemoryOptions()
+        choice = auto_choice(None if remote else resolve(model), threads or default_threads(),
+                             kv_type=memory.kv_type, flash_attn=memory.settings()["flash_attn"],
+                             say=lambda line: click.echo(f"lwlocal: {line}", err=True))
+        return Speculation(choice.mode), choice
+
 
 def draft_model_as_option(args: list[str]) -> list[str]:
     """The command line with ``--speculate draft MODEL`` (or ``--speculate=draft MODEL``)
@@ -115,6 +134,15 @@ def draft_model_as_option(args: list[str]) -> list[str]:
     return out
 
 
+def said_resolved(speculation: Speculation, model: str | None, threads: int | None, *,
+                  remote: bool = False, memory: MemoryOptions | None = None) -> Speculation:
+    """:meth:`Speculation.resolved`, the choice for ``auto`` said on standard error."""
+    resolved, choice = speculation.resolved(model, threads, remote=remote, memory=memory)
+    if choice is not None:
+        click.echo(f"lwlocal: --speculate auto: {choice.mode} ({choice.reason})", err=True)
+    return resolved
+
+
 class SpeculatingCommand(click.Command):
     """A command with :func:`speculate_option`, whose ``draft`` takes a second value."""
 
@@ -122,18 +150,23 @@ class SpeculatingCommand(click.Command):
         return super().parse_args(ctx, draft_model_as_option(args))
 
 
-def speculate_option(default: str | None) -> Callable[..., Any]:
-    """--speculate as ``speculate: Speculation`` (default None: as the job was started); the
-    command needs ``cls=SpeculatingCommand``."""
+def speculate_option(default: str | None, auto: bool = True) -> Callable[..., Any]:
+    """--speculate as ``speculate: Speculation`` (default None: as the job was started), with
+    ``auto`` among its values where ``auto`` (the command resolves it:
+    :meth:`Speculation.resolved`); the command needs ``cls=SpeculatingCommand``."""
     kept = "" if default else " (default: as the job was started)"
+    modes = (*SPECULATE_MODES, "auto") if auto else SPECULATE_MODES
+    auto_help = ("; auto: lookup where it is measured to pay on this machine and model, else "
+                 "off" if auto else "")
     options = (
         click.option(
-            "--speculate", type=click.Choice(SPECULATE_MODES), default=default,
-            show_default=default is not None, metavar="off|lookup|draft MODEL",
+            "--speculate", type=click.Choice(modes), default=default,
+            show_default=default is not None, metavar="|".join(modes).replace("draft",
+                                                                             "draft MODEL"),
             help=f"lookup: guess the next tokens from the conversation so far; draft MODEL: "
                  f"have a small model with the same tokenizer (card or GGUF) guess them; "
                  f"either checked in one batch (the same output, over a quantized KV cache: "
-                 f"the plan's choice on the CPU; see docs/speculation.md){kept}."),
+                 f"the plan's choice on the CPU){auto_help} (see docs/speculation.md){kept}."),
         click.option("--draft-model", hidden=True),  # what follows --speculate draft
     )
 

@@ -19,6 +19,7 @@ from lwlocal.cli.options import (
     SpeculatingCommand,
     Speculation,
     memory_options,
+    said_resolved,
     server_options,
     speculate_option,
 )
@@ -66,6 +67,7 @@ def serve(model: str | None, host: str, port: int, words: int, mode: str, name: 
     if api_key is None and not is_loopback(host):
         click.echo(f"warning: --host {host} is reachable beyond this machine and there is no "
                    f"--api-key: anyone who reaches it can use the model", err=True)
+    speculate = said_resolved(speculate, model, threads, memory=memory)
     settings = JobSettings(prompt="", words=words, model=model, mode=mode, threads=threads,
                            **speculate.settings(), **memory.settings())
     session = Session(settings)
@@ -99,7 +101,7 @@ def serve(model: str | None, host: str, port: int, words: int, mode: str, name: 
 @click.option("--concurrency", type=int, default=1, show_default=True,
               help="Items written at once (more than 1 needs --backend openai).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-@speculate_option("off")
+@speculate_option("off", auto=False)
 @server_options
 def bench(models: tuple[str, ...], modes: tuple[str, ...], prompts: Path | None,
           judge: str | None, limit: int | None, output: Path | None, given_length: bool,

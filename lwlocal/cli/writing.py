@@ -23,6 +23,7 @@ from lwlocal.cli.options import (
     Speculation,
     backend_settings,
     memory_options,
+    said_resolved,
     sampling_options,
     server_options,
     servers_options,
@@ -133,6 +134,8 @@ def write(prompt: str | None, words: int | None, model: str | None, mode: str, o
     if output is not None:  # before the model loads
         refuse_input_as_output(output, {"outline": outline_file,
                                         "model": None if remote else resolve(model).path})
+    speculate = said_resolved(speculate, model, threads, remote=remote is not None,
+                              memory=memory)
     settings = JobSettings(prompt=prompt, words=target.words, words_source=target.source,
                            model=model, mode=mode,
                            sections=sections, threads=threads, sampling=sampling,
@@ -182,6 +185,8 @@ def resume(job: str, output: Path | None, as_json: bool, model: str | None,
         found.meta.settings.n_ctx if same_server else None)
     if output is not None:
         refuse_input_as_output(output, {"job": found.dir})
+    speculate = said_resolved(speculate, model or found.meta.settings.model,
+                              found.meta.settings.threads, remote=backend == "openai")
     with found.writing():  # before loading the model: a job another process writes is refused
         with _keeping(found):  # Ctrl-C while the model loads stops here once llama.cpp returns
             session = resume_session(found, backend, remote, model, speculate.mode,

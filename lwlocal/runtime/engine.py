@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import ctypes
 import math
+import statistics
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -274,6 +275,33 @@ class Engine:
             if on_prefill is not None:
                 on_prefill(min(start + step, len(tokens)), len(tokens))
         return True
+
+    @property
+    def verify_batches(self) -> dict[int, int]:
+        """Batches evaluated in replies with speculation, by size (the sampled token and the
+        guesses after it), over the engine's life."""
+        return dict(self._speculator.batches)
+
+    def time_batches(self, context: Sequence[int], sizes: Sequence[int],
+                     repeats: int) -> dict[int, float]:
+        """Median seconds to evaluate a batch of each of ``sizes`` tokens with logits for
+        every one, as speculation verifies a token and its guesses, after ``context`` (in the
+        cache afterwards, and nothing past it)."""
+        self._llm.n_tokens = 0
+        self._prefill(context, None, None)
+        base, counted = self._llm.n_tokens, self._speculator.batches.copy()
+        batch = list(context[-max(sizes):])
+        times: dict[int, list[float]] = {size: [] for size in sizes}
+        for _ in range(repeats):
+            for size in sizes:  # alternating: each size once per round
+                self._llm.n_tokens = base
+                started = time.perf_counter()
+                self._speculator.verify(batch[0], batch[1:size])
+                times[size].append(time.perf_counter() - started)
+        self._llm.n_tokens = base
+        self._llm._ctx.kv_cache_seq_rm(-1, base, -1)
+        self._speculator.batches = counted  # what replies verified, not this
+        return {size: statistics.median(t) for size, t in times.items()}
 
     def _forbid(self, row: int, tokens: Sequence[int]) -> None:
         """Make ``tokens`` impossible for the sample from the last batch's ``row``."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections import Counter
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -172,6 +173,7 @@ class Speculator:
         # a token and the guesses after it, each with its logits (freed with the engine)
         self._batch = llama_cpp._internals.LlamaBatch(n_tokens=DRAFT_CAP + 1, embd=0,
                                                       n_seq_max=1, verbose=False)
+        self.batches: Counter[int] = Counter()  # batches verified, by size
 
     def start(self, mode: str, context: Sequence[int], counts: Counts) -> None:
         """Begin a reply after ``context`` (evaluated), guessing as ``mode`` says (``off``:
@@ -216,6 +218,7 @@ class Speculator:
         each; the row of ``token``'s logits. Only ``token`` counts as evaluated
         (``n_tokens``) until a guess is accepted; the KV cache past it is dropped first."""
         llm = self._llm
+        self.batches[1 + len(drafts)] += 1
         if not drafts:
             llm.eval([token])
             return -1

@@ -1,0 +1,90 @@
+"""--speculate auto: lookup's predicted gain from what it does on a model and what a batch
+costs here, measured once and kept; the choice, and the commands that take it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lwlocal.models.catalogue import resolve
+from lwlocal.util.cpu import default_threads
+from lwlocal.write import lookup_gain
+from lwlocal.write.lookup_gain import (
+    MIN_GAIN,
+    LookupGain,
+    auto_choice,
+    choose,
+    gain_key,
+    kept_gain,
+    measure_gain,
+)
+from tests.support.cli import invoke
+
+
+def found(batches: dict[int, int], costs: dict[int, float], tokens: int) -> LookupGain:
+    return LookupGain("key", batches, costs, tokens, drafted=80, accepted=60)
+
+
+def test_the_gain_is_tokens_over_the_batches_cost_in_one_token_steps():
+    # 100 single tokens and 50 batches of a token and two guesses: 100 + 50 x 1.2 steps' time
+    pays = found({1: 100, 3: 50}, {1: 1.0, 3: 1.2}, tokens=250)
+    assert pays.gain == pytest.approx(250 / 160)
+    chosen = choose(pays)
+    assert chosen.mode == "lookup" and "1.56x" in chosen.reason and "3: 1.20" in chosen.reason
+    costly = found({1: 100, 3: 50}, {1: 1.0, 3: 3.0}, tokens=250)  # a CPU's batch of three
+    assert costly.gain == pytest.approx(1.0)
+    assert choose(costly).mode == "off" and f"under {MIN_GAIN}x" in choose(costly).reason
+
+
+def test_auto_is_off_on_a_server_and_over_an_f16_cache_without_measuring(monkeypatch):
+    monkeypatch.setattr(lookup_gain, "measure_gain", pytest.fail)
+    assert auto_choice(None, 1).mode == "off"
+    model = resolve(None)
+    assert auto_choice(model, 1, kv_type="f16").mode == "off"
+    assert auto_choice(model, 1, flash_attn=False).mode == "off"
+
+
+@pytest.mark.model
+def test_lookup_is_measured_on_the_model_once_and_kept(default_model, lw_home, monkeypatch):
+    model = resolve(None)
+    threads = default_threads()
+    measured = measure_gain(model.path, model.format, threads, tokens=48)
+    assert sum(measured.batches.values()) >= 1 and measured.tokens == 48
+    assert measured.verify_vs_one[1] == 1.0 and set(measured.batches) <= set(
+        measured.verify_vs_one)
+    assert 0 <= measured.accepted <= measured.drafted
+    assert kept_gain(model.path, threads) == measured  # from the lwlocal home
+    assert measured.key == gain_key(model.path, threads)
+    said: list[str] = []
+    monkeypatch.setattr(lookup_gain, "measure_gain", pytest.fail)  # kept: not measured again
+    assert auto_choice(model, threads, say=said.append) == choose(measured) and not said
+
+
+def keep(gain: float, threads: int) -> None:
+    """A kept measurement for the default model whose predicted gain is ``gain``."""
+    model = resolve(None).path
+    kept = LookupGain(gain_key(model, threads), {1: 100}, {1: 1 / gain}, 100, 10, 5)
+    lookup_gain.gain_file().write_text(json.dumps({kept.key: kept.as_dict()}))
+
+
+def test_plan_says_what_auto_chose_and_why(lw_home):
+    threads = default_threads()
+    keep(1.3, threads)
+    planned = json.loads(invoke("plan", "--words", "500", "--speculate", "auto", "--json",
+                                check=True).stdout)
+    assert planned["speculation"]["chosen"] == "lookup"
+    assert planned["speculation"]["lookup"]["gain"] == 1.3
+    assert planned["kv_type"] != "f16"  # what lookup needs
+    keep(0.9, threads)
+    text = invoke("plan", "--words", "500", "--speculate", "auto", check=True).stdout
+    assert "speculation (auto): off, lookup predicted 0.90x" in " ".join(text.split())
+
+
+def test_write_keeps_the_mode_auto_chose(lw_home, fake_model):
+    keep(1.3, default_threads())
+    done = invoke("write", "Write about tea.", "--words", "120", "--speculate", "auto",
+                  "--json", check=True)
+    assert json.loads(done.stdout)["settings"]["speculate"] == "lookup"
+    assert "--speculate auto: lookup (lookup predicted 1.30x" in done.stderr
+    assert fake_model.loaded[-1][1] == "lookup"
