@@ -49,7 +49,7 @@ def test_auto_is_off_on_a_server_and_over_an_f16_cache_without_measuring(monkeyp
 def test_lookup_is_measured_on_the_model_once_and_kept(default_model, lw_home, monkeypatch):
     model = resolve(None)
     threads = default_threads()
-    measured = measure_gain(model.path, model.format, threads, tokens=48)
+    measured = measure_gain(model.path, model.format, threads, tokens=48, depth=300)
     assert sum(measured.batches.values()) >= 1 and measured.tokens == 48
     assert measured.verify_vs_one[1] == 1.0 and set(measured.batches) <= set(
         measured.verify_vs_one)

@@ -115,9 +115,10 @@ def kept_gain(model: Path, threads: int) -> LookupGain | None:
         return None
 
 
-def measure_gain(model: Path, fmt: PromptFormat, threads: int,
-                 tokens: int = LOOKUP_TOKENS) -> LookupGain:
-    """Measure lookup on ``model`` (laid out in ``fmt``) with ``threads``, and keep it."""
+def measure_gain(model: Path, fmt: PromptFormat, threads: int, tokens: int = LOOKUP_TOKENS,
+                 depth: int = VERIFY_DEPTH) -> LookupGain:
+    """Measure lookup on ``model`` (laid out in ``fmt``) with ``threads`` over ``tokens``,
+    batches timed after ``depth`` tokens, and keep it."""
     from lwlocal.memory.planner import KV_BATCH_INVARIANT
     from lwlocal.runtime.engine import Engine, Sampling
 
@@ -127,8 +128,8 @@ def measure_gain(model: Path, fmt: PromptFormat, threads: int,
     context = engine.tokenize(fmt.first_turn(section_request(SAMPLE)), start=True)
     engine.generate(context, Sampling(), max_tokens=tokens, may_end=lambda: False)
     batches = engine.verify_batches
-    depth = (context * (VERIFY_DEPTH // len(context) + 1))[:VERIFY_DEPTH]
-    costs = engine.time_batches(depth, sorted({1, *batches}), REPEATS)
+    before = (context * (depth // len(context) + 1))[:depth]
+    costs = engine.time_batches(before, sorted({1, *batches}), REPEATS)
     found = LookupGain(gain_key(model, threads), batches,
                        {size: round(c / costs[1], 4) for size, c in costs.items()},
                        engine.stats.generated_tokens, engine.stats.drafted,
