@@ -10,22 +10,20 @@ prefill at two depths, with each KV type, attention's cost.
 
 from __future__ import annotations
 
-import json
 import platform
 import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import gguf
 import numpy as np
 
 from lwlocal.memory.model_shape import ModelShape, shape_from_gguf
 from lwlocal.memory.speed import Speed, block_params, weights_read
-from lwlocal.util.atomic import atomic_write
 from lwlocal.util.errors import LwlocalError
+from lwlocal.util.measurements import keep_entry, kept_entries
 from lwlocal.util.paths import home
 
 KV_TYPES = ("f16", "q8_0", "q4_0")
@@ -57,17 +55,9 @@ def speed_key(threads: int) -> str:
             f"{threads} threads, prompts too")
 
 
-def _load() -> dict[str, Any]:
-    try:
-        data = json.loads(speed_file().read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def kept_speed(threads: int) -> Speed | None:
     """The speed measured here for ``threads`` with this build, or None."""
-    entry = _load().get(speed_key(threads))
+    entry = kept_entries(speed_file()).get(speed_key(threads))
     if not isinstance(entry, dict) or not isinstance(entry.get("attention"), dict):
         return None
     try:
@@ -89,9 +79,7 @@ def measure_speed(threads: int, model: Path) -> Speed:
     speed = _solve(wide_shape, shape_from_gguf(model), wide_decode, wide_prefill, narrow,
                    threads)
     speed = Speed(**{**asdict(speed), "seconds": round(time.perf_counter() - started, 1)})
-    kept = _load() | {speed.key: speed.as_dict()}
-    speed_file().parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(speed_file(), json.dumps(kept, indent=1))
+    keep_entry(speed_file(), speed.key, speed.as_dict())
     return speed
 
 

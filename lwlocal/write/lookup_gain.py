@@ -17,7 +17,6 @@ chosen where it is at least ``MIN_GAIN``.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -27,7 +26,7 @@ from typing import Any
 from lwlocal.families.prompt_format import PromptFormat
 from lwlocal.memory.speed_probe import speed_key
 from lwlocal.models.catalogue import ResolvedModel
-from lwlocal.util.atomic import atomic_write
+from lwlocal.util.measurements import keep_entry, kept_entries
 from lwlocal.util.paths import home
 from lwlocal.write.outline import Outline, Section
 from lwlocal.write.writer import SECTION_REQUEST, WRITE_INTRO
@@ -91,17 +90,9 @@ def gain_key(model: Path, threads: int) -> str:
     return f"{speed_key(threads)} | {model.name} {stat.st_size} {stat.st_mtime_ns}"
 
 
-def _load() -> dict[str, Any]:
-    try:
-        data = json.loads(gain_file().read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def kept_gain(model: Path, threads: int) -> LookupGain | None:
     """What was measured here for ``model`` with ``threads``, or None."""
-    entry = _load().get(gain_key(model, threads))
+    entry = kept_entries(gain_file()).get(gain_key(model, threads))
     if not isinstance(entry, dict):
         return None
     try:
@@ -135,9 +126,7 @@ def measure_gain(model: Path, fmt: PromptFormat, threads: int, tokens: int = LOO
                        engine.stats.generated_tokens, engine.stats.drafted,
                        engine.stats.accepted, time.strftime("%Y-%m-%d"),
                        round(time.perf_counter() - started, 1))
-    kept = _load() | {found.key: found.as_dict()}
-    gain_file().parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(gain_file(), json.dumps(kept, indent=1))
+    keep_entry(gain_file(), found.key, found.as_dict())
     return found
 
 

@@ -1,0 +1,25 @@
+"""Measurements kept in a JSON file of the lwlocal home: an object of entries, each under the
+key of what it holds for (a machine, a build, a model file)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from lwlocal.util.atomic import atomic_write
+
+
+def kept_entries(path: Path) -> dict[str, Any]:
+    """The entries kept in ``path``; none where it is missing or not such an object."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def keep_entry(path: Path, key: str, entry: dict[str, Any]) -> None:
+    """``entry`` kept in ``path`` under ``key``, the others as they were."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, json.dumps(kept_entries(path) | {key: entry}, indent=1))
