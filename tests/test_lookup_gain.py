@@ -88,3 +88,23 @@ def test_write_keeps_the_mode_auto_chose(lw_home, fake_model):
     assert json.loads(done.stdout)["settings"]["speculate"] == "lookup"
     assert "--speculate auto: lookup (lookup predicted 1.30x" in done.stderr
     assert fake_model.loaded[-1][1] == "lookup"
+
+
+def test_the_time_plan_counts_lookups_measured_gain(lw_home):
+    """--speculate lookup on a model whose gain is measured: its tokens decoded that much
+    faster (or slower) in the job's predicted time; without a measurement, as one at a time."""
+    args = ("plan", "--words", "2000", "--json", "--speculate")
+    plain = json.loads(invoke(*args, "off", check=True).stdout)
+    unmeasured = json.loads(invoke(*args, "lookup", check=True).stdout)
+    assert unmeasured["decode_gain"] == 1.0
+    assert unmeasured["predicted_seconds"] == plain["predicted_seconds"]
+    keep(2.0, default_threads())
+    faster = json.loads(invoke(*args, "lookup", check=True).stdout)
+    assert faster["decode_gain"] == 2.0
+    assert faster["decode_tokens_per_s"]["start"] == pytest.approx(
+        2 * plain["decode_tokens_per_s"]["start"], abs=0.2)
+    steps = zip(plain["predicted_steps"], faster["predicted_steps"], strict=True)
+    for before, after in steps:  # prefill as it was, decode in half the time
+        assert after["seconds"] < before["seconds"]
+    assert 0.5 * plain["predicted_seconds"] < faster["predicted_seconds"] \
+        < plain["predicted_seconds"]

@@ -58,6 +58,9 @@ def print_time_plan(plan: Plan, explain: bool) -> None:
               "(loading the model not counted)")
     out.print(f"        from this machine's speed on {plan.settings.threads} threads, measured "
               f"{speed.measured_at} (lwlocal hw --measure measures it again)")
+    if plan.decode_gain != 1.0:
+        out.print(f"        decoding with lookup at {plan.decode_gain:.2f}x the rate one token "
+                  "at a time, as measured on the model (docs/speculation.md)")
     if explain:
         out.print("  compared (the settings that fit with the largest context and the most "
                   "precise KV cache that fit):")
@@ -71,7 +74,7 @@ def time_plan_fields(plan: Plan, explain: bool) -> dict[str, Any]:
     t, speed = plan.time, plan.speed
     if t is None or speed is None:
         return {"predicted_seconds": None, "time_not_predicted": _why_not(plan)}
-    fields = t.as_dict() | {"speed": speed.as_dict()}
+    fields = t.as_dict() | {"speed": speed.as_dict(), "decode_gain": round(plan.decode_gain, 3)}
     if explain:
         fields["compared"] = [{"n_ctx": s.n_ctx, "kv_type": s.kv_type, "n_batch": s.n_batch,
                                "predicted_seconds": round(seconds, 1),

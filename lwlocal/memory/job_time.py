@@ -57,26 +57,28 @@ class JobTime:
 
 
 def _step(shape: ModelShape, s: Settings, speed: Speed, name: str, depth: int, prefill: int,
-          decode: int) -> Step:
+          decode: int, gain: float) -> Step:
     seconds = prefill_seconds(shape, s, speed, depth, prefill)
     start = depth + prefill
     # decode cost is linear in depth: the mean token is written half-way
-    seconds += decode * decode_seconds(shape, s, speed, start + decode // 2)
+    seconds += decode * decode_seconds(shape, s, speed, start + decode // 2) / gain
     return Step(name, depth, prefill, decode, seconds)
 
 
-def job_time(shape: ModelShape, s: Settings, speed: Speed, need: Need) -> JobTime:
-    """Predict the job of ``need`` (its words, in its sections or one answer) with ``s``."""
+def job_time(shape: ModelShape, s: Settings, speed: Speed, need: Need,
+             decode_gain: float = 1.0) -> JobTime:
+    """Predict the job of ``need`` (its words, in its sections or one answer) with ``s``,
+    tokens decoded ``decode_gain`` times as fast as one at a time (speculating)."""
     tpw, words, sections, turns = need.tokens_per_word, need.words, need.sections, need.turns
     steps = []
     if need.mode == "direct":
         output = round(words * tpw)
         prompt = turns.request + need.prompt_tokens
-        steps.append(_step(shape, s, speed, "text", 0, prompt, output))
+        steps.append(_step(shape, s, speed, "text", 0, prompt, output, decode_gain))
         end = prompt + output
     else:
         steps.append(_step(shape, s, speed, "outline", 0, turns.outline_prompt,
-                           sections * turns.outline_per_section))
+                           sections * turns.outline_per_section, decode_gain))
         head = turns.head + sections * turns.outline_per_section  # the outline in it
         section = round(words * tpw / sections)
         kept: list[int] = []  # tokens of the sections still in the conversation
@@ -89,9 +91,11 @@ def job_time(shape: ModelShape, s: Settings, speed: Speed, need: Need) -> JobTim
                     kept.pop(0)
                 depth = 0
                 prompt = head + sum(kept) + len(kept) * turns.request
-            steps.append(_step(shape, s, speed, f"section {index}", depth, prompt, section))
+            steps.append(_step(shape, s, speed, f"section {index}", depth, prompt, section,
+                               decode_gain))
             depth += prompt + section
             kept.append(section)
         end = depth
-    return JobTime(steps, (decode_rate(shape, s, speed, 0), decode_rate(shape, s, speed, end)),
+    return JobTime(steps, (decode_gain * decode_rate(shape, s, speed, 0),
+                           decode_gain * decode_rate(shape, s, speed, end)),
                    (prefill_rate(shape, s, speed, 0), prefill_rate(shape, s, speed, end)))

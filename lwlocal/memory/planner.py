@@ -51,13 +51,14 @@ class Plan:
     speed: Speed | None = None  # what it was predicted from
     compared: list[tuple[Settings, float]] = field(default_factory=list)  # fitting, timed
     shape: ModelShape | None = None
+    decode_gain: float = 1.0  # speculation's measured gain in decode rate, the time counts
 
     def time_for(self, sections: int) -> JobTime | None:
         """The job's time written in ``sections`` (an outline's), where the plan has one."""
         if self.time is None or self.speed is None or self.shape is None:
             return None
-        return job_time(self.shape, self.settings, self.speed, replace(self.need,
-                                                                       sections=sections))
+        return job_time(self.shape, self.settings, self.speed,
+                        replace(self.need, sections=sections), self.decode_gain)
 
     def as_dict(self) -> dict[str, object]:
         s = self.settings
@@ -114,13 +115,14 @@ def _offload(machine: Machine, fixed: Overrides, vram: int | None) -> tuple[Over
 
 def plan(shape: ModelShape, machine: Machine, need: Need, fixed: Overrides = Overrides(),
          ram: int | None = None, vram: int | None = None,
-         draft: ModelShape | None = None, speed: Speed | None = None) -> Plan:
+         draft: ModelShape | None = None, speed: Speed | None = None,
+         decode_gain: float = 1.0) -> Plan:
     """Choose settings for ``need`` on ``machine`` (or within ``ram``/``vram`` bytes), with
     ``draft``'s memory counted in when a draft model speculates beside the model.
 
     With this machine's ``speed`` (on the CPU), of the settings that fit with the largest
-    context and the most precise KV cache that fit, the fastest for the job; else the first
-    that fits."""
+    context and the most precise KV cache that fit, the fastest for the job (tokens decoded
+    ``decode_gain`` times as fast, speculating); else the first that fits."""
     ram_budget = int((ram if ram is not None else machine.ram_available) * RAM_HEADROOM)
     vram_budget = int((vram if vram is not None else machine.vram_free) * RAM_HEADROOM)
     fixed, warnings = _offload(machine, fixed, vram)
@@ -165,7 +167,7 @@ def plan(shape: ModelShape, machine: Machine, need: Need, fixed: Overrides = Ove
     # faster where the writer leaves old sections out, but the model then reads less of the
     # job); the rest is chosen by time
     compared = [] if speed is None or on_gpu else [
-        (c, job_time(shape, c, speed, need).seconds) for c in fitting
+        (c, job_time(shape, c, speed, need, decode_gain).seconds) for c in fitting
         if (c.kv_type, c.n_ctx) == (fitting[0].kv_type, fitting[0].n_ctx)]
     chosen = min(compared, key=lambda timed: timed[1])[0] if compared else (
         fitting[0] if fitting else None)
@@ -181,8 +183,8 @@ def plan(shape: ModelShape, machine: Machine, need: Need, fixed: Overrides = Ove
     return Plan(shape.name, settings, memory, need, fits, reasons, suggestions, ram_budget,
                 vram_budget, shape.exact, runtime if offloaded else 0,
                 offloaded and measured_runtime, warnings, draft.name if draft else None,
-                job_time(shape, settings, speed, need) if timed and speed else None,
-                speed if timed else None, compared, shape)
+                job_time(shape, settings, speed, need, decode_gain) if timed and speed else None,
+                speed if timed else None, compared, shape, decode_gain)
 
 
 def _kv_types(fixed: Overrides, on_gpu: bool) -> list[str]:

@@ -31,6 +31,7 @@ from lwlocal.util.progress import Progress, ProgressCallback, ignore
 from lwlocal.write.eta import Eta
 from lwlocal.write.journal import META, Job
 from lwlocal.write.length import SOURCES
+from lwlocal.write.lookup_gain import kept_gain
 from lwlocal.write.outline import (
     BUDGET_CAP,
     MAX_SECTION_WORDS,
@@ -135,8 +136,10 @@ def job_plan(
         drafting = resolve(settings.draft_model)
         draft = shape_from_gguf(drafting.path, drafting.name)
     machine = machine or detect()
-    speed = kept_speed(settings.threads or default_threads(machine.cores))
-    return plan(shape, machine, need, settings.overrides, ram, vram, draft, speed)
+    threads = settings.threads or default_threads(machine.cores)
+    gain = kept_gain(tokenizer, threads) if tokenizer and settings.speculate == "lookup" else None
+    return plan(shape, machine, need, settings.overrides, ram, vram, draft, kept_speed(threads),
+                gain.gain if gain else 1.0)
 
 
 @dataclass(frozen=True)
