@@ -108,3 +108,12 @@ def test_the_time_plan_counts_lookups_measured_gain(lw_home):
         assert after["seconds"] < before["seconds"]
     assert 0.5 * plain["predicted_seconds"] < faster["predicted_seconds"] \
         < plain["predicted_seconds"]
+
+
+def test_auto_plans_a_model_not_downloaded_without_lookup(lw_home):
+    """plan plans a card before download from its published shape; auto has no file to
+    measure lookup on, so it is off, and says why."""
+    done = invoke("plan", "longwriter-glm4-9b", "--words", "2000", "--speculate", "auto",
+                  "--json")  # whether it fits depends on the machine
+    speculation = json.loads(done.stdout)["speculation"]
+    assert speculation["chosen"] == "off" and "no local GGUF file" in speculation["reason"]

@@ -108,11 +108,16 @@ class Speculation:
             return self, None
         from lwlocal.models.catalogue import resolve
         from lwlocal.util.cpu import default_threads
-        from lwlocal.write.lookup_gain import auto_choice
+        from lwlocal.write.lookup_gain import Choice, auto_choice
 
         memory = memory or MemoryOptions()
-        choice = auto_choice(None if remote else resolve(model), threads or default_threads(),
-                             kv_type=memory.kv_type, flash_attn=memory.settings()["flash_attn"],
+        try:
+            found = None if remote else resolve(model)
+        except LwlocalError as exc:  # a card not downloaded: `plan` plans it from the card
+            return Speculation("off"), Choice("off", f"lookup is measured on the model's file, "
+                                                     f"and there is none here ({exc})")
+        choice = auto_choice(found, threads or default_threads(), kv_type=memory.kv_type,
+                             flash_attn=memory.settings()["flash_attn"],
                              say=lambda line: click.echo(f"lwlocal: {line}", err=True))
         return Speculation(choice.mode), choice
 
