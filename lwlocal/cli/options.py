@@ -106,18 +106,22 @@ class Speculation:
         with ``threads`` (default: the physical cores), with the choice; others as given."""
         if self.mode != "auto":
             return self, None
-        from lwlocal.models.catalogue import resolve
+        from lwlocal.memory.hardware import detect
+        from lwlocal.models.catalogue import CARDS, DEFAULT_MODEL, local_file, resolve
         from lwlocal.util.cpu import default_threads
         from lwlocal.write.lookup_gain import Choice, auto_choice
 
         memory = memory or MemoryOptions()
-        try:
-            found = None if remote else resolve(model)
-        except LwlocalError as exc:  # a card not downloaded: `plan` plans it from the card
+        card = CARDS.get(model or DEFAULT_MODEL)
+        if not remote and card is not None and local_file(card) is None:  # `plan` plans it
             return Speculation("off"), Choice("off", f"lookup is measured on the model's file, "
-                                                     f"and there is none here ({exc})")
-        choice = auto_choice(found, threads or default_threads(), kv_type=memory.kv_type,
-                             flash_attn=memory.settings()["flash_attn"],
+                                                     f"and {card.name} is not downloaded")
+        machine = detect()
+        on_gpu = (memory.ngl or 0) > 0 or (memory.ngl is None and machine.offload
+                                           and machine.vram_free > 0)
+        choice = auto_choice(None if remote else resolve(model), threads or default_threads(),
+                             kv_type=memory.kv_type, flash_attn=memory.settings()["flash_attn"],
+                             on_gpu=on_gpu,
                              say=lambda line: click.echo(f"lwlocal: {line}", err=True))
         return Speculation(choice.mode), choice
 

@@ -185,8 +185,12 @@ def resume(job: str, output: Path | None, as_json: bool, model: str | None,
         found.meta.settings.n_ctx if same_server else None)
     if output is not None:
         refuse_input_as_output(output, {"job": found.dir})
-    speculate = said_resolved(speculate, model or found.meta.settings.model,
-                              found.meta.settings.threads, remote=backend == "openai")
+    started = found.meta.settings  # its KV cache and flash attention, on the same model
+    placed = MemoryOptions(kv_type=started.kv_type, ngl=started.n_gpu_layers, flash_attn=None
+                           if started.flash_attn is None else "on" if started.flash_attn else "off")
+    speculate = said_resolved(speculate, model or started.model, started.threads,
+                              remote=backend == "openai",
+                              memory=placed if model in (None, started.model) else None)
     with found.writing():  # before loading the model: a job another process writes is refused
         with _keeping(found):  # Ctrl-C while the model loads stops here once llama.cpp returns
             session = resume_session(found, backend, remote, model, speculate.mode,

@@ -68,7 +68,8 @@ def _step(shape: ModelShape, s: Settings, speed: Speed, name: str, depth: int, p
 def job_time(shape: ModelShape, s: Settings, speed: Speed, need: Need,
              decode_gain: float = 1.0) -> JobTime:
     """Predict the job of ``need`` (its words, in its sections or one answer) with ``s``,
-    tokens decoded ``decode_gain`` times as fast as one at a time (speculating)."""
+    the text's tokens decoded ``decode_gain`` times as fast as one at a time (speculating;
+    the outline is written under a grammar, which the engine never speculates under)."""
     tpw, words, sections, turns = need.tokens_per_word, need.words, need.sections, need.turns
     steps = []
     if need.mode == "direct":
@@ -78,7 +79,7 @@ def job_time(shape: ModelShape, s: Settings, speed: Speed, need: Need,
         end = prompt + output
     else:
         steps.append(_step(shape, s, speed, "outline", 0, turns.outline_prompt,
-                           sections * turns.outline_per_section, decode_gain))
+                           sections * turns.outline_per_section, 1.0))  # a grammar's: no guess
         head = turns.head + sections * turns.outline_per_section  # the outline in it
         section = round(words * tpw / sections)
         kept: list[int] = []  # tokens of the sections still in the conversation

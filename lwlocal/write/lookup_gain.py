@@ -68,9 +68,10 @@ class LookupGain:
 
     @property
     def gain(self) -> float:
-        """Tokens written per one-token step's time, with lookup."""
+        """Tokens written per one-token step's time, with lookup: every token but the last
+        is evaluated, alone without it (the first comes from the prompt's logits)."""
         cost = sum(n * self.verify_vs_one[size] for size, n in self.batches.items())
-        return self.tokens / cost if cost else 1.0
+        return (self.tokens - 1) / cost
 
     @property
     def acceptance_rate(self) -> float:
@@ -98,12 +99,15 @@ def kept_gain(model: Path, threads: int) -> LookupGain | None:
     try:
         fields = {k: entry[k] for k in ("key", "tokens", "drafted", "accepted", "measured_at",
                                         "seconds")}
-        return LookupGain(**fields,
+        kept = LookupGain(**fields,
                           batches={int(k): int(v) for k, v in entry["batches"].items()},
                           verify_vs_one={int(k): float(v)
                                          for k, v in entry["verify_vs_one"].items()})
     except (KeyError, TypeError, ValueError, AttributeError):
         return None
+    whole = (kept.tokens > 1 and kept.batches and set(kept.batches) <= set(kept.verify_vs_one)
+             and all(c > 0 for c in kept.verify_vs_one.values()))
+    return kept if whole else None  # a file changed by hand: measured again
 
 
 def measure_gain(model: Path, fmt: PromptFormat, threads: int, tokens: int = LOOKUP_TOKENS,
@@ -156,7 +160,7 @@ def choose(gain: LookupGain) -> Choice:
 
 
 def auto_choice(model: ResolvedModel | None, threads: int, *, kv_type: str | None = None,
-                flash_attn: bool | None = None,
+                flash_attn: bool | None = None, on_gpu: bool = False,
                 say: Callable[[str], None] = lambda _: None) -> Choice:
     """What ``--speculate auto`` means for a job on the local ``model`` (None: on a server):
     lookup where it is measured to pay on the model here (measured first, saying so through
@@ -165,9 +169,12 @@ def auto_choice(model: ResolvedModel | None, threads: int, *, kv_type: str | Non
         return Choice("off", "a server decodes as it is set up to")
     if flash_attn is False or kv_type == "f16":
         return Choice("off", "lookup needs flash attention and a quantized KV cache")
+    if on_gpu:
+        return Choice("off", "lookup's gain is measured on the CPU; with layers on a GPU, "
+                             "where a batch costs about one token, choose --speculate lookup")
     gain = kept_gain(model.path, threads)
     if gain is None:
-        say("measuring whether guessing by lookup pays on this model, once (about 30 s on "
-            "the default model)")
+        say("measuring whether guessing by lookup pays on this model, once (about 9 s on the "
+            "default model, longer on a larger one)")
         gain = measure_gain(model.path, model.format, threads)
     return choose(gain)
