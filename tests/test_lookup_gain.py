@@ -143,3 +143,11 @@ def test_resume_keeps_auto_off_over_the_jobs_f16_cache(lw_home, fake_model):
     resumed = invoke("resume", started["job"], "--speculate", "auto", check=True)
     assert "--speculate auto: off (lookup needs flash attention and a quantized KV cache)" \
         in resumed.stderr
+
+
+def test_auto_is_off_when_planning_for_another_machine(lw_home):
+    keep(1.3, default_threads())  # lookup pays here, which says nothing of the other machine
+    planned = json.loads(invoke("plan", "--words", "500", "--ram", "8", "--speculate", "auto",
+                                "--json", check=True).stdout)
+    assert planned["speculation"]["chosen"] == "off"
+    assert "the plan is for another" in planned["speculation"]["reason"]

@@ -181,7 +181,8 @@ def plan_command(model: str, words: int, mode: str, quant: str | None, lang: str
     time (a draft model's memory counted in with --speculate draft MODEL)."""
     ram_bytes, vram_bytes = gib_option(ram, "--ram"), gib_option(vram, "--vram")
     threads = default_threads(hardware.detect().cores)
-    speculate, auto = speculate.resolved(model, threads, memory=memory)
+    speculate, auto = speculate.resolved(model, threads, memory=memory,
+                                         elsewhere=ram_bytes is not None or vram_bytes is not None)
     settings = JobSettings(prompt="", words=words, mode=mode, sections=sections,
                            **speculate.settings(), **memory.settings())
     check_settings(settings)

@@ -7,7 +7,7 @@ import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
@@ -17,10 +17,8 @@ from lwlocal.runtime.engine import Sampling
 from lwlocal.runtime.kv_cache import KV_CACHE_TYPES
 from lwlocal.runtime.speculate import SPECULATE_MODES
 from lwlocal.util.errors import LwlocalError
+from lwlocal.write.lookup_gain import Choice, auto_choice
 from lwlocal.write.settings import BACKENDS
-
-if TYPE_CHECKING:
-    from lwlocal.write.lookup_gain import Choice
 
 
 def grouped(command: Callable[..., Any], options: tuple[Callable[..., Any], ...],
@@ -101,15 +99,19 @@ class Speculation:
         return f"draft {self.draft_model}" if self.mode == "draft" else str(self.mode)
 
     def resolved(self, model: str | None, threads: int | None, *, remote: bool = False,
-                 memory: MemoryOptions | None = None) -> tuple[Speculation, Choice | None]:
+                 memory: MemoryOptions | None = None,
+                 elsewhere: bool = False) -> tuple[Speculation, Choice | None]:
         """``auto`` made ``lookup`` or ``off`` for ``model`` (a card, GGUF or the default)
-        with ``threads`` (default: the physical cores), with the choice; others as given."""
+        with ``threads`` (default: the physical cores), with the choice, planning for this
+        machine (``elsewhere``: another); others as given."""
         if self.mode != "auto":
             return self, None
+        if elsewhere:
+            return Speculation("off"), Choice("off", "lookup is measured on this machine, and "
+                                                     "the plan is for another (--ram, --vram)")
         from lwlocal.memory.hardware import detect
         from lwlocal.models.catalogue import CARDS, DEFAULT_MODEL, local_file, resolve
         from lwlocal.util.cpu import default_threads
-        from lwlocal.write.lookup_gain import Choice, auto_choice
 
         memory = memory or MemoryOptions()
         card = CARDS.get(model or DEFAULT_MODEL)
