@@ -244,6 +244,22 @@ def test_a_section_that_opens_with_another_sections_title_is_cut():
     assert guard.fault is None
 
 
+def test_a_section_that_opens_with_its_title_after_a_list_number_is_cut_from_its_start():
+    """make demo, the last stop: section 1 began "1. Growing Your Own Vegetables: This is a
+    wonderful skill …" (its own title, as a list's first item), which the review counted and
+    the guard let through: the number came as a sentence of its own first."""
+    titles = ["Growing Your Own Vegetables", "Starting a Vegetable Garden"]
+    guard = SectionGuard(1, titles, Memory())
+    for piece in ["1.", " Growing", " Your", " Own", " Vegetables", ":", " This", " is", " a",
+                  " wonderful", " skill.", " Seeds"]:
+        if guard.add(piece):
+            break
+    assert guard.fault is not None and (guard.fault.kind, guard.fault.start) == ("title", 0)
+    guard = SectionGuard(1, titles, Memory())  # a list that begins with its own words passes
+    guard.add("1. Choose a sunny plot with good soil. 2. Dig it over in spring. ")
+    assert guard.fault is None
+
+
 def test_a_list_item_that_is_another_sections_heading_is_a_boundary():
     """make demo, this stop: section 1 ended with "1. Starting a Vegetable Garden: Here's How
     to Start Your Own Garden in 8 Easy Steps." (section 2's title after a list number)."""

@@ -19,7 +19,7 @@ from lwlocal.write.journal import Job
 from lwlocal.write.outline import Outline, Section
 from lwlocal.write.outlining import draft_outline
 from lwlocal.write.settings import JobSettings
-from lwlocal.write.writer import ATTEMPTS, CONTINUE_REQUEST, Writer
+from lwlocal.write.writer import CONTINUE_REQUEST, Writer, attempts_for
 from tests.support.cli import invoke
 from tests.support.scripted_chat import ScriptedChat, ScriptedLocalChat
 
@@ -219,7 +219,7 @@ def test_write_says_when_a_job_is_done_short_of_its_length(lw_home):
         proc = invoke("write", "A note on harbours.", "--words", "60", "--mode", "direct",
                       "--backend", "openai", "--base-url", server.url, check=True)
     assert "section 1 came out short of its plan; `lwlocal review" in proc.stderr
-    assert len(server.requests) <= ATTEMPTS  # bounded: continuations and repairs
+    assert len(server.requests) <= attempts_for(60)  # bounded: continuations and repairs
 
 
 def job_row(listing: str) -> dict:

@@ -142,12 +142,13 @@ class SectionGuard:
         # cut back to the end of what came before, so that the next start (the one to
         # avoid, too) takes the space or line break before the sentence with it
         start, text = len(self.text[:begins].rstrip()), sentence.strip()
-        if not self.text[:offset].strip():  # the section's first words
+        before = self.text[:offset]
+        if not before.strip() or _NUMBERS_ONLY.match(before):  # the first words, or item's
             if opens_with_quote(sentence):
                 return Fault("quote", start, text)
             if opens_with_title(sentence, self.title, whole=closed) or any(
                     opens_as_heading(sentence, title) for title in self.others):
-                return Fault("title", start, text)
+                return Fault("title", 0, (before + sentence).strip())  # with a list number
         if closed:
             self._numbers = self._numbers + 1 if _NUMBERS_ONLY.match(sentence) else 0
             if self._numbers >= NUMBERS_IN_A_ROW:  # counting instead of writing: a loop

@@ -21,7 +21,7 @@ from lwlocal.util.destination import write_error
 from lwlocal.util.errors import LwlocalError, SettingError
 from lwlocal.util.progress import Progress, ProgressCallback, ignore
 from lwlocal.write.faults import Memory
-from lwlocal.write.guard import REPAIRS_PER_SECTION, SectionGuard, repairs_for, tidy
+from lwlocal.write.guard import SectionGuard, repairs_for, tidy
 from lwlocal.write.journal import Job, assemble
 from lwlocal.write.outline import Outline
 from lwlocal.write.results import RUN_SETTINGS, JobResult, SectionReport
@@ -37,8 +37,13 @@ CONTINUATIONS = 3  # requests to go on with a section a server's model ended sho
 KEPT_AT_A_CUT = 0.5  # a section cut mid-sentence ends at its last full stop if that keeps this
 # share of its budget (a floor, 80%, would leave a dangling sentence in for a few words more)
 SEED_STEP = 7919  # seeds of retried starts: the section's seed plus a multiple of this
-ATTEMPTS = REPAIRS_PER_SECTION + CONTINUATIONS + 1  # requests for a section of up to
-# REPAIR_WORDS words at the most (a longer one may have more repairs: see repairs_for)
+
+
+def attempts_for(words: int) -> int:
+    """Requests for a section of ``words`` at the most: its repairs, its continuations and
+    the first."""
+    return repairs_for(words) + CONTINUATIONS + 1
+
 
 WRITE_INTRO = """\
 You are an excellent writing assistant. Here is the writing instruction and the plan of the \
@@ -168,7 +173,7 @@ class Writer:
         # a section written again may not begin as it did
         old = self.job.section_text(index) if index in self.rewrite else None
         most_repairs = repairs_for(section.words)
-        attempts = most_repairs + CONTINUATIONS + 1  # requests for the section at the most
+        attempts = attempts_for(section.words)
         guard = SectionGuard(index, [s.title for s in self.outline.sections],
                              Memory(self.job.section_text(i) or "" for i in range(1, index)),
                              boundaries=not self.direct, avoid=[old] if old else [],
