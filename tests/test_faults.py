@@ -123,6 +123,12 @@ TALK = [
     "The writing is here.",
     "The subject of the writing can be anything you want.",
     "And I'm here for you every single step towards your goal.",
+    "6. How to use this knowledge for all you want, this is what I will tell my readers about "
+    "on this blog post.",  # make demo, the last stop
+    "In this blog post you will find ten tips.",
+    "It shows how hard work goes into making something from nothing, as I mentioned before, "
+    "is just what I am trying to say about myself right now.",  # an essay of this stop's
+    "As I said earlier, soil comes first.",
 ]
 SUBJECT = [
     "Tomatoes need six hours of sun a day.",
@@ -155,6 +161,10 @@ SUBJECT = [
     "The answer lies in the soil.",
     "The 300-year-old clock still keeps time.",
     "他写了一本三百页的书。",
+    "The readers of the local paper voted for the new bridge.",
+    "Her blog about roses had ten thousand readers.",
+    "As I said goodbye, the ferry left the harbour.",
+    "I know what you are trying to say, she told him.",
 ]
 
 
@@ -258,6 +268,20 @@ def test_a_section_that_opens_with_its_title_after_a_list_number_is_cut_from_its
     guard = SectionGuard(1, titles, Memory())  # a list that begins with its own words passes
     guard.add("1. Choose a sunny plot with good soil. 2. Dig it over in spring. ")
     assert guard.fault is None
+
+
+def test_a_title_run_into_the_first_sentence_is_tidied_away():
+    """make demo, the last stop: once a heading line of its own (<<…>>) and a number were
+    tidied, section 1 opened "1. Growing Your Own Vegetables: This is a wonderful skill …"."""
+    text = ("<<Farming Your Own Food>>\n1. Growing Your Own Vegetables: This is a wonderful "
+            "skill.\n2. Choose a sunny plot.")
+    body, repairs = tidy(text, "Growing Your Own Vegetables")
+    assert body == "This is a wonderful skill.\n2. Choose a sunny plot."
+    assert [r.text for r in repairs] == ["<<Farming Your Own Food>>",
+                                         "1. Growing Your Own Vegetables:"]
+    prose = "Growing your own vegetables takes a spade: and patience."  # its words in prose
+    assert tidy(prose, "Growing Your Own Vegetables")[0] == prose
+    assert tidy("Growing Your Own Vegetables:", "Growing Your Own Vegetables")[1] == []
 
 
 def test_a_list_item_that_is_another_sections_heading_is_a_boundary():

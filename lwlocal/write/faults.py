@@ -84,7 +84,9 @@ _ABOUT_TEXT = [
     r"explore|include|describe|focus|look at|move)s?\b",
     r"\b(?:your|my) (?:\w+ )?(?:response|answer|reply)\b",
     r"\b(?:an|the) (?:earlier|previous|last) (?:answer|response|reply)\b", r"^question:",
-    r"\bquotation marks\b", r"\bwriting task\b",
+    r"\bquotation marks\b", r"\bwriting task\b", r"\bmy readers\b",
+    r"\b(?:this|my|the) blog post\b", r"\bwhat i(?:'m| am) trying to say\b",
+    r"\bas i (?:mentioned|said|wrote) (?:before|earlier|above)\b",
     r"\bof the (?:instruction|request|prompt|plan|outline)\b",
     r"\b(?:you|i) (?:cannot|can't|must not|may not) write\b",
     r"\b(?:\d+|two|three|four|five) (?:paragraphs|sentences)\b",
@@ -239,6 +241,19 @@ def opens_as_heading(text: str, title: str) -> bool:
         return False
     pattern = r"\W*".join(re.escape(w) for w in words)
     return bool(re.match(rf"(?:\(?\d+[.):]\s*)?{pattern}\s*:", _bare(text).lower()))
+
+
+def title_run_in(text: str, title: str) -> int:
+    """The length of the heading ``text`` opens with where it is ``title`` run into the text
+    after a colon ("1. Growing Your Own Vegetables: This is …"), list number and marks with
+    it; 0 where it does not open so."""
+    words = _title_words(title)
+    if not words:
+        return 0
+    pattern = r"\W*".join(re.escape(w) for w in words)
+    found = re.match(rf"(?:{_LEAD.pattern})?(?:\(?\d+[.):]\s*)?{pattern}\W*?:[ \t]*(?=\S)", text,
+                     re.IGNORECASE)
+    return found.end() if found else 0
 
 
 def opens_with_title(text: str, title: str, whole: bool = True) -> bool:

@@ -26,6 +26,7 @@ from lwlocal.write.faults import (
     opens_with_title,
     sentence_fault,
     starts_line,
+    title_run_in,
 )
 from lwlocal.write.words import count_words
 
@@ -181,7 +182,8 @@ _WRAPPED_HEADING = re.compile(r"^(?:<<[^<>\n]{1,160}>>|«[^«»\n]{1,160}»|\[[^
 def tidy(text: str, title: str) -> tuple[str, list[Repair]]:
     """A finished section without the quotation marks wrapping it, lines of list numbers
     alone ("1. 1."), or its title repeated on its first line (or a heading of its own wrapped in
-    << >>, « » or brackets there), and what was removed."""
+    << >>, « » or brackets there) or run into its first sentence after a colon, and what was
+    removed."""
     repairs = []
     body = text.strip()
     if len(body) > 1 and body[0] in QUOTES and body[-1] in QUOTES:
@@ -198,4 +200,7 @@ def tidy(text: str, title: str) -> tuple[str, list[Repair]]:
             first, title) and len(normal_words(first)) <= len(normal_words(title)) + 2):
         repairs.append(Repair("title", "tidied", first))
         body = rest.strip()
+    if heading := title_run_in(body, title):  # the title run into the first sentence
+        repairs.append(Repair("title", "tidied", body[:heading].strip()))
+        body = body[heading:].strip()
     return body, repairs
