@@ -228,3 +228,19 @@ def test_a_corrupt_outline_is_one_line_and_jobs_lists_the_job(tmp_path, lw_home,
     row = json.loads(proc.stdout)
     assert row["job"] == job.id and row["state"] == "broken"
     assert row["why"].startswith(f"{job.dir / 'outline.json'}: ")
+
+
+def test_a_saved_outline_reads_back_with_the_budgets_it_was_saved_with(tmp_path):
+    """The budgets of a 10,000-word job's checked outline (six of 1,000 words, one of 241):
+    read back, they are what the uninterrupted job wrote to, not normalised again (which made
+    them 998 and 249, and a resumed job ask for other lengths than the uninterrupted one)."""
+    from lwlocal.write.outline import Outline, Section
+
+    budgets = [1000] * 6 + [241, 689, 1000, 242, 241, 965, 622]
+    outline = Outline("A guide to bread", sum(budgets),
+                      [Section(f"Part {i}", f"point {i}", w) for i, w in enumerate(budgets, 1)])
+    job = Job.create(tmp_path, JobSettings("A guide to bread", sum(budgets)))
+    job.save_outline(outline)
+    loaded = Job.open(job.id, tmp_path).outline()
+    assert loaded is not None and [s.words for s in loaded.sections] == budgets
+    assert loaded.as_text() == outline.as_text()

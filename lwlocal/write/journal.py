@@ -134,7 +134,7 @@ class Job:
         if not isinstance(data, dict) or not isinstance(data.get("prompt"), str) or not (
                 isinstance(data.get("words"), int) and data["words"] > 0):
             raise LwlocalError(f"{path}: not an outline (a prompt and a number of words)")
-        return parse_outline(data, data["prompt"], data["words"], str(path))
+        return parse_outline(data, data["prompt"], data["words"], str(path), as_saved=True)
 
     def save_outline(self, outline: Outline) -> None:
         atomic_write(self.dir / OUTLINE, outline.to_json())

@@ -136,11 +136,16 @@ def normalise_budgets(raw: list[int], total: int) -> list[int]:
     return budgets
 
 
-def parse_outline(data: Any, prompt: str, words: int | None, source: str) -> Outline:
+def parse_outline(data: Any, prompt: str, words: int | None, source: str, *,
+                  as_saved: bool = False) -> Outline:
     """Build an outline from decoded JSON (``{"sections": [...]}`` or a bare list).
 
-    Budgets are normalised to ``words`` (to the sum of the given budgets when ``None``);
-    ``source`` names where the JSON came from in errors.
+    Budgets are normalised to ``words`` (to the sum of the given budgets when ``None``), but
+    ``as_saved`` (a job's own outline, checked when it was planned) keeps budgets that are
+    all positive and add up to ``words`` as they are: normalising again would move a budget
+    the check left under a quarter of the median, and a resumed job would ask for other
+    lengths than the uninterrupted one did. ``source`` names where the JSON came from in
+    errors.
     """
     items = data.get("sections") if isinstance(data, dict) else data
     if not isinstance(items, list) or not items:
@@ -164,7 +169,9 @@ def parse_outline(data: Any, prompt: str, words: int | None, source: str) -> Out
     words = words or sum(w for w in raw if w > 0)
     if words <= 0:
         raise LwlocalError(f"{source}: outline has no positive word counts")
-    for section, budget in zip(sections, normalise_budgets(raw, words), strict=True):
+    kept = as_saved and all(w > 0 for w in raw) and sum(raw) == words
+    for section, budget in zip(sections, raw if kept else normalise_budgets(raw, words),
+                               strict=True):
         section.words = budget
     changes = data.get("changes") if isinstance(data, dict) else None
     return Outline(prompt=prompt, words=words, sections=sections,
