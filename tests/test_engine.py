@@ -103,3 +103,39 @@ def test_prompts_are_evaluated_on_the_threads_given(default_model):
         assert (llm.context_params.n_threads, llm.context_params.n_threads_batch) == (1, 1)
     finally:
         llm.close()
+
+
+def test_a_moved_window_holds_the_shorter_conversation_without_evaluating_it(engine):
+    """The writer's window on a full context: the oldest turns leave the KV cache and the rest
+    moves back in place (llama.cpp's KV shift); the next reply evaluates only its request. A
+    conversation that is not the first less one stretch is refused, the cache untouched."""
+    from lwlocal.families.prompt_format import FORMATS
+    from lwlocal.runtime.chat import LocalChat, Message
+
+    chat = LocalChat(engine, FORMATS["chatml"])
+    plan = "The plan: 1. Rivers 2. Lakes 3. Seas.\n\n"
+    texts = ["Rivers run from hills to the sea. " * 4, "Lakes are still water held by land. " * 4]
+    old = [Message("user", plan + "Now write part 1, Rivers."), Message("assistant", texts[0]),
+           Message("user", "Now write part 2, Lakes."), Message("assistant", texts[1]),
+           Message("user", "Now write part 3, Seas.")]
+    new = [Message("user", plan + "Now write part 2, Lakes."), *old[3:]]
+    request = len(engine.tokenize(chat.format.next_turn(old[-1].content)))
+    engine.generate(chat.render(old[:3]), GREEDY, max_tokens=4)  # the cache holds a part
+    moves, evaluated = engine.stats.window_moves, engine.stats.prompt_tokens_evaluated
+
+    assert chat.move_window(old, new)
+    assert engine.stats.window_moves == moves + 1
+    assert engine.stats.context_tokens == len(chat.render(new)) - request
+    # what the cache lacked of the whole conversation was evaluated; nothing of the kept part
+    assert engine.stats.prompt_tokens_evaluated - evaluated <= len(chat.render(old)) - request
+    evaluated = engine.stats.prompt_tokens_evaluated
+    reply = chat.complete(new, GREEDY, max_tokens=16)
+    assert reply.text.strip()
+    assert engine.stats.prompt_tokens_evaluated - evaluated == request
+
+    held = engine.stats.context_tokens
+    other = [Message("user", plan + "Now write part 2, Lakes."), Message("assistant", "Other."),
+             Message("user", "Now write part 3, Seas.")]
+    assert not chat.move_window(new, other)  # not the first less a stretch
+    assert not chat.move_window(new, new[-1:])  # the request alone: nothing to move
+    assert engine.stats.window_moves == moves + 1 and engine.stats.context_tokens == held

@@ -1,5 +1,5 @@
-"""The time plan: what a token costs at a depth, a job's predicted time with the writer's
-re-prefill, the planner choosing by time, the time left while writing, and the commands that
+"""The time plan: what a token costs at a depth, a job's predicted time as the writer moves
+its window, the planner choosing by time, the time left while writing, and the commands that
 show them (benchmarks/time_plan.py holds the plan against the clock)."""
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def test_a_token_costs_more_deeper_in_the_context_and_a_batch_less_per_token(sha
     assert prefill_seconds(shape, s, SPEED, 4096, 512) > one_batch
 
 
-def test_a_job_is_its_outline_and_sections_and_a_full_context_is_evaluated_again(shape):
+def test_a_job_is_its_outline_and_sections_and_a_full_context_moves_back(shape):
     need = context_needed(3000, "agentwrite", 1.3, 6)
     roomy = job_time(shape, Settings(need.full, "q8_0"), SPEED, need)
     assert [s.name for s in roomy.steps] == ["outline"] + [f"section {i}" for i in range(1, 7)]
@@ -60,9 +60,12 @@ def test_a_job_is_its_outline_and_sections_and_a_full_context_is_evaluated_again
     assert depths == sorted(depths) and depths[0] == 0  # one growing conversation
     assert roomy.decode_rates[0] > roomy.decode_rates[1]
     tight = job_time(shape, Settings(need.minimum, "q8_0"), SPEED, need)
-    restarts = [s for s in tight.steps[2:] if s.depth == 0]
-    assert restarts and all(s.prefill > 650 for s in restarts)  # kept sections evaluated again
-    assert tight.prefill_tokens > roomy.prefill_tokens
+    sections = tight.steps[1:]
+    moves = [b for a, b in zip(sections, sections[1:], strict=False) if b.depth < a.depth]
+    # the oldest sections leave the KV cache and the rest moves back: nothing evaluated again
+    assert moves and all(s.depth > 0 and s.prefill == sections[1].prefill for s in moves)
+    assert tight.prefill_tokens == roomy.prefill_tokens
+    assert tight.decode_rates[1] > roomy.decode_rates[1]  # written at a lesser depth
     direct = job_time(shape, Settings(4096, "q8_0"), SPEED,
                       context_needed(2000, "direct", 1.3, 1))
     assert [s.name for s in direct.steps] == ["text"] and direct.steps[0].decode == 2600

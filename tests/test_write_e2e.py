@@ -156,3 +156,41 @@ def test_direct_mode_runs_in_the_context_the_planner_chose(lw_home):
                                 check=True).stdout)
     assert result["settings"]["n_ctx"] == planned["n_ctx"] < 600 * 3  # not a generous one
     assert result["words"] >= 0.8 * 600 and len(result["sections"]) == 1
+
+
+WINDOW_TITLES = ["Wild yeast", "Flour", "Water", "Salt", "Mixing", "Kneading", "Folding",
+                 "Proofing", "Shaping", "Scoring", "Steam", "Baking", "Cooling", "Storing"]
+
+
+def test_a_job_that_moved_its_window_resumes_to_the_uninterrupted_document(lw_home, tmp_path):
+    """Fourteen short sections in a context that holds about ten: the writer leaves the oldest
+    out of the KV cache and moves the rest back (nothing evaluated again). Stopped by kill -9
+    in the last section, the resumed job replays the move on its way and writes, byte for
+    byte, the uninterrupted document; without the replay it writes another last section."""
+    outline = tmp_path / "outline.json"
+    outline.write_text(json.dumps({"prompt": "Write a guide to sourdough bread.", "words": 700,
+                                   "sections": [{"title": t, "main_point": f"{t} for a home "
+                                                 "baker", "words": 50} for t in WINDOW_TITLES]}))
+    job_args = ["--outline", str(outline), "--ctx", "1792"]
+    whole = json.loads(run_cli("write", *job_args, "--json", env_home=lw_home,
+                               check=True).stdout)
+    assert whole["window_moves"] >= 1
+    assert whole["sections"][-1]["generated_tokens"] > 0
+    jobs = lw_home / "jobs"
+    before = set(jobs.iterdir())
+
+    def last_section_begun() -> bool:
+        for job_dir in set(jobs.iterdir()) - before:
+            with contextlib.suppress(FileNotFoundError):
+                if (job_dir / "sections" / "014.partial.md").stat().st_size:
+                    return True
+        return False
+
+    env = {**os.environ, "LWLOCAL_HOME": str(lw_home)}
+    _kill_when([sys.executable, "-m", "lwlocal", "write", *job_args, "--json"], env,
+               last_section_begun, signal.SIGKILL)
+    (job_dir,) = set(jobs.iterdir()) - before
+    resumed = json.loads(run_cli("resume", job_dir.name, "--json", env_home=lw_home,
+                                 check=True).stdout)
+    assert resumed["window_moves"] == whole["window_moves"]
+    assert Path(resumed["document"]).read_bytes() == Path(whole["document"]).read_bytes()

@@ -1,6 +1,8 @@
 """How long a writing job takes with a plan's settings: the outline, then each section's prompt
-and text, token by token at the depth it is written at, with the writer's re-prefill where the
-context fills (``write/writer.py``: the oldest sections dropped until it is half full)."""
+and text, token by token at the depth it is written at. Where the context fills, the writer
+drops the oldest sections until it is half full and moves the KV cache's window back in place
+(``write/writer.py``): nothing is evaluated again, and the next sections are written at the
+lesser depth."""
 
 from __future__ import annotations
 
@@ -86,12 +88,11 @@ def job_time(shape: ModelShape, s: Settings, speed: Speed, need: Need,
         depth = 0
         for index in range(1, sections + 1):
             prompt = head if index == 1 else turns.request
-            if depth + prompt + section > s.n_ctx and kept:  # drop the oldest, re-prefill
+            if depth + prompt + section > s.n_ctx and kept:  # drop the oldest, move back
                 while kept and head + sum(kept) + len(kept) * turns.request \
                         + section > s.n_ctx // 2:
                     kept.pop(0)
-                depth = 0
-                prompt = head + sum(kept) + len(kept) * turns.request
+                depth = head + sum(kept) + len(kept) * turns.request
             steps.append(_step(shape, s, speed, f"section {index}", depth, prompt, section,
                                decode_gain))
             depth += prompt + section

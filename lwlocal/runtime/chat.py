@@ -91,6 +91,18 @@ class ContinuingBackend(ChatBackend, Protocol):
         (the result holds only what follows it)."""
 
 
+@runtime_checkable
+class WindowBackend(ChatBackend, Protocol):
+    """A backend that can leave a conversation's oldest turns out of its KV cache without
+    evaluating the turns after them again (a local model)."""
+
+    def move_window(self, old: Sequence[Message], new: Sequence[Message],
+                    hooks: Hooks = NO_HOOKS) -> bool:
+        """Hold ``new``, which is ``old`` with turns left out, both ending with the same
+        request; False where it could not (the next request then evaluates what it lacks).
+        ``hooks.on_prefill`` follows what is evaluated, ``hooks.cancel`` stops it."""
+
+
 def continues(chat: ChatBackend) -> TypeGuard[ContinuingBackend]:
     """Whether ``chat`` can go on with a reply stopped part-way."""
     return isinstance(chat, ContinuingBackend) and chat.continues
@@ -149,6 +161,16 @@ class LocalChat:
         start = self.engine.tokenize(reply_start)
         return self._generate(self.render(messages) + start, sampling, max_tokens, None, hooks,
                               replied=len(start))
+
+    def move_window(self, old: Sequence[Message], new: Sequence[Message],
+                    hooks: Hooks = NO_HOOKS) -> bool:
+        """Move the engine's window from ``old`` to ``new`` (:meth:`Engine.move_window`) up to
+        their last request, which is left to the reply that follows."""
+        if len(new) < 2:  # the request alone is left: nothing to move
+            return False
+        last = len(self.engine.tokenize(self.format.next_turn(new[-1].content)))
+        return self.engine.move_window(self.render(old)[:-last], self.render(new)[:-last],
+                                       hooks.on_prefill, hooks.cancel)
 
     def _generate(self, context: list[int], sampling: Sampling, max_tokens: int,
                   json_schema: dict[str, Any] | None, hooks: Hooks, replied: int = 0

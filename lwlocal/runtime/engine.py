@@ -19,7 +19,7 @@ import llama_cpp._logger
 from lwlocal.models.gguf_checks import check_vocabulary
 from lwlocal.runtime.draft_model import DraftModel
 from lwlocal.runtime.grammar import json_grammar
-from lwlocal.runtime.llama_context import load_llama, reusable_prefix
+from lwlocal.runtime.llama_context import common_prefix, load_llama, reusable_prefix
 from lwlocal.runtime.llama_log import loading
 from lwlocal.runtime.speculate import Speculator, check_speculate
 from lwlocal.util.errors import LwlocalError, SettingError
@@ -89,6 +89,7 @@ class Stats:
     requests: int = 0
     drafted: int = 0  # tokens guessed by speculation, evaluated in a verifying batch
     accepted: int = 0  # of those, the ones the model sampled too
+    window_moves: int = 0  # stretches left out of the KV cache, what followed moved back
 
     @property
     def acceptance_rate(self) -> float:
@@ -274,6 +275,43 @@ class Engine:
             self.stats.context_tokens = self._llm.n_tokens
             if on_prefill is not None:
                 on_prefill(min(start + step, len(tokens)), len(tokens))
+        return True
+
+    def move_window(self, old: Sequence[int], new: Sequence[int],
+                    on_prefill: Callable[[int, int], None] | None = None,
+                    cancel: threading.Event | None = None) -> bool:
+        """Make the KV cache hold ``new``, which is ``old`` with one stretch left out (a
+        conversation's oldest turns), without evaluating what follows the stretch again: the
+        cache is made to hold ``old`` exactly (what it lacks evaluated), the stretch removed and
+        what followed it moved back (llama.cpp's KV shift, as its own context shift does).
+
+        What the cache holds is then a function of the two lists alone, whatever the cache held
+        before, so a resumed job that moves its window at the same places holds what the
+        uninterrupted job held (docs/reproducible.md). False, with nothing left out, where
+        ``new`` is not ``old`` less one stretch with something after it, ``old`` does not fit
+        the context, the model's positions cannot be moved, or ``cancel`` was set;
+        ``on_prefill`` follows what is evaluated, as in :meth:`generate`."""
+        start = common_prefix(old, new)
+        kept = min(common_prefix(old[::-1], new[::-1]), len(new) - start)
+        memory = llama_cpp.llama_get_memory(self._llm.ctx)
+        if (kept == 0 or start + kept != len(new) or len(old) > self.n_ctx
+                or not llama_cpp.llama_memory_can_shift(memory)):
+            return False
+        held = common_prefix(self._llm.input_ids[:self._llm.n_tokens].tolist(), old)
+        self._llm.n_tokens = held
+        self._llm._ctx.kv_cache_seq_rm(-1, held, -1)
+        started = time.perf_counter()
+        done = self._prefill(old[held:], on_prefill, cancel)
+        self.stats.prefill_seconds += time.perf_counter() - started
+        self.stats.prompt_tokens_evaluated += self._llm.n_tokens - held
+        if not done:
+            return False
+        cut = len(old) - kept
+        self._llm._ctx.kv_cache_seq_rm(0, start, cut)
+        self._llm._ctx.kv_cache_seq_shift(0, cut, len(old), start - cut)
+        self._llm.input_ids[start:len(new)] = old[cut:]
+        self._llm.n_tokens = self.stats.context_tokens = len(new)
+        self.stats.window_moves += 1
         return True
 
     @property

@@ -20,6 +20,9 @@ class SectionReport:
     written: int
     stop: str
     repairs: list[dict[str, str]] = field(default_factory=list)
+    # what writing it took in this run (0 for a section read from the journal)
+    generated_tokens: int = 0
+    decode_tokens_per_s: float = 0.0
 
 
 @dataclass
@@ -53,6 +56,7 @@ class JobResult:
             "prompt_to_context": round(stats.get("prompt_tokens_evaluated", 0) / context, 3)
             if context
             else None,
+            "window_moves": stats.get("window_moves", 0),
             "generated_tokens": stats.get("generated_tokens", 0),
             "prefill_tokens_per_s": stats.get("prefill_tokens_per_s", 0.0),
             "decode_tokens_per_s": stats.get("decode_tokens_per_s", 0.0),

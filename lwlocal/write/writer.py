@@ -2,8 +2,9 @@
 
 Each section is one turn of a single growing conversation (instruction, outline, sections so far),
 so the model (local or on a server) only evaluates the new turn. When the next section would not
-fit the context, the oldest sections are dropped from the *conversation* (never from disk) and
-the rest re-prefilled.
+fit the context, the oldest sections are dropped from the *conversation* (never from disk): a
+local model leaves them out of its KV cache and moves the rest back, without evaluating it again
+(:meth:`LocalChat.move_window`); a server evaluates the shorter conversation as it does.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import os
 import threading
 import time
 from collections.abc import Collection, Iterator
+from dataclasses import replace
 from typing import IO
 
-from lwlocal.runtime.chat import ChatBackend, Hooks, Message, continues
+from lwlocal.runtime.chat import ChatBackend, Hooks, Message, WindowBackend, continues
 from lwlocal.runtime.engine import Generation, Sampling
 from lwlocal.util.destination import write_error
 from lwlocal.util.errors import LwlocalError, SettingError
@@ -69,7 +71,6 @@ CONTINUE_REQUEST = (
     "Go on with section {index}, {title}, from where it stops: about {words} more words, "
     "without repeating what is written and without starting the next section."
 )
-SKIPPED_NOTE = "Sections 1 to {last} are already written; they are left out here to save space. "
 DIRECT_REQUEST = "{prompt}\n\nWrite about {words} words."
 
 
@@ -116,8 +117,9 @@ class Writer:
         if self.direct:
             return self._request(index)
         intro = WRITE_INTRO.format(prompt=self.outline.prompt, outline=self.outline.as_text())
-        skipped = SKIPPED_NOTE.format(last=index - 1) if index > 1 else ""
-        return f"{intro}\n\n{skipped}{self._request(index)}"
+        # the request alone follows the plan, sections left out or not: leaving them out is
+        # then cutting a stretch from the conversation, which a KV cache can do in place
+        return f"{intro}\n\n{self._request(index)}"
 
     def _context(self, index: int) -> list[Message]:
         """The conversation that asks for section ``index``."""
@@ -131,14 +133,16 @@ class Writer:
     def _fitting_context(self, index: int, budget: int) -> list[Message]:
         """The conversation for section ``index``, dropping the oldest sections if needed.
 
-        When dropping, it drops enough that the context is at most half full, so the re-prefill
-        happens once every several sections rather than for each one. It fails only when not
-        even one token per word is left: the generous room it asks for is more than the planner
-        sizes a context for, and generation stops at the end of the context anyway. A server
-        that does not say its context size gets the whole conversation.
+        When dropping, it drops enough that the context is at most half full: the window moves
+        once every several sections rather than for each one, and the sections after it are
+        written at a lesser depth, where a token is faster. A local model moves its KV cache's
+        window in place (:meth:`_move_window`). It fails only when not even one token per word
+        is left: the generous room it asks for is more than the planner sizes a context for,
+        and generation stops at the end of the context anyway. A server that does not say its
+        context size gets the whole conversation.
         """
         n_ctx, need = self.chat.n_ctx, tokens_for(budget)
-        context = self._context(index)
+        context = whole = self._context(index)
         if n_ctx is None or self.chat.count(context) + need <= n_ctx:
             return context
         while self._first_kept < index:
@@ -151,7 +155,27 @@ class Writer:
                 f"section {index} ({budget} words) does not fit a context of "
                 f"{n_ctx} tokens; use a larger {{n_ctx}} or smaller sections"
             )
+        if len(context) < len(whole):
+            self._move_window(index, whole, context)
         return context
+
+    def _move_window(self, index: int, whole: list[Message], kept: list[Message]) -> None:
+        """Have a local model leave out of its KV cache what ``kept`` leaves out of ``whole``,
+        before section ``index``. It is done at the same sections when a resumed job replays
+        its earlier ones, and holds the same cache then (:meth:`Engine.move_window`: the
+        replay evaluates the conversation up to each move, shown as the section's prompt);
+        where it cannot be done, the next request evaluates what the cache lacks."""
+        if not isinstance(self.chat, WindowBackend):
+            return
+
+        def on_prefill(done: int, total: int) -> None:
+            self.progress(Progress("prompt", step=index, steps=len(self.outline.sections),
+                                   done=done, total=total,
+                                   message=self.outline.sections[index - 1].title))
+
+        self.chat.move_window(whole, kept, Hooks(on_prefill=on_prefill, cancel=self.cancel))
+        if self.cancel is not None and self.cancel.is_set():
+            raise KeyboardInterrupt
 
     # writing
     def write_section(self, index: int) -> SectionReport:
@@ -184,6 +208,7 @@ class Writer:
             return Progress(stage, step=index, steps=n, done=done, total=total, text=text,
                             rate=pace.rate(), message=section.title)
 
+        before = replace(self.chat.stats)
         stopped_part = bool(self.job.partial_text(index))
         with self._partial(index) as partial:
             if stopped_part:  # what a stopped run left is gone: front ends read it again
@@ -259,8 +284,11 @@ class Writer:
         self.job.save_section(index, text)
         if tidied:
             self.progress(event("rewind", words_done + count_words(text), self.outline.words))
+        stats = self.chat.stats
+        tokens = stats.generated_tokens - before.generated_tokens
+        seconds = stats.decode_seconds - before.decode_seconds
         report = SectionReport(index, section.title, section.words, count_words(text), stop,
-                               repairs)
+                               repairs, tokens, round(tokens / seconds, 2) if seconds else 0.0)
         if report.repairs:
             self.job.save_repairs(index, report.repairs)
         return report
