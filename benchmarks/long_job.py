@@ -13,6 +13,12 @@ generated per word, and the review's counts (the text as a reader meets it).
 ``--tree`` runs another checkout's lwlocal (its own writer) on the same instruction; each run
 is kept under its label in ``benchmarks/results/long_job.json`` (``--out``), each job in a
 fresh LWLOCAL_HOME (``--work`` keeps them).
+
+``--resume-last`` then stops the finished job as a stop after its second-last section leaves
+it (a copy, its last section removed, marked interrupted) and times ``lwlocal resume``, which
+replays the window's moves on its way: whether it writes the last section byte for byte as
+the uninterrupted job did, and in how long. With ``--work`` holding a job already, that job
+is used and nothing is written first.
 """
 
 from __future__ import annotations
@@ -20,9 +26,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +48,34 @@ def write(tree: Path, home: Path, words: int | None) -> dict[str, Any]:
     if proc.returncode:
         raise SystemExit(f"lwlocal write failed: {proc.stderr.strip()[-500:]}")
     return json.loads(proc.stdout)
+
+
+def resume_last(tree: Path, home: Path) -> dict[str, Any]:
+    """The finished job in ``home`` resumed from before its last section, in a copy."""
+    (job,) = (home / "jobs").iterdir()
+    copy = home / "resumed"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(job, copy / "jobs" / job.name)
+    sections = copy / "jobs" / job.name / "sections"
+    last = max(sections.glob("[0-9][0-9][0-9].md"))
+    expected = last.read_bytes()
+    for path in [last, last.with_suffix(".repairs.json"), sections.parent / "document.md"]:
+        path.unlink(missing_ok=True)
+    meta = sections.parent / "job.json"
+    meta.write_text(json.dumps({**json.loads(meta.read_text()), "state": "interrupted",
+                                "result": None}))
+    env = {**os.environ, "PYTHONPATH": str(tree), "LWLOCAL_HOME": str(copy)}
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "lwlocal", "resume", job.name, "--json"],
+                          cwd=tree, env=env, capture_output=True, text=True, check=True)
+    seconds = time.perf_counter() - started
+    result = json.loads(proc.stdout)
+    return {"section": int(last.stem), "same_text": last.read_bytes() == expected,
+            "seconds": round(seconds, 1),
+            "prompt_tokens_evaluated": result["prompt_tokens_evaluated"],
+            "window_moves": result.get("window_moves"),
+            "section_seconds": round(result["sections"][-1]["generated_tokens"]
+                                     / result["sections"][-1]["decode_tokens_per_s"], 1)}
 
 
 def summary(result: dict[str, Any]) -> dict[str, Any]:
@@ -72,14 +108,20 @@ def main() -> None:
     parser.add_argument("--tree", type=Path, default=Path(__file__).parents[1])
     parser.add_argument("--words", type=int, help="another length (default: the instruction's)")
     parser.add_argument("--work", type=Path, help="keep the job's home here")
+    parser.add_argument("--resume-last", action="store_true",
+                        help="then resume it from before its last section")
     parser.add_argument("--out", type=Path,
                         default=Path(__file__).parent / "results" / "long_job.json")
     args = parser.parse_args()
+    tree = args.tree.resolve()
+    runs = json.loads(args.out.read_text()) if args.out.exists() else {}
     with tempfile.TemporaryDirectory() as scratch:
         home = args.work or Path(scratch)
         home.mkdir(parents=True, exist_ok=True)
-        run = summary(write(args.tree.resolve(), home, args.words))
-    runs = json.loads(args.out.read_text()) if args.out.exists() else {}
+        run = runs.get(args.label, {}) if (home / "jobs").exists() else summary(
+            write(tree, home, args.words))
+        if args.resume_last:
+            run["resume_last"] = resume_last(tree, home)
     runs[args.label] = run
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(runs, indent=2) + "\n")

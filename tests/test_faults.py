@@ -129,6 +129,9 @@ TALK = [
     "It shows how hard work goes into making something from nothing, as I mentioned before, "
     "is just what I am trying to say about myself right now.",  # an essay of this stop's
     "As I said earlier, soil comes first.",
+    # the 10,000-word job of this stop (section 6)
+    "The topic of baking that I was told to write about today is British baking.",
+    "So now I'd like to talk about the British baking industry.",
 ]
 SUBJECT = [
     "Tomatoes need six hours of sun a day.",
@@ -146,6 +149,8 @@ SUBJECT = [
     "The last part of the climb is the steepest.",
     "Follow the instructions on the seed packet.",
     "Her grandmother told the story of the flood every spring.",
+    "I was told to wait by the gate until the baker came.",
+    "She would like to talk to the miller before noon.",
     "Preparation time: (about 20 minutes)",
     "The Tagus River (Rio Tejo)",
     "Tomatoes: (Solanum lycopersicum)",

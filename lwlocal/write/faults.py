@@ -87,6 +87,8 @@ _ABOUT_TEXT = [
     r"\bquotation marks\b", r"\bwriting task\b", r"\bmy readers\b",
     r"\b(?:this|my|the) blog post\b", r"\bwhat i(?:'m| am) trying to say\b",
     r"\bas i (?:mentioned|said|wrote) (?:before|earlier|above)\b",
+    r"\bi (?:was|have been|am|'ve been|'m) (?:told|asked) to (?:write|talk) about\b",
+    r"\b(?:i'd|i would) like to (?:talk|write) about\b",
     r"\bof the (?:instruction|request|prompt|plan|outline)\b",
     r"\b(?:you|i) (?:cannot|can't|must not|may not) write\b",
     r"\b(?:\d+|two|three|four|five) (?:paragraphs|sentences)\b",
