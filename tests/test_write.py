@@ -236,3 +236,45 @@ def test_the_length_comes_from_the_instruction_or_the_mode_default(lw_home, fake
     assert "no length in the instruction: 2,000 words, the agentwrite default (--words sets " \
         "it)" in default.stderr
     assert json.loads(default.stdout)["words"] == 2000
+
+
+def test_a_resumed_writer_moves_the_window_where_the_uninterrupted_one_did(tmp_path):
+    """A local backend moves its KV cache's window where the writer leaves sections out; a
+    resumed writer replays the moves made before the section it goes on with (and none after
+    the last section it writes: a rewrite of an early section evaluates nothing for later
+    ones)."""
+    from lwlocal.runtime.chat import NO_HOOKS, Hooks, Message, WindowBackend
+    from lwlocal.runtime.engine import Sampling
+    from lwlocal.write.outline import Outline, Section
+    from lwlocal.write.settings import JobSettings
+    from lwlocal.write.writer import Writer
+    from tests.support.fake_chat import FakeChat
+
+    class MovingChat(FakeChat):
+        def __init__(self) -> None:
+            super().__init__(n_ctx=1536)
+            self.moves: list[tuple[int, str]] = []
+
+        def move_window(self, old: list[Message], new: list[Message],
+                        hooks: Hooks = NO_HOOKS) -> bool:
+            self.moves.append((len(old) - len(new), new[0].content.split("Now write ")[1]))
+            return True
+
+    point = ("Lisbon sight number {}: what to see there, when to go, what it costs and how to "
+             "get there by tram or on foot")
+    outline = Outline(PROMPT, 720, [Section(f"Part {i}", point.format(i), 90)
+                                    for i in range(1, 9)])
+    job = Job.create(tmp_path, JobSettings(PROMPT, 720))
+    job.save_outline(outline)
+    whole = MovingChat()
+    assert isinstance(whole, WindowBackend)
+    Writer(whole, job, outline, Sampling()).run()
+    assert whole.moves and all(dropped > 0 for dropped, _ in whole.moves)
+
+    job.section_path(8).unlink()  # as a stop before the last section leaves the job
+    resumed = MovingChat()
+    Writer(resumed, job, outline, Sampling()).run()
+    assert resumed.moves == whole.moves
+    rewrite = MovingChat()
+    Writer(rewrite, job, outline, Sampling(), rewrite={1}).run()
+    assert rewrite.moves == []

@@ -1,8 +1,9 @@
 """How long a writing job takes with a plan's settings: the outline, then each section's prompt
 and text, token by token at the depth it is written at. Where the context fills, the writer
 drops the oldest sections until it is half full and moves the KV cache's window back in place
-(``write/writer.py``): nothing is evaluated again, and the next sections are written at the
-lesser depth."""
+(``write/writer.py``): nothing is evaluated again (where the model's cache can move; the
+engine evaluates the rest where it cannot), and the next sections are written at the lesser
+depth."""
 
 from __future__ import annotations
 

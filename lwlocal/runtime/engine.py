@@ -303,11 +303,12 @@ class Engine:
         started = time.perf_counter()
         done = self._prefill(old[held:], on_prefill, cancel)
         self.stats.prefill_seconds += time.perf_counter() - started
+        self.stats.prompt_tokens += self._llm.n_tokens  # as a request for it would count
+        self.stats.cached_prompt_tokens += held
         self.stats.prompt_tokens_evaluated += self._llm.n_tokens - held
-        if not done:
-            return False
         cut = len(old) - kept
-        self._llm._ctx.kv_cache_seq_rm(0, start, cut)
+        if not done or not self._llm._ctx.kv_cache_seq_rm(0, start, cut):
+            return False  # a memory that keeps no stretch apart refuses (the cache as it was)
         self._llm._ctx.kv_cache_seq_shift(0, cut, len(old), start - cut)
         self._llm.input_ids[start:len(new)] = old[cut:]
         self._llm.n_tokens = self.stats.context_tokens = len(new)

@@ -346,14 +346,17 @@ class Writer:
         reports = []
         try:
             self.job.reserve()
-            for index in range(1, len(self.outline.sections) + 1):
+            count = len(self.outline.sections)
+            last = max((i for i in range(1, count + 1)
+                        if i in self.rewrite or self.job.section_text(i) is None), default=0)
+            for index in range(1, count + 1):
                 text = self.job.section_text(index)
                 if text is None or index in self.rewrite:
                     reports.append(self.write_section(index))
                 else:
                     s = self.outline.sections[index - 1]
-                    # the conversation leaves out what it left out when this section was written
-                    self._fitting_context(index, s.words)
+                    if index < last:  # the conversation leaves out (and the window moves)
+                        self._fitting_context(index, s.words)  # as when it was written
                     reports.append(SectionReport(index, s.title, s.words, count_words(text),
                                                  "journal"))
             path = self.job.save_document(self.document())
