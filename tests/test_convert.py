@@ -227,3 +227,28 @@ def test_dtype_that_does_not_match_its_bytes(tiny_llama, tmp_path):
     path.write_bytes(data[:8] + raw + data[8 + n:])
     with pytest.raises(LwlocalError, match=f"tensor {re.escape(name)}: .* bytes for shape"):
         convert(folder, tmp_path / "x.gguf", "f16")
+
+
+@pytest.mark.parametrize("checkpoint,fmt", [("tiny_llama", "llama3"), ("tiny_llama", "inst"),
+                                            ("tiny_chatglm", "glm4")])
+def test_the_writers_window_moves_in_the_longwriter_formats(checkpoint, fmt, tmp_path, request):
+    """Leaving sections out is one stretch cut from the token list only where the request
+    after the plan tokenizes as it does after a later turn's opener: so in LongWriter's own
+    prompt formats and pre-tokenizers (llama3 and [INST] on Llama-3.1's, glm4 on GLM-4's),
+    the KV cache's window moves rather than being evaluated again."""
+    from lwlocal.families.prompt_format import FORMATS
+    from lwlocal.runtime.chat import LocalChat, Message
+    from lwlocal.runtime.engine import Engine
+
+    out = tmp_path / "tiny.gguf"
+    convert(request.getfixturevalue(checkpoint), out, "f16")
+    chat = LocalChat(Engine(out, n_ctx=512, n_threads=1), FORMATS[fmt])
+    plan = "The plan:\n1. Rivers\n2. Lakes\n3. Seas"
+    old = [Message("user", f"{plan}\n\nNow write section 1 of 3, Rivers."),
+           Message("assistant", "Rivers run to the sea."),
+           Message("user", "Now write section 2 of 3, Lakes."),
+           Message("assistant", "Lakes are still."),
+           Message("user", "Now write section 3 of 3, Seas.")]
+    new = [Message("user", f"{plan}\n\nNow write section 2 of 3, Lakes."), *old[3:]]
+    assert chat.move_window(old, new)
+    assert chat.engine.stats.window_moves == 1
