@@ -169,13 +169,18 @@ class Writer:
             return
 
         def on_prefill(done: int, total: int) -> None:
-            self.progress(Progress("prompt", step=index, steps=len(self.outline.sections),
-                                   done=done, total=total,
-                                   message=self.outline.sections[index - 1].title))
+            self.progress(self._event(index, "prompt", done, total))
 
         self.chat.move_window(whole, kept, Hooks(on_prefill=on_prefill, cancel=self.cancel))
         if self.cancel is not None and self.cancel.is_set():
             raise KeyboardInterrupt
+
+    def _event(self, index: int, stage: str, done: float, total: float, text: str = "",
+               rate: float = 0.0) -> Progress:
+        """A progress event of section ``index``."""
+        return Progress(stage, step=index, steps=len(self.outline.sections), done=done,
+                        total=total, text=text, rate=rate,
+                        message=self.outline.sections[index - 1].title)
 
     # writing
     def write_section(self, index: int) -> SectionReport:
@@ -190,7 +195,6 @@ class Writer:
         go on (``CONTINUATIONS`` times at most)."""
         section = self.outline.sections[index - 1]
         context = self._fitting_context(index, section.words)
-        n = len(self.outline.sections)
         words_done = sum(count_words(self.job.section_text(i) or "") for i in range(1, index))
         budget = SectionBudget(section.words)
         continuing = continues(self.chat)
@@ -205,8 +209,7 @@ class Writer:
         pace = _Pace()
 
         def event(stage: str, done: float, total: float, text: str = "") -> Progress:
-            return Progress(stage, step=index, steps=n, done=done, total=total, text=text,
-                            rate=pace.rate(), message=section.title)
+            return self._event(index, stage, done, total, text, pace.rate())
 
         before = replace(self.chat.stats)
         stopped_part = bool(self.job.partial_text(index))
@@ -346,11 +349,10 @@ class Writer:
         reports = []
         try:
             self.job.reserve()
-            count = len(self.outline.sections)
-            last = max((i for i in range(1, count + 1)
-                        if i in self.rewrite or self.job.section_text(i) is None), default=0)
-            for index in range(1, count + 1):
-                text = self.job.section_text(index)
+            texts = [self.job.section_text(i) for i in range(1, len(self.outline.sections) + 1)]
+            last = max((i for i, text in enumerate(texts, 1)
+                        if text is None or i in self.rewrite), default=0)
+            for index, text in enumerate(texts, 1):
                 if text is None or index in self.rewrite:
                     reports.append(self.write_section(index))
                 else:
