@@ -46,9 +46,13 @@ PUBLISHED = {
 # reordered for llama.cpp's rope) is converted whole: its f32 load, the reordered f32 copy and
 # the 8-byte integers of gguf's bf16 rounding, 16 bytes a value (256 MiB for attn_q, 4096 ×
 # 4096). Both far below the largest tensor (151552 × 4096 in bf16: 1184 MiB) and the whole
-# two-layer file (3146 MiB for GLM).
+# two-layer file (3146 MiB for GLM). The allocator adds its own slack above that, which
+# differs between machines (blocks of CHUNK_BYTES are at glibc's largest mmap threshold, so one
+# may come from the heap and stay there after it is freed). A quarter block is allowed for it,
+# well under a third block in flight: 59 MiB above the baseline here, 64 MiB in a CI run.
 STREAMED = 2 * CHUNK_BYTES
 TRANSFORMED = 16  # bytes per value
+ALLOCATOR = CHUNK_BYTES // 4
 
 
 @pytest.fixture(scope="session")
@@ -63,6 +67,7 @@ def lwlocal(*args: str) -> list[str]:
 
 
 VOCABULARY_ONLY = """
+import lwlocal.cli  # what `python -m lwlocal` imports, so the two differ by the tensors only
 import os, sys
 from pathlib import Path
 import gguf
@@ -130,7 +135,7 @@ def test_full_width_conversion(full_width, converted, name):
     largest = max(t.n_bytes for t in gguf_file.tensors)
     assert largest == card.vocab_size * card.hidden_size * 2  # bf16
     peak, baseline = converted.peak_rss, vocabulary.peak_rss
-    allowed = max(STREAMED, TRANSFORMED * transformed_values(src))
+    allowed = max(STREAMED, TRANSFORMED * transformed_values(src)) + ALLOCATOR
     assert peak <= baseline + allowed, (
         f"peak {peak / MiB:.0f} MiB, vocabulary alone {baseline / MiB:.0f} MiB, allowed "
         f"{allowed / MiB:.0f} MiB more; the largest tensor is {largest / MiB:.0f} MiB")
