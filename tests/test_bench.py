@@ -12,11 +12,14 @@ from lwlocal.bench.items import BenchItem, load_items
 from lwlocal.bench.judge import DIMENSIONS, Judge, quality_score
 from lwlocal.bench.run import BenchRun, _Runner
 from lwlocal.bench.scoring import length_score, output_length
+from lwlocal.models.catalogue import resolve
 from lwlocal.util.errors import LwlocalError
 from lwlocal.util.progress import ignore
+from lwlocal.write import lookup_gain
 from lwlocal.write.length import choose_target
 from lwlocal.write.section_budget import SectionBudget
 from tests.support.cli import invoke
+from tests.support.lookup import keep_lookup_gain
 
 
 @pytest.mark.parametrize(("output", "required", "score"), [
@@ -131,3 +134,22 @@ def test_bench_speculates_with_a_draft_model(lw_home, tmp_path, fake_model, defa
     invoke("bench", "--prompts", str(prompts), "--mode", "direct", "-o", str(tmp_path / "b"),
            "--speculate", "draft", str(default_model), check=True)
     assert fake_model.loaded == [("q8_0", f"draft {default_model.name}")]
+
+
+def test_bench_speculate_auto_chooses_for_each_model(lw_home, tmp_path, fake_model,
+                                                      monkeypatch):
+    """--speculate auto is chosen for each model from what was measured on it here, said on
+    standard error with the model's name where there are several, and reaches its items."""
+    monkeypatch.setattr(lookup_gain, "measure_gain", pytest.fail)  # kept: not measured again
+    keep_lookup_gain(1.2)
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(json.dumps({"id": "p1", "type": "note", "length": 60,
+                                   "prompt": "Write a 60-word note about tea."}) + "\n")
+    ran = invoke("bench", "--prompts", str(prompts), "--mode", "direct", "-o",
+                 str(tmp_path / "b"), "--speculate", "auto", check=True)
+    assert fake_model.loaded == [("q8_0", "lookup")]
+    assert "lwlocal: --speculate auto: lookup (lookup predicted 1.56x" in ran.stderr
+    twice = invoke("bench", "--prompts", str(prompts), "--mode", "direct", "-o",
+                   str(tmp_path / "c"), "--speculate", "auto", "--model", "smollm2-135m",
+                   "--model", str(resolve(None).path), check=True)
+    assert "--speculate auto for smollm2-135m: lookup" in twice.stderr

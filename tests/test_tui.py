@@ -27,11 +27,14 @@ from lwlocal.tui.state import TuiState
 from lwlocal.tui.widgets.task_line import TaskLine
 from lwlocal.util.errors import LwlocalError
 from lwlocal.util.samples import ENGLISH
+from lwlocal.write import lookup_gain
 from lwlocal.write.journal import Job, list_jobs
 from lwlocal.write.length import DEFAULT_WORDS
+from lwlocal.write.lookup_gain import choose
 from lwlocal.write.outline import Outline, Section
 from lwlocal.write.settings import JobSettings
 from tests.support.fake_chat import FakeChat, FakeSession
+from tests.support.lookup import keep_lookup_gain
 from tests.support.tui_pilot import (
     CARD,
     GIB,
@@ -317,6 +320,32 @@ def test_speculation_is_set_in_advanced_and_refused_in_the_apps_words(tmp_path, 
             await messages.wait(pilot, ComposeScreen.Outlined)
             assert [(s.speculate, s.kv_type) for s in sessions] == [("lookup", None)]
             assert sessions[0].overrides.kv_quantized_why
+
+    run(test)
+
+
+@pytest.mark.parametrize(("verify_3", "chosen"), [(1.2, "lookup"), (3.0, "off")])
+def test_speculate_auto_is_chosen_from_the_kept_measurement_before_the_model_loads(
+        tmp_path, messages, monkeypatch, verify_3, chosen):
+    """Speculate auto is chosen as the command line chooses it, from what was measured on the
+    model here (a batch of three costing 1.2 or 3 tokens: lookup or off); the session gets the
+    chosen mode, and a notification says why."""
+    monkeypatch.setattr(lookup_gain, "measure_gain", pytest.fail)  # kept: not measured again
+    kept = keep_lookup_gain(verify_3)
+    chat = FakeChat()
+    sessions: list[JobSettings] = []
+    app = fake_app(tmp_path, chat)
+    app.state.new_session = lambda settings: sessions.append(settings) or FakeSession(settings,
+                                                                                     chat)
+
+    async def test() -> None:
+        async with app.run_test(size=(80, 24), message_hook=messages) as pilot:
+            await pilot.click("Collapsible CollapsibleTitle")
+            app.screen.query_one("#speculate", Select).value = "auto"
+            await pilot.press("ctrl+g")
+            await messages.wait(pilot, ComposeScreen.Outlined)
+            assert [s.speculate for s in sessions] == [chosen]
+            assert notes(app)[0] == f"Speculate auto: {chosen} ({choose(kept).reason})"
 
     run(test)
 

@@ -69,7 +69,7 @@ class BenchRun:
     sampling: Sampling = field(default_factory=lambda: Sampling(temperature=TEMPERATURE))
     server: Server | None = None
     concurrency: int = 1
-    speculate: str = "off"  # how the local model decodes
+    speculate: dict[str, str] = field(default_factory=dict)  # how each model decodes (off)
     draft_model: str | None = None  # with speculate "draft"
 
     @property
@@ -125,7 +125,8 @@ class _Runner:
         target = choose_target(item.prompt, item.length if run.given_length else None, mode)
         return JobSettings(prompt=item.prompt, words=target.words, words_source=target.source,
                            mode=mode, threads=run.threads, sampling=run.sampling,
-                           speculate=run.speculate, draft_model=run.draft_model, **remote)
+                           speculate=run.speculate.get(model, "off"),
+                           draft_model=run.draft_model, **remote)
 
     def item(self, key: tuple[str, str, BenchItem]) -> BenchResult:
         model, mode, item = key

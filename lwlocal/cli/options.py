@@ -17,7 +17,7 @@ from lwlocal.runtime.engine import Sampling
 from lwlocal.runtime.kv_cache import KV_CACHE_TYPES
 from lwlocal.runtime.speculate import SPECULATE_MODES
 from lwlocal.util.errors import LwlocalError
-from lwlocal.write.lookup_gain import Choice, auto_choice
+from lwlocal.write.lookup_gain import Choice, auto_for
 from lwlocal.write.settings import BACKENDS
 
 
@@ -109,22 +109,10 @@ class Speculation:
         if elsewhere:
             return Speculation("off"), Choice("off", "lookup is measured on this machine, and "
                                                      "the plan is for another (--ram, --vram)")
-        from lwlocal.memory.hardware import detect
-        from lwlocal.models.catalogue import CARDS, DEFAULT_MODEL, local_file, resolve
-        from lwlocal.util.cpu import default_threads
-
         memory = memory or MemoryOptions()
-        card = CARDS.get(model or DEFAULT_MODEL)
-        if not remote and card is not None and local_file(card) is None:  # `plan` plans it
-            return Speculation("off"), Choice("off", f"lookup is measured on the model's file, "
-                                                     f"and {card.name} is not downloaded")
-        machine = detect()
-        on_gpu = (memory.ngl or 0) > 0 or (memory.ngl is None and machine.offload
-                                           and machine.vram_free > 0)
-        choice = auto_choice(None if remote else resolve(model), threads or default_threads(),
-                             kv_type=memory.kv_type, flash_attn=memory.settings()["flash_attn"],
-                             on_gpu=on_gpu,
-                             say=lambda line: click.echo(f"lwlocal: {line}", err=True))
+        choice = auto_for(model, threads, remote=remote, kv_type=memory.kv_type,
+                          flash_attn=memory.settings()["flash_attn"], n_gpu_layers=memory.ngl,
+                          say=lambda line: click.echo(f"lwlocal: {line}", err=True))
         return Speculation(choice.mode), choice
 
 
@@ -146,11 +134,15 @@ def draft_model_as_option(args: list[str]) -> list[str]:
 
 
 def said_resolved(speculation: Speculation, model: str | None, threads: int | None, *,
-                  remote: bool = False, memory: MemoryOptions | None = None) -> Speculation:
-    """:meth:`Speculation.resolved`, the choice for ``auto`` said on standard error."""
+                  remote: bool = False, memory: MemoryOptions | None = None,
+                  named: bool = False) -> Speculation:
+    """:meth:`Speculation.resolved`, the choice for ``auto`` said on standard error (naming
+    the model where ``named``: one of several)."""
     resolved, choice = speculation.resolved(model, threads, remote=remote, memory=memory)
     if choice is not None:
-        click.echo(f"lwlocal: --speculate auto: {choice.mode} ({choice.reason})", err=True)
+        which = f" for {model}" if named else ""
+        click.echo(f"lwlocal: --speculate auto{which}: {choice.mode} ({choice.reason})",
+                   err=True)
     return resolved
 
 
@@ -161,14 +153,12 @@ class SpeculatingCommand(click.Command):
         return super().parse_args(ctx, draft_model_as_option(args))
 
 
-def speculate_option(default: str | None, auto: bool = True) -> Callable[..., Any]:
+def speculate_option(default: str | None) -> Callable[..., Any]:
     """--speculate as ``speculate: Speculation`` (default None: as the job was started), with
-    ``auto`` among its values where ``auto`` (the command resolves it:
-    :meth:`Speculation.resolved`); the command needs ``cls=SpeculatingCommand``."""
+    ``auto`` among its values (the command resolves it: :meth:`Speculation.resolved`); the
+    command needs ``cls=SpeculatingCommand``."""
     kept = "" if default else " (default: as the job was started)"
-    modes = (*SPECULATE_MODES, "auto") if auto else SPECULATE_MODES
-    auto_help = ("; auto: lookup where it is measured to pay on this machine and model, else "
-                 "off" if auto else "")
+    modes = (*SPECULATE_MODES, "auto")
     options = (
         click.option(
             "--speculate", type=click.Choice(modes), default=default,
@@ -177,7 +167,8 @@ def speculate_option(default: str | None, auto: bool = True) -> Callable[..., An
             help=f"lookup: guess the next tokens from the conversation so far; draft MODEL: "
                  f"have a small model with the same tokenizer (card or GGUF) guess them; "
                  f"either checked in one batch (the same output, over a quantized KV cache: "
-                 f"the plan's choice on the CPU){auto_help} (see docs/speculation.md){kept}."),
+                 f"the plan's choice on the CPU); auto: lookup where it is measured to pay on "
+                 f"this machine and model, else off (see docs/speculation.md){kept}."),
         click.option("--draft-model", hidden=True),  # what follows --speculate draft
     )
 

@@ -101,7 +101,7 @@ def serve(model: str | None, host: str, port: int, words: int, mode: str, name: 
 @click.option("--concurrency", type=int, default=1, show_default=True,
               help="Items written at once (more than 1 needs --backend openai).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-@speculate_option("off", auto=False)
+@speculate_option("off")
 @server_options
 def bench(models: tuple[str, ...], modes: tuple[str, ...], prompts: Path | None,
           judge: str | None, limit: int | None, output: Path | None, given_length: bool,
@@ -124,9 +124,12 @@ def bench(models: tuple[str, ...], modes: tuple[str, ...], prompts: Path | None,
         raise LwlocalError("--model names local models; on a server use --server-model")
     names = ([remote.model or "server"] if remote is not None
              else list(models) or [DEFAULT_MODEL])
+    decoding = {name: said_resolved(speculate, None if remote else name, threads,
+                                    remote=remote is not None, named=len(names) > 1).mode
+                or "off" for name in names}
     run = BenchRun(load_items(prompts)[:limit], names, list(modes) or list(MODES), out, judge,
                    given_length, threads, server=remote, concurrency=concurrency,
-                   speculate=speculate.mode or "off", draft_model=speculate.draft_model)
+                   speculate=decoding, draft_model=speculate.draft_model)
     with TaskProgress(err) as progress:
         results = run_bench(run, progress)
     summary = summarize(results)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import partial
 
 from textual.app import App, SystemCommand
@@ -150,6 +150,15 @@ class LwlocalApp(App[None]):
         self.state.task = Task(what, mode)
         self.refresh_status()
         return self.state.task.cancel
+
+    def choose_speculation(self, say: Callable[[str], None]) -> None:
+        """From a worker, before the form's model loads: Speculate ``auto`` chosen
+        (:meth:`TuiState.choose_speculation`), what it does said through ``say`` and the
+        choice in a notification."""
+        choice = self.state.choose_speculation(lambda line: self.call_from_thread(say, line))
+        if choice is not None:
+            self.call_from_thread(self.notify, f"Speculate auto: {choice.mode} ({choice.reason})",
+                                  timeout=15)
 
     def end_task(self) -> None:
         self.state.task = None

@@ -18,6 +18,7 @@ from lwlocal.util.paths import home, jobs_dir
 from lwlocal.write.jobs import Session
 from lwlocal.write.journal import Job
 from lwlocal.write.length import Target, choose_target
+from lwlocal.write.lookup_gain import Choice, auto_for
 from lwlocal.write.outline import Outline
 from lwlocal.write.settings import JobSettings
 
@@ -52,7 +53,8 @@ class TuiState:
     sampling: Sampling = field(default_factory=Sampling)
     n_ctx: int | None = None
     kv_type: str | None = None
-    speculate: str = "off"  # off or lookup (see docs/speculation.md)
+    speculate: str = "off"  # off, lookup or auto (see docs/speculation.md)
+    choice: Choice | None = None  # what auto chose for the form's settings, once it has
     threads: int | None = None  # None: the planner's choice
     outline: Outline | None = None
     job: Job | None = None  # the job on the Writing screen
@@ -78,7 +80,21 @@ class TuiState:
                            model=self.model,
                            mode=self.mode, sections=self.sections, n_ctx=self.n_ctx,
                            kv_type=self.kv_type, threads=self.threads,
-                           speculate=self.speculate, sampling=self.sampling)
+                           speculate=self.speculation(), sampling=self.sampling)
+
+    def speculation(self) -> str:
+        """How the form's job decodes: its Speculate, with ``auto`` what
+        :meth:`choose_speculation` chose (off until it has)."""
+        if self.speculate != "auto":
+            return self.speculate
+        return self.choice.mode if self.choice is not None else "off"
+
+    def choose_speculation(self, say: Callable[[str], None]) -> Choice | None:
+        """For Speculate ``auto``, choose for the form's model, threads and KV cache (from a
+        worker: the first time for a model it measures, seconds), saying so through ``say``."""
+        self.choice = None if self.speculate != "auto" else auto_for(
+            self.model, self.threads, kv_type=self.kv_type, say=say)
+        return self.choice
 
     def set_words(self, words: int | None) -> None:
         """The Words a field shows: the user's length, unless it is the one the app would

@@ -178,3 +178,26 @@ def auto_choice(model: ResolvedModel | None, threads: int, *, kv_type: str | Non
             "default model, longer on a larger one)")
         gain = measure_gain(model.path, model.format, threads)
     return choose(gain)
+
+
+def auto_for(model: str | None, threads: int | None, *, remote: bool = False,
+             kv_type: str | None = None, flash_attn: bool | None = None,
+             n_gpu_layers: int | None = None,
+             say: Callable[[str], None] = lambda _: None) -> Choice:
+    """:func:`auto_choice` for ``model`` as a user names it (a card, a GGUF; None: the
+    default) with ``threads`` (None: the physical cores) on this machine: off for a card not
+    downloaded (nothing to measure on), and where layers go to a GPU (``n_gpu_layers`` given,
+    or unset on a machine that offloads)."""
+    from lwlocal.memory.hardware import detect
+    from lwlocal.models.catalogue import CARDS, DEFAULT_MODEL, local_file, resolve
+    from lwlocal.util.cpu import default_threads
+
+    card = CARDS.get(model or DEFAULT_MODEL)
+    if not remote and card is not None and local_file(card) is None:
+        return Choice("off", f"lookup is measured on the model's file, and {card.name} is not "
+                             f"downloaded")
+    machine = detect()
+    on_gpu = (n_gpu_layers or 0) > 0 or (n_gpu_layers is None and machine.offload
+                                         and machine.vram_free > 0)
+    return auto_choice(None if remote else resolve(model), threads or default_threads(),
+                       kv_type=kv_type, flash_attn=flash_attn, on_gpu=on_gpu, say=say)

@@ -30,7 +30,8 @@ from lwlocal.write.outline import Outline
 from lwlocal.write.outlining import direct_outline
 from lwlocal.write.settings import MODES
 
-APP_SPECULATE_MODES = tuple(m for m in SPECULATE_MODES if m != "draft")  # no field for a model
+# a draft model is the command line's (the form has no field for one)
+APP_SPECULATE_MODES = (*(m for m in SPECULATE_MODES if m != "draft"), "auto")
 
 # what the Words field's note says of where the length comes from
 TARGET_SOURCES = {"instruction": "from prompt", "default": "default", "option": ""}
@@ -213,6 +214,7 @@ class ComposeScreen(AppScreen):
         state = self.lw.state
         run_in_background()  # the interface keeps its share of the cores
         try:
+            self.lw.choose_speculation(self.query_one(TaskLine).say)
             session = state.load_session(state.settings())
             if cancel.is_set():
                 raise KeyboardInterrupt

@@ -155,6 +155,7 @@ class WritingScreen(AppScreen):
         try:
             if job is None:  # a new job: the edited budgets are the plan
                 assert outline is not None
+                self.lw.choose_speculation(self._dashboard)
                 session = state.load_session(replace(state.settings(), words=outline.words))
                 job = session.new_job(state.jobs_root)
                 job.save_outline(outline)
