@@ -58,6 +58,11 @@ def job(home: Path, words: int) -> dict[str, Any]:
             "measured_seconds": written["seconds"],
             "ratio": round(planned["predicted_seconds"] / written["seconds"], 3),
             "generated_tokens": written["generated_tokens"],
+            # the outline's, every try of it: what the sections did not generate
+            "outline_tokens": written["generated_tokens"] - sum(
+                s["generated_tokens"] for s in written["sections"]),
+            "predicted_outline_tokens": sum(s["decode_tokens"] for s in planned["predicted_steps"]
+                                            if s["name"] == "outline"),
             "prompt_tokens_evaluated": written["prompt_tokens_evaluated"],
             "predicted_prompt_tokens": sum(s["prefill_tokens"]
                                            for s in planned["predicted_steps"]),

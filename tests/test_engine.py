@@ -64,6 +64,36 @@ def test_json_schema_constrains_output(engine):
     assert set(data) == {"name", "age"}
 
 
+def test_a_grammar_is_asked_about_the_chains_pick_alone_where_it_allows_it(engine,
+                                                                            monkeypatch):
+    """Under a grammar, the chain's pick is checked alone, and only a pick the grammar refuses
+    has the grammar applied to every candidate (llama.cpp's common sampler): most tokens of a
+    JSON reply cost one candidate's check, and where the model's own pick breaks the grammar
+    the reply still holds to it."""
+    import json
+
+    from lwlocal.runtime.sampler import Sampler
+
+    picks: list[bool] = []  # each pick: with the grammar applied to every candidate or not
+    pick = Sampler._pick
+
+    def counted(self, logits, *, grammar_first):
+        picks.append(grammar_first)
+        return pick(self, logits, grammar_first=grammar_first)
+
+    monkeypatch.setattr(Sampler, "_pick", counted)
+    context = engine.tokenize("<|im_start|>user\nGive a name and an age.<|im_end|>\n"
+                              "<|im_start|>assistant\n", start=True)
+    schema = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 20},
+                                               "age": {"type": "integer"}},
+              "required": ["name", "age"]}
+    result = engine.generate(context, Sampling(seed=1), max_tokens=60, json_schema=schema)
+    assert set(json.loads(result.text)) == {"name", "age"}
+    refused = picks.count(True)
+    assert picks.count(False) == len(result.tokens) + (result.stop == "eog")
+    assert 0 < refused < len(picks) / 4  # the reply's opening brace: not the model's own pick
+
+
 LOOPING = ("<|im_start|>user\nWrite a long essay about rivers.<|im_end|>\n<|im_start|>assistant\n"
            + "Rivers carry water to the sea. " * 4)
 

@@ -21,6 +21,7 @@ from lwlocal.runtime.draft_model import DraftModel
 from lwlocal.runtime.grammar import json_grammar
 from lwlocal.runtime.llama_context import common_prefix, load_llama, reusable_prefix
 from lwlocal.runtime.llama_log import loading
+from lwlocal.runtime.sampler import Sampler
 from lwlocal.runtime.speculate import Speculator, check_speculate
 from lwlocal.util.errors import LwlocalError, SettingError
 from lwlocal.util.interrupt import held
@@ -223,13 +224,13 @@ class Engine:
         llama_cpp.llama_sampler_free(self._grammar_step(grammar))
 
     def _sampler(self, sampling: Sampling, grammar: str | None,
-                 context: Sequence[int], replied: int) -> Any:
-        """A llama.cpp sampler chain: grammar, repetition penalty, DRY, top-k/p, min-p,
-        temperature. The penalty looks back over the reply (its last ``replied`` tokens of
-        ``context`` and those generated); DRY over the last ``dry_penalty_last_n`` tokens of
-        the context too, as llama-server's sampler does. Under a grammar (an outline's JSON)
-        there is no DRY: its keys recur by design."""
-        steps = [self._grammar_step(grammar)] if grammar else []
+                 context: Sequence[int], replied: int) -> Sampler:
+        """A llama.cpp sampler chain: repetition penalty, DRY, top-k/p, min-p, temperature,
+        with ``grammar`` checked (:class:`Sampler`). The penalty looks back over the reply (its
+        last ``replied`` tokens of ``context`` and those generated); DRY over the last
+        ``dry_penalty_last_n`` tokens of the context too, as llama-server's sampler does. Under
+        a grammar (an outline's JSON) there is no DRY: its keys recur by design."""
+        steps = []
         chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
         penalties = llama_cpp.llama_sampler_init_penalties(
             llama_cpp.llama_vocab_n_tokens(self._vocab), PENALTY_LAST_N,
@@ -254,7 +255,8 @@ class Engine:
             ]
         for step in steps:
             llama_cpp.llama_sampler_chain_add(chain, step)
-        return chain
+        return Sampler(chain, self._grammar_step(grammar) if grammar else None,
+                       llama_cpp.llama_vocab_n_tokens(self._vocab))
 
     def _dry_step(self, sampling: Sampling) -> Any:
         breakers = (ctypes.c_char_p * len(DRY_BREAKERS))(*(b.encode() for b in DRY_BREAKERS))
@@ -396,7 +398,7 @@ class Engine:
                     self._forbid(speculator.row, self._end_tokens)
                 if avoid_first and not result.tokens:
                     self._forbid(speculator.row, avoid_first)
-                token = llama_cpp.llama_sampler_sample(sampler, self._llm.ctx, speculator.row)
+                token = sampler.sample(self._llm.ctx, speculator.row)
                 if first_token_at is None:
                     first_token_at = time.perf_counter()
                 if self.is_end_of_turn(token):
@@ -413,7 +415,7 @@ class Engine:
                     break
                 speculator.advance(token, room=max_tokens - len(result.tokens) - 1)
         finally:
-            llama_cpp.llama_sampler_free(sampler)
+            sampler.close()
             result.text = "".join(pieces)
             self._report(result, started, first_token_at)
         return result
