@@ -51,25 +51,11 @@ def test_stop_callback_and_cancel(engine):
     assert cancelled.stop == "cancelled" and not cancelled.tokens  # stopped before sampling
 
 
-def test_json_schema_constrains_output(engine):
-    import json
-
-    context = engine.tokenize("<|im_start|>user\nGive a name and an age.<|im_end|>\n"
-                              "<|im_start|>assistant\n", start=True)
-    schema = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 20},
-                                               "age": {"type": "integer"}},
-              "required": ["name", "age"]}
-    result = engine.generate(context, Sampling(seed=1), max_tokens=60, json_schema=schema)
-    data = json.loads(result.text)
-    assert set(data) == {"name", "age"}
-
-
 def test_a_grammar_is_asked_about_the_chains_pick_alone_where_it_allows_it(engine,
                                                                             monkeypatch):
-    """Under a grammar, the chain's pick is checked alone, and only a pick the grammar refuses
-    has the grammar applied to every candidate (llama.cpp's common sampler): most tokens of a
-    JSON reply cost one candidate's check, and where the model's own pick breaks the grammar
-    the reply still holds to it."""
+    """A reply under a JSON schema holds to it. The chain's pick is checked alone, and only a
+    pick the grammar refuses has the grammar applied to every candidate (llama.cpp's common
+    sampler): most tokens of a JSON reply cost one candidate's check."""
     import json
 
     from lwlocal.runtime.sampler import Sampler

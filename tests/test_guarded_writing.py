@@ -17,6 +17,7 @@ from lwlocal.write.faults import Memory
 from lwlocal.write.guard import TRIES_SHORT, SectionGuard, repairs_for
 from lwlocal.write.journal import Job
 from lwlocal.write.outline import Outline, Section
+from lwlocal.write.outline_stream import OutlineStream
 from lwlocal.write.outlining import draft_outline
 from lwlocal.write.settings import JobSettings
 from lwlocal.write.writer import CONTINUE_REQUEST, Writer, attempts_for
@@ -278,3 +279,30 @@ def test_a_server_asked_again_at_an_empty_section_is_told_to_begin_with_the_text
     first, again = chat.requests[0].messages[-1].content, chat.requests[1].messages[-1].content
     assert again == first + START_NOTE
     assert job.section_text(1) == SOIL.strip()
+
+
+def test_an_outline_that_loops_is_closed_before_the_repeated_section():
+    """An outline that writes a section again word for word (a title or a main point) is
+    stopped there and closed before it, once the fewest sections are written; a repeat before
+    then goes on (the outline's check deals with it)."""
+    sections = [{"title": "Old grains", "main_point": "Emmer and einkorn.", "words": 100},
+                {"title": "Mills", "main_point": "Stones that grind.", "words": 100},
+                {"title": "Ovens", "main_point": "Stones that grind.", "words": 100},
+                {"title": "Ovens", "main_point": "Clay domes.", "words": 100}]
+    looping = json.dumps({"sections": sections + [sections[0]] * 6})
+    chat = ScriptedChat([looping])
+    outline = draft_outline(chat, "Write about bread.", 400, Sampling(), (2, 12))
+    assert [s.title for s in outline.sections] == ["Old grains", "Mills"]
+    assert chat.stats.generated_tokens < len(looping.split()) / 2  # stopped in the loop
+    early = draft_outline(ScriptedChat([looping]), "Write about bread.", 400, Sampling(), (4, 12))
+    assert len(early.sections) >= 3  # the repeat came before the fewest: written on
+
+
+def test_the_outline_stream_finds_sections_through_strings_that_hold_braces():
+    stream = OutlineStream(1)
+    for piece in ['{"sections": [{"title": "A {b}", "main_point": "x \\" }', '", "words": 1},',
+                  ' {"title": "A {b}", "main_point": "y", "words": 2}, {"title"']:
+        stream.add(piece)
+    assert stream.looped
+    assert json.loads(stream.closed()) == {"sections": [
+        {"title": "A {b}", "main_point": 'x " }', "words": 1}]}

@@ -294,14 +294,20 @@ def test_prompt_evaluation_shows_progress_and_advanced_keeps_the_prompt_in_view(
     run(test)
 
 
-def test_speculation_is_set_in_advanced_and_refused_in_the_apps_words(tmp_path, messages):
-    """Speculate lookup reaches the session's settings; over an f16 KV cache it is refused in
-    one line naming the fields, and nothing is planned."""
+def recording_app(tmp_path: Path) -> tuple[LwlocalApp, list[JobSettings]]:
+    """The app over a fake model, with the settings of each session it makes."""
     chat = FakeChat()
     sessions: list[JobSettings] = []
     app = fake_app(tmp_path, chat)
     app.state.new_session = lambda settings: sessions.append(settings) or FakeSession(settings,
                                                                                      chat)
+    return app, sessions
+
+
+def test_speculation_is_set_in_advanced_and_refused_in_the_apps_words(tmp_path, messages):
+    """Speculate lookup reaches the session's settings; over an f16 KV cache it is refused in
+    one line naming the fields, and nothing is planned."""
+    app, sessions = recording_app(tmp_path)
 
     async def test() -> None:
         async with app.run_test(size=(80, 24), message_hook=messages) as pilot:
@@ -332,11 +338,7 @@ def test_speculate_auto_is_chosen_from_the_kept_measurement_before_the_model_loa
     chosen mode, and a notification says why."""
     monkeypatch.setattr(lookup_gain, "measure_gain", pytest.fail)  # kept: not measured again
     kept = keep_lookup_gain(verify_3)
-    chat = FakeChat()
-    sessions: list[JobSettings] = []
-    app = fake_app(tmp_path, chat)
-    app.state.new_session = lambda settings: sessions.append(settings) or FakeSession(settings,
-                                                                                     chat)
+    app, sessions = recording_app(tmp_path)
 
     async def test() -> None:
         async with app.run_test(size=(80, 24), message_hook=messages) as pilot:

@@ -20,6 +20,7 @@ from lwlocal.write.outline import (
 )
 from lwlocal.write.outline_check import problems as outline_problems
 from lwlocal.write.outline_check import repair as repair_outline
+from lwlocal.write.outline_stream import OutlineStream
 
 OUTLINE_ATTEMPTS = 3  # outlines asked for before the best is mended
 OUTLINE_AGAIN = ("\n\nAn earlier answer had these problems, which yours must not have: "
@@ -35,19 +36,26 @@ def draft_outline(
     progress: ProgressCallback = ignore,
     cancel: threading.Event | None = None,
 ) -> Outline:
-    """Ask the model for an outline, decoded under the outline's JSON schema, and check it:
-    an outline with problems (titles alike, titles about the writing) is asked for again with
-    the problems named (``OUTLINE_ATTEMPTS`` tries in all), and what is left is mended (see
+    """Ask the model for an outline, decoded under the outline's JSON schema (closed before a
+    section that repeats an earlier one: :class:`OutlineStream`), and check it: an outline
+    with problems (titles alike, titles about the writing) is asked for again with the
+    problems named (``OUTLINE_ATTEMPTS`` tries in all), and what is left is mended (see
     :mod:`lwlocal.write.outline_check`), each change reported as a ``notice`` and kept in the
     outline's ``changes``. Reports the prompt's evaluation (``prompt``) and the outline's
     tokens (``plan``), and raises KeyboardInterrupt when ``cancel`` is set."""
     n_sections = n_sections or section_range(words)
     request = outline_prompt(prompt, words, n_sections)
     text_so_far: list[str] = []
+    stream = OutlineStream(n_sections[0])
 
     def on_text(piece: str) -> None:
         text_so_far.append(piece)
+        stream.add(piece)
         progress(Progress("outline", text=piece, done=len(text_so_far)))
+
+    def on_retry() -> None:
+        text_so_far.clear()
+        stream.reset()
 
     def on_prefill(done: int, total: int) -> None:
         progress(Progress("prompt", done=done, total=total))
@@ -55,19 +63,20 @@ def draft_outline(
     best: tuple[int, Outline] | None = None
     note = ""
     for attempt in range(OUTLINE_ATTEMPTS):
-        text_so_far.clear()
+        on_retry()
         result = chat.complete(
             [Message("user", request + note)],
             Sampling(**{**vars(sampling), "seed": sampling.seed + attempt}),
             max_tokens=max_outline_tokens(n_sections),
             json_schema=outline_schema(n_sections),
-            hooks=Hooks(on_text=on_text, on_prefill=on_prefill, on_retry=text_so_far.clear,
-                        cancel=cancel),
+            hooks=Hooks(on_text=on_text, on_prefill=on_prefill, on_retry=on_retry,
+                        should_stop=lambda: stream.looped, cancel=cancel),
         )
         if result.stop == "cancelled":
             raise KeyboardInterrupt
+        text = stream.closed() if stream.looped else result.text
         try:
-            outline = parse_model_outline(result.text, prompt, words)
+            outline = parse_model_outline(text, prompt, words)
         except LwlocalError:
             if attempt == OUTLINE_ATTEMPTS - 1 and best is None:
                 raise
