@@ -132,6 +132,11 @@ TALK = [
     # the 10,000-word job of this stop (section 6)
     "The topic of baking that I was told to write about today is British baking.",
     "So now I'd like to talk about the British baking industry.",
+    # make demo, this stop: a sentence, and a title the outline's mend made from a main point
+    "So that's the first thing I've done today - I'm not going to make any mistakes on this "
+    "blog or anywhere else.",
+    "Every time you write a guide it's important",
+    "Tomorrow brings endless possibilities, and I am with you every step of the way!",
 ]
 SUBJECT = [
     "Tomatoes need six hours of sun a day.",
@@ -170,6 +175,9 @@ SUBJECT = [
     "Her blog about roses had ten thousand readers.",
     "As I said goodbye, the ferry left the harbour.",
     "I know what you are trying to say, she told him.",
+    "When you write a letter to the mill, keep a copy.",
+    "She writes a guide for each new beekeeper in the village.",
+    "The guide was with us every step of the climb.",
 ]
 
 
@@ -452,6 +460,10 @@ def test_list_numbers_before_a_title_are_dropped():
     # make demo, this round: "## Watering and Planting," under its heading
     mended, changes = repair(Outline("p", 400, [Section("Watering and Planting,", "Tips.", 400)]))
     assert mended.sections[0].title == "Watering and Planting" and len(changes) == 1
+    # make demo, this stop: a title that ends as a sentence does
+    mended, _ = repair(Outline("p", 400, [Section("To keep your garden, eat what you can.", "E.",
+                                                  400)]))
+    assert mended.sections[0].title == "To keep your garden, eat what you can"
     # a title numbered in brackets (LongBench-Write's t-SNE introduction through llama-server)
     mended, _ = repair(Outline("p", 400, [Section("Introduction to T-SNE (2)", "What.", 400)]))
     assert mended.sections[0].title == "Introduction to T-SNE"
