@@ -80,6 +80,21 @@ def test_a_grammar_is_asked_about_the_chains_pick_alone_where_it_allows_it(engin
     assert 0 < refused < len(picks) / 4  # the reply's opening brace: not the model's own pick
 
 
+def test_a_json_reply_ends_when_its_value_does_whatever_may_end_says(engine):
+    """Under a JSON schema the value decides where the reply ends: a reply that may not end
+    yet (``min_tokens``, ``ignore_eos`` through ``lwlocal serve``) still ends there, rather
+    than leaving the grammar nothing to accept (llama.cpp aborts the process)."""
+    import json
+
+    context = engine.tokenize("<|im_start|>user\nGive a number.<|im_end|>\n"
+                              "<|im_start|>assistant\n", start=True)
+    schema = {"type": "object", "properties": {"n": {"type": "integer", "maximum": 9}},
+              "required": ["n"], "additionalProperties": False}
+    result = engine.generate(context, Sampling(seed=3), max_tokens=40, json_schema=schema,
+                             may_end=lambda: False)
+    assert result.stop == "eog" and set(json.loads(result.text)) == {"n"}
+
+
 LOOPING = ("<|im_start|>user\nWrite a long essay about rivers.<|im_end|>\n<|im_start|>assistant\n"
            + "Rivers carry water to the sea. " * 4)
 

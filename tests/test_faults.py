@@ -132,11 +132,9 @@ TALK = [
     # the 10,000-word job of this stop (section 6)
     "The topic of baking that I was told to write about today is British baking.",
     "So now I'd like to talk about the British baking industry.",
-    # make demo, this stop: a sentence, and a title the outline's mend made from a main point
+    # make demo, this stop
     "So that's the first thing I've done today - I'm not going to make any mistakes on this "
     "blog or anywhere else.",
-    "Every time you write a guide it's important",
-    "Tomorrow brings endless possibilities, and I am with you every step of the way!",
 ]
 SUBJECT = [
     "Tomatoes need six hours of sun a day.",
@@ -176,8 +174,9 @@ SUBJECT = [
     "As I said goodbye, the ferry left the harbour.",
     "I know what you are trying to say, she told him.",
     "When you write a letter to the mill, keep a copy.",
-    "She writes a guide for each new beekeeper in the village.",
-    "The guide was with us every step of the climb.",
+    "Before you write an essay, make a rough outline.",  # prose about writing (a review's)
+    "He started this blog in 2004 to track his roses.",
+    '"I am with you every step of the way," her father said.',
 ]
 
 
@@ -464,6 +463,8 @@ def test_list_numbers_before_a_title_are_dropped():
     mended, _ = repair(Outline("p", 400, [Section("To keep your garden, eat what you can.", "E.",
                                                   400)]))
     assert mended.sections[0].title == "To keep your garden, eat what you can"
+    for kept in ("Life in the U.S.", "Tools, glue, etc.", "Wait...", "Acme Inc."):
+        assert repair(Outline("p", 400, [Section(kept, "E.", 400)]))[0].sections[0].title == kept
     # a title numbered in brackets (LongBench-Write's t-SNE introduction through llama-server)
     mended, _ = repair(Outline("p", 400, [Section("Introduction to T-SNE (2)", "What.", 400)]))
     assert mended.sections[0].title == "Introduction to T-SNE"

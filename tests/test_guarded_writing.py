@@ -286,16 +286,24 @@ def test_an_outline_that_loops_is_closed_before_the_repeated_section():
     stopped there and closed before it, once the fewest sections are written; a repeat before
     then goes on (the outline's check deals with it)."""
     sections = [{"title": "Old grains", "main_point": "Emmer and einkorn.", "words": 100},
-                {"title": "Mills", "main_point": "Stones that grind.", "words": 100},
-                {"title": "Ovens", "main_point": "Stones that grind.", "words": 100},
+                {"title": "Mills", "main_point": "Stones that grind the grain to flour.",
+                 "words": 100},
+                {"title": "Ovens", "main_point": "Stones that grind the grain to flour.",
+                 "words": 100},
                 {"title": "Ovens", "main_point": "Clay domes.", "words": 100}]
     looping = json.dumps({"sections": sections + [sections[0]] * 6})
     chat = ScriptedChat([looping])
     outline = draft_outline(chat, "Write about bread.", 400, Sampling(), (2, 12))
     assert [s.title for s in outline.sections] == ["Old grains", "Mills"]
+    assert outline.changes == ["closed before section 3, which repeated section 2 (a loop)"]
     assert chat.stats.generated_tokens < len(looping.split()) / 2  # stopped in the loop
     early = draft_outline(ScriptedChat([looping]), "Write about bread.", 400, Sampling(), (4, 12))
     assert len(early.sections) >= 3  # the repeat came before the fewest: written on
+    short = {"sections": [{"title": t, "main_point": "Tips.", "words": 100}
+                          for t in ("Old grains", "Mills", "Ovens")]}
+    tips = draft_outline(ScriptedChat([json.dumps(short)]), "Write about bread.", 300,
+                         Sampling(), (2, 12))
+    assert len(tips.sections) == 3  # a main point of a word said again is no loop
 
 
 def test_the_outline_stream_finds_sections_through_strings_that_hold_braces():

@@ -111,6 +111,15 @@ def test_a_json_schema_reply_parses_and_follows_it(client):
         model=DEFAULT_MODEL, max_tokens=200, temperature=0, response_format=Place,
         messages=[{"role": "user", "content": "Describe Porto as JSON."}])
     assert isinstance(parsed.choices[0].message.parsed, Place)
+    # held open (vLLM's min_tokens, ignore_eos): the reply still ends with its value, and the
+    # server lives on
+    held = client.chat.completions.create(
+        model=DEFAULT_MODEL, max_tokens=200, temperature=0,
+        messages=[{"role": "user", "content": "Describe Lisbon as JSON."}],
+        response_format={"type": "json_schema", "json_schema": {"name": "place",
+                                                                "schema": schema}},
+        extra_body={"ignore_eos": True, "min_tokens": 150})
+    assert Place.model_validate(json.loads(held.choices[0].message.content or ""))
 
 
 @pytest.mark.parametrize("bad", [

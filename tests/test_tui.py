@@ -25,14 +25,18 @@ from lwlocal.tui.screens.model import ModelScreen
 from lwlocal.tui.screens.writing import WritingScreen
 from lwlocal.tui.state import TuiState
 from lwlocal.tui.widgets.task_line import TaskLine
+from lwlocal.util.cpu import default_threads
 from lwlocal.util.errors import LwlocalError
+from lwlocal.util.progress import Progress
 from lwlocal.util.samples import ENGLISH
 from lwlocal.write import lookup_gain
+from lwlocal.write.jobs import check_settings
 from lwlocal.write.journal import Job, list_jobs
 from lwlocal.write.length import DEFAULT_WORDS
 from lwlocal.write.lookup_gain import choose
 from lwlocal.write.outline import Outline, Section
 from lwlocal.write.settings import JobSettings
+from tests.support.bounds import HANG
 from tests.support.fake_chat import FakeChat, FakeSession
 from tests.support.lookup import keep_lookup_gain
 from tests.support.tui_pilot import (
@@ -64,6 +68,17 @@ def test_the_model_loads_and_plans_without_touching_the_terminal(tmp_path, lw_ho
         return dup2(fd, fd2, *args)
 
     monkeypatch.setattr(os, "dup2", spy)
+    # the outline waits after its first piece until the screen is read: however fast the
+    # model writes, it is still outlining then
+    hold = threading.Event()
+    progress = ComposeScreen._progress
+
+    def held(self: ComposeScreen, event: Progress) -> None:
+        progress(self, event)
+        if event.stage == "outline":
+            assert hold.wait(HANG), "the test never let the outline go on"
+
+    monkeypatch.setattr(ComposeScreen, "_progress", held)
     app = LwlocalApp(TuiState(jobs_root=tmp_path / "jobs", prompt=PROMPT, words=200,
                               threads=1))
 
@@ -85,6 +100,7 @@ def test_the_model_loads_and_plans_without_touching_the_terminal(tmp_path, lw_ho
             assert "drafting the outline:" in shown[-4] and "Cancel (Esc)" in shown[-4]
             assert "esc Cancel" in shown[-1]
             await pilot.press("escape")
+            hold.set()
             await messages.wait(pilot, ComposeScreen.Outlined)
             assert screen_text(app).splitlines()[1:-1] == before.splitlines()[1:-1]
             assert "outline cancelled" in notes(app)
@@ -350,6 +366,26 @@ def test_speculate_auto_is_chosen_from_the_kept_measurement_before_the_model_loa
             assert notes(app)[0] == f"Speculate auto: {chosen} ({choose(kept).reason})"
 
     run(test)
+
+
+def test_speculate_auto_holds_for_the_settings_it_was_chosen_for(tmp_path, monkeypatch):
+    """A choice holds for the model, threads and KV cache it was made for (an f16 cache chosen
+    after lookup is off, not refused), is made once for them, and a measurement first lets go
+    of the loaded model, which would otherwise be in memory twice."""
+    kept = keep_lookup_gain(1.2)
+    state = TuiState(jobs_root=tmp_path / "jobs", speculate="auto")
+    said: list[str] = []
+    assert state.choose_speculation(said.append) == choose(kept) and not said
+    assert state.speculation() == "lookup" and state.choose_speculation(said.append) is None
+    state.kv_type = "f16"
+    assert state.speculation() == "off"
+    check_settings(state.settings())  # not refused: auto never looks up over f16
+    assert state.choose_speculation(said.append).mode == "off"
+    state.kv_type, state.threads = None, default_threads() + 1  # not measured: measured now
+    state.session = FakeSession(state.settings(), FakeChat())
+    monkeypatch.setattr(lookup_gain, "measure_gain", lambda *args: kept)
+    assert state.choose_speculation(said.append) == choose(kept)
+    assert said and state.session is None
 
 
 # 6. focus and keys

@@ -230,6 +230,7 @@ class Engine:
         last ``replied`` tokens of ``context`` and those generated); DRY over the last
         ``dry_penalty_last_n`` tokens of the context too, as llama-server's sampler does. Under
         a grammar (an outline's JSON) there is no DRY: its keys recur by design."""
+        grammar_step = self._grammar_step(grammar) if grammar else None  # may refuse: first
         steps = []
         chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
         penalties = llama_cpp.llama_sampler_init_penalties(
@@ -255,8 +256,7 @@ class Engine:
             ]
         for step in steps:
             llama_cpp.llama_sampler_chain_add(chain, step)
-        return Sampler(chain, self._grammar_step(grammar) if grammar else None,
-                       llama_cpp.llama_vocab_n_tokens(self._vocab))
+        return Sampler(chain, grammar_step, llama_cpp.llama_vocab_n_tokens(self._vocab))
 
     def _dry_step(self, sampling: Sampling) -> Any:
         breakers = (ctypes.c_char_p * len(DRY_BREAKERS))(*(b.encode() for b in DRY_BREAKERS))
@@ -368,7 +368,8 @@ class Engine:
         """Continue ``context`` with up to ``max_tokens`` sampled tokens; its last ``replied``
         tokens are the reply's start, gone on with (the repetition penalty counts them).
 
-        Stops at an end-of-turn token (never sampled while ``may_end()`` is false), at
+        Stops at an end-of-turn token (never sampled while ``may_end()`` is false, but under
+        ``json_schema``, whose value ends the reply once it is complete), at
         ``max_tokens``, at the end of the context window, when ``should_stop()`` is true after a
         token, or when ``cancel`` is set (between batches of the prompt, or after a token).
         ``on_prefill(done, total)`` follows the prompt's evaluation batch by batch; ``on_text``
@@ -394,7 +395,7 @@ class Engine:
             # with a grammar, a guess could break it before it is checked
             speculator.start("off" if grammar else self.speculate, context, self.stats)
             while True:
-                if may_end is not None and not may_end():
+                if may_end is not None and not may_end() and grammar is None:
                     self._forbid(speculator.row, self._end_tokens)
                 if avoid_first and not result.tokens:
                     self._forbid(speculator.row, avoid_first)

@@ -4,9 +4,10 @@ the chain picks a token, the grammar is asked about that token alone, and only w
 is the grammar applied to every candidate and the token picked again.
 
 A grammar at the head of the chain asks about all of the vocabulary's tokens for every token
-written (49,152 on the default model): an outline was written at about 40 tokens a second
-against 100 without one. The pick differs from the grammar-first chain's only where the chain's
-own pick breaks the grammar."""
+written (49,152 on the default model): an outline was written at half the rate of plain text
+(``benchmarks/grammar_sampling.py``). The picks are llama.cpp's ``common_sampler_sample``'s,
+not the grammar-first chain's: top-k, top-p and min-p trim the whole vocabulary before the
+grammar is asked, so with the same seed the text differs."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from typing import Any
 import llama_cpp
 import numpy as np
 
+from lwlocal.util.errors import LwlocalError
+
 TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)])
 assert TOKEN_DATA.itemsize == ctypes.sizeof(llama_cpp.llama_token_data)
 
@@ -26,9 +29,10 @@ class Sampler:
     or None), both owned: :meth:`close` frees them."""
 
     def __init__(self, chain: Any, grammar: Any | None, n_vocab: int) -> None:
-        self.chain, self.grammar = chain, grammar
-        self._candidates = np.zeros(n_vocab, dtype=TOKEN_DATA)
-        self._ids = np.arange(n_vocab, dtype=np.int32)
+        self.chain, self.grammar, self.n_vocab = chain, grammar, n_vocab
+        # the candidates a pick is made from, written afresh for each (only under a grammar)
+        self._candidates = np.zeros(n_vocab if grammar else 0, dtype=TOKEN_DATA)
+        self._ids = np.arange(n_vocab if grammar else 0, dtype=np.int32)
 
     def sample(self, ctx: Any, row: int) -> int:
         """The next token from the logits of the last batch's ``row``, accepted by the chain
@@ -36,7 +40,7 @@ class Sampler:
         if self.grammar is None:
             return int(llama_cpp.llama_sampler_sample(self.chain, ctx, row))
         logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx, row),
-                                       shape=(len(self._ids),))
+                                       shape=(self.n_vocab,))
         token = self._pick(logits, grammar_first=False)
         if not self._allowed(token):
             token = self._pick(logits, grammar_first=True)
@@ -53,7 +57,10 @@ class Sampler:
         if grammar_first:
             llama_cpp.llama_sampler_apply(self.grammar, ctypes.byref(array))
         llama_cpp.llama_sampler_apply(self.chain, ctypes.byref(array))
-        return int(array.data[array.selected].id)
+        picked = array.data[array.selected]
+        if grammar_first and math.isinf(picked.logit):  # llama.cpp aborts on accepting it
+            raise LwlocalError("the JSON schema's grammar allows no next token here")
+        return int(picked.id)
 
     def _allowed(self, token: int) -> bool:
         """Whether the grammar lets ``token`` come next."""

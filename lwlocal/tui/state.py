@@ -54,7 +54,8 @@ class TuiState:
     n_ctx: int | None = None
     kv_type: str | None = None
     speculate: str = "off"  # off, lookup or auto (see docs/speculation.md)
-    choice: Choice | None = None  # what auto chose for the form's settings, once it has
+    choice: Choice | None = None  # what auto chose, for the settings in ``chosen_for``
+    chosen_for: tuple[str, int | None, str | None] | None = None  # model, threads, KV cache
     threads: int | None = None  # None: the planner's choice
     outline: Outline | None = None
     job: Job | None = None  # the job on the Writing screen
@@ -84,16 +85,29 @@ class TuiState:
 
     def speculation(self) -> str:
         """How the form's job decodes: its Speculate, with ``auto`` what
-        :meth:`choose_speculation` chose (off until it has)."""
+        :meth:`choose_speculation` chose for these settings (off until it has)."""
         if self.speculate != "auto":
             return self.speculate
-        return self.choice.mode if self.choice is not None else "off"
+        current = self.choice is not None and self.chosen_for == self._speculation_key()
+        return self.choice.mode if current and self.choice is not None else "off"
+
+    def _speculation_key(self) -> tuple[str, int | None, str | None]:
+        return self.model, self.threads, self.kv_type
 
     def choose_speculation(self, say: Callable[[str], None]) -> Choice | None:
-        """For Speculate ``auto``, choose for the form's model, threads and KV cache (from a
-        worker: the first time for a model it measures, seconds), saying so through ``say``."""
-        self.choice = None if self.speculate != "auto" else auto_for(
-            self.model, self.threads, kv_type=self.kv_type, say=say)
+        """For Speculate ``auto``, choose for the form's model, threads and KV cache unless
+        chosen for them already (from a worker: the first time for a model it measures, for
+        seconds, saying so through ``say``); the new choice, or None."""
+        key = self._speculation_key()
+        if self.speculate != "auto" or (self.choice is not None and self.chosen_for == key):
+            return None
+
+        def measuring(line: str) -> None:
+            self.session = None  # the measurement loads the model itself: not beside this one
+            say(line)
+
+        self.choice = auto_for(self.model, self.threads, kv_type=self.kv_type, say=measuring)
+        self.chosen_for = key
         return self.choice
 
     def set_words(self, words: int | None) -> None:

@@ -85,9 +85,8 @@ _ABOUT_TEXT = [
     r"\b(?:your|my) (?:\w+ )?(?:response|answer|reply)\b",
     r"\b(?:an|the) (?:earlier|previous|last) (?:answer|response|reply)\b", r"^question:",
     r"\bquotation marks\b", r"\bwriting task\b", r"\bmy readers\b",
-    r"\b(?:this|my|the) blog post\b", r"\bthis blog\b", r"\bwhat i(?:'m| am) trying to say\b",
-    r"\b(?:you|i|we) (?:\w+ )?write (?:a|an|this|my|your) (?:[\w-]+ )?(?:guide|essay|article|"
-    r"post|section|paragraph)s?\b",
+    r"\b(?:this|my|the) blog post\b", r"\b(?:on|in) this blog\b",
+    r"\bwhat i(?:'m| am) trying to say\b",
     r"\bas i (?:mentioned|said|wrote) (?:before|earlier|above)\b",
     r"\bi (?:was|have been|am|'ve been|'m) (?:told|asked) to (?:write|talk) about\b",
     r"\b(?:i'd|i would) like to (?:talk|write) about\b",
@@ -132,8 +131,6 @@ _TO_ASKER = [
     r"could|to have)\b", r"\byou(?:'re| are) absolutely right\b", r"\byour writing\b",
     r"\byou(?:'d| would) like me to\b",
     r"\b(?:i|we)(?:'m| am|'re| are|'ll be| will be) (?:always )?here for you\b",
-    r"\b(?:i|we)(?:'m| am|'re| are|'ll be| will be) (?:right )?(?:here )?with you every "
-    r"(?:single )?step\b",
     r"\blanguage model\b", r"\byou (?:asked|requested|wanted)\b",
     r"\byour (?:request|instruction|prompt)\b", r"\bas requested\b", r"\bthank you for\b",
     r"\bplease (?:let|note)\b", r"^(?:sure|certainly|of course|okay|absolutely|yes)\b[,!.]",

@@ -192,12 +192,14 @@ def auto_for(model: str | None, threads: int | None, *, remote: bool = False,
     from lwlocal.models.catalogue import CARDS, DEFAULT_MODEL, local_file, resolve
     from lwlocal.util.cpu import default_threads
 
+    if remote:  # a server decodes as it is set up to, whatever the threads here
+        return auto_choice(None, 1)
     card = CARDS.get(model or DEFAULT_MODEL)
-    if not remote and card is not None and local_file(card) is None:
+    if card is not None and local_file(card) is None:
         return Choice("off", f"lookup is measured on the model's file, and {card.name} is not "
                              f"downloaded")
     machine = detect()
     on_gpu = (n_gpu_layers or 0) > 0 or (n_gpu_layers is None and machine.offload
                                          and machine.vram_free > 0)
-    return auto_choice(None if remote else resolve(model), threads or default_threads(),
-                       kv_type=kv_type, flash_attn=flash_attn, on_gpu=on_gpu, say=say)
+    return auto_choice(resolve(model), threads or default_threads(), kv_type=kv_type,
+                       flash_attn=flash_attn, on_gpu=on_gpu, say=say)

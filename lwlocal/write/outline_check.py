@@ -21,8 +21,9 @@ from lwlocal.write.outline import (
 
 LIST_NUMBERS = re.compile(r"^\s*(?:(?:\d{1,2}|[ivx]{1,4})[.)]\s*)+", re.IGNORECASE)  # "1. 3. "
 # "Watering and Planting," "To keep your garden, eat what you can." and "Introduction to T-SNE
-# (2)" as titles
-TRAILING_MARKS = re.compile(r"(?:[\s,;:.]|\(\d{1,2}\))+$")
+# (2)" as titles; a full stop after a lower-case word alone ("U.S.", "etc." and "..." stay)
+TRAILING_MARKS = re.compile(r"(?:[\s,;:]|\(\d{1,2}\)|"
+                            r"(?<=[a-z]{2})(?<![Ee]tc|[Ii]nc|[Ll]td)(?<![Vv]s)\.)+$")
 TITLE_WORDS = 8  # a title made from a main point: its first clause, this many words at most
 _CLAUSE = re.compile(r"[^.;:\n(]+")
 # words a title made by cutting a clause short may not end on ("... the origin and")

@@ -60,7 +60,7 @@ def draft_outline(
     def on_prefill(done: int, total: int) -> None:
         progress(Progress("prompt", done=done, total=total))
 
-    best: tuple[int, Outline] | None = None
+    best: tuple[int, Outline, list[str]] | None = None  # problems, outline, its cut
     note = ""
     for attempt in range(OUTLINE_ATTEMPTS):
         on_retry()
@@ -74,7 +74,11 @@ def draft_outline(
         )
         if result.stop == "cancelled":
             raise KeyboardInterrupt
-        text = stream.closed() if stream.looped else result.text
+        text, cut = result.text, []
+        if stream.looped and stream.repeat is not None:
+            text = stream.closed()
+            cut = [f"closed before section {stream.repeat[0]}, which repeated section "
+                   f"{stream.repeat[1]} (a loop)"]
         try:
             outline = parse_model_outline(text, prompt, words)
         except LwlocalError:
@@ -83,13 +87,14 @@ def draft_outline(
             continue
         found = outline_problems(outline)
         if best is None or len(found) < best[0]:
-            best = (len(found), outline)
+            best = (len(found), outline, cut)
         if not found:
             break
         titles = [s.title for s in outline.sections]
         note = OUTLINE_AGAIN.format(problems="; ".join(p.describe(titles) for p in found))
     assert best is not None
-    outline, changes = repair_outline(best[1])
+    outline, mended = repair_outline(best[1])
+    changes = [*best[2], *mended]
     for change in changes:
         progress(Progress("notice", message=f"outline: {change}"))
     outline.changes = changes

@@ -4,6 +4,7 @@ outline (AgentWrite) or write straight away (direct)."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 
 from rich.text import Text
@@ -207,14 +208,16 @@ class ComposeScreen(AppScreen):
         self.query_one("#go").disabled = True
         self.query_one(TaskLine).start("loading the model…")
         self.refresh_bindings()
-        self.draft_outline(cancel)
+        self.draft_outline(cancel, self.query_one(TaskLine).say)
 
     @work(thread=True, exclusive=True, group="compose", exit_on_error=False)
-    def draft_outline(self, cancel: threading.Event) -> None:
+    def draft_outline(self, cancel: threading.Event, say: Callable[[str], None]) -> None:
         state = self.lw.state
         run_in_background()  # the interface keeps its share of the cores
         try:
-            self.lw.choose_speculation(self.query_one(TaskLine).say)
+            self.lw.choose_speculation(say)
+            if cancel.is_set():
+                raise KeyboardInterrupt
             session = state.load_session(state.settings())
             if cancel.is_set():
                 raise KeyboardInterrupt

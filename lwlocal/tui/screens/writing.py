@@ -156,6 +156,8 @@ class WritingScreen(AppScreen):
             if job is None:  # a new job: the edited budgets are the plan
                 assert outline is not None
                 self.lw.choose_speculation(self._dashboard)
+                if cancel.is_set():
+                    raise KeyboardInterrupt
                 session = state.load_session(replace(state.settings(), words=outline.words))
                 job = session.new_job(state.jobs_root)
                 job.save_outline(outline)
