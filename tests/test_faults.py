@@ -421,6 +421,16 @@ def test_tidy_drops_lines_of_list_numbers_alone():
     assert [(r.kind, r.text) for r in repairs] == [("numbers", "1. 1. / 2. 2 / 3. 4")]
 
 
+def test_tidy_numbers_a_list_from_one_where_it_counts_on_from_an_earlier_section():
+    """make demo, this stop: section 2 opened "2." and "3." after section 1's "1." and "2."."""
+    text, repairs = tidy("2. The importance of soil: roots need air.\n3. Be careful: water "
+                         "early.", "Soil")
+    assert text == "1. The importance of soil: roots need air.\n2. Be careful: water early."
+    assert [(r.kind, r.text) for r in repairs] == [("numbers", "2. 3. numbered from 1")]
+    for kept in ("1. Dig.\n2. Sow.", "In 1990 the river rose.\n2. b\n4. c", "Sow in May."):
+        assert tidy(kept, "Soil") == (kept, [])
+
+
 def test_a_title_made_from_a_main_point_ends_on_a_word_of_its_own():
     """A lighthouse history of this round: titles cut from main points at eight words ended
     "... the origin and" and "... is a story that", and one on a comma."""
@@ -486,6 +496,10 @@ def test_outline_problems_repeated_titles_and_placeholders():
     placeholders = outline_problems(["Section Title 1", "SECTION Title 3", "Title 5", "Titles"],
                                     ["A keeper.", "A storm.", "A rescue.", "Deeds."])
     assert [(p.index, p.kind) for p in placeholders] == [(1, "talk"), (2, "talk"), (3, "talk")]
+    # make demo, this stop: the title the mend made from an echo of the instruction
+    echo = outline_problems(["Keeping the soil", "Every time you write a guide it's important",
+                             "How to write an essay"], ["Soil.", "Guides.", "Essays."])
+    assert [(p.index, p.kind) for p in echo] == [(2, "talk"), (3, "talk")]
 
 
 def test_repair_retitles_from_the_main_point_or_merges():

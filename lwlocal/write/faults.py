@@ -422,6 +422,11 @@ class OutlineProblem:
         return f"section {self.index} ('{title}') is about the writing, not the subject"
 
 
+# an outline's title about writing such a text: the instruction said back ("Every time you write
+# a guide it's important", make demo); in prose, writing may be the subject
+_WRITING_A_TEXT = re.compile(r"\b(?:write|writes|writing|wrote) (?:a|an|the|this|your|my) "
+                             r"(?:[\w-]+ )?(?:guide|essay|article|blog|post|report|section|"
+                             r"paragraph)s?\b", re.IGNORECASE)
 _PLACEHOLDER = re.compile(r"\[[^\]]*\]|\{[^}]*\}|<[^>]*>|^\s*(?:(?:section|part|step|"
                           r"chapter|paragraph)\s*(?:title\s*)?|title\s*)\d*\s*$", re.IGNORECASE)
 
@@ -438,6 +443,7 @@ def outline_problems(titles: Sequence[str], main_points: Sequence[str]) -> list[
         if like is not None:
             problems.append(OutlineProblem(i, "title", like))
         elif (_PLACEHOLDER.search(bare_title) or _PLACEHOLDER.search(point)
-              or is_talk(bare_title) or _ASKER.search(point) or not normal_words(bare_title)):
+              or is_talk(bare_title) or _WRITING_A_TEXT.search(bare_title)
+              or _ASKER.search(point) or not normal_words(bare_title)):
             problems.append(OutlineProblem(i, "talk"))
     return problems

@@ -36,6 +36,7 @@ TRIES_SHORT = 8  # ... and where ending would leave the section short of its flo
 REPAIRS_PER_SECTION = 16  # faults a section may have repaired before it ends where it is ...
 REPAIR_WORDS = 500  # ... for each this many words of its budget (a 1,500-word section: 48)
 _NUMBERS_ONLY = re.compile(r"^\s*(?:\d+[.)]?\s*)+$")  # a line of list numbers alone
+_LIST_ITEM = re.compile(r"^([ \t]*)(\d{1,3})([.)])(?=[ \t])", re.MULTILINE)  # "2. " opening a line
 NUMBERS_IN_A_ROW = 2  # sentences of list numbers alone in a row that are a loop
 # a sentence is closed once what follows its end is no letter or digit (or nothing yet)
 _CLOSED = re.compile(rf"{SENTENCE_BODY}(?:{SENTENCE_END}(?![^\W_])|[。！？]|\n+)")
@@ -179,11 +180,23 @@ class SectionGuard:
 _WRAPPED_HEADING = re.compile(r"^(?:<<[^<>\n]{1,160}>>|«[^«»\n]{1,160}»|\[[^\[\]\n]{1,160}\])$")
 
 
+def _numbered_from_one(body: str) -> str | None:
+    """``body`` with its list numbered from 1 where it counts on from an earlier section's
+    (section 2 of ``make demo`` opened "2." after section 1's "1." and "2."), else None."""
+    items = _LIST_ITEM.findall(body)
+    numbers = [int(number) for _, number, _ in items]
+    if not numbers or numbers[0] <= 1 or numbers != list(range(numbers[0],
+                                                             numbers[0] + len(numbers))):
+        return None
+    shift = numbers[0] - 1
+    return _LIST_ITEM.sub(lambda m: f"{m[1]}{int(m[2]) - shift}{m[3]}", body)
+
+
 def tidy(text: str, title: str) -> tuple[str, list[Repair]]:
     """A finished section without the quotation marks wrapping it, lines of list numbers
-    alone ("1. 1."), or its title repeated on its first line (or a heading of its own wrapped in
-    << >>, « » or brackets there) or run into its first sentence after a colon, and what was
-    removed."""
+    alone ("1. 1."), a list numbered on from an earlier section's, or its title repeated on
+    its first line (or a heading of its own wrapped in << >>, « » or brackets there) or run
+    into its first sentence after a colon, and what was removed."""
     repairs = []
     body = text.strip()
     if len(body) > 1 and body[0] in QUOTES and body[-1] in QUOTES:
@@ -195,6 +208,10 @@ def tidy(text: str, title: str) -> tuple[str, list[Repair]]:
         repairs.append(Repair("numbers", "tidied", " / ".join(numbers)))
         body = re.sub(r"\n{3,}", "\n\n", "\n".join(
             line for line in lines if not _NUMBERS_ONLY.match(line))).strip()
+    if (renumbered := _numbered_from_one(body)) is not None:  # "2." opening a section
+        counted = " ".join(number + mark for _, number, mark in _LIST_ITEM.findall(body))
+        repairs.append(Repair("numbers", "tidied", f"{counted} numbered from 1"))
+        body = renumbered
     first, _, rest = body.partition("\n")
     if rest.strip() and (_WRAPPED_HEADING.match(first.strip()) or opens_with_title(
             first, title) and len(normal_words(first)) <= len(normal_words(title)) + 2):
