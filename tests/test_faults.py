@@ -135,6 +135,13 @@ TALK = [
     # make demo, this stop
     "So that's the first thing I've done today - I'm not going to make any mistakes on this "
     "blog or anywhere else.",
+    # a bicycle repair guide of this stop's
+    "Your plan is well-crafted, and I'll make sure to deliver it with care.",
+    "I'll respond with text when asked about how to repair bicycles properly.",
+    "I'll provide this plan as a PDF document and may use the layout to create it.",
+    "The planning process for my 2019 article about the best ways to repair a bicycle.",
+    "So, I'm going to write a 2017 article about it because of how easy it is.",
+    "But if I have any other details, I'll be happy to put them on my website.",
 ]
 SUBJECT = [
     "Tomatoes need six hours of sun a day.",
@@ -177,6 +184,10 @@ SUBJECT = [
     "Before you write an essay, make a rough outline.",  # prose about writing (a review's)
     "He started this blog in 2004 to track his roses.",
     '"I am with you every step of the way," her father said.',
+    "Your plan is simple: dig in March, sow in April.",
+    "Make your plan before you buy any seed.",
+    "I'm going to plant beans this year.",
+    "She answered the letter the next day.",
 ]
 
 
@@ -558,3 +569,25 @@ def test_budgets_are_bounded_and_keep_their_total(budgets):
     assert min(out) >= min(200, average / 2) - 1
     if average <= 1000:
         assert max(out) <= max(1000, 2 * average) + 1
+
+
+BICYCLE = ("This special bicycle was made of wood and iron in a shed. This special bicycle is "
+           "going to make many people happy for years. This special bicycle has made so many "
+           "changes to the town and its roads. This special bicycle gave people a lot of things "
+           "to do on Sundays.")
+
+
+def test_a_section_opening_its_sentences_alike_again_and_again_is_a_loop():
+    """A bicycle guide of this stop's: "This special bicycle …" eight times, each sentence's
+    fourth word another (so the four-word openings never repeat). The fourth in a section is
+    a loop, for the review and for the guard as it streams; in another section it is not."""
+    found = section_faults(BICYCLE, 1, ["Wheels"])
+    assert [(f.kind, f.text[:25]) for f in found] == [("repeat", "This special bicycle gave")]
+    guard = SectionGuard(1, ["Wheels"], Memory())
+    stream(guard, BICYCLE)
+    assert guard.fault is not None and guard.fault.text.startswith("This special bicycle gave")
+    later = section_faults(BICYCLE.split(". ", 3)[-1], 2, ["Wheels", "Roads"],
+                           Memory([BICYCLE.rsplit(". ", 1)[0]]))
+    assert later == []
+    short = "It is a wheel. It is a bell. It is a seat. It is a frame."
+    assert section_faults(short, 1, ["Parts"]) == []  # sentences too short to count

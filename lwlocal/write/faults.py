@@ -30,6 +30,9 @@ TITLE_LIKENESS = 0.7  # titles sharing this share of their words are one title t
 OPENING_WORDS = 4  # sentences (of NEAR_MIN_WORDS or more) opening with the same words ...
 OPENING_CHARACTERS = 8  # ... (in Chinese, characters) ...
 OPENINGS_SAID = 2  # ... this many times before are a loop ("This is what makes …" again)
+STEM_WORDS = 3  # sentences of one section (of NEAR_MIN_WORDS or more) opening with the same
+STEMS_SAID = 3  # ... three words this many times before in it are a loop ("This special
+# bicycle was …", "… is …", "… has …": a bicycle guide of this stop's, eight times in a row)
 HEADING_TITLE_WORDS = 3  # another section's title this long, then a colon, is its heading
 
 QUOTES = "\"'“”‘’«»「」『』"
@@ -86,6 +89,12 @@ _ABOUT_TEXT = [
     r"\b(?:an|the) (?:earlier|previous|last) (?:answer|response|reply)\b", r"^question:",
     r"\bquotation marks\b", r"\bwriting task\b", r"\bmy readers\b",
     r"\b(?:this|my|the) blog post\b", r"\b(?:on|in) this blog\b",
+    r"\bmy (?:\d{4} )?(?:article|essay)\b",  # "The planning process for my 2019 article"
+    r"^your (?:plan|outline|request|instructions?) (?:is|are|was|looks?) (?:well|very|really|"
+    r"so|clear|great|excellent|good|perfect)\b",
+    r"\bi(?:'ll| will) (?:respond|reply|answer)\b",
+    r"\bi(?:'ll| will) provide (?:this|the|my|a|an) (?:plan|outline|response|answer|text)\b",
+    r"\b(?:i|we)(?:'ll| will|'d| would) be (?:happy|glad) to\b",
     r"\bwhat i(?:'m| am) trying to say\b",
     r"\bas i (?:mentioned|said|wrote) (?:before|earlier|above)\b",
     r"\bi (?:was|have been|am|'ve been|'m) (?:told|asked) to (?:write|talk) about\b",
@@ -114,7 +123,8 @@ _ABOUT_TEXT = [
 # the writer talking to the person who asked
 _TO_ASKER = [
     r"\b(?:i|we)(?:'ll|'m|'ve|'d| will| would| am| have| shall| can)?\s+(?:(?:now|also|then|"
-    r"next|first|already|just|start|begin)\s+)?(?:write|written|writing|cover|discuss|describe|outline|"
+    r"next|first|already|just|start|begin|going to)\s+)?(?:write|written|writing|cover|discuss|"
+    r"describe|outline|"
     r"elaborate|summari[sz]e|delve|excited)\b",
     r"\b(?:i|we) (?:tried|wanted|aimed|hoped) to (?:capture|convey|add|show|write|include|"
     r"highlight|make sure|make it)\b",
@@ -285,6 +295,28 @@ def sentence_key(sentence: str) -> tuple[str, ...] | None:
     return tuple(words) if len(words) >= REPEAT_MIN_WORDS else None
 
 
+def stem(sentence: str) -> tuple[str, ...] | None:
+    """A sentence's first ``STEM_WORDS`` words, or None for a short one or one in Chinese
+    (whose words are characters)."""
+    key = sentence_key(sentence)
+    if not key or len(key) < NEAR_MIN_WORDS or _CJK_CHAR.match(key[0]):
+        return None
+    return key[:STEM_WORDS]
+
+
+class Stems(Counter[tuple[str, ...]]):
+    """How many sentences of a section opened with each stem (:func:`stem`)."""
+
+    def add(self, sentence: str) -> None:
+        if (said := stem(sentence)) is not None:
+            self[said] += 1
+
+    def loops(self, sentence: str) -> bool:
+        """Whether ``sentence`` opens as ``STEMS_SAID`` sentences before it did."""
+        said = stem(sentence)
+        return said is not None and self[said] >= STEMS_SAID
+
+
 def opening(words: Sequence[str]) -> tuple[str, ...]:
     """A sentence's first ``OPENING_WORDS`` words (``OPENING_CHARACTERS`` in Chinese)."""
     n = OPENING_CHARACTERS if words and _CJK_CHAR.match(words[0]) else OPENING_WORDS
@@ -374,12 +406,14 @@ def section_faults(text: str, index: int, titles: Sequence[str],
         faults.append(Fault("title", 0, sentences(text)[0][1].strip() if text.strip() else ""))
     others = [t for i, t in enumerate(titles, 1) if i != index]
     said: list[str] = []
+    stems = Stems()
     for offset, sentence in sentences(text):
         kind = sentence_fault(sentence, boundaries and starts_line(text, offset), others,
-                              memory, said)
+                              memory, said) or ("repeat" if stems.loops(sentence) else None)
         if kind:
             faults.append(Fault(kind, offset, sentence.strip()))
         memory.add(sentence)
+        stems.add(sentence)
         said += normal_words(sentence)
     return faults
 

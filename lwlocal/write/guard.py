@@ -18,6 +18,7 @@ from lwlocal.write.faults import (
     SENTENCE_END,
     Fault,
     Memory,
+    Stems,
     is_heading,
     is_talk,
     normal_words,
@@ -25,6 +26,7 @@ from lwlocal.write.faults import (
     opens_with_quote,
     opens_with_title,
     sentence_fault,
+    sentences,
     starts_line,
     title_run_in,
 )
@@ -93,6 +95,9 @@ class SectionGuard:
         self.text = text
         self.fault: Fault | None = None
         self._own = Memory([text])
+        self._stems = Stems()
+        for _, sentence in sentences(text):
+            self._stems.add(sentence)
         self._words = normal_words(text)
         self._closed = len(text)
         self._numbers = 0  # list numbers alone ("5. 6. 7.") in a row, just before
@@ -108,6 +113,7 @@ class SectionGuard:
                 break
             self.fault = self._check(match.group(), self._closed, closed=True)
             self._own.add(match.group())
+            self._stems.add(match.group())
             self._words += normal_words(match.group())
             self._closed = match.end()
         if self.fault is None and self._closed < len(self.text):
@@ -161,7 +167,7 @@ class SectionGuard:
             openings = (self.earlier.openings_said(sentence)
                         + self._own.openings_said(sentence))
             if kind is None and (self._own.repeats(sentence, self._words)
-                                 or openings >= OPENINGS_SAID):
+                                 or openings >= OPENINGS_SAID or self._stems.loops(sentence)):
                 kind = "repeat"
             return Fault(kind, start, text) if kind else None
         if self.boundaries and starts_line(self.text, begins) and is_heading(sentence.lstrip()):
