@@ -591,3 +591,17 @@ def test_a_section_opening_its_sentences_alike_again_and_again_is_a_loop():
     assert later == []
     short = "It is a wheel. It is a bell. It is a seat. It is a frame."
     assert section_faults(short, 1, ["Parts"]) == []  # sentences too short to count
+
+
+def test_lines_that_took_the_matchers_exponential_time_are_read_at_once():
+    """The 5,000-word bread guide of this stop's hung in its fifth section on a line of
+    hyphen-joined words: the heading-list pattern could split it into words in exponentially
+    many ways (3 s for 120 characters, doubling every 8; this line is 340). A line of list
+    numbers alone could split a run of digits so too (1.5 s at 24). Both read it one way now."""
+    line = ("1. Baking-A-Simple-Guide-This-Is-The-Key-To_Baking-A-Perfect-Loafs-It's-What-We-"
+            "Should-Do-Here-Are-Your-Tips-So-long-I'm-Just-Giving-You-A-Guide-to-How-To-Make-"
+            "This-All-Around-the-World-Of_Bread, This topic is going to be a bit more detailed.")
+    assert not is_talk(line)
+    assert tidy("1" * 40 + "x\n\nKnead the dough.", "Dough") == (
+        "1" * 40 + "x\n\nKnead the dough.", [])
+    assert tidy("Knead it.\n\n5. 6. 7.\n\nBake it.", "Dough")[0] == "Knead it.\n\nBake it."

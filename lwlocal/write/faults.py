@@ -153,8 +153,12 @@ _TO_ASKER = [
 _META = re.compile("|".join(f"(?:{p})" for p in _ABOUT_TEXT + _TO_ASKER), re.IGNORECASE)
 # a heading restated with another in brackets, a line of its own: the plan listed instead of
 # written ("How to Water Your Garden: (Draining Your Garden)", make demo, this round)
-_TITLE_WORDS = r"[A-Z0-9][\w'’-]*(?:[ ,&/-]+(?:[A-Z0-9][\w'’-]*|a|an|and|as|at|by|for|from|in|" \
-    r"of|on|or|the|to|with|your|our|my))*"
+# (a word's hyphens only between its letters, a spaced dash between words: each way of reading
+# a line is one, so that "Baking-A-Simple-Guide-This-Is-The-Key-…" cannot take the matcher
+# exponential time, as it did, hanging a job)
+_TITLE_WORD = r"[A-Z0-9][\w'’]*(?:-[\w'’]+)*"
+_TITLE_WORDS = rf"{_TITLE_WORD}(?:(?:[ ,&/]+|\s+[-–]\s+)(?:{_TITLE_WORD}|a|an|and|as|at|by|for|" \
+    r"from|in|of|on|or|the|to|with|your|our|my)\b)*"
 _HEADING_LIST = re.compile(rf"^(?:\d{{1,3}}[.)]\s+)?{_TITLE_WORDS}\s*[:,]+"
                            rf"(?:\s*\({_TITLE_WORDS}\))+[\s.]*$")
 _ASKER = re.compile("|".join(f"(?:{p})" for p in _TO_ASKER), re.IGNORECASE)

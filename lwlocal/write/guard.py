@@ -37,7 +37,9 @@ TRIES_PER_CUT = 3  # other starts tried where a fault was cut before the section
 TRIES_SHORT = 8  # ... and where ending would leave the section short of its floor
 REPAIRS_PER_SECTION = 16  # faults a section may have repaired before it ends where it is ...
 REPAIR_WORDS = 500  # ... for each this many words of its budget (a 1,500-word section: 48)
-_NUMBERS_ONLY = re.compile(r"^\s*(?:\d+[.)]?\s*)+$")  # a line of list numbers alone
+# a line of list numbers alone ("1. 1.", "3. 4"; each number once: "1111…x" cannot take the
+# matcher exponential time)
+_NUMBERS_ONLY = re.compile(r"^\s*\d+(?:(?:[.)]\s*|\s+)\d+)*[.)]?\s*$")
 _LIST_ITEM = re.compile(r"^([ \t]*)(\d{1,3})([.)])(?=[ \t])", re.MULTILINE)  # "2. " opening a line
 NUMBERS_IN_A_ROW = 2  # sentences of list numbers alone in a row that are a loop
 # a sentence is closed once what follows its end is no letter or digit (or nothing yet)
