@@ -88,8 +88,12 @@ class TuiState:
         :meth:`choose_speculation` chose for these settings (off until it has)."""
         if self.speculate != "auto":
             return self.speculate
-        current = self.choice is not None and self.chosen_for == self._speculation_key()
-        return self.choice.mode if current and self.choice is not None else "off"
+        chosen = self._chosen()
+        return chosen.mode if chosen is not None else "off"
+
+    def _chosen(self) -> Choice | None:
+        """What auto chose, if it was for the form's model, threads and KV cache."""
+        return self.choice if self.chosen_for == self._speculation_key() else None
 
     def _speculation_key(self) -> tuple[str, int | None, str | None]:
         return self.model, self.threads, self.kv_type
@@ -98,8 +102,7 @@ class TuiState:
         """For Speculate ``auto``, choose for the form's model, threads and KV cache unless
         chosen for them already (from a worker: the first time for a model it measures, for
         seconds, saying so through ``say``); the new choice, or None."""
-        key = self._speculation_key()
-        if self.speculate != "auto" or (self.choice is not None and self.chosen_for == key):
+        if self.speculate != "auto" or self._chosen() is not None:
             return None
 
         def measuring(line: str) -> None:
@@ -107,7 +110,7 @@ class TuiState:
             say(line)
 
         self.choice = auto_for(self.model, self.threads, kv_type=self.kv_type, say=measuring)
-        self.chosen_for = key
+        self.chosen_for = self._speculation_key()
         return self.choice
 
     def set_words(self, words: int | None) -> None:
