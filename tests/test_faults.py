@@ -484,7 +484,14 @@ def test_list_numbers_before_a_title_are_dropped():
     mended, _ = repair(Outline("p", 400, [Section("To keep your garden, eat what you can.", "E.",
                                                   400)]))
     assert mended.sections[0].title == "To keep your garden, eat what you can"
-    for kept in ("Life in the U.S.", "Tools, glue, etc.", "Wait...", "Acme Inc."):
+    # a lighthouse essay of this stop's: a title that runs past its first sentence
+    mended, changes = repair(Outline("p", 400, [Section(
+        "How they can improve your life, by helping others. The importance of them for a", "E.",
+        400)]))
+    assert mended.sections[0].title == "How they can improve your life, by helping others"
+    assert "cut at the end of its first sentence" in changes[0]
+    for kept in ("Life in the U.S.", "Tools, glue, etc.", "Wait...", "Acme Inc.",
+                 "Roads in the U.S. Today", "Dr. Smith and the Lamp"):
         assert repair(Outline("p", 400, [Section(kept, "E.", 400)]))[0].sections[0].title == kept
     # a title numbered in brackets (LongBench-Write's t-SNE introduction through llama-server)
     mended, _ = repair(Outline("p", 400, [Section("Introduction to T-SNE (2)", "What.", 400)]))

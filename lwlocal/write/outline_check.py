@@ -24,6 +24,10 @@ LIST_NUMBERS = re.compile(r"^\s*(?:(?:\d{1,2}|[ivx]{1,4})[.)]\s*)+", re.IGNORECA
 # (2)" as titles; a full stop after a lower-case word alone ("U.S.", "etc." and "..." stay)
 TRAILING_MARKS = re.compile(r"(?:[\s,;:]|\(\d{1,2}\)|"
                             r"(?<=[a-z]{2})(?<![Ee]tc|[Ii]nc|[Ll]td)(?<![Vv]s)\.)+$")
+# a title that goes on past a sentence ("How they can improve your life, by helping others. The
+# importance of them for a", cut at the schema's 80 characters): its first sentence, of two words
+# or more, ending on a lower-case word ("U.S. Roads" stays whole)
+_FIRST_SENTENCE = re.compile(r"^(\S+\s.*?[a-z]{2})[.!?]\s+[A-Z]")
 TITLE_WORDS = 8  # a title made from a main point: its first clause, this many words at most
 _CLAUSE = re.compile(r"[^.;:\n(]+")
 # words a title made by cutting a clause short may not end on ("... the origin and")
@@ -89,6 +93,11 @@ def repair(outline: Outline) -> tuple[Outline, list[str]]:
             changes.append(f"section {i + 1}: '{section.title}' titled '{bare}' (its list "
                            "numbers or trailing marks dropped)")
             sections[i] = replace(section, title=bare)
+        first = _FIRST_SENTENCE.match(sections[i].title)
+        if first:
+            changes.append(f"section {i + 1}: '{sections[i].title}' titled '{first[1]}' (cut at "
+                           "the end of its first sentence)")
+            sections[i] = replace(sections[i], title=first[1])
     for _ in range(len(outline.sections)):
         found = problems(replace(outline, sections=sections))
         if not found or len(sections) == 1 and found[0].kind == "title":
