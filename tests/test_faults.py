@@ -9,6 +9,7 @@ import pytest
 from lwlocal.write.faults import (
     Memory,
     is_boundary,
+    is_garbled,
     is_talk,
     outline_problems,
     section_faults,
@@ -17,8 +18,14 @@ from lwlocal.write.faults import (
 from lwlocal.write.guard import SectionGuard, tidy
 from lwlocal.write.outline import Outline, Section
 from lwlocal.write.outline_check import bounded, repair
+from lwlocal.write.review import review, summary_line
 
 TALK = [
+    # the 5,000-word bread guide of this round: its list items talked about themselves
+    "This topic talks about how this all happened 100 years ago.",
+    "This topic will be discussed later.",
+    "So I'm going to talk a little bit more about what makes things work.",
+    "I will just tell you how to make it now.",
     '"Overview of Vegetable Gardens: This section will cover the basics of soil.',
     "The next is to provide some tips on watering.",
     "which I've already written before.",
@@ -188,6 +195,9 @@ SUBJECT = [
     "Make your plan before you buy any seed.",
     "I'm going to plant beans this year.",
     "She answered the letter the next day.",
+    "Historians have argued about this topic for centuries.",
+    "This topic has been debated by bakers for a century.",
+    "I talk to my grandmother about bread every Sunday.",
 ]
 
 
@@ -608,7 +618,35 @@ def test_lines_that_took_the_matchers_exponential_time_are_read_at_once():
     line = ("1. Baking-A-Simple-Guide-This-Is-The-Key-To_Baking-A-Perfect-Loafs-It's-What-We-"
             "Should-Do-Here-Are-Your-Tips-So-long-I'm-Just-Giving-You-A-Guide-to-How-To-Make-"
             "This-All-Around-the-World-Of_Bread, This topic is going to be a bit more detailed.")
-    assert not is_talk(line)
+    assert is_talk(line) and is_garbled(line)  # "This topic is going to …", glued words
     assert tidy("1" * 40 + "x\n\nKnead the dough.", "Dough") == (
         "1" * 40 + "x\n\nKnead the dough.", [])
     assert tidy("Knead it.\n\n5. 6. 7.\n\nBake it.", "Dough")[0] == "Knead it.\n\nBake it."
+
+
+@pytest.mark.parametrize("text,garbled", [
+    # the 5,000-word bread guide of this round, sections 4 to 6
+    ("Sour-Doodle Recipe: A Guide-A-Key-In-The-World-Of-This-Breads-It-Is-How-You-Can-Make.",
+     True),
+    ("UsingOneItemToMakeTheMostUniqueBreadThisIsNotWhatYou'dWanted, this is what you give.", True),
+    ("Bread-BakedWithAll-The-Right-Types-Of-Ingredients-This topic will be shared.", True),
+    # words people do glue, and what is no prose
+    ("A one-and-a-half-year-old state-of-the-art oven from McDonald's.", False),
+    ("Call `getElementsByClassName_for_every_single_node_here` once.", False),
+    ("See https://example.com/how-to-bake-a-good-loaf-of-bread-at-home-today.", False),
+    ("|---|---|---|---|---|---|---|---|", False),
+    ("Jean-Baptiste ate a mother-in-law's pain-au-chocolat.", False),
+])
+def test_words_glued_into_one_are_garbled(text, garbled):
+    assert is_garbled(text) == garbled
+
+
+def test_the_review_counts_garbled_sentences_and_wants_the_section_again():
+    text = ("Knead the dough for ten minutes until it is smooth. "
+            "Bread-Baked-With-All-The-Right-Types-Of-Ingredients-Here is the way. "
+            "Let it rise until it doubles.")
+    assert [f.kind for f in section_faults(text, 1, ["Dough"])] == ["garbled"]
+    reviewed = review(["Dough"], [text]).as_dict()
+    assert reviewed["garbled"] == 1 and reviewed["sections"][0]["garbled"] == 1
+    assert reviewed["rewrite"] == [1]  # one sentence in three
+    assert "1 garbled" in summary_line(reviewed)

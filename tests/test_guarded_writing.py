@@ -314,3 +314,20 @@ def test_the_outline_stream_finds_sections_through_strings_that_hold_braces():
     assert stream.looped
     assert json.loads(stream.closed()) == {"sections": [
         {"title": "A {b}", "main_point": 'x " }', "words": 1}]}
+
+
+def test_garbled_text_is_cut_before_its_sentence_ends_and_never_kept(tmp_path):
+    """Sections 5 and 6 of this round's 5,000-word bread guide: glued words to the section's
+    token cap (1,483 tokens for 260 words). The guard cuts them as soon as the glued words show;
+    where no other start comes, the section ends short rather than keep them."""
+    glued = "Bread-Baked-With-All-The-Right-Types-Of-Ingredients-In-What-You-Are-Using"
+    chat = ScriptedLocalChat([SOIL + glued + "-Now and so on"] * (TRIES_SHORT + 2))
+    job = job_for(tmp_path)
+    report = Writer(chat, job, OUTLINE, Sampling()).write_section(1)
+    assert job.section_text(1) == SOIL.strip()
+    assert len(chat.requests) == TRIES_SHORT + 1
+    assert [r["action"] for r in report.repairs] == ["resampled"] * TRIES_SHORT + ["ended"]
+    assert report.stop == "garbled"
+    guard = SectionGuard(1, ["Soil"], Memory())
+    assert guard.add(SOIL + "Bread-Baked-With-All-The-Right") is None
+    assert guard.add("-Types") is not None  # the seventh word glued on: before any full stop

@@ -22,7 +22,7 @@ from lwlocal.util.destination import DestinationError
 from lwlocal.util.errors import name_settings
 from lwlocal.write.outline import Outline
 from lwlocal.write.results import JobResult
-from lwlocal.write.review import short_line
+from lwlocal.write.review import short_line, summary_line
 
 err = Console(stderr=True)
 out = Console(highlight=False, soft_wrap=True)
@@ -110,14 +110,12 @@ def print_review(review: dict[str, Any], as_json: bool) -> None:
         repaired = ", ".join(f"{n} {kind}" for kind, n in s["repaired"].items())
         rows.append((str(s["index"]), s["title"], "" if s["planned"] is None else
                      str(s["planned"]), str(s["written"]), str(s["sentences"]), str(s["talk"]),
-                     str(s["repeated"]), str(s["boundary"] + s["quote"] + s["title_repeated"]),
+                     str(s["repeated"]), str(s["garbled"]),
+                     str(s["boundary"] + s["quote"] + s["title_repeated"]),
                      repaired, "rewrite" if s["rewrite"] else ""))
-    print_table(("#", "title", "planned", "written", "sentences", "talk", "repeated", "leaks",
-                 "repaired", ""), rows, title="Review")
-    out.print(f"{review['words']:,} words, {review['sentences']} sentences: "
-              f"{review['talk_share']:.1%} about the writing, {review['repeated_share']:.1%} "
-              f"repeated, {review['boundary']} boundary leaks, {review['repeated_titles']} "
-              "repeated titles", soft_wrap=True)
+    print_table(("#", "title", "planned", "written", "sentences", "talk", "repeated", "garbled",
+                 "leaks", "repaired", ""), rows, title="Review")
+    out.print(summary_line(review), soft_wrap=True)
     for change in review["outline_changes"]:
         out.print(f"outline: {escape(change)}", soft_wrap=True)
     if review["rewrite"]:

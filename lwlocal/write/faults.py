@@ -9,6 +9,8 @@ call the same ones, so what the review reports is what the writer prevents.
 - *repeat*: a sentence said before in the document, or one so like an earlier one that most of
   its word pairs are that sentence's (a loop that changes a word or two each time), a long
   run of words said before, or a sentence opening as two earlier ones did;
+- *garbled*: words glued into one ("Baking-A-Simple-Guide-This-Is-The-Key-To_Baking…",
+  "ThisIsWhatWeWantToBe…"): a small model's text coming apart;
 - *title*: a section that opens by repeating its own title (or another's, as a heading);
   *quote*: one wrapped in quotation marks;
 - in an outline: titles alike, and titles or main points about the writing.
@@ -21,7 +23,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-FAULTS = ("talk", "boundary", "repeat", "title", "quote")
+FAULTS = ("talk", "boundary", "repeat", "garbled", "title", "quote")
 LOOP_WORDS = 12  # a run of this many words said before is a loop, even inside a sentence
 REPEAT_MIN_WORDS = 4  # shorter sentences ("Water daily.") may recur in good prose
 NEAR_MIN_WORDS = 6  # a sentence this long may be a near-repeat of an earlier one ...
@@ -34,6 +36,9 @@ STEM_WORDS = 3  # sentences of one section (of NEAR_MIN_WORDS or more) opening w
 STEMS_SAID = 3  # ... three words this many times before in it are a loop ("This special
 # bicycle was …", "… is …", "… has …": a bicycle guide of this stop's, eight times in a row)
 HEADING_TITLE_WORDS = 3  # another section's title this long, then a colon, is its heading
+# words glued by hyphens, underscores or capitals into one this many ("one-and-a-half-year-old"
+# is six; a bread guide's "Sour-Doodle-Recipe:-A-Guide-A-Key-In-The-World-Of-…", eighteen)
+GLUED_WORDS = 7
 
 QUOTES = "\"'“”‘’«»「」『』"
 _LEAD = re.compile(rf"^[\s{QUOTES}*_#>\-–—•·]+")
@@ -58,6 +63,9 @@ _ABOUT_TEXT = [
     rf"previous|following|above|below|each|every)\s+{_DOC}s?\b",
     r"\b(?:section|paragraph|chapter)\s+(?:\d+|one|two|three|four|five|six|seven|eight|nine|"
     r"ten)\b",
+    # a bread guide's sections of this round, each item "… - This topic talks about …"
+    r"\bthis topic (?:talks|will|is going to|has (?:lots|plenty|a lot|many)|provides|covers|"
+    r"explains|is (?:about|very|a (?:great|good|very)))\b",
     rf"\b(?:in|of|for)\s+(?:my|your)\s+{_DOC}\b",
     r"\bthis (?:particular )?piece\b(?! of)",
     r"^this is (?:a|an|my|the|our) (?:short |quick |brief |simple )?(?:guide|essay|article|"
@@ -129,8 +137,11 @@ _TO_ASKER = [
     r"\b(?:i|we) (?:tried|wanted|aimed|hoped) to (?:capture|convey|add|show|write|include|"
     r"highlight|make sure|make it)\b",
     r"\b(?:i|we) asked for\b",
-    r"\b(?:i(?:'ll| will|'m going to| am going to| am|'m)|let me) (?:now )?(?:tell|show|"
-    r"give|telling|showing|giving) you\b",
+    r"\b(?:i(?:'ll| will|'m going to| am going to| am|'m)|let me) (?:now |just |also )?(?:tell|"
+    r"show|give|telling|showing|giving) you\b",
+    # "I'm going to talk a little bit more about …", "I'll be talking about this in the future"
+    r"\b(?:i|we)(?:'ll| will|'m going to| am going to|'re going to| are going to|'ll be| will be"
+    r")\s+(?:just |now |also )?talk(?:ing)?\b",
     r"\blet me\b", r"\bhope (?:this|that|it)\b(?: \w+)? (?:helps|helped|inspires|inspired|was|is|"
     r"has)\b", r"\bfeel free\b",
     r"\b(?:happy|glad|ready|here) to (?:help|assist|guide you)\b", r"\bwould you like me to\b",
@@ -172,6 +183,10 @@ _HEADING = re.compile(
 _NUMBERED = re.compile(r"^\s*(?:\d+[.):]|[ivx]+[.)])\s*", re.IGNORECASE)
 _LIST_NUMBER_ENDS = re.compile(r"\n[ \t]*\d{1,3}[.)]$")  # a line so far only its list number
 _STEP = re.compile(r"^(?:step|part|point)\s+\d+\s*[:.)-]\s*", re.IGNORECASE)  # "Step 1: …"
+_CODE = re.compile(r"`[^`]*`?")  # inline code, which may glue words as it likes
+_GLUE = re.compile(r"[-_]+|(?<=[a-z'’])(?=[A-Z])")  # where glued words meet
+_NOT_PROSE = re.compile(r"[\d/\\.:@=<>#]")  # addresses, paths, numbers: no words glued
+_LETTER = re.compile(r"[^\W\d_]")
 
 
 @dataclass(frozen=True)
@@ -213,6 +228,17 @@ def is_talk(sentence: str) -> bool:
     about the subject."""
     bare = _STEP.sub("", _bare(sentence).replace("’", "'"))
     return bool(_META.search(bare) or _HEADING_LIST.match(bare))
+
+
+def is_garbled(text: str) -> bool:
+    """Whether ``text`` (a sentence, or the start of one) glues ``GLUED_WORDS`` or more words
+    into one; inline code, addresses and paths aside."""
+    for chunk in _CODE.sub(" ", text).split():
+        chunk = chunk.strip(".,;:!?\"'()[]*")
+        if not _NOT_PROSE.search(chunk) and sum(
+                1 for part in _GLUE.split(chunk) if _LETTER.search(part)) >= GLUED_WORDS:
+            return True
+    return False
 
 
 def _title_words(title: str) -> list[str]:
@@ -432,9 +458,11 @@ def starts_line(text: str, offset: int) -> bool:
 def sentence_fault(sentence: str, at_line_start: bool, other_titles: Sequence[str],
                    memory: Memory, before: Sequence[str] = ()) -> str | None:
     """The fault of one finished sentence, if it has one (in the order the review counts:
-    boundary, talk, repeat)."""
+    boundary, garbled, talk, repeat)."""
     if at_line_start and is_boundary(sentence, other_titles):
         return "boundary"
+    if is_garbled(sentence):
+        return "garbled"
     if is_talk(sentence):
         return "talk"
     if memory.repeats(sentence, before):

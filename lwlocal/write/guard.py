@@ -19,6 +19,7 @@ from lwlocal.write.faults import (
     Fault,
     Memory,
     Stems,
+    is_garbled,
     is_heading,
     is_talk,
     normal_words,
@@ -129,7 +130,7 @@ class SectionGuard:
         ``floor`` (in words), after ``TRIES_PER_CUT`` starts at one place or the section's
         ``repairs`` (:func:`repairs_for`); ``kept``, where ending would leave the section short
         of its ``floor`` (after ``TRIES_SHORT`` starts there): the text stays, and the writing
-        goes on from it."""
+        goes on from it; but garbled text is never kept: the section ends short instead."""
         fault = self.fault
         assert fault is not None, "decide() is for a fault found"
         before = self.text[:fault.start]
@@ -140,7 +141,8 @@ class SectionGuard:
         tries = TRIES_SHORT if short else TRIES_PER_CUT
         ending = ((fault.kind == "boundary" and not short) or len(self.avoid) > tries
                   or len(self.repairs) >= self.most_repairs)
-        action = "resampled" if not ending else "kept" if short else "ended"
+        keep = short and fault.kind != "garbled"
+        action = "resampled" if not ending else "kept" if keep else "ended"
         self.repairs.append(Repair(fault.kind, action, fault.text))
         return self.repairs[-1]
 
@@ -174,6 +176,8 @@ class SectionGuard:
             return Fault(kind, start, text) if kind else None
         if self.boundaries and starts_line(self.text, begins) and is_heading(sentence.lstrip()):
             return Fault("boundary", start, text)
+        if is_garbled(sentence):  # the glued words can only grow: no need to wait for the end
+            return Fault("garbled", start, text)
         words = normal_words(sentence)
         if len(words) <= EARLY_WORDS and is_talk(sentence):  # the rest: when it ends
             return Fault("talk", start, text)

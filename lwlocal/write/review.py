@@ -1,7 +1,7 @@
 """A review of a document, section by section: planned and written words, sentences about the
-writing, repeated sentences, boundary leaks, wrapping quotes and titles said again, and what
-the writer repaired; with the sections worth writing again. It counts with the detectors the
-writer guards with (:mod:`lwlocal.write.faults`)."""
+writing, repeated sentences, garbled ones, boundary leaks, wrapping quotes and titles said
+again, and what the writer repaired; with the sections worth writing again. It counts with
+the detectors the writer guards with (:mod:`lwlocal.write.faults`)."""
 
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ class SectionReview:
     sentences: int
     talk: int
     repeated: int
+    garbled: int
     boundary: int
     quote: int
     title_repeated: int
@@ -41,7 +42,8 @@ class SectionReview:
 
     @property
     def faults(self) -> int:
-        return self.talk + self.repeated + self.boundary + self.quote + self.title_repeated
+        return (self.talk + self.repeated + self.garbled + self.boundary + self.quote
+                + self.title_repeated)
 
 
 @dataclass
@@ -71,6 +73,7 @@ class Review:
             "sentences": total,
             "talk": talk, "talk_share": share(talk),
             "repeated": repeated, "repeated_share": share(repeated),
+            "garbled": sum(s.garbled for s in self.sections),
             "boundary": sum(s.boundary for s in self.sections),
             "quote": sum(s.quote for s in self.sections),
             "title_repeated": sum(s.title_repeated for s in self.sections),
@@ -80,6 +83,14 @@ class Review:
             "outline_changes": self.outline_changes,
             "rewrite": [s.index for s in self.sections if s.rewrite],
         }
+
+
+def summary_line(review: dict[str, Any]) -> str:
+    """A review's totals (:meth:`Review.as_dict`) in a line."""
+    return (f"{review['words']:,} words, {review['sentences']} sentences: "
+            f"{review['talk_share']:.1%} about the writing, {review['repeated_share']:.1%} "
+            f"repeated, {review['garbled']} garbled, {review['boundary']} boundary leaks, "
+            f"{review['repeated_titles']} repeated titles")
 
 
 def short_line(indices: Sequence[int]) -> str:
@@ -109,7 +120,8 @@ def review(titles: Sequence[str], texts: Sequence[str | None],
         fixed = Counter(r.get("kind", "?") for r in (repairs[i - 1] if repairs else ()))
         section = SectionReview(
             i, title, planned[i - 1] if planned else None, count_words(text),
-            len(sentences(text)), kinds["talk"], kinds["repeat"], kinds["boundary"],
+            len(sentences(text)), kinds["talk"], kinds["repeat"], kinds["garbled"],
+            kinds["boundary"],
             kinds["quote"], kinds["title"], dict(fixed))
         section.rewrite = _short(section) or bool(section.boundary or section.quote) or (
             section.sentences > 0 and section.faults / section.sentences >= WORTH_REWRITING)

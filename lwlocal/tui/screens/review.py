@@ -12,15 +12,10 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
-COLUMNS = ("#", "title", "planned", "written", "talk", "repeated", "leaks", "repaired", "")
+from lwlocal.write.review import summary_line
 
-
-def summary(review: dict[str, Any]) -> str:
-    """The review's totals in a line."""
-    return (f"{review['words']:,} words, {review['sentences']} sentences: "
-            f"{review['talk_share']:.1%} about the writing, {review['repeated_share']:.1%} "
-            f"repeated, {review['boundary']} boundary leaks, {review['repeated_titles']} "
-            "repeated titles")
+COLUMNS = ("#", "title", "planned", "written", "talk", "repeated", "garbled", "leaks",
+           "repaired", "")
 
 
 class ReviewScreen(ModalScreen[int | None]):
@@ -34,7 +29,7 @@ class ReviewScreen(ModalScreen[int | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="review"):
-            yield Static(Text(summary(self.review)), id="review-summary")
+            yield Static(Text(summary_line(self.review)), id="review-summary")
             yield DataTable(cursor_type="row", zebra_stripes=True, id="review-table")
             worth = self.review["rewrite"]
             hint = (f"worth writing again: {', '.join(map(str, worth))} · " if worth else "")
