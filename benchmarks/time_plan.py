@@ -10,7 +10,8 @@
 
     .venv/bin/python benchmarks/time_plan.py [--words 500,2000,5000] [--model FILE.gguf]
 
-Writes ``benchmarks/results/time_plan.json`` (``--out``); each job in its own LWLOCAL_HOME.
+Writes ``benchmarks/results/time_plan.json`` (``--out``); the jobs run in one fresh
+LWLOCAL_HOME, whose speed the first plan measures.
 """
 
 from __future__ import annotations

@@ -26,6 +26,10 @@ TALK = [
     "This topic will be discussed later.",
     "So I'm going to talk a little bit more about what makes things work.",
     "I will just tell you how to make it now.",
+    "Coming soon: Recipe for the Modern World of Bread and Science, and a Guide to Baked Bread.",
+    "This has been very interesting, but now I'm going to share it with everyone else too.",
+    "This topic has been very interesting but I'm afraid it's only going to end here.",
+    "What I will do is help you create an article based on your favorite bread.",
     '"Overview of Vegetable Gardens: This section will cover the basics of soil.',
     "The next is to provide some tips on watering.",
     "which I've already written before.",
@@ -198,6 +202,9 @@ SUBJECT = [
     "Historians have argued about this topic for centuries.",
     "This topic has been debated by bakers for a century.",
     "I talk to my grandmother about bread every Sunday.",
+    "I will share my grandmother's recipe for rye bread.",
+    "Bakers share this with everyone in the village.",
+    "The new bakery is coming soon to our town.",
 ]
 
 

@@ -65,7 +65,9 @@ _ABOUT_TEXT = [
     r"ten)\b",
     # a bread guide's sections of this round, each item "… - This topic talks about …"
     r"\bthis topic (?:talks|will|is going to|has (?:lots|plenty|a lot|many)|provides|covers|"
-    r"explains|is (?:about|very|a (?:great|good|very)))\b",
+    r"explains|is (?:about|very|a (?:great|good|very))|has been (?:very |really )?interesting)\b",
+    # ... "This has been very interesting, but now …", "Coming soon: Recipe for …"
+    r"^this has been (?:a |an )?(?:very |really )?interesting\b", r"^coming soon\b",
     rf"\b(?:in|of|for)\s+(?:my|your)\s+{_DOC}\b",
     r"\bthis (?:particular )?piece\b(?! of)",
     r"^this is (?:a|an|my|the|our) (?:short |quick |brief |simple )?(?:guide|essay|article|"
@@ -142,6 +144,9 @@ _TO_ASKER = [
     # "I'm going to talk a little bit more about …", "I'll be talking about this in the future"
     r"\b(?:i|we)(?:'ll| will|'m going to| am going to|'re going to| are going to|'ll be| will be"
     r")\s+(?:just |now |also )?talk(?:ing)?\b",
+    r"\b(?:i|we)(?:'ll| will|'m going to| am going to|'d like to| want to)? (?:now |just |also )?"
+    r"share (?:it|this|something|them) with (?:you|everyone|everybody)\b",
+    rf"\bhelp you (?:create|write|make) (?:a|an|the|your) {_DOC}\b",
     r"\blet me\b", r"\bhope (?:this|that|it)\b(?: \w+)? (?:helps|helped|inspires|inspired|was|is|"
     r"has)\b", r"\bfeel free\b",
     r"\b(?:happy|glad|ready|here) to (?:help|assist|guide you)\b", r"\bwould you like me to\b",
