@@ -10,8 +10,10 @@
 
     .venv/bin/python benchmarks/time_plan.py [--words 500,2000,5000] [--model FILE.gguf]
 
-Writes ``benchmarks/results/time_plan.json`` (``--out``); the jobs run in one fresh
-LWLOCAL_HOME, whose speed the first plan measures.
+Writes ``benchmarks/results/time_plan.json`` (``--out``). The jobs run in one fresh
+LWLOCAL_HOME, in the order given, as a user's would: the first plan measures the machine's
+speed and counts the tokenizer's tokens a word; the later ones, the model's pace in the runs
+before (``time_tokens_per_word`` and ``time_tokens_per_word_from`` in each row).
 """
 
 from __future__ import annotations
@@ -67,6 +69,8 @@ def job(home: Path, words: int) -> dict[str, Any]:
             "prompt_tokens_evaluated": written["prompt_tokens_evaluated"],
             "predicted_prompt_tokens": sum(s["prefill_tokens"]
                                            for s in planned["predicted_steps"]),
+            "time_tokens_per_word": planned["time_tokens_per_word"],
+            "time_tokens_per_word_from": planned["time_tokens_per_word_from"],
             "decode_tokens_per_s": written["decode_tokens_per_s"],
             "predicted_decode_tokens_per_s": planned["decode_tokens_per_s"]}
 

@@ -180,3 +180,56 @@ def test_hw_measure_measures_the_speed_again(monkeypatch):
     monkeypatch.setattr(models, "measure_speed", lambda threads, model: measured.append(threads))
     text = invoke("hw", "--measure", check=True).stdout
     assert measured == [default_threads()] and "speed " in text and "GB/s" in text
+
+
+def test_the_plan_counts_the_models_pace_from_its_runs_here(fake_model, default_model):
+    """The 2,000-word benchmark job was predicted 30% over: the default model wrote 1.14 tokens
+    a word against its tokenizer's 1.28 on sample prose. After a run, the plan counts the
+    tokens the model generated for the words it wrote."""
+    from lwlocal.write.jobs import Session
+    from lwlocal.write.settings import JobSettings
+    from lwlocal.write.writing_pace import kept_pace
+
+    def planned() -> dict:
+        return json.loads(invoke("plan", "--words", "600", "--json", check=True).stdout)
+
+    first = planned()
+    assert first["time_tokens_per_word"] == first["tokens_per_word"]
+    assert first["time_tokens_per_word_from"] == "its tokenizer on sample prose"
+    session = Session(JobSettings(prompt="Write a guide to green tea.", words=600))
+    result = session.run(session.new_job())
+    tokens = sum(r.generated_tokens for r in result.sections)
+    words = sum(r.written for r in result.sections)
+    pace = kept_pace(default_model, "agentwrite")
+    assert pace is not None and pace.runs == 1
+    assert pace.tokens_per_word == pytest.approx(tokens / words)
+    assert pace.tokens_per_word != pytest.approx(first["tokens_per_word"], abs=0.01)
+    after = planned()
+    assert after["time_tokens_per_word"] == round(pace.tokens_per_word, 3)
+    assert after["time_tokens_per_word_from"] == "the model's pace in its last 1 run(s) here"
+    sections = [s for s in after["predicted_steps"] if s["name"].startswith("section")]
+    assert sum(s["decode_tokens"] for s in sections) == pytest.approx(
+        600 * pace.tokens_per_word, abs=len(sections))
+    assert after["tokens_per_word"] == first["tokens_per_word"]  # the context's: as it was
+    assert after["n_ctx"] == first["n_ctx"]
+
+
+def test_the_pace_is_the_latest_runs_per_model_file_and_mode(tmp_path):
+    from lwlocal.write.writing_pace import PACE_RUNS, keep_pace, kept_pace, pace_file
+
+    model, other = tmp_path / "a.gguf", tmp_path / "b.gguf"
+    model.write_bytes(b"a")
+    other.write_bytes(b"bb")
+    assert kept_pace(model, "agentwrite") is None
+    keep_pace(model, "agentwrite", [(100, 150), (100, 50)])  # sections: 200 words, 200 tokens
+    assert kept_pace(model, "agentwrite").tokens_per_word == 1.0
+    for _ in range(PACE_RUNS):
+        keep_pace(model, "agentwrite", [(100, 120)])
+    latest = kept_pace(model, "agentwrite")
+    assert (latest.runs, latest.tokens_per_word) == (PACE_RUNS, pytest.approx(1.2))
+    keep_pace(model, "agentwrite", [])  # a run that wrote nothing: no pace
+    assert kept_pace(model, "agentwrite") == latest
+    assert kept_pace(model, "direct") is None and kept_pace(other, "agentwrite") is None
+    pace_file().write_text('{"x": 1, "' + next(iter(json.loads(pace_file().read_text())))
+                           + '": {"runs": [[0, 5], "?", [10, 12]]}}')
+    assert kept_pace(model, "agentwrite").tokens_per_word == pytest.approx(1.2)  # one good

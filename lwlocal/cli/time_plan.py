@@ -30,6 +30,14 @@ def _why_not(plan: Plan) -> str:
     return "not predicted: this machine's speed is not measured (lwlocal hw --measure)"
 
 
+def _pace(plan: Plan) -> str:
+    """Where the time plan's tokens a word come from."""
+    need = plan.need
+    if need.pace:
+        return f"the model's pace in its last {need.pace_runs} run(s) here"
+    return "its tokenizer on sample prose" if need.measured else "an assumed ratio"
+
+
 def _settings(s: Settings) -> str:
     return f"n_ctx {s.n_ctx}, KV {s.kv_type}, batch {s.n_batch}"
 
@@ -57,7 +65,8 @@ def print_time_plan(plan: Plan, explain: bool) -> None:
               f"job's start to its end; {t.prefill_tokens:,} prompt tokens evaluated "
               "(loading the model not counted)")
     out.print(f"        from this machine's speed on {plan.settings.threads} threads, measured "
-              f"{speed.measured_at} (lwlocal hw --measure measures it again)")
+              f"{speed.measured_at} (lwlocal hw --measure measures it again), and "
+              f"{plan.need.time_tokens_per_word:.2f} tokens a word, from {_pace(plan)}")
     if plan.decode_gain != 1.0:
         out.print(f"        decoding with lookup at {plan.decode_gain:.2f}x the rate one token "
                   "at a time, as measured on the model (docs/speculation.md)")
@@ -74,7 +83,9 @@ def time_plan_fields(plan: Plan, explain: bool) -> dict[str, Any]:
     t, speed = plan.time, plan.speed
     if t is None or speed is None:
         return {"predicted_seconds": None, "time_not_predicted": _why_not(plan)}
-    fields = t.as_dict() | {"speed": speed.as_dict(), "decode_gain": round(plan.decode_gain, 3)}
+    fields = t.as_dict() | {"speed": speed.as_dict(), "decode_gain": round(plan.decode_gain, 3),
+                            "time_tokens_per_word": round(plan.need.time_tokens_per_word, 3),
+                            "time_tokens_per_word_from": _pace(plan)}
     if explain:
         fields["compared"] = [{"n_ctx": s.n_ctx, "kv_type": s.kv_type, "n_batch": s.n_batch,
                                "predicted_seconds": round(seconds, 1),

@@ -38,6 +38,14 @@ class Need:
     words: int = 0  # the job's length
     sections: int = 1  # the sections a time plan counts (direct: one answer)
     turns: Turns = Turns()
+    pace: float | None = None  # tokens the model generated a word in its runs here
+    pace_runs: int = 0  # ... over this many runs (``write/writing_pace.py``)
+
+    @property
+    def time_tokens_per_word(self) -> float:
+        """Tokens a word of the job takes to write, as the time plan counts them: the model's
+        pace here, else the ratio of its tokenizer (or the assumed one)."""
+        return self.pace or self.tokens_per_word
 
 
 def round_up(n: float, step: int = CONTEXT_STEP) -> int:

@@ -73,7 +73,7 @@ def job_time(shape: ModelShape, s: Settings, speed: Speed, need: Need,
     """Predict the job of ``need`` (its words, in its sections or one answer) with ``s``,
     the text's tokens decoded ``decode_gain`` times as fast as one at a time (speculating;
     the outline is written under a grammar, which the engine never speculates under)."""
-    tpw, words, sections, turns = need.tokens_per_word, need.words, need.sections, need.turns
+    tpw, words, sections, turns = need.time_tokens_per_word, need.words, need.sections, need.turns
     steps = []
     if need.mode == "direct":
         output = round(words * tpw)

@@ -50,6 +50,7 @@ from lwlocal.write.words import (
     measure_tokens_per_word,
 )
 from lwlocal.write.writer import Writer
+from lwlocal.write.writing_pace import keep_pace, kept_pace
 
 BYTES_PER_WORD = 16  # generous: UTF-8 text with its spaces and Markdown marks
 
@@ -129,8 +130,10 @@ def job_plan(
     # 500, 2,000 and 5,000 words), and the time left counts the outline's own once drafted
     low, high = settings.section_range
     sections = 1 if settings.mode == "direct" else min(high, low + 1)
+    pace = kept_pace(tokenizer, settings.mode) if tokenizer else None
     need = replace(need, sections=sections,
-                   turns=turn_sizes(settings.prompt, settings.words, sections, ratio))
+                   turns=turn_sizes(settings.prompt, settings.words, sections, ratio),
+                   pace=pace.tokens_per_word if pace else None, pace_runs=pace.runs if pace else 0)
     draft = None
     if settings.draft_model:
         drafting = resolve(settings.draft_model)
@@ -318,6 +321,10 @@ class Session:
                             cancel=cancel, rewrite=rewrite)
             result = writer.run()
         result.seconds = time.perf_counter() - started
+        if self.model is not None:  # the model's pace for the next plans
+            keep_pace(self.model.path, self.settings.mode,
+                      [(r.written, r.generated_tokens) for r in result.sections
+                       if r.generated_tokens])
         result.predicted_seconds = predicted
         return result
 
