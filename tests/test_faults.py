@@ -8,6 +8,7 @@ import pytest
 
 from lwlocal.write.faults import (
     Memory,
+    echoes,
     is_boundary,
     is_garbled,
     is_talk,
@@ -17,7 +18,7 @@ from lwlocal.write.faults import (
 )
 from lwlocal.write.guard import SectionGuard, tidy
 from lwlocal.write.outline import Outline, Section
-from lwlocal.write.outline_check import bounded, repair
+from lwlocal.write.outline_check import bounded, problems, repair
 from lwlocal.write.review import review, summary_line
 
 TALK = [
@@ -497,6 +498,8 @@ def test_list_numbers_before_a_title_are_dropped():
     # make demo, this round: "## Watering and Planting," under its heading
     mended, changes = repair(Outline("p", 400, [Section("Watering and Planting,", "Tips.", 400)]))
     assert mended.sections[0].title == "Watering and Planting" and len(changes) == 1
+    mended, _ = repair(Outline("p", 400, [Section("Learn it with a clear approach,.", "T.", 400)]))
+    assert mended.sections[0].title == "Learn it with a clear approach"
     # make demo, this stop: a title that ends as a sentence does
     mended, _ = repair(Outline("p", 400, [Section("To keep your garden, eat what you can.", "E.",
                                                   400)]))
@@ -657,3 +660,28 @@ def test_the_review_counts_garbled_sentences_and_wants_the_section_again():
     assert reviewed["garbled"] == 1 and reviewed["sections"][0]["garbled"] == 1
     assert reviewed["rewrite"] == [1]  # one sentence in three
     assert "1 garbled" in summary_line(reviewed)
+
+
+def test_an_outline_title_that_says_the_instruction_back_or_names_json_is_mended():
+    """A lighthouse story's outline of this round: its first title was the instruction, its
+    second "How to write a JSON-formatted response"; a bicycle history's and a guitar guide's
+    titles had the answer's JSON run into them."""
+    prompt = "Write a story about a lighthouse keeper who finds a message in a bottle."
+    outline = Outline(prompt, 1500, [
+        Section("Write a story about a lighthouse keeper who finds a message in a bottle",
+                "The keeper finds a bottle on the rocks after a storm.", 500),
+        Section("How to write a JSON-formatted response",
+                "The message inside tells of a ship lost years ago.", 500),
+        Section("Bicycle's past, present & future', 'besides its own unique story' }, {",
+                "The keeper sails out to find the wreck.", 300),
+        Section("The Guitar and Music}.", "Songs the keeper plays at night.", 200)])
+    assert [(p.index, p.kind) for p in problems(outline)] == [(1, "talk"), (2, "talk")]
+    mended, changes = repair(outline)
+    assert [s.title for s in mended.sections] == [
+        "The keeper finds a bottle on the rocks", "The message inside tells of a ship lost",
+        "Bicycle's past, present & future", "The Guitar and Music"]
+    assert "(the JSON run into it cut)" in changes[0] and not problems(mended)
+    # a title with the instruction's words, or about JSON where JSON is the subject, stands
+    assert not echoes("Keeping a Lighthouse Through the Winter", prompt)
+    assert not echoes("Reading JSON Files", "Write a guide to JSON for beginners.")
+    assert not echoes("Write Every Day", "Write a guide to building a writing habit.")

@@ -502,10 +502,26 @@ _PLACEHOLDER = re.compile(r"\[[^\]]*\]|\{[^}]*\}|<[^>]*>|^\s*(?:(?:section|part|
                           r"chapter|paragraph)\s*(?:title\s*)?|title\s*)\d*\s*$", re.IGNORECASE)
 
 
-def outline_problems(titles: Sequence[str], main_points: Sequence[str]) -> list[OutlineProblem]:
-    """What is wrong with an outline: titles alike, a title about the writing, a main point
-    that talks to the person who asked (a main point says what its section does, so "this
-    section covers …" is its job), or a placeholder such as "[Section 1]"."""
+# a title that is the request itself ("Write a story about a lighthouse keeper who finds …") or
+# names the answer's format ("How to write a JSON-formatted response"): a lighthouse story's
+_REQUEST_VERB = re.compile(r"^(?:please\s+)?(?:write|compose|create|draft)\b", re.IGNORECASE)
+_ANSWER_FORMAT = re.compile(r"\bjson\b", re.IGNORECASE)
+
+
+def echoes(title: str, instruction: str) -> bool:
+    """Whether ``title`` says the ``instruction`` back (a request, with most of its words) or
+    names the answer's format, JSON, that the instruction does not."""
+    if _ANSWER_FORMAT.search(title) and not _ANSWER_FORMAT.search(instruction):
+        return True
+    return bool(_REQUEST_VERB.match(title)) and likeness(title, instruction) >= TITLE_LIKENESS
+
+
+def outline_problems(titles: Sequence[str], main_points: Sequence[str],
+                     instruction: str = "") -> list[OutlineProblem]:
+    """What is wrong with an outline: titles alike, a title about the writing (or the
+    ``instruction`` said back), a main point that talks to the person who asked (a main point
+    says what its section does, so "this section covers …" is its job), or a placeholder such
+    as "[Section 1]"."""
     problems = []
     for i, (title, point) in enumerate(zip(titles, main_points, strict=True), 1):
         bare_title = _NUMBERED.sub("", title)
@@ -515,6 +531,7 @@ def outline_problems(titles: Sequence[str], main_points: Sequence[str]) -> list[
             problems.append(OutlineProblem(i, "title", like))
         elif (_PLACEHOLDER.search(bare_title) or _PLACEHOLDER.search(point)
               or is_talk(bare_title) or _WRITING_A_TEXT.search(bare_title)
-              or _ASKER.search(point) or not normal_words(bare_title)):
+              or _ASKER.search(point) or not normal_words(bare_title)
+              or instruction and echoes(bare_title, instruction)):
             problems.append(OutlineProblem(i, "talk"))
     return problems

@@ -21,8 +21,9 @@ from lwlocal.write.outline import (
 
 LIST_NUMBERS = re.compile(r"^\s*(?:(?:\d{1,2}|[ivx]{1,4})[.)]\s*)+", re.IGNORECASE)  # "1. 3. "
 # "Watering and Planting," "To keep your garden, eat what you can." and "Introduction to T-SNE
-# (2)" as titles; a full stop after a lower-case word alone ("U.S.", "etc." and "..." stay)
-TRAILING_MARKS = re.compile(r"(?:[\s,;:]|\(\d{1,2}\)|"
+# (2)" as titles; a full stop after a lower-case word or a comma ("… approach,.") alone
+# ("U.S.", "etc." and "..." stay)
+TRAILING_MARKS = re.compile(r"(?:[\s,;:]|\(\d{1,2}\)|(?<=,)\.|"
                             r"(?<=[a-z]{2})(?<![Ee]tc|[Ii]nc|[Ll]td)(?<![Vv]s)\.)+$")
 # a title that goes on past a sentence ("How they can improve your life, by helping others. The
 # importance of them for a", cut at the schema's 80 characters): its first sentence, of two words
@@ -34,6 +35,9 @@ _CLAUSE = re.compile(r"[^.;:\n(]+")
 _DANGLING = re.compile(r"(?:\s+(?:a|an|and|as|at|by|for|from|in|into|of|on|or|that|the|to|"
                        r"which|who|with))+$", re.IGNORECASE)
 _BRACKETS = re.compile(r"\[[^\]]*\]|\{[^}]*\}|<[^>]*>")
+# the answer's JSON run into a title ("Bicycle's past, present & future', 'besides its own
+# unique story' }, {", "… the Guitar and Music}."): a brace, or a quote closing a string
+_JSON_DEBRIS = re.compile(r"""\s*(?:[{}]|['"]\s*[,:}]).*$""")
 INSTRUCTION_TITLE_WORDS = 12  # a title made from the instruction: this many words at most
 _INSTRUCTION_CLAUSES = re.compile(r"[,.;:!?，。；：！？]")
 # the request before the subject: "Write a 1000-word essay on ", "Please write me a guide to "
@@ -47,7 +51,7 @@ _REQUEST = re.compile(r"^\s*(?:please\s+)?(?:write|compose|create|draft|generate
 def problems(outline: Outline) -> list[OutlineProblem]:
     """What is wrong with ``outline`` (see :func:`lwlocal.write.faults.outline_problems`)."""
     return outline_problems([s.title for s in outline.sections],
-                            [s.main_point for s in outline.sections])
+                            [s.main_point for s in outline.sections], outline.prompt)
 
 
 def _title_from(point: str, most: int = TITLE_WORDS) -> str | None:
@@ -93,6 +97,11 @@ def repair(outline: Outline) -> tuple[Outline, list[str]]:
             changes.append(f"section {i + 1}: '{section.title}' titled '{bare}' (its list "
                            "numbers or trailing marks dropped)")
             sections[i] = replace(section, title=bare)
+        cut = TRAILING_MARKS.sub("", _JSON_DEBRIS.sub("", sections[i].title)).strip()
+        if cut and cut != sections[i].title:
+            changes.append(f"section {i + 1}: '{sections[i].title}' titled '{cut}' (the JSON "
+                           "run into it cut)")
+            sections[i] = replace(sections[i], title=cut)
         first = _FIRST_SENTENCE.match(sections[i].title)
         if first:
             changes.append(f"section {i + 1}: '{sections[i].title}' titled '{first[1]}' (cut at "
@@ -106,7 +115,8 @@ def repair(outline: Outline) -> tuple[Outline, list[str]]:
         i = problem.index - 1
         title = _title_from(sections[i].main_point)
         if title and title not in titles and not outline_problems(
-                [*titles[:i], title], [s.main_point for s in sections[:i + 1]]):
+                [*titles[:i], title], [s.main_point for s in sections[:i + 1]],
+                outline.prompt):
             changes.append(f"{problem.describe(titles)}: titled '{title}' from its main point")
             sections[i] = replace(sections[i], title=title)
             continue
