@@ -233,3 +233,19 @@ def test_the_pace_is_the_latest_runs_per_model_file_and_mode(tmp_path):
     pace_file().write_text('{"x": 1, "' + next(iter(json.loads(pace_file().read_text())))
                            + '": {"runs": [[0, 5], "?", [10, 12]]}}')
     assert kept_pace(model, "agentwrite").tokens_per_word == pytest.approx(1.2)  # one good
+
+
+def test_a_home_that_cannot_be_written_leaves_a_finished_run_without_its_pace(tmp_path,
+                                                                             monkeypatch):
+    from lwlocal.util import measurements
+    from lwlocal.write import writing_pace
+
+    model = tmp_path / "a.gguf"
+    model.write_bytes(b"a")
+
+    def full(path, text):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(measurements, "atomic_write", full)
+    writing_pace.keep_pace(model, "agentwrite", [(100, 120)])  # no error
+    assert writing_pace.kept_pace(model, "agentwrite") is None

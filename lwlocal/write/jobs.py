@@ -126,7 +126,7 @@ def job_plan(
     need = context_needed(settings.words, settings.mode, ratio, settings.n_sections, measured,
                           count_words(settings.prompt))
     # the context is sized for the most sections the outline may have; the time, for the
-    # fewest and one more: models outline long sections (the default model 2, 2 and 6 for
+    # fewest and one more: models outline long sections (the default model 3, 3 and 8 for
     # 500, 2,000 and 5,000 words), and the time left counts the outline's own once drafted
     low, high = settings.section_range
     sections = 1 if settings.mode == "direct" else min(high, low + 1)

@@ -10,6 +10,7 @@ then counts the latest ``PACE_RUNS`` runs' tokens over their words.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +27,6 @@ class Pace:
 
     tokens_per_word: float
     runs: int
-
-    @property
-    def basis(self) -> str:
-        return f"from {self.runs} run{'s' * (self.runs > 1)} of this model here"
 
 
 def pace_file() -> Path:
@@ -60,11 +57,13 @@ def kept_pace(model: Path, mode: str) -> Pace | None:
 
 
 def keep_pace(model: Path, mode: str, sections: Sequence[tuple[int, int]]) -> None:
-    """Keep a run's ``sections`` written (words, tokens generated) for ``model``."""
+    """Keep a run's ``sections`` written (words, tokens generated) for ``model``; where the
+    home cannot be written (a full disk), the finished run goes without it."""
     words, tokens = sum(w for w, _ in sections), sum(t for _, t in sections)
     if words <= 0 or tokens <= 0:
         return
     key = pace_key(model, mode)
     runs = _runs(kept_entries(pace_file()).get(key))
-    keep_entry(pace_file(), key, {"runs": [list(run) for run in
-                                           [*runs, (words, tokens)][-PACE_RUNS:]]})
+    with contextlib.suppress(OSError):
+        keep_entry(pace_file(), key, {"runs": [list(run) for run in
+                                               [*runs, (words, tokens)][-PACE_RUNS:]]})
