@@ -206,6 +206,16 @@ SUBJECT = [
     "I will share my grandmother's recipe for rye bread.",
     "Bakers share this with everyone in the village.",
     "The new bakery is coming soon to our town.",
+    # a review of this round's patterns: dialogue and prose they caught at first
+    '"I\'m going to talk to the captain," she said.',
+    "We will talk to the baker tomorrow about the rye.",
+    "When we bake extra loaves, we share them with everyone on our street.",
+    "I share it with you because you are my son.",
+    "This has been an interesting year for wheat farmers.",
+    "This topic is very controversial among historians.",
+    "This topic will be debated for years to come.",
+    "Coming soon after the harvest, the festival fills the square.",
+    "A good teacher will help you write the essay yourself.",
 ]
 
 
@@ -640,12 +650,18 @@ def test_lines_that_took_the_matchers_exponential_time_are_read_at_once():
      True),
     ("UsingOneItemToMakeTheMostUniqueBreadThisIsNotWhatYou'dWanted, this is what you give.", True),
     ("Bread-BakedWithAll-The-Right-Types-Of-Ingredients-This topic will be shared.", True),
+    ("Sour-Doodle-Recipe:-A-Guide-A-Key-In-The-World-Of-This-Breads-It-Is-How.", True),
+    ("Bread-Baked-With-All-The-Right-Ingredients-In-2-Hours-Or-Less-And-More.", True),
+    ("(Bread-Baked-With-All-The-Right-Ingredients-In-What).", True),
     # words people do glue, and what is no prose
     ("A one-and-a-half-year-old state-of-the-art oven from McDonald's.", False),
     ("Call `getElementsByClassName_for_every_single_node_here` once.", False),
     ("See https://example.com/how-to-bake-a-good-loaf-of-bread-at-home-today.", False),
     ("|---|---|---|---|---|---|---|---|", False),
     ("Jean-Baptiste ate a mother-in-law's pain-au-chocolat.", False),
+    ("It is what-you-see-is-what-you-get, said the twenty-two-and-a-half-year-old baker.", False),
+    ("SimpleBeanFactoryAwareAspectInstanceFactory and make_the_bread_rise_in_a_warm()", False),
+    ("Order from my-grandmothers-best-bread-recipe-for-every-day.com today.", False),
 ])
 def test_words_glued_into_one_are_garbled(text, garbled):
     assert is_garbled(text) == garbled
@@ -684,4 +700,12 @@ def test_an_outline_title_that_says_the_instruction_back_or_names_json_is_mended
     # a title with the instruction's words, or about JSON where JSON is the subject, stands
     assert not echoes("Keeping a Lighthouse Through the Winter", prompt)
     assert not echoes("Reading JSON Files", "Write a guide to JSON for beginners.")
+    assert not echoes("Parsing JSON Responses", "Write a guide to web APIs.")
     assert not echoes("Write Every Day", "Write a guide to building a writing habit.")
+    assert not echoes("Write a Story", prompt)  # three of its words
+    assert not echoes("Write the Cover Letter", "Write a guide to applying for jobs: write the "
+                      "CV, the cover letter and the interview.")
+    for quoted in ("The 'Yes', 'No' and 'Maybe' of Bread", "Bakers', Millers' and Farmers' Roles",
+                   'Why "Knead": The Basics'):
+        kept, _ = repair(Outline("p", 400, [Section(quoted, "Bread.", 400)]))
+        assert kept.sections[0].title == quoted

@@ -345,5 +345,13 @@ def test_garbled_text_is_cut_before_its_sentence_ends_and_never_kept(tmp_path):
     assert [r["action"] for r in report.repairs] == ["resampled"] * TRIES_SHORT + ["ended"]
     assert report.stop == "garbled"
     guard = SectionGuard(1, ["Soil"], Memory())
-    assert guard.add(SOIL + "Bread-Baked-With-All-The-Right") is None
-    assert guard.add("-Types") is not None  # the seventh word glued on: before any full stop
+    assert guard.add(SOIL + "Bread-Baked-With-All-The-Right-Types-Of") is None  # may grow on
+    assert guard.add(" ") is not None  # eight words glued, and ended: before any full stop
+    guard = SectionGuard(1, ["Soil"], Memory())
+    assert guard.add(SOIL + "Order from my-grandmothers-best-bread-recipe-for-every-day") is None
+    assert guard.add(".com today. ") is None  # an address, once it ended
+    words = ["Alpha", "Bravo", "Charlie", "Delta", "Echo", "Foxtrot", "Golf", "Hotel", "India",
+             "Juliett", "Kilo", "Lima", "Mike", "November", "Oscar", "Papa"]
+    assert guard.add("-".join(words[:15])) is None
+    fault = guard.add("-" + words[15])
+    assert fault is not None and fault.kind == "garbled"  # sixteen words, still growing

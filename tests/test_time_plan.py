@@ -200,7 +200,7 @@ def test_the_plan_counts_the_models_pace_from_its_runs_here(fake_model, default_
     result = session.run(session.new_job())
     tokens = sum(r.generated_tokens for r in result.sections)
     words = sum(r.written for r in result.sections)
-    pace = kept_pace(default_model, "agentwrite")
+    pace = kept_pace(default_model, "agentwrite", "en")
     assert pace is not None and pace.runs == 1
     assert pace.tokens_per_word == pytest.approx(tokens / words)
     assert pace.tokens_per_word != pytest.approx(first["tokens_per_word"], abs=0.01)
@@ -220,19 +220,20 @@ def test_the_pace_is_the_latest_runs_per_model_file_and_mode(tmp_path):
     model, other = tmp_path / "a.gguf", tmp_path / "b.gguf"
     model.write_bytes(b"a")
     other.write_bytes(b"bb")
-    assert kept_pace(model, "agentwrite") is None
-    keep_pace(model, "agentwrite", [(100, 150), (100, 50)])  # sections: 200 words, 200 tokens
-    assert kept_pace(model, "agentwrite").tokens_per_word == 1.0
+    assert kept_pace(model, "agentwrite", "en") is None
+    keep_pace(model, "agentwrite", "en", [(100, 150), (100, 50)])  # sections: 200 words, 200 tokens
+    assert kept_pace(model, "agentwrite", "en").tokens_per_word == 1.0
     for _ in range(PACE_RUNS):
-        keep_pace(model, "agentwrite", [(100, 120)])
-    latest = kept_pace(model, "agentwrite")
+        keep_pace(model, "agentwrite", "en", [(100, 120)])
+    latest = kept_pace(model, "agentwrite", "en")
     assert (latest.runs, latest.tokens_per_word) == (PACE_RUNS, pytest.approx(1.2))
-    keep_pace(model, "agentwrite", [])  # a run that wrote nothing: no pace
-    assert kept_pace(model, "agentwrite") == latest
-    assert kept_pace(model, "direct") is None and kept_pace(other, "agentwrite") is None
+    keep_pace(model, "agentwrite", "en", [])  # a run that wrote nothing: no pace
+    assert kept_pace(model, "agentwrite", "en") == latest
+    assert kept_pace(model, "direct", "en") is None and kept_pace(other, "agentwrite", "en") is None
+    assert kept_pace(model, "agentwrite", "zh") is None  # a word is a character in Chinese
     pace_file().write_text('{"x": 1, "' + next(iter(json.loads(pace_file().read_text())))
                            + '": {"runs": [[0, 5], "?", [10, 12]]}}')
-    assert kept_pace(model, "agentwrite").tokens_per_word == pytest.approx(1.2)  # one good
+    assert kept_pace(model, "agentwrite", "en").tokens_per_word == pytest.approx(1.2)  # one good
 
 
 def test_a_home_that_cannot_be_written_leaves_a_finished_run_without_its_pace(tmp_path,
@@ -247,5 +248,5 @@ def test_a_home_that_cannot_be_written_leaves_a_finished_run_without_its_pace(tm
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(measurements, "atomic_write", full)
-    writing_pace.keep_pace(model, "agentwrite", [(100, 120)])  # no error
-    assert writing_pace.kept_pace(model, "agentwrite") is None
+    writing_pace.keep_pace(model, "agentwrite", "en", [(100, 120)])  # no error
+    assert writing_pace.kept_pace(model, "agentwrite", "en") is None

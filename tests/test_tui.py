@@ -725,6 +725,9 @@ def test_the_review_shows_each_section_and_writes_one_again(tmp_path, messages):
             table = app.screen.query_one("#review-table", DataTable)
             assert table.row_count == 2
             assert str(table.get_row_at(0)[1]) == "[Steep] the leaves"
+            columns = [str(c.label) for c in table.columns.values()]
+            short = dict(zip(columns, map(str, table.get_row_at(1)), strict=True))
+            assert (short["garbled"], short["leaks"], short[""]) == ("0", "0", "rewrite")
             assert table.cursor_row == 1  # section 2 is short: worth writing again
             await pilot.press("w")
             await messages.wait(pilot, WritingScreen.Stopped, lambda m: m.finished)

@@ -36,9 +36,10 @@ STEM_WORDS = 3  # sentences of one section (of NEAR_MIN_WORDS or more) opening w
 STEMS_SAID = 3  # ... three words this many times before in it are a loop ("This special
 # bicycle was …", "… is …", "… has …": a bicycle guide of this stop's, eight times in a row)
 HEADING_TITLE_WORDS = 3  # another section's title this long, then a colon, is its heading
-# words glued by hyphens, underscores or capitals into one this many ("one-and-a-half-year-old"
-# is six; a bread guide's "Sour-Doodle-Recipe:-A-Guide-A-Key-In-The-World-Of-…", eighteen)
-GLUED_WORDS = 7
+# words glued by hyphens, underscores or capitals into one this many ("what-you-see-is-what-you-
+# get" and "twenty-two-and-a-half-year-old" are seven; a bread guide's "Sour-Doodle-Recipe:-A-
+# Guide-A-Key-In-The-World-Of-…", eighteen)
+GLUED_WORDS = 8
 
 QUOTES = "\"'“”‘’«»「」『』"
 _LEAD = re.compile(rf"^[\s{QUOTES}*_#>\-–—•·]+")
@@ -64,10 +65,11 @@ _ABOUT_TEXT = [
     r"\b(?:section|paragraph|chapter)\s+(?:\d+|one|two|three|four|five|six|seven|eight|nine|"
     r"ten)\b",
     # a bread guide's sections of this round, each item "… - This topic talks about …"
-    r"\bthis topic (?:talks|will|is going to|has (?:lots|plenty|a lot|many)|provides|covers|"
-    r"explains|is (?:about|very|a (?:great|good|very))|has been (?:very |really )?interesting)\b",
+    r"\bthis topic (?:talks|will (?:be )?(?:talk|discuss|shar|explain|cover|tell)\w*|is going to "
+    r"(?:talk|be|cover|tell)|has (?:lots|plenty|a lot) (?:of |more )?(?:ideas|topics|information)|"
+    r"provides|covers|explains|is about|has been (?:very |really )?interesting)\b",
     # ... "This has been very interesting, but now …", "Coming soon: Recipe for …"
-    r"^this has been (?:a |an )?(?:very |really )?interesting\b", r"^coming soon\b",
+    r"^this has been (?:very |really )?interesting\b", r"^coming soon:",
     rf"\b(?:in|of|for)\s+(?:my|your)\s+{_DOC}\b",
     r"\bthis (?:particular )?piece\b(?! of)",
     r"^this is (?:a|an|my|the|our) (?:short |quick |brief |simple )?(?:guide|essay|article|"
@@ -143,10 +145,11 @@ _TO_ASKER = [
     r"show|give|telling|showing|giving) you\b",
     # "I'm going to talk a little bit more about …", "I'll be talking about this in the future"
     r"\b(?:i|we)(?:'ll| will|'m going to| am going to|'re going to| are going to|'ll be| will be"
-    r")\s+(?:just |now |also )?talk(?:ing)?\b",
-    r"\b(?:i|we)(?:'ll| will|'m going to| am going to|'d like to| want to)? (?:now |just |also )?"
-    r"share (?:it|this|something|them) with (?:you|everyone|everybody)\b",
-    rf"\bhelp you (?:create|write|make) (?:a|an|the|your) {_DOC}\b",
+    r")\s+(?:just |now |also )?talk(?:ing)? (?:a little |a bit |a little bit )?(?:more )?about\b",
+    r"\b(?:i|we)(?:'ll| will|'m going to| am going to) (?:now |just |also )?share (?:it|this|"
+    r"something) with (?:you|everyone|everybody)\b",
+    rf"\b(?:i|we) (?:will|can|could|'ll)(?: do is)? help you (?:create|write|make) (?:a|an|the|"
+    rf"your) {_DOC}\b",
     r"\blet me\b", r"\bhope (?:this|that|it)\b(?: \w+)? (?:helps|helped|inspires|inspired|was|is|"
     r"has)\b", r"\bfeel free\b",
     r"\b(?:happy|glad|ready|here) to (?:help|assist|guide you)\b", r"\bwould you like me to\b",
@@ -190,7 +193,9 @@ _LIST_NUMBER_ENDS = re.compile(r"\n[ \t]*\d{1,3}[.)]$")  # a line so far only it
 _STEP = re.compile(r"^(?:step|part|point)\s+\d+\s*[:.)-]\s*", re.IGNORECASE)  # "Step 1: …"
 _CODE = re.compile(r"`[^`]*`?")  # inline code, which may glue words as it likes
 _GLUE = re.compile(r"[-_]+|(?<=[a-z'’])(?=[A-Z])")  # where glued words meet
-_NOT_PROSE = re.compile(r"[\d/\\.:@=<>#]")  # addresses, paths, numbers: no words glued
+# addresses, paths and code: no words glued ("my-best-bread.com", "a_b_c()")
+_NOT_PROSE = re.compile(r"://|^\W*www\.|[/\\@=<>#]|\(\)|\.(?:com|org|net|io|html?|py|md|txt)\b",
+                        re.IGNORECASE)
 _LETTER = re.compile(r"[^\W\d_]")
 
 
@@ -235,15 +240,26 @@ def is_talk(sentence: str) -> bool:
     return bool(_META.search(bare) or _HEADING_LIST.match(bare))
 
 
-def is_garbled(text: str) -> bool:
-    """Whether ``text`` (a sentence, or the start of one) glues ``GLUED_WORDS`` or more words
-    into one; inline code, addresses and paths aside."""
-    for chunk in _CODE.sub(" ", text).split():
-        chunk = chunk.strip(".,;:!?\"'()[]*")
-        if not _NOT_PROSE.search(chunk) and sum(
-                1 for part in _GLUE.split(chunk) if _LETTER.search(part)) >= GLUED_WORDS:
+def glued(chunk: str) -> int:
+    """How many words ``chunk`` (no spaces in it) glues into one (0 for an address, a path or
+    code); the stops and colons inside it divide it first ("Recipe:-A-Guide-…")."""
+    if _NOT_PROSE.search(chunk):
+        return 0
+    chunk = chunk.strip(".,;:!?\"'()[]*")
+    return max(sum(1 for part in _GLUE.split(piece) if _LETTER.search(part))
+               for piece in re.split(r"[.:]", chunk))
+
+
+def is_garbled(text: str, *, streaming: bool = False) -> bool:
+    """Whether ``text`` (a sentence) glues ``GLUED_WORDS`` or more words into one, inline code
+    aside. ``streaming``: ``text`` is the start of one, whose last chunk may grow into an
+    address ("…-every-day" + ".com"): that one counts at twice as many."""
+    chunks = _CODE.sub(" ", text).split()
+    if streaming and chunks and not text[-1].isspace():
+        growing = chunks.pop()
+        if glued(growing) >= 2 * GLUED_WORDS:
             return True
-    return False
+    return any(glued(chunk) >= GLUED_WORDS for chunk in chunks)
 
 
 def _title_words(title: str) -> list[str]:
@@ -504,16 +520,21 @@ _PLACEHOLDER = re.compile(r"\[[^\]]*\]|\{[^}]*\}|<[^>]*>|^\s*(?:(?:section|part|
 
 # a title that is the request itself ("Write a story about a lighthouse keeper who finds …") or
 # names the answer's format ("How to write a JSON-formatted response"): a lighthouse story's
-_REQUEST_VERB = re.compile(r"^(?:please\s+)?(?:write|compose|create|draft)\b", re.IGNORECASE)
-_ANSWER_FORMAT = re.compile(r"\bjson\b", re.IGNORECASE)
+REQUEST_VERB = r"(?:please\s+)?(?:write|compose|create|draft|generate|give)"
+_REQUEST_OPENING = re.compile(rf"^{REQUEST_VERB}\b", re.IGNORECASE)
+_ANSWER_FORMAT = re.compile(r"\bjson[- ]format(?:ted)?\b", re.IGNORECASE)
 
 
 def echoes(title: str, instruction: str) -> bool:
-    """Whether ``title`` says the ``instruction`` back (a request, with most of its words) or
-    names the answer's format, JSON, that the instruction does not."""
-    if _ANSWER_FORMAT.search(title) and not _ANSWER_FORMAT.search(instruction):
+    """Whether ``title`` says the ``instruction`` back (a request with ``TITLE_LIKENESS`` of
+    the instruction's words) or names the answer's format, JSON, that the instruction does
+    not."""
+    if _ANSWER_FORMAT.search(title) and not re.search(r"\bjson\b", instruction, re.IGNORECASE):
         return True
-    return bool(_REQUEST_VERB.match(title)) and likeness(title, instruction) >= TITLE_LIKENESS
+    asked = set(_title_words(instruction))
+    said = asked & set(_title_words(title))
+    return bool(_REQUEST_OPENING.match(title)) and bool(asked) and (
+        len(said) >= TITLE_LIKENESS * len(asked))
 
 
 def outline_problems(titles: Sequence[str], main_points: Sequence[str],

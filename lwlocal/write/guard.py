@@ -176,7 +176,7 @@ class SectionGuard:
             return Fault(kind, start, text) if kind else None
         if self.boundaries and starts_line(self.text, begins) and is_heading(sentence.lstrip()):
             return Fault("boundary", start, text)
-        if is_garbled(sentence):  # the glued words can only grow: no need to wait for the end
+        if is_garbled(sentence, streaming=True):  # as soon as the glued chunk is told
             return Fault("garbled", start, text)
         words = normal_words(sentence)
         if len(words) <= EARLY_WORDS and is_talk(sentence):  # the rest: when it ends

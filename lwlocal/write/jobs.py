@@ -130,7 +130,7 @@ def job_plan(
     # 500, 2,000 and 5,000 words), and the time left counts the outline's own once drafted
     low, high = settings.section_range
     sections = 1 if settings.mode == "direct" else min(high, low + 1)
-    pace = kept_pace(tokenizer, settings.mode) if tokenizer else None
+    pace = kept_pace(tokenizer, settings.mode, lang) if tokenizer else None
     need = replace(need, sections=sections,
                    turns=turn_sizes(settings.prompt, settings.words, sections, ratio),
                    pace=pace.tokens_per_word if pace else None, pace_runs=pace.runs if pace else 0)
@@ -322,7 +322,7 @@ class Session:
             result = writer.run()
         result.seconds = time.perf_counter() - started
         if self.model is not None:  # the model's pace for the next plans
-            keep_pace(self.model.path, self.settings.mode,
+            keep_pace(self.model.path, self.settings.mode, language(self.settings.prompt),
                       [(r.written, r.generated_tokens) for r in result.sections
                        if r.generated_tokens])
         result.predicted_seconds = predicted

@@ -10,7 +10,7 @@ import math
 import re
 from dataclasses import replace
 
-from lwlocal.write.faults import OutlineProblem, normal_words, outline_problems
+from lwlocal.write.faults import REQUEST_VERB, OutlineProblem, normal_words, outline_problems
 from lwlocal.write.outline import (
     MAIN_POINT_CHARS,
     MAX_SECTION_WORDS,
@@ -36,12 +36,13 @@ _DANGLING = re.compile(r"(?:\s+(?:a|an|and|as|at|by|for|from|in|into|of|on|or|th
                        r"which|who|with))+$", re.IGNORECASE)
 _BRACKETS = re.compile(r"\[[^\]]*\]|\{[^}]*\}|<[^>]*>")
 # the answer's JSON run into a title ("Bicycle's past, present & future', 'besides its own
-# unique story' }, {", "… the Guitar and Music}."): a brace, or a quote closing a string
-_JSON_DEBRIS = re.compile(r"""\s*(?:[{}]|['"]\s*[,:}]).*$""")
+# unique story' }, {", "… the Guitar and Music}."): from a brace, or from a quote closing a string
+# before one ("The 'Yes', 'No' and 'Maybe' of Bread" stays whole)
+_JSON_DEBRIS = re.compile(r"""\s*(?:['"]\s*[,:][^{}]*)?[{}].*$""")
 INSTRUCTION_TITLE_WORDS = 12  # a title made from the instruction: this many words at most
 _INSTRUCTION_CLAUSES = re.compile(r"[,.;:!?，。；：！？]")
 # the request before the subject: "Write a 1000-word essay on ", "Please write me a guide to "
-_REQUEST = re.compile(r"^\s*(?:please\s+)?(?:write|compose|create|draft|generate|give)\s+"
+_REQUEST = re.compile(rf"^\s*{REQUEST_VERB}\s+"
                       r"(?:me\s+)?(?:an?\s+|the\s+|one\s+)?(?:[\w-]+\s+){0,4}?(?:essay|guide|"
                       r"story|report|article|post|introduction|plan|newsletter|text|piece|note|"
                       r"overview|description|tutorial)\s+(?:on|about|of|for|to|that)\s+",

@@ -4,7 +4,8 @@ The time plan counts a job's text at the ratio the model's tokenizer gives on sa
 until the model has written here. A model's own prose may take fewer tokens a word (the
 default model's documents took 1.11 to 1.19 against 1.28 on the sample), and the guard's
 repairs generate some text twice. Each finished run keeps the words of the sections it wrote
-and the tokens it generated for them, per model file and mode, in the lwlocal home; the plan
+and the tokens it generated for them, per model file, mode and language (``en``, ``zh``: a
+word is a character in Chinese), in the lwlocal home; the plan
 then counts the latest ``PACE_RUNS`` runs' tokens over their words.
 """
 
@@ -33,9 +34,9 @@ def pace_file() -> Path:
     return home() / "writing_pace.json"
 
 
-def pace_key(model: Path, mode: str) -> str:
+def pace_key(model: Path, mode: str, lang: str) -> str:
     stat = model.stat()
-    return f"{model.name} {stat.st_size} {stat.st_mtime_ns} | {mode}"
+    return f"{model.name} {stat.st_size} {stat.st_mtime_ns} | {mode} | {lang}"
 
 
 def _runs(entry: object) -> list[tuple[int, int]]:
@@ -48,22 +49,24 @@ def _runs(entry: object) -> list[tuple[int, int]]:
             if isinstance(words, int) and isinstance(tokens, int) and words > 0 and tokens > 0]
 
 
-def kept_pace(model: Path, mode: str) -> Pace | None:
-    """The pace learned for ``model`` in ``mode`` here, or None before its first run."""
-    runs = _runs(kept_entries(pace_file()).get(pace_key(model, mode)))
+def kept_pace(model: Path, mode: str, lang: str) -> Pace | None:
+    """The pace learned for ``model`` in ``mode`` and ``lang`` here, or None before its first
+    run."""
+    runs = _runs(kept_entries(pace_file()).get(pace_key(model, mode, lang)))
     if not runs:
         return None
     return Pace(sum(t for _, t in runs) / sum(w for w, _ in runs), len(runs))
 
 
-def keep_pace(model: Path, mode: str, sections: Sequence[tuple[int, int]]) -> None:
+def keep_pace(model: Path, mode: str, lang: str, sections: Sequence[tuple[int, int]]) -> None:
     """Keep a run's ``sections`` written (words, tokens generated) for ``model``; where the
-    home cannot be written (a full disk), the finished run goes without it."""
+    model file is gone or the home cannot be written (a full disk), the finished run goes
+    without it."""
     words, tokens = sum(w for w, _ in sections), sum(t for _, t in sections)
     if words <= 0 or tokens <= 0:
         return
-    key = pace_key(model, mode)
-    runs = _runs(kept_entries(pace_file()).get(key))
     with contextlib.suppress(OSError):
+        key = pace_key(model, mode, lang)
+        runs = _runs(kept_entries(pace_file()).get(key))
         keep_entry(pace_file(), key, {"runs": [list(run) for run in
                                                [*runs, (words, tokens)][-PACE_RUNS:]]})

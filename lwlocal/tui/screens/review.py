@@ -43,7 +43,7 @@ class ReviewScreen(ModalScreen[int | None]):
             table.add_row(
                 str(s["index"]), Text(s["title"]), "" if s["planned"] is None else str(
                     s["planned"]), str(s["written"]), str(s["talk"]), str(s["repeated"]),
-                str(s["boundary"] + s["quote"] + s["title_repeated"]),
+                str(s["garbled"]), str(s["boundary"] + s["quote"] + s["title_repeated"]),
                 str(sum(s["repaired"].values())), "rewrite" if s["rewrite"] else "",
                 key=str(s["index"]))
         worth = self.review["rewrite"]
