@@ -103,7 +103,7 @@ def inspect_command(path: Path, as_json: bool) -> None:
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--measure", is_flag=True,
-              help="Measure this machine's speed for time plans (about 20 s) and, with an "
+              help="Measure this machine's speed for time plans (about 30 s) and, with an "
                    "NVIDIA GPU, the memory its CUDA runtime takes (a second); kept for this "
                    "machine and build, then used by every plan.")
 def hw(as_json: bool, measure: bool) -> None:
@@ -188,7 +188,7 @@ def plan_command(model: str, words: int, mode: str, quant: str | None, lang: str
     check_settings(settings)
     if vram_bytes is None and kept_speed(threads) is None:
         click.echo("lwlocal: measuring this machine's speed for the time plan, once (about "
-                   "20 s; `lwlocal hw --measure` measures it again)", err=True)
+                   "30 s; `lwlocal hw --measure` measures it again)", err=True)
         measure_speed(threads, resolve(DEFAULT_MODEL).path)
     chosen = model_plan(model, settings, quant=quant, lang=lang, ram=ram_bytes, vram=vram_bytes)
     plan, path, fmt_of_model, tokenizer = (chosen.plan, chosen.path, chosen.format,

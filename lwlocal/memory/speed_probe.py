@@ -1,4 +1,4 @@
-"""Measuring :class:`~lwlocal.memory.speed.Speed` on this machine and build (about 20 s on 2
+"""Measuring :class:`~lwlocal.memory.speed.Speed` on this machine and build (about 30 s on 2
 cores), kept in the lwlocal home per machine, build and thread count.
 
 Two models tell the constants apart: a wide one written here (two blocks of an 8B Llama's
@@ -11,6 +11,7 @@ prefill at two depths, with each KV type, attention's cost.
 from __future__ import annotations
 
 import platform
+import statistics
 import tempfile
 import time
 from collections.abc import Sequence
@@ -29,6 +30,10 @@ from lwlocal.util.paths import home
 KV_TYPES = ("f16", "q8_0", "q4_0")
 NEAR, FAR = 256, 1536  # depths the default model is measured at
 DECODED = 32  # tokens generated at each depth
+# each timing is taken this many times and the median kept: one run of 32 tokens varied by up to
+# 40% on this project's shared 2 cores (the weights' bandwidth 26 to 42 GB/s in four runs), and
+# so did the time plan built on it
+REPEATS = 3
 WIDE = {"n_embd": 4096, "n_ff": 14336, "heads": 32, "kv_heads": 8, "blocks": 2}
 WIDE_BATCH = 256
 
@@ -156,12 +161,22 @@ def _run(engine, context: Sequence[int]) -> tuple[float, float]:
 
 
 def _near_costs(wide: Path, threads: int) -> tuple[float, float]:
-    """The wide model's seconds per generated token and per prompt token near the start."""
+    """The wide model's seconds per generated token and per prompt token near the start (the
+    medians of ``REPEATS`` requests, each a batch of its own)."""
     engine = _engine(wide, threads, 2 * WIDE_BATCH, WIDE_BATCH, "f16")
-    tokens = [int(t) for t in np.random.default_rng(0).integers(1, 250, WIDE_BATCH)]
-    _run(engine, tokens[:8])  # first touches of the weights
-    prefill, decode = _run(engine, tokens[:8] + tokens[8:])
-    return decode, prefill
+    rng = np.random.default_rng(0)
+    _run(engine, [1] * 8)  # first touches of the weights
+    runs = [_run(engine, [int(t) for t in rng.integers(2, 250, WIDE_BATCH)])
+            for _ in range(REPEATS)]  # no token 1 first: nothing of the last one is reused
+    return statistics.median(d for _, d in runs), statistics.median(p for p, _ in runs)
+
+
+def _decoded(engine, context: Sequence[int]) -> tuple[float, float]:
+    """Seconds per prompt token of ``context`` and per token generated after it (the median of
+    ``REPEATS``: the later requests find the context in the KV cache and only decode)."""
+    prefill, decode = _run(engine, context)
+    return prefill, statistics.median([decode, *(_run(engine, context)[1]
+                                                 for _ in range(REPEATS - 1))])
 
 
 def _depth_costs(model: Path, threads: int) -> dict[str, tuple[float, float, float, float]]:
@@ -175,8 +190,8 @@ def _depth_costs(model: Path, threads: int) -> dict[str, tuple[float, float, flo
         tokens = engine.tokenize(shipped(HELDOUT), start=True)
         if len(tokens) < FAR:
             raise LwlocalError("the held-out text is too short to measure speed with")
-        near_prefill, near_decode = _run(engine, tokens[:NEAR])
-        far_prefill, far_decode = _run(engine, tokens[:FAR])
+        near_prefill, near_decode = _decoded(engine, tokens[:NEAR])
+        far_prefill, far_decode = _decoded(engine, tokens[:FAR])
         costs[kv_type] = near_decode, far_decode, near_prefill, far_prefill
     return costs
 
@@ -184,14 +199,16 @@ def _depth_costs(model: Path, threads: int) -> dict[str, tuple[float, float, flo
 def _solve(wide: ModelShape, narrow: ModelShape, wide_decode: float, wide_prefill: float,
            depth_costs: dict[str, tuple[float, float, float, float]], threads: int) -> Speed:
     """The constants from the measurements (see the module's docstring)."""
-    near_decode, far_decode, near_prefill, far_prefill = depth_costs["f16"]
     decode_slope = {k: max(0.0, (c[1] - c[0]) / (FAR - NEAR)) for k, c in depth_costs.items()}
     # prefill per token: base + slope x mean depth; over [0, NEAR) the mean is NEAR/2, over
     # [NEAR, FAR) it is (NEAR + FAR)/2
     prefill_slope = {k: max(0.0, (c[3] - c[2]) / ((NEAR + FAR) / 2 - NEAR / 2))
                      for k, c in depth_costs.items()}
-    narrow_decode0 = near_decode - decode_slope["f16"] * NEAR
-    narrow_prefill0 = near_prefill - prefill_slope["f16"] * NEAR / 2
+    # at no depth, the KV type makes no difference: each type's line gives it, the median kept
+    narrow_decode0 = statistics.median(c[0] - decode_slope[k] * NEAR
+                                       for k, c in depth_costs.items())
+    narrow_prefill0 = statistics.median(c[2] - prefill_slope[k] * NEAR / 2
+                                        for k, c in depth_costs.items())
     # decode: the wide model's time is weights read (its two blocks' fixed cost is a few per
     # cent of it), the default model's the rest fixed per block; prefill likewise with FLOPs
     # (each less the weights read once per batch)
