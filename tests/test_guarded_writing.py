@@ -297,6 +297,23 @@ def test_an_outline_with_one_problem_is_mended_without_asking_again():
                                                    "How gluten forms in kneading"]
 
 
+def test_an_outline_whose_mending_would_merge_it_below_its_sections_is_asked_again():
+    """tests/test_write_e2e.py's job asks for 4 sections: an outline with one section about
+    the writing, mended, would have had 3."""
+    talk = {"sections": [
+        {"title": "Bread Science", "main_point": "Yeast and flour.", "words": 200},
+        {"title": "Section 2", "main_point": "I will write about ovens.", "words": 200},
+    ]}
+    good = {"sections": [
+        {"title": "Bread Science", "main_point": "Yeast and flour.", "words": 200},
+        {"title": "Ovens", "main_point": "Wood, gas and steam.", "words": 200},
+    ]}
+    chat = ScriptedChat([json.dumps(talk), json.dumps(good)])
+    outline = draft_outline(chat, "Write about bread.", 400, Sampling(), (2, 2))
+    assert len(chat.requests) == 2
+    assert [s.title for s in outline.sections] == ["Bread Science", "Ovens"]
+
+
 def test_an_outline_that_loops_is_closed_before_the_repeated_section():
     """An outline that writes a section again word for word (a title or a main point) is
     stopped there and closed before it, once the fewest sections are written; a repeat before

@@ -26,7 +26,8 @@ OUTLINE_ATTEMPTS = 3  # outlines asked for before the best is mended
 # problems an outline needs to be asked for again: one is mended. Of 18 outlines of the default
 # model (6 prompts, 3 seeds), the 7 with two or more problems all came better in a later try;
 # of the 6 with one (the 5,000-word bread guide's among them), one did, and the others cost
-# their tries for nothing (the bread guide's two: 900 tokens, 10 s of its 140)
+# their tries for nothing (the bread guide's two: 900 tokens, 10 s of its 140); but one whose
+# mending would merge the outline below the fewest sections asked for is asked for again
 RETRY_PROBLEMS = 2
 OUTLINE_AGAIN = ("\n\nAn earlier answer had these problems, which yours must not have: "
                  "{problems}. Give every section a title of its own, about the subject.")
@@ -94,8 +95,9 @@ def draft_outline(
         found = outline_problems(outline)
         if best is None or len(found) < best[0]:
             best = (len(found), outline, cut)
-        if len(found) < RETRY_PROBLEMS:  # every earlier try had more: this one is the best
-            break
+        if len(found) < RETRY_PROBLEMS and (  # every earlier try had more: this is the best
+                not found or len(repair_outline(outline)[0].sections) >= n_sections[0]):
+            break  # (unless mending it would merge it below the fewest sections asked for)
         titles = [s.title for s in outline.sections]
         note = OUTLINE_AGAIN.format(problems="; ".join(p.describe(titles) for p in found))
     assert best is not None
