@@ -544,6 +544,10 @@ def test_outline_problems_repeated_titles_and_placeholders():
     placeholders = outline_problems(["Section Title 1", "SECTION Title 3", "Title 5", "Titles"],
                                     ["A keeper.", "A storm.", "A rescue.", "Deeds."])
     assert [(p.index, p.kind) for p in placeholders] == [(1, "talk"), (2, "talk"), (3, "talk")]
+    # a garden guide's outline of this round: "3" and "4" for titles (or none but marks)
+    bare = outline_problems(["Writing the Beds", "3", "4.", "—", "1984", "第三"],
+                            ["Beds.", "Seeds.", "Water.", "Pests.", "Orwell.", "三."])
+    assert [(p.index, p.kind) for p in bare] == [(2, "talk"), (3, "talk"), (4, "talk")]
     # make demo, this stop: the title the mend made from an echo of the instruction
     echo = outline_problems(["Keeping the soil", "Every time you write a guide it's important",
                              "How to write an essay"], ["Soil.", "Guides.", "Essays."])

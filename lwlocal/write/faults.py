@@ -537,6 +537,10 @@ def echoes(title: str, instruction: str) -> bool:
         len(said) >= TITLE_LIKENESS * len(asked))
 
 
+# a title of no words but a list number or marks ("3", "4.", "—"; a year such as "1984" stays)
+_UNTITLED = re.compile(r"^[\W_]*(?:\d{1,2}[\W_]*)?$")
+
+
 def outline_problems(titles: Sequence[str], main_points: Sequence[str],
                      instruction: str = "") -> list[OutlineProblem]:
     """What is wrong with an outline: titles alike, a title about the writing (or the
@@ -552,7 +556,7 @@ def outline_problems(titles: Sequence[str], main_points: Sequence[str],
             problems.append(OutlineProblem(i, "title", like))
         elif (_PLACEHOLDER.search(bare_title) or _PLACEHOLDER.search(point)
               or is_talk(bare_title) or _WRITING_A_TEXT.search(bare_title)
-              or _ASKER.search(point) or not normal_words(bare_title)
+              or _ASKER.search(point) or _UNTITLED.match(bare_title)
               or instruction and echoes(bare_title, instruction)):
             problems.append(OutlineProblem(i, "talk"))
     return problems
