@@ -31,6 +31,8 @@ TALK = [
     "This has been very interesting, but now I'm going to share it with everyone else too.",
     "This topic has been very interesting but I'm afraid it's only going to end here.",
     "What I will do is help you create an article based on your favorite bread.",
+    "This is what I'm asking for: You have to make it even more perfect with my instructions.",
+    "I hope you can understand how important and why I am making this process possible.",
     '"Overview of Vegetable Gardens: This section will cover the basics of soil.',
     "The next is to provide some tips on watering.",
     "which I've already written before.",
@@ -216,6 +218,9 @@ SUBJECT = [
     "This topic will be debated for years to come.",
     "Coming soon after the harvest, the festival fills the square.",
     "A good teacher will help you write the essay yourself.",
+    '"I hope you like the bread," she said.',
+    "I hope you find your own rhythm on the strings.",
+    "This is what we are asking of the council: plant more trees.",
 ]
 
 

@@ -146,6 +146,10 @@ _TO_ASKER = [
     # "I'm going to talk a little bit more about …", "I'll be talking about this in the future"
     r"\b(?:i|we)(?:'ll| will|'m going to| am going to|'re going to| are going to|'ll be| will be"
     r")\s+(?:just |now |also )?talk(?:ing)? (?:a little |a bit |a little bit )?(?:more )?about\b",
+    # a guitar guide's of this round: "This is what I'm asking for: You have to …", "I hope you
+    # can understand how important …"
+    r"^this is (?:what|everything|all) (?:i|we)(?:'m| am|'re| are) asking (?:for|you)\b",
+    r"\bi hope (?:that )?you (?:can |will |'ll )?understand (?:how|why|what|that|this|me)\b",
     r"\b(?:i|we)(?:'ll| will|'m going to| am going to) (?:now |just |also )?share (?:it|this|"
     r"something) with (?:you|everyone|everybody)\b",
     rf"\b(?:i|we) (?:will|can|could|'ll)(?: do is)? help you (?:create|write|make) (?:a|an|the|"
