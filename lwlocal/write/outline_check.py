@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import replace
 
 from lwlocal.write.faults import REQUEST_VERB, OutlineProblem, normal_words, outline_problems
@@ -87,27 +88,32 @@ def _merged(into: Section, other: Section, keep_point: bool) -> Section:
                    words=into.words + other.words)
 
 
+def _first_sentence(title: str) -> str:
+    first = _FIRST_SENTENCE.match(title)
+    return first[1] if first else title
+
+
+# what is cut from a title before its problems are looked for, in this order, and why
+_TITLE_CUTS: tuple[tuple[Callable[[str], str], str], ...] = (
+    (lambda t: TRAILING_MARKS.sub("", LIST_NUMBERS.sub("", t)).strip(),
+     "its list numbers or trailing marks dropped"),
+    (lambda t: TRAILING_MARKS.sub("", _JSON_DEBRIS.sub("", t)).strip(), "the JSON run into it cut"),
+    (_first_sentence, "cut at the end of its first sentence"),
+)
+
+
 def repair(outline: Outline) -> tuple[Outline, list[str]]:
     """``outline`` with its problems mended, and a line for each change. Each pass mends the
     first problem, so the lines name sections as they were numbered at that time."""
     changes: list[str] = []
     sections = list(outline.sections)
-    for i, section in enumerate(sections):
-        bare = TRAILING_MARKS.sub("", LIST_NUMBERS.sub("", section.title)).strip()
-        if bare and bare != section.title:
-            changes.append(f"section {i + 1}: '{section.title}' titled '{bare}' (its list "
-                           "numbers or trailing marks dropped)")
-            sections[i] = replace(section, title=bare)
-        cut = TRAILING_MARKS.sub("", _JSON_DEBRIS.sub("", sections[i].title)).strip()
-        if cut and cut != sections[i].title:
-            changes.append(f"section {i + 1}: '{sections[i].title}' titled '{cut}' (the JSON "
-                           "run into it cut)")
-            sections[i] = replace(sections[i], title=cut)
-        first = _FIRST_SENTENCE.match(sections[i].title)
-        if first:
-            changes.append(f"section {i + 1}: '{sections[i].title}' titled '{first[1]}' (cut at "
-                           "the end of its first sentence)")
-            sections[i] = replace(sections[i], title=first[1])
+    for i in range(len(sections)):
+        for cut, why in _TITLE_CUTS:
+            title = sections[i].title
+            shorter = cut(title)
+            if shorter and shorter != title:
+                changes.append(f"section {i + 1}: '{title}' titled '{shorter}' ({why})")
+                sections[i] = replace(sections[i], title=shorter)
     for _ in range(len(outline.sections)):
         found = problems(replace(outline, sections=sections))
         if not found or len(sections) == 1 and found[0].kind == "title":
