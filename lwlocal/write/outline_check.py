@@ -109,10 +109,10 @@ def repair(outline: Outline) -> tuple[Outline, list[str]]:
     sections = list(outline.sections)
     for i in range(len(sections)):
         for cut, why in _TITLE_CUTS:
-            title = sections[i].title
-            shorter = cut(title)
-            if shorter and shorter != title:
-                changes.append(f"section {i + 1}: '{title}' titled '{shorter}' ({why})")
+            was = sections[i].title
+            shorter = cut(was)
+            if shorter and shorter != was:
+                changes.append(f"section {i + 1}: '{was}' titled '{shorter}' ({why})")
                 sections[i] = replace(sections[i], title=shorter)
     for _ in range(len(outline.sections)):
         found = problems(replace(outline, sections=sections))
