@@ -24,10 +24,11 @@ from lwlocal.write.outline_stream import OutlineStream
 
 OUTLINE_ATTEMPTS = 3  # outlines asked for before the best is mended
 # problems an outline needs to be asked for again: one is mended. Of 18 outlines of the default
-# model (6 prompts, 3 seeds), the 7 with two or more problems all came better in a later try;
-# of the 6 with one (the 5,000-word bread guide's among them), one did, and the others cost
-# their tries for nothing (the bread guide's two: 900 tokens, 10 s of its 140); but one whose
-# mending would merge the outline below the fewest sections asked for is asked for again
+# model (6 prompts, 3 seeds, asked again at any problem: benchmarks/outline_tries.py), a later
+# try had fewer problems for 6 of the 7 with two or more, and for 1 of the 5 with one; the
+# 5,000-word bread guide's outline (one problem) took 1,338 tokens in three tries, 621 in one
+# (benchmarks/results/time_plan*.json). One whose mending would merge the outline below the
+# fewest sections asked for is asked for again all the same.
 RETRY_PROBLEMS = 2
 OUTLINE_AGAIN = ("\n\nAn earlier answer had these problems, which yours must not have: "
                  "{problems}. Give every section a title of its own, about the subject.")

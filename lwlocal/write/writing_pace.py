@@ -2,11 +2,11 @@
 
 The time plan counts a job's text at the ratio the model's tokenizer gives on sample prose
 until the model has written here. A model's own prose may take fewer tokens a word (the
-default model's documents took 1.11 to 1.19 against 1.28 on the sample), and the guard's
-repairs generate some text twice. Each finished run keeps the words of the sections it wrote
-and the tokens it generated for them, per model file, mode and language (``en``, ``zh``: a
-word is a character in Chinese), in the lwlocal home; the plan
-then counts the latest ``PACE_RUNS`` runs' tokens over their words.
+default model's took 1.11 and 1.14 against 1.28 on the sample: ``benchmarks/time_plan.py``),
+and the guard's repairs generate some text twice. Each finished run keeps the words of the
+sections it wrote and the tokens it generated for them, per model file, mode and language
+(``en``, ``zh``: a word is a character in Chinese), in the lwlocal home; the plan then counts
+the latest ``PACE_RUNS`` runs' tokens over their words.
 """
 
 from __future__ import annotations
