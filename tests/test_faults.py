@@ -33,6 +33,9 @@ TALK = [
     "What I will do is help you create an article based on your favorite bread.",
     "This is what I'm asking for: You have to make it even more perfect with my instructions.",
     "I hope you can understand how important and why I am making this process possible.",
+    "What do the text have in common?",
+    "Provide only 1 answer for each of these questions:",
+    "2. What type of writing is this?",
     '"Overview of Vegetable Gardens: This section will cover the basics of soil.',
     "The next is to provide some tips on watering.",
     "which I've already written before.",
@@ -221,6 +224,9 @@ SUBJECT = [
     '"I hope you like the bread," she said.',
     "I hope you find your own rhythm on the strings.",
     "This is what we are asking of the council: plant more trees.",
+    "What do these trees have in common?",
+    "The council could not answer the residents' questions about the new trees.",
+    "Answers to these questions shaped the city's plan.",
 ]
 
 

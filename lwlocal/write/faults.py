@@ -68,6 +68,10 @@ _ABOUT_TEXT = [
     r"\bthis topic (?:talks|will (?:be )?(?:talk|discuss|shar|explain|cover|tell)\w*|is going to "
     r"(?:talk|be|cover|tell)|has (?:lots|plenty|a lot) (?:of |more )?(?:ideas|topics|information)|"
     r"provides|covers|explains|is about|has been (?:very |really )?interesting)\b",
+    # a quiz on the text after an essay of this round: "What do the text have in common?
+    # Provide only 1 answer for each of these questions: … What type of writing is this?"
+    r"^what (?:do|does) (?:the|this) text\b", r"\bwhat (?:type|kind) of (?:writing|text) is this\b",
+    r"\b(?:answer|provide)\b.{0,40}\b(?:these|the following) questions\b",
     # ... "This has been very interesting, but now …", "Coming soon: Recipe for …"
     r"^this has been (?:very |really )?interesting\b", r"^coming soon:",
     rf"\b(?:in|of|for)\s+(?:my|your)\s+{_DOC}\b",
