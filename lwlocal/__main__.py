@@ -2,4 +2,5 @@
 
 from lwlocal.cli import main
 
-main()
+if __name__ == "__main__":  # not when a spawned process (the quantizer's) imports it
+    main()

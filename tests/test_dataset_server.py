@@ -83,7 +83,10 @@ def test_a_build_killed_mid_way_goes_on_without_duplicates(llama_server, tmp_pat
         os.kill(child.pid, signal.SIGKILL)
         child.wait()
     assert len(decided(out)) < len(NOTES)
-    invoke(*build_args(prompts, out, llama_server), check=True)
+    went_on = json.loads(invoke(*build_args(prompts, out, llama_server), "--json",
+                                check=True).stdout)
+    errors = [job["error"] for job in went_on["report"]["results"] if job["error"]]
+    assert went_on["failed"] == [], errors
     after = decided(out)
     assert sorted(after) == sorted(NOTES)  # each once
     assert all(instruction in after for instruction in first)

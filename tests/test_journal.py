@@ -216,6 +216,30 @@ def test_job_folder_names_that_are_all_taken_are_refused(tmp_path, monkeypatch):
     assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")} == before
 
 
+def test_a_job_folder_appears_only_with_its_metadata(tmp_path, monkeypatch):
+    seen = []
+
+    def write(path, text):  # what a `kill -9` as the metadata is written would leave
+        seen.append(sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")))
+        atomic_write(path, text)
+
+    monkeypatch.setattr(journal, "atomic_write", write)
+    job = Job.create(tmp_path, JobSettings("p", 100), name="tea")
+    assert seen == [[]] and job.dir == tmp_path / "tea"
+    assert Job.open("tea", tmp_path).meta.settings.prompt == "p"
+    assert [p.name for p in tmp_path.iterdir()] == ["tea"]
+
+
+def test_a_job_folder_cut_short_at_its_creation_is_taken_over(tmp_path):
+    (tmp_path / "tea" / "sections").mkdir(parents=True)  # as an older lwlocal's kill -9 left it
+    job = Job.create(tmp_path, JobSettings("p", 100), name="tea")
+    assert job.id == "tea" and Job.open("tea", tmp_path).meta.settings.prompt == "p"
+    (tmp_path / "cake").mkdir()
+    (tmp_path / "cake" / "notes.txt").write_text("mine")  # not a job, and not lwlocal's
+    assert Job.create(tmp_path, JobSettings("p", 100), name="cake").id == "cake-1"
+    assert (tmp_path / "cake" / "notes.txt").read_text() == "mine"
+
+
 @pytest.mark.parametrize("outline", ["{", "[]", '{"sections": []}', '{"prompt": "p"}',
                                      '{"prompt": "p", "words": 10, "sections": 3}'])
 def test_a_corrupt_outline_is_one_line_and_jobs_lists_the_job(tmp_path, lw_home, outline):

@@ -156,6 +156,27 @@ def test_batch_runs_jobs_concurrently_and_skips_finished_ones(served, tmp_path):
     assert again["jobs"] == 0 and again["skipped"] == 3
 
 
+def test_a_batch_goes_on_past_a_job_folder_whose_creation_was_cut_short(served, tmp_path):
+    prompts, out = prompt_file(tmp_path, 50), tmp_path / "batch"
+    (out / "jobs" / "p1" / "sections").mkdir(parents=True)  # killed before its job.json
+    report = json.loads(invoke("batch", str(prompts), "-o", str(out), "--mode", "direct",
+                               "--backend", "openai", "--base-url", served, "--json",
+                               check=True).stdout)
+    assert [row["error"] for row in report["results"]] == [None] * 3
+    assert sorted(p.name for p in (out / "jobs").iterdir()) == ["p0", "p1", "p2"]
+
+
+@pytest.mark.parametrize("command", [["batch"], ["dataset", "build"]])
+def test_a_run_that_leaves_a_job_failed_exits_1(command, tmp_path):
+    prompts, out = prompt_file(tmp_path, 50), tmp_path / "out"
+    gone = f"http://127.0.0.1:{free_port()}/v1"  # no server there
+    proc = invoke(*command, str(prompts), "-o", str(out), "--backend", "openai", "--base-url",
+                  gone, "--retries", "0")
+    assert proc.returncode == 1
+    assert "connection failed" in json.loads((out / "report.json").read_text()
+                                             )["results"][0]["error"]
+
+
 def test_concurrency_needs_a_server(tmp_path):
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text(json.dumps({"id": "a", "prompt": "A note.", "length": 50}) + "\n")

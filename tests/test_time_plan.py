@@ -5,6 +5,7 @@ show them (benchmarks/time_plan.py holds the plan against the clock)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import replace
 
@@ -236,17 +237,37 @@ def test_the_pace_is_the_latest_runs_per_model_file_and_mode(tmp_path):
     assert kept_pace(model, "agentwrite", "en").tokens_per_word == pytest.approx(1.2)  # one good
 
 
+def test_jobs_finishing_together_each_keep_their_pace(tmp_path, lw_home):
+    import threading
+
+    from lwlocal.write.writing_pace import keep_pace, kept_pace
+
+    models = [tmp_path / f"{n}.gguf" for n in range(8)]
+    start = threading.Barrier(len(models))
+
+    def finish(model):
+        model.write_bytes(b"a")
+        start.wait()
+        keep_pace(model, "agentwrite", "en", [(100, 120)])
+
+    threads = [threading.Thread(target=finish, args=(model,)) for model in models]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [kept_pace(model, "agentwrite", "en") is not None for model in models] == [True] * 8
+
+
 def test_a_home_that_cannot_be_written_leaves_a_finished_run_without_its_pace(tmp_path,
                                                                              monkeypatch):
-    from lwlocal.util import measurements
     from lwlocal.write import writing_pace
 
     model = tmp_path / "a.gguf"
     model.write_bytes(b"a")
 
-    def full(path, text):
+    def full(fd):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(measurements, "atomic_write", full)
+    monkeypatch.setattr(os, "fsync", full)  # what atomic_write meets on a full disk
     writing_pace.keep_pace(model, "agentwrite", "en", [(100, 120)])  # no error
     assert writing_pace.kept_pace(model, "agentwrite", "en") is None

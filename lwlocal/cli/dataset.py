@@ -4,6 +4,7 @@ instructions, describe it, export it."""
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -82,12 +83,15 @@ def build(prompts: Path, output: Path, as_json: bool, filters: Filters, batch: B
                                plan.servers, progress)
     if as_json:
         click.echo(json.dumps(vars(result), ensure_ascii=False))
-        return
-    out.print(_build_line(result))
-    if result.failed:
-        err.print(f"[red]failed[/]: {escape(', '.join(result.failed))} (their errors are in "
-                  f"{output / REPORT}; run the same command to go on)", soft_wrap=True)
-    click.echo(f"examples in {output / DATA}, rejected items in {output / REJECTED}", err=True)
+    else:
+        out.print(_build_line(result))
+        if result.failed:
+            err.print(f"[red]failed[/]: {escape(', '.join(result.failed))} (their errors are in "
+                      f"{output / REPORT}; run the same command to go on)", soft_wrap=True)
+        click.echo(f"examples in {output / DATA}, rejected items in {output / REJECTED}",
+                   err=True)
+    if result.failed:  # decided ones are kept; the rest waits for a rerun
+        sys.exit(1)
 
 
 def _build_line(result: BuildResult) -> str:

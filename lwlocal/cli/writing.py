@@ -282,7 +282,13 @@ def batch(prompts: Path, output: Path, mode: str, as_json: bool, batch: BatchOpt
                            progress)
     if as_json:
         click.echo(json.dumps(report, ensure_ascii=False))
-        return
+    else:
+        _print_batch(report, output)
+    if report["errors"]:  # as make does: a run that left work undone is not a success
+        sys.exit(1)
+
+
+def _print_batch(report: dict[str, Any], output: Path) -> None:
     latency = report["latency_seconds"]
     out.print(f"{report['jobs']} jobs ({report['errors']} failed, {report['skipped']} done "
               f"before) at concurrency {report['concurrency']} in {report['wall_seconds']} s: "

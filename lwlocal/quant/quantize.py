@@ -4,15 +4,16 @@ optional importance matrix, written under a temporary name and renamed."""
 from __future__ import annotations
 
 import ctypes
+import multiprocessing
 import re
-import threading
+import signal
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import llama_cpp
-import llama_cpp._logger
 import numpy as np
 
 from lwlocal.convert.run import ConvertResult, convert
@@ -102,10 +103,8 @@ class _QuantizerLog:
         self.bits_per_weight = 0.0
         self._tensor = ""
         self._progress = progress
-        self.callback = llama_cpp.llama_log_callback(self._log)
 
-    def _log(self, level: int, text: bytes, _user_data: int) -> None:
-        text = text or b""
+    def read(self, level: int, text: bytes) -> None:
         if level == _LOG_ERROR:
             self.errors.append(text.decode(errors="replace").strip())
         elif level == _LOG_WARN and b"required fallback quantization" in text:
@@ -122,12 +121,72 @@ class _QuantizerLog:
         elif match := _QUANT_SIZE.search(text):
             self.bits_per_weight = float(match.group(1))
 
-    def __enter__(self) -> _QuantizerLog:
-        llama_cpp.llama_log_set(self.callback, ctypes.c_void_p(0))
-        return self
 
-    def __exit__(self, *_: object) -> None:
-        llama_cpp.llama_log_set(llama_cpp._logger.llama_log_callback, ctypes.c_void_p(0))
+@dataclass(frozen=True)
+class _Request:
+    """What the quantizer's process is asked to do (it is given ``out`` apart)."""
+
+    src: Path
+    ftype: int
+    threads: int
+    imatrix: dict[str, np.ndarray] | None
+    recorded: dict[str, str | int]
+
+
+def _quantize_here(request: _Request, out: Path, log: Connection) -> None:
+    """The quantizer's process: llama.cpp's quantizer writes ``out``; its log lines and then
+    its status go to ``log``. Ctrl-C is the parent's to handle: it ends this process."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def send(level: int, text: bytes, _user_data: int) -> None:
+        log.send((level, text or b""))
+
+    callback = llama_cpp.llama_log_callback(send)
+    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = request.ftype
+    params.nthread = request.threads
+    params.allow_requantize = True  # a quantized input is quantized again, with a warning
+    params.max_buf_size = QUANT_BUFFER_BYTES
+    if request.imatrix is not None:
+        data = _ImatrixArray(request.imatrix)
+        params.imatrix = ctypes.cast(data.entries, ctypes.POINTER(
+            llama_cpp.llama_model_imatrix_data))
+    if request.recorded:
+        overrides = _overrides(request.recorded)
+        params.kv_overrides = ctypes.cast(overrides, ctypes.POINTER(
+            llama_cpp.llama_model_kv_override))
+    status = llama_cpp.llama_model_quantize(str(request.src).encode(), str(out).encode(),
+                                            ctypes.byref(params))
+    log.send(status)
+
+
+def _run_in_child(request: _Request, out: Path, log: _QuantizerLog) -> int:
+    """Run the quantizer in a process of its own, reading its log as it goes, and return its
+    status. llama.cpp's quantizer cannot be stopped once called; a process can: on Ctrl-C (or
+    any failure here) it is ended, so nothing goes on writing, or calling back into an
+    interpreter that is shutting down, after lwlocal has stopped."""
+    context = multiprocessing.get_context("spawn")
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=_quantize_here, args=(request, out, send), daemon=True)
+    child.start()
+    send.close()
+    try:
+        while True:
+            try:
+                message = receive.recv()
+            except EOFError:  # the process ended without a status: killed, out of memory
+                child.join()
+                return child.exitcode or -1
+            if isinstance(message, int):
+                child.join()
+                return message
+            log.read(*message)
+    finally:
+        if child.is_alive():
+            child.kill()
+            child.join()
+        receive.close()
 
 
 def check_request(qtype: str, imatrix: Path | None, model: Path, n_threads: int | None = None
@@ -166,38 +225,25 @@ def quantize(src: Path, out: Path, qtype: str, *, imatrix: Path | None = None,
     check_gguf(src)
     name, ftype = check_request(qtype, imatrix, src)
     refuse_input_as_output(out, {"input model": src, "importance matrix": imatrix})
-    params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = ftype
-    params.nthread = n_threads or default_threads()
-    params.allow_requantize = True  # a quantized input is quantized again, with a warning
-    params.max_buf_size = QUANT_BUFFER_BYTES
     entries = 0
+    recorded: dict[str, str | int] = {}
     if imatrix is not None:
         matrix = load(imatrix)
         check_imatrix(matrix, imatrix, src)
-        data = _ImatrixArray(matrix.means())
-        entries = len(data.entries) - 1
-        params.imatrix = ctypes.cast(data.entries, ctypes.POINTER(
-            llama_cpp.llama_model_imatrix_data))
-        recorded: dict[str, str | int] = {"quantize.imatrix.file": str(imatrix),
-                                          "quantize.imatrix.entries_count": entries}
+        entries = len(matrix.sums)
+        recorded = {"quantize.imatrix.file": str(imatrix),
+                    "quantize.imatrix.entries_count": entries}
         if matrix.datasets:
             recorded["quantize.imatrix.dataset"] = matrix.datasets[0]
         if matrix.chunk_count:
             recorded["quantize.imatrix.chunks_count"] = matrix.chunk_count
-        overrides = _overrides(recorded)
-        params.kv_overrides = ctypes.cast(overrides, ctypes.POINTER(
-            llama_cpp.llama_model_kv_override))
-
-    status: list[int] = []
+    request = _Request(src, ftype, n_threads or default_threads(),
+                       matrix.means() if imatrix is not None else None, recorded)
     start = time.monotonic()
-    with _QuantizerLog(progress) as log, replacing(out) as tmp:
-        worker = threading.Thread(target=lambda: status.append(llama_cpp.llama_model_quantize(
-            str(src).encode(), str(tmp).encode(), ctypes.byref(params))), daemon=True)
-        worker.start()
-        while worker.is_alive():  # joined in steps so that Ctrl-C is seen
-            worker.join(0.2)
-        if status != [0]:
+    log = _QuantizerLog(progress)
+    with replacing(out) as tmp:
+        status = _run_in_child(request, tmp, log)
+        if status != 0:
             reason = "; ".join(log.errors) or f"status {status}"
             raise LwlocalError(f"{src}: llama.cpp's quantizer failed: {reason}")
     warnings = log.warnings

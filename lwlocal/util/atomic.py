@@ -4,6 +4,7 @@ appending a line so that it is on disk whole before the next, or not at all."""
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 from lwlocal.util.destination import replacing, write_error
@@ -12,7 +13,8 @@ from lwlocal.util.destination import replacing, write_error
 def atomic_write(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file, fsync and rename; an OSError (a
     full disk) is one line naming ``path``, and leaves the old file as it was."""
-    with replacing(path, f".{os.getpid()}.tmp") as tmp, tmp.open("w", encoding="utf-8") as handle:
+    own = f".{os.getpid()}.{threading.get_ident()}.tmp"  # each writer its own temporary file
+    with replacing(path, own) as tmp, tmp.open("w", encoding="utf-8") as handle:
         handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())

@@ -1,11 +1,15 @@
 """Measurements kept in a JSON file of the lwlocal home: an object of entries, each under the
-key of what it holds for (a machine, a build, a model file)."""
+key of what it holds for (a machine, a build, a model file). Entries are kept one writer at a
+time (a lock file beside), so jobs finishing together, in threads or processes, each add theirs.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 from typing import Any
+
+from filelock import FileLock
 
 from lwlocal.util.atomic import atomic_write
 
@@ -22,4 +26,5 @@ def kept_entries(path: Path) -> dict[str, Any]:
 def keep_entry(path: Path, key: str, entry: dict[str, Any]) -> None:
     """``entry`` kept in ``path`` under ``key``, the others as they were."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, json.dumps(kept_entries(path) | {key: entry}, indent=1))
+    with FileLock(path.with_name(f".{path.name}.lock")):
+        atomic_write(path, json.dumps(kept_entries(path) | {key: entry}, indent=1))

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -59,30 +60,26 @@ class Job:
     def create(cls, root: Path, settings: JobSettings, name: str | None = None,
                **fields: Any) -> Job:
         """A new job folder under ``root`` (named ``name``, or by time and prompt) with its
-        metadata written (``fields``: JobMeta or settings fields to set)."""
+        metadata written (``fields``: JobMeta or settings fields to set). It is made under a
+        hidden name and renamed once its metadata is on disk, so that no stop, ``kill -9``
+        included, leaves a job folder that is not a job."""
         stamp = time.strftime("%Y%m%d-%H%M%S")
         base = name or f"{stamp}-{_slug(settings.prompt)}"
         try:
             root.mkdir(parents=True, exist_ok=True)
-            for n in range(NAME_TRIES):
-                folder = root / (base if n == 0 else f"{base}-{n}")
-                try:
-                    folder.mkdir()
-                    break
-                except FileExistsError:
-                    continue
-            else:
-                raise LwlocalError(f"{root}: {base} and {NAME_TRIES - 1} numbered folders after "
-                                   "it exist already")
-            (folder / "sections").mkdir()
+            draft = Path(tempfile.mkdtemp(prefix=f".{base}.", suffix=".partial", dir=root))
         except OSError as exc:
             raise write_error(root, exc) from exc
-        job = cls(folder, JobMeta(settings, created=time.time()))
         try:
-            job.update(**fields)
-        except BaseException:  # a full disk, or a stop: no folder left that is not a job
-            if not (folder / META).is_file():
-                shutil.rmtree(folder, ignore_errors=True)
+            try:
+                (draft / "sections").mkdir()
+                job = cls(draft, JobMeta(settings, created=time.time()))
+                job.update(**fields)
+                job.dir = _claim(draft, root, base)
+            except OSError as exc:
+                raise write_error(root, exc) from exc
+        except BaseException:  # a full disk, or a stop: no draft left behind
+            shutil.rmtree(draft, ignore_errors=True)
             raise
         return job
 
@@ -283,6 +280,25 @@ class Job:
         if state == "writing" and not alive:
             return "interrupted"
         return state
+
+
+def _claim(draft: Path, root: Path, base: str) -> Path:
+    """Rename the finished ``draft`` to the first free name of ``base``, ``base-1``, …; a
+    folder an older lwlocal left without metadata (stopped as it made it, nothing written) is
+    taken over."""
+    for n in range(NAME_TRIES):
+        folder = root / (base if n == 0 else f"{base}-{n}")
+        with contextlib.suppress(OSError):  # what else it holds stays, and so does the folder
+            if not folder.is_symlink() and [p.name for p in folder.iterdir()] == ["sections"]:
+                (folder / "sections").rmdir()  # only if empty
+        try:
+            os.rename(draft, folder)  # replaces no folder but an empty one
+            return folder
+        except OSError as exc:
+            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR):
+                raise
+    raise LwlocalError(f"{root}: {base} and {NAME_TRIES - 1} numbered folders after it exist "
+                       "already")
 
 
 def assemble(outline: Outline, texts: Sequence[str | None], direct: bool) -> str:

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from lwlocal.util.destination import DestinationError
 from lwlocal.util.measurements import keep_entry, kept_entries
 from lwlocal.util.paths import home
 
@@ -65,7 +66,7 @@ def keep_pace(model: Path, mode: str, lang: str, sections: Sequence[tuple[int, i
     words, tokens = sum(w for w, _ in sections), sum(t for _, t in sections)
     if words <= 0 or tokens <= 0:
         return
-    with contextlib.suppress(OSError):
+    with contextlib.suppress(OSError, DestinationError):
         key = pace_key(model, mode, lang)
         runs = _runs(kept_entries(pace_file()).get(key))
         keep_entry(pace_file(), key, {"runs": [list(run) for run in
