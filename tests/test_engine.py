@@ -170,3 +170,37 @@ def test_a_moved_window_holds_the_shorter_conversation_without_evaluating_it(eng
     assert not chat.move_window(new, other)  # not the first less a stretch
     assert not chat.move_window(new, new[-1:])  # the request alone: nothing to move
     assert engine.stats.window_moves == moves + 1 and engine.stats.context_tokens == held
+
+
+def test_a_reply_in_the_models_own_tokens_is_handed_back_without_evaluating_it_again(engine):
+    """A reply the model spelled in other tokens than its tokenizer gives for the text ("w",
+    "ater" for "water") is evaluated again from there when handed back as text; handed back in
+    the tokens the KV cache holds for it (``reply_tokens``), the next request evaluates only
+    its own turn. Where the text was changed after it was written, its tokens go as far as
+    they spell it, from a whole character on the rest is tokenized."""
+    from lwlocal.families.prompt_format import FORMATS
+    from lwlocal.runtime.chat import LocalChat, Message
+
+    chat = LocalChat(engine, FORMATS["chatml"])
+    ask, follow = [Message("user", "Say a word.")], Message("user", "Another.")
+    byte = {engine.token_bytes(t): t for t in range(1000)}  # the single-byte tokens
+    odd = [*engine.tokenize("w"), *engine.tokenize("ater"), *engine.tokenize(" caf"),
+           byte[b"\xc3"], byte[b"\xa9"]]  # "water café", é byte by byte
+    assert odd[:2] != engine.tokenize("water")  # not how the tokenizer spells it
+    engine.generate(chat.render(ask) + odd, GREEDY, max_tokens=1)  # the cache holds them
+    kept = chat.reply_tokens(ask, "water café")
+    assert kept == tuple(odd)
+
+    for tokens, again in ((kept, 0), (None, len(engine.tokenize("water café")))):
+        engine.generate(chat.render(ask) + odd, GREEDY, max_tokens=1)
+        evaluated = engine.stats.prompt_tokens_evaluated
+        engine.generate(chat.render([*ask, Message("assistant", "water café", tokens), follow]),
+                        GREEDY, max_tokens=1)
+        request = len(engine.tokenize(chat.format.next_turn(follow.content)))
+        # the new turn (and a token sampled but never fed back), or the reply as text too
+        assert engine.stats.prompt_tokens_evaluated - evaluated - request in (again, again + 1)
+
+    engine.generate(chat.render(ask) + odd, GREEDY, max_tokens=1)
+    changed = chat.reply_tokens(ask, "water cafè")  # è: the same first byte as é
+    assert changed == (*odd[:3], *engine.tokenize("è"))  # not from the middle of a character
+    assert chat.reply_tokens([Message("user", "Something else.")], "water") is None

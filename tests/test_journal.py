@@ -216,6 +216,22 @@ def test_job_folder_names_that_are_all_taken_are_refused(tmp_path, monkeypatch):
     assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")} == before
 
 
+def test_a_sections_tokens_are_kept_for_its_text_and_model_only(tmp_path):
+    job = Job.create(tmp_path, JobSettings("p", 100))
+    job.save_section(1, "Water.", (103, 571, 13), "m.gguf 10")
+    assert job.section_tokens(1, "m.gguf 10") == (103, 571, 13)
+    assert job.section_tokens(1, "other.gguf 10") is None  # another model's tokenizer
+    assert job.finished() == [1] and job.section_text(1) == "Water."
+    job.section_path(1).write_text("Water!")  # the text changed since
+    assert job.section_tokens(1, "m.gguf 10") is None
+    for kept in ("{", "[]", '{"model": "m.gguf 10", "tokens": [1, -2]}'):
+        job.save_section(1, "Water.", (1,), "m.gguf 10")
+        job.tokens_path(1).write_text(kept)
+        assert job.section_tokens(1, "m.gguf 10") is None  # read as text instead
+    job.save_section(1, "Water.")  # written again on a server: no stale tokens left
+    assert not job.tokens_path(1).exists() and job.section_tokens(1, "m.gguf 10") is None
+
+
 def test_a_job_folder_appears_only_with_its_metadata(tmp_path, monkeypatch):
     seen = []
 

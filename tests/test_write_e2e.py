@@ -25,7 +25,7 @@ pytestmark = pytest.mark.model  # every test here runs the default model
 PROMPT = "Write a travel guide to Lisbon for a first-time visitor."
 
 
-def test_agentwrite_job_reuses_the_kv_cache(lw_home, tmp_path):
+def test_agentwrite_job_reuses_the_kv_cache(lw_home, tmp_path, default_model):
     out = tmp_path / "doc.md"
     proc = run_cli("write", PROMPT, "--words", "200", "--sections", "4", "--ctx", "4096",
                    "-o", str(out), "--json", env_home=lw_home, check=True)
@@ -41,6 +41,9 @@ def test_agentwrite_job_reuses_the_kv_cache(lw_home, tmp_path):
     assert document.count("\n## ") + document.startswith("## ") == 4
     job = Job.open(result["job"], lw_home / "jobs")
     assert job.state == "done" and job.finished() == [1, 2, 3, 4]
+    # each section kept in the tokens the model wrote it in, handed back so in the next request
+    model_key = f"{default_model.name} {default_model.stat().st_size}"
+    assert all(job.section_tokens(i, model_key) for i in range(1, 5))
     listed = run_cli("jobs", "--json", env_home=lw_home, check=True).stdout.splitlines()
     assert json.loads(listed[0])["state"] == "done"
 

@@ -21,10 +21,13 @@ from lwlocal.util.errors import LwlocalError
 
 @dataclass(frozen=True)
 class Message:
-    """One turn: ``role`` is ``system``, ``user`` or ``assistant``."""
+    """One turn: ``role`` is ``system``, ``user`` or ``assistant``. An assistant turn may carry
+    the ``tokens`` the model spelled it with (:meth:`TokenBackend.reply_tokens`), for a backend
+    of the same ``model`` to use instead of tokenizing ``content``."""
 
     role: str
     content: str
+    tokens: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,22 @@ class WindowBackend(ChatBackend, Protocol):
         ``hooks.on_prefill`` follows what is evaluated, ``hooks.cancel`` stops it."""
 
 
+@runtime_checkable
+class TokenBackend(ChatBackend, Protocol):
+    """A backend whose model's own tokens for a reply can be kept and handed back (a local
+    model): a reply it wrote in other tokens than its tokenizer gives for the text (an odd
+    word), handed back as text, is evaluated again from there; in its own tokens, it is not."""
+
+    @property
+    def model_key(self) -> str:
+        """Which model (and so tokenizer) the tokens are of."""
+
+    def reply_tokens(self, messages: Sequence[Message], text: str) -> tuple[int, ...] | None:
+        """Tokens spelling ``text``, the reply just written to ``messages``: those the KV cache
+        holds for it as far as they spell the start of ``text``, then the rest tokenized (None
+        where the cache does not hold ``messages``)."""
+
+
 def continues(chat: ChatBackend) -> TypeGuard[ContinuingBackend]:
     """Whether ``chat`` can go on with a reply stopped part-way."""
     return isinstance(chat, ContinuingBackend) and chat.continues
@@ -116,6 +135,14 @@ def check_turns(messages: Sequence[Message]) -> None:
     if not turns or [m.role for m in turns] != expected or turns[-1].role != "user":
         raise LwlocalError("messages must alternate user and assistant turns (after an "
                            "optional system turn), starting and ending with the user")
+
+
+def _whole_characters(data: bytes) -> bool:
+    try:
+        data.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 class LocalChat:
@@ -144,8 +171,37 @@ class LocalChat:
         tokens = self.engine.tokenize(self.format.first_turn(turns[0].content, system),
                                       start=True)
         for message in turns[1:]:
-            tokens += self.engine.tokenize(message.content if message.role == "assistant"
-                                           else self.format.next_turn(message.content))
+            if message.role != "assistant":
+                tokens += self.engine.tokenize(self.format.next_turn(message.content))
+            elif message.tokens is not None:
+                tokens += message.tokens
+            else:
+                tokens += self.engine.tokenize(message.content)
+        return tokens
+
+    @property
+    def model_key(self) -> str:
+        return self.engine.model_key
+
+    def reply_tokens(self, messages: Sequence[Message], text: str) -> tuple[int, ...] | None:
+        prompt, held = self.render(messages), self.engine.held()
+        if held[:len(prompt)] != prompt:
+            return None
+        want, spelled, kept = text.encode(), b"", 0
+        for token in held[len(prompt):]:
+            piece = self.engine.token_bytes(token)
+            if not want.startswith(spelled + piece):
+                break
+            spelled, kept = spelled + piece, kept + 1
+        while kept and not _whole_characters(spelled):  # the rest begins on a character
+            kept -= 1
+            spelled = spelled[:len(spelled) - len(self.engine.token_bytes(held[len(prompt)
+                                                                                + kept]))]
+        rest = want[len(spelled):].decode()
+        tokens = (*held[len(prompt):len(prompt) + kept], *(self.engine.tokenize(rest)
+                                                          if rest else ()))
+        if b"".join(map(self.engine.token_bytes, tokens)) != want:
+            return None  # a tokenizer whose pieces do not spell the text byte for byte
         return tokens
 
     def count(self, messages: Sequence[Message]) -> int:

@@ -178,6 +178,7 @@ class Engine:
         self._end_tokens = [t for t in range(llama_cpp.llama_vocab_n_tokens(self._vocab))
                             if self.is_end_of_turn(t)]
         self.stats = Stats()
+        self.model_key = f"{path.name} {path.stat().st_size}"  # what a job's kept tokens are of
 
     @property
     def speculate(self) -> str:
@@ -203,6 +204,14 @@ class Engine:
     def tokenize(self, text: str, *, start: bool = False) -> list[int]:
         """Tokens of ``text``; special tokens are parsed, BOS added only when ``start``."""
         return self._llm.tokenize(text.encode(), add_bos=start, special=True)
+
+    def token_bytes(self, token: int) -> bytes:
+        """The bytes token ``token`` stands for in a text (as the writer streams them)."""
+        return bytes(self._llm.detokenize([token]))
+
+    def held(self) -> list[int]:
+        """The tokens the KV cache holds, in order."""
+        return [int(t) for t in self._llm.input_ids[:self._llm.n_tokens]]
 
     def detokenize(self, tokens: Sequence[int]) -> str:
         return self._llm.detokenize(list(tokens)).decode("utf-8", errors="replace")

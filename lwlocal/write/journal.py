@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import re
@@ -169,12 +170,44 @@ class Job:
         return [{str(k): str(v) for k, v in r.items()} for r in repairs
                 if isinstance(r, dict)] if isinstance(repairs, list) else []
 
-    def save_section(self, index: int, text: str) -> None:
-        """Keep a finished section for good, dropping its partial file first: a writer killed
-        in between leaves the section unfinished, never finished with a stale partial."""
+    def tokens_path(self, index: int) -> Path:
+        return self.dir / "sections" / f"{index:03d}.tokens.json"
+
+    def save_section(self, index: int, text: str, tokens: Sequence[int] | None = None,
+                     model: str = "") -> None:
+        """Keep a finished section for good, with the ``tokens`` ``model`` spelled it with
+        where there are some, dropping its partial file first: a writer killed in between
+        leaves the section unfinished, never finished with a stale partial (or stale tokens)."""
         self.partial_path(index).unlink(missing_ok=True)
         self.repairs_path(index).unlink(missing_ok=True)
+        if tokens is None:
+            self.tokens_path(index).unlink(missing_ok=True)
+        else:
+            atomic_write(self.tokens_path(index), json.dumps(
+                {"schema": 1, "model": model, "text_sha256": _sha256(text),
+                 "tokens": list(tokens)}))
         atomic_write(self.section_path(index), text)
+
+    def section_tokens(self, index: int, model: str) -> tuple[int, ...] | None:
+        """The tokens ``model`` spelled finished section ``index`` with, where they were kept
+        for its text as it is (None where not: another model, a text changed since, a file
+        that does not read)."""
+        text, kept = self.section_text(index), read_own(self.tokens_path(index), self.dir)
+        if text is None or kept is None:
+            return None
+        try:
+            data = json.loads(kept)
+        except (ValueError, RecursionError):
+            return None
+        if not isinstance(data, dict):
+            return None
+        tokens = data.get("tokens")
+        if (data.get("model") != model or data.get("text_sha256") != _sha256(text)
+                or not isinstance(tokens, list)
+                or not all(isinstance(t, int) and not isinstance(t, bool) and t >= 0
+                           for t in tokens)):
+            return None
+        return tuple(tokens)
 
     def open_partial(self, index: int) -> IO[str]:
         """The partial file of the section being written (streamed, not fsynced), empty. A
@@ -280,6 +313,10 @@ class Job:
         if state == "writing" and not alive:
             return "interrupted"
         return state
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _claim(draft: Path, root: Path, base: str) -> Path:

@@ -17,7 +17,7 @@ from collections.abc import Collection, Iterator
 from dataclasses import replace
 from typing import IO
 
-from lwlocal.runtime.chat import ChatBackend, Hooks, Message, WindowBackend, continues
+from lwlocal.runtime.chat import ChatBackend, Hooks, Message, TokenBackend, WindowBackend, continues
 from lwlocal.runtime.engine import Generation, Sampling
 from lwlocal.util.destination import write_error
 from lwlocal.util.errors import LwlocalError, SettingError
@@ -126,7 +126,9 @@ class Writer:
         first = self._first_kept
         messages = [Message("user", self._head(first))]
         for done in range(first, index):
-            messages += [Message("assistant", self.job.section_text(done) or ""),
+            tokens = (self.job.section_tokens(done, self.chat.model_key)
+                      if isinstance(self.chat, TokenBackend) else None)
+            messages += [Message("assistant", self.job.section_text(done) or "", tokens),
                          Message("user", self._request(done + 1))]
         return messages
 
@@ -284,7 +286,11 @@ class Writer:
                 text = trimmed
         text, tidied = tidy(text, section.title)
         repairs = [r.as_dict() for r in [*guard.repairs, *tidied]]
-        self.job.save_section(index, text)
+        if isinstance(self.chat, TokenBackend):  # the next requests hand it back as written
+            self.job.save_section(index, text, self.chat.reply_tokens(context, text),
+                                  self.chat.model_key)
+        else:
+            self.job.save_section(index, text)
         if tidied:
             self.progress(event("rewind", words_done + count_words(text), self.outline.words))
         stats = self.chat.stats
