@@ -372,3 +372,37 @@ def test_garbled_text_is_cut_before_its_sentence_ends_and_never_kept(tmp_path):
     assert guard.add("-".join(words[:15])) is None
     fault = guard.add("-" + words[15])
     assert fault is not None and fault.kind == "garbled"  # sixteen words, still growing
+
+
+TALK = {"sections": [
+    {"title": "Bread Science", "main_point": "Yeast and flour.", "words": 300},
+    {"title": "Section 2", "main_point": "I will write about it.", "words": 100},
+]}
+
+
+def test_an_outline_mended_below_the_sections_asked_for_gets_sections_added():
+    """`make demo` asked for 4 sections and got 2: its outlines' other titles were the
+    request's words, merged away. The model is asked for each missing section, and one it
+    offers is mended as outlines are (a title that is another's again, made from its main
+    point)."""
+    again = {"title": "Bread Science", "main_point": "Ovens and how heat makes a crust.",
+             "words": 5}
+    chat = ScriptedChat([json.dumps(TALK)] * 3 + [json.dumps(again)])
+    outline = draft_outline(chat, "Write about bread.", 400, Sampling(), (2, 2))
+    assert len(chat.requests) == 4
+    asked = chat.requests[3].messages[-1].content
+    assert "1. Bread Science: Yeast and flour.\n" in asked and "400-word" in asked
+    assert [(s.title, s.words) for s in outline.sections] == [
+        ("Bread Science", 200), ("Ovens and how heat makes a crust", 200)]
+    assert "section 2 added, 'Bread Science', for the 2 sections asked for (200 of section " \
+           "1's words)" in outline.changes
+
+
+def test_sections_the_model_offers_none_of_use_for_are_said_to_be_missing():
+    junk = [json.dumps({"title": "Section 3", "main_point": "I will write about it.",
+                        "words": 5}), "not JSON", "[]"]
+    chat = ScriptedChat([json.dumps(TALK)] * 3 + junk)
+    outline = draft_outline(chat, "Write about bread.", 400, Sampling(), (2, 2))
+    assert len(chat.requests) == 6 and len(outline.sections) == 1
+    assert outline.changes[-1] == ("1 sections of the 2 asked for: none of the 3 the model "
+                                   "offered to add was about the subject and unlike the others")

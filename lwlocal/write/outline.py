@@ -91,10 +91,9 @@ def outline_prompt(prompt: str, words: int, n_sections: tuple[int, int]) -> str:
     return PLAN_PROMPT.format(lo_hi=lo_hi, words=words, prompt=prompt)
 
 
-def outline_schema(n_sections: tuple[int, int]) -> dict[str, Any]:
-    """JSON schema the plan is decoded under, so any model gives a parseable outline."""
-    lo, hi = n_sections
-    section = {
+def section_schema() -> dict[str, Any]:
+    """JSON schema of one outline section."""
+    return {
         "type": "object",
         "properties": {
             "title": {"type": "string", "minLength": 1, "maxLength": TITLE_CHARS},
@@ -103,10 +102,16 @@ def outline_schema(n_sections: tuple[int, int]) -> dict[str, Any]:
         },
         "required": ["title", "main_point", "words"],
     }
+
+
+def outline_schema(n_sections: tuple[int, int]) -> dict[str, Any]:
+    """JSON schema the plan is decoded under, so any model gives a parseable outline."""
+    lo, hi = n_sections
     return {
         "type": "object",
         "properties": {
-            "sections": {"type": "array", "items": section, "minItems": lo, "maxItems": hi}
+            "sections": {"type": "array", "items": section_schema(), "minItems": lo,
+                         "maxItems": hi}
         },
         "required": ["sections"],
     }

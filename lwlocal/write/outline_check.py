@@ -32,9 +32,10 @@ TRAILING_MARKS = re.compile(r"(?:[\s,;:]|\(\d{1,2}\)|(?<=,)\.|"
 _FIRST_SENTENCE = re.compile(r"^(\S+\s.*?[a-z]{2})[.!?]\s+[A-Z]")
 TITLE_WORDS = 8  # a title made from a main point: its first clause, this many words at most
 _CLAUSE = re.compile(r"[^.;:\n(]+")
-# words a title made by cutting a clause short may not end on ("... the origin and")
+# words a title made by cutting a clause short may not end on ("... the origin and", "It is
+# the best way to have your")
 _DANGLING = re.compile(r"(?:\s+(?:a|an|and|as|at|by|for|from|in|into|of|on|or|that|the|to|"
-                       r"which|who|with))+$", re.IGNORECASE)
+                       r"which|who|with|your|my|our|their|his|her|its))+$", re.IGNORECASE)
 _BRACKETS = re.compile(r"\[[^\]]*\]|\{[^}]*\}|<[^>]*>")
 # the answer's JSON run into a title ("Bicycle's past, present & future', 'besides its own
 # unique story' }, {", "… the Guitar and Music}."): from a brace, or from a quote closing a string
@@ -100,6 +101,13 @@ _TITLE_CUTS: tuple[tuple[Callable[[str], str], str], ...] = (
     (lambda t: TRAILING_MARKS.sub("", _JSON_DEBRIS.sub("", t)).strip(), "the JSON run into it cut"),
     (_first_sentence, "cut at the end of its first sentence"),
 )
+
+
+def cut_title(title: str) -> str:
+    """``title`` with every cut of ``_TITLE_CUTS`` that leaves something made."""
+    for cut, _ in _TITLE_CUTS:
+        title = cut(title) or title
+    return title
 
 
 def repair(outline: Outline) -> tuple[Outline, list[str]]:

@@ -3,7 +3,9 @@ with its problems named, and mended; or, for a single-pass job, one section."""
 
 from __future__ import annotations
 
+import json
 import threading
+from dataclasses import replace
 
 from lwlocal.runtime.chat import ChatBackend, Hooks, Message
 from lwlocal.runtime.engine import Sampling
@@ -17,7 +19,9 @@ from lwlocal.write.outline import (
     outline_schema,
     parse_model_outline,
     section_range,
+    section_schema,
 )
+from lwlocal.write.outline_check import cut_title
 from lwlocal.write.outline_check import problems as outline_problems
 from lwlocal.write.outline_check import repair as repair_outline
 from lwlocal.write.outline_stream import OutlineStream
@@ -32,6 +36,13 @@ OUTLINE_ATTEMPTS = 3  # outlines asked for before the best is mended
 RETRY_PROBLEMS = 2
 OUTLINE_AGAIN = ("\n\nAn earlier answer had these problems, which yours must not have: "
                  "{problems}. Give every section a title of its own, about the subject.")
+# a mended outline with fewer sections than asked for (`make demo`'s `--sections 4` came out
+# with 2: two of its titles were the request's own words) gets the rest one at a time
+ADD_SECTION = ("Instruction: {prompt}\n\nA {words}-word text for it is planned in these "
+               "sections:\n{sections}\n\nGive one more section for it, on a part of the "
+               "subject that none of these covers, in JSON: its title (a few words about the "
+               "subject), its main point (a sentence or two) and its words.")
+ADD_TRIES = 3  # sections asked for, each with a seed of its own, before one is given up
 
 
 def draft_outline(
@@ -103,11 +114,72 @@ def draft_outline(
         note = OUTLINE_AGAIN.format(problems="; ".join(p.describe(titles) for p in found))
     assert best is not None
     outline, mended = repair_outline(best[1])
+    if len(outline.sections) < n_sections[0]:
+        outline, added = _with_sections_added(chat, outline, n_sections[0], sampling, cancel)
+        mended += added
     changes = [*best[2], *mended]
     for change in changes:
         progress(Progress("notice", message=f"outline: {change}"))
     outline.changes = changes
     return outline
+
+
+def _with_sections_added(chat: ChatBackend, outline: Outline, fewest: int, sampling: Sampling,
+                         cancel: threading.Event | None) -> tuple[Outline, list[str]]:
+    """``outline`` with sections the model adds after the others, one at a time, until it has
+    ``fewest``: each offered one is given half the words of the longest section and mended as
+    outlines are, and added where that keeps it (a title alike to another made from its main
+    point, say); a line for each change (and one where none of ``ADD_TRIES`` offers was)."""
+    changes: list[str] = []
+    seed = sampling.seed + OUTLINE_ATTEMPTS  # seeds of their own
+    while len(outline.sections) < fewest:
+        sections = outline.sections
+        listed = "\n".join(f"{i}. {s.title}: {s.main_point}" for i, s in enumerate(sections, 1))
+        request = ADD_SECTION.format(prompt=outline.prompt, words=outline.words,
+                                     sections=listed)
+        longest = max(range(len(sections)), key=lambda i: sections[i].words)
+        half = sections[longest].words // 2
+        shorter = replace(sections[longest], words=sections[longest].words - half)
+        for _ in range(ADD_TRIES):
+            result = chat.complete([Message("user", request)],
+                                   Sampling(**{**vars(sampling), "seed": seed}),
+                                   max_tokens=max_outline_tokens((1, 1)),
+                                   json_schema=section_schema(), hooks=Hooks(cancel=cancel))
+            seed += 1
+            if result.stop == "cancelled":
+                raise KeyboardInterrupt
+            offered = _offered_section(result.text, half)
+            if offered is None:
+                continue
+            tried = [*sections[:longest], shorter, *sections[longest + 1:], offered]
+            mended, lines = repair_outline(replace(outline, sections=tried))
+            if len(mended.sections) == len(tried):
+                changes += [f"section {len(tried)} added, '{offered.title}', for the {fewest} "
+                            f"sections asked for ({half} of section {longest + 1}'s words)",
+                            *lines]
+                outline = mended
+                break
+        else:
+            changes.append(f"{len(sections)} sections of the {fewest} asked for: none of the "
+                           f"{ADD_TRIES} the model offered to add was about the subject and "
+                           "unlike the others")
+            break
+    return outline, changes
+
+
+def _offered_section(text: str, words: int) -> Section | None:
+    """The section of ``words`` a reply under ``section_schema`` offers (title cut as outlines'
+    are), or None where it is not one."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    title, point = (data.get("title"), data.get("main_point")) if isinstance(data, dict) else (
+        None, None)
+    if not (isinstance(title, str) and isinstance(point, str)
+            and cut_title(title.strip()) and point.strip()):
+        return None
+    return Section(cut_title(title.strip()), point.strip(), words)
 
 
 def direct_outline(prompt: str, words: int) -> Outline:
