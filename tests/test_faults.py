@@ -483,17 +483,20 @@ def test_tidy_numbers_a_list_from_one_where_it_counts_on_from_an_earlier_section
 
 def test_a_title_made_from_a_main_point_ends_on_a_word_of_its_own():
     """A lighthouse history of this round: titles cut from main points at eight words ended
-    "... the origin and" and "... is a story that", and one on a comma."""
+    "... the origin and" and "... is a story that", and one on a comma; `make demo`'s "... to
+    have your"."""
     outline = Outline("p", 600, [
         Section("History", "The lighthouses of the coast.", 200),
         Section("History", "A historical account that recounts the origin and growth of the "
                            "lights.", 200),
         Section("History", "Lighthouse-keeping was once viewed as a lonely trade, then a "
-                           "calling.", 200)])
+                           "calling.", 200),
+        Section("History", "It is the best way to have your favorite food.", 200)])  # make demo
     mended, _ = repair(outline)
     assert [s.title for s in mended.sections][1:] == [
         "A historical account that recounts the origin",
-        "Lighthouse-keeping was once viewed as a lonely trade"]
+        "Lighthouse-keeping was once viewed as a lonely trade",
+        "It is the best way to have"]
 
 
 def test_tidy_drops_a_heading_of_its_own_wrapped_on_the_first_line():
