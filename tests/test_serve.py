@@ -61,8 +61,11 @@ def test_the_server_reuses_the_conversation_prefix(served):
     # (prompt tokens evaluated / context: tests/test_llama_server.py, on a longer job whose
     # outline requests weigh less)
     assert stats.cached_prompt_tokens >= 0.5 * stats.prompt_tokens
-    merged = sum("merged into" in change for change in result["review"]["outline_changes"])
-    assert len(result["sections"]) == 3 - merged and result["settings"]["backend"] == "openai"
+    changes = result["review"]["outline_changes"]
+    merged = sum("merged into" in change for change in changes)
+    added = sum(" added, '" in change for change in changes)  # for the 3 sections asked for
+    assert len(result["sections"]) == 3 - merged + added
+    assert result["settings"]["backend"] == "openai"
 
 
 def test_a_server_killed_mid_job_is_waited_for_and_the_job_completes(tmp_path, lw_home):
