@@ -22,6 +22,11 @@ from lwlocal.write.outline_check import bounded, problems, repair
 from lwlocal.write.review import review, summary_line
 
 TALK = [
+    # a coffee guide read at the end of this round (`write "Write a guide to brewing good
+    # coffee at home, from beans to cup." --words 900 --sections 5`)
+    "A great first step in the plan of a brewing guide to coffee, I love it.",
+    "The most important part of the whole article is, you know, a really good example.",
+    "So, the guide is going to have all kinds of ways that will help people.",
     # the 5,000-word bread guide of this round: its list items talked about themselves
     "This topic talks about how this all happened 100 years ago.",
     "This topic will be discussed later.",
@@ -162,6 +167,8 @@ TALK = [
 ]
 SUBJECT = [
     "Tomatoes need six hours of sun a day.",
+    "The guide had a lantern, and the plan of the old city on a scrap of paper.",
+    "The whole village turned out for the harvest.",
     "The history of bread begins in Egypt, where wild yeast raised the first loaves.",
     'She said, "I will help you," and smiled.',
     "A cross-section of the loaf shows an open crumb.",
@@ -534,8 +541,16 @@ def test_list_numbers_before_a_title_are_dropped():
         400)]))
     assert mended.sections[0].title == "How they can improve your life, by helping others"
     assert "cut at the end of its first sentence" in changes[0]
+    # a coffee guide's, cut short by the schema's 80 characters
+    mended, changes = repair(Outline("p", 400, [Section(
+        "Coffee Making Tips & How-to's for Coffee-Making - Guide to Boiler, Brewing, and,", "E.",
+        400)]))
+    assert mended.sections[0].title == ("Coffee Making Tips & How-to's for Coffee-Making - Guide "
+                                        "to Boiler, Brewing")
+    assert changes[-1].endswith("(the word it was cut short on dropped)")
     for kept in ("Life in the U.S.", "Tools, glue, etc.", "Wait...", "Acme Inc.",
-                 "Roads in the U.S. Today", "Dr. Smith and the Lamp"):
+                 "Roads in the U.S. Today", "Dr. Smith and the Lamp", "Getting By",
+                 "Things to Look For", "Salt and Pepper"):
         assert repair(Outline("p", 400, [Section(kept, "E.", 400)]))[0].sections[0].title == kept
     # a title numbered in brackets (LongBench-Write's t-SNE introduction through llama-server)
     mended, _ = repair(Outline("p", 400, [Section("Introduction to T-SNE (2)", "What.", 400)]))

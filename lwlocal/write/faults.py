@@ -101,6 +101,12 @@ _ABOUT_TEXT = [
     r"\bthe (?:report|essay|article|guide|document|post|text|story|tutorial|newsletter) "
     r"(?:will |should |then |is going to )*(?:cover|begin|start|end|conclude|discuss|provide|"
     r"explore|include|describe|focus|look at|move)s?\b",
+    # a coffee guide's: "… the guide is going to have all kinds of ways", "The most important
+    # part of the whole article is …", "A great first step in the plan of a brewing guide"
+    r"\bthe (?:report|essay|article|guide|document|post|text|tutorial|newsletter) (?:will|is "
+    r"going to) have\b",
+    r"\bthe (?:whole|entire) (?:report|essay|article|document|post|text|tutorial|newsletter)\b",
+    rf"\bthe plan (?:of|for) (?:a|an|the|this|my) (?:[\w-]+ )?{_DOC}\b",
     r"\b(?:your|my) (?:\w+ )?(?:response|answer|reply)\b",
     r"\b(?:an|the) (?:earlier|previous|last) (?:answer|response|reply)\b", r"^question:",
     r"\bquotation marks\b", r"\bwriting task\b", r"\bmy readers\b",

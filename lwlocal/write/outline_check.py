@@ -36,6 +36,9 @@ _CLAUSE = re.compile(r"[^.;:\n(]+")
 # the best way to have your")
 _DANGLING = re.compile(r"(?:\s+(?:a|an|and|as|at|by|for|from|in|into|of|on|or|that|the|to|"
                        r"which|who|with|your|my|our|their|his|her|its))+$", re.IGNORECASE)
+# a word no title ends on: one the schema's 80 characters cut it short on ("… Guide to Boiler,
+# Brewing, and", a coffee guide's)
+_TITLE_DANGLING = re.compile(r"(?:[\s,;:]+(?:and|or|a|an|the|of))+[\s,;:]*$", re.IGNORECASE)
 _BRACKETS = re.compile(r"\[[^\]]*\]|\{[^}]*\}|<[^>]*>")
 # the answer's JSON run into a title ("Bicycle's past, present & future', 'besides its own
 # unique story' }, {", "… the Guitar and Music}."): from a brace, or from a quote closing a string
@@ -100,6 +103,8 @@ _TITLE_CUTS: tuple[tuple[Callable[[str], str], str], ...] = (
      "its list numbers or trailing marks dropped"),
     (lambda t: TRAILING_MARKS.sub("", _JSON_DEBRIS.sub("", t)).strip(), "the JSON run into it cut"),
     (_first_sentence, "cut at the end of its first sentence"),
+    (lambda t: TRAILING_MARKS.sub("", _TITLE_DANGLING.sub("", t)).strip(),
+     "the word it was cut short on dropped"),
 )
 
 
