@@ -43,7 +43,7 @@ def test_agentwrite_job_reuses_the_kv_cache(lw_home, tmp_path, default_model):
     assert job.state == "done" and job.finished() == [1, 2, 3, 4]
     # each section kept in the tokens the model wrote it in, handed back so in the next request
     model_key = f"{default_model.name} {default_model.stat().st_size}"
-    assert all(job.section_tokens(i, model_key) for i in range(1, 5))
+    assert all(job.section_tokens(i, model_key) is not None for i in range(1, 5))
     listed = run_cli("jobs", "--json", env_home=lw_home, check=True).stdout.splitlines()
     assert json.loads(listed[0])["state"] == "done"
 
