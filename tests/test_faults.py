@@ -27,6 +27,8 @@ TALK = [
     "A great first step in the plan of a brewing guide to coffee, I love it.",
     "The most important part of the whole article is, you know, a really good example.",
     "So, the guide is going to have all kinds of ways that will help people.",
+    "The plan: 1. To keep your vegetable garden, how to eat what is edible.",
+    "The plan: First of all, you need to have a little more than you think you do.",
     # the 5,000-word bread guide of this round: its list items talked about themselves
     "This topic talks about how this all happened 100 years ago.",
     "This topic will be discussed later.",
@@ -169,6 +171,7 @@ SUBJECT = [
     "Tomatoes need six hours of sun a day.",
     "The guide had a lantern, and the plan of the old city on a scrap of paper.",
     "The whole village turned out for the harvest.",
+    "The plan was simple: leave at dawn and reach the pass by noon.",
     "The history of bread begins in Egypt, where wild yeast raised the first loaves.",
     'She said, "I will help you," and smiled.',
     "A cross-section of the loaf shows an open crumb.",

@@ -106,6 +106,9 @@ _ABOUT_TEXT = [
     r"\bthe (?:report|essay|article|guide|document|post|text|tutorial|newsletter) (?:will|is "
     r"going to) have\b",
     r"\bthe (?:whole|entire) (?:report|essay|article|document|post|text|tutorial|newsletter)\b",
+    # the writer's prompt heads the outline "Plan:"; `make demo`'s sections began "The plan: 1.
+    # To keep your vegetable garden, …", "The plan: First of all, …"
+    r"^(?:the |my |our )?plan:",
     rf"\bthe plan (?:of|for) (?:a|an|the|this|my) (?:[\w-]+ )?{_DOC}\b",
     r"\b(?:your|my) (?:\w+ )?(?:response|answer|reply)\b",
     r"\b(?:an|the) (?:earlier|previous|last) (?:answer|response|reply)\b", r"^question:",
