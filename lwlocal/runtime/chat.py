@@ -22,8 +22,8 @@ from lwlocal.util.errors import LwlocalError
 @dataclass(frozen=True)
 class Message:
     """One turn: ``role`` is ``system``, ``user`` or ``assistant``. An assistant turn may carry
-    the ``tokens`` the model spelled it with (:meth:`TokenBackend.reply_tokens`), for a backend
-    of the same ``model`` to use instead of tokenizing ``content``."""
+    the ``tokens`` the model spelled it with (:meth:`TokenBackend.reply_tokens`), for the
+    backend of that model to use instead of tokenizing ``content``."""
 
     role: str
     content: str
@@ -117,9 +117,9 @@ class TokenBackend(ChatBackend, Protocol):
         """Which model (and so tokenizer) the tokens are of."""
 
     def reply_tokens(self, messages: Sequence[Message], text: str) -> tuple[int, ...] | None:
-        """Tokens spelling ``text``, the reply just written to ``messages``: those the KV cache
-        holds for it as far as they spell the start of ``text``, then the rest tokenized (None
-        where the cache does not hold ``messages``)."""
+        """Tokens spelling ``text``, the reply just written to ``messages``: those the model
+        wrote for it (in the last request) as far as they spell the start of ``text``, then the
+        rest tokenized (None where the last request was not ``messages``' reply)."""
 
 
 def continues(chat: ChatBackend) -> TypeGuard[ContinuingBackend]:
@@ -184,7 +184,7 @@ class LocalChat:
         return self.engine.model_key
 
     def reply_tokens(self, messages: Sequence[Message], text: str) -> tuple[int, ...] | None:
-        prompt, held = self.render(messages), self.engine.held()
+        prompt, held = self.render(messages), self.engine.produced
         if held[:len(prompt)] != prompt:
             return None
         want, spelled, kept = text.encode(), b"", 0

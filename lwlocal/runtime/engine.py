@@ -179,6 +179,10 @@ class Engine:
                             if self.is_end_of_turn(t)]
         self.stats = Stats()
         self.model_key = f"{path.name} {path.stat().st_size}"  # what a job's kept tokens are of
+        # the last request's context and the tokens generated after it, evaluated or not (the
+        # last one of a reply is not, where one token at a time stops; a guess verified with
+        # it may be): what the model wrote, the same whatever the speculation
+        self.produced: list[int] = []
 
     @property
     def speculate(self) -> str:
@@ -208,10 +212,6 @@ class Engine:
     def token_bytes(self, token: int) -> bytes:
         """The bytes token ``token`` stands for in a text (as the writer streams them)."""
         return bytes(self._llm.detokenize([token]))
-
-    def held(self) -> list[int]:
-        """The tokens the KV cache holds, in order."""
-        return [int(t) for t in self._llm.input_ids[:self._llm.n_tokens]]
 
     def detokenize(self, tokens: Sequence[int]) -> str:
         return self._llm.detokenize(list(tokens)).decode("utf-8", errors="replace")
@@ -426,6 +426,7 @@ class Engine:
                 speculator.advance(token, room=max_tokens - len(result.tokens) - 1)
         finally:
             sampler.close()
+            self.produced = [*context, *result.tokens]
             result.text = "".join(pieces)
             self._report(result, started, first_token_at)
         return result
