@@ -48,7 +48,8 @@ def test_agentwrite_job_reuses_the_kv_cache(lw_home, tmp_path, default_model):
     assert json.loads(listed[0])["state"] == "done"
 
 
-SPECULATED = [PROMPT, "--words", "150", "--sections", "1", "--ctx", "2048"]
+# two sections: the second asked for after the first is handed back in its tokens
+SPECULATED = [PROMPT, "--words", "150", "--sections", "2", "--ctx", "2048"]
 
 
 @pytest.fixture(scope="module")
