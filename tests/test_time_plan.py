@@ -240,13 +240,14 @@ def test_the_pace_is_the_latest_runs_per_model_file_and_mode(tmp_path):
 def test_jobs_finishing_together_each_keep_their_pace(tmp_path, lw_home):
     import threading
 
-    from lwlocal.write.writing_pace import keep_pace, kept_pace
+    from lwlocal.write.writing_pace import PACE_RUNS, keep_pace, kept_pace
 
-    models = [tmp_path / f"{n}.gguf" for n in range(8)]
+    models = [tmp_path / f"{n}.gguf" for n in range(4)] * 2  # two jobs on each model
+    for model in models:
+        model.write_bytes(b"a")
     start = threading.Barrier(len(models))
 
     def finish(model):
-        model.write_bytes(b"a")
         start.wait()
         keep_pace(model, "agentwrite", "en", [(100, 120)])
 
@@ -255,7 +256,10 @@ def test_jobs_finishing_together_each_keep_their_pace(tmp_path, lw_home):
         thread.start()
     for thread in threads:
         thread.join()
-    assert [kept_pace(model, "agentwrite", "en") is not None for model in models] == [True] * 8
+    assert [kept_pace(model, "agentwrite", "en").runs for model in models[:4]] == [2] * 4
+    for _ in range(PACE_RUNS):
+        keep_pace(models[0], "agentwrite", "en", [(100, 120)])
+    assert kept_pace(models[0], "agentwrite", "en").runs == PACE_RUNS
 
 
 def test_a_home_that_cannot_be_written_leaves_a_finished_run_without_its_pace(tmp_path,

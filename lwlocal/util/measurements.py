@@ -6,6 +6,7 @@ time (a lock file beside), so jobs finishing together, in threads or processes, 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,13 @@ def kept_entries(path: Path) -> dict[str, Any]:
 
 def keep_entry(path: Path, key: str, entry: dict[str, Any]) -> None:
     """``entry`` kept in ``path`` under ``key``, the others as they were."""
+    change_entry(path, key, lambda _: entry)
+
+
+def change_entry(path: Path, key: str, change: Callable[[Any], dict[str, Any]]) -> None:
+    """The entry under ``key`` in ``path`` replaced by ``change`` of it (None where there is
+    none), read and written under the lock, so that no other writer's change is lost."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(path.with_name(f".{path.name}.lock")):
-        atomic_write(path, json.dumps(kept_entries(path) | {key: entry}, indent=1))
+        entries = kept_entries(path)
+        atomic_write(path, json.dumps(entries | {key: change(entries.get(key))}, indent=1))

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lwlocal.util.destination import DestinationError
-from lwlocal.util.measurements import keep_entry, kept_entries
+from lwlocal.util.measurements import change_entry, kept_entries
 from lwlocal.util.paths import home
 
 PACE_RUNS = 5
@@ -67,7 +67,5 @@ def keep_pace(model: Path, mode: str, lang: str, sections: Sequence[tuple[int, i
     if words <= 0 or tokens <= 0:
         return
     with contextlib.suppress(OSError, DestinationError):
-        key = pace_key(model, mode, lang)
-        runs = _runs(kept_entries(pace_file()).get(key))
-        keep_entry(pace_file(), key, {"runs": [list(run) for run in
-                                               [*runs, (words, tokens)][-PACE_RUNS:]]})
+        change_entry(pace_file(), pace_key(model, mode, lang), lambda entry: {
+            "runs": [list(run) for run in [*_runs(entry), (words, tokens)][-PACE_RUNS:]]})
