@@ -24,6 +24,7 @@ from lwlocal.quant.quality import BaseRun, evaluate
 from lwlocal.quant.quantize import quantize
 from lwlocal.quant.types import NEEDS_IMATRIX, QUANT_TYPES, quant_type
 from lwlocal.util.errors import LwlocalError
+from tests.support.bounds import HANG
 from tests.support.cli import interruptible, run_cli
 
 torch = pytest.importorskip("torch")
@@ -222,6 +223,30 @@ def test_ctrl_c_leaves_no_output(smollm_f32, lw_home, tmp_path):
     proc.send_signal(signal.SIGINT)
     assert proc.wait() == 130
     assert [p for p in tmp_path.iterdir() if p != lw_home] == []  # its log aside
+
+
+def test_a_quantizer_whose_lwlocal_is_killed_ends_too(smollm_f32, lw_home, tmp_path):
+    """llama.cpp's quantizer runs in a process of its own, so that Ctrl-C can end it; a
+    ``kill -9`` of lwlocal ends it too, rather than leave it writing the output's temporary
+    file for a rerun to meet."""
+    import psutil
+
+    out = tmp_path / "q.gguf"
+    proc = subprocess.Popen([sys.executable, "-m", "lwlocal", "quantize", str(smollm_f32), "-o",
+                             str(out), "--type", "IQ4_XS", "--threads", "1"],
+                            env={**__import__("os").environ, "LWLOCAL_HOME": str(lw_home)},
+                            stderr=subprocess.DEVNULL)
+    partial = tmp_path / ".q.gguf.partial"
+    while proc.poll() is None and not _has_bytes(partial):  # once the quantizer writes
+        time.sleep(0.05)
+    children = psutil.Process(proc.pid).children(recursive=True)
+    assert children and proc.poll() is None, "the quantizer ended before it could be killed"
+    proc.kill()
+    proc.wait()
+    _, alive = psutil.wait_procs(children, timeout=HANG)
+    assert alive == []
+    # ended as lwlocal was, not when done: the whole output is a sixth of the f32 model's size
+    assert partial.stat().st_size < smollm_f32.stat().st_size / 10
 
 
 def _has_bytes(path: Path) -> bool:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import ctypes
 import multiprocessing
+import os
 import re
 import signal
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -30,6 +32,7 @@ _TENSOR_LINE = re.compile(rb"\[\s*(\d+)/\s*(\d+)\]\s+(\S+).*type =\s*(\w+)")
 _CONVERTING = re.compile(rb"converting to (\w+)")
 _QUANT_SIZE = re.compile(rb"quant size\s*=\s*[\d.]+ MiB \(([\d.]+) BPW\)")
 _LOG_WARN, _LOG_ERROR = 3, 4  # ggml_log_level
+_PR_SET_PDEATHSIG = 1  # prctl(2)
 # Bytes of tensor rows llama.cpp's quantizer holds at once (source, f32 copy, output). Its
 # default, 8 GiB, takes whole tensors: a 151552 x 4096 embedding widened to f32 is 2.4 GiB on its
 # own (peak RSS 4143 MiB quantizing a 4-layer GLM-4-9B-wide f16 GGUF). Rows are quantized
@@ -131,12 +134,16 @@ class _Request:
     threads: int
     imatrix: dict[str, np.ndarray] | None
     recorded: dict[str, str | int]
+    parent: int  # the process that waits for it
 
 
 def _quantize_here(request: _Request, out: Path, log: Connection) -> None:
     """The quantizer's process: llama.cpp's quantizer writes ``out``; its log lines and then
-    its status go to ``log``. Ctrl-C is the parent's to handle: it ends this process."""
+    its status go to ``log``. Ctrl-C is the parent's to handle: it ends this process; and where
+    the parent is gone (``kill -9``), so is this process (Linux's parent-death signal), so that
+    nothing goes on writing ``out`` for a rerun to meet."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _end_with_parent(request.parent)
 
     def send(level: int, text: bytes, _user_data: int) -> None:
         log.send((level, text or b""))
@@ -161,6 +168,16 @@ def _quantize_here(request: _Request, out: Path, log: Connection) -> None:
     log.send(status)
 
 
+def _end_with_parent(parent: int) -> None:
+    """Have the kernel kill this process when its parent (pid ``parent``) dies
+    (``PR_SET_PDEATHSIG``, Linux), and end at once where it died already; elsewhere, nothing."""
+    if not sys.platform.startswith("linux"):
+        return
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # it died before the signal was asked for
+        os._exit(1)
+
+
 def _run_in_child(request: _Request, out: Path, log: _QuantizerLog) -> int:
     """Run the quantizer in a process of its own, reading its log as it goes, and return its
     status. llama.cpp's quantizer cannot be stopped once called; a process can: on Ctrl-C (or
@@ -175,7 +192,7 @@ def _run_in_child(request: _Request, out: Path, log: _QuantizerLog) -> int:
         while True:
             try:
                 message = receive.recv()
-            except EOFError:  # the process ended without a status: killed, out of memory
+            except (EOFError, OSError):  # it ended without a status: killed, out of memory
                 child.join()
                 return child.exitcode or -1
             if isinstance(message, int):
@@ -238,7 +255,7 @@ def quantize(src: Path, out: Path, qtype: str, *, imatrix: Path | None = None,
         if matrix.chunk_count:
             recorded["quantize.imatrix.chunks_count"] = matrix.chunk_count
     request = _Request(src, ftype, n_threads or default_threads(),
-                       matrix.means() if imatrix is not None else None, recorded)
+                       matrix.means() if imatrix is not None else None, recorded, os.getpid())
     start = time.monotonic()
     log = _QuantizerLog(progress)
     with replacing(out) as tmp:
