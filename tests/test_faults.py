@@ -172,6 +172,10 @@ SUBJECT = [
     "The guide had a lantern, and the plan of the old city on a scrap of paper.",
     "The whole village turned out for the harvest.",
     "The plan was simple: leave at dawn and reach the pass by noon.",
+    "The document will have to be signed by both parties.",
+    "Read the entire report before you sign it, and the whole text of the law.",
+    "The plan for a new post office was drawn up in 1902.",
+    "The guide will have ropes for everyone, and the guide is going to have to wait.",
     "The history of bread begins in Egypt, where wild yeast raised the first loaves.",
     'She said, "I will help you," and smiled.',
     "A cross-section of the loaf shows an open crumb.",
@@ -553,7 +557,7 @@ def test_list_numbers_before_a_title_are_dropped():
     assert changes[-1].endswith("(the word it was cut short on dropped)")
     for kept in ("Life in the U.S.", "Tools, glue, etc.", "Wait...", "Acme Inc.",
                  "Roads in the U.S. Today", "Dr. Smith and the Lamp", "Getting By",
-                 "Things to Look For", "Salt and Pepper"):
+                 "Things to Look For", "Salt and Pepper", "Vitamin A", "Q and A"):
         assert repair(Outline("p", 400, [Section(kept, "E.", 400)]))[0].sections[0].title == kept
     # a title numbered in brackets (LongBench-Write's t-SNE introduction through llama-server)
     mended, _ = repair(Outline("p", 400, [Section("Introduction to T-SNE (2)", "What.", 400)]))

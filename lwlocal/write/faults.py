@@ -103,13 +103,13 @@ _ABOUT_TEXT = [
     r"explore|include|describe|focus|look at|move)s?\b",
     # a coffee guide's: "… the guide is going to have all kinds of ways", "The most important
     # part of the whole article is …", "A great first step in the plan of a brewing guide"
-    r"\bthe (?:report|essay|article|guide|document|post|text|tutorial|newsletter) (?:will|is "
-    r"going to) have\b",
-    r"\bthe (?:whole|entire) (?:report|essay|article|document|post|text|tutorial|newsletter)\b",
+    r"\bthe (?:essay|article|guide|tutorial|newsletter) is going to have\b(?! to\b)",
+    r"\bthe (?:whole|entire) (?:essay|article|blog post|tutorial|newsletter)\b",
     # the writer's prompt heads the outline "Plan:"; `make demo`'s sections began "The plan: 1.
     # To keep your vegetable garden, …", "The plan: First of all, …"
     r"^(?:the |my |our )?plan:",
-    rf"\bthe plan (?:of|for) (?:a|an|the|this|my) (?:[\w-]+ )?{_DOC}\b",
+    r"\bthe plan (?:of|for) (?:a|an|the|this|my) (?:[\w-]+ )?(?:essay|article|guide|section|"
+    r"chapter|outline)\b",
     r"\b(?:your|my) (?:\w+ )?(?:response|answer|reply)\b",
     r"\b(?:an|the) (?:earlier|previous|last) (?:answer|response|reply)\b", r"^question:",
     r"\bquotation marks\b", r"\bwriting task\b", r"\bmy readers\b",

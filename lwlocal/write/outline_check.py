@@ -38,7 +38,7 @@ _DANGLING = re.compile(r"(?:\s+(?:a|an|and|as|at|by|for|from|in|into|of|on|or|th
                        r"which|who|with|your|my|our|their|his|her|its))+$", re.IGNORECASE)
 # a word no title ends on: one the schema's 80 characters cut it short on ("… Guide to Boiler,
 # Brewing, and", a coffee guide's)
-_TITLE_DANGLING = re.compile(r"(?:[\s,;:]+(?:and|or|a|an|the|of))+[\s,;:]*$", re.IGNORECASE)
+_TITLE_DANGLING = re.compile(r"(?:[\s,;:]+(?:and|or|a|an|the|of))+[\s,;:]*$")  # "Vitamin A" stays
 _BRACKETS = re.compile(r"\[[^\]]*\]|\{[^}]*\}|<[^>]*>")
 # the answer's JSON run into a title ("Bicycle's past, present & future', 'besides its own
 # unique story' }, {", "… the Guitar and Music}."): from a brace, or from a quote closing a string
