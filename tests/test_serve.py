@@ -167,6 +167,15 @@ def test_a_batch_goes_on_past_a_job_folder_whose_creation_was_cut_short(served, 
                                check=True).stdout)
     assert [row["error"] for row in report["results"]] == [None] * 3
     assert sorted(p.name for p in (out / "jobs").iterdir()) == ["p0", "p1", "p2"]
+    (out / "jobs" / "p1").rename(out / "jobs" / "done-p1")
+    (out / "jobs" / "p1").mkdir()
+    (out / "jobs" / "p1" / "notes.txt").write_text("mine")  # not a job, and not lwlocal's
+    proc = invoke("batch", str(prompts), "-o", str(out), "--mode", "direct", "--backend",
+                  "openai", "--base-url", served, "--json")
+    assert proc.returncode == 1
+    assert [row["error"] is not None for row in json.loads(proc.stdout)["results"]] == [
+        False, True, False]
+    assert sorted(p.name for p in (out / "jobs").iterdir()) == ["done-p1", "p0", "p1", "p2"]
 
 
 @pytest.mark.parametrize("command", [["batch"], ["dataset", "build"]])

@@ -20,7 +20,7 @@ from lwlocal.util.atomic import atomic_write
 from lwlocal.util.errors import LwlocalError, SettingError
 from lwlocal.util.progress import Progress, ProgressCallback, ignore
 from lwlocal.write.jobs import Session
-from lwlocal.write.journal import META, Job
+from lwlocal.write.journal import Job, unstarted
 from lwlocal.write.settings import JobSettings
 
 REPORT = "report.json"
@@ -135,7 +135,9 @@ class BatchItemRun:
         outcome = BatchJob(self.item.id)
         started = time.monotonic()
         try:
-            job = Job.open(str(folder), self.root) if (folder / META).is_file() else None
+            # a folder stopped as it was made is made again; one that is not a job, refused
+            job = None if not folder.exists() or unstarted(folder) else Job.open(str(folder),
+                                                                                   self.root)
             if job is not None and job.meta.state == "done":
                 done = job.meta.result or {}
                 outcome.words, outcome.skipped = done.get("words", 0), True

@@ -319,14 +319,26 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def unstarted(folder: Path) -> bool:
+    """Whether ``folder`` is a job folder an older lwlocal was stopped in as it made it: no
+    metadata, nothing in it but (an empty) ``sections``. A job made now never is one."""
+    try:
+        return (folder.is_dir() and not folder.is_symlink()
+                and [p.name for p in folder.iterdir()] in ([], ["sections"])
+                and not any((folder / "sections").iterdir() if (folder / "sections").is_dir()
+                            else ()))
+    except OSError:
+        return False
+
+
 def _claim(draft: Path, root: Path, base: str) -> Path:
     """Rename the finished ``draft`` to the first free name of ``base``, ``base-1``, …; a
     folder an older lwlocal left without metadata (stopped as it made it, nothing written) is
     taken over."""
     for n in range(NAME_TRIES):
         folder = root / (base if n == 0 else f"{base}-{n}")
-        with contextlib.suppress(OSError):  # what else it holds stays, and so does the folder
-            if not folder.is_symlink() and [p.name for p in folder.iterdir()] == ["sections"]:
+        if unstarted(folder):
+            with contextlib.suppress(OSError):
                 (folder / "sections").rmdir()  # only if empty
         try:
             os.rename(draft, folder)  # replaces no folder but an empty one
