@@ -204,3 +204,6 @@ def test_a_reply_in_the_models_own_tokens_is_handed_back_without_evaluating_it_a
     changed = chat.reply_tokens(ask, "water cafè")  # è: the same first byte as é
     assert changed == (*odd[:3], *engine.tokenize("è"))  # not from the middle of a character
     assert chat.reply_tokens([Message("user", "Something else.")], "water") is None
+    past = (engine.n_vocab,)  # a kept token no vocabulary has: the text is tokenized instead
+    assert chat.render([*ask, Message("assistant", "water", past), follow]) == chat.render(
+        [*ask, Message("assistant", "water"), follow])

@@ -228,6 +228,8 @@ def test_a_sections_tokens_are_kept_for_its_text_and_model_only(tmp_path):
         job.save_section(1, "Water.", (1,), "m.gguf 10")
         job.tokens_path(1).write_text(kept)
         assert job.section_tokens(1, "m.gguf 10") is None  # read as text instead
+    job.tokens_path(1).write_bytes(b"\xff")  # not UTF-8: read as text, not refused
+    assert job.section_tokens(1, "m.gguf 10") is None
     job.save_section(1, "Water.")  # written again on a server: no stale tokens left
     assert not job.tokens_path(1).exists() and job.section_tokens(1, "m.gguf 10") is None
 
@@ -244,6 +246,9 @@ def test_a_job_folder_appears_only_with_its_metadata(tmp_path, monkeypatch):
     assert seen == [[]] and job.dir == tmp_path / "tea"
     assert Job.open("tea", tmp_path).meta.settings.prompt == "p"
     assert [p.name for p in tmp_path.iterdir()] == ["tea"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert job.dir.stat().st_mode & 0o777 == 0o777 & ~umask  # as a folder made by hand
 
 
 def test_a_job_folder_cut_short_at_its_creation_is_taken_over(tmp_path):

@@ -173,7 +173,8 @@ class LocalChat:
         for message in turns[1:]:
             if message.role != "assistant":
                 tokens += self.engine.tokenize(self.format.next_turn(message.content))
-            elif message.tokens is not None:
+            elif message.tokens is not None and all(0 <= t < self.engine.n_vocab
+                                                    for t in message.tokens):
                 tokens += message.tokens
             else:
                 tokens += self.engine.tokenize(message.content)
@@ -187,19 +188,18 @@ class LocalChat:
         prompt, held = self.render(messages), self.engine.produced
         if held[:len(prompt)] != prompt:
             return None
-        want, spelled, kept = text.encode(), b"", 0
-        for token in held[len(prompt):]:
+        want, reply = text.encode(), held[len(prompt):]
+        ends = [0]  # bytes spelled by the reply's first n tokens, n = 0, 1, ...
+        for token in reply:
             piece = self.engine.token_bytes(token)
-            if not want.startswith(spelled + piece):
+            if ends[-1] == len(want) or not want.startswith(piece, ends[-1]):
                 break
-            spelled, kept = spelled + piece, kept + 1
-        while kept and not _whole_characters(spelled):  # the rest begins on a character
+            ends.append(ends[-1] + len(piece))
+        kept = len(ends) - 1
+        while kept and not _whole_characters(want[:ends[kept]]):  # the rest: from a character
             kept -= 1
-            spelled = spelled[:len(spelled) - len(self.engine.token_bytes(held[len(prompt)
-                                                                                + kept]))]
-        rest = want[len(spelled):].decode()
-        tokens = (*held[len(prompt):len(prompt) + kept], *(self.engine.tokenize(rest)
-                                                          if rest else ()))
+        rest = want[ends[kept]:].decode()
+        tokens = (*reply[:kept], *(self.engine.tokenize(rest) if rest else ()))
         if b"".join(map(self.engine.token_bytes, tokens)) != want:
             return None  # a tokenizer whose pieces do not spell the text byte for byte
         return tokens

@@ -175,8 +175,8 @@ class Engine:
         self._speculator = Speculator(self._llm, draft)
         self.speculate = speculate
         self._vocab = llama_cpp.llama_model_get_vocab(self._llm.model)
-        self._end_tokens = [t for t in range(llama_cpp.llama_vocab_n_tokens(self._vocab))
-                            if self.is_end_of_turn(t)]
+        self.n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
+        self._end_tokens = [t for t in range(self.n_vocab) if self.is_end_of_turn(t)]
         self.stats = Stats()
         self.model_key = f"{path.name} {path.stat().st_size}"  # what a job's kept tokens are of
         # the last request's context and the tokens generated after it, evaluated or not (the

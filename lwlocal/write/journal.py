@@ -13,8 +13,8 @@ import hashlib
 import json
 import os
 import re
+import secrets
 import shutil
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -68,7 +68,8 @@ class Job:
         base = name or f"{stamp}-{_slug(settings.prompt)}"
         try:
             root.mkdir(parents=True, exist_ok=True)
-            draft = Path(tempfile.mkdtemp(prefix=f".{base}.", suffix=".partial", dir=root))
+            draft = root / f".{base}.{secrets.token_hex(4)}.partial"
+            draft.mkdir()  # as the folder will be (mkdtemp's would be its owner's alone)
         except OSError as exc:
             raise write_error(root, exc) from exc
         try:
@@ -192,7 +193,10 @@ class Job:
         """The tokens ``model`` spelled finished section ``index`` with, where they were kept
         for its text as it is (None where not: another model, a text changed since, a file
         that does not read)."""
-        text, kept = self.section_text(index), read_own(self.tokens_path(index), self.dir)
+        try:
+            text, kept = self.section_text(index), read_own(self.tokens_path(index), self.dir)
+        except LwlocalError:  # a link, not UTF-8, unreadable: the text is handed back instead
+            return None
         if text is None or kept is None:
             return None
         try:
