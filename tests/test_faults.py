@@ -525,6 +525,19 @@ def test_tidy_drops_a_heading_of_its_own_wrapped_on_the_first_line():
         assert tidy(kept, "Watering") == (kept, [])
 
 
+def test_a_title_that_is_the_answers_json_is_made_anew():
+    """A lighthouse story read at the end of this round was written under "## ', 'content'",
+    its outline's one section after a merge; a title that opens with a string's closing quote
+    is the answer's JSON, and the lone section is titled from the instruction."""
+    prompt = "Write a story about a lighthouse keeper who finds a message in a bottle."
+    mended, changes = repair(Outline(prompt, 700, [Section(
+        "', 'content' :", "The writing is on the topic of finding a message in a bottle.", 700)]))
+    assert mended.sections[0].title == "A lighthouse keeper who finds a message in a bottle"
+    assert "from the instruction" in changes[-1]
+    for kept in ("The 'Yes', 'No' and 'Maybe' of Bread", "'Salt': a history"):
+        assert repair(Outline("p", 400, [Section(kept, "E.", 400)]))[0].sections[0].title == kept
+
+
 def test_list_numbers_before_a_title_are_dropped():
     mended, changes = repair(Outline("p", 400, [Section("1. 3. Key Information Points",
                                                         "Tyres, chain and brakes.", 400)]))

@@ -554,8 +554,9 @@ def echoes(title: str, instruction: str) -> bool:
         len(said) >= TITLE_LIKENESS * len(asked))
 
 
-# a title of no words but a list number or marks ("3", "4.", "—"; a year such as "1984" stays)
-_UNTITLED = re.compile(r"^[\W_]*(?:\d{1,2}[\W_]*)?$")
+# a title of no words but a list number or marks ("3", "4.", "—"; a year such as "1984" stays),
+# or the answer's JSON from a string's closing quote on ("', 'content'", a lighthouse story's)
+_UNTITLED = re.compile(r"^[\W_]*(?:\d{1,2}[\W_]*)?$|^\s*['\"]\s*[,:]")
 
 
 def outline_problems(titles: Sequence[str], main_points: Sequence[str],
