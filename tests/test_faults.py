@@ -29,6 +29,7 @@ TALK = [
     "So, the guide is going to have all kinds of ways that will help people.",
     "The plan: 1. To keep your vegetable garden, how to eat what is edible.",
     "The plan: First of all, you need to have a little more than you think you do.",
+    "This is the main point that you need.",
     # the 5,000-word bread guide of this round: its list items talked about themselves
     "This topic talks about how this all happened 100 years ago.",
     "This topic will be discussed later.",
@@ -175,6 +176,7 @@ SUBJECT = [
     "The document will have to be signed by both parties.",
     "Read the entire report before you sign it, and the whole text of the law.",
     "The plan for a new post office was drawn up in 1902.",
+    "The main point of the treaty was trade, and this is the point where the river bends.",
     "The guide will have ropes for everyone, and the guide is going to have to wait.",
     "The history of bread begins in Egypt, where wild yeast raised the first loaves.",
     'She said, "I will help you," and smiled.',

@@ -108,6 +108,8 @@ _ABOUT_TEXT = [
     # the writer's prompt heads the outline "Plan:"; `make demo`'s sections began "The plan: 1.
     # To keep your vegetable garden, …", "The plan: First of all, …"
     r"^(?:the |my |our )?plan:",
+    # a lighthouse story's outline: "This is the main point that you need" as a title
+    r"^this is the main point\b",
     r"\bthe plan (?:of|for) (?:a|an|the|this|my) (?:[\w-]+ )?(?:essay|article|guide|section|"
     r"chapter|outline)\b",
     r"\b(?:your|my) (?:\w+ )?(?:response|answer|reply)\b",
