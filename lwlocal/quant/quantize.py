@@ -240,13 +240,14 @@ def quantize(src: Path, out: Path, qtype: str, *, imatrix: Path | None = None,
     """Quantize the GGUF ``src`` to ``out`` as ``qtype`` (a llama-quantize type name)."""
     name, ftype = check_request(qtype, imatrix, src, n_threads)
     check_gguf(src)
-    name, ftype = check_request(qtype, imatrix, src)
     refuse_input_as_output(out, {"input model": src, "importance matrix": imatrix})
     entries = 0
     recorded: dict[str, str | int] = {}
+    means = None
     if imatrix is not None:
         matrix = load(imatrix)
         check_imatrix(matrix, imatrix, src)
+        means = matrix.means()
         entries = len(matrix.sums)
         recorded = {"quantize.imatrix.file": str(imatrix),
                     "quantize.imatrix.entries_count": entries}
@@ -254,8 +255,8 @@ def quantize(src: Path, out: Path, qtype: str, *, imatrix: Path | None = None,
             recorded["quantize.imatrix.dataset"] = matrix.datasets[0]
         if matrix.chunk_count:
             recorded["quantize.imatrix.chunks_count"] = matrix.chunk_count
-    request = _Request(src, ftype, n_threads or default_threads(),
-                       matrix.means() if imatrix is not None else None, recorded, os.getpid())
+    request = _Request(src, ftype, n_threads or default_threads(), means, recorded,
+                       os.getpid())
     start = time.monotonic()
     log = _QuantizerLog(progress)
     with replacing(out) as tmp:

@@ -326,11 +326,11 @@ def _sha256(text: str) -> str:
 def unstarted(folder: Path) -> bool:
     """Whether ``folder`` is a job folder an older lwlocal was stopped in as it made it: no
     metadata, nothing in it but (an empty) ``sections``. A job made now never is one."""
-    try:
-        return (folder.is_dir() and not folder.is_symlink()
-                and [p.name for p in folder.iterdir()] in ([], ["sections"])
-                and not any((folder / "sections").iterdir() if (folder / "sections").is_dir()
-                            else ()))
+    if not folder.is_dir() or folder.is_symlink():
+        return False
+    try:  # a "sections" that is not a folder fails to list: not one
+        names = [p.name for p in folder.iterdir()]
+        return names == [] or names == ["sections"] and not any((folder / "sections").iterdir())
     except OSError:
         return False
 

@@ -108,13 +108,6 @@ _TITLE_CUTS: tuple[tuple[Callable[[str], str], str], ...] = (
 )
 
 
-def cut_title(title: str) -> str:
-    """``title`` with every cut of ``_TITLE_CUTS`` that leaves something made."""
-    for cut, _ in _TITLE_CUTS:
-        title = cut(title) or title
-    return title
-
-
 def repair(outline: Outline) -> tuple[Outline, list[str]]:
     """``outline`` with its problems mended, and a line for each change. Each pass mends the
     first problem, so the lines name sections as they were numbered at that time."""

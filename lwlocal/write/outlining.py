@@ -21,7 +21,6 @@ from lwlocal.write.outline import (
     section_range,
     section_schema,
 )
-from lwlocal.write.outline_check import cut_title
 from lwlocal.write.outline_check import problems as outline_problems
 from lwlocal.write.outline_check import repair as repair_outline
 from lwlocal.write.outline_stream import OutlineStream
@@ -168,18 +167,19 @@ def _with_sections_added(chat: ChatBackend, outline: Outline, fewest: int, sampl
 
 
 def _offered_section(text: str, words: int) -> Section | None:
-    """The section of ``words`` a reply under ``section_schema`` offers (title cut as outlines'
-    are), or None where it is not one."""
+    """The section of ``words`` a reply under ``section_schema`` offers, or None where it is
+    not one."""
     try:
         data = json.loads(text)
     except (ValueError, RecursionError):
         return None
-    title, point = (data.get("title"), data.get("main_point")) if isinstance(data, dict) else (
-        None, None)
-    if not (isinstance(title, str) and isinstance(point, str)
-            and cut_title(title.strip()) and point.strip()):
+    if not isinstance(data, dict):
         return None
-    return Section(cut_title(title.strip()), point.strip(), words)
+    title, point = data.get("title"), data.get("main_point")
+    if not (isinstance(title, str) and title.strip() and isinstance(point, str)
+            and point.strip()):
+        return None
+    return Section(title.strip(), point.strip(), words)
 
 
 def direct_outline(prompt: str, words: int) -> Outline:

@@ -286,11 +286,9 @@ class Writer:
                 text = trimmed
         text, tidied = tidy(text, section.title)
         repairs = [r.as_dict() for r in [*guard.repairs, *tidied]]
-        if isinstance(self.chat, TokenBackend):  # the next requests hand it back as written
-            self.job.save_section(index, text, self.chat.reply_tokens(context, text),
-                                  self.chat.model_key)
-        else:
-            self.job.save_section(index, text)
+        spelled, model = ((self.chat.reply_tokens(context, text), self.chat.model_key)
+                          if isinstance(self.chat, TokenBackend) else (None, ""))
+        self.job.save_section(index, text, spelled, model)  # handed back as the model wrote it
         if tidied:
             self.progress(event("rewind", words_done + count_words(text), self.outline.words))
         stats = self.chat.stats
