@@ -1,8 +1,9 @@
 """Conversations as messages, and the interface the writer talks to: a local engine or a server.
 
 The writer builds each request as the whole conversation so far. A backend turns it into what
-its model sees: the local one into tokens (a reply tokenized from its text, as a resumed job
-must: the KV cache is reused up to where the model wrote a reply in other tokens), a server
+its model sees: the local one into tokens (a reply in the tokens the model wrote it in, where
+the writer kept them, else tokenized from its text: the KV cache is reused up to where they
+differ), a server
 backend into an OpenAI chat request whose prefix stays byte-identical from request to request,
 so the server's prompt cache does the reuse.
 """
