@@ -527,6 +527,23 @@ def test_tidy_drops_a_heading_of_its_own_wrapped_on_the_first_line():
         assert tidy(kept, "Watering") == (kept, [])
 
 
+def test_a_line_that_opens_with_the_sections_own_title_as_a_heading_is_a_boundary():
+    """An essay read at the end of this round listed its plan after its text, each item its one
+    section's title run into a line ("2) How Public Libraries Matter: A History of Change: In a
+    world …"); the section starting over so ends there. Its title in a line of prose does not."""
+    title = "How Public Libraries Matter: A History of Change"
+    text = ("Libraries lend books to everyone.\n\n2) How Public Libraries Matter: A History of "
+            "Change: In a world where people have access to computers they can learn anything.")
+    faults = section_faults(text, 1, [title])
+    assert [(f.kind, f.start) for f in faults] == [("boundary", text.index("2) How"))]
+    opening = section_faults(title + ": libraries lend books.\n\nHow public libraries matter "
+                             "is a question of history.", 1, [title])
+    assert [f.kind for f in opening] == ["title"]  # its opening's fault, not a boundary
+    guard = SectionGuard(1, [title], Memory())
+    guard.add(text)
+    assert guard.fault is not None and guard.fault.kind == "boundary"
+
+
 def test_a_title_that_is_the_answers_json_is_made_anew():
     """A lighthouse story read at the end of this round was written under "## ', 'content'",
     its outline's one section after a merge; a title that opens with a string's closing quote

@@ -479,7 +479,8 @@ def section_faults(text: str, index: int, titles: Sequence[str],
     stems = Stems()
     for offset, sentence in sentences(text):
         kind = sentence_fault(sentence, boundaries and starts_line(text, offset), others,
-                              memory, said) or ("repeat" if stems.loops(sentence) else None)
+                              memory, said, titles[index - 1]) or (
+            "repeat" if stems.loops(sentence) else None)
         if kind:
             faults.append(Fault(kind, offset, sentence.strip()))
         memory.add(sentence)
@@ -496,10 +497,14 @@ def starts_line(text: str, offset: int) -> bool:
 
 
 def sentence_fault(sentence: str, at_line_start: bool, other_titles: Sequence[str],
-                   memory: Memory, before: Sequence[str] = ()) -> str | None:
+                   memory: Memory, before: Sequence[str] = (), own_title: str = "") -> str | None:
     """The fault of one finished sentence, if it has one (in the order the review counts:
-    boundary, garbled, talk, repeat)."""
-    if at_line_start and is_boundary(sentence, other_titles):
+    boundary, garbled, talk, repeat). A line that opens with another section's title is a
+    boundary, and so is one that opens with the section's ``own_title`` as a heading run into
+    its text: the section starting over, or the plan listed ("2) How Public Libraries Matter: A
+    History of Change: In a world …", an essay read at the end of a round)."""
+    if at_line_start and (is_boundary(sentence, other_titles)
+                          or bool(own_title) and opens_as_heading(sentence, own_title)):
         return "boundary"
     if is_garbled(sentence):
         return "garbled"

@@ -167,7 +167,7 @@ class SectionGuard:
                 return Fault("repeat", start, text)
             at_line_start = self.boundaries and starts_line(self.text, begins)
             kind = sentence_fault(sentence, at_line_start, self.others, self.earlier,
-                                  self._words)
+                                  self._words, self.title)
             openings = (self.earlier.openings_said(sentence)
                         + self._own.openings_said(sentence))
             if kind is None and (self._own.repeats(sentence, self._words)
