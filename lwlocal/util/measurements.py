@@ -13,15 +13,16 @@ from typing import Any
 from filelock import FileLock
 
 from lwlocal.util.atomic import atomic_write
+from lwlocal.util.json_object import json_object
 
 
 def kept_entries(path: Path) -> dict[str, Any]:
     """The entries kept in ``path``; none where it is missing or not such an object."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        text = path.read_text(encoding="utf-8")
+    except (OSError, ValueError):  # missing, unreadable, not UTF-8
         return {}
-    return data if isinstance(data, dict) else {}
+    return json_object(text) or {}
 
 
 def keep_entry(path: Path, key: str, entry: dict[str, Any]) -> None:

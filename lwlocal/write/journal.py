@@ -27,6 +27,7 @@ from filelock import FileLock, Timeout
 from lwlocal.util.atomic import atomic_write
 from lwlocal.util.destination import write_error
 from lwlocal.util.errors import LwlocalError
+from lwlocal.util.json_object import json_object
 from lwlocal.write.job_files import NO_FOLLOW, check_in_root, check_own_folder, find_job, read_own
 from lwlocal.write.job_meta import JobMeta
 from lwlocal.write.outline import Outline, parse_outline
@@ -197,13 +198,7 @@ class Job:
             text, kept = self.section_text(index), read_own(self.tokens_path(index), self.dir)
         except LwlocalError:  # a link, not UTF-8, unreadable: the text is handed back instead
             return None
-        if text is None or kept is None:
-            return None
-        try:
-            data = json.loads(kept)
-        except (ValueError, RecursionError):
-            return None
-        if not isinstance(data, dict):
+        if text is None or kept is None or (data := json_object(kept)) is None:
             return None
         tokens = data.get("tokens")
         if (data.get("model") != model or data.get("text_sha256") != _sha256(text)

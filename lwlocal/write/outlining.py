@@ -3,13 +3,13 @@ with its problems named, and mended; or, for a single-pass job, one section."""
 
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import replace
 
 from lwlocal.runtime.chat import ChatBackend, Hooks, Message
 from lwlocal.runtime.engine import Sampling
 from lwlocal.util.errors import LwlocalError
+from lwlocal.util.json_object import json_object
 from lwlocal.util.progress import Progress, ProgressCallback, ignore
 from lwlocal.write.outline import (
     Outline,
@@ -169,11 +169,8 @@ def _with_sections_added(chat: ChatBackend, outline: Outline, fewest: int, sampl
 def _offered_section(text: str, words: int) -> Section | None:
     """The section of ``words`` a reply under ``section_schema`` offers, or None where it is
     not one."""
-    try:
-        data = json.loads(text)
-    except (ValueError, RecursionError):
-        return None
-    if not isinstance(data, dict):
+    data = json_object(text)
+    if data is None:
         return None
     title, point = data.get("title"), data.get("main_point")
     if not (isinstance(title, str) and title.strip() and isinstance(point, str)
